@@ -1,0 +1,65 @@
+# rawvec: build, run and test.  `make run` and `make check` install what
+# they need first (scripts/deps.sh), so both work on a fresh Debian 12.
+CC      ?= cc
+CFLAGS  ?= -O2 -g
+CFLAGS  += -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -pthread
+PKGS     = fuse3 liburing
+PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+PKG_LIBS   = $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+CHECK_LIBS = $(shell pkg-config --libs check 2>/dev/null)
+PREFIX  ?= /usr/local
+B        = build
+
+VEC_SRC  = vec/pvec.c
+BDEV_SRC = blockdev/bdev.c blockdev/ring.c blockdev/file.c blockdev/rw.c \
+           blockdev/layer.c blockdev/layout.c blockdev/linear.c \
+           blockdev/slice.c blockdev/raid0.c blockdev/raid1.c \
+           blockdev/raid56.c blockdev/parity.c blockdev/member.c
+FS_SRC   = fs/main.c fs/ops.c fs/dev.c fs/uring.c fs/stats.c fs/control.c
+CORE_SRC = $(VEC_SRC) $(BDEV_SRC)
+HDRS     = $(wildcard vec/*.h blockdev/*.h fs/*.h)
+UNIT_SRC = $(wildcard tests/unit/test_*.c)
+UNIT_BIN = $(B)/unit_tests
+SAN_BIN  = $(B)/unit_tests_san
+SAN      = -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
+
+.PHONY: all deps run stop check unit e2e install clean bench
+
+all: $(B)/rawvec
+
+deps:
+	@sh scripts/deps.sh
+
+$(B)/rawvec: $(FS_SRC) $(CORE_SRC) $(HDRS) | $(B)
+	$(CC) $(CFLAGS) $(PKG_CFLAGS) -o $@ $(FS_SRC) $(CORE_SRC) $(PKG_LIBS)
+
+$(UNIT_BIN): $(UNIT_SRC) tests/unit/unit.h $(CORE_SRC) $(HDRS) | $(B)
+	$(CC) $(CFLAGS) $(PKG_CFLAGS) -o $@ $(UNIT_SRC) $(CORE_SRC) $(CHECK_LIBS) $(PKG_LIBS)
+
+$(SAN_BIN): $(UNIT_SRC) tests/unit/unit.h $(CORE_SRC) $(HDRS) | $(B)
+	$(CC) $(CFLAGS) -O1 $(SAN) $(PKG_CFLAGS) -o $@ $(UNIT_SRC) $(CORE_SRC) $(CHECK_LIBS) $(PKG_LIBS)
+
+$(B):
+	mkdir -p $(B)
+
+run: deps all
+	@sh scripts/run.sh
+
+stop:
+	@sh scripts/run.sh --stop
+
+unit: $(UNIT_BIN) $(SAN_BIN)
+
+check: deps
+	@$(MAKE) --no-print-directory all unit
+	@sh scripts/check.sh
+
+bench: deps all
+	@sh scripts/deps.sh --bench
+	@bash scripts/bench.sh
+
+install: all
+	install -D -m 0755 $(B)/rawvec $(DESTDIR)$(PREFIX)/bin/rawvec
+
+clean:
+	rm -rf $(B)

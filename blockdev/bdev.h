@@ -1,0 +1,178 @@
+/* bdev: requests (vector + op + position + completion) and the small
+ * backend interface that image files, block devices and RAID layers share. */
+#ifndef RAWVEC_BDEV_H
+#define RAWVEC_BDEV_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+#include <sys/uio.h>
+
+#include "../vec/pvec.h"
+#include "ring.h"
+
+enum bdev_op {
+	BDEV_READ,
+	BDEV_WRITE,
+	BDEV_FLUSH,   /* make everything completed so far durable */
+	BDEV_DISCARD, /* deallocate; reads of the range return zeroes after */
+	BDEV_ZERO,    /* write zeroes without a payload */
+	BDEV_NR_OPS
+};
+
+struct bdev;
+struct bdev_req;
+
+typedef void (*bdev_end_fn)(struct bdev_req *req);
+
+/* Inline iovecs: front-end requests are one or two contiguous pieces. */
+#define BDEV_REQ_INLINE_IOV 4
+
+/**
+ * struct bdev_req - one operation on a bdev.
+ * @br_vec/@br_iter: the data (READ/WRITE); a child's @br_vec is its
+ *   parent's array and @br_iter a slice of the parent's range.
+ * @br_pos:     byte offset on the device
+ * @br_len:     bytes (for READ/WRITE equal to br_iter.pi_size)
+ * @br_error:   first error (negative errno) of this request or a child
+ * @br_pending: completions still owed: one per chained child plus one
+ *   held by whoever is submitting, so a parent cannot finish while it is
+ *   still being split
+ * @br_end:     called once when br_pending drops to zero (may be NULL)
+ * @br_iov:     iovecs the backend may use; inline unless the owner points
+ *   it at a larger preallocated array
+ * Nothing here is allocated by the core: owners embed requests.
+ */
+struct bdev_req {
+	const struct pvec *br_vec;
+	struct pvec_iter br_iter;
+	uint64_t br_pos;
+	uint64_t br_len;
+	enum bdev_op br_op;
+	int br_error;
+	uint32_t br_pending;
+	struct bdev_req *br_parent;
+	struct bdev *br_dev;
+	bdev_end_fn br_end;
+	void *br_private;
+	struct bdev_ring_op br_ring;
+	struct iovec *br_iov;
+	int br_iov_max;
+	struct iovec br_iov_inline[BDEV_REQ_INLINE_IOV];
+};
+
+/* I/O size histogram: bucket i counts requests of [2^(i+9), 2^(i+10))
+ * bytes, so 512 B is bucket 0 and the last bucket holds 16 MiB and up. */
+#define BDEV_HIST_BUCKETS 16
+
+/** struct bdev_stats - counters every bdev keeps; read by the stats file. */
+struct bdev_stats {
+	uint64_t ops[BDEV_NR_OPS];
+	uint64_t bytes[BDEV_NR_OPS];
+	uint64_t size_hist[BDEV_HIST_BUCKETS]; /* reads and writes */
+	uint64_t errors;
+	uint32_t inflight;
+	uint32_t inflight_max;
+};
+
+/** bdev_hist_bucket() - the size_hist bucket of a @bytes-long request. */
+static inline int bdev_hist_bucket(uint64_t bytes)
+{
+	int b = bytes >= 1024 ? 63 - __builtin_clzll(bytes) - 9 : 0;
+
+	return b < BDEV_HIST_BUCKETS ? b : BDEV_HIST_BUCKETS - 1;
+}
+
+/**
+ * struct bdev_ops - a backend.  @submit starts @req and guarantees that
+ * bdev_req_complete() is called on it exactly once, possibly before
+ * @submit returns.  @req's range is inside the device and aligned to
+ * bd_align (the caller's job; see rw.h).
+ */
+struct bdev_ops {
+	void (*submit)(struct bdev *dev, struct bdev_req *req);
+	void (*destroy)(struct bdev *dev);
+};
+
+/**
+ * struct bdev - a device: an image file, a block device, or a layer.
+ * @bd_size:      bytes, a multiple of @bd_align
+ * @bd_align:     offset and length alignment for direct I/O (power of 2)
+ * @bd_mem_align: buffer address alignment for direct I/O (power of 2)
+ */
+struct bdev {
+	const struct bdev_ops *bd_ops;
+	char *bd_name;
+	uint64_t bd_size;
+	uint32_t bd_align;
+	uint32_t bd_mem_align;
+	bool bd_is_blockdev;
+	bool bd_read_only;
+	bool bd_created;	   /* file: made by --create just now */
+	uint64_t bd_id_dev, bd_id_ino; /* file: what it is, to spot twins */
+	struct bdev_stats bd_stats;
+};
+
+/**
+ * bdev_req_init() - prepare @req for @op of @len bytes at @pos.  @vec and
+ * @it describe the data (NULL for ops without data); br_pending starts at
+ * one: the submitter's reference, dropped by bdev_submit() or, for a parent
+ * being split, by the splitter's final bdev_req_complete().
+ */
+void bdev_req_init(struct bdev_req *req, enum bdev_op op, uint64_t pos,
+		   uint64_t len, const struct pvec *vec, struct pvec_iter it,
+		   bdev_end_fn end, void *private);
+
+/**
+ * bdev_req_child() - make @child the part [@off, @off + @len) of @parent's
+ * range, addressed at @child_pos on whatever device it is submitted to.
+ * The child shares @parent's vector (a re-slice, no copy) and takes a
+ * reference on @parent.  Returns 0 or -ERANGE.
+ */
+int bdev_req_child(struct bdev_req *parent, struct bdev_req *child,
+		   uint64_t off, uint64_t len, uint64_t child_pos,
+		   bdev_end_fn end, void *private);
+
+/**
+ * bdev_req_chain() - make @child's completion complete @parent too: takes
+ * a reference on @parent.  For children that carry a vector of their own
+ * (gathered pieces) and so are set up with bdev_req_init().
+ */
+void bdev_req_chain(struct bdev_req *parent, struct bdev_req *child);
+
+/**
+ * bdev_req_complete() - drop one reference on @req, recording @err (<= 0)
+ * if it is the first error.  The last reference calls br_end and then
+ * completes the parent with this request's error.
+ */
+void bdev_req_complete(struct bdev_req *req, int err);
+
+/** bdev_submit() - account @req on @dev and hand it to the backend. */
+void bdev_submit(struct bdev *dev, struct bdev_req *req);
+
+/** bdev_destroy() - release @dev and everything it owns. */
+void bdev_destroy(struct bdev *dev);
+
+/** bdev_op_name() - "read", "write", ... for logs and stats. */
+const char *bdev_op_name(enum bdev_op op);
+
+/**
+ * struct bdev_file_opts - how to open an image file or block device.
+ * @create_size: create a missing image of this many bytes (0: never)
+ */
+struct bdev_file_opts {
+	bool read_only;
+	uint64_t create_size;
+};
+
+/**
+ * bdev_file_open() - open @path for O_DIRECT I/O through @ring.  Learns
+ * size and alignment (BLKGETSIZE64/BLKSSZGET, statx STATX_DIOALIGN, 4096).
+ * On failure returns a negative errno and writes a message naming @path
+ * and the reason into @err (size @err_len).
+ */
+int bdev_file_open(const char *path, struct bdev_ring *ring,
+		   const struct bdev_file_opts *opts, struct bdev **out,
+		   char *err, size_t err_len);
+
+#endif

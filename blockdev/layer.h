@@ -1,0 +1,180 @@
+/* layer: what every RAID/LVM layer shares: its members, the split of a
+ * request into per-member children that re-slice the parent's vector, the
+ * merge of pieces that land contiguously on one member, and completion. */
+#ifndef RAWVEC_LAYER_H
+#define RAWVEC_LAYER_H
+
+#include "bdev.h"
+
+/**
+ * struct layer_stats - counters a layer keeps besides its bdev_stats.
+ * @splits: requests cut into more than one child
+ * @merged: pieces appended to a child already holding a neighbour
+ * @pieces: pieces produced by the map (merged or not)
+ */
+struct layer_stats {
+	uint64_t splits;
+	uint64_t merged;
+	uint64_t pieces;
+};
+
+struct layer;
+
+/**
+ * layer_map_fn - where logical byte @pos of @l lives: member *@member at
+ * *@member_pos, valid for *@piece_max bytes (up to the next boundary).
+ */
+typedef void (*layer_map_fn)(const struct layer *l, uint64_t pos, int *member,
+			     uint64_t *member_pos, uint64_t *piece_max);
+
+#define LAYER_MAX_MEMBERS 64
+
+/* What a level's l_sweep hook is asked to do. */
+enum { LAYER_SWEEP_REBUILD, LAYER_SWEEP_CHECK, LAYER_SWEEP_REPAIR };
+
+/* A member slot's health, as md keeps it per rdev. */
+enum layer_member_state {
+	LAYER_MEMBER_OK,
+	LAYER_MEMBER_FAILED,	 /* no I/O goes to it */
+	LAYER_MEMBER_REBUILDING, /* written; readable below l_rebuild_pos */
+};
+
+/**
+ * struct layer - a bdev built from member bdevs.
+ * @l_kind:        "linear", "raid0", ...
+ * @l_chunk:       stripe chunk in bytes (0 when the level has none)
+ * @l_member_size: bytes of each member in use
+ * @l_max_pieces:  most pieces the map can cut one request into
+ * @l_vec_cap:     segments all children of one request hold together: what
+ *                 the parent brings plus one per piece; also the most a
+ *                 member of this layer receives in one request
+ * @l_start:       linear: logical start of each member (l_nr + 1 entries)
+ * @l_next_read:   raid1: round-robin cursor
+ */
+struct layer {
+	struct bdev l_bdev;
+	const char *l_kind;
+	struct bdev **l_members;
+	int l_nr;
+	uint64_t l_chunk;
+	uint64_t l_member_size;
+	uint64_t l_offset;
+	uint64_t *l_start;
+	uint32_t l_max_pieces;
+	uint32_t l_vec_cap;
+	void *l_private; /* level state */
+	void (*l_free_private)(struct layer *l);
+	uint8_t l_state[LAYER_MAX_MEMBERS];
+	int l_nr_bad;	/* members not LAYER_MEMBER_OK */
+	uint64_t l_rebuild_pos; /* member bytes of the rebuilding member done */
+	/* The member range a sweep works on; writes into it mark it dirty
+	 * so the sweep step is redone (a resync barrier without waiting). */
+	uint64_t l_sweep_lo, l_sweep_hi;
+	bool l_sweep_dirty;
+	struct layer_io *l_writes; /* mirrored writes in flight */
+	/* Level hook for rebuild/check/repair, NULL for levels without
+	 * redundancy; calls done(l, err) when finished. */
+	int (*l_sweep)(struct layer *l, int kind,
+		       void (*done)(struct layer *l, int err));
+	bool l_autofail; /* a member failing mapped I/O is marked failed */
+	uint64_t l_mismatch_sectors;
+	uint64_t l_sweep_pos, l_sweep_total; /* bytes or stripes, for progress */
+	bool l_sweep_running;
+	int l_next_read;
+	layer_map_fn l_map;
+	struct layer_io *l_free;
+	struct layer_stats l_stats;
+};
+
+/** layer_of() - the layer behind a bdev created by layer_create(). */
+static inline struct layer *layer_of(struct bdev *dev)
+{
+	return (struct layer *)dev;
+}
+
+/** bdev_is_layer() - whether @dev is a layer (has members). */
+bool bdev_is_layer(const struct bdev *dev);
+
+/**
+ * layer_create() - common set-up: takes ownership of @members (destroyed
+ * with the layer, also on failure), sets alignment to the strictest
+ * member's, sizes child vectors for requests of up to @max_io_bytes that
+ * arrive with up to @in_segs segments.  The caller sets the size and, for
+ * map-based levels, l_map.  Returns 0 or -ENOMEM.
+ */
+int layer_create(const char *kind, struct bdev **members, int nr,
+		 uint64_t chunk, size_t max_io_bytes, uint32_t in_segs,
+		 const struct bdev_ops *ops, struct layer **out);
+
+/** layer_destroy() - free the layer and its members. */
+void layer_destroy(struct bdev *dev);
+
+/**
+ * layer_submit_mapped() - split @req with l_map into pieces, join the
+ * pieces that continue each other on one member into one vectored child,
+ * and submit the children.  FLUSH goes to every member.
+ */
+void layer_submit_mapped(struct layer *l, struct bdev_req *req);
+
+/**
+ * layer_submit_all() - send @req whole to every member at the same
+ * position (mirror writes, flushes).
+ */
+void layer_submit_all(struct layer *l, struct bdev_req *req);
+
+/**
+ * layer_submit_mirrored() - raid1: a read goes to one readable mirror,
+ * the next on failure; a write to every mirror not failed, succeeding if
+ * one does.  A mirror that fails I/O is marked failed.
+ */
+void layer_submit_mirrored(struct layer *l, struct bdev_req *req);
+
+/** layer_submit_one() - send @req whole to member @m at @pos. */
+void layer_submit_one(struct layer *l, struct bdev_req *req, int m,
+		      uint64_t pos);
+
+/* Levels (one file each): members are owned by the new layer. */
+int linear_create(struct bdev **members, int nr, size_t max_io_bytes,
+		  uint32_t in_segs, struct bdev **out, char *err, size_t errlen);
+int slice_create(struct bdev *member, uint64_t offset, uint64_t size,
+		 size_t max_io_bytes, uint32_t in_segs, struct bdev **out,
+		 char *err, size_t errlen);
+int raid0_create(struct bdev **members, int nr, uint64_t chunk,
+		 size_t max_io_bytes, uint32_t in_segs, struct bdev **out,
+		 char *err, size_t errlen);
+int raid1_create(struct bdev **members, int nr, size_t max_io_bytes,
+		 uint32_t in_segs, struct bdev **out, char *err, size_t errlen);
+
+/**
+ * layer_readable() - whether member @m holds valid data for member bytes
+ * [@pos, @end): OK, or rebuilding and already rebuilt that far.
+ */
+static inline bool layer_readable(const struct layer *l, int m, uint64_t end)
+{
+	return l->l_state[m] == LAYER_MEMBER_OK ||
+	       (l->l_state[m] == LAYER_MEMBER_REBUILDING && end <= l->l_rebuild_pos);
+}
+
+/**
+ * layer_writes_overlap() - whether a mirrored write to [@lo, @hi) is in
+ * flight; a sweep step starting over that range must be redone.
+ */
+bool layer_writes_overlap(const struct layer *l, uint64_t lo, uint64_t hi);
+
+/** layer_set_state() - change member @m's state, keeping l_nr_bad. */
+void layer_set_state(struct layer *l, int m, enum layer_member_state st);
+
+/** layer_mapped_ops - ops of levels that only need an l_map. */
+extern const struct bdev_ops layer_mapped_ops;
+
+/** layer_free_members() - destroy @nr members and free the array. */
+void layer_free_members(struct bdev **members, int nr);
+
+/**
+ * layer_max_pieces() - most pieces a request of @max_io_bytes is cut into
+ * by a level with @chunk (0: none) over @nr members.  A member of such a
+ * layer receives at most in_segs + this many segments.
+ */
+uint32_t layer_max_pieces(size_t max_io_bytes, uint64_t chunk, int nr);
+
+#endif

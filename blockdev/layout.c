@@ -1,0 +1,479 @@
+/* layout: a recursive-descent parser for TARGET expressions into a small
+ * syntax tree, then a top-down build that sizes each layer for its parent. */
+#include "layout.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "layer.h"
+#include "raid56.h"
+
+#define MAX_KEYS 4
+#define DEFAULT_CHUNK (512 * 1024) /* md's default */
+
+struct lnode {
+	bool func;
+	const char *name; /* path or function name, in the expression */
+	size_t name_len;
+	size_t at;	  /* column of name */
+	struct lnode *kids[LAYER_MAX_MEMBERS];
+	int nr_kids;
+	struct {
+		const char *key;
+		size_t key_len;
+		uint64_t val;
+		size_t at;
+	} kv[MAX_KEYS];
+	int nr_kv;
+	/* filled by check_node() */
+	uint64_t chunk, offset, size;
+};
+
+struct parser {
+	const char *s;
+	size_t pos;
+	char *err;
+	size_t errlen;
+	struct bdev_ring *ring;
+	const struct bdev_layout_opts *opts;
+	struct {
+		uint64_t dev, ino;
+		size_t at;
+		char *created; /* path, when --create made it: removed on failure */
+	} seen[LAYER_MAX_MEMBERS * 4];
+	int nr_seen;
+};
+
+int bdev_parse_size(const char *s, size_t len, uint64_t *out)
+{
+	uint64_t v = 0;
+	unsigned shift = 0;
+	size_t i = 0;
+
+	if (!len || !isdigit((unsigned char)s[0]))
+		return -EINVAL;
+	for (; i < len && isdigit((unsigned char)s[i]); i++) {
+		if (v > (UINT64_MAX - (s[i] - '0')) / 10)
+			return -EINVAL;
+		v = v * 10 + (s[i] - '0');
+	}
+	if (i < len) {
+		switch (s[i++]) {
+		case 'k': case 'K': shift = 10; break;
+		case 'm': case 'M': shift = 20; break;
+		case 'g': case 'G': shift = 30; break;
+		case 't': case 'T': shift = 40; break;
+		default: return -EINVAL;
+		}
+	}
+	if (i != len || !v || v > (UINT64_MAX >> shift))
+		return -EINVAL;
+	*out = v << shift;
+	return 0;
+}
+
+/* "problem\n  expression\n     ^" with the caret under column @at. */
+static int fail_at(struct parser *p, size_t at, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+static int fail_at(struct parser *p, size_t at, const char *fmt, ...)
+{
+	va_list ap;
+	int n;
+
+	va_start(ap, fmt);
+	n = vsnprintf(p->err, p->errlen, fmt, ap);
+	va_end(ap);
+	if (n >= 0 && (size_t)n < p->errlen)
+		snprintf(p->err + n, p->errlen - n, "\n  %s\n  %*s^", p->s,
+			 (int)at, "");
+	return -EINVAL;
+}
+
+static void skip_ws(struct parser *p)
+{
+	while (p->s[p->pos] == ' ' || p->s[p->pos] == '\t')
+		p->pos++;
+}
+
+static void free_tree(struct lnode *n)
+{
+	if (!n)
+		return;
+	for (int i = 0; i < n->nr_kids; i++)
+		free_tree(n->kids[i]);
+	free(n);
+}
+
+static int parse_node(struct parser *p, struct lnode **out);
+
+/* key=value, or a member expression. */
+static int parse_arg(struct parser *p, struct lnode *n)
+{
+	size_t start = p->pos, i = p->pos;
+	int ret;
+
+	while (isalnum((unsigned char)p->s[i]) || p->s[i] == '_')
+		i++;
+	if (i > start && p->s[i] == '=') {
+		size_t v = i + 1, e = v;
+
+		if (n->nr_kv == MAX_KEYS)
+			return fail_at(p, start, "too many options");
+		while (p->s[e] && !strchr(",()", p->s[e]) && p->s[e] != ' ')
+			e++;
+		n->kv[n->nr_kv].key = p->s + start;
+		n->kv[n->nr_kv].key_len = i - start;
+		n->kv[n->nr_kv].at = v;
+		if (bdev_parse_size(p->s + v, e - v, &n->kv[n->nr_kv].val))
+			return fail_at(p, v, "bad size '%.*s' (a number with an optional k, m, g or t, above zero)",
+				       (int)(e - v), p->s + v);
+		n->nr_kv++;
+		p->pos = e;
+		return 0;
+	}
+	if (n->nr_kids == LAYER_MAX_MEMBERS)
+		return fail_at(p, start, "more than %d members", LAYER_MAX_MEMBERS);
+	ret = parse_node(p, &n->kids[n->nr_kids]);
+	if (!ret)
+		n->nr_kids++;
+	return ret;
+}
+
+static int parse_node(struct parser *p, struct lnode **out)
+{
+	struct lnode *n;
+	size_t end;
+	int ret;
+
+	skip_ws(p);
+	n = calloc(1, sizeof(*n));
+	if (!n)
+		return -ENOMEM;
+	*out = n;
+	n->name = p->s + p->pos;
+	n->at = p->pos;
+	while (p->s[p->pos] && !strchr(",()", p->s[p->pos]))
+		p->pos++;
+	end = p->pos;
+	while (end > n->at && (p->s[end - 1] == ' ' || p->s[end - 1] == '\t'))
+		end--;
+	n->name_len = end - n->at;
+	if (!n->name_len)
+		return fail_at(p, p->pos, p->s[p->pos] ? "expected a member here" :
+							 "expression ends early");
+	if (p->s[p->pos] != '(')
+		return 0;
+	n->func = true;
+	p->pos++;
+	for (;;) {
+		skip_ws(p);
+		ret = parse_arg(p, n);
+		if (ret)
+			return ret;
+		skip_ws(p);
+		if (p->s[p->pos] == ',') {
+			p->pos++;
+			continue;
+		}
+		if (p->s[p->pos] == ')') {
+			p->pos++;
+			return 0;
+		}
+		return fail_at(p, p->pos, p->s[p->pos] ?
+			"expected ',' or ')'" : "missing ')'");
+	}
+}
+
+static bool name_is(const struct lnode *n, const char *s)
+{
+	return n->name_len == strlen(s) && !strncmp(n->name, s, n->name_len);
+}
+
+/* Take option @key of @n (or @def when absent); unknown keys are errors. */
+/* Take option @key of @n (or @def when absent); returns the column of
+ * the option, or 0 when absent.  Unknown keys are left for
+ * check_opts_used(). */
+static size_t take_opt(struct lnode *n, const char *key, uint64_t def,
+		       uint64_t *val)
+{
+	*val = def;
+	for (int i = 0; i < n->nr_kv; i++) {
+		if (n->kv[i].key_len == strlen(key) &&
+		    !strncmp(n->kv[i].key, key, n->kv[i].key_len)) {
+			*val = n->kv[i].val;
+			n->kv[i].key_len = 0; /* consumed */
+			return n->kv[i].at - strlen(key) - 1;
+		}
+	}
+	return 0;
+}
+
+static int check_opts_used(struct parser *p, const struct lnode *n)
+{
+	for (int i = 0; i < n->nr_kv; i++)
+		if (n->kv[i].key_len)
+			return fail_at(p, n->kv[i].at - n->kv[i].key_len - 1,
+				       "%.*s() takes no option '%.*s'",
+				       (int)n->name_len, n->name,
+				       (int)n->kv[i].key_len, n->kv[i].key);
+	return 0;
+}
+
+static int open_leaf(struct parser *p, struct lnode *n, struct bdev **out)
+{
+	struct bdev_file_opts fo = { .read_only = p->opts->read_only,
+				     .create_size = p->opts->create_size };
+	char path[4096], msg[4096 + 128];
+	struct bdev *d;
+	int ret;
+
+	if (n->name_len >= sizeof(path))
+		return fail_at(p, n->at, "path too long");
+	if (p->nr_seen == (int)(sizeof(p->seen) / sizeof(p->seen[0])))
+		return fail_at(p, n->at, "too many members");
+	memcpy(path, n->name, n->name_len);
+	path[n->name_len] = '\0';
+	ret = bdev_file_open(path, p->ring, &fo, &d, msg, sizeof(msg));
+	if (ret)
+		return fail_at(p, n->at, "%s", msg);
+	/* Twins are found by what was opened, so "./a.img" and a file just
+	 * created count too. */
+	for (int i = 0; i < p->nr_seen; i++) {
+		if (p->seen[i].dev == d->bd_id_dev && p->seen[i].ino == d->bd_id_ino) {
+			size_t at = p->seen[i].at;
+
+			if (d->bd_created)
+				unlink(path);
+			bdev_destroy(d);
+			return fail_at(p, n->at, "%s is already a member (column %zu)",
+				       path, at);
+		}
+	}
+	p->seen[p->nr_seen].dev = d->bd_id_dev;
+	p->seen[p->nr_seen].ino = d->bd_id_ino;
+	p->seen[p->nr_seen].at = n->at;
+	p->seen[p->nr_seen].created = d->bd_created ? strdup(path) : NULL;
+	p->nr_seen++;
+	*out = d;
+	return 0;
+}
+
+struct level_rule {
+	const char *name;
+	int min_members, max_members;
+	bool chunked;
+};
+
+static const struct level_rule level_rules[] = {
+	{ "linear", 1, LAYER_MAX_MEMBERS, false },
+	{ "slice", 1, 1, false },
+	{ "raid0", 2, LAYER_MAX_MEMBERS, true },
+	{ "raid1", 2, LAYER_MAX_MEMBERS, false },
+	{ "raid5", 3, LAYER_MAX_MEMBERS, true },
+	{ "raid6", 4, LAYER_MAX_MEMBERS, true },
+};
+
+/* What a to-be-created member will be called, to spot twins before any
+ * file exists: the real directory plus the base name. */
+static char *future_path(const char *path)
+{
+	char dir[4096], *slash, *res, *out;
+	const char *base = path;
+
+	snprintf(dir, sizeof(dir), "%s", path);
+	slash = strrchr(dir, '/');
+	if (slash) {
+		base = path + (slash - dir) + 1;
+		*slash = '\0';
+		if (!*dir)
+			strcpy(dir, "/");
+	} else {
+		strcpy(dir, ".");
+	}
+	res = realpath(dir, NULL);
+	if (!res)
+		return NULL;
+	if (asprintf(&out, "%s/%s", res, base) < 0)
+		out = NULL;
+	free(res);
+	return out;
+}
+
+/*
+ * Everything that can be known without opening or creating a file is
+ * checked first, so that a bad expression leaves no trace: levels, member
+ * counts, options, missing files, and twins among files to be created.
+ */
+static int check_node(struct parser *p, struct lnode *n, char **future, int *nr_future)
+{
+	const struct level_rule *rule = NULL;
+	int ret;
+
+	if (!n->func) {
+		char path[4096];
+		struct stat st;
+
+		if (n->name_len >= sizeof(path))
+			return fail_at(p, n->at, "path too long");
+		memcpy(path, n->name, n->name_len);
+		path[n->name_len] = '\0';
+		if (!stat(path, &st))
+			return 0;
+		if (errno != ENOENT || !p->opts->create_size || p->opts->read_only)
+			return fail_at(p, n->at, "%s: %s", path, strerror(errno));
+		future[*nr_future] = future_path(path);
+		if (!future[*nr_future])
+			return fail_at(p, n->at, "%s: cannot create it: %s", path,
+				       strerror(errno));
+		for (int i = 0; i < *nr_future; i++)
+			if (!strcmp(future[i], future[*nr_future]))
+				return fail_at(p, n->at, "%s is already a member", path);
+		(*nr_future)++;
+		return 0;
+	}
+	for (size_t i = 0; i < sizeof(level_rules) / sizeof(level_rules[0]); i++)
+		if (name_is(n, level_rules[i].name))
+			rule = &level_rules[i];
+	if (!rule)
+		return fail_at(p, n->at, "unknown layout '%.*s' (linear, slice, raid0, raid1, raid5, raid6)",
+			       (int)n->name_len, n->name);
+	if (rule->chunked) {
+		size_t at = take_opt(n, "chunk", DEFAULT_CHUNK, &n->chunk);
+
+		if ((n->chunk & (n->chunk - 1)) || n->chunk < 4096)
+			return fail_at(p, at ? at : n->at,
+				       "chunk %llu is not a power of two of at least 4k",
+				       (unsigned long long)n->chunk);
+	}
+	if (name_is(n, "slice")) {
+		take_opt(n, "offset", 0, &n->offset);
+		take_opt(n, "size", 0, &n->size);
+	}
+	ret = check_opts_used(p, n);
+	if (ret)
+		return ret;
+	if (n->nr_kids < rule->min_members)
+		return fail_at(p, n->at, "%s needs at least %d member%s, got %d",
+			       rule->name, rule->min_members,
+			       rule->min_members == 1 ? "" : "s", n->nr_kids);
+	if (n->nr_kids > rule->max_members && rule->max_members == 1)
+		return fail_at(p, n->kids[1]->at, "%s takes one member", rule->name);
+	if (n->nr_kids > rule->max_members)
+		return fail_at(p, n->kids[rule->max_members]->at,
+			       "%s takes at most %d members", rule->name,
+			       rule->max_members);
+	for (int i = 0; i < n->nr_kids; i++) {
+		ret = check_node(p, n->kids[i], future, nr_future);
+		if (ret)
+			return ret;
+	}
+	return 0;
+}
+
+static int build(struct parser *p, struct lnode *n, uint32_t in_segs,
+		 struct bdev **out)
+{
+	size_t max_io = p->opts->max_io_bytes;
+	struct bdev **members;
+	uint32_t child_segs;
+	char msg[512];
+	int ret, nr = n->nr_kids;
+
+	if (!n->func)
+		return open_leaf(p, n, out);
+	child_segs = in_segs + layer_max_pieces(max_io, n->chunk, nr);
+	members = calloc(nr, sizeof(*members));
+	if (!members)
+		return -ENOMEM;
+	for (int i = 0; i < nr; i++) {
+		ret = build(p, n->kids[i], child_segs, &members[i]);
+		if (ret) {
+			layer_free_members(members, i);
+			return ret;
+		}
+	}
+	/* The level constructors own @members from here, also on failure. */
+	if (name_is(n, "raid0"))
+		ret = raid0_create(members, nr, n->chunk, max_io, in_segs, out, msg,
+				   sizeof(msg));
+	else if (name_is(n, "raid5") || name_is(n, "raid6"))
+		ret = raid56_create(name_is(n, "raid5") ? 1 : 2, members, nr,
+				    n->chunk, max_io, in_segs, out, msg, sizeof(msg));
+	else if (name_is(n, "raid1"))
+		ret = raid1_create(members, nr, max_io, in_segs, out, msg,
+				   sizeof(msg));
+	else if (name_is(n, "linear"))
+		ret = linear_create(members, nr, max_io, in_segs, out, msg,
+				    sizeof(msg));
+	else {
+		struct bdev *m = members[0];
+
+		free(members);
+		ret = slice_create(m, n->offset, n->size, max_io, in_segs, out, msg,
+				   sizeof(msg));
+	}
+	if (ret)
+		return fail_at(p, n->at, "%.*s: %s", (int)n->name_len, n->name, msg);
+	return 0;
+}
+
+int bdev_layout_open(const char *expr, struct bdev_ring *ring,
+		     const struct bdev_layout_opts *opts, struct bdev **out,
+		     char *err, size_t errlen)
+{
+	struct parser p = { .s = expr, .err = err, .errlen = errlen,
+			    .ring = ring, .opts = opts };
+	struct bdev_file_opts fo = { .read_only = opts->read_only,
+				     .create_size = opts->create_size };
+	struct lnode *root = NULL;
+	struct stat st;
+	int ret;
+
+	/* An existing file is a path even if its name has parentheses; a
+	 * name with none of "()," is a path too. */
+	if (!stat(expr, &st) || !strpbrk(expr, "(),"))
+		return bdev_file_open(expr, ring, &fo, out, err, errlen);
+	ret = parse_node(&p, &root);
+	if (!ret) {
+		skip_ws(&p);
+		if (p.s[p.pos])
+			ret = fail_at(&p, p.pos, p.s[p.pos] == ')' ?
+				      "unbalanced ')'" : "unexpected text after the expression");
+	}
+	if (ret && root && !root->func && root->name_len &&
+	    memchr(root->name, ' ', root->name_len)) {
+		/* "linear a.img, b.img)": a level name without its '('. */
+		size_t sp = (const char *)memchr(root->name, ' ', root->name_len) -
+			    root->name;
+
+		ret = fail_at(&p, root->at + sp, "expected '(' after '%.*s'",
+			      (int)sp, root->name);
+	}
+	if (!ret && !root->func)
+		ret = fail_at(&p, root->at, "expected a layout such as raid0(a.img, b.img)");
+	if (!ret) {
+		char *future[LAYER_MAX_MEMBERS * 4];
+		int nr_future = 0;
+
+		ret = check_node(&p, root, future, &nr_future);
+		while (nr_future--)
+			free(future[nr_future]);
+	}
+	if (!ret)
+		ret = build(&p, root, 1, out);
+	free_tree(root);
+	for (int i = 0; i < p.nr_seen; i++) {
+		/* A failed start leaves nothing behind, --create's files too. */
+		if (ret && p.seen[i].created)
+			unlink(p.seen[i].created);
+		free(p.seen[i].created);
+	}
+	return ret;
+}

@@ -1,0 +1,37 @@
+/* layout: TARGET expressions such as raid0(raid1(a.img, b.img), c.img,
+ * chunk=64k) parsed into a tree of layers over image files/block devices. */
+#ifndef RAWVEC_LAYOUT_H
+#define RAWVEC_LAYOUT_H
+
+#include "bdev.h"
+
+/**
+ * struct bdev_layout_opts - how to open a TARGET.
+ * @max_io_bytes: the largest request the top will receive (sizes the
+ *                layers' per-request vectors)
+ * @create_size:  create missing image files of this size (0: never)
+ */
+struct bdev_layout_opts {
+	bool read_only;
+	uint64_t create_size;
+	size_t max_io_bytes;
+};
+
+/**
+ * bdev_layout_open() - open @expr: a path (an image file or block device)
+ * or a layout expression.  On failure returns -errno and writes into @err
+ * a message; for a bad expression it names the problem and shows the
+ * expression with a caret under the offending character.
+ */
+int bdev_layout_open(const char *expr, struct bdev_ring *ring,
+		     const struct bdev_layout_opts *opts, struct bdev **out,
+		     char *err, size_t errlen);
+
+/**
+ * bdev_parse_size() - "4096", "64k", "1G" (k/m/g/t, powers of 1024) in the
+ * first @len bytes of @s into bytes.  Returns 0, or -EINVAL for an empty
+ * or malformed number, zero, or a value that overflows 64 bits.
+ */
+int bdev_parse_size(const char *s, size_t len, uint64_t *out);
+
+#endif

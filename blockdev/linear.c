@@ -1,0 +1,55 @@
+/* linear: members concatenated (LVM/dm-linear); a request crossing a
+ * member boundary becomes one child per member it touches. */
+#include "layer.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+/* linear: members back to back, each used in full (whole blocks). */
+static void linear_map(const struct layer *l, uint64_t pos, int *member,
+		       uint64_t *member_pos, uint64_t *piece_max)
+{
+	int lo = 0, hi = l->l_nr - 1;
+
+	while (lo < hi) {
+		int mid = (lo + hi + 1) / 2;
+
+		if (l->l_start[mid] <= pos)
+			lo = mid;
+		else
+			hi = mid - 1;
+	}
+	*member = lo;
+	*member_pos = pos - l->l_start[lo];
+	*piece_max = l->l_start[lo + 1] - pos;
+}
+
+int linear_create(struct bdev **members, int nr, size_t max_io_bytes,
+		  uint32_t in_segs, struct bdev **out, char *err, size_t errlen)
+{
+	struct layer *l;
+
+	if (layer_create("linear", members, nr, 0, max_io_bytes, in_segs,
+			 &layer_mapped_ops, &l)) {
+		snprintf(err, errlen, "out of memory");
+		return -ENOMEM;
+	}
+	l->l_start = calloc(nr + 1, sizeof(*l->l_start));
+	if (!l->l_start) {
+		layer_destroy(&l->l_bdev);
+		snprintf(err, errlen, "out of memory");
+		return -ENOMEM;
+	}
+	for (int i = 0; i < nr; i++) {
+		uint64_t sz = members[i]->bd_size;
+
+		sz -= sz % l->l_bdev.bd_align;
+		l->l_start[i + 1] = l->l_start[i] + sz;
+	}
+	l->l_bdev.bd_size = l->l_start[nr];
+	l->l_map = linear_map;
+	*out = &l->l_bdev;
+	return 0;
+}
+

@@ -1,0 +1,1001 @@
+/* raid56: RAID-5 (P) and RAID-6 (P+Q) in Linux md's default left-symmetric
+ * layouts.  Healthy reads go through the mapped splitter; writes, degraded
+ * reads, rebuild and scrub run as stripe operations under a stripe lock. */
+#include "raid56.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "parity.h"
+
+enum so_kind {
+	SO_WRITE,   /* new data from the request's vector */
+	SO_ZERO,    /* new data is zeroes (discard/zero of part of a stripe) */
+	SO_READ,    /* degraded read: reconstruct into the request's vector */
+	SO_CHECK,   /* scrub: count parity mismatches */
+	SO_REPAIR,  /* scrub: rewrite parity where it mismatches */
+	SO_REBUILD, /* recompute the rebuilding member's chunk */
+};
+
+enum so_mode { MODE_FULL, MODE_RCW, MODE_RMW, MODE_RECON };
+
+/**
+ * struct stripe_op - one operation on one stripe, over the in-chunk column
+ * range [so_c0, so_c1) of every member.  Scratch holds one column per
+ * member slot (member order, not logical order).
+ */
+struct stripe_op {
+	struct stripe_op *so_next;
+	struct layer *so_l;
+	enum so_kind so_kind;
+	enum so_mode so_mode;
+	uint64_t so_stripe;
+	uint64_t so_lo, so_hi; /* data bytes of the stripe, [0, ndata * chunk) */
+	uint64_t so_c0, so_c1;
+	int so_tries;
+	uint8_t *so_buf;
+	struct bdev_req so_req;	  /* child of the layer request (or none) */
+	struct bdev_req so_stage; /* parent of one stage's member I/Os */
+	struct bdev_req so_sub[LAYER_MAX_MEMBERS];
+	struct pvec so_subvec[LAYER_MAX_MEMBERS];
+	struct iovec *so_iov; /* l_vec_cap per member I/O */
+	int so_sub_member[LAYER_MAX_MEMBERS];
+	int so_nr_sub;
+	/* Slots (data..., P, Q) unreadable when the op planned its reads:
+	 * fixed for the op, as a rebuild may move on meanwhile. */
+	uint64_t so_unreadable;
+	bool so_has_req;
+	void (*so_done)(struct stripe_op *so, int err); /* background ops */
+	void *so_private;
+};
+
+/* A request waiting for stripe operations to become free. */
+struct r56_cursor {
+	struct r56_cursor *rc_next;
+	struct bdev_req *rc_req;
+	uint64_t rc_off; /* bytes of the request already handed to ops */
+	struct bdev_req rc_sub; /* a healthy read tried through the map */
+	struct layer *rc_l;
+};
+
+struct r56 {
+	int nparity, ndata;
+	uint64_t chunk, stripes;
+	struct stripe_op *free_ops;
+	int nr_ops, max_ops;
+	struct stripe_op *active;
+	struct stripe_op *wait_head, *wait_tail;
+	struct r56_cursor *cur_head, *cur_tail, *cur_free;
+	struct raid56_stats st;
+};
+
+static struct r56 *r56_of(const struct layer *l)
+{
+	return l->l_private;
+}
+
+/* Member holding logical data chunk @dd of @stripe, and P/Q members. */
+static int data_member(const struct layer *l, uint64_t stripe, int dd)
+{
+	const struct r56 *r = r56_of(l);
+	int n = l->l_nr, pd;
+
+	if (r->nparity == 1) {
+		pd = r->ndata - (int)(stripe % n);
+		return (pd + 1 + dd) % n;
+	}
+	pd = n - 1 - (int)(stripe % n);
+	return (pd + 2 + dd) % n;
+}
+
+static int p_member(const struct layer *l, uint64_t stripe)
+{
+	const struct r56 *r = r56_of(l);
+	int n = l->l_nr;
+
+	return r->nparity == 1 ? r->ndata - (int)(stripe % n) :
+				 n - 1 - (int)(stripe % n);
+}
+
+static int q_member(const struct layer *l, uint64_t stripe)
+{
+	return (p_member(l, stripe) + 1) % l->l_nr;
+}
+
+void raid56_layout(const struct layer *l, uint64_t stripe, int *slots)
+{
+	const struct r56 *r = r56_of(l);
+
+	for (int j = 0; j < r->ndata; j++)
+		slots[j] = data_member(l, stripe, j);
+	slots[r->ndata] = p_member(l, stripe);
+	if (r->nparity == 2)
+		slots[r->ndata + 1] = q_member(l, stripe);
+}
+
+static void r56_map(const struct layer *l, uint64_t pos, int *member,
+		    uint64_t *member_pos, uint64_t *piece_max)
+{
+	const struct r56 *r = r56_of(l);
+	uint64_t k = pos / r->chunk, in = pos % r->chunk;
+	uint64_t stripe = k / r->ndata;
+
+	*member = data_member(l, stripe, (int)(k % r->ndata));
+	*member_pos = stripe * r->chunk + in;
+	*piece_max = r->chunk - in;
+}
+
+/* ---- stripe locks and op allocation --------------------------------- */
+
+static void so_run(struct stripe_op *so);
+static void r56_resume(struct layer *l);
+
+static bool stripe_busy(const struct r56 *r, uint64_t stripe)
+{
+	for (const struct stripe_op *o = r->active; o; o = o->so_next)
+		if (o->so_stripe == stripe)
+			return true;
+	return false;
+}
+
+static void so_lock_or_wait(struct stripe_op *so)
+{
+	struct r56 *r = r56_of(so->so_l);
+	bool waiter_same = false;
+
+	for (const struct stripe_op *o = r->wait_head; o; o = o->so_next)
+		waiter_same |= o->so_stripe == so->so_stripe;
+	so->so_next = NULL;
+	if (!waiter_same && !stripe_busy(r, so->so_stripe)) {
+		so->so_next = r->active;
+		r->active = so;
+		so_run(so);
+		return;
+	}
+	r->st.stripe_waits++;
+	if (r->wait_tail)
+		r->wait_tail->so_next = so;
+	else
+		r->wait_head = so;
+	r->wait_tail = so;
+}
+
+static void so_unlock(struct stripe_op *so)
+{
+	struct r56 *r = r56_of(so->so_l);
+	struct stripe_op **pp = &r->active, *prev = NULL, *w;
+
+	while (*pp != so)
+		pp = &(*pp)->so_next;
+	*pp = so->so_next;
+	/* Start the oldest waiter for this stripe, if any. */
+	for (w = r->wait_head; w; prev = w, w = w->so_next) {
+		if (w->so_stripe != so->so_stripe)
+			continue;
+		if (prev)
+			prev->so_next = w->so_next;
+		else
+			r->wait_head = w->so_next;
+		if (r->wait_tail == w)
+			r->wait_tail = prev;
+		w->so_next = r->active;
+		r->active = w;
+		so_run(w);
+		break;
+	}
+}
+
+static struct stripe_op *so_alloc(struct layer *l)
+{
+	struct stripe_op *so = calloc(1, sizeof(*so));
+
+	if (!so)
+		return NULL;
+	so->so_iov = calloc((size_t)l->l_nr * l->l_vec_cap, sizeof(*so->so_iov));
+	if (!so->so_iov || posix_memalign((void **)&so->so_buf, 4096,
+					  (size_t)l->l_nr * l->l_chunk)) {
+		free(so->so_iov);
+		free(so);
+		return NULL;
+	}
+	so->so_l = l;
+	return so;
+}
+
+static void so_free(struct stripe_op *so)
+{
+	free(so->so_iov);
+	free(so->so_buf);
+	free(so);
+}
+
+/* Ops grow to max_ops and are then recycled; NULL means wait. */
+static struct stripe_op *so_get(struct layer *l)
+{
+	struct r56 *r = r56_of(l);
+	struct stripe_op *so = r->free_ops;
+
+	if (so) {
+		r->free_ops = so->so_next;
+		return so;
+	}
+	if (r->nr_ops == r->max_ops || !(so = so_alloc(l)))
+		return NULL;
+	r->nr_ops++;
+	return so;
+}
+
+static void so_put(struct stripe_op *so)
+{
+	struct r56 *r = r56_of(so->so_l);
+
+	so->so_next = r->free_ops;
+	r->free_ops = so;
+	if (r->cur_head)
+		r56_resume(so->so_l);
+}
+
+static void so_finish(struct stripe_op *so, int err)
+{
+	if (!so->so_has_req) {
+		/* Background: publish progress (rebuild_pos) before a
+		 * waiter on this stripe plans its reads, then go on. */
+		so->so_done(so, err);
+		return;
+	}
+	so_unlock(so);
+	bdev_req_complete(&so->so_req, err);
+	so_put(so);
+}
+
+/* ---- the stages -------------------------------------------------------- */
+
+static uint8_t *col(struct stripe_op *so, int member)
+{
+	return so->so_buf + (size_t)member * so->so_l->l_chunk;
+}
+
+/* N_j: the part of data chunk @j the op writes or reads, in-chunk. */
+static bool touched(const struct stripe_op *so, int j, uint64_t *a, uint64_t *b)
+{
+	uint64_t c = so->so_l->l_chunk, s = j * c, e = s + c;
+	uint64_t lo = so->so_lo > s ? so->so_lo : s;
+	uint64_t hi = so->so_hi < e ? so->so_hi : e;
+
+	if (lo >= hi)
+		return false;
+	*a = lo - s;
+	*b = hi - s;
+	return true;
+}
+
+static void stage_end(struct bdev_req *req);
+
+static void stage_begin(struct stripe_op *so)
+{
+	bdev_req_init(&so->so_stage, BDEV_READ, 0, 0, NULL,
+		      (struct pvec_iter){ 0 }, stage_end, so);
+	so->so_nr_sub = 0;
+}
+
+/* One member I/O of the current stage over member bytes of this stripe
+ * [so_c0 + @off, + @len), from @buf or (when NULL) from @vec/@it. */
+static void stage_io(struct stripe_op *so, enum bdev_op op, int m,
+		     uint64_t off, uint64_t len, uint8_t *buf,
+		     const struct pvec *vec, struct pvec_iter it)
+{
+	int i = so->so_nr_sub++;
+	struct bdev_req *sub = &so->so_sub[i];
+	uint64_t mpos = so->so_stripe * so->so_l->l_chunk + so->so_c0 + off;
+
+	if (buf) {
+		pvec_from_buf(&so->so_subvec[i], 1, buf, len, 0);
+		vec = &so->so_subvec[i];
+		it = pvec_iter_init(vec, 1);
+	}
+	bdev_req_init(sub, op, mpos, len, vec, it, NULL, NULL);
+	sub->br_iov = so->so_iov + (size_t)i * so->so_l->l_vec_cap;
+	sub->br_iov_max = (int)so->so_l->l_vec_cap;
+	so->so_sub_member[i] = m;
+	bdev_req_chain(&so->so_stage, sub);
+}
+
+static void stage_submit(struct stripe_op *so)
+{
+	struct layer *l = so->so_l;
+
+	for (int i = 0; i < so->so_nr_sub; i++)
+		bdev_submit(l->l_members[so->so_sub_member[i]], &so->so_sub[i]);
+	bdev_req_complete(&so->so_stage, 0);
+}
+
+/* The request's bytes for data chunk @j, in-chunk [a, b). */
+static struct pvec_iter req_slice(struct stripe_op *so, int j, uint64_t a,
+				  uint64_t b)
+{
+	struct pvec_iter it;
+	uint64_t off = j * so->so_l->l_chunk + a - so->so_lo;
+
+	pvec_slice(so->so_req.br_vec, so->so_req.br_iter, off, b - a, &it);
+	return it;
+}
+
+static void plan(struct stripe_op *so)
+{
+	struct layer *l = so->so_l;
+	struct r56 *r = r56_of(l);
+	uint64_t mend = so->so_stripe * l->l_chunk + so->so_c1, a, b;
+	int slots[LAYER_MAX_MEMBERS], lost = 0, full = 0, nt = 0;
+
+	raid56_layout(l, so->so_stripe, slots);
+	so->so_unreadable = 0;
+	for (int i = 0; i < r->ndata + r->nparity; i++) {
+		if (!layer_readable(l, slots[i], mend)) {
+			so->so_unreadable |= 1ull << i;
+			lost++;
+		}
+	}
+	if (so->so_kind != SO_WRITE && so->so_kind != SO_ZERO) {
+		so->so_mode = MODE_RECON;
+		return;
+	}
+	if (lost) {
+		so->so_mode = MODE_RECON;
+		return;
+	}
+	for (int j = 0; j < r->ndata; j++) {
+		if (!touched(so, j, &a, &b))
+			continue;
+		nt++;
+		full += a == so->so_c0 && b == so->so_c1;
+	}
+	if (full == r->ndata)
+		so->so_mode = MODE_FULL;
+	else if (nt + r->nparity < r->ndata - full)
+		so->so_mode = MODE_RMW;
+	else
+		so->so_mode = MODE_RCW;
+}
+
+/* Read what the plan needs, then compute, then write. */
+static void so_run(struct stripe_op *so)
+{
+	struct layer *l = so->so_l;
+	struct r56 *r = r56_of(l);
+	uint64_t w = so->so_c1 - so->so_c0, a, b;
+	int slots[LAYER_MAX_MEMBERS], n = r->ndata + r->nparity, lost = 0;
+
+	plan(so);
+	raid56_layout(l, so->so_stripe, slots);
+	so->so_stage.br_op = BDEV_READ;
+	stage_begin(so);
+	switch (so->so_mode) {
+	case MODE_FULL:
+		r->st.full_stripe_writes++;
+		break;
+	case MODE_RCW:
+		r->st.rcw_writes++;
+		for (int j = 0; j < r->ndata; j++) {
+			if (touched(so, j, &a, &b) && a == so->so_c0 && b == so->so_c1)
+				continue;
+			stage_io(so, BDEV_READ, slots[j], 0, w, col(so, slots[j]),
+				 NULL, (struct pvec_iter){ 0 });
+			r->st.parity_reads++;
+		}
+		break;
+	case MODE_RMW:
+		r->st.rmw_writes++;
+		for (int j = 0; j < r->ndata; j++)
+			if (touched(so, j, &a, &b))
+				stage_io(so, BDEV_READ, slots[j], a - so->so_c0, b - a,
+					 col(so, slots[j]) + (a - so->so_c0), NULL,
+					 (struct pvec_iter){ 0 });
+		for (int i = r->ndata; i < n; i++) {
+			stage_io(so, BDEV_READ, slots[i], 0, w, col(so, slots[i]),
+				 NULL, (struct pvec_iter){ 0 });
+			r->st.parity_reads++;
+		}
+		break;
+	case MODE_RECON:
+		for (int i = 0; i < n; i++)
+			lost += !!(so->so_unreadable & (1ull << i));
+		if (lost > r->nparity) {
+			/* More lost than parity covers: nothing to read. */
+			bdev_req_complete(&so->so_stage, -EIO);
+			return;
+		}
+		for (int i = 0; i < n; i++)
+			if (!(so->so_unreadable & (1ull << i)))
+				stage_io(so, BDEV_READ, slots[i], 0, w, col(so, slots[i]),
+					 NULL, (struct pvec_iter){ 0 });
+		if (lost)
+			r->st.degraded_ops++;
+		break;
+	}
+	stage_submit(so);
+}
+
+/* Bring the new data for data chunk @j into its column at [a, b). */
+static void overlay(struct stripe_op *so, int j, int m, uint64_t a, uint64_t b)
+{
+	uint8_t *dst = col(so, m) + (a - so->so_c0);
+
+	if (so->so_kind == SO_ZERO)
+		memset(dst, 0, b - a);
+	else
+		pvec_copy_to(dst, so->so_req.br_vec, req_slice(so, j, a, b), b - a);
+	r56_of(so->so_l)->st.parity_copy_bytes += b - a;
+}
+
+static int compute(struct stripe_op *so, int *slots, uint8_t **blk)
+{
+	struct layer *l = so->so_l;
+	struct r56 *r = r56_of(l);
+	uint64_t w = so->so_c1 - so->so_c0, a, b;
+	int n = r->ndata + r->nparity, lost[2], nr_lost = 0;
+
+	for (int i = 0; i < n; i++)
+		blk[i] = col(so, slots[i]);
+	if (so->so_mode == MODE_RMW) {
+		/* P ^= old ^ new, Q ^= 2^j (old ^ new), over each N_j. */
+		uint8_t *delta;
+
+		for (int j = 0; j < r->ndata; j++) {
+			if (!touched(so, j, &a, &b))
+				continue;
+			delta = blk[j] + (a - so->so_c0);
+			if (so->so_kind == SO_ZERO) {
+				/* new = 0: delta is the old data itself */
+			} else {
+				uint8_t tmp[4096];
+
+				for (uint64_t o = a; o < b; o += sizeof(tmp)) {
+					uint64_t len = b - o < sizeof(tmp) ? b - o : sizeof(tmp);
+
+					pvec_copy_to(tmp, so->so_req.br_vec,
+						     req_slice(so, j, o, o + len), len);
+					parity_xor(delta + (o - a), tmp, len);
+				}
+				r->st.parity_copy_bytes += b - a;
+			}
+			parity_xor(blk[r->ndata] + (a - so->so_c0), delta, b - a);
+			if (r->nparity == 2)
+				parity_mul_xor(blk[r->ndata + 1] + (a - so->so_c0),
+					       delta, gf_pow2(j), b - a);
+			if (so->so_kind == SO_ZERO)
+				memset(delta, 0, b - a); /* what gets written */
+		}
+		return 0;
+	}
+	if (so->so_mode == MODE_RECON) {
+		for (int i = 0; i < n; i++)
+			if (so->so_unreadable & (1ull << i))
+				lost[nr_lost++] = i;
+		if (nr_lost && parity_recover(blk, r->ndata, r->nparity, lost,
+					      nr_lost, w))
+			return -EIO;
+	}
+	if (so->so_kind == SO_WRITE || so->so_kind == SO_ZERO) {
+		for (int j = 0; j < r->ndata; j++)
+			if (touched(so, j, &a, &b))
+				overlay(so, j, slots[j], a, b);
+		parity_compute(blk, r->ndata, r->nparity, w);
+	}
+	return 0;
+}
+
+/* Scrub: compare the parity read with parity recomputed from the data. */
+static void scrub(struct stripe_op *so, uint8_t **blk)
+{
+	struct r56 *r = r56_of(so->so_l);
+	uint64_t w = so->so_c1 - so->so_c0;
+	uint8_t *save = malloc(w * r->nparity);
+	bool bad = false;
+
+	if (!save)
+		return;
+	for (int k = 0; k < r->nparity; k++)
+		memcpy(save + k * w, blk[r->ndata + k], w);
+	parity_compute(blk, r->ndata, r->nparity, w);
+	/* md counts mismatches in 512-byte sectors of whole 4k pages. */
+	for (uint64_t o = 0; o < w; o += 4096) {
+		uint64_t len = w - o < 4096 ? w - o : 4096;
+		bool page_bad = false;
+
+		for (int k = 0; k < r->nparity; k++)
+			page_bad |= memcmp(save + k * w + o, blk[r->ndata + k] + o, len) != 0;
+		if (page_bad) {
+			so->so_l->l_mismatch_sectors += len / 512;
+			bad = true;
+		}
+	}
+	if (!bad || so->so_kind == SO_CHECK) {
+		/* Nothing to write: restore what was read. */
+		for (int k = 0; k < r->nparity; k++)
+			memcpy(blk[r->ndata + k], save + k * w, w);
+		so->so_mode = MODE_FULL; /* marker: no writes */
+		so->so_kind = SO_CHECK;
+	}
+	free(save);
+}
+
+static void write_stage(struct stripe_op *so)
+{
+	struct layer *l = so->so_l;
+	struct r56 *r = r56_of(l);
+	uint64_t w = so->so_c1 - so->so_c0, a, b;
+	int slots[LAYER_MAX_MEMBERS], n = r->ndata + r->nparity;
+	uint8_t *blk[LAYER_MAX_MEMBERS];
+	int err;
+
+	raid56_layout(l, so->so_stripe, slots);
+	err = compute(so, slots, blk);
+	if (err) {
+		so_finish(so, err);
+		return;
+	}
+	stage_begin(so);
+	switch (so->so_kind) {
+	case SO_READ:
+		for (int j = 0; j < r->ndata; j++)
+			if (touched(so, j, &a, &b))
+				pvec_copy_from(so->so_req.br_vec, req_slice(so, j, a, b),
+					       blk[j] + (a - so->so_c0), b - a);
+		break;
+	case SO_CHECK:
+	case SO_REPAIR:
+		scrub(so, blk);
+		if (so->so_kind == SO_REPAIR)
+			for (int i = r->ndata; i < n; i++)
+				if (l->l_state[slots[i]] != LAYER_MEMBER_FAILED)
+					stage_io(so, BDEV_WRITE, slots[i], 0, w, blk[i],
+						 NULL, (struct pvec_iter){ 0 });
+		break;
+	case SO_REBUILD:
+		for (int i = 0; i < n; i++)
+			if (l->l_state[slots[i]] == LAYER_MEMBER_REBUILDING)
+				stage_io(so, BDEV_WRITE, slots[i], 0, w, blk[i], NULL,
+					 (struct pvec_iter){ 0 });
+		break;
+	case SO_WRITE:
+	case SO_ZERO:
+		for (int i = 0; i < n; i++) {
+			int m = slots[i];
+			bool data_touched = i < r->ndata && touched(so, i, &a, &b);
+
+			if (l->l_state[m] == LAYER_MEMBER_FAILED)
+				continue;
+			if (i >= r->ndata) {
+				stage_io(so, BDEV_WRITE, m, 0, w, blk[i], NULL,
+					 (struct pvec_iter){ 0 });
+			} else if (so->so_unreadable & (1ull << i)) {
+				/* Rebuilding past this stripe: bring the whole
+				 * column up to date while we have it. */
+				stage_io(so, BDEV_WRITE, m, 0, w, blk[i], NULL,
+					 (struct pvec_iter){ 0 });
+			} else if (data_touched && so->so_kind == SO_WRITE) {
+				/* The payload goes to the member straight from
+				 * the request's vector: a re-slice, no copy. */
+				stage_io(so, BDEV_WRITE, m, a - so->so_c0, b - a, NULL,
+					 so->so_req.br_vec, req_slice(so, i, a, b));
+			} else if (data_touched) {
+				stage_io(so, BDEV_WRITE, m, a - so->so_c0, b - a,
+					 blk[i] + (a - so->so_c0), NULL,
+					 (struct pvec_iter){ 0 });
+			}
+		}
+		break;
+	}
+	so->so_tries = -1; /* stage_end: this was the last stage */
+	stage_submit(so);
+}
+
+static void stage_end(struct bdev_req *req)
+{
+	struct stripe_op *so = req->br_private;
+	struct layer *l = so->so_l;
+	int err = req->br_error;
+
+	if (err) {
+		/* A member that fails I/O is failed, as md does; then the
+		 * stripe is tried again degraded while parity allows. */
+		bool failed_one = false;
+
+		for (int i = 0; i < so->so_nr_sub; i++) {
+			int m = so->so_sub_member[i];
+
+			if (so->so_sub[i].br_error && l->l_state[m] != LAYER_MEMBER_FAILED) {
+				layer_set_state(l, m, LAYER_MEMBER_FAILED);
+				fprintf(stderr, "rawvec: %s member %d failed (%s): running degraded\n",
+					l->l_kind, m, strerror(-so->so_sub[i].br_error));
+				failed_one = true;
+			}
+		}
+		if (failed_one && so->so_tries >= 0 && so->so_tries++ < 3) {
+			so_run(so);
+			return;
+		}
+		/* A failed write to a member parity still covers leaves the
+		 * stripe consistent (parity holds the new data): done. */
+		if (failed_one && so->so_tries < 0 &&
+		    l->l_nr_bad <= r56_of(l)->nparity)
+			err = 0;
+		so_finish(so, err);
+		return;
+	}
+	if (so->so_tries < 0) {
+		so_finish(so, 0);
+		return;
+	}
+	write_stage(so);
+}
+
+/* ---- request entry ----------------------------------------------------- */
+
+/* Hand the request's bytes from cursor @off on to stripe ops; returns the
+ * offset reached (less than br_len when ops ran out). */
+static uint64_t r56_issue(struct layer *l, struct bdev_req *req, uint64_t off,
+			  enum so_kind kind)
+{
+	struct r56 *r = r56_of(l);
+	uint64_t sdata = r->chunk * r->ndata;
+
+	while (off < req->br_len) {
+		uint64_t pos = req->br_pos + off, stripe = pos / sdata;
+		uint64_t lo = pos % sdata, hi = sdata;
+		struct stripe_op *so;
+		uint64_t a, b;
+
+		if (hi - lo > req->br_len - off)
+			hi = lo + (req->br_len - off);
+		so = so_get(l);
+		if (!so)
+			break;
+		so->so_kind = kind;
+		so->so_stripe = stripe;
+		so->so_lo = lo;
+		so->so_hi = hi;
+		so->so_tries = 0;
+		so->so_has_req = true;
+		so->so_c0 = r->chunk;
+		so->so_c1 = 0;
+		for (int j = 0; j < r->ndata; j++) {
+			if (!touched(so, j, &a, &b))
+				continue;
+			if (a < so->so_c0)
+				so->so_c0 = a;
+			if (b > so->so_c1)
+				so->so_c1 = b;
+		}
+		bdev_req_child(req, &so->so_req, off, hi - lo, pos, NULL, NULL);
+		off += hi - lo;
+		so_lock_or_wait(so);
+	}
+	return off;
+}
+
+static struct r56_cursor *cursor_get(struct r56 *r)
+{
+	struct r56_cursor *c = r->cur_free;
+
+	if (c)
+		r->cur_free = c->rc_next;
+	else
+		c = malloc(sizeof(*c));
+	return c;
+}
+
+static void r56_defer(struct layer *l, struct bdev_req *req, uint64_t off)
+{
+	struct r56 *r = r56_of(l);
+	struct r56_cursor *c = cursor_get(r);
+
+	if (!c) {
+		bdev_req_complete(req, -ENOMEM);
+		return;
+	}
+	c->rc_req = req;
+	c->rc_off = off;
+	c->rc_next = NULL;
+	if (r->cur_tail)
+		r->cur_tail->rc_next = c;
+	else
+		r->cur_head = c;
+	r->cur_tail = c;
+}
+
+static enum so_kind kind_of(const struct layer *l, const struct bdev_req *req)
+{
+	if (req->br_op == BDEV_READ)
+		return SO_READ;
+	(void)l;
+	return req->br_op == BDEV_WRITE ? SO_WRITE : SO_ZERO;
+}
+
+static void r56_resume(struct layer *l)
+{
+	struct r56 *r = r56_of(l);
+
+	while (r->cur_head && r->free_ops) {
+		struct r56_cursor *c = r->cur_head;
+		struct bdev_req *req = c->rc_req;
+
+		c->rc_off = r56_issue(l, req, c->rc_off, kind_of(l, req));
+		if (c->rc_off < req->br_len)
+			return;
+		r->cur_head = c->rc_next;
+		if (!r->cur_head)
+			r->cur_tail = NULL;
+		c->rc_next = r->cur_free;
+		r->cur_free = c;
+		bdev_req_complete(req, 0); /* the submitter's reference */
+	}
+}
+
+/* A healthy read failed on a member (now marked failed): read it again
+ * through stripe ops, which reconstruct from parity. */
+static void healthy_read_end(struct bdev_req *sub)
+{
+	struct r56_cursor *c = sub->br_private;
+	struct layer *l = c->rc_l;
+	struct r56 *r = r56_of(l);
+	struct bdev_req *req = c->rc_req;
+	uint64_t off;
+
+	c->rc_next = r->cur_free;
+	r->cur_free = c;
+	if (!sub->br_error || l->l_nr_bad > r->nparity || !l->l_nr_bad) {
+		bdev_req_complete(req, sub->br_error);
+		return;
+	}
+	off = r->cur_head ? 0 : r56_issue(l, req, 0, SO_READ);
+	if (off < req->br_len) {
+		r56_defer(l, req, off);
+		return;
+	}
+	bdev_req_complete(req, 0);
+}
+
+static void r56_submit(struct bdev *dev, struct bdev_req *req)
+{
+	struct layer *l = layer_of(dev);
+	struct r56 *r = r56_of(l);
+	uint64_t off;
+
+	switch (req->br_op) {
+	case BDEV_FLUSH:
+		layer_submit_all(l, req);
+		return;
+	case BDEV_READ:
+		if (!l->l_nr_bad) {
+			struct r56_cursor *c = cursor_get(r);
+
+			if (!c) {
+				bdev_req_complete(req, -ENOMEM);
+				return;
+			}
+			c->rc_req = req;
+			c->rc_l = l;
+			bdev_req_init(&c->rc_sub, BDEV_READ, req->br_pos, req->br_len,
+				      req->br_vec, req->br_iter, healthy_read_end, c);
+			layer_submit_mapped(l, &c->rc_sub);
+			return;
+		}
+		break;
+	default:
+		break;
+	}
+	/* Keep request order behind earlier deferred requests. */
+	off = r->cur_head ? 0 : r56_issue(l, req, 0, kind_of(l, req));
+	if (off < req->br_len) {
+		r56_defer(l, req, off);
+		return;
+	}
+	bdev_req_complete(req, 0);
+}
+
+/* ---- background: rebuild and scrub ------------------------------------ */
+
+struct r56_sweep {
+	struct layer *l;
+	struct stripe_op *so; /* its own op: user I/O never starves it */
+	enum so_kind kind;
+	uint64_t next_stripe;
+	int inflight;
+	int err;
+	void (*done)(struct layer *l, int err);
+};
+
+static void sweep_step(struct r56_sweep *sw);
+
+static void sweep_op_done(struct stripe_op *so, int err)
+{
+	struct r56_sweep *sw = so->so_private;
+
+	sw->inflight--;
+	if (err && !sw->err)
+		sw->err = err;
+	if (sw->kind == SO_REBUILD && !sw->err) {
+		struct layer *l = sw->l;
+		/* Stripes complete in order (one in flight at a time). */
+		l->l_rebuild_pos = (so->so_stripe + 1) * l->l_chunk;
+	}
+	so_unlock(so);
+	sweep_step(sw);
+}
+
+static void sweep_step(struct r56_sweep *sw)
+{
+	struct layer *l = sw->l;
+	struct r56 *r = r56_of(l);
+	struct stripe_op *so;
+
+	if (sw->inflight)
+		return;
+	if (sw->err || sw->next_stripe >= r->stripes) {
+		void (*done)(struct layer *, int) = sw->done;
+		int err = sw->err;
+
+		so_free(sw->so);
+		free(sw);
+		l->l_sweep_running = false;
+		if (done)
+			done(l, err);
+		return;
+	}
+	so = sw->so;
+	so->so_kind = sw->kind;
+	so->so_stripe = sw->next_stripe++;
+	so->so_lo = 0;
+	so->so_hi = r->chunk * r->ndata;
+	so->so_c0 = 0;
+	so->so_c1 = r->chunk;
+	so->so_tries = 0;
+	so->so_has_req = false;
+	so->so_done = sweep_op_done;
+	so->so_private = sw;
+	sw->inflight++;
+	l->l_sweep_pos = sw->next_stripe;
+	so_lock_or_wait(so);
+}
+
+int raid56_sweep(struct bdev *dev, enum raid56_sweep_kind kind,
+		 void (*done)(struct layer *l, int err))
+{
+	struct layer *l = layer_of(dev);
+	struct r56 *r = r56_of(l);
+	struct r56_sweep *sw;
+
+	if (l->l_sweep_running)
+		return -EBUSY;
+	sw = calloc(1, sizeof(*sw));
+	if (!sw || !(sw->so = so_alloc(l))) {
+		free(sw);
+		return -ENOMEM;
+	}
+	sw->l = l;
+	sw->kind = kind == RAID56_REBUILD ? SO_REBUILD :
+		   kind == RAID56_REPAIR ? SO_REPAIR : SO_CHECK;
+	sw->done = done;
+	l->l_sweep_running = true;
+	l->l_sweep_pos = 0;
+	l->l_sweep_total = r->stripes;
+	if (kind != RAID56_REBUILD)
+		l->l_mismatch_sectors = 0;
+	sweep_step(sw);
+	return 0;
+}
+
+static int r56_sweep_hook(struct layer *l, int kind,
+			  void (*done)(struct layer *l, int err))
+{
+	return raid56_sweep(&l->l_bdev, kind == LAYER_SWEEP_REBUILD ? RAID56_REBUILD :
+				       kind == LAYER_SWEEP_REPAIR ? RAID56_REPAIR :
+								    RAID56_CHECK,
+			    done);
+}
+
+const struct raid56_stats *raid56_stats(const struct bdev *dev)
+{
+	return &r56_of(layer_of((struct bdev *)dev))->st;
+}
+
+/* ---- creation ------------------------------------------------------------ */
+
+static void r56_free(struct layer *l)
+{
+	struct r56 *r = r56_of(l);
+
+	if (!r)
+		return;
+	while (r->free_ops) {
+		struct stripe_op *so = r->free_ops;
+
+		r->free_ops = so->so_next;
+		so_free(so);
+	}
+	while (r->cur_free) {
+		struct r56_cursor *c = r->cur_free;
+
+		r->cur_free = c->rc_next;
+		free(c);
+	}
+	free(r);
+}
+
+static const struct bdev_ops r56_ops = {
+	.submit = r56_submit,
+	.destroy = layer_destroy,
+};
+
+bool bdev_is_raid56(const struct bdev *dev)
+{
+	return dev->bd_ops == &r56_ops;
+}
+
+int raid56_create(int nparity, struct bdev **members, int nr, uint64_t chunk,
+		  size_t max_io_bytes, uint32_t in_segs, struct bdev **out,
+		  char *err, size_t errlen)
+{
+	uint64_t msize = UINT64_MAX;
+	struct layer *l;
+	struct r56 *r;
+
+	if (nr < nparity + 2) {
+		snprintf(err, errlen, "raid%d needs at least %d members, got %d",
+			 nparity == 1 ? 5 : 6, nparity + 2, nr);
+		layer_free_members(members, nr);
+		return -EINVAL;
+	}
+	if (!chunk || (chunk & (chunk - 1)) || chunk < 4096) {
+		snprintf(err, errlen, "chunk %llu is not a power of two of at least 4k",
+			 (unsigned long long)chunk);
+		layer_free_members(members, nr);
+		return -EINVAL;
+	}
+	for (int i = 0; i < nr; i++)
+		if (members[i]->bd_size < msize)
+			msize = members[i]->bd_size;
+	msize -= msize % chunk;
+	if (!msize) {
+		snprintf(err, errlen, "members are smaller than one chunk (%llu bytes)",
+			 (unsigned long long)chunk);
+		layer_free_members(members, nr);
+		return -EINVAL;
+	}
+	if (layer_create(nparity == 1 ? "raid5" : "raid6", members, nr, chunk,
+			 max_io_bytes, in_segs, &r56_ops, &l)) {
+		snprintf(err, errlen, "out of memory");
+		return -ENOMEM;
+	}
+	r = calloc(1, sizeof(*r));
+	if (!r) {
+		layer_destroy(&l->l_bdev);
+		snprintf(err, errlen, "out of memory");
+		return -ENOMEM;
+	}
+	r->nparity = nparity;
+	r->ndata = nr - nparity;
+	r->chunk = chunk;
+	r->stripes = msize / chunk;
+	/* Scratch is one chunk per member per op: bound it to ~64 MiB. */
+	r->max_ops = (int)((64ull << 20) / ((uint64_t)nr * chunk));
+	if (r->max_ops < 4)
+		r->max_ops = 4;
+	if (r->max_ops > 256)
+		r->max_ops = 256;
+	l->l_private = r;
+	l->l_free_private = r56_free;
+	l->l_sweep = r56_sweep_hook;
+	l->l_autofail = true;
+	/* Stripe ops work in whole 4k columns, like md's stripe pages. */
+	if (l->l_bdev.bd_align < 4096)
+		l->l_bdev.bd_align = 4096;
+	l->l_member_size = msize;
+	l->l_bdev.bd_size = msize / chunk * chunk * r->ndata;
+	l->l_map = r56_map;
+	*out = &l->l_bdev;
+	return 0;
+}

@@ -1,0 +1,49 @@
+/* raid56: RAID-5 and RAID-6 layers (md's left-symmetric layouts), with
+ * degraded operation, background rebuild and scrub. */
+#ifndef RAWVEC_RAID56_H
+#define RAWVEC_RAID56_H
+
+#include "layer.h"
+
+/** struct raid56_stats - what stats reports for a parity layer. */
+struct raid56_stats {
+	uint64_t full_stripe_writes; /* stripes written with no reads */
+	uint64_t rmw_writes;	     /* read-modify-write stripes */
+	uint64_t rcw_writes;	     /* reconstruct-write stripes */
+	uint64_t parity_reads;	     /* member reads caused by partial writes */
+	uint64_t parity_copy_bytes;  /* payload bytes read by the CPU for parity */
+	uint64_t degraded_ops;	     /* stripe ops that reconstructed data */
+	uint64_t stripe_waits;	     /* ops that waited for a stripe lock */
+};
+
+enum raid56_sweep_kind { RAID56_REBUILD, RAID56_CHECK, RAID56_REPAIR };
+
+/**
+ * raid56_create() - RAID-5 (@nparity 1) or RAID-6 (@nparity 2) over
+ * @members (owned from here on, also on failure), chunk in bytes.
+ */
+int raid56_create(int nparity, struct bdev **members, int nr, uint64_t chunk,
+		  size_t max_io_bytes, uint32_t in_segs, struct bdev **out,
+		  char *err, size_t errlen);
+
+/** bdev_is_raid56() - whether @dev is a RAID-5/6 layer. */
+bool bdev_is_raid56(const struct bdev *dev);
+
+/**
+ * raid56_layout() - member slots of @stripe: slots[0..ndata) hold data
+ * chunks in logical order, then P, then Q (RAID-6).
+ */
+void raid56_layout(const struct layer *l, uint64_t stripe, int *slots);
+
+/**
+ * raid56_sweep() - walk every stripe in the background: rebuild the
+ * REBUILDING member, or check/repair parity.  @done is called at the end.
+ * Returns 0, -EBUSY when a sweep already runs, or -ENOMEM.
+ */
+int raid56_sweep(struct bdev *dev, enum raid56_sweep_kind kind,
+		 void (*done)(struct layer *l, int err));
+
+/** raid56_stats() - the parity layer's counters. */
+const struct raid56_stats *raid56_stats(const struct bdev *dev);
+
+#endif

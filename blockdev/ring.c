@@ -1,0 +1,134 @@
+/* ring: io_uring set-up, SQE handout, CQE dispatch and the pinned pool.
+ * Single issuer: only the thread that created the ring may touch it. */
+#include "ring.h"
+
+#include <errno.h>
+#include <string.h>
+#include <stdint.h>
+#include <sys/mman.h>
+
+#define HUGE_ALIGN (2u << 20)
+
+int bdev_ring_init(struct bdev_ring *r, unsigned entries, bool sqe128)
+{
+	struct io_uring_params p;
+	unsigned base = sqe128 ? IORING_SETUP_SQE128 : 0;
+	int ret;
+
+	memset(r, 0, sizeof(*r));
+	/* Without these three the kernel interrupts us with task work on
+	 * every completion: measured 78k vs 93k IOPS and half the no-I/O
+	 * ceiling, so they are worth a fallback dance. */
+	memset(&p, 0, sizeof(p));
+	p.flags = base | IORING_SETUP_COOP_TASKRUN | IORING_SETUP_SINGLE_ISSUER |
+		  IORING_SETUP_DEFER_TASKRUN;
+	ret = io_uring_queue_init_params(entries, &r->ring, &p);
+	if (ret == -EINVAL) {
+		memset(&p, 0, sizeof(p));
+		p.flags = base;
+		ret = io_uring_queue_init_params(entries, &r->ring, &p);
+	} else if (!ret) {
+		r->task_flags = true;
+	}
+	if (ret)
+		return ret;
+	r->sqe128 = sqe128;
+	return 0;
+}
+
+int bdev_ring_pool_init(struct bdev_ring *r, size_t bytes)
+{
+	struct iovec iov;
+	void *p, *map;
+	int ret;
+
+	bytes = (bytes + 4095) & ~(size_t)4095;
+	/* One registered buffer may not exceed 1 GiB. */
+	if (!bytes || bytes > (1ul << 30))
+		return -EINVAL;
+	/* 2 MiB-aligned and huge where the kernel allows: physically
+	 * contiguous buffers let a 1 MiB request reach the disk as one
+	 * request instead of being split at the queue's segment limit. */
+	map = mmap(NULL, bytes + HUGE_ALIGN, PROT_READ | PROT_WRITE,
+		   MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	if (map == MAP_FAILED)
+		return -errno;
+	p = (void *)(((uintptr_t)map + HUGE_ALIGN - 1) & ~(uintptr_t)(HUGE_ALIGN - 1));
+	madvise(p, bytes, MADV_HUGEPAGE);
+	if (mlock(p, bytes)) {
+		ret = -errno;
+		goto out_unmap;
+	}
+	iov.iov_base = p;
+	iov.iov_len = bytes;
+	ret = io_uring_register_buffers(&r->ring, &iov, 1);
+	if (ret)
+		goto out_unmap;
+	r->pool = p;
+	r->pool_bytes = bytes;
+	r->pool_used = 0;
+	r->pool_map = map;
+	return 0;
+out_unmap:
+	munmap(map, bytes + HUGE_ALIGN);
+	return ret;
+}
+
+void *bdev_ring_pool_alloc(struct bdev_ring *r, size_t bytes)
+{
+	void *p;
+
+	bytes = (bytes + 4095) & ~(size_t)4095;
+	if (bytes > r->pool_bytes - r->pool_used)
+		return NULL;
+	p = r->pool + r->pool_used;
+	r->pool_used += bytes;
+	return p;
+}
+
+struct io_uring_sqe *bdev_ring_sqe(struct bdev_ring *r,
+				   struct bdev_ring_op *op)
+{
+	struct io_uring_sqe *sqe;
+
+	while (!(sqe = io_uring_get_sqe(&r->ring)))
+		io_uring_submit(&r->ring);
+	if (r->sqe128)
+		memset(sqe, 0, 128);
+	io_uring_sqe_set_data(sqe, op);
+	return sqe;
+}
+
+int bdev_ring_run(struct bdev_ring *r, unsigned wait_nr)
+{
+	struct io_uring_cqe *cqe;
+	int ret, nr = 0;
+
+	if (wait_nr)
+		ret = io_uring_submit_and_wait(&r->ring, wait_nr);
+	else
+		ret = io_uring_submit_and_get_events(&r->ring);
+	if (ret < 0 && ret != -EINTR && ret != -EAGAIN && ret != -EBUSY &&
+	    ret != -ETIME)
+		return ret;
+	/* Handlers may queue new SQEs; they go out on the next call. */
+	while (io_uring_peek_cqe(&r->ring, &cqe) == 0) {
+		struct bdev_ring_op *op = io_uring_cqe_get_data(cqe);
+		int res = cqe->res;
+		unsigned flags = cqe->flags;
+
+		io_uring_cqe_seen(&r->ring, cqe);
+		if (op)
+			op->ro_done(op, res, flags);
+		nr++;
+	}
+	return nr ? nr : (ret == -EINTR ? -EINTR : 0);
+}
+
+void bdev_ring_exit(struct bdev_ring *r)
+{
+	io_uring_queue_exit(&r->ring);
+	if (r->pool)
+		munmap(r->pool_map, r->pool_bytes + HUGE_ALIGN);
+	r->pool = NULL;
+}

@@ -1,0 +1,317 @@
+/* rw: clipping, alignment, read-modify-write and range locking above the
+ * device stack.  Single-threaded: runs on the ring's issuing thread. */
+#include "rw.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+enum {
+	RW_DIRECT,	/* request straight from the caller's buffer */
+	RW_BOUNCE_READ, /* covering read into the bounce, then copy out */
+	RW_RMW_FILL,	/* read head/tail blocks of an unaligned write */
+	RW_RMW_WRITE,	/* write the patched covering range */
+};
+
+int bdev_rw_ctx_init(struct bdev_rw_ctx *ctx, struct bdev *dev,
+		     struct bdev_ring *ring, size_t max_io_bytes, int nr_bounce)
+{
+	memset(ctx, 0, sizeof(*ctx));
+	ctx->dev = dev;
+	ctx->max_io_bytes = max_io_bytes;
+	ctx->bounce_bytes = max_io_bytes + 2 * (size_t)dev->bd_align;
+	ctx->bounce = calloc(nr_bounce, sizeof(*ctx->bounce));
+	if (!ctx->bounce)
+		return -ENOMEM;
+	for (int i = 0; i < nr_bounce; i++) {
+		ctx->bounce[i] = bdev_ring_pool_alloc(ring, ctx->bounce_bytes);
+		if (!ctx->bounce[i])
+			return -ENOMEM;
+		ctx->nr_bounce_free++;
+	}
+	return 0;
+}
+
+void bdev_rw_ctx_exit(struct bdev_rw_ctx *ctx)
+{
+	free(ctx->bounce);
+	ctx->bounce = NULL;
+}
+
+bool bdev_rw_busy(const struct bdev_rw_ctx *ctx)
+{
+	return ctx->locked || ctx->wait_head;
+}
+
+static bool overlaps(const struct bdev_rw *a, const struct bdev_rw *b)
+{
+	return a->rw_lock_start < b->rw_lock_end &&
+	       b->rw_lock_start < a->rw_lock_end;
+}
+
+static bool range_busy(const struct bdev_rw *rw, const struct bdev_rw *list,
+		       const struct bdev_rw *stop)
+{
+	for (const struct bdev_rw *o = list; o && o != stop; o = o->rw_next)
+		if (o->rw_need_lock && overlaps(rw, o))
+			return true;
+	return false;
+}
+
+static void rw_go(struct bdev_rw *rw);
+static void rw_finish(struct bdev_rw *rw, ssize_t res);
+
+/* Take the range and the bounce if both are free right now. */
+static bool rw_try_acquire(struct bdev_rw *rw)
+{
+	struct bdev_rw_ctx *ctx = rw->rw_ctx;
+
+	if (rw->rw_need_lock && range_busy(rw, ctx->locked, NULL))
+		return false;
+	if (rw->rw_need_bounce && !ctx->nr_bounce_free)
+		return false;
+	if (rw->rw_need_bounce)
+		rw->rw_bounce = ctx->bounce[--ctx->nr_bounce_free];
+	if (rw->rw_need_lock) {
+		rw->rw_next = ctx->locked;
+		ctx->locked = rw;
+	}
+	return true;
+}
+
+/* Start every waiter whose range and bounce are free, oldest first; a
+ * waiter never overtakes an older one on an overlapping range. */
+static void rw_wake(struct bdev_rw_ctx *ctx)
+{
+	struct bdev_rw *prev = NULL, *w = ctx->wait_head;
+
+	while (w) {
+		struct bdev_rw *next = w->rw_next;
+
+		if (range_busy(w, ctx->wait_head, w) || !rw_try_acquire(w)) {
+			prev = w;
+			w = next;
+			continue;
+		}
+		if (prev)
+			prev->rw_next = next;
+		else
+			ctx->wait_head = next;
+		if (ctx->wait_tail == w)
+			ctx->wait_tail = prev;
+		rw_go(w);
+		/* rw_go may have finished I/Os and re-entered: rescan. */
+		prev = NULL;
+		w = ctx->wait_head;
+	}
+}
+
+static void rw_release(struct bdev_rw *rw)
+{
+	struct bdev_rw_ctx *ctx = rw->rw_ctx;
+
+	if (rw->rw_need_lock) {
+		struct bdev_rw **pp = &ctx->locked;
+
+		while (*pp != rw)
+			pp = &(*pp)->rw_next;
+		*pp = rw->rw_next;
+	}
+	if (rw->rw_bounce)
+		ctx->bounce[ctx->nr_bounce_free++] = rw->rw_bounce;
+	rw->rw_bounce = NULL;
+	rw->rw_need_lock = rw->rw_need_bounce = false;
+}
+
+static void rw_finish(struct bdev_rw *rw, ssize_t res)
+{
+	/* rw_done may free @rw or start other I/O with it: take what the
+	 * wake-up needs first. */
+	struct bdev_rw_ctx *ctx = rw->rw_ctx;
+	bool had = rw->rw_need_lock || rw->rw_need_bounce;
+
+	rw_release(rw);
+	rw->rw_done(rw, res);
+	if (had && ctx->wait_head)
+		rw_wake(ctx);
+}
+
+static uint64_t covering_start(const struct bdev_rw *rw)
+{
+	return rw->rw_pos & ~(uint64_t)(rw->rw_ctx->dev->bd_align - 1);
+}
+
+static uint64_t covering_end(const struct bdev_rw *rw)
+{
+	uint64_t a = rw->rw_ctx->dev->bd_align;
+
+	return (rw->rw_pos + rw->rw_len + a - 1) & ~(a - 1);
+}
+
+static void rw_req_end(struct bdev_req *req);
+
+/* Submit @op on [@pos, @pos + @len) of @buf as rw's main request. */
+static void rw_submit(struct bdev_rw *rw, enum bdev_op op, uint64_t pos,
+		      char *buf, size_t len)
+{
+	struct pvec_iter it = { 0 };
+
+	if (buf) {
+		pvec_from_buf(rw->rw_vec, 1, buf, len, 0);
+		it = pvec_iter_init(rw->rw_vec, 1);
+	}
+	bdev_req_init(&rw->rw_req, op, pos, len, buf ? rw->rw_vec : NULL, it,
+		      rw_req_end, rw);
+	bdev_submit(rw->rw_ctx->dev, &rw->rw_req);
+}
+
+/* Read the partial head and tail blocks of the covering range into the
+ * bounce: two children of one parent that is never submitted itself. */
+static void rw_fill(struct bdev_rw *rw)
+{
+	struct bdev *dev = rw->rw_ctx->dev;
+	uint64_t a0 = covering_start(rw), a1 = covering_end(rw);
+	uint64_t end = rw->rw_pos + rw->rw_len;
+	struct bdev_req *parent = &rw->rw_req;
+	int nr = 0;
+
+	pvec_from_buf(rw->rw_vec, 1, rw->rw_bounce, a1 - a0, 0);
+	bdev_req_init(parent, BDEV_READ, a0, a1 - a0, rw->rw_vec,
+		      pvec_iter_init(rw->rw_vec, 1), rw_req_end, rw);
+	if (dev->bd_mem_align > dev->bd_align) {
+		/* The tail block's place in the bounce would break the
+		 * memory alignment: read the whole covering range. */
+		bdev_req_child(parent, &rw->rw_sub[nr++], 0, a1 - a0, a0, NULL,
+			       NULL);
+	} else if (rw->rw_pos != a0)
+		bdev_req_child(parent, &rw->rw_sub[nr++], 0, dev->bd_align, a0,
+			       NULL, NULL);
+	if (dev->bd_mem_align <= dev->bd_align && end != a1 &&
+	    (nr == 0 || a1 - a0 > dev->bd_align))
+		bdev_req_child(parent, &rw->rw_sub[nr++],
+			       a1 - a0 - dev->bd_align, dev->bd_align,
+			       a1 - dev->bd_align, NULL, NULL);
+	for (int i = 0; i < nr; i++)
+		bdev_submit(dev, &rw->rw_sub[i]);
+	bdev_req_complete(parent, 0);
+}
+
+static void rw_req_end(struct bdev_req *req)
+{
+	struct bdev_rw *rw = req->br_private;
+	struct bdev_rw_ctx *ctx = rw->rw_ctx;
+	uint64_t a0 = covering_start(rw);
+
+	if (req->br_error) {
+		rw_finish(rw, req->br_error);
+		return;
+	}
+	switch (rw->rw_stage) {
+	case RW_BOUNCE_READ:
+		memcpy(rw->rw_buf, rw->rw_bounce + (rw->rw_pos - a0), rw->rw_len);
+		ctx->bytes_bounced += rw->rw_len;
+		break;
+	case RW_RMW_FILL:
+		memcpy(rw->rw_bounce + (rw->rw_pos - a0), rw->rw_buf, rw->rw_len);
+		ctx->bytes_bounced += rw->rw_len;
+		rw->rw_stage = RW_RMW_WRITE;
+		rw_submit(rw, BDEV_WRITE, a0, rw->rw_bounce,
+			  covering_end(rw) - a0);
+		return;
+	default:
+		break;
+	}
+	rw_finish(rw, (rw->rw_op == BDEV_READ || rw->rw_op == BDEV_WRITE) ?
+			      (ssize_t)rw->rw_len : 0);
+}
+
+static void rw_go(struct bdev_rw *rw)
+{
+	uint64_t a0 = covering_start(rw), a1 = covering_end(rw);
+
+	switch (rw->rw_stage) {
+	case RW_DIRECT:
+		rw_submit(rw, rw->rw_op, rw->rw_pos, rw->rw_buf, rw->rw_len);
+		break;
+	case RW_BOUNCE_READ:
+		rw_submit(rw, BDEV_READ, a0, rw->rw_bounce, a1 - a0);
+		break;
+	case RW_RMW_FILL:
+		rw_fill(rw);
+		break;
+	}
+}
+
+void bdev_rw_start(struct bdev_rw_ctx *ctx, struct bdev_rw *rw,
+		   enum bdev_op op, uint64_t pos, void *buf, size_t len,
+		   bdev_rw_done_fn done, void *private)
+{
+	struct bdev *dev = ctx->dev;
+	bool data = op == BDEV_READ || op == BDEV_WRITE;
+	bool aligned;
+
+	rw->rw_ctx = ctx;
+	rw->rw_op = op;
+	rw->rw_buf = buf;
+	rw->rw_done = done;
+	rw->rw_private = private;
+	rw->rw_bounce = NULL;
+	rw->rw_next = NULL;
+	rw->rw_stage = RW_DIRECT;
+	rw->rw_need_lock = rw->rw_need_bounce = false;
+	/* Compare pos with the size first: size - pos must not underflow. */
+	if (op != BDEV_FLUSH && pos >= dev->bd_size) {
+		rw->rw_pos = pos;
+		rw->rw_len = 0;
+		done(rw, op == BDEV_READ ? 0 : -ENOSPC);
+		return;
+	}
+	if (op != BDEV_FLUSH && len > dev->bd_size - pos)
+		len = dev->bd_size - pos;
+	if ((data && len > ctx->max_io_bytes) || (data && !buf)) {
+		done(rw, -EINVAL);
+		return;
+	}
+	rw->rw_pos = pos;
+	rw->rw_len = len;
+	if (op == BDEV_FLUSH) {
+		rw_go(rw);
+		return;
+	}
+	if (!len) {
+		done(rw, 0);
+		return;
+	}
+	aligned = !((pos | len) & (dev->bd_align - 1)) &&
+		  (!data || !((uintptr_t)buf & (dev->bd_mem_align - 1)));
+	rw->rw_need_lock = op != BDEV_READ;
+	if (!aligned && data) {
+		rw->rw_need_bounce = true;
+		rw->rw_stage = op == BDEV_READ ? RW_BOUNCE_READ : RW_RMW_FILL;
+		if (op == BDEV_READ)
+			ctx->unaligned_reads++;
+		else
+			ctx->rmw_ops++;
+	} else if (!aligned && dev->bd_is_blockdev) {
+		/* Block devices discard and zero whole logical blocks only. */
+		rw->rw_need_lock = false;
+		done(rw, -EINVAL);
+		return;
+	}
+	rw->rw_lock_start = covering_start(rw);
+	rw->rw_lock_end = covering_end(rw);
+	if (!rw->rw_need_lock && !rw->rw_need_bounce) {
+		rw_go(rw);
+		return;
+	}
+	if (!range_busy(rw, ctx->wait_head, NULL) && rw_try_acquire(rw)) {
+		rw_go(rw);
+		return;
+	}
+	ctx->lock_waits++;
+	if (ctx->wait_tail)
+		ctx->wait_tail->rw_next = rw;
+	else
+		ctx->wait_head = rw;
+	ctx->wait_tail = rw;
+}

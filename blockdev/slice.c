@@ -1,0 +1,60 @@
+/* slice: a window of one member, like an LVM extent run or a partition;
+ * requests are shifted by the offset and never leave the window. */
+#include "layer.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+/* slice: a window [offset, offset + size) of one member. */
+static void slice_map(const struct layer *l, uint64_t pos, int *member,
+		      uint64_t *member_pos, uint64_t *piece_max)
+{
+	*member = 0;
+	*member_pos = l->l_offset + pos;
+	*piece_max = l->l_bdev.bd_size - pos;
+}
+
+int slice_create(struct bdev *member, uint64_t offset, uint64_t size,
+		 size_t max_io_bytes, uint32_t in_segs, struct bdev **out,
+		 char *err, size_t errlen)
+{
+	struct bdev **members = malloc(sizeof(*members));
+	uint64_t msize = member->bd_size;
+	struct layer *l;
+
+	if (!members) {
+		bdev_destroy(member);
+		snprintf(err, errlen, "out of memory");
+		return -ENOMEM;
+	}
+	members[0] = member;
+	if (offset >= msize || (size && size > msize - offset)) {
+		snprintf(err, errlen, "offset %llu + size %llu is beyond the member's %llu bytes",
+			 (unsigned long long)offset, (unsigned long long)size,
+			 (unsigned long long)msize);
+		goto out_free;
+	}
+	if (!size)
+		size = msize - offset;
+	if ((offset | size) % member->bd_align) {
+		snprintf(err, errlen, "offset and size must be multiples of %u",
+			 member->bd_align);
+		goto out_free;
+	}
+	if (layer_create("slice", members, 1, 0, max_io_bytes, in_segs,
+			 &layer_mapped_ops, &l)) {
+		snprintf(err, errlen, "out of memory");
+		return -ENOMEM;
+	}
+	l->l_offset = offset;
+	l->l_member_size = size;
+	l->l_bdev.bd_size = size;
+	l->l_map = slice_map;
+	*out = &l->l_bdev;
+	return 0;
+out_free:
+	layer_free_members(members, 1);
+	return -EINVAL;
+}
+

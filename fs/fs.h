@@ -1,0 +1,145 @@
+/* fs: the FUSE front end's shared state.  Ops are written once (ops.c);
+ * transports (dev.c: /dev/fuse, uring.c: FUSE-over-io_uring) move bytes. */
+#ifndef RAWVEC_FS_H
+#define RAWVEC_FS_H
+
+#include <linux/fuse.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "../blockdev/bdev.h"
+#include "../blockdev/ring.h"
+#include "../blockdev/rw.h"
+
+/* Debian 12's <linux/fuse.h> is protocol 7.38: what newer kernels add. */
+#ifndef FUSE_OVER_IO_URING
+#define FUSE_OVER_IO_URING (1ULL << 41)
+#endif
+
+#define RV_INO_ROOT 1
+#define RV_INO_DISK 2
+#define RV_INO_STATS 3
+#define RV_INO_CONTROL 4
+
+#define RV_MAX_WRITE (1u << 20) /* 256 pages: the kernel's default limit */
+
+enum rv_transport_kind { RV_TRANSPORT_AUTO, RV_TRANSPORT_URING, RV_TRANSPORT_DEV };
+
+struct rv_req;
+
+/**
+ * struct rv_transport - how a reply leaves.  @reply sends @req's reply
+ * (header from req->out_error/out_len, data at req->out_data) and makes the
+ * slot reusable; called exactly once per request that expects a reply.
+ */
+struct rv_transport {
+	void (*reply)(struct rv_req *req);
+};
+
+/**
+ * struct rv_req - one FUSE request being served; embedded in a transport
+ * slot, reused for the slot's next request.
+ * @in/@arg:     the request header and its op-specific argument
+ * @payload:     pinned buffer of RV_MAX_WRITE bytes: a WRITE's data arrives
+ *               here page-aligned, a READ's data is read into it
+ * @payload_len: bytes of WRITE data in @payload
+ * @out_data:    reply body (@payload or @out_small), @out_len bytes
+ * @out_error:   0 or a negative errno for the reply header
+ */
+struct rv_req {
+	struct rv_fs *fs;
+	const struct rv_transport *t;
+	const struct fuse_in_header *in;
+	const void *arg;
+	char *payload;
+	size_t payload_len;
+	const void *out_data;
+	size_t out_len;
+	int out_error;
+	struct bdev_rw rw;
+	union {
+		struct fuse_entry_out entry;
+		struct fuse_attr_out attr;
+		struct fuse_open_out open;
+		struct fuse_write_out write;
+		struct fuse_statfs_out statfs;
+		struct fuse_init_out init;
+		char dirents[256];
+	} out_small;
+};
+
+/** struct rv_counters - front-end counters for the stats file. */
+struct rv_counters {
+	uint64_t requests;
+	uint64_t reads, writes, read_bytes, write_bytes;
+	uint64_t fsyncs, discards, zeroes;
+	uint64_t errors;
+	uint32_t inflight, inflight_max;
+	uint64_t ring_requests, dev_requests;
+};
+
+/**
+ * struct rv_fs - one mount.
+ * @uring_offered: the kernel offered FUSE_OVER_IO_URING in INIT
+ * @use_uring:     we accepted it; the ring transport registers entries
+ */
+struct rv_fs {
+	struct bdev_ring ring;
+	struct bdev *dev;
+	struct bdev_rw_ctx rwc;
+	const char *target;
+	int fuse_fd;
+	uid_t uid;
+	gid_t gid;
+	uint64_t mount_time; /* seconds: every inode's a/m/ctime */
+	bool read_only;
+	enum rv_transport_kind transport;
+	bool init_done;
+	bool uring_offered;
+	bool use_uring;
+	bool uring_logged;
+	bool stopping;	 /* connection gone or signal: drain and exit */
+	bool destroyed;	 /* DESTROY seen */
+	uint32_t proto_minor;
+	uint32_t max_write;
+	struct rv_counters cnt;
+	uint64_t create_size; /* --create: also for members given to replace */
+	struct rv_dev_transport *devt;
+	struct rv_uring_transport *urt;
+	size_t pool_bytes; /* requested pinned pool */
+	unsigned ring_entries_per_queue;
+	int nr_queues;
+};
+
+/**
+ * rv_dispatch() - serve @req: decide the reply or start the I/O that will.
+ * The transport has filled in, arg, payload and payload_len.  The reply goes
+ * out through req->t->reply(), now or after the I/O, exactly once, unless
+ * the op takes none (FORGET, BATCH_FORGET, INTERRUPT).
+ */
+void rv_dispatch(struct rv_req *req);
+
+/**
+ * rv_control() - run the control commands in @text (one per line):
+ * fail ADDR, replace ADDR PATH, check, repair.  Returns 0, or -EINVAL /
+ * -EBUSY / ... after logging a line that says what was wrong.
+ */
+int rv_control(struct rv_fs *fs, const char *text, size_t len);
+
+/** rv_stats_json() - the stats file's text into @buf; returns its length. */
+size_t rv_stats_json(struct rv_fs *fs, char *buf, size_t len);
+
+/* /dev/fuse transport (dev.c) */
+int rv_dev_start(struct rv_fs *fs, int nr_slots);
+void rv_dev_stop(struct rv_fs *fs);
+bool rv_dev_idle(struct rv_fs *fs);
+
+/* FUSE-over-io_uring transport (uring.c) */
+int rv_uring_start(struct rv_fs *fs);
+bool rv_uring_idle(struct rv_fs *fs);
+void rv_uring_stop(struct rv_fs *fs);
+
+void rv_log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+#endif

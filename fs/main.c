@@ -1,0 +1,551 @@
+/* main: command line, start-up checks, mount, the event loop and a clean
+ * shutdown (drain in-flight I/O, fdatasync, unmount). */
+#define FUSE_USE_VERSION 35
+#include "fs.h"
+#include "../blockdev/layout.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <fuse_lowlevel.h>
+#include <getopt.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/signalfd.h>
+#include <sys/stat.h>
+#include <sys/sysinfo.h>
+#include <time.h>
+#include <unistd.h>
+
+#define RAWVEC_VERSION "0.1.0"
+#define URING_PARAM "/sys/module/fuse/parameters/enable_uring"
+#define EXIT_USAGE 2
+#define EXIT_RUNTIME 1
+
+struct rv_opts {
+	const char *mountpoint;
+	const char *target;
+	bool foreground;
+	bool read_only;
+	bool allow_other;
+	bool enable_uring;
+	uint64_t create_size;
+	uint64_t pool_bytes;
+	enum rv_transport_kind transport;
+};
+
+static void usage(FILE *f)
+{
+	fprintf(f,
+		"usage: rawvec [options] MOUNTPOINT TARGET\n"
+		"\n"
+		"Serve TARGET (an image file or block device) as MOUNTPOINT/disk,\n"
+		"with statistics in MOUNTPOINT/stats.\n"
+		"\n"
+		"  -f                      stay in the foreground\n"
+		"  -o ro                   read-only: writes fail with EROFS\n"
+		"  -o allow_other          let other users access the mount\n"
+		"  -o pool=SIZE            pinned buffer pool (default 256m)\n"
+		"  --create SIZE           create a missing image file of SIZE (sparse)\n"
+		"  --transport=auto|uring|dev\n"
+		"                          FUSE-over-io_uring, /dev/fuse, or the ring\n"
+		"                          when the kernel offers it (default auto)\n"
+		"  --enable-uring          root: set the fuse module's enable_uring=Y\n"
+		"  -h, --help              this text\n"
+		"  -V, --version           print the version\n"
+		"\n"
+		"SIZE takes k, m, g, t suffixes (powers of 1024).\n");
+}
+
+static int parse_size(const char *s, uint64_t *out)
+{
+	return bdev_parse_size(s, strlen(s), out);
+}
+
+static int parse_o(struct rv_opts *o, char *list)
+{
+	char *save = NULL;
+
+	for (char *tok = strtok_r(list, ",", &save); tok;
+	     tok = strtok_r(NULL, ",", &save)) {
+		if (!strcmp(tok, "ro")) {
+			o->read_only = true;
+		} else if (!strcmp(tok, "rw")) {
+			o->read_only = false;
+		} else if (!strcmp(tok, "allow_other")) {
+			o->allow_other = true;
+		} else if (!strncmp(tok, "pool=", 5)) {
+			if (parse_size(tok + 5, &o->pool_bytes)) {
+				fprintf(stderr, "rawvec: -o pool: bad size '%s'\n",
+					tok + 5);
+				return -EINVAL;
+			}
+			/* io_uring registers at most 1 GiB as one buffer. */
+			if (o->pool_bytes > (1ull << 30)) {
+				fprintf(stderr, "rawvec: -o pool=%s: at most 1g\n",
+					tok + 5);
+				return -EINVAL;
+			}
+		} else {
+			fprintf(stderr, "rawvec: unknown mount option '%s'\n", tok);
+			return -EINVAL;
+		}
+	}
+	return 0;
+}
+
+static int parse_args(int argc, char **argv, struct rv_opts *o)
+{
+	static const struct option longopts[] = {
+		{ "help", no_argument, NULL, 'h' },
+		{ "version", no_argument, NULL, 'V' },
+		{ "create", required_argument, NULL, 'c' },
+		{ "transport", required_argument, NULL, 't' },
+		{ "enable-uring", no_argument, NULL, 'u' },
+		{ "foreground", no_argument, NULL, 'f' },
+		{ NULL, 0, NULL, 0 },
+	};
+	int c;
+
+	o->pool_bytes = 256ull << 20;
+	opterr = 0;
+	while ((c = getopt_long(argc, argv, "+fo:hV", longopts, NULL)) != -1) {
+		switch (c) {
+		case 'f':
+			o->foreground = true;
+			break;
+		case 'o':
+			if (parse_o(o, optarg))
+				return -EINVAL;
+			break;
+		case 'c':
+			if (parse_size(optarg, &o->create_size)) {
+				fprintf(stderr, "rawvec: --create: bad size '%s'\n",
+					optarg);
+				return -EINVAL;
+			}
+			break;
+		case 't':
+			if (!strcmp(optarg, "auto")) {
+				o->transport = RV_TRANSPORT_AUTO;
+			} else if (!strcmp(optarg, "uring")) {
+				o->transport = RV_TRANSPORT_URING;
+			} else if (!strcmp(optarg, "dev")) {
+				o->transport = RV_TRANSPORT_DEV;
+			} else {
+				fprintf(stderr,
+					"rawvec: --transport: '%s' is not auto, uring or dev\n",
+					optarg);
+				return -EINVAL;
+			}
+			break;
+		case 'u':
+			o->enable_uring = true;
+			break;
+		case 'h':
+			usage(stdout);
+			exit(0);
+		case 'V':
+			printf("rawvec %s\n", RAWVEC_VERSION);
+			exit(0);
+		default:
+			if (optopt == 'c' || optopt == 't')
+				fprintf(stderr, "rawvec: option %s needs an argument\n",
+					optopt == 'c' ? "--create" : "--transport");
+			else if (optopt == 'o')
+				fprintf(stderr, "rawvec: option -o needs an argument\n");
+			else if (optopt && optopt != '?')
+				fprintf(stderr, "rawvec: unknown option -%c\n", optopt);
+			else
+				fprintf(stderr, "rawvec: unknown option '%s'\n",
+					argv[optind - 1]);
+			return -EINVAL;
+		}
+	}
+	if (argc - optind != 2) {
+		fprintf(stderr, "rawvec: expected MOUNTPOINT and TARGET, got %d argument%s\n",
+			argc - optind, argc - optind == 1 ? "" : "s");
+		return -EINVAL;
+	}
+	o->mountpoint = argv[optind];
+	o->target = argv[optind + 1];
+	return 0;
+}
+
+static int check_mountpoint(const char *path)
+{
+	struct statx stx;
+
+	if (statx(AT_FDCWD, path, 0, STATX_TYPE, &stx)) {
+		fprintf(stderr, "rawvec: mountpoint %s: %s\n", path, strerror(errno));
+		return -errno;
+	}
+	if (!S_ISDIR(stx.stx_mode)) {
+		fprintf(stderr, "rawvec: mountpoint %s: not a directory\n", path);
+		return -ENOTDIR;
+	}
+	if ((stx.stx_attributes_mask & STATX_ATTR_MOUNT_ROOT) &&
+	    (stx.stx_attributes & STATX_ATTR_MOUNT_ROOT)) {
+		fprintf(stderr, "rawvec: mountpoint %s: something is already mounted there\n",
+			path);
+		return -EBUSY;
+	}
+	return 0;
+}
+
+static bool uring_param_on(void)
+{
+	char c = 0;
+	int fd = open(URING_PARAM, O_RDONLY);
+
+	if (fd < 0)
+		return false;
+	if (read(fd, &c, 1) != 1)
+		c = 0;
+	close(fd);
+	return c == 'Y' || c == '1';
+}
+
+static int enable_uring(void)
+{
+	int fd, ret = 0;
+
+	if (geteuid()) {
+		fprintf(stderr, "rawvec: --enable-uring: needs root to write %s\n",
+			URING_PARAM);
+		return -EPERM;
+	}
+	fd = open(URING_PARAM, O_WRONLY);
+	if (fd < 0 || write(fd, "Y", 1) != 1)
+		ret = -errno;
+	if (fd >= 0)
+		close(fd);
+	if (ret) {
+		fprintf(stderr, "rawvec: --enable-uring: %s: %s (kernel older than 6.14 or without CONFIG_FUSE_IO_URING?)\n",
+			URING_PARAM, strerror(-ret));
+		return ret;
+	}
+	rv_log("set %s to Y", URING_PARAM);
+	return 0;
+}
+
+/*
+ * Split the pinned pool: /dev/fuse slots, RMW bounces and, when the ring
+ * may be used, entries for every possible CPU's queue.  Each slot or bounce
+ * costs max_write plus headroom; when the pool is small the counts shrink
+ * first and max_write (down to 128 KiB) after.
+ */
+static int size_pool(struct rv_fs *fs, bool expect_ring, int *dev_slots,
+		     int *bounces)
+{
+	size_t pool = fs->pool_bytes, unit;
+	size_t min_slots = expect_ring ? 2 : 16;
+	size_t epq;
+
+	for (fs->max_write = RV_MAX_WRITE;; fs->max_write /= 2) {
+		/* A slot: header page + payload + a spare page; a bounce:
+		 * payload + head and tail blocks (rw.c, up to 64 KiB each). */
+		unit = fs->max_write + 2 * PVEC_PAGE_SIZE + 2 * 65536;
+		*bounces = pool / unit >= 64 ? 8 : 2;
+		*dev_slots = expect_ring ? 4 : 64;
+		while ((size_t)(*dev_slots + *bounces) * unit > pool &&
+		       (size_t)*dev_slots > min_slots)
+			(*dev_slots)--;
+		if ((size_t)(*dev_slots + *bounces) * unit <= pool) {
+			size_t left = pool - (size_t)(*dev_slots + *bounces) * unit;
+
+			if (!expect_ring)
+				return 0;
+			epq = left / ((size_t)fs->nr_queues * fs->max_write);
+			if (epq >= 8 || (epq && fs->max_write <= 128 * 1024)) {
+				fs->ring_entries_per_queue = epq > 64 ? 64 : (unsigned)epq;
+				return 0;
+			}
+		}
+		if (fs->max_write <= 128 * 1024)
+			break;
+		min_slots = 2;
+	}
+	fprintf(stderr, "rawvec: -o pool=%zu is too small: it needs at least %zum%s\n",
+		pool, ((size_t)(4 + 2 + (expect_ring ? fs->nr_queues : 0)) *
+		       (128 * 1024 + 2 * PVEC_PAGE_SIZE + 2 * 65536) >> 20) + 1,
+		expect_ring ? " with the ring's entry per CPU queue" : "");
+	return -EINVAL;
+}
+
+static struct rv_fs the_fs;
+
+struct sig_watch {
+	struct bdev_ring_op op;
+	struct signalfd_siginfo si;
+	int fd;
+	struct rv_fs *fs;
+};
+
+static void sig_arm(struct sig_watch *w);
+
+static void sig_done(struct bdev_ring_op *op, int res, unsigned flags)
+{
+	struct sig_watch *w = (struct sig_watch *)op;
+
+	(void)flags;
+	if (res == (int)sizeof(w->si)) {
+		rv_log("signal %u: finishing in-flight I/O and unmounting",
+		       w->si.ssi_signo);
+		w->fs->stopping = true;
+	}
+	if (res != -ECANCELED)
+		sig_arm(w);
+}
+
+static void sig_arm(struct sig_watch *w)
+{
+	struct io_uring_sqe *sqe = bdev_ring_sqe(&w->fs->ring, &w->op);
+
+	io_uring_prep_read(sqe, w->fd, &w->si, sizeof(w->si), 0);
+}
+
+static bool fs_idle(struct rv_fs *fs)
+{
+	return !fs->cnt.inflight && rv_dev_idle(fs) && rv_uring_idle(fs) &&
+	       !bdev_rw_busy(&fs->rwc);
+}
+
+/* Child side of the start-up handshake: tell the waiting parent how the
+ * start went (an exit code), then detach. */
+static void report_ready(int fd, unsigned char code)
+{
+	if (fd < 0)
+		return;
+	if (write(fd, &code, 1) != 1)
+		rv_log("start-up pipe: %s", strerror(errno));
+	close(fd);
+}
+
+/* A daemon must not hold its starter's terminal or pipes open. */
+static void detach_stdio(void)
+{
+	int fd = open("/dev/null", O_RDWR);
+
+	if (fd < 0)
+		return;
+	dup2(fd, 0);
+	dup2(fd, 1);
+	dup2(fd, 2);
+	if (fd > 2)
+		close(fd);
+}
+
+static int run(struct rv_opts *o, int ready_fd)
+{
+	struct rv_fs *fs = &the_fs;
+	struct fuse_args args = FUSE_ARGS_INIT(0, NULL);
+	struct fuse_lowlevel_ops no_ops;
+	struct bdev_layout_opts lopts = { .read_only = o->read_only,
+					  .create_size = o->create_size };
+	struct fuse_session *se = NULL;
+	struct sig_watch sw = { .op.ro_done = sig_done, .fs = fs };
+	bool expect_ring, served = false;
+	char err[8192], optbuf[PATH_MAX + 128];
+	int dev_slots, bounces, ret, code = EXIT_USAGE;
+	sigset_t sigs;
+
+	fs->target = o->target;
+	fs->read_only = o->read_only;
+	fs->transport = o->transport;
+	fs->pool_bytes = o->pool_bytes;
+	fs->uid = getuid();
+	fs->gid = getgid();
+	fs->mount_time = (uint64_t)time(NULL);
+	fs->nr_queues = get_nprocs_conf();
+	expect_ring = o->transport != RV_TRANSPORT_DEV && uring_param_on();
+
+	ret = bdev_ring_init(&fs->ring, 256, o->transport != RV_TRANSPORT_DEV);
+	if (ret) {
+		fprintf(stderr, "rawvec: io_uring set-up failed: %s\n", strerror(-ret));
+		code = EXIT_RUNTIME;
+		goto out;
+	}
+	if (size_pool(fs, expect_ring, &dev_slots, &bounces))
+		goto out_ring;
+	/* rw.c hands the stack at most max_write plus an aligned head and
+	 * tail; 64 KiB each side covers any alignment a device reports. */
+	lopts.max_io_bytes = fs->max_write + 2 * 65536;
+	ret = bdev_layout_open(o->target, &fs->ring, &lopts, &fs->dev, err,
+			       sizeof(err));
+	if (ret) {
+		fprintf(stderr, "rawvec: %s\n", err);
+		goto out_ring;
+	}
+	if (geteuid()) {
+		struct rlimit rl;
+
+		if (!getrlimit(RLIMIT_MEMLOCK, &rl) && rl.rlim_cur != RLIM_INFINITY &&
+		    rl.rlim_cur < fs->pool_bytes) {
+			rv_log("pinned pool %llu bytes exceeds RLIMIT_MEMLOCK %llu: raise the limit or use -o pool",
+			       (unsigned long long)fs->pool_bytes,
+			       (unsigned long long)rl.rlim_cur);
+			goto out_dev;
+		}
+	}
+	ret = bdev_ring_pool_init(&fs->ring, fs->pool_bytes);
+	if (ret) {
+		fprintf(stderr, "rawvec: pinning %llu bytes of buffers failed: %s\n",
+			(unsigned long long)fs->pool_bytes, strerror(-ret));
+		code = EXIT_RUNTIME;
+		goto out_dev;
+	}
+	ret = bdev_rw_ctx_init(&fs->rwc, fs->dev, &fs->ring, fs->max_write, bounces);
+	if (ret) {
+		fprintf(stderr, "rawvec: bounce buffers: %s\n", strerror(-ret));
+		code = EXIT_RUNTIME;
+		goto out_dev;
+	}
+
+	sigemptyset(&sigs);
+	sigaddset(&sigs, SIGINT);
+	sigaddset(&sigs, SIGTERM);
+	sigaddset(&sigs, SIGHUP);
+	sigprocmask(SIG_BLOCK, &sigs, NULL);
+	signal(SIGPIPE, SIG_IGN);
+	sw.fd = signalfd(-1, &sigs, SFD_CLOEXEC);
+
+	fuse_opt_add_arg(&args, "rawvec");
+	snprintf(optbuf, sizeof(optbuf), "-osubtype=rawvec,fsname=%s,default_permissions%s%s",
+		 o->target, o->allow_other ? ",allow_other" : "",
+		 o->read_only ? ",ro" : "");
+	/* fsname is a comma list element: a target with commas keeps its
+	 * name out of the mount table rather than breaking the options. */
+	if (strchr(o->target, ','))
+		snprintf(optbuf, sizeof(optbuf), "-osubtype=rawvec,fsname=rawvec,default_permissions%s%s",
+			 o->allow_other ? ",allow_other" : "",
+			 o->read_only ? ",ro" : "");
+	fuse_opt_add_arg(&args, optbuf);
+	memset(&no_ops, 0, sizeof(no_ops));
+	se = fuse_session_new(&args, &no_ops, sizeof(no_ops), NULL);
+	if (!se) {
+		fprintf(stderr, "rawvec: FUSE session set-up failed\n");
+		code = EXIT_RUNTIME;
+		goto out_rw;
+	}
+	if (fuse_session_mount(se, o->mountpoint)) {
+		fprintf(stderr, "rawvec: mounting on %s failed\n", o->mountpoint);
+		code = EXIT_RUNTIME;
+		goto out_session;
+	}
+	fs->fuse_fd = fuse_session_fd(se);
+	ret = rv_dev_start(fs, dev_slots);
+	if (ret) {
+		fprintf(stderr, "rawvec: /dev/fuse transport: %s\n", strerror(-ret));
+		code = EXIT_RUNTIME;
+		goto out_unmount;
+	}
+	if (sw.fd >= 0)
+		sig_arm(&sw);
+	rv_log("serving %s (%llu bytes, %u-byte alignment) at %s/disk",
+	       o->target, (unsigned long long)fs->dev->bd_size,
+	       fs->dev->bd_align, o->mountpoint);
+	report_ready(ready_fd, 0);
+	served = true; /* from here on the image holds the user's data */
+	if (ready_fd >= 0)
+		detach_stdio();
+	ready_fd = -1;
+
+	code = 0;
+	while (!(fs->stopping && fs_idle(fs))) {
+		if (fs->init_done && !fs->urt && fs->use_uring) {
+			rv_log("transport: FUSE-over-io_uring, %d queue%s x %u entries, max_write %u",
+			       fs->nr_queues, fs->nr_queues == 1 ? "" : "s",
+			       fs->ring_entries_per_queue, fs->max_write);
+			if (!fs->ring_entries_per_queue ||
+			    (ret = rv_uring_start(fs))) {
+				rv_log("cannot start the ring transport: no pinned entries");
+				code = EXIT_RUNTIME;
+				fs->stopping = true;
+			}
+		} else if (fs->init_done && !fs->use_uring && !fs->urt &&
+			   !fs->uring_logged) {
+			fs->uring_logged = true;
+			if (o->transport == RV_TRANSPORT_URING) {
+				rv_log("--transport=uring: the kernel did not offer FUSE-over-io_uring");
+				code = EXIT_RUNTIME;
+				fs->stopping = true;
+			} else {
+				rv_log("transport: /dev/fuse%s", fs->uring_offered ?
+				       "" : " (kernel offers no FUSE-over-io_uring)");
+			}
+		}
+		ret = bdev_ring_run(&fs->ring, 1);
+		if (ret < 0 && ret != -EINTR) {
+			rv_log("io_uring: %s", strerror(-ret));
+			code = EXIT_RUNTIME;
+			break;
+		}
+	}
+out_unmount:
+	fuse_session_unmount(se);
+out_session:
+	fuse_session_destroy(se);
+out_rw:
+	bdev_rw_ctx_exit(&fs->rwc);
+out_dev:
+	/* A start that failed leaves no image behind that --create made. */
+	if (code && !served && fs->dev && fs->dev->bd_created)
+		unlink(o->target);
+	bdev_destroy(fs->dev);
+out_ring:
+	rv_dev_stop(fs);
+	rv_uring_stop(fs);
+	bdev_ring_exit(&fs->ring);
+out:
+	fuse_opt_free_args(&args);
+	report_ready(ready_fd, (unsigned char)code);
+	return code;
+}
+
+int main(int argc, char **argv)
+{
+	struct rv_opts o = { 0 };
+	int pipefd[2] = { -1, -1 };
+	unsigned char code;
+	pid_t pid;
+
+	if (parse_args(argc, argv, &o)) {
+		fputs("Try 'rawvec --help'.\n", stderr);
+		return EXIT_USAGE;
+	}
+	if (check_mountpoint(o.mountpoint))
+		return EXIT_USAGE;
+	if (o.enable_uring && enable_uring())
+		return EXIT_USAGE;
+	if (o.transport == RV_TRANSPORT_URING && !uring_param_on()) {
+		fprintf(stderr, "rawvec: --transport=uring: the kernel does not offer FUSE-over-io_uring (%s is not Y; try --enable-uring)\n",
+			URING_PARAM);
+		return EXIT_USAGE;
+	}
+	if (o.foreground)
+		return run(&o, -1);
+	/* The ring is single-issuer, so everything from it on happens in
+	 * the child; the parent waits to exit with the child's start-up code. */
+	if (pipe(pipefd)) {
+		perror("rawvec: pipe");
+		return EXIT_RUNTIME;
+	}
+	pid = fork();
+	if (pid < 0) {
+		perror("rawvec: fork");
+		return EXIT_RUNTIME;
+	}
+	if (pid) {
+		close(pipefd[1]);
+		if (read(pipefd[0], &code, 1) != 1)
+			code = EXIT_RUNTIME;
+		return code;
+	}
+	close(pipefd[0]);
+	setsid();
+	return run(&o, pipefd[1]);
+}

@@ -1,0 +1,591 @@
+/* ops: every FUSE opcode rawvec answers, written once for both transports.
+ * A three-entry namespace (/, disk, stats); disk I/O goes through bdev_rw. */
+#include "fs.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/falloc.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+
+#define ATTR_TIMEOUT_S 3600 /* the namespace never changes */
+
+struct name_ent {
+	const char *name;
+	uint64_t ino;
+	uint32_t type;
+};
+
+static const struct name_ent names[] = {
+	{ "disk", RV_INO_DISK, S_IFREG },
+	{ "stats", RV_INO_STATS, S_IFREG },
+	{ "control", RV_INO_CONTROL, S_IFREG },
+};
+
+static const char control_help[] =
+	"commands (echo one into this file):\n"
+	"  fail ADDR           mark member ADDR failed (ADDR: 2, or 1.0 when nested)\n"
+	"  replace ADDR PATH   put image/device PATH in place of failed member ADDR, rebuild\n"
+	"  check               verify parity and mirrors, count mismatches (see stats)\n"
+	"  repair              like check, and rewrite what mismatches\n";
+
+/* A stats file open: the JSON is taken once, at open, so one read(2) loop
+ * sees one consistent snapshot. */
+struct stats_snap {
+	size_t len;
+	char text[];
+};
+
+void rv_log(const char *fmt, ...)
+{
+	va_list ap;
+
+	fputs("rawvec: ", stderr);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+}
+
+static void reply(struct rv_req *req, int err, const void *data, size_t len)
+{
+	struct rv_counters *c = &req->fs->cnt;
+
+	if (err)
+		c->errors++;
+	req->out_error = err;
+	req->out_data = err ? NULL : data;
+	req->out_len = err ? 0 : len;
+	req->t->reply(req);
+}
+
+static void fill_attr(struct rv_fs *fs, uint64_t ino, struct fuse_attr *a)
+{
+	memset(a, 0, sizeof(*a));
+	a->ino = ino;
+	a->uid = fs->uid;
+	a->gid = fs->gid;
+	a->blksize = 4096;
+	a->nlink = 1;
+	a->atime = a->mtime = a->ctime = fs->mount_time;
+	switch (ino) {
+	case RV_INO_ROOT:
+		a->mode = S_IFDIR | 0755;
+		a->nlink = 2;
+		break;
+	case RV_INO_DISK:
+		a->mode = S_IFREG | (fs->read_only ? 0400 : 0600);
+		a->size = fs->dev->bd_size;
+		a->blocks = fs->dev->bd_size / 512;
+		break;
+	case RV_INO_STATS:
+		a->mode = S_IFREG | 0444;
+		break;
+	case RV_INO_CONTROL:
+		a->mode = S_IFREG | 0600;
+		a->size = sizeof(control_help) - 1;
+		break;
+	}
+}
+
+static bool known_ino(uint64_t ino)
+{
+	return ino >= RV_INO_ROOT && ino <= RV_INO_CONTROL;
+}
+
+static void do_init(struct rv_req *req)
+{
+	const struct fuse_init_in *in = req->arg;
+	struct rv_fs *fs = req->fs;
+	struct fuse_init_out *out = &req->out_small.init;
+	uint64_t kflags = in->flags;
+	uint64_t want;
+
+	memset(out, 0, sizeof(*out));
+	out->major = FUSE_KERNEL_VERSION;
+	if (in->major != FUSE_KERNEL_VERSION) {
+		rv_log("kernel FUSE protocol %u.%u is not %u.x", in->major,
+		       in->minor, FUSE_KERNEL_VERSION);
+		reply(req, -EPROTO, NULL, 0);
+		return;
+	}
+	if (kflags & FUSE_INIT_EXT)
+		kflags |= (uint64_t)in->flags2 << 32;
+	fs->proto_minor = in->minor;
+	fs->uring_offered = !!(kflags & FUSE_OVER_IO_URING);
+	/* Not FUSE_ATOMIC_O_TRUNC: with it the kernel takes an O_TRUNC open
+	 * to have made the file empty and serves async direct reads as
+	 * past the end.  Without it the open sends SETATTR size 0 with no
+	 * file handle, which a disk ignores (do_setattr). */
+	want = FUSE_ASYNC_READ | FUSE_BIG_WRITES |
+	       FUSE_ASYNC_DIO | FUSE_PARALLEL_DIROPS | FUSE_MAX_PAGES |
+	       FUSE_INIT_EXT;
+	if (fs->uring_offered && fs->transport != RV_TRANSPORT_DEV)
+		want |= FUSE_OVER_IO_URING;
+	want &= kflags;
+	fs->use_uring = !!(want & FUSE_OVER_IO_URING);
+	out->minor = in->minor < FUSE_KERNEL_MINOR_VERSION ?
+			     in->minor : FUSE_KERNEL_MINOR_VERSION;
+	/* The kernel only reads flags2 / ring setup past minor 36 when we
+	 * say we speak its minor; the struct layout is unchanged since. */
+	if (fs->use_uring)
+		out->minor = in->minor;
+	out->flags = (uint32_t)want;
+	out->flags2 = (uint32_t)(want >> 32);
+	out->max_readahead = in->max_readahead;
+	out->max_background = 256;
+	out->congestion_threshold = 192;
+	out->max_write = fs->max_write;
+	out->max_pages = fs->max_write / 4096;
+	out->time_gran = 1;
+	fs->init_done = true;
+	reply(req, 0, out, sizeof(*out));
+}
+
+static void do_lookup(struct rv_req *req)
+{
+	const char *name = req->arg;
+	struct fuse_entry_out *e = &req->out_small.entry;
+
+	if (req->in->nodeid != RV_INO_ROOT) {
+		reply(req, -ENOTDIR, NULL, 0);
+		return;
+	}
+	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+		if (strcmp(name, names[i].name))
+			continue;
+		memset(e, 0, sizeof(*e));
+		e->nodeid = names[i].ino;
+		e->entry_valid = ATTR_TIMEOUT_S;
+		e->attr_valid = ATTR_TIMEOUT_S;
+		fill_attr(req->fs, names[i].ino, &e->attr);
+		reply(req, 0, e, sizeof(*e));
+		return;
+	}
+	reply(req, -ENOENT, NULL, 0);
+}
+
+static void do_getattr(struct rv_req *req)
+{
+	struct fuse_attr_out *a = &req->out_small.attr;
+
+	if (!known_ino(req->in->nodeid)) {
+		reply(req, -ENOENT, NULL, 0);
+		return;
+	}
+	memset(a, 0, sizeof(*a));
+	a->attr_valid = ATTR_TIMEOUT_S;
+	fill_attr(req->fs, req->in->nodeid, &a->attr);
+	reply(req, 0, a, sizeof(*a));
+}
+
+static void do_setattr(struct rv_req *req)
+{
+	const struct fuse_setattr_in *in = req->arg;
+	struct rv_fs *fs = req->fs;
+
+	/* A disk has a fixed size: truncating it to another size is a
+	 * mistake worth a log line, the same size is a no-op. */
+	/* O_TRUNC opens (`echo fail 1 > control`, `dd of=disk`) arrive as
+	 * SETATTR size 0 without a file handle: a block device ignores
+	 * O_TRUNC, and so do we.  ftruncate(2) carries FATTR_FH. */
+	if ((in->valid & FATTR_SIZE) && !(in->valid & FATTR_FH) && !in->size &&
+	    req->in->nodeid != RV_INO_STATS) {
+		do_getattr(req);
+		return;
+	}
+	if ((in->valid & FATTR_SIZE) &&
+	    (req->in->nodeid != RV_INO_DISK || in->size != fs->dev->bd_size)) {
+		rv_log("refusing to resize %s to %llu bytes: a disk's size is fixed (%llu)",
+		       req->in->nodeid == RV_INO_DISK ? "disk" : "a control file",
+		       (unsigned long long)in->size,
+		       (unsigned long long)fs->dev->bd_size);
+		reply(req, -EINVAL, NULL, 0);
+		return;
+	}
+	if (in->valid & (FATTR_MODE | FATTR_UID | FATTR_GID)) {
+		reply(req, -EPERM, NULL, 0);
+		return;
+	}
+	do_getattr(req);
+}
+
+static void do_open(struct rv_req *req)
+{
+	const struct fuse_open_in *in = req->arg;
+	struct rv_fs *fs = req->fs;
+	struct fuse_open_out *o = &req->out_small.open;
+	int acc = in->flags & O_ACCMODE;
+
+	memset(o, 0, sizeof(*o));
+	switch (req->in->nodeid) {
+	case RV_INO_DISK:
+		if (fs->read_only && acc != O_RDONLY) {
+			reply(req, -EROFS, NULL, 0);
+			return;
+		}
+		/* rawvec orders overlapping writes itself (rw.c), so the
+		 * kernel need not serialise them on the inode lock. */
+		o->open_flags = FOPEN_DIRECT_IO | FOPEN_PARALLEL_DIRECT_WRITES;
+		break;
+	case RV_INO_STATS: {
+		struct stats_snap *s;
+		size_t cap = 64 * 1024;
+
+		if (acc != O_RDONLY) {
+			reply(req, -EACCES, NULL, 0);
+			return;
+		}
+		s = malloc(sizeof(*s) + cap);
+		if (!s) {
+			reply(req, -ENOMEM, NULL, 0);
+			return;
+		}
+		s->len = rv_stats_json(fs, s->text, cap);
+		o->fh = (uintptr_t)s;
+		o->open_flags = FOPEN_DIRECT_IO;
+		break;
+	}
+	case RV_INO_CONTROL:
+		o->open_flags = FOPEN_DIRECT_IO;
+		break;
+	default:
+		reply(req, -EISDIR, NULL, 0);
+		return;
+	}
+	reply(req, 0, o, sizeof(*o));
+}
+
+static void do_release(struct rv_req *req)
+{
+	const struct fuse_release_in *in = req->arg;
+
+	if (req->in->nodeid == RV_INO_STATS)
+		free((void *)(uintptr_t)in->fh);
+	reply(req, 0, NULL, 0);
+}
+
+static void io_done(struct bdev_rw *rw, ssize_t res)
+{
+	struct rv_req *req = rw->rw_private;
+	struct rv_counters *c = &req->fs->cnt;
+
+	c->inflight--;
+	if (res < 0) {
+		reply(req, (int)res, NULL, 0);
+		return;
+	}
+	switch (req->in->opcode) {
+	case FUSE_READ:
+		c->read_bytes += res;
+		reply(req, 0, req->payload, res);
+		break;
+	case FUSE_WRITE:
+		c->write_bytes += res;
+		memset(&req->out_small.write, 0, sizeof(req->out_small.write));
+		req->out_small.write.size = (uint32_t)res;
+		reply(req, 0, &req->out_small.write, sizeof(req->out_small.write));
+		break;
+	default:
+		reply(req, 0, NULL, 0);
+	}
+}
+
+static void start_io(struct rv_req *req, enum bdev_op op, uint64_t pos,
+		     size_t len)
+{
+	struct rv_counters *c = &req->fs->cnt;
+	void *buf = op == BDEV_READ || op == BDEV_WRITE ? req->payload : NULL;
+
+	if (++c->inflight > c->inflight_max)
+		c->inflight_max = c->inflight;
+	bdev_rw_start(&req->fs->rwc, &req->rw, op, pos, buf, len, io_done, req);
+}
+
+static void do_read(struct rv_req *req)
+{
+	const struct fuse_read_in *in = req->arg;
+	struct rv_fs *fs = req->fs;
+
+	if (req->in->nodeid == RV_INO_STATS) {
+		const struct stats_snap *s = (void *)(uintptr_t)in->fh;
+		size_t n = 0;
+
+		if (in->offset < s->len) {
+			n = s->len - in->offset;
+			if (n > in->size)
+				n = in->size;
+			memcpy(req->payload, s->text + in->offset, n);
+		}
+		reply(req, 0, req->payload, n);
+		return;
+	}
+	if (req->in->nodeid == RV_INO_CONTROL) {
+		size_t n = 0, total = sizeof(control_help) - 1;
+
+		if (in->offset < total) {
+			n = total - in->offset < in->size ? total - in->offset : in->size;
+			memcpy(req->payload, control_help + in->offset, n);
+		}
+		reply(req, 0, req->payload, n);
+		return;
+	}
+	if (req->in->nodeid != RV_INO_DISK) {
+		reply(req, -EISDIR, NULL, 0);
+		return;
+	}
+	if (in->size > fs->max_write) {
+		reply(req, -EINVAL, NULL, 0);
+		return;
+	}
+	fs->cnt.reads++;
+	start_io(req, BDEV_READ, in->offset, in->size);
+}
+
+static void do_write(struct rv_req *req)
+{
+	const struct fuse_write_in *in = req->arg;
+	struct rv_fs *fs = req->fs;
+
+	if (req->in->nodeid == RV_INO_CONTROL && in->size <= req->payload_len) {
+		int err = rv_control(fs, req->payload, in->size);
+
+		if (err) {
+			reply(req, err, NULL, 0);
+			return;
+		}
+		memset(&req->out_small.write, 0, sizeof(req->out_small.write));
+		req->out_small.write.size = in->size;
+		reply(req, 0, &req->out_small.write, sizeof(req->out_small.write));
+		return;
+	}
+	if (req->in->nodeid != RV_INO_DISK) {
+		reply(req, -EACCES, NULL, 0);
+		return;
+	}
+	if (fs->read_only) {
+		reply(req, -EROFS, NULL, 0);
+		return;
+	}
+	if (in->size > fs->max_write || in->size > req->payload_len) {
+		reply(req, -EINVAL, NULL, 0);
+		return;
+	}
+	fs->cnt.writes++;
+	start_io(req, BDEV_WRITE, in->offset, in->size);
+}
+
+static void do_fsync(struct rv_req *req)
+{
+	if (req->in->nodeid != RV_INO_DISK || req->fs->read_only) {
+		reply(req, 0, NULL, 0);
+		return;
+	}
+	req->fs->cnt.fsyncs++;
+	start_io(req, BDEV_FLUSH, 0, 0);
+}
+
+static void do_fallocate(struct rv_req *req)
+{
+	const struct fuse_fallocate_in *in = req->arg;
+	struct rv_fs *fs = req->fs;
+	uint32_t mode = in->mode & ~FALLOC_FL_KEEP_SIZE;
+	uint64_t length;
+
+	if (req->in->nodeid != RV_INO_DISK) {
+		reply(req, -EOPNOTSUPP, NULL, 0);
+		return;
+	}
+	if (fs->read_only) {
+		reply(req, -EROFS, NULL, 0);
+		return;
+	}
+	length = in->length;
+	if (in->offset >= fs->dev->bd_size || length > fs->dev->bd_size - in->offset) {
+		/* A disk cannot grow: allocating past the end fails; punching
+		 * or zeroing there acts on the part inside. */
+		if (!mode) {
+			reply(req, -ENOSPC, NULL, 0);
+			return;
+		}
+		if (in->offset >= fs->dev->bd_size) {
+			reply(req, 0, NULL, 0);
+			return;
+		}
+		length = fs->dev->bd_size - in->offset;
+	}
+	switch (mode) {
+	case 0:
+		reply(req, 0, NULL, 0); /* every block of a disk exists */
+		return;
+	case FALLOC_FL_PUNCH_HOLE:
+		fs->cnt.discards++;
+		start_io(req, BDEV_DISCARD, in->offset, length);
+		return;
+	case FALLOC_FL_ZERO_RANGE:
+		fs->cnt.zeroes++;
+		start_io(req, BDEV_ZERO, in->offset, length);
+		return;
+	default:
+		reply(req, -EOPNOTSUPP, NULL, 0);
+	}
+}
+
+static void do_statfs(struct rv_req *req)
+{
+	struct fuse_statfs_out *o = &req->out_small.statfs;
+
+	memset(o, 0, sizeof(*o));
+	o->st.bsize = 4096;
+	o->st.frsize = 4096;
+	o->st.blocks = req->fs->dev->bd_size / 4096;
+	o->st.files = 4;
+	o->st.namelen = 255;
+	reply(req, 0, o, sizeof(*o));
+}
+
+static size_t add_dirent(char *buf, size_t cap, size_t pos, uint64_t ino,
+			 const char *name, uint32_t type, uint64_t off)
+{
+	struct fuse_dirent *d = (struct fuse_dirent *)(buf + pos);
+	size_t namelen = strlen(name);
+	size_t sz = FUSE_DIRENT_ALIGN(FUSE_NAME_OFFSET + namelen);
+
+	if (pos + sz > cap)
+		return 0;
+	memset(d, 0, sz);
+	d->ino = ino;
+	d->off = off;
+	d->namelen = (uint32_t)namelen;
+	d->type = type >> 12;
+	memcpy(d->name, name, namelen);
+	return sz;
+}
+
+static void do_readdir(struct rv_req *req)
+{
+	const struct fuse_read_in *in = req->arg;
+	char *buf = req->out_small.dirents;
+	size_t cap = sizeof(req->out_small.dirents), pos = 0, sz;
+	uint64_t i;
+
+	if (req->in->nodeid != RV_INO_ROOT) {
+		reply(req, -ENOTDIR, NULL, 0);
+		return;
+	}
+	if (cap > in->size)
+		cap = in->size;
+	/* Entry i: ".", "..", then names[]; d_off is the next index. */
+	for (i = in->offset; i < 2 + sizeof(names) / sizeof(names[0]); i++) {
+		if (i < 2)
+			sz = add_dirent(buf, cap, pos, RV_INO_ROOT,
+					i ? ".." : ".", S_IFDIR, i + 1);
+		else
+			sz = add_dirent(buf, cap, pos, names[i - 2].ino,
+					names[i - 2].name, names[i - 2].type,
+					i + 1);
+		if (!sz)
+			break;
+		pos += sz;
+	}
+	reply(req, 0, buf, pos);
+}
+
+static void do_opendir(struct rv_req *req)
+{
+	struct fuse_open_out *o = &req->out_small.open;
+
+	if (req->in->nodeid != RV_INO_ROOT) {
+		reply(req, -ENOTDIR, NULL, 0);
+		return;
+	}
+	memset(o, 0, sizeof(*o));
+	reply(req, 0, o, sizeof(*o));
+}
+
+void rv_dispatch(struct rv_req *req)
+{
+	struct rv_fs *fs = req->fs;
+
+	fs->cnt.requests++;
+	switch (req->in->opcode) {
+	case FUSE_INIT:
+		do_init(req);
+		return;
+	case FUSE_FORGET:
+	case FUSE_BATCH_FORGET:
+	case FUSE_INTERRUPT: /* nothing we run can be interrupted */
+		return;
+	}
+	if (!fs->init_done) {
+		reply(req, -EIO, NULL, 0);
+		return;
+	}
+	switch (req->in->opcode) {
+	case FUSE_LOOKUP:
+		do_lookup(req);
+		break;
+	case FUSE_GETATTR:
+		do_getattr(req);
+		break;
+	case FUSE_SETATTR:
+		do_setattr(req);
+		break;
+	case FUSE_OPEN:
+		do_open(req);
+		break;
+	case FUSE_READ:
+		do_read(req);
+		break;
+	case FUSE_WRITE:
+		do_write(req);
+		break;
+	case FUSE_FSYNC:
+		do_fsync(req);
+		break;
+	case FUSE_FALLOCATE:
+		do_fallocate(req);
+		break;
+	case FUSE_RELEASE:
+		do_release(req);
+		break;
+	case FUSE_STATFS:
+		do_statfs(req);
+		break;
+	case FUSE_OPENDIR:
+		do_opendir(req);
+		break;
+	case FUSE_READDIR:
+		do_readdir(req);
+		break;
+	case FUSE_FLUSH:
+	case FUSE_RELEASEDIR:
+	case FUSE_FSYNCDIR:
+	case FUSE_ACCESS:
+		reply(req, 0, NULL, 0);
+		break;
+	case FUSE_DESTROY:
+		fs->destroyed = true;
+		fs->stopping = true;
+		reply(req, 0, NULL, 0);
+		break;
+	case FUSE_MKNOD:
+	case FUSE_MKDIR:
+	case FUSE_CREATE:
+	case FUSE_UNLINK:
+	case FUSE_RMDIR:
+	case FUSE_RENAME:
+	case FUSE_RENAME2:
+	case FUSE_LINK:
+	case FUSE_SYMLINK:
+		reply(req, -EPERM, NULL, 0);
+		break;
+	default:
+		/* ENOSYS makes the kernel stop asking (xattrs, lseek, ...). */
+		reply(req, -ENOSYS, NULL, 0);
+	}
+}

@@ -1,0 +1,164 @@
+/* stats: the read-only JSON file MOUNTPOINT/stats.  Field names are a
+ * contract (README documents each); add fields, never rename them. */
+#include "fs.h"
+#include "../blockdev/layer.h"
+#include "../blockdev/member.h"
+#include "../blockdev/raid56.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+
+struct jbuf {
+	char *p;
+	size_t len, cap;
+};
+
+static void jprintf(struct jbuf *b, const char *fmt, ...)
+{
+	va_list ap;
+	int n;
+
+	if (b->len >= b->cap)
+		return;
+	va_start(ap, fmt);
+	n = vsnprintf(b->p + b->len, b->cap - b->len, fmt, ap);
+	va_end(ap);
+	if (n > 0)
+		b->len += (size_t)n < b->cap - b->len ? (size_t)n : b->cap - b->len - 1;
+}
+
+/* JSON string escaping for paths: quotes, backslashes, control bytes. */
+static void jstring(struct jbuf *b, const char *s)
+{
+	jprintf(b, "\"");
+	for (; *s; s++) {
+		unsigned char c = (unsigned char)*s;
+
+		if (c == '"' || c == '\\')
+			jprintf(b, "\\%c", c);
+		else if (c < 0x20)
+			jprintf(b, "\\u%04x", c);
+		else
+			jprintf(b, "%c", c);
+	}
+	jprintf(b, "\"");
+}
+
+/* Per-op field names: "<count name>" and "<op>_bytes". */
+static const char *const op_count_names[BDEV_NR_OPS] = {
+	[BDEV_READ] = "reads",	     [BDEV_WRITE] = "writes",
+	[BDEV_FLUSH] = "flushes",    [BDEV_DISCARD] = "discards",
+	[BDEV_ZERO] = "write_zeroes",
+};
+
+static void bdev_json(struct jbuf *b, const struct bdev *d, const char *state)
+{
+	const struct bdev_stats *s = &d->bd_stats;
+
+	jprintf(b, "{\"name\": ");
+	jstring(b, d->bd_name);
+	jprintf(b, ", \"state\": \"%s\"", state);
+	jprintf(b, ", \"size\": %llu, \"align\": %u, \"mem_align\": %u, "
+		   "\"blockdev\": %s",
+		(unsigned long long)d->bd_size, d->bd_align, d->bd_mem_align,
+		d->bd_is_blockdev ? "true" : "false");
+	for (int op = 0; op < BDEV_NR_OPS; op++)
+		jprintf(b, ", \"%s\": %llu, \"%s_bytes\": %llu",
+			op_count_names[op], (unsigned long long)s->ops[op],
+			bdev_op_name(op), (unsigned long long)s->bytes[op]);
+	jprintf(b, ", \"errors\": %llu, \"inflight\": %u, \"inflight_max\": %u",
+		(unsigned long long)s->errors, s->inflight, s->inflight_max);
+	/* Keyed by the bucket's lower bound in bytes; empty ones left out. */
+	jprintf(b, ", \"size_hist\": {");
+	for (int i = 0, first = 1; i < BDEV_HIST_BUCKETS; i++) {
+		if (!s->size_hist[i])
+			continue;
+		jprintf(b, "%s\"%llu\": %llu", first ? "" : ", ",
+			i ? 1ull << (i + 9) : 0ull, (unsigned long long)s->size_hist[i]);
+		first = 0;
+	}
+	jprintf(b, "}");
+	if (bdev_is_layer(d)) {
+		const struct layer *l = layer_of((struct bdev *)d);
+
+		jprintf(b, ", \"kind\": \"%s\", \"chunk\": %llu, "
+			   "\"member_size\": %llu, \"splits\": %llu, "
+			   "\"pieces\": %llu, \"merged\": %llu",
+			l->l_kind, (unsigned long long)l->l_chunk,
+			(unsigned long long)l->l_member_size,
+			(unsigned long long)l->l_stats.splits,
+			(unsigned long long)l->l_stats.pieces,
+			(unsigned long long)l->l_stats.merged);
+		if (l->l_sweep)
+			jprintf(b, ", \"degraded\": %d, \"sweep_running\": %s, "
+				   "\"sweep_done_pct\": %.1f, \"rebuild_pos\": %llu, "
+				   "\"mismatch_sectors\": %llu",
+				l->l_nr_bad, l->l_sweep_running ? "true" : "false",
+				l->l_sweep_total ? 100.0 * l->l_sweep_pos / l->l_sweep_total : 0.0,
+				(unsigned long long)l->l_rebuild_pos,
+				(unsigned long long)l->l_mismatch_sectors);
+		if (bdev_is_raid56(d)) {
+			const struct raid56_stats *r = raid56_stats(d);
+
+			jprintf(b, ", \"full_stripe_writes\": %llu, \"rmw_writes\": %llu, "
+				   "\"rcw_writes\": %llu, \"parity_reads\": %llu, "
+				   "\"parity_copy_bytes\": %llu, \"degraded_ops\": %llu, "
+				   "\"stripe_waits\": %llu",
+				(unsigned long long)r->full_stripe_writes,
+				(unsigned long long)r->rmw_writes,
+				(unsigned long long)r->rcw_writes,
+				(unsigned long long)r->parity_reads,
+				(unsigned long long)r->parity_copy_bytes,
+				(unsigned long long)r->degraded_ops,
+				(unsigned long long)r->stripe_waits);
+		}
+		jprintf(b, ", \"members\": [");
+		for (int i = 0; i < l->l_nr; i++) {
+			jprintf(b, i ? ", " : "");
+			bdev_json(b, l->l_members[i], member_state_name(l->l_state[i]));
+		}
+		jprintf(b, "]");
+	} else {
+		jprintf(b, ", \"kind\": \"%s\"", d->bd_is_blockdev ? "blockdev" : "file");
+	}
+	jprintf(b, "}");
+}
+
+size_t rv_stats_json(struct rv_fs *fs, char *buf, size_t len)
+{
+	const struct rv_counters *c = &fs->cnt;
+	const struct bdev_rw_ctx *rw = &fs->rwc;
+	struct jbuf b = { buf, 0, len };
+
+	jprintf(&b, "{\n  \"transport\": \"%s\",\n",
+		fs->use_uring ? "uring" : "dev");
+	jprintf(&b, "  \"ring_task_flags\": %s,\n",
+		fs->ring.task_flags ? "true" : "false");
+	jprintf(&b, "  \"max_write\": %u,\n  \"read_only\": %s,\n",
+		fs->max_write, fs->read_only ? "true" : "false");
+	jprintf(&b, "  \"requests\": %llu, \"ring_requests\": %llu, "
+		    "\"dev_requests\": %llu,\n",
+		(unsigned long long)c->requests,
+		(unsigned long long)c->ring_requests,
+		(unsigned long long)c->dev_requests);
+	jprintf(&b, "  \"reads\": %llu, \"read_bytes\": %llu, "
+		    "\"writes\": %llu, \"write_bytes\": %llu,\n",
+		(unsigned long long)c->reads, (unsigned long long)c->read_bytes,
+		(unsigned long long)c->writes,
+		(unsigned long long)c->write_bytes);
+	jprintf(&b, "  \"fsyncs\": %llu, \"discards\": %llu, \"zeroes\": %llu,\n",
+		(unsigned long long)c->fsyncs, (unsigned long long)c->discards,
+		(unsigned long long)c->zeroes);
+	jprintf(&b, "  \"inflight\": %u, \"inflight_max\": %u, \"errors\": %llu,\n",
+		c->inflight, c->inflight_max, (unsigned long long)c->errors);
+	jprintf(&b, "  \"copied_bytes\": %llu, \"rmw_writes\": %llu, "
+		    "\"unaligned_reads\": %llu, \"range_lock_waits\": %llu,\n",
+		(unsigned long long)rw->bytes_bounced,
+		(unsigned long long)rw->rmw_ops,
+		(unsigned long long)rw->unaligned_reads,
+		(unsigned long long)rw->lock_waits);
+	jprintf(&b, "  \"target\": ");
+	bdev_json(&b, fs->dev, "ok");
+	jprintf(&b, "\n}\n");
+	return b.len;
+}

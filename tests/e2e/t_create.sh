@@ -1,0 +1,28 @@
+#!/bin/bash
+# --create SIZE: a missing image is created sparse with SIZE bytes (mode
+# 0600) and served; an existing image is served as it is, untouched.
+. "$(dirname "$0")/lib.sh"
+requires_transport
+requires du
+
+start_rawvec --create 24m "$T/new.img"
+[ "$(stat -c %s "$MNT/disk")" = $((24 << 20)) ] || die "--create 24m: disk size $(stat -c %s "$MNT/disk")"
+[ "$(stat -c '%s %a' "$T/new.img")" = "$((24 << 20)) 600" ] ||
+	die "--create 24m: image '$(stat -c '%s %a' "$T/new.img")', want '$((24 << 20)) 600'"
+[ "$(du -k "$T/new.img" | cut -f1)" -lt 1024 ] || die "--create made a non-sparse image: $(du -k "$T/new.img")"
+cmp -n $((24 << 20)) "$MNT/disk" /dev/zero >/dev/null || die "a new image does not read as zeros"
+head -c 5000 /dev/urandom >"$T/src"
+dd if="$T/src" of="$MNT/disk" bs=5000 seek=777 conv=notrunc status=none || die "write to a created image"
+stop_rawvec
+dd if="$T/new.img" bs=5000 skip=777 count=1 status=none | cmp - "$T/src" >/dev/null ||
+	die "the write is not in the created image"
+
+# Existing image: --create is ignored, size and bytes stay.
+make_image "$T/old.img" 16M random
+before="$(file_state "$T/old.img") $(md5sum <"$T/old.img")"
+start_rawvec --create 64m "$T/old.img"
+[ "$(stat -c %s "$MNT/disk")" = $((16 << 20)) ] || die "--create on an existing 16M image: disk size $(stat -c %s "$MNT/disk")"
+stop_rawvec
+after="$(file_state "$T/old.img") $(md5sum <"$T/old.img")"
+[ "$before" = "$after" ] || die "--create changed an existing image: $before -> $after"
+log "pass"
