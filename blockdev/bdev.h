@@ -109,6 +109,7 @@ struct bdev {
 	bool bd_is_blockdev;
 	bool bd_read_only;
 	bool bd_created;	   /* file: made by --create just now */
+	bool bd_byte_zero;	   /* DISCARD/ZERO need no alignment (files) */
 	uint64_t bd_id_dev, bd_id_ino; /* file: what it is, to spot twins */
 	struct bdev_stats bd_stats;
 };

@@ -11,6 +11,8 @@ enum {
 	RW_BOUNCE_READ, /* covering read into the bounce, then copy out */
 	RW_RMW_FILL,	/* read head/tail blocks of an unaligned write */
 	RW_RMW_WRITE,	/* write the patched covering range */
+	RW_ZERO_FILL,	/* unaligned zero/discard: read the partial edge blocks */
+	RW_ZERO_WRITE,	/* write them zeroed, zero/discard the aligned middle */
 };
 
 int bdev_rw_ctx_init(struct bdev_rw_ctx *ctx, struct bdev *dev,
@@ -196,6 +198,81 @@ static void rw_fill(struct bdev_rw *rw)
 	bdev_req_complete(parent, 0);
 }
 
+/*
+ * Zero or discard [pos, end) on a device that takes whole blocks only: the
+ * partial edge blocks are read, zeroed in the bounce and written back; the
+ * aligned middle gets the op itself.  Both stages are children of rw_req.
+ */
+struct zero_plan {
+	uint64_t head, tail;	/* block offsets, or UINT64_MAX when none */
+	uint64_t mid0, mid1;	/* aligned middle, empty when mid0 >= mid1 */
+	size_t tail_off;	/* where the tail block sits in the bounce */
+};
+
+static struct zero_plan zero_plan(const struct bdev_rw *rw)
+{
+	const struct bdev *dev = rw->rw_ctx->dev;
+	uint64_t a = dev->bd_align, end = rw->rw_pos + rw->rw_len;
+	struct zero_plan z = { UINT64_MAX, UINT64_MAX, 0, 0, 0 };
+
+	z.mid0 = (rw->rw_pos + a - 1) & ~(a - 1);
+	z.mid1 = end & ~(a - 1);
+	if (rw->rw_pos != z.mid0 || z.mid0 > z.mid1)
+		z.head = rw->rw_pos & ~(a - 1);
+	if (end != z.mid1 && (end & ~(a - 1)) != z.head)
+		z.tail = end & ~(a - 1);
+	z.tail_off = a > dev->bd_mem_align ? a : dev->bd_mem_align;
+	return z;
+}
+
+static void zero_child(struct bdev_rw *rw, int *nr, enum bdev_op op,
+		       uint64_t pos, uint64_t len, char *buf)
+{
+	struct bdev_req *sub = &rw->rw_sub[*nr];
+	struct pvec_iter it = { 0 };
+
+	if (buf) {
+		pvec_from_buf(&rw->rw_vec[*nr], 1, buf, len, 0);
+		it = pvec_iter_init(&rw->rw_vec[*nr], 1);
+	}
+	bdev_req_init(sub, op, pos, len, buf ? &rw->rw_vec[*nr] : NULL, it,
+		      NULL, NULL);
+	bdev_req_chain(&rw->rw_req, sub);
+	(*nr)++;
+}
+
+static void zero_stage(struct bdev_rw *rw)
+{
+	struct bdev *dev = rw->rw_ctx->dev;
+	struct zero_plan z = zero_plan(rw);
+	uint64_t a = dev->bd_align, end = rw->rw_pos + rw->rw_len;
+	bool fill = rw->rw_stage == RW_ZERO_FILL;
+	enum bdev_op op = fill ? BDEV_READ : BDEV_WRITE;
+	int nr = 0;
+
+	bdev_req_init(&rw->rw_req, op, 0, 0, NULL, (struct pvec_iter){ 0 },
+		      rw_req_end, rw);
+	if (!fill) {
+		if (z.head != UINT64_MAX) {
+			uint64_t from = rw->rw_pos - z.head;
+			uint64_t to = (end < z.head + a ? end : z.head + a) - z.head;
+
+			memset(rw->rw_bounce + from, 0, to - from);
+		}
+		if (z.tail != UINT64_MAX)
+			memset(rw->rw_bounce + z.tail_off, 0, end - z.tail);
+		if (z.mid0 < z.mid1)
+			zero_child(rw, &nr, rw->rw_op, z.mid0, z.mid1 - z.mid0, NULL);
+	}
+	if (z.head != UINT64_MAX)
+		zero_child(rw, &nr, op, z.head, a, rw->rw_bounce);
+	if (z.tail != UINT64_MAX)
+		zero_child(rw, &nr, op, z.tail, a, rw->rw_bounce + z.tail_off);
+	for (int i = 0; i < nr; i++)
+		bdev_submit(dev, &rw->rw_sub[i]);
+	bdev_req_complete(&rw->rw_req, 0);
+}
+
 static void rw_req_end(struct bdev_req *req)
 {
 	struct bdev_rw *rw = req->br_private;
@@ -207,6 +284,10 @@ static void rw_req_end(struct bdev_req *req)
 		return;
 	}
 	switch (rw->rw_stage) {
+	case RW_ZERO_FILL:
+		rw->rw_stage = RW_ZERO_WRITE;
+		zero_stage(rw);
+		return;
 	case RW_BOUNCE_READ:
 		memcpy(rw->rw_buf, rw->rw_bounce + (rw->rw_pos - a0), rw->rw_len);
 		ctx->bytes_bounced += rw->rw_len;
@@ -238,6 +319,9 @@ static void rw_go(struct bdev_rw *rw)
 		break;
 	case RW_RMW_FILL:
 		rw_fill(rw);
+		break;
+	case RW_ZERO_FILL:
+		zero_stage(rw);
 		break;
 	}
 }
@@ -292,11 +376,10 @@ void bdev_rw_start(struct bdev_rw_ctx *ctx, struct bdev_rw *rw,
 			ctx->unaligned_reads++;
 		else
 			ctx->rmw_ops++;
-	} else if (!aligned && dev->bd_is_blockdev) {
-		/* Block devices discard and zero whole logical blocks only. */
-		rw->rw_need_lock = false;
-		done(rw, -EINVAL);
-		return;
+	} else if (!aligned && !dev->bd_byte_zero) {
+		rw->rw_need_bounce = true;
+		rw->rw_stage = RW_ZERO_FILL;
+		ctx->rmw_ops++;
 	}
 	rw->rw_lock_start = covering_start(rw);
 	rw->rw_lock_end = covering_end(rw);

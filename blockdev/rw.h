@@ -45,9 +45,9 @@ struct bdev_rw {
 	bdev_rw_done_fn rw_done;
 	void *rw_private;
 	/* private to rw.c */
-	struct pvec rw_vec[1];
+	struct pvec rw_vec[3];
 	struct bdev_req rw_req;
-	struct bdev_req rw_sub[2];
+	struct bdev_req rw_sub[3];
 	uint64_t rw_lock_start, rw_lock_end;
 	char *rw_bounce;
 	struct bdev_rw *rw_next;
