@@ -55,10 +55,11 @@ int bdev_ring_pool_init(struct bdev_ring *r, size_t bytes)
 		return -errno;
 	p = (void *)(((uintptr_t)map + HUGE_ALIGN - 1) & ~(uintptr_t)(HUGE_ALIGN - 1));
 	madvise(p, bytes, MADV_HUGEPAGE);
-	if (mlock(p, bytes)) {
-		ret = -errno;
-		goto out_unmap;
-	}
+	/* Registration below pins the pages for good; mlock also faults
+	 * them in.  Where mlock is refused (a user's RLIMIT_MEMLOCK counts
+	 * both), touching them does that part. */
+	if (mlock(p, bytes))
+		memset(p, 0, bytes);
 	iov.iov_base = p;
 	iov.iov_len = bytes;
 	ret = io_uring_register_buffers(&r->ring, &iov, 1);

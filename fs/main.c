@@ -369,6 +369,21 @@ static int run(struct rv_opts *o, int ready_fd)
 		code = EXIT_RUNTIME;
 		goto out;
 	}
+	if (geteuid()) {
+		struct rlimit rl;
+
+		/* A user's locked memory is bounded: fit the pool to it,
+		 * leaving a quarter for what io_uring accounts besides. */
+		if (!getrlimit(RLIMIT_MEMLOCK, &rl) && rl.rlim_cur != RLIM_INFINITY &&
+		    rl.rlim_cur / 4 * 3 < fs->pool_bytes) {
+			uint64_t fit = (rl.rlim_cur / 4 * 3) & ~4095ull;
+
+			rv_log("pinned pool limited to %llu bytes by RLIMIT_MEMLOCK %llu (asked %llu); raise it (ulimit -l) for more",
+			       (unsigned long long)fit, (unsigned long long)rl.rlim_cur,
+			       (unsigned long long)fs->pool_bytes);
+			fs->pool_bytes = fit;
+		}
+	}
 	if (size_pool(fs, expect_ring, &dev_slots, &bounces))
 		goto out_ring;
 	/* rw.c hands the stack at most max_write plus an aligned head and
@@ -379,17 +394,6 @@ static int run(struct rv_opts *o, int ready_fd)
 	if (ret) {
 		fprintf(stderr, "rawvec: %s\n", err);
 		goto out_ring;
-	}
-	if (geteuid()) {
-		struct rlimit rl;
-
-		if (!getrlimit(RLIMIT_MEMLOCK, &rl) && rl.rlim_cur != RLIM_INFINITY &&
-		    rl.rlim_cur < fs->pool_bytes) {
-			rv_log("pinned pool %llu bytes exceeds RLIMIT_MEMLOCK %llu: raise the limit or use -o pool",
-			       (unsigned long long)fs->pool_bytes,
-			       (unsigned long long)rl.rlim_cur);
-			goto out_dev;
-		}
 	}
 	ret = bdev_ring_pool_init(&fs->ring, fs->pool_bytes);
 	if (ret) {
