@@ -460,3 +460,30 @@ void layer_free_members(struct bdev **members, int nr)
 		bdev_destroy(members[i]);
 	free(members);
 }
+
+uint64_t layer_common_size(struct bdev **members, int nr, uint64_t unit)
+{
+	uint64_t size = UINT64_MAX;
+
+	for (int i = 0; i < nr; i++)
+		if (members[i]->bd_size < size)
+			size = members[i]->bd_size;
+	return size - size % unit;
+}
+
+int layer_check_chunk(struct bdev **members, int nr, uint64_t chunk,
+		      uint64_t *member_size, char *err, size_t errlen)
+{
+	if (!chunk || (chunk & (chunk - 1)) || chunk < 4096) {
+		snprintf(err, errlen, "chunk %llu is not a power of two of at least 4k",
+			 (unsigned long long)chunk);
+		return -EINVAL;
+	}
+	*member_size = layer_common_size(members, nr, chunk);
+	if (!*member_size) {
+		snprintf(err, errlen, "members are smaller than one chunk (%llu bytes)",
+			 (unsigned long long)chunk);
+		return -EINVAL;
+	}
+	return 0;
+}

@@ -171,6 +171,20 @@ extern const struct bdev_ops layer_mapped_ops;
 void layer_free_members(struct bdev **members, int nr);
 
 /**
+ * layer_common_size() - the smallest member's size rounded down to @unit:
+ * what each member of a striped or mirrored level contributes.
+ */
+uint64_t layer_common_size(struct bdev **members, int nr, uint64_t unit);
+
+/**
+ * layer_check_chunk() - @chunk must be a power of two of at least 4k and
+ * every member hold at least one; sets *@member_size.  Returns 0 or
+ * -EINVAL with the reason in @err.
+ */
+int layer_check_chunk(struct bdev **members, int nr, uint64_t chunk,
+		      uint64_t *member_size, char *err, size_t errlen);
+
+/**
  * layer_max_pieces() - most pieces a request of @max_io_bytes is cut into
  * by a level with @chunk (0: none) over @nr members.  A member of such a
  * layer receives at most in_segs + this many segments.

@@ -69,11 +69,9 @@ static void rebuild_done(struct layer *l, int err)
 	}
 }
 
-int member_replace(struct layer *l, int m, struct bdev *dev, char *err,
-		   size_t errlen)
+int member_can_replace(struct layer *l, int m, char *err, size_t errlen)
 {
 	struct bdev *old = l->l_members[m];
-	int ret;
 
 	if (l->l_state[m] != LAYER_MEMBER_FAILED) {
 		snprintf(err, errlen, "member %d of %s is %s: fail it first", m,
@@ -89,6 +87,17 @@ int member_replace(struct layer *l, int m, struct bdev *dev, char *err,
 		snprintf(err, errlen, "%s is busy with a rebuild or scrub", l->l_kind);
 		return -EBUSY;
 	}
+	return 0;
+}
+
+int member_replace(struct layer *l, int m, struct bdev *dev, char *err,
+		   size_t errlen)
+{
+	struct bdev *old = l->l_members[m];
+	int ret = member_can_replace(l, m, err, errlen);
+
+	if (ret)
+		return ret;
 	if (dev->bd_size < old->bd_size) {
 		snprintf(err, errlen, "%s has %llu bytes, member %d needs %llu",
 			 dev->bd_name, (unsigned long long)dev->bd_size, m,

@@ -18,6 +18,13 @@ int member_lookup(struct bdev *top, const char *addr, struct layer **parent,
 void member_fail(struct layer *l, int m);
 
 /**
+ * member_can_replace() - whether member @m of @l may be replaced now:
+ * failed, no I/O in flight, no sweep running.  Returns 0 or -EBUSY with
+ * the reason in @err.
+ */
+int member_can_replace(struct layer *l, int m, char *err, size_t errlen);
+
+/**
  * member_replace() - put @dev in place of failed member @m of @l and,
  * for redundant levels, rebuild it in the background.  @dev is owned by
  * the layer on success.  Returns 0 or -errno with a reason in @err:

@@ -6,11 +6,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 
-static bool is_pow2(uint64_t x)
-{
-	return x && !(x & (x - 1));
-}
-
 /* raid0: chunk k of the array is chunk k / n of member k % n (md's
  * layout for equal members: one zone). */
 static void raid0_map(const struct layer *l, uint64_t pos, int *member,
@@ -27,27 +22,15 @@ int raid0_create(struct bdev **members, int nr, uint64_t chunk,
 		 size_t max_io_bytes, uint32_t in_segs, struct bdev **out,
 		 char *err, size_t errlen)
 {
-	uint64_t msize = UINT64_MAX;
+	uint64_t msize;
 	struct layer *l;
 
 	if (nr < 2) {
 		snprintf(err, errlen, "raid0 needs at least 2 members, got %d", nr);
 		goto out_free;
 	}
-	if (!is_pow2(chunk) || chunk < 4096) {
-		snprintf(err, errlen, "chunk %llu is not a power of two of at least 4k",
-			 (unsigned long long)chunk);
+	if (layer_check_chunk(members, nr, chunk, &msize, err, errlen))
 		goto out_free;
-	}
-	for (int i = 0; i < nr; i++)
-		if (members[i]->bd_size < msize)
-			msize = members[i]->bd_size;
-	msize -= msize % chunk;
-	if (!msize) {
-		snprintf(err, errlen, "members are smaller than one chunk (%llu bytes)",
-			 (unsigned long long)chunk);
-		goto out_free;
-	}
 	if (layer_create("raid0", members, nr, chunk, max_io_bytes, in_segs,
 			 &layer_mapped_ops, &l)) {
 		snprintf(err, errlen, "out of memory");

@@ -191,7 +191,7 @@ static const struct bdev_ops raid1_ops = {
 int raid1_create(struct bdev **members, int nr, size_t max_io_bytes,
 		 uint32_t in_segs, struct bdev **out, char *err, size_t errlen)
 {
-	uint64_t msize = UINT64_MAX;
+	uint64_t msize;
 	struct layer *l;
 
 	if (nr < 2) {
@@ -204,10 +204,7 @@ int raid1_create(struct bdev **members, int nr, size_t max_io_bytes,
 		snprintf(err, errlen, "out of memory");
 		return -ENOMEM;
 	}
-	for (int i = 0; i < nr; i++)
-		if (members[i]->bd_size < msize)
-			msize = members[i]->bd_size;
-	msize -= msize % l->l_bdev.bd_align;
+	msize = layer_common_size(members, nr, l->l_bdev.bd_align);
 	l->l_member_size = msize;
 	l->l_bdev.bd_size = msize;
 	l->l_sweep = raid1_sweep;

@@ -939,7 +939,7 @@ int raid56_create(int nparity, struct bdev **members, int nr, uint64_t chunk,
 		  size_t max_io_bytes, uint32_t in_segs, struct bdev **out,
 		  char *err, size_t errlen)
 {
-	uint64_t msize = UINT64_MAX;
+	uint64_t msize;
 	struct layer *l;
 	struct r56 *r;
 
@@ -949,19 +949,7 @@ int raid56_create(int nparity, struct bdev **members, int nr, uint64_t chunk,
 		layer_free_members(members, nr);
 		return -EINVAL;
 	}
-	if (!chunk || (chunk & (chunk - 1)) || chunk < 4096) {
-		snprintf(err, errlen, "chunk %llu is not a power of two of at least 4k",
-			 (unsigned long long)chunk);
-		layer_free_members(members, nr);
-		return -EINVAL;
-	}
-	for (int i = 0; i < nr; i++)
-		if (members[i]->bd_size < msize)
-			msize = members[i]->bd_size;
-	msize -= msize % chunk;
-	if (!msize) {
-		snprintf(err, errlen, "members are smaller than one chunk (%llu bytes)",
-			 (unsigned long long)chunk);
+	if (layer_check_chunk(members, nr, chunk, &msize, err, errlen)) {
 		layer_free_members(members, nr);
 		return -EINVAL;
 	}

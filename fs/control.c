@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "../blockdev/layout.h"
 #include "../blockdev/member.h"
@@ -35,6 +36,8 @@ static int run_line(struct rv_fs *fs, char *line)
 		struct bdev *dev;
 
 		ret = member_lookup(fs->dev, a1, &l, &m, err, sizeof(err));
+		if (!ret)
+			ret = member_can_replace(l, m, err, sizeof(err));
 		if (ret)
 			goto bad;
 		/* A missing image is created at the size of what it replaces. */
@@ -44,6 +47,8 @@ static int run_line(struct rv_fs *fs, char *line)
 			goto bad;
 		ret = member_replace(l, m, dev, err, sizeof(err));
 		if (ret) {
+			if (dev->bd_created)
+				unlink(a2);
 			bdev_destroy(dev);
 			goto bad;
 		}

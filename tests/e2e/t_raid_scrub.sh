@@ -1,0 +1,202 @@
+#!/bin/bash
+# Scrub (`check`, `repair`) of raid5 (4 members), raid6 (5 members), raid1
+# (2 mirrors) and raid10 (raid0 over raid1 pairs):
+#   - fill the disk with random data, unmount; the members equal md's
+#     layout of it (raid_md_ref.py);
+#   - corrupt bytes of the member images where the reference says parity
+#     lives (raid5: P of two stripes, in different pages; raid6: P of one
+#     stripe, Q of another, and P and Q in the same page of a third; raid1
+#     and raid10: one mirror, two pages);
+#   - mount: the data reads back unchanged (raid1: a read may come from the
+#     corrupted mirror, so only the poked bytes may differ);
+#   - `check`: wait for sweep_running false; mismatch_sectors is 8 per
+#     corrupted 4 KiB page (md's mismatch_cnt); check writes nothing;
+#   - `repair`: the same count; then `check` again: 0;
+#   - the data reads back unchanged throughout, and after unmount every
+#     member equals md's layout of the data again.
+. "$(dirname "$0")/lib.sh"
+requires_transport
+has_python || skip "requires python3"
+
+REF=$E2E_DIR/raid_md_ref.py
+ref() { python3 "$REF" "$@"; }
+D=$MNT/disk
+MODEL=$T/model
+CASE=
+K=1024
+M=$((1024 * 1024))
+
+verify()
+{
+	local out
+	dd if="$D" iflag=direct bs=1M status=none >"$T/disk.now" 2>"$T/dd.err" ||
+		die "$CASE: $1: reading the disk failed: $(cat "$T/dd.err")"
+	out=$(cmp "$T/disk.now" "$MODEL" 2>&1) || die "$CASE: $1: disk differs from the model: $out"
+}
+
+# verify_allowing WHAT OFF...: like verify, but the bytes at the logical
+# offsets OFF may differ (a raid1 read served by the corrupted mirror).
+verify_allowing()
+{
+	local what=$1 got
+	shift
+	dd if="$D" iflag=direct bs=1M status=none >"$T/disk.now" 2>"$T/dd.err" ||
+		die "$CASE: $what: reading the disk failed: $(cat "$T/dd.err")"
+	# cmp -l: 1-based offsets of differing bytes.
+	got=$(cmp -l "$T/disk.now" "$MODEL" 2>/dev/null | awk '{print $1 - 1}' | tr '\n' ' ')
+	for o in $got; do
+		case " $* " in
+		*" $o "*) ;;
+		*) die "$CASE: $what: byte $o differs from the model (allowed: $*)" ;;
+		esac
+	done
+}
+
+ctl()
+{
+	echo "$1" >"$MNT/control" 2>"$T/ctl.err" ||
+		die "$CASE: echo '$1' > control failed: $(cat "$T/ctl.err")"
+}
+
+# scrub CMD: run check or repair and wait (30 s) until no layer sweeps;
+# prints the sum of mismatch_sectors over the redundant layers.
+scrub()
+{
+	local i out
+	ctl "$1"
+	for i in $(seq 300); do
+		cat "$MNT/stats" >"$T/st.json" || die "$CASE: stats"
+		out=$(python3 - "$T/st.json" <<-'EOF'
+			import json, sys
+			busy, mism = False, 0
+			def walk(n):
+			    global busy, mism
+			    busy |= bool(n.get("sweep_running"))
+			    mism += n.get("mismatch_sectors", 0)
+			    for m in n.get("members", []):
+			        walk(m)
+			walk(json.load(open(sys.argv[1]))["target"])
+			print("busy" if busy else mism)
+		EOF
+		)
+		[ "$out" != busy ] && { echo "$out"; return 0; }
+		sleep 0.1
+	done
+	die "$CASE: $1 still running after 30 s: $(cat "$T/st.json")"
+}
+
+# poke FILE OFF: flip the bits of one byte of a member image.
+poke()
+{
+	python3 - "$1" "$2" <<-'EOF' || die "poke $1 $2"
+		import sys
+		with open(sys.argv[1], "r+b") as f:
+		    f.seek(int(sys.argv[2]))
+		    b = f.read(1)
+		    f.seek(int(sys.argv[2]))
+		    f.write(bytes([b[0] ^ 0xA5]))
+	EOF
+	log "$CASE: flipped byte $2 of $1"
+}
+
+# locate LEVEL N CHUNK STRIPE ROLE -> sets LM (member index), LO (offset)
+locate()
+{
+	local out
+	out=$(ref locate "$@") || die "locate $*"
+	LM=${out% *}
+	LO=${out#* }
+}
+
+sums() { (cd "$T/$CASE" && sha256sum "$@"); }
+
+# scrub_case LEVEL CHUNK EXPECTED_SECTORS ALLOWED_OFFSETS EXPR MEMBERS...
+# with POKES="member:offset ..." set by the caller.
+scrub_case()
+{
+	local level=$1 chunk=$2 want=$3 allowed=$4 expr=$5 got p
+	shift 5
+	start_rawvec "$expr"
+	SIZE=$(stat -c %s "$D") || die "stat"
+	head -c "$SIZE" /dev/urandom >"$MODEL"
+	dd if="$MODEL" of="$D" bs=1M oflag=direct conv=notrunc status=none || die "$CASE: fill"
+	got=$(scrub check) || exit 1
+	[ "$got" = 0 ] || die "$CASE: check right after filling counts $got mismatched sectors"
+	stop_rawvec
+	(cd "$T/$CASE" && ref check "$level" "$chunk" "$MODEL" "$@") ||
+		die "$CASE: members after filling"
+
+	for p in $POKES; do
+		poke "$T/$CASE/${p%%:*}" "${p#*:}"
+	done
+	sums "$@" >"$T/sums.poked"
+
+	start_rawvec "$expr"
+	if [ -n "$allowed" ]; then
+		verify_allowing "after the pokes" $allowed
+	else
+		verify "after the pokes (parity only was corrupted)"
+	fi
+	got=$(scrub check) || exit 1
+	log "$CASE: check: $got mismatched sectors (want $want)"
+	[ "$got" = "$want" ] || die "$CASE: check counts $got mismatched sectors, want $want (8 per corrupted 4k page)"
+	(cd "$T/$CASE" && sha256sum --quiet -c "$T/sums.poked") ||
+		die "$CASE: check changed member images"
+	if [ -n "$allowed" ]; then
+		verify_allowing "after check" $allowed
+	else
+		verify "after check"
+	fi
+	got=$(scrub repair) || exit 1
+	log "$CASE: repair: $got mismatched sectors"
+	[ "$got" = "$want" ] || die "$CASE: repair counts $got mismatched sectors, want $want"
+	verify "after repair"
+	got=$(scrub check) || exit 1
+	[ "$got" = 0 ] || die "$CASE: check after repair counts $got mismatched sectors, want 0"
+	verify "after repair and check"
+	stop_rawvec
+	(cd "$T/$CASE" && ref check "$level" "$chunk" "$MODEL" "$@") ||
+		die "$CASE: members after repair"
+}
+
+newcase()
+{
+	CASE=$1
+	mkdir "$T/$CASE" && cd "$T/$CASE" || die "mkdir $T/$CASE"
+	log "--- $CASE"
+}
+
+# ---- raid5: P of stripes 3 and 10 (first and last page of the chunk) -----
+newcase raid5
+for m in a b c d; do make_image $m.img 8M; done
+mem=(a.img b.img c.img d.img)
+locate raid5 4 $((64 * K)) 3 P;  POKES="${mem[LM]}:$((LO + 1000))"
+locate raid5 4 $((64 * K)) 10 P; POKES+=" ${mem[LM]}:$((LO + 64 * K - 1))"
+scrub_case raid5 $((64 * K)) 16 "" 'raid5(a.img, b.img, c.img, d.img, chunk=64k)' "${mem[@]}"
+
+# ---- raid6: P of stripe 2, Q of stripe 9, P and Q in one page of stripe 4 ----
+newcase raid6
+for m in a b c d e; do make_image $m.img 8M; done
+mem=(a.img b.img c.img d.img e.img)
+locate raid6 5 $((32 * K)) 2 P; POKES="${mem[LM]}:$((LO + 5000))"
+locate raid6 5 $((32 * K)) 9 Q; POKES+=" ${mem[LM]}:$((LO + 100))"
+locate raid6 5 $((32 * K)) 4 P; POKES+=" ${mem[LM]}:$((LO + 20000))"
+locate raid6 5 $((32 * K)) 4 Q; POKES+=" ${mem[LM]}:$((LO + 20001))"
+scrub_case raid6 $((32 * K)) 24 "" 'raid6(a.img, b.img, c.img, d.img, e.img, chunk=32k)' "${mem[@]}"
+
+# ---- raid1: mirror 1, two pages ----------------------------------------------
+newcase raid1
+make_image a.img 8M; make_image b.img 8M
+POKES="b.img:$((3 * M + 17)) b.img:$((5 * M + 4095))"
+scrub_case raid1 0 16 "$((3 * M + 17)) $((5 * M + 4095))" 'raid1(a.img, b.img)' a.img b.img
+
+# ---- raid10: the second mirror of the second pair --------------------------------
+# Pair 1 holds array chunks 1, 3, 5, ...: member byte X of d.img is array
+# byte (X / chunk * 2 + 1) * chunk + X % chunk.
+newcase raid10
+for m in a b c d; do make_image $m.img 4M; done
+POKES="d.img:$((64 * K + 3)) d.img:$((1 * M + 8192))"
+scrub_case raid10 $((64 * K)) 16 "$((3 * 64 * K + 3)) $((33 * 64 * K + 8192))" \
+	'raid0(raid1(a.img, b.img), raid1(c.img, d.img), chunk=64k)' a.img b.img c.img d.img
+
+log "pass (${SECONDS}s)"
