@@ -4,6 +4,7 @@
 #include "layer.h"
 
 #include <errno.h>
+#include <time.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -486,4 +487,39 @@ int layer_check_chunk(struct bdev **members, int nr, uint64_t chunk,
 		return -EINVAL;
 	}
 	return 0;
+}
+
+static uint64_t now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + ts.tv_nsec;
+}
+
+void layer_sweep_begin(struct layer *l, int kind, uint64_t total, uint64_t unit)
+{
+	l->l_sweep_running = true;
+	l->l_sweep_pos = 0;
+	l->l_sweep_total = total;
+	l->l_sweep_unit = unit;
+	l->l_sweep_start_ns = now_ns();
+	if (kind != LAYER_SWEEP_REBUILD)
+		l->l_mismatch_sectors = 0;
+}
+
+void layer_sweep_end(struct layer *l)
+{
+	l->l_sweep_running = false;
+	l->l_sweep_end_ns = now_ns();
+}
+
+double layer_sweep_rate(const struct layer *l)
+{
+	uint64_t end = l->l_sweep_running ? now_ns() : l->l_sweep_end_ns;
+	double secs = (double)(end - l->l_sweep_start_ns) / 1e9;
+
+	if (!l->l_sweep_start_ns || secs <= 0)
+		return 0;
+	return (double)l->l_sweep_pos * l->l_sweep_unit / secs;
 }

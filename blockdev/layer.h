@@ -78,7 +78,9 @@ struct layer {
 		       void (*done)(struct layer *l, int err));
 	bool l_autofail; /* a member failing mapped I/O is marked failed */
 	uint64_t l_mismatch_sectors;
-	uint64_t l_sweep_pos, l_sweep_total; /* bytes or stripes, for progress */
+	uint64_t l_sweep_pos, l_sweep_total; /* in units of l_sweep_unit bytes */
+	uint64_t l_sweep_unit;
+	uint64_t l_sweep_start_ns, l_sweep_end_ns;
 	bool l_sweep_running;
 	int l_next_read;
 	layer_map_fn l_map;
@@ -160,6 +162,16 @@ static inline bool layer_readable(const struct layer *l, int m, uint64_t end)
  * flight; a sweep step starting over that range must be redone.
  */
 bool layer_writes_overlap(const struct layer *l, uint64_t lo, uint64_t hi);
+
+/**
+ * layer_sweep_begin() / layer_sweep_end() - bracket a level's rebuild or
+ * scrub over @total units of @unit member bytes (progress in l_sweep_pos).
+ */
+void layer_sweep_begin(struct layer *l, int kind, uint64_t total, uint64_t unit);
+void layer_sweep_end(struct layer *l);
+
+/** layer_sweep_rate() - member bytes per second of the running or last sweep. */
+double layer_sweep_rate(const struct layer *l);
 
 /** layer_set_state() - change member @m's state, keeping l_nr_bad. */
 void layer_set_state(struct layer *l, int m, enum layer_member_state st);

@@ -62,7 +62,7 @@ static void sweep_finish(struct r1_sweep *sw)
 		free(sw->buf[i]);
 	free(sw);
 	l->l_sweep_lo = l->l_sweep_hi = 0;
-	l->l_sweep_running = false;
+	layer_sweep_end(l);
 	if (done)
 		done(l, err);
 }
@@ -174,11 +174,7 @@ static int raid1_sweep(struct layer *l, int kind,
 	sw->l = l;
 	sw->kind = kind;
 	sw->done = done;
-	l->l_sweep_running = true;
-	l->l_sweep_pos = 0;
-	l->l_sweep_total = l->l_member_size;
-	if (kind != LAYER_SWEEP_REBUILD)
-		l->l_mismatch_sectors = 0;
+	layer_sweep_begin(l, kind, l->l_member_size, 1);
 	sweep_step(sw);
 	return 0;
 }

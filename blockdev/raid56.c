@@ -840,7 +840,7 @@ static void sweep_step(struct r56_sweep *sw)
 
 		so_free(sw->so);
 		free(sw);
-		l->l_sweep_running = false;
+		layer_sweep_end(l);
 		if (done)
 			done(l, err);
 		return;
@@ -879,11 +879,8 @@ int raid56_sweep(struct bdev *dev, enum raid56_sweep_kind kind,
 	sw->kind = kind == RAID56_REBUILD ? SO_REBUILD :
 		   kind == RAID56_REPAIR ? SO_REPAIR : SO_CHECK;
 	sw->done = done;
-	l->l_sweep_running = true;
-	l->l_sweep_pos = 0;
-	l->l_sweep_total = r->stripes;
-	if (kind != RAID56_REBUILD)
-		l->l_mismatch_sectors = 0;
+	layer_sweep_begin(l, kind == RAID56_REBUILD ? LAYER_SWEEP_REBUILD :
+			  LAYER_SWEEP_CHECK, r->stripes, r->chunk);
 	sweep_step(sw);
 	return 0;
 }
