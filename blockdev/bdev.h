@@ -103,6 +103,7 @@ struct bdev_ops {
 struct bdev {
 	const struct bdev_ops *bd_ops;
 	char *bd_name;
+	const char *bd_kind; /* "file", "blockdev", "null", "raid5", ... */
 	uint64_t bd_size;
 	uint32_t bd_align;
 	uint32_t bd_mem_align;
@@ -175,5 +176,13 @@ struct bdev_file_opts {
 int bdev_file_open(const char *path, struct bdev_ring *ring,
 		   const struct bdev_file_opts *opts, struct bdev **out,
 		   char *err, size_t err_len);
+
+/**
+ * bdev_null_create() / bdev_mem_create() - a @size-byte member that
+ * reads zeroes and drops writes (null), or that keeps its bytes in locked
+ * RAM (mem).  Both complete every request inside submit.
+ */
+int bdev_null_create(uint64_t size, struct bdev **out, char *err, size_t errlen);
+int bdev_mem_create(uint64_t size, struct bdev **out, char *err, size_t errlen);
 
 #endif

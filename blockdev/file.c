@@ -265,6 +265,7 @@ int bdev_file_open(const char *path, struct bdev_ring *ring,
 	f->fd_bdev.bd_id_dev = S_ISBLK(st.st_mode) ? 0 : st.st_dev;
 	f->fd_bdev.bd_id_ino = S_ISBLK(st.st_mode) ? st.st_rdev : st.st_ino;
 	f->fd_bdev.bd_ops = &file_ops;
+	f->fd_bdev.bd_kind = f->fd_bdev.bd_is_blockdev ? "blockdev" : "file";
 	f->fd_bdev.bd_size = size;
 	f->fd_bdev.bd_read_only = opts->read_only;
 	f->fd_ring = ring;

@@ -84,6 +84,7 @@ int layer_create(const char *kind, struct bdev **members, int nr,
 	l->l_vec_cap = in_segs + l->l_max_pieces;
 	l->l_bdev.bd_ops = ops;
 	l->l_bdev.bd_name = strdup(kind);
+	l->l_bdev.bd_kind = kind;
 	l->l_bdev.bd_align = 512;
 	l->l_bdev.bd_mem_align = 512;
 	for (int i = 0; i < nr; i++) {

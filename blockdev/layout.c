@@ -278,6 +278,8 @@ static const struct level_rule level_rules[] = {
 	{ "raid1", 2, LAYER_MAX_MEMBERS, false },
 	{ "raid5", 3, LAYER_MAX_MEMBERS, true },
 	{ "raid6", 4, LAYER_MAX_MEMBERS, true },
+	{ "null", 0, 0, false },
+	{ "mem", 0, 0, false },
 };
 
 /* What a to-be-created member will be called, to spot twins before any
@@ -342,7 +344,7 @@ static int check_node(struct parser *p, struct lnode *n, char **future, int *nr_
 		if (name_is(n, level_rules[i].name))
 			rule = &level_rules[i];
 	if (!rule)
-		return fail_at(p, n->at, "unknown layout '%.*s' (linear, slice, raid0, raid1, raid5, raid6)",
+		return fail_at(p, n->at, "unknown layout '%.*s' (linear, slice, raid0, raid1, raid5, raid6, null, mem)",
 			       (int)n->name_len, n->name);
 	if (rule->chunked) {
 		size_t at = take_opt(n, "chunk", DEFAULT_CHUNK, &n->chunk);
@@ -356,6 +358,10 @@ static int check_node(struct parser *p, struct lnode *n, char **future, int *nr_
 		take_opt(n, "offset", 0, &n->offset);
 		take_opt(n, "size", 0, &n->size);
 	}
+	if ((name_is(n, "null") || name_is(n, "mem")) &&
+	    !take_opt(n, "size", 0, &n->size))
+		return fail_at(p, n->at + n->name_len + 1, "%.*s() needs size=SIZE",
+			       (int)n->name_len, n->name);
 	ret = check_opts_used(p, n);
 	if (ret)
 		return ret;
@@ -363,6 +369,8 @@ static int check_node(struct parser *p, struct lnode *n, char **future, int *nr_
 		return fail_at(p, n->at, "%s needs at least %d member%s, got %d",
 			       rule->name, rule->min_members,
 			       rule->min_members == 1 ? "" : "s", n->nr_kids);
+	if (n->nr_kids > rule->max_members && !rule->max_members)
+		return fail_at(p, n->kids[0]->at, "%s takes no members", rule->name);
 	if (n->nr_kids > rule->max_members && rule->max_members == 1)
 		return fail_at(p, n->kids[1]->at, "%s takes one member", rule->name);
 	if (n->nr_kids > rule->max_members)
@@ -388,6 +396,12 @@ static int build(struct parser *p, struct lnode *n, uint32_t in_segs,
 
 	if (!n->func)
 		return open_leaf(p, n, out);
+	if (name_is(n, "null") || name_is(n, "mem")) {
+		ret = (name_is(n, "null") ? bdev_null_create : bdev_mem_create)(
+			n->size, out, msg, sizeof(msg));
+		return ret ? fail_at(p, n->at, "%.*s: %s", (int)n->name_len,
+				     n->name, msg) : 0;
+	}
 	child_segs = in_segs + layer_max_pieces(max_io, n->chunk, nr);
 	members = calloc(nr, sizeof(*members));
 	if (!members)

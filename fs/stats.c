@@ -120,7 +120,7 @@ static void bdev_json(struct jbuf *b, const struct bdev *d, const char *state)
 		}
 		jprintf(b, "]");
 	} else {
-		jprintf(b, ", \"kind\": \"%s\"", d->bd_is_blockdev ? "blockdev" : "file");
+		jprintf(b, ", \"kind\": \"%s\"", d->bd_kind ? d->bd_kind : "?");
 	}
 	jprintf(b, "}");
 }

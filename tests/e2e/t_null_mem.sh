@@ -1,0 +1,41 @@
+#!/bin/bash
+# transports: uring dev
+# null() reads zeroes and drops writes; mem() keeps what is written, in RAM,
+# also as raid5 members (fio verify); both show their kind in stats, and a
+# null()/mem() without size= is refused with exit 2.
+. "$(dirname "$0")/lib.sh"
+requires_transport
+requires fio python3
+
+start_rawvec 'null(size=64m)'
+[ "$(stat -c %s "$MNT/disk")" = $((64 << 20)) ] || die "null: size $(stat -c %s "$MNT/disk")"
+head -c 1M /dev/urandom | dd of="$MNT/disk" bs=1M oflag=direct conv=notrunc status=none ||
+	die "null: a write failed"
+dd if="$MNT/disk" bs=1M count=1 iflag=direct status=none >"$T/back" || die "null: read"
+cmp -s "$T/back" <(head -c 1M /dev/zero) || die "null: read back non-zero bytes after a write"
+grep -q '"kind": "null"' "$MNT/stats" || die "null: stats lacks kind null"
+stop_rawvec
+
+start_rawvec 'mem(size=32m)'
+head -c 4M /dev/urandom >"$T/data"
+dd if="$T/data" of="$MNT/disk" bs=1000 seek=7 conv=notrunc status=none || die "mem: write"
+dd if="$MNT/disk" bs=1000 skip=7 count=4195 status=none | head -c 4M >"$T/back"
+same_bytes "$T/back" "$T/data" "mem: unaligned write read back"
+grep -q '"kind": "mem"' "$MNT/stats" || die "mem: stats lacks kind mem"
+stop_rawvec
+
+start_rawvec 'raid5(mem(size=8m), mem(size=8m), mem(size=8m), mem(size=8m), chunk=16k)'
+fio --name=v --filename="$MNT/disk" --rw=randwrite --bs=4k --iodepth=16 \
+	--ioengine=io_uring --direct=1 --size=24m --verify=crc32c --do_verify=1 \
+	--verify_state_save=0 --directory="$T" >"$T/fio.out" 2>&1 ||
+	{ cat "$T/fio.out"; die "fio verify on raid5 of mem members"; }
+stop_rawvec
+
+for e in 'null()' 'mem(a.img)' 'null(size=0)' 'mem(size=1g, chunk=4k)'; do
+	out=$("$RAWVEC" -f "$MNT" "$e" 2>&1)
+	rc=$?
+	[ $rc = 2 ] || die "'$e': exit $rc, want 2 ($out)"
+	echo "$out" | grep -q '\^' || die "'$e': no caret line in: $out"
+	log "refused '$e': $(echo "$out" | head -1)"
+done
+log pass
