@@ -27,8 +27,9 @@ struct lnode {
 	struct {
 		const char *key;
 		size_t key_len;
-		uint64_t val;
-		size_t at;
+		const char *str; /* the value as written */
+		size_t str_len;
+		size_t at;	 /* column of the value */
 	} kv[MAX_KEYS];
 	int nr_kv;
 	/* filled by check_node() */
@@ -130,10 +131,9 @@ static int parse_arg(struct parser *p, struct lnode *n)
 			e++;
 		n->kv[n->nr_kv].key = p->s + start;
 		n->kv[n->nr_kv].key_len = i - start;
+		n->kv[n->nr_kv].str = p->s + v;
+		n->kv[n->nr_kv].str_len = e - v;
 		n->kv[n->nr_kv].at = v;
-		if (bdev_parse_size(p->s + v, e - v, &n->kv[n->nr_kv].val))
-			return fail_at(p, v, "bad size '%.*s' (a number with an optional k, m, g or t, above zero)",
-				       (int)(e - v), p->s + v);
 		n->nr_kv++;
 		p->pos = e;
 		return 0;
@@ -196,21 +196,31 @@ static bool name_is(const struct lnode *n, const char *s)
 	return n->name_len == strlen(s) && !strncmp(n->name, s, n->name_len);
 }
 
-/* Take option @key of @n (or @def when absent); unknown keys are errors. */
-/* Take option @key of @n (or @def when absent); returns the column of
- * the option, or 0 when absent.  Unknown keys are left for
- * check_opts_used(). */
-static size_t take_opt(struct lnode *n, const char *key, uint64_t def,
-		       uint64_t *val)
+/*
+ * Take size option @key of @n (or @def when absent).  Returns 1 and the
+ * option's column in *@at when present, 0 when absent, or -EINVAL after
+ * reporting a bad size.  Unknown keys are left for check_opts_used().
+ */
+static int take_opt(struct parser *p, struct lnode *n, const char *key,
+		    uint64_t def, uint64_t *val, size_t *at)
 {
 	*val = def;
 	for (int i = 0; i < n->nr_kv; i++) {
-		if (n->kv[i].key_len == strlen(key) &&
-		    !strncmp(n->kv[i].key, key, n->kv[i].key_len)) {
-			*val = n->kv[i].val;
-			n->kv[i].key_len = 0; /* consumed */
-			return n->kv[i].at - strlen(key) - 1;
-		}
+		if (n->kv[i].key_len != strlen(key) ||
+		    strncmp(n->kv[i].key, key, n->kv[i].key_len))
+			continue;
+		n->kv[i].key_len = 0; /* consumed */
+		/* An offset may be 0; a size or chunk may not. */
+		if (!strcmp(key, "offset") && n->kv[i].str_len == 1 &&
+		    n->kv[i].str[0] == '0')
+			*val = 0;
+		else if (bdev_parse_size(n->kv[i].str, n->kv[i].str_len, val))
+			return fail_at(p, n->kv[i].at,
+				       "bad size '%.*s' (a number with an optional k, m, g or t, above zero)",
+				       (int)n->kv[i].str_len, n->kv[i].str);
+		if (at)
+			*at = n->kv[i].at - strlen(key) - 1;
+		return 1;
 	}
 	return 0;
 }
@@ -347,21 +357,28 @@ static int check_node(struct parser *p, struct lnode *n, char **future, int *nr_
 		return fail_at(p, n->at, "unknown layout '%.*s' (linear, slice, raid0, raid1, raid5, raid6, null, mem)",
 			       (int)n->name_len, n->name);
 	if (rule->chunked) {
-		size_t at = take_opt(n, "chunk", DEFAULT_CHUNK, &n->chunk);
+		size_t at = n->at;
 
+		ret = take_opt(p, n, "chunk", DEFAULT_CHUNK, &n->chunk, &at);
+		if (ret < 0)
+			return ret;
 		if ((n->chunk & (n->chunk - 1)) || n->chunk < 4096)
-			return fail_at(p, at ? at : n->at,
+			return fail_at(p, at,
 				       "chunk %llu is not a power of two of at least 4k",
 				       (unsigned long long)n->chunk);
 	}
-	if (name_is(n, "slice")) {
-		take_opt(n, "offset", 0, &n->offset);
-		take_opt(n, "size", 0, &n->size);
+	if (name_is(n, "slice") &&
+	    ((ret = take_opt(p, n, "offset", 0, &n->offset, NULL)) < 0 ||
+	     (ret = take_opt(p, n, "size", 0, &n->size, NULL)) < 0))
+		return ret;
+	if (name_is(n, "null") || name_is(n, "mem")) {
+		ret = take_opt(p, n, "size", 0, &n->size, NULL);
+		if (ret < 0)
+			return ret;
+		if (!ret)
+			return fail_at(p, n->at + n->name_len + 1, "%.*s() needs size=SIZE",
+				       (int)n->name_len, n->name);
 	}
-	if ((name_is(n, "null") || name_is(n, "mem")) &&
-	    !take_opt(n, "size", 0, &n->size))
-		return fail_at(p, n->at + n->name_len + 1, "%.*s() needs size=SIZE",
-			       (int)n->name_len, n->name);
 	ret = check_opts_used(p, n);
 	if (ret)
 		return ret;
