@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "layer.h"
+#include "faulty.h"
 #include "raid56.h"
 
 #define MAX_KEYS 4
@@ -34,6 +35,7 @@ struct lnode {
 	int nr_kv;
 	/* filled by check_node() */
 	uint64_t chunk, offset, size;
+	char fault_opts[256]; /* faulty(): its options, for faulty_create() */
 };
 
 struct parser {
@@ -288,6 +290,7 @@ static const struct level_rule level_rules[] = {
 	{ "raid1", 2, LAYER_MAX_MEMBERS, false },
 	{ "raid5", 3, LAYER_MAX_MEMBERS, true },
 	{ "raid6", 4, LAYER_MAX_MEMBERS, true },
+	{ "faulty", 1, 1, false },
 	{ "null", 0, 0, false },
 	{ "mem", 0, 0, false },
 };
@@ -354,7 +357,7 @@ static int check_node(struct parser *p, struct lnode *n, char **future, int *nr_
 		if (name_is(n, level_rules[i].name))
 			rule = &level_rules[i];
 	if (!rule)
-		return fail_at(p, n->at, "unknown layout '%.*s' (linear, slice, raid0, raid1, raid5, raid6, null, mem)",
+		return fail_at(p, n->at, "unknown layout '%.*s' (linear, slice, raid0, raid1, raid5, raid6, faulty, null, mem)",
 			       (int)n->name_len, n->name);
 	if (rule->chunked) {
 		size_t at = n->at;
@@ -371,6 +374,19 @@ static int check_node(struct parser *p, struct lnode *n, char **future, int *nr_
 	    ((ret = take_opt(p, n, "offset", 0, &n->offset, NULL)) < 0 ||
 	     (ret = take_opt(p, n, "size", 0, &n->size, NULL)) < 0))
 		return ret;
+	if (name_is(n, "faulty")) {
+		/* faulty_create() knows its options; pass them as written. */
+		size_t len = 0;
+
+		for (int i = 0; i < n->nr_kv; i++) {
+			len += snprintf(n->fault_opts + len, sizeof(n->fault_opts) - len,
+					"%.*s=%.*s,", (int)n->kv[i].key_len, n->kv[i].key,
+					(int)n->kv[i].str_len, n->kv[i].str);
+			if (len >= sizeof(n->fault_opts))
+				return fail_at(p, n->at, "faulty(): options too long");
+			n->kv[i].key_len = 0;
+		}
+	}
 	if (name_is(n, "null") || name_is(n, "mem")) {
 		ret = take_opt(p, n, "size", 0, &n->size, NULL);
 		if (ret < 0)
@@ -443,7 +459,13 @@ static int build(struct parser *p, struct lnode *n, uint32_t in_segs,
 	else if (name_is(n, "linear"))
 		ret = linear_create(members, nr, max_io, in_segs, out, msg,
 				    sizeof(msg));
-	else {
+	else if (name_is(n, "faulty")) {
+		struct bdev *m = members[0];
+
+		free(members);
+		ret = faulty_create(m, n->fault_opts, max_io, in_segs, out, msg,
+				    sizeof(msg));
+	} else {
 		struct bdev *m = members[0];
 
 		free(members);

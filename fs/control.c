@@ -7,12 +7,17 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "../blockdev/faulty.h"
 #include "../blockdev/layout.h"
 #include "../blockdev/member.h"
 
 static int run_line(struct rv_fs *fs, char *line)
 {
-	char *save = NULL, *cmd = strtok_r(line, " \t", &save);
+	char orig[4096];
+	char *save = NULL, *cmd;
+
+	snprintf(orig, sizeof(orig), "%s", line); /* strtok_r cuts @line */
+	cmd = strtok_r(line, " \t", &save);
 	char *a1 = strtok_r(NULL, " \t", &save), *a2 = strtok_r(NULL, " \t", &save);
 	char *extra = strtok_r(NULL, " \t", &save);
 	char err[8192];
@@ -54,6 +59,26 @@ static int run_line(struct rv_fs *fs, char *line)
 		}
 		rv_log("control: member %s of %s replaced by %s%s", a1, l->l_kind, a2,
 		       l->l_sweep ? ", rebuilding" : "");
+		return 0;
+	}
+	if (!strcmp(cmd, "fault") && a1 && a2) {
+		struct bdev *node;
+
+		ret = member_lookup(fs->dev, a1, &l, &m, err, sizeof(err));
+		if (ret)
+			goto bad;
+		node = l->l_members[m];
+		if (!bdev_is_faulty(node)) {
+			snprintf(err, sizeof(err), "member %s is %s, not faulty()", a1,
+				 node->bd_kind);
+			ret = -EINVAL;
+			goto bad;
+		}
+		/* Everything after the address: "read_eio=0.01 at=0..1m". */
+		ret = faulty_configure(node, orig + (a2 - line), err, sizeof(err));
+		if (ret)
+			goto bad;
+		rv_log("control: faults of member %s now: %s", a1, orig + (a2 - line));
 		return 0;
 	}
 	if ((!strcmp(cmd, "check") || !strcmp(cmd, "repair")) && !a1) {

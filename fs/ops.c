@@ -31,7 +31,9 @@ static const char control_help[] =
 	"  fail ADDR           mark member ADDR failed (ADDR: 2, or 1.0 when nested)\n"
 	"  replace ADDR PATH   put image/device PATH in place of failed member ADDR, rebuild\n"
 	"  check               verify parity and mirrors, count mismatches (see stats)\n"
-	"  repair              like check, and rewrite what mismatches\n";
+	"  repair              like check, and rewrite what mismatches\n"
+	"  fault ADDR K=V ...  change a faulty() member: read_eio=P write_eio=P\n"
+	"                      at=LO..HI|none after=N\n";
 
 /* A stats file open: the JSON is taken once, at open, so one read(2) loop
  * sees one consistent snapshot. */

@@ -2,6 +2,7 @@
  * contract (README documents each); add fields, never rename them. */
 #include "fs.h"
 #include "../blockdev/layer.h"
+#include "../blockdev/faulty.h"
 #include "../blockdev/member.h"
 #include "../blockdev/raid56.h"
 
@@ -98,6 +99,10 @@ static void bdev_json(struct jbuf *b, const struct bdev *d, const char *state)
 				layer_sweep_rate(l),
 				(unsigned long long)l->l_rebuild_pos,
 				(unsigned long long)l->l_mismatch_sectors);
+		if (bdev_is_faulty(d))
+			jprintf(b, ", \"injected_read_errors\": %llu, \"injected_write_errors\": %llu",
+				(unsigned long long)faulty_stats(d)->injected[BDEV_READ],
+				(unsigned long long)faulty_stats(d)->injected[BDEV_WRITE]);
 		if (bdev_is_raid56(d)) {
 			const struct raid56_stats *r = raid56_stats(d);
 

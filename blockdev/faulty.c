@@ -1,0 +1,191 @@
+/* faulty: fault injection over one member, in the spirit of dm-flakey and
+ * nbdkit's error filter: error rates, a bad range, errors after N I/Os. */
+#include "faulty.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "layout.h"
+
+struct faulty {
+	double read_eio, write_eio;  /* probability per request */
+	uint64_t bad_lo, bad_hi;     /* [lo, hi): reads and writes fail */
+	uint64_t after;		     /* requests that pass before all fail */
+	uint64_t nr_ios;
+	uint64_t rng;
+	struct faulty_stats st;
+};
+
+static struct faulty *faulty_of(const struct layer *l)
+{
+	return l->l_private;
+}
+
+/* xorshift64*: deterministic, so a run with the same I/O repeats. */
+static double next_unit(struct faulty *f)
+{
+	f->rng ^= f->rng >> 12;
+	f->rng ^= f->rng << 25;
+	f->rng ^= f->rng >> 27;
+	return (double)((f->rng * 0x2545f4914f6cdd1dull) >> 11) / (double)(1ull << 53);
+}
+
+static void faulty_submit(struct bdev *dev, struct bdev_req *req)
+{
+	struct layer *l = layer_of(dev);
+	struct faulty *f = faulty_of(l);
+	bool data = req->br_op == BDEV_READ || req->br_op == BDEV_WRITE;
+	bool fail = false;
+
+	if (data) {
+		double rate = req->br_op == BDEV_READ ? f->read_eio : f->write_eio;
+
+		f->nr_ios++;
+		fail = (rate > 0 && next_unit(f) < rate) ||
+		       (req->br_pos < f->bad_hi && f->bad_lo < req->br_pos + req->br_len) ||
+		       (f->after && f->nr_ios > f->after);
+	}
+	if (fail) {
+		f->st.injected[req->br_op]++;
+		bdev_req_complete(req, -EIO);
+		return;
+	}
+	layer_submit_one(l, req, 0, req->br_pos);
+}
+
+static void faulty_free(struct layer *l)
+{
+	free(l->l_private);
+}
+
+static const struct bdev_ops faulty_ops = {
+	.submit = faulty_submit,
+	.destroy = layer_destroy,
+};
+
+bool bdev_is_faulty(const struct bdev *dev)
+{
+	return dev->bd_ops == &faulty_ops;
+}
+
+const struct faulty_stats *faulty_stats(const struct bdev *dev)
+{
+	return &faulty_of(layer_of((struct bdev *)dev))->st;
+}
+
+static int parse_rate(const char *v, double *out)
+{
+	char *end;
+	double d = strtod(v, &end);
+
+	if (end == v || *end || !(d >= 0 && d <= 1))
+		return -EINVAL;
+	*out = d;
+	return 0;
+}
+
+/* at=LO..HI; LO may be empty or 0. */
+static int parse_range(const char *v, uint64_t *lo, uint64_t *hi)
+{
+	const char *dots = strstr(v, "..");
+	size_t n;
+
+	if (!dots)
+		return -EINVAL;
+	n = dots - v;
+	*lo = 0;
+	if (n && !(n == 1 && v[0] == '0') && bdev_parse_size(v, n, lo))
+		return -EINVAL;
+	if (bdev_parse_size(dots + 2, strlen(dots + 2), hi))
+		return -EINVAL;
+	return *lo < *hi ? 0 : -EINVAL;
+}
+
+int faulty_configure(struct bdev *dev, const char *opts, char *err, size_t errlen)
+{
+	struct faulty *f = faulty_of(layer_of(dev)), n = *f;
+	char buf[512], *save = NULL;
+
+	if (strlen(opts) >= sizeof(buf)) {
+		snprintf(err, errlen, "options too long");
+		return -EINVAL;
+	}
+	strcpy(buf, opts);
+	for (char *kv = strtok_r(buf, ", \t\n", &save); kv;
+	     kv = strtok_r(NULL, ", \t\n", &save)) {
+		char *v = strchr(kv, '=');
+		int bad = 0;
+
+		if (!v) {
+			snprintf(err, errlen, "'%s' is not key=value", kv);
+			return -EINVAL;
+		}
+		*v++ = '\0';
+		if (!strcmp(kv, "read_eio")) {
+			bad = parse_rate(v, &n.read_eio);
+		} else if (!strcmp(kv, "write_eio")) {
+			bad = parse_rate(v, &n.write_eio);
+		} else if (!strcmp(kv, "after")) {
+			char *end;
+
+			n.after = strtoull(v, &end, 10);
+			bad = end == v || *end || *v == '-';
+		} else if (!strcmp(kv, "at")) {
+			/* at=LO..HI (bytes of this member), or at=none */
+			if (!strcmp(v, "none"))
+				n.bad_lo = n.bad_hi = 0;
+			else
+				bad = parse_range(v, &n.bad_lo, &n.bad_hi);
+		} else {
+			snprintf(err, errlen, "unknown fault '%s' (read_eio, write_eio, at, after)", kv);
+			return -EINVAL;
+		}
+		if (bad) {
+			snprintf(err, errlen, "bad value '%s' for %s (rates 0..1, at=LO..HI, after=N)",
+				 v, kv);
+			return -EINVAL;
+		}
+	}
+	*f = n;
+	return 0;
+}
+
+int faulty_create(struct bdev *member, const char *opts, size_t max_io_bytes,
+		  uint32_t in_segs, struct bdev **out, char *err, size_t errlen)
+{
+	struct bdev **members = malloc(sizeof(*members));
+	struct layer *l;
+	struct faulty *f;
+
+	if (!members) {
+		bdev_destroy(member);
+		snprintf(err, errlen, "out of memory");
+		return -ENOMEM;
+	}
+	members[0] = member;
+	if (layer_create("faulty", members, 1, 0, max_io_bytes, in_segs,
+			 &faulty_ops, &l)) {
+		snprintf(err, errlen, "out of memory");
+		return -ENOMEM;
+	}
+	f = calloc(1, sizeof(*f));
+	if (!f) {
+		layer_destroy(&l->l_bdev);
+		snprintf(err, errlen, "out of memory");
+		return -ENOMEM;
+	}
+	f->rng = 0x9e3779b97f4a7c15ull;
+	l->l_private = f;
+	l->l_free_private = faulty_free;
+	l->l_member_size = member->bd_size;
+	l->l_bdev.bd_size = member->bd_size;
+	l->l_bdev.bd_byte_zero = member->bd_byte_zero;
+	if (faulty_configure(&l->l_bdev, opts, err, errlen)) {
+		layer_destroy(&l->l_bdev);
+		return -EINVAL;
+	}
+	*out = &l->l_bdev;
+	return 0;
+}

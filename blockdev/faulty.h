@@ -1,0 +1,29 @@
+/* faulty: a one-member layer that injects I/O errors, configured in the
+ * layout (faulty(a.img, read_eio=0.01, at=4m..8m)) and at run time. */
+#ifndef RAWVEC_FAULTY_H
+#define RAWVEC_FAULTY_H
+
+#include "layer.h"
+
+/** struct faulty_stats - errors injected, per op. */
+struct faulty_stats {
+	uint64_t injected[BDEV_NR_OPS];
+};
+
+/**
+ * faulty_create() - wrap @member (owned from here on, also on failure);
+ * @opts is "key=value" separated by commas or spaces: read_eio=P,
+ * write_eio=P (probabilities 0..1 per request), at=LO..HI (member bytes
+ * where every read and write fails), after=N (requests that pass before
+ * every one fails).  Returns 0 or -errno with the reason in @err.
+ */
+int faulty_create(struct bdev *member, const char *opts, size_t max_io_bytes,
+		  uint32_t in_segs, struct bdev **out, char *err, size_t errlen);
+
+/** faulty_configure() - change @dev's faults; unnamed ones stay. */
+int faulty_configure(struct bdev *dev, const char *opts, char *err, size_t errlen);
+
+bool bdev_is_faulty(const struct bdev *dev);
+const struct faulty_stats *faulty_stats(const struct bdev *dev);
+
+#endif

@@ -1,0 +1,58 @@
+#!/bin/bash
+# transports: uring dev
+# faulty() members fail exactly where and when configured: a bad range
+# gives EIO there under raid0 and nowhere else; read_eio=1 under raid5 and
+# raid1 is survived (the member is failed, data comes from parity or the
+# mirror); after=N passes N requests; bad fault commands fail with EINVAL.
+. "$(dirname "$0")/lib.sh"
+requires_transport
+requires python3
+
+for i in 0 1 2 3; do make_image "$T/m$i.img" 8M zero; done
+
+# raid0, chunk 64k: logical chunk 32 is member 0's chunk 16 = bytes 1m..
+start_rawvec "raid0(faulty($T/m0.img, at=1m..2m), $T/m1.img, chunk=64k)"
+expect_fail "read inside the bad range" dd if="$MNT/disk" of=/dev/null bs=64k skip=32 count=1 iflag=direct status=none
+expect_fail "read at the bad range's end" dd if="$MNT/disk" of=/dev/null bs=64k skip=62 count=1 iflag=direct status=none
+dd if="$MNT/disk" of=/dev/null bs=64k skip=30 count=1 iflag=direct status=none || die "read of member 0 below the range failed"
+dd if="$MNT/disk" of=/dev/null bs=64k skip=64 count=1 iflag=direct status=none || die "read of member 0 past the range failed"
+dd if="$MNT/disk" of=/dev/null bs=64k skip=33 count=1 iflag=direct status=none || die "read of member 1 failed"
+[ "$(grep -o '"injected_read_errors": [0-9]*' "$MNT/stats" | grep -o '[0-9]*$')" = 2 ] ||
+	die "injected_read_errors is not 2: $(grep -o '"injected_read_errors": [0-9]*' "$MNT/stats")"
+printf 'fault 0 at=none\n' >"$MNT/control" || die "fault at=none refused"
+dd if="$MNT/disk" of=/dev/null bs=64k skip=32 count=1 iflag=direct status=none || die "read after at=none failed"
+expect_fail "unknown fault" sh -c "printf 'fault 0 bogus=1\n' >'$MNT/control'"
+expect_fail "rate above 1" sh -c "printf 'fault 0 read_eio=2\n' >'$MNT/control'"
+expect_fail "fault on a plain member" sh -c "printf 'fault 1 read_eio=1\n' >'$MNT/control'"
+stop_rawvec
+
+for lay in "raid5($T/m0.img, faulty($T/m1.img), $T/m2.img, $T/m3.img, chunk=16k)" \
+	   "raid1(faulty($T/m0.img), $T/m1.img)"; do
+	start_rawvec "$lay"
+	python3 - "$MNT" <<'PY' || die "$lay: data lost after read errors"
+import os, sys
+m = sys.argv[1]
+d = os.path.join(m, "disk")
+size = os.path.getsize(d)
+data = os.urandom(size)
+fd = os.open(d, os.O_RDWR)
+os.pwrite(fd, data, 0)
+os.fsync(fd)
+with open(os.path.join(m, "control"), "w") as c:
+    c.write("fault 1 read_eio=1\n" if "raid5" in open(os.path.join(m, "stats")).read() else "fault 0 read_eio=1\n")
+for _ in range(2):
+    if os.pread(fd, size, 0) != data:
+        sys.exit("read back differs")
+PY
+	grep -q '"state": "failed"' "$MNT/stats" || die "$lay: the faulty member was not failed"
+	stop_rawvec
+done
+
+# after=N: the first N requests pass, the rest fail.
+start_rawvec "linear(faulty($T/m0.img, after=3))"
+for i in 1 2 3; do
+	dd if="$MNT/disk" of=/dev/null bs=4k skip=$i count=1 iflag=direct status=none || die "request $i of 3 failed"
+done
+expect_fail "request 4 after after=3" dd if="$MNT/disk" of=/dev/null bs=4k skip=9 count=1 iflag=direct status=none
+stop_rawvec
+log pass
