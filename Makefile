@@ -15,7 +15,7 @@ BDEV_SRC = blockdev/bdev.c blockdev/ring.c blockdev/file.c blockdev/rw.c \
            blockdev/layer.c blockdev/layout.c blockdev/linear.c \
            blockdev/slice.c blockdev/raid0.c blockdev/raid1.c \
            blockdev/raid56.c blockdev/parity.c blockdev/member.c \
-           blockdev/null.c blockdev/mem.c blockdev/faulty.c
+           blockdev/null.c blockdev/mem.c blockdev/faulty.c blockdev/sim.c
 FS_SRC   = fs/main.c fs/ops.c fs/dev.c fs/uring.c fs/stats.c fs/control.c
 CORE_SRC = $(VEC_SRC) $(BDEV_SRC)
 HDRS     = $(wildcard vec/*.h blockdev/*.h fs/*.h)

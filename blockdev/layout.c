@@ -14,6 +14,7 @@
 #include "layer.h"
 #include "faulty.h"
 #include "raid56.h"
+#include "sim.h"
 
 #define MAX_KEYS 4
 #define DEFAULT_CHUNK (512 * 1024) /* md's default */
@@ -35,7 +36,7 @@ struct lnode {
 	int nr_kv;
 	/* filled by check_node() */
 	uint64_t chunk, offset, size;
-	char fault_opts[256]; /* faulty(): its options, for faulty_create() */
+	char fault_opts[256]; /* faulty(), sim(): options as written */
 };
 
 struct parser {
@@ -291,6 +292,7 @@ static const struct level_rule level_rules[] = {
 	{ "raid5", 3, LAYER_MAX_MEMBERS, true },
 	{ "raid6", 4, LAYER_MAX_MEMBERS, true },
 	{ "faulty", 1, 1, false },
+	{ "sim", 1, 1, false },
 	{ "null", 0, 0, false },
 	{ "mem", 0, 0, false },
 };
@@ -357,7 +359,7 @@ static int check_node(struct parser *p, struct lnode *n, char **future, int *nr_
 		if (name_is(n, level_rules[i].name))
 			rule = &level_rules[i];
 	if (!rule)
-		return fail_at(p, n->at, "unknown layout '%.*s' (linear, slice, raid0, raid1, raid5, raid6, faulty, null, mem)",
+		return fail_at(p, n->at, "unknown layout '%.*s' (linear, slice, raid0, raid1, raid5, raid6, faulty, sim, null, mem)",
 			       (int)n->name_len, n->name);
 	if (rule->chunked) {
 		size_t at = n->at;
@@ -374,8 +376,8 @@ static int check_node(struct parser *p, struct lnode *n, char **future, int *nr_
 	    ((ret = take_opt(p, n, "offset", 0, &n->offset, NULL)) < 0 ||
 	     (ret = take_opt(p, n, "size", 0, &n->size, NULL)) < 0))
 		return ret;
-	if (name_is(n, "faulty")) {
-		/* faulty_create() knows its options; pass them as written. */
+	if (name_is(n, "faulty") || name_is(n, "sim")) {
+		/* The level knows its options; pass them as written. */
 		size_t len = 0;
 
 		for (int i = 0; i < n->nr_kv; i++) {
@@ -383,7 +385,8 @@ static int check_node(struct parser *p, struct lnode *n, char **future, int *nr_
 					"%.*s=%.*s,", (int)n->kv[i].key_len, n->kv[i].key,
 					(int)n->kv[i].str_len, n->kv[i].str);
 			if (len >= sizeof(n->fault_opts))
-				return fail_at(p, n->at, "faulty(): options too long");
+				return fail_at(p, n->at, "%.*s(): options too long",
+					       (int)n->name_len, n->name);
 			n->kv[i].key_len = 0;
 		}
 	}
@@ -465,6 +468,12 @@ static int build(struct parser *p, struct lnode *n, uint32_t in_segs,
 		free(members);
 		ret = faulty_create(m, n->fault_opts, max_io, in_segs, out, msg,
 				    sizeof(msg));
+	} else if (name_is(n, "sim")) {
+		struct bdev *m = members[0];
+
+		free(members);
+		ret = sim_create(m, n->fault_opts, p->ring, max_io, in_segs, out, msg,
+				 sizeof(msg));
 	} else {
 		struct bdev *m = members[0];
 

@@ -101,6 +101,7 @@ struct rv_fs {
 	bool uring_logged;
 	bool stopping;	 /* connection gone or signal: drain and exit */
 	bool destroyed;	 /* DESTROY seen */
+	bool force_exit; /* second signal: leave without draining */
 	uint32_t proto_minor;
 	uint32_t max_write;
 	struct rv_counters cnt;

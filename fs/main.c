@@ -292,8 +292,14 @@ static void sig_done(struct bdev_ring_op *op, int res, unsigned flags)
 	struct sig_watch *w = (struct sig_watch *)op;
 
 	(void)flags;
-	if (res == (int)sizeof(w->si)) {
-		rv_log("signal %u: finishing in-flight I/O and unmounting",
+	if (res == (int)sizeof(w->si) && w->fs->stopping) {
+		/* A second signal: do not wait for I/O that may never end. */
+		rv_log("signal %u again: unmounting without waiting for %u in-flight request%s",
+		       w->si.ssi_signo, w->fs->cnt.inflight,
+		       w->fs->cnt.inflight == 1 ? "" : "s");
+		w->fs->force_exit = true;
+	} else if (res == (int)sizeof(w->si)) {
+		rv_log("signal %u: finishing in-flight I/O and unmounting (again to force)",
 		       w->si.ssi_signo);
 		w->fs->stopping = true;
 	}
@@ -459,7 +465,7 @@ static int run(struct rv_opts *o, int ready_fd)
 	ready_fd = -1;
 
 	code = 0;
-	while (!(fs->stopping && fs_idle(fs))) {
+	while (!(fs->stopping && fs_idle(fs)) && !fs->force_exit) {
 		if (fs->init_done && !fs->urt && fs->use_uring) {
 			rv_log("transport: FUSE-over-io_uring, %d queue%s x %u entries, max_write %u",
 			       fs->nr_queues, fs->nr_queues == 1 ? "" : "s",
@@ -483,6 +489,8 @@ static int run(struct rv_opts *o, int ready_fd)
 			}
 		}
 		ret = bdev_ring_run(&fs->ring, 1);
+		if (fs->force_exit)
+			code = EXIT_RUNTIME;
 		if (ret < 0 && ret != -EINTR) {
 			rv_log("io_uring: %s", strerror(-ret));
 			code = EXIT_RUNTIME;

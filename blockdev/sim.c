@@ -1,0 +1,281 @@
+/* sim: latency, bandwidth and queue depth for a member, so members that
+ * share one real disk behave like separate disks in RAID experiments. */
+#include "sim.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "layout.h"
+
+struct sim_io {
+	struct sim_io *next;
+	struct sim *sim;
+	struct bdev_req *parent;
+	struct bdev_req child;
+	struct bdev_ring_op timer;
+	struct __kernel_timespec due; /* read by the kernel at submit */
+	uint64_t due_ns;
+	int err;
+};
+
+struct sim {
+	struct layer *l;
+	struct bdev_ring *ring;
+	uint64_t lat_lo_ns, lat_hi_ns;
+	uint64_t bw;	  /* bytes per second, 0: unlimited */
+	int qd, inflight; /* qd 0: unlimited */
+	uint64_t next_free_ns; /* when the simulated disk's transfer ends */
+	uint64_t rng;
+	struct sim_io *free, *wait_head, *wait_tail;
+};
+
+static uint64_t now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + ts.tv_nsec;
+}
+
+static void sim_start(struct sim *s, struct sim_io *io);
+
+static void sim_finish(struct sim_io *io)
+{
+	struct sim *s = io->sim;
+	struct bdev_req *parent = io->parent;
+	int err = io->err;
+
+	s->inflight--;
+	io->next = s->free;
+	s->free = io;
+	bdev_req_complete(parent, err);
+	if (s->wait_head && (!s->qd || s->inflight < s->qd)) {
+		struct sim_io *w = s->wait_head;
+
+		s->wait_head = w->next;
+		if (!s->wait_head)
+			s->wait_tail = NULL;
+		sim_start(s, w);
+	}
+}
+
+static void timer_done(struct bdev_ring_op *op, int res, unsigned flags)
+{
+	(void)res; /* -ETIME: the timeout fired, as wanted */
+	(void)flags;
+	sim_finish((struct sim_io *)((char *)op - offsetof(struct sim_io, timer)));
+}
+
+static void child_end(struct bdev_req *req)
+{
+	struct sim_io *io = req->br_private;
+	uint64_t now = now_ns();
+
+	io->err = req->br_error;
+	if (io->due_ns <= now) {
+		sim_finish(io);
+		return;
+	}
+	io->due.tv_sec = (long long)(io->due_ns / 1000000000ull);
+	io->due.tv_nsec = (long long)(io->due_ns % 1000000000ull);
+	io->timer.ro_done = timer_done;
+	io_uring_prep_timeout(bdev_ring_sqe(io->sim->ring, &io->timer), &io->due, 0,
+			      IORING_TIMEOUT_ABS);
+}
+
+static uint64_t draw_latency(struct sim *s)
+{
+	if (s->lat_hi_ns <= s->lat_lo_ns)
+		return s->lat_lo_ns;
+	s->rng ^= s->rng << 13;
+	s->rng ^= s->rng >> 7;
+	s->rng ^= s->rng << 17;
+	return s->lat_lo_ns + s->rng % (s->lat_hi_ns - s->lat_lo_ns + 1);
+}
+
+static void sim_start(struct sim *s, struct sim_io *io)
+{
+	struct bdev_req *req = io->parent;
+	uint64_t now = now_ns(), due = now + draw_latency(s);
+
+	s->inflight++;
+	if (s->bw && (req->br_op == BDEV_READ || req->br_op == BDEV_WRITE)) {
+		/* One transfer at a time at bw, queued behind the last. */
+		uint64_t begin = s->next_free_ns > now ? s->next_free_ns : now;
+
+		s->next_free_ns = begin + req->br_len * 1000000000ull / s->bw;
+		if (s->next_free_ns > due)
+			due = s->next_free_ns;
+	}
+	io->due_ns = due;
+	bdev_req_init(&io->child, req->br_op, req->br_pos, req->br_len,
+		      req->br_vec, req->br_iter, child_end, io);
+	/* The parent is not submitted anywhere else: its iovecs are free. */
+	io->child.br_iov = req->br_iov;
+	io->child.br_iov_max = req->br_iov_max;
+	if (s->l->l_state[0] == LAYER_MEMBER_FAILED)
+		bdev_req_complete(&io->child, -EIO);
+	else
+		bdev_submit(s->l->l_members[0], &io->child);
+}
+
+static void sim_submit(struct bdev *dev, struct bdev_req *req)
+{
+	struct sim *s = layer_of(dev)->l_private;
+	struct sim_io *io = s->free;
+
+	if (io)
+		s->free = io->next;
+	else if (!(io = calloc(1, sizeof(*io)))) {
+		bdev_req_complete(req, -ENOMEM);
+		return;
+	}
+	io->sim = s;
+	io->parent = req;
+	io->next = NULL;
+	if (s->qd && s->inflight >= s->qd) {
+		if (s->wait_tail)
+			s->wait_tail->next = io;
+		else
+			s->wait_head = io;
+		s->wait_tail = io;
+		return;
+	}
+	sim_start(s, io);
+}
+
+static void sim_free(struct layer *l)
+{
+	struct sim *s = l->l_private;
+
+	while (s->free) {
+		struct sim_io *io = s->free;
+
+		s->free = io->next;
+		free(io);
+	}
+	free(s);
+}
+
+static const struct bdev_ops sim_ops = {
+	.submit = sim_submit,
+	.destroy = layer_destroy,
+};
+
+/* "200us", "2ms", "1s", "500ns" */
+static int parse_duration(const char *v, size_t len, uint64_t *ns)
+{
+	static const struct { const char *sfx; uint64_t mul; } units[] = {
+		{ "ns", 1 }, { "us", 1000 }, { "ms", 1000000 }, { "s", 1000000000 },
+	};
+	char buf[32], *end;
+	unsigned long long n;
+
+	if (!len || len >= sizeof(buf))
+		return -EINVAL;
+	memcpy(buf, v, len);
+	buf[len] = '\0';
+	n = strtoull(buf, &end, 10);
+	if (end == buf || *buf == '-')
+		return -EINVAL;
+	for (size_t i = 0; i < sizeof(units) / sizeof(units[0]); i++) {
+		if (!strcmp(end, units[i].sfx)) {
+			if (n > UINT64_MAX / units[i].mul)
+				return -EINVAL;
+			*ns = n * units[i].mul;
+			return 0;
+		}
+	}
+	return -EINVAL;
+}
+
+static int sim_configure(struct sim *s, const char *opts, char *err, size_t errlen)
+{
+	char buf[512], *save = NULL;
+
+	if (strlen(opts) >= sizeof(buf)) {
+		snprintf(err, errlen, "options too long");
+		return -EINVAL;
+	}
+	strcpy(buf, opts);
+	for (char *kv = strtok_r(buf, ", \t", &save); kv;
+	     kv = strtok_r(NULL, ", \t", &save)) {
+		char *v = strchr(kv, '='), *dots, *end;
+		int bad = 0;
+
+		if (!v) {
+			snprintf(err, errlen, "'%s' is not key=value", kv);
+			return -EINVAL;
+		}
+		*v++ = '\0';
+		if (!strcmp(kv, "lat")) {
+			dots = strstr(v, "..");
+			bad = parse_duration(v, dots ? (size_t)(dots - v) : strlen(v),
+					     &s->lat_lo_ns);
+			s->lat_hi_ns = s->lat_lo_ns;
+			if (!bad && dots)
+				bad = parse_duration(dots + 2, strlen(dots + 2),
+						     &s->lat_hi_ns) ||
+				      s->lat_hi_ns < s->lat_lo_ns;
+		} else if (!strcmp(kv, "bw")) {
+			bad = bdev_parse_size(v, strlen(v), &s->bw);
+		} else if (!strcmp(kv, "qd")) {
+			long q = strtol(v, &end, 10);
+
+			bad = end == v || *end || q < 1 || q > 65536;
+			s->qd = (int)q;
+		} else {
+			snprintf(err, errlen, "unknown option '%s' (lat, bw, qd)", kv);
+			return -EINVAL;
+		}
+		if (bad) {
+			snprintf(err, errlen, "bad value '%s' for %s (lat=200us or 100us..2ms, bw=500m, qd=32)",
+				 v, kv);
+			return -EINVAL;
+		}
+	}
+	return 0;
+}
+
+int sim_create(struct bdev *member, const char *opts, struct bdev_ring *ring,
+	       size_t max_io_bytes, uint32_t in_segs, struct bdev **out,
+	       char *err, size_t errlen)
+{
+	struct bdev **members = malloc(sizeof(*members));
+	struct layer *l;
+	struct sim *s;
+
+	if (!members) {
+		bdev_destroy(member);
+		snprintf(err, errlen, "out of memory");
+		return -ENOMEM;
+	}
+	members[0] = member;
+	if (layer_create("sim", members, 1, 0, max_io_bytes, in_segs, &sim_ops, &l)) {
+		snprintf(err, errlen, "out of memory");
+		return -ENOMEM;
+	}
+	s = calloc(1, sizeof(*s));
+	if (!s) {
+		layer_destroy(&l->l_bdev);
+		snprintf(err, errlen, "out of memory");
+		return -ENOMEM;
+	}
+	s->l = l;
+	s->ring = ring;
+	s->rng = 0x2545f4914f6cdd1dull;
+	l->l_private = s;
+	l->l_free_private = sim_free;
+	l->l_member_size = member->bd_size;
+	l->l_bdev.bd_size = member->bd_size;
+	l->l_bdev.bd_byte_zero = member->bd_byte_zero;
+	if (sim_configure(s, opts, err, errlen)) {
+		layer_destroy(&l->l_bdev);
+		return -EINVAL;
+	}
+	*out = &l->l_bdev;
+	return 0;
+}

@@ -1,0 +1,51 @@
+#!/bin/bash
+# transports: uring dev
+# sim() members deliver their configured latency and bandwidth within
+# +-15% in short fio runs, and a latency does not serialise the queue:
+# lat=4ms at QD32 gives far more than 1/4ms IOPS (io_uring timeouts, not
+# sleeping threads).  Bounds are generous; exact figures go to the README.
+. "$(dirname "$0")/lib.sh"
+requires_transport
+requires fio python3
+
+# fio_metric JOBARGS... -> prints "iops mean_clat_us bw_bytes_per_s"
+fio_metric()
+{
+	fio --name=m --filename="$MNT/disk" --ioengine=io_uring --direct=1 \
+		--time_based --runtime=3 --ramp_time=0.5 --output-format=json "$@" \
+		>"$T/fio.json" 2>"$T/fio.err" || { cat "$T/fio.err"; die "fio $*"; }
+	python3 -c '
+import json, sys
+j = json.load(open(sys.argv[1]))["jobs"][0]["read"]
+print(j["iops"], j["clat_ns"]["mean"] / 1000, j["bw_bytes"])' "$T/fio.json"
+}
+
+within()  # VALUE LO HI WHAT
+{
+	python3 -c 'import sys; v, lo, hi = map(float, sys.argv[1:4]); sys.exit(not lo <= v <= hi)' "$1" "$2" "$3" ||
+		die "$4: $1 not within [$2, $3]"
+	log "$4: $1 (within [$2, $3])"
+}
+
+start_rawvec 'sim(null(size=64m), lat=2ms)'
+read -r iops clat bw < <(fio_metric --rw=randread --bs=4k --iodepth=1)
+within "$clat" 1700 2300 "lat=2ms, QD1 mean completion latency (us)"
+stop_rawvec
+
+start_rawvec 'sim(null(size=64m), lat=4ms, qd=32)'
+read -r iops clat bw < <(fio_metric --rw=randread --bs=4k --iodepth=32)
+within "$iops" 6000 9200 "lat=4ms qd=32, QD32 IOPS (ideal 8000)"
+stop_rawvec
+
+start_rawvec 'sim(null(size=256m), bw=50m)'
+read -r iops clat bw < <(fio_metric --rw=read --bs=1M --iodepth=8)
+within "$bw" $((50 * 1048576 * 85 / 100)) $((50 * 1048576 * 115 / 100)) "bw=50m, 1M reads (bytes/s)"
+stop_rawvec
+
+for e in 'sim(null(size=1m), lat=5parsecs)' 'sim(null(size=1m), qd=0)' 'sim(null(size=1m), speed=1)'; do
+	out=$("$RAWVEC" -f "$MNT" "$e" 2>&1)
+	rc=$?
+	[ $rc = 2 ] || die "'$e': exit $rc, want 2 ($out)"
+	log "refused '$e': $(echo "$out" | head -1)"
+done
+log pass
