@@ -1,32 +1,69 @@
 #!/usr/bin/env bash
 # bench: compare rawvec with the raw image and with qemu-storage-daemon's
-# FUSE export, in one run, in rounds.
+# FUSE export (section "core"), and measure the RAID layers (section "raid"),
+# in one run, in rounds.
 #
-# Targets, all on the SAME image file (same extents, same disk), never two
-# of them at once: fio directly on the image (the limit), rawvec
+# Usage: scripts/bench.sh [core|raid|all]...   (no argument: all, core first)
+#        scripts/bench.sh -h|--help
+#   core   raw image vs rawvec (uring and dev transports) vs
+#          qemu-storage-daemon, on an image on the real disk
+#   raid   rawvec over RAID layouts of tmpfs-backed images: raid0 vs one
+#          image, and raid5 full-stripe writes vs raid0
+#   all    both sections
+# `make bench` runs both.
+#
+# core: the targets, all on the SAME image file (same extents, same disk),
+# never two of them at once: fio directly on the image (the limit), rawvec
 # --transport=uring, rawvec --transport=dev, and qemu-storage-daemon
 # --export type=fuse.  Each FUSE daemon is mounted for one fio job and
 # unmounted after it, so exactly one is mounted over the image at a time.
 #
-# The disk's speed drifts (2x within minutes), so every round runs every job
-# on every target back to back, in an order rotated per round and per job,
-# and what counts are the per-round ratios and their medians.
+# raid: a private tmpfs is mounted at $BENCH_DIR/raid-tmpfs (unmounted on
+# exit) with five member images m0..m4 of RAID_MEMBER each and one image of
+# 4 x RAID_MEMBER, all written full of random data.  The targets, rawvec
+# --transport=$RAID_TRANSPORT over
+#   single  the one image
+#   raid0   raid0(m0, m1, m2, m3, chunk=64k)
+#   raid5   raid5(m0, m1, m2, m3, m4, chunk=64k): 4 data chunks, so a
+#           256k full stripe; the same data capacity as raid0
+# measure the layers' CPU cost, not a disk.  Jobs: 4k randread QD32 (single,
+# raid0) and 1M seq write QD8 (single, raid0, raid5: every 1M write is 4
+# full stripes).  Reported: raid0/single (the striping layer's overhead;
+# issue target >= 0.9 at 4k QD32) and raid5/raid0 for full-stripe writes
+# (target >= 0.6), and raid5's stripe counters (full_stripe_writes vs
+# rmw_writes/rcw_writes) after each run.  After a raid5 run that rewrote the
+# whole array, a parity `check` must find 0 mismatched sectors.
+#
+# The disk's speed drifts (2x within minutes), and CPU-bound numbers drift
+# with what else runs, so every round runs every job on every target back to
+# back, in an order rotated per round and per job, and what counts are the
+# per-round ratios and their medians.
 #
 # Environment (defaults in brackets):
 #   RUNTIME    seconds measured per fio job [10]
 #   RAMP       seconds of fio ramp-up before measuring [2]
 #   ROUNDS     rounds [3]
-#   SIZE       image size, k/M/G suffixes, a multiple of 1M [1G]
+#   SIZE       core: image size, k/M/G suffixes, a multiple of 1M [1G]
 #   BENCH_DIR  where the image, mount points and results go; must be on the
-#              real disk, not tmpfs [/var/tmp/rawvec-bench]
+#              real disk, not tmpfs, for core [/var/tmp/rawvec-bench]
 #   RAWVEC     the rawvec binary [build/rawvec]; it is copied first, so a
 #              rebuild during the run does not mix two versions
-#   REFILL=1   rewrite the image even if a complete one of SIZE exists
+#   REFILL=1   core: rewrite the image even if a complete one of SIZE exists
+#   RAID_MEMBER     raid: size of each member image, a multiple of 1M, at
+#                   least 16M [256M]; the arrays and the single image hold
+#                   4 x RAID_MEMBER; the tmpfs needs 9 x RAID_MEMBER of RAM
+#   RAID_TRANSPORT  raid: rawvec's transport, uring or dev [uring]
 #
-# Output: a table per job on stdout, $BENCH_DIR/results.md (Markdown, for
-# the README), $BENCH_DIR/results.tsv (every measurement) and the fio JSON
-# of every run in $BENCH_DIR/runs/.  Targets that are missed are reported
-# as MISS and do not fail the script; errors do (non-zero exit).
+# Output: a table per job on stdout; $BENCH_DIR/results.md (Markdown, for
+# the README: one table per section run, core first);
+# $BENCH_DIR/results.tsv and results-raid.tsv (every measurement of core
+# and raid); the fio JSON and rawvec stats of every run in $BENCH_DIR/runs/
+# (core) and $BENCH_DIR/runs/raid/ (with each raid run's rawvec log).
+# Running one section replaces only that section's files (results.md
+# always holds just the sections of this run).
+# Targets that are missed are reported as MISS and do not fail the script;
+# errors, including wrong data found by the raid5 parity check, do
+# (non-zero exit).
 #
 # Run it as root, via `make bench` (installs fio and qemu-storage-daemon).
 set -euo pipefail
@@ -39,6 +76,8 @@ SIZE=${SIZE:-1G}
 BENCH_DIR=${BENCH_DIR:-/var/tmp/rawvec-bench}
 RAWVEC=${RAWVEC:-$here/build/rawvec}
 REFILL=${REFILL:-0}
+RAID_MEMBER=${RAID_MEMBER:-256M}
+RAID_TRANSPORT=${RAID_TRANSPORT:-uring}
 
 URING_PARAM=/sys/module/fuse/parameters/enable_uring
 TARGETS=(raw rawvec-uring rawvec-dev qsd)
@@ -50,12 +89,42 @@ JOBS=(
 	"sw1m8|1M seq write QD8|write|1M|8"
 	"rr4k1|4k randread QD1|randread|4k|1"
 )
+# raid: id|label|fio rw|bs|iodepth|targets (rotated like core's)
+RAID_JOBS=(
+	"rr4k32|4k randread QD32|randread|4k|32|single raid0"
+	"sw1m8|1M seq write QD8|write|1M|8|single raid0 raid5"
+)
+RAID_CHUNK=64k  # the issue's chunk: raid5's full stripe is 4 x 64k = 256k
 
 die() {
 	echo "bench: error: $*" >&2
 	exit 1
 }
 note() { echo "bench: $*"; }
+
+# The comment block at the top, without its '#'s.
+usage() {
+	sed -n '2,/^set -euo pipefail/{/^#/{s/^# \{0,1\}//;p}}' "${BASH_SOURCE[0]}"
+}
+RUN_CORE=0
+RUN_RAID=0
+(($#)) || set -- all
+for arg in "$@"; do
+	case $arg in
+	core) RUN_CORE=1 ;;
+	raid) RUN_RAID=1 ;;
+	all) RUN_CORE=1 RUN_RAID=1 ;;
+	-h | --help | help)
+		usage
+		exit 0
+		;;
+	*)
+		echo "bench: unknown section '$arg'" >&2
+		echo "usage: $0 [core|raid|all]...  (no argument: all; --help for more)" >&2
+		exit 2
+		;;
+	esac
+done
 
 # ---- state the cleanup trap undoes --------------------------------------
 DAEMON_PID=""   # the one rawvec or qemu-storage-daemon running, if any
@@ -64,6 +133,7 @@ DAEMON_LOG=""
 TMPD=""
 MNT=""          # rawvec's mount point (a directory)
 QMNT=""         # qemu-storage-daemon's mount point (a regular file)
+RAID_TMPFS=""   # raid: the private tmpfs holding the member images
 
 is_mounted() { findmnt -rn --mountpoint "$1" >/dev/null 2>&1; }
 
@@ -117,6 +187,11 @@ cleanup() {
 			did+=" unmounted $m;"
 		fi
 	done
+	# After the daemons: rawvec holds the images on it open.
+	if [[ -n $RAID_TMPFS ]] && is_mounted "$RAID_TMPFS"; then
+		umount "$RAID_TMPFS" || umount -l "$RAID_TMPFS"
+		did+=" unmounted the tmpfs $RAID_TMPFS;"
+	fi
 	[[ -n $TMPD ]] && rm -rf "$TMPD"
 	[[ -z $did ]] || echo "bench: cleanup:${did%;}" >&2
 	exit "$rc"
@@ -131,7 +206,9 @@ for v in RUNTIME ROUNDS; do
 	[[ ${!v} =~ ^[1-9][0-9]*$ ]] || die "$v=${!v}: not a positive integer"
 done
 [[ $RAMP =~ ^[0-9]+$ ]] || die "RAMP=$RAMP: not a non-negative integer"
-for c in fio qemu-storage-daemon; do
+NEED=(fio)
+((RUN_CORE)) && NEED+=(qemu-storage-daemon)
+for c in "${NEED[@]}"; do
 	command -v "$c" >/dev/null ||
 		die "$c not found: run 'make bench' or 'sh scripts/deps.sh --bench' (as root) to install it"
 done
@@ -143,20 +220,39 @@ PY=/usr/bin/python3
 [[ -x $PY ]] || PY=$(command -v python3) || die "python3 not found (needed to read fio's JSON)"
 [[ -x $RAWVEC ]] || die "$RAWVEC not found or not executable: run 'make all' (or set RAWVEC=)"
 [[ -c /dev/fuse ]] || die "/dev/fuse missing: modprobe fuse"
-[[ -e $URING_PARAM ]] ||
-	die "$URING_PARAM missing: this kernel has no FUSE-over-io_uring (needs 6.14+ with CONFIG_FUSE_IO_URING), so --transport=uring cannot be measured"
+case $RAID_TRANSPORT in
+uring | dev) ;;
+*) die "RAID_TRANSPORT=$RAID_TRANSPORT: not uring or dev" ;;
+esac
+if ((RUN_CORE)) || [[ $RUN_RAID == 1 && $RAID_TRANSPORT == uring ]]; then
+	[[ -e $URING_PARAM ]] ||
+		die "$URING_PARAM missing: this kernel has no FUSE-over-io_uring (needs 6.14+ with CONFIG_FUSE_IO_URING), so --transport=uring cannot be measured"
+fi
 
 SIZE_BYTES=$(numfmt --from=iec "${SIZE^^}" 2>/dev/null) || die "SIZE=$SIZE: not a size (e.g. 256M, 1G)"
 ((SIZE_BYTES >= 16 << 20 && SIZE_BYTES % (1 << 20) == 0)) ||
 	die "SIZE=$SIZE: must be a multiple of 1M and at least 16M"
 SIZE_MB=$((SIZE_BYTES >> 20))
+RAID_MEMBER_BYTES=$(numfmt --from=iec "${RAID_MEMBER^^}" 2>/dev/null) ||
+	die "RAID_MEMBER=$RAID_MEMBER: not a size (e.g. 256M)"
+((RAID_MEMBER_BYTES >= 16 << 20 && RAID_MEMBER_BYTES % (1 << 20) == 0)) ||
+	die "RAID_MEMBER=$RAID_MEMBER: must be a multiple of 1M and at least 16M"
+RAID_ARRAY_BYTES=$((4 * RAID_MEMBER_BYTES))
+# Five members and the single image, plus room for tmpfs's own blocks.
+RAID_TMPFS_BYTES=$((9 * RAID_MEMBER_BYTES + (16 << 20)))
+if ((RUN_RAID)); then
+	memavail=$(awk '/^MemAvailable:/ { print $2 }' /proc/meminfo)
+	memavail=$((memavail * 1024))
+	((memavail > RAID_TMPFS_BYTES + (1 << 30))) ||
+		die "raid: the tmpfs needs $((RAID_TMPFS_BYTES >> 20)) MiB of RAM (9 x RAID_MEMBER=$RAID_MEMBER) plus 1 GiB to spare; MemAvailable is $((memavail >> 20)) MiB: lower RAID_MEMBER"
+fi
 
 mkdir -p "$BENCH_DIR" || die "cannot create BENCH_DIR=$BENCH_DIR"
 BENCH_DIR=$(cd "$BENCH_DIR" && pwd -P)
 fstype=$(findmnt -n -o FSTYPE -T "$BENCH_DIR" | head -1)
 [[ -n $fstype ]] || fstype=$(stat -f -c %T "$BENCH_DIR")
 case $fstype in
-tmpfs | ramfs) die "BENCH_DIR=$BENCH_DIR is on $fstype: put it on the real disk (io_uring punts tmpfs reads to io-wq threads, so nothing there measures a disk)" ;;
+tmpfs | ramfs) ((!RUN_CORE)) || die "BENCH_DIR=$BENCH_DIR is on $fstype: put it on the real disk (io_uring punts tmpfs reads to io-wq threads, so nothing there measures a disk)" ;;
 fuse* | overlayfs | nfs*) note "warning: BENCH_DIR is on $fstype, not a local disk file system" ;;
 esac
 
@@ -169,9 +265,12 @@ QMNT=$BENCH_DIR/qsd-export
 RUNS=$BENCH_DIR/runs
 TSV=$BENCH_DIR/results.tsv
 MD=$BENCH_DIR/results.md
+RAID_RUNS=$RUNS/raid
+RAID_TSV=$BENCH_DIR/results-raid.tsv
 TMPD=$(mktemp -d)
 # Leftovers of a run that was killed hard: this directory is ours (locked).
-for m in "$MNT" "$QMNT"; do
+# The tmpfs last: a leftover rawvec mount may hold its images open.
+for m in "$MNT" "$QMNT" "$BENCH_DIR/raid-tmpfs"; do
 	if is_mounted "$m"; then
 		note "unmounting a leftover mount at $m"
 		unmount_quietly "$m"
@@ -179,36 +278,46 @@ for m in "$MNT" "$QMNT"; do
 	fi
 done
 mkdir -p "$MNT"
-[[ -d $QMNT ]] && die "$QMNT is a directory; qemu-storage-daemon's FUSE export needs a regular file"
-: >"$QMNT"
-rm -rf "$RUNS"
+if ((RUN_CORE)); then
+	[[ -d $QMNT ]] && die "$QMNT is a directory; qemu-storage-daemon's FUSE export needs a regular file"
+	: >"$QMNT"
+fi
+# Replace only the files of the sections that run.
 mkdir -p "$RUNS"
+if ((RUN_CORE)); then
+	find "$RUNS" -maxdepth 1 -type f -delete
+fi
+if ((RUN_RAID)); then
+	rm -rf "$RAID_RUNS"
+	mkdir -p "$RAID_RUNS"
+fi
 
 # A private copy of the binary: others may rebuild build/rawvec meanwhile.
 RV_BIN=$TMPD/rawvec
 cp "$RAWVEC" "$RV_BIN"
 RV_VERSION=$("$RV_BIN" -V 2>&1 | head -1) || die "$RAWVEC -V failed"
 
-# ---- the image: fully written once, so no read hits a hole --------------
-stamp=$BENCH_DIR/image.filled
-img_ok=0
-if [[ $REFILL != 1 && -f $IMG && -f $stamp && $(cat "$stamp") == "$SIZE_BYTES" &&
+# ---- core: the image, fully written once, so no read hits a hole ---------
+prepare_image() {
+	local stamp=$BENCH_DIR/image.filled img_ok=0 avail
+	if [[ $REFILL != 1 && -f $IMG && -f $stamp && $(cat "$stamp") == "$SIZE_BYTES" &&
 	$(stat -c %s "$IMG") == "$SIZE_BYTES" ]] &&
-	(($(stat -c %b "$IMG") * $(stat -c %B "$IMG") >= SIZE_BYTES)); then
-	img_ok=1
-fi
-if ((img_ok)); then
-	note "reusing the fully written image $IMG ($SIZE) (REFILL=1 rewrites it)"
-else
-	rm -f "$IMG" "$stamp"
-	avail=$(df --output=avail -B1 "$BENCH_DIR" | tail -1)
-	((avail > SIZE_BYTES + (256 << 20))) ||
-		die "not enough space in $BENCH_DIR for a $SIZE image"
-	note "writing the image $IMG ($SIZE of random data, O_DIRECT)"
-	dd if=/dev/urandom of="$IMG" bs=1M count="$SIZE_MB" iflag=fullblock \
-		oflag=direct conv=fsync status=none || die "writing $IMG failed"
-	echo "$SIZE_BYTES" >"$stamp"
-fi
+		(($(stat -c %b "$IMG") * $(stat -c %B "$IMG") >= SIZE_BYTES)); then
+		img_ok=1
+	fi
+	if ((img_ok)); then
+		note "reusing the fully written image $IMG ($SIZE) (REFILL=1 rewrites it)"
+	else
+		rm -f "$IMG" "$stamp"
+		avail=$(df --output=avail -B1 "$BENCH_DIR" | tail -1)
+		((avail > SIZE_BYTES + (256 << 20))) ||
+			die "not enough space in $BENCH_DIR for a $SIZE image"
+		note "writing the image $IMG ($SIZE of random data, O_DIRECT)"
+		dd if=/dev/urandom of="$IMG" bs=1M count="$SIZE_MB" iflag=fullblock \
+			oflag=direct conv=fsync status=none || die "writing $IMG failed"
+		echo "$SIZE_BYTES" >"$stamp"
+	fi
+}
 
 # ---- Python helpers: fio JSON, rawvec stats, the report ------------------
 cat >"$TMPD/helper.py" <<'PYEOF'
@@ -227,8 +336,9 @@ def load_json(path):
         die(path + ": no JSON in fio's output")
     return json.loads(text[start:])
 
-def cmd_fio(path, rw):
-    """Print 'iops<TAB>bytes_per_s<TAB>mean_lat_us' of a one-job fio run."""
+def cmd_fio(path, rw, io_bytes=""):
+    """Print 'iops<TAB>bytes_per_s<TAB>mean_lat_us' of a one-job fio run,
+    and with a third argument '<TAB>bytes done after the ramp' too."""
     d = load_json(path)
     job = d["jobs"][0]
     if job.get("error"):
@@ -237,7 +347,8 @@ def cmd_fio(path, rw):
     if not sec.get("total_ios"):
         die(path + ": fio completed no I/O")
     print("%.1f\t%d\t%.2f" % (sec["iops"], sec["bw_bytes"],
-                              sec["lat_ns"]["mean"] / 1000.0))
+                              sec["lat_ns"]["mean"] / 1000.0) +
+          ("\t%d" % sec["io_bytes"] if io_bytes else ""))
 
 def cmd_stats(path, want):
     """Check the transport rawvec really used; print a short summary."""
@@ -373,9 +484,205 @@ def cmd_report(tsv, jobs_tsv, md_path, meta_path):
     with open(md_path, "w") as f:
         f.write("\n".join(md) + "\n")
 
+# ---- raid section ----
+def walk(node):
+    yield node
+    for m in node.get("members", []):
+        yield from walk(m)
+
+def tree_problems(t):
+    bad = ["%s: %d I/O errors" % (n.get("name"), n["errors"])
+           for n in walk(t) if n.get("errors")]
+    bad += ["%s is %s" % (n.get("name"), n.get("state"))
+            for n in walk(t) if n.get("state", "ok") != "ok"]
+    bad += ["%s runs degraded (%d)" % (n.get("name"), n["degraded"])
+            for n in walk(t) if n.get("degraded")]
+    return bad
+
+def cmd_rstats(path, want, kind, size):
+    """Check a raid run's stats: transport, the layout, no errors or failed
+    members anywhere in the tree.  Print one line: a short summary, and for
+    raid5 '<TAB>full<TAB>rmw<TAB>rcw<TAB>parity_reads<TAB>write_bytes
+    <TAB>stripe_bytes' of the array."""
+    with open(path) as f:
+        s = json.load(f)
+    got = s.get("transport")
+    if got != want:
+        die("rawvec served over '%s', not '%s'" % (got, want))
+    if want == "uring" and not s.get("ring_requests"):
+        die("rawvec --transport=uring served no request over the ring")
+    t = s.get("target", {})
+    if t.get("kind") != kind:
+        die("the target is a '%s', not a '%s'" % (t.get("kind"), kind))
+    if t.get("size") != int(size):
+        die("the %s holds %s bytes, not %s" % (kind, t.get("size"), size))
+    bad = tree_problems(t)
+    if bad:
+        die("rawvec reports " + "; ".join(bad))
+    # (The top-level "errors" counts protocol replies such as ENOSYS for
+    # xattrs too; I/O errors are the tree's, checked above.)
+    odd = ["%s=%s" % (k, s[k]) for k in ("copied_bytes", "rmw_writes")
+           if s.get(k)]
+    summary = "(rawvec stats: " + ", ".join(odd) + ")" if odd else ""
+    if kind != "raid5":
+        print(summary)
+        return
+    stripe = t["chunk"] * (len(t["members"]) - 1)
+    full, rmw, rcw = t["full_stripe_writes"], t["rmw_writes"], t["rcw_writes"]
+    summary = ("stripes: %d full (bytes/stripe: %d), %d rmw, %d rcw, "
+               "%d parity reads" % (full, t["write_bytes"] // stripe, rmw, rcw,
+                                    t["parity_reads"])) + \
+              (" " + summary if summary else "")
+    print("\t".join(str(x) for x in (
+        summary, full, rmw, rcw, t["parity_reads"], t["write_bytes"], stripe)))
+
+def cmd_sweep(path):
+    """Print 'running <pct>' while a check runs, then 'done <mismatched
+    sectors>'."""
+    with open(path) as f:
+        t = json.load(f).get("target", {})
+    if "sweep_running" not in t:
+        die("the target (%s) has no check" % t.get("kind"))
+    bad = tree_problems(t)
+    if bad:
+        die("rawvec reports " + "; ".join(bad))
+    if t["sweep_running"] or t["sweep_done_pct"] < 100:
+        print("running %.1f" % t["sweep_done_pct"])
+    else:
+        print("done %d" % t["mismatch_sectors"])
+
+RAID_DESC = {"single": "1 image", "raid0": "4 members", "raid5": "5 members"}
+RAID_TARGETS = ["single", "raid0", "raid5"]
+RAID_PAIRS = [("raid0", "single"), ("raid5", "raid0")]
+RAID_GOALS = {
+    ("rr4k32", "iops", "raid0", "single"): (">=", 0.9),
+    ("sw1m8", "mbs", "raid5", "raid0"): (">=", 0.6),
+}
+
+def cmd_raid_report(tsv, jobs_tsv, stripes_tsv, md_path, meta_path):
+    jobs = []
+    with open(jobs_tsv) as f:
+        for line in f:
+            jid, label, rw, bs, qd, tgts = line.rstrip("\n").split("\t")
+            metrics = ["mbs"] if bs.upper() == "1M" else ["iops"]
+            if qd == "1":
+                metrics.append("lat")
+            jobs.append((jid, label, metrics, tgts.split()))
+    data = {}  # (job, target) -> {round: {metric: value}}
+    with open(tsv) as f:
+        next(f)
+        for line in f:
+            rnd, jid, tgt, iops, bw, lat = line.rstrip("\n").split("\t")
+            data.setdefault((jid, tgt), {})[int(rnd)] = {
+                "iops": float(iops), "mbs": float(bw) / 1e6, "lat": float(lat)}
+    stripes = []
+    with open(stripes_tsv) as f:
+        for line in f:
+            stripes.append(line.rstrip("\n").split("\t"))
+    with open(meta_path) as f:
+        meta = f.read().strip().splitlines()
+    rounds = sorted({r for d in data.values() for r in d})
+    nr = "%d round%s" % (len(rounds), "" if len(rounds) == 1 else "s")
+    out = []
+    md = ["## rawvec RAID layers", ""] + ["- " + m for m in meta] + [""]
+    md += ["Medians over %s; ratios are medians of the per-round ratios." % nr,
+           "", "| job | metric | %s | %s |" % (
+               " | ".join("%s (%s)" % (t, RAID_DESC[t]) for t in RAID_TARGETS),
+               " | ".join("%s/%s" % p for p in RAID_PAIRS)),
+           "|---|---|" + "--:|" * (len(RAID_TARGETS) + len(RAID_PAIRS))]
+    goals_out = []
+    for jid, label, metrics, tgts in jobs:
+        out.append("")
+        out.append("== RAID: %s (median of %s) ==" % (label, nr))
+        for m in metrics:
+            unit, f, higher = METRICS[m]
+            vals = {t: [data.get((jid, t), {}).get(r, {}).get(m) for r in rounds]
+                    for t in tgts}
+            out.append("  %-22s %12s   per round" % ("target", unit))
+            for t in tgts:
+                got = [v for v in vals[t] if v is not None]
+                out.append("  %-22s %12s   %s" % (
+                    "%s (%s)" % (t, RAID_DESC[t]), fmt(f, med(got)),
+                    " ".join(fmt(f, v) for v in vals[t])))
+            out.append("  %-22s %7s   %-8s %-5s  per round" %
+                       ("ratio" + ("" if higher else " (lower is better)"),
+                        "median", "target", ""))
+            cells = []
+            for num, den in RAID_PAIRS:
+                if num not in tgts or den not in tgts:
+                    cells.append("-")
+                    continue
+                per = [a / b if a is not None and b else None
+                       for a, b in zip(vals[num], vals[den])]
+                r = med([x for x in per if x is not None])
+                goal = RAID_GOALS.get((jid, m, num, den))
+                v = verdict(goal, r)
+                gtxt = "%s %.2f" % goal if goal else ""
+                out.append("  %-22s %7s   %-8s %-5s  %s" % (
+                    "%s/%s" % (num, den), fmt("%.2f", r), gtxt, v,
+                    " ".join(fmt("%.2f", x) for x in per)))
+                cell = fmt("%.2f", r)
+                if goal:
+                    cell += " (%s %g: %s)" % (goal[0], goal[1], v)
+                    goals_out.append((label, unit, num, den, r, goal, v))
+                cells.append(cell)
+            md.append("| %s | %s | %s | %s |" % (
+                label, unit,
+                " | ".join(fmt(f, med([v for v in vals[t] if v is not None]))
+                           if t in tgts else "-" for t in RAID_TARGETS),
+                " | ".join(cells)))
+    if stripes:
+        out.append("")
+        out.append("== raid5 stripe writes, per 1M seq write run (from its stats) ==")
+        out.append("  %5s %12s %10s %10s %12s %14s %10s" % (
+            "round", "full_stripe", "rmw", "rcw", "parity_reads",
+            "bytes/stripe", "check"))
+        tot = [0, 0, 0, 0, 0]
+        checks = []
+        for rnd, full, rmw, rcw, pr, wb, sb, chk in stripes:
+            exp = int(wb) // int(sb)
+            out.append("  %5s %12s %10s %10s %12s %14d %10s" % (
+                rnd, full, rmw, rcw, pr, exp, chk))
+            for i, x in enumerate((full, rmw, rcw, pr, exp)):
+                tot[i] += int(x)
+            checks.append(chk)
+        ops = tot[0] + tot[1] + tot[2]
+        pct = 100.0 * tot[0] / ops if ops else 0.0
+        done = [c for c in checks if c != "-"]
+        ctxt = ("parity check after %d of %d runs (those that rewrote the "
+                "whole array): %s mismatched sectors" %
+                (len(done), len(checks), "+".join(done) or "-"))
+        out.append("  total: %d full-stripe (%.1f%%), %d rmw, %d rcw, %d parity "
+                   "reads; written bytes / stripe size: %d" %
+                   (tot[0], pct, tot[1], tot[2], tot[3], tot[4]))
+        out.append("  " + ctxt)
+        md += ["", "raid5 stripe writes in the 1M seq write runs: %d full-stripe "
+               "(%.1f%%), %d read-modify-write, %d reconstruct-write, %d parity "
+               "reads (written bytes / %d-byte stripe: %d); %s." %
+               (tot[0], pct, tot[1], tot[2], tot[3], int(stripes[0][6]),
+                tot[4], ctxt)]
+    out.append("")
+    out.append("== RAID targets from the issue (median per-round ratio) ==")
+    md += ["", "### Targets (RAID)", "", "| target | median ratio | result |",
+           "|---|--:|---|"]
+    npass = 0
+    for label, unit, num, den, r, goal, v in goals_out:
+        what = "%s %s: %s/%s %s %g" % (label, unit, num, den, goal[0], goal[1])
+        out.append("  %-52s %6s  %s" % (what, fmt("%.2f", r), v or "n/a"))
+        md.append("| %s | %s | %s |" % (what, fmt("%.2f", r), v or "n/a"))
+        npass += v == "PASS"
+    out.append("  %d of %d targets met" % (npass, len(goals_out)))
+    md.append("")
+    md.append("%d of %d targets met." % (npass, len(goals_out)))
+    print("\n".join(out))
+    with open(md_path, "w") as f:
+        f.write("\n".join(md) + "\n")
+
 if __name__ == "__main__":
     cmd = sys.argv[1]
-    {"fio": cmd_fio, "stats": cmd_stats, "report": cmd_report}[cmd](*sys.argv[2:])
+    {"fio": cmd_fio, "stats": cmd_stats, "report": cmd_report,
+     "rstats": cmd_rstats, "sweep": cmd_sweep,
+     "raid_report": cmd_raid_report}[cmd](*sys.argv[2:])
 PYEOF
 helper() { "$PY" "$TMPD/helper.py" "$@"; }
 
@@ -422,15 +729,20 @@ stop_daemon() {
 	! is_mounted "$m" || die "$m is still mounted after $DAEMON_NAME exited"
 }
 
+# start_rawvec TRANSPORT [TARGET LOG DIR]: mount TARGET (default: the image)
+# at $MNT, logging to LOG [$RUNS/daemon.log], started in DIR (layouts name
+# their members relative to it).
 start_rawvec() {
-	local transport=$1
+	local transport=$1 target=${2:-$IMG} dir=${4:-.}
 	local args=(-f "--transport=$transport")
 	[[ $transport == uring ]] && args+=(--enable-uring)
 	DAEMON_NAME="rawvec --transport=$transport"
-	DAEMON_LOG=$RUNS/daemon.log
+	[[ -n ${2:-} ]] && DAEMON_NAME+=" '$target'"
+	DAEMON_LOG=${3:-$RUNS/daemon.log}
 	# Its own session: a Ctrl-C meant for the bench must not unmount it
-	# under fio; the cleanup stops it in order.
-	setsid "$RV_BIN" "${args[@]}" "$MNT" "$IMG" >"$DAEMON_LOG" 2>&1 &
+	# under fio; the cleanup stops it in order.  (The subshell execs
+	# setsid, which execs rawvec: $! is rawvec's pid.)
+	(cd "$dir" && exec setsid "$RV_BIN" "${args[@]}" "$MNT" "$target") >"$DAEMON_LOG" 2>&1 &
 	DAEMON_PID=$!
 	wait_mounted "$MNT" || die "$DAEMON_NAME failed to start"
 }
@@ -497,6 +809,48 @@ stop_watchdog() {
 	WATCHDOG_PID=""
 }
 
+# run_fio OUT FILE SIZE JID RW BS QD LABEL TARGET: run one fio job on FILE
+# into OUT.json, with the watchdog running (the caller stops it when done
+# with the daemon).  Dies if fio fails or hangs.
+run_fio() {
+	local out=$1 file=$2 size=$3 jid=$4 rw=$5 bs=$6 qd=$7 label=$8 target=$9
+	# fio --thread is one process, so timeout --foreground can kill all of
+	# it, and a Ctrl-C reaches it at once (timeout's own process group
+	# would keep the terminal's signals away from fio).  A FUSE daemon that
+	# stops answering leaves fio unkillable (it waits for the replies even
+	# when killed), which the watchdog ends by killing the daemon.
+	WATCHDOG_FILE=$out.hung
+	watchdog $((RUNTIME + RAMP + 75)) &
+	WATCHDOG_PID=$!
+	if ! timeout --foreground -k 10 $((RUNTIME + RAMP + 60)) fio --thread \
+		--name="$jid" --filename="$file" --allow_file_create=0 \
+		--size="$size" \
+		--ioengine=io_uring --direct=1 --rw="$rw" --bs="$bs" \
+		--iodepth="$qd" --time_based --runtime="$RUNTIME" \
+		--ramp_time="$RAMP" --output-format=json --output="$out.json" \
+		>"$out.log" 2>&1; then
+		stop_watchdog
+		tail -n 15 "$out.log" | sed 's/^/    /' >&2
+		[[ -n $DAEMON_LOG ]] && tail -n 15 "$DAEMON_LOG" | sed 's/^/    /' >&2
+		[[ -e $WATCHDOG_FILE ]] &&
+			die "fio $label on $target hung: $DAEMON_NAME stopped answering; killed it (its kernel stacks: $WATCHDOG_FILE)"
+		die "fio $label on $target failed (see $out.log)"
+	fi
+}
+
+# print_result LABEL TARGET BS QD IOPS BW LAT STATS: one line per run.
+print_result() {
+	local label=$1 target=$2 bs=$3 qd=$4 iops=$5 bw=$6 lat=$7 stats=$8 res
+	if [[ $bs == 1M ]]; then
+		printf -v res '%8.1f MB/s' "$(bc_div "$bw" 1000000)"
+	else
+		printf -v res '%8.0f IOPS' "$iops"
+	fi
+	[[ $qd == 1 ]] && res+=$(printf '  lat %7.1f us' "$lat")
+	[[ -n $stats ]] && res+="  $stats"
+	printf '  %-17s %-13s %s\n' "$label" "$target" "$res"
+}
+
 # run_one ROUND JOB_SPEC TARGET: mount TARGET, run the fio job, unmount,
 # append "round job target iops bytes/s lat_us" to $TSV.
 run_one() {
@@ -513,28 +867,7 @@ run_one() {
 		file=$QMNT
 		;;
 	esac
-	# fio --thread is one process, so timeout --foreground can kill all of
-	# it, and a Ctrl-C reaches it at once (timeout's own process group
-	# would keep the terminal's signals away from fio).  A FUSE daemon that
-	# stops answering leaves fio unkillable (it waits for the replies even
-	# when killed), which the watchdog ends by killing the daemon.
-	WATCHDOG_FILE=$out.hung
-	watchdog $((RUNTIME + RAMP + 75)) &
-	WATCHDOG_PID=$!
-	if ! timeout --foreground -k 10 $((RUNTIME + RAMP + 60)) fio --thread \
-		--name="$jid" --filename="$file" --allow_file_create=0 \
-		--size="$SIZE_BYTES" \
-		--ioengine=io_uring --direct=1 --rw="$rw" --bs="$bs" \
-		--iodepth="$qd" --time_based --runtime="$RUNTIME" \
-		--ramp_time="$RAMP" --output-format=json --output="$out.json" \
-		>"$out.log" 2>&1; then
-		stop_watchdog
-		tail -n 15 "$out.log" | sed 's/^/    /' >&2
-		[[ -n $DAEMON_LOG ]] && tail -n 15 "$DAEMON_LOG" | sed 's/^/    /' >&2
-		[[ -e $WATCHDOG_FILE ]] &&
-			die "fio $label on $target hung: $DAEMON_NAME stopped answering; killed it (its kernel stacks: $WATCHDOG_FILE)"
-		die "fio $label on $target failed (see $out.log)"
-	fi
+	run_fio "$out" "$file" "$SIZE_BYTES" "$jid" "$rw" "$bs" "$qd" "$label" "$target"
 	res=$(helper fio "$out.json" "$rw") || die "fio $label on $target: bad result"
 	IFS=$'\t' read -r iops bw lat <<<"$res"
 	case $target in
@@ -552,53 +885,211 @@ run_one() {
 	*) stop_watchdog ;;
 	esac
 	printf '%s\t%s\t%s\t%s\t%s\t%s\n' "$round" "$jid" "$target" "$iops" "$bw" "$lat" >>"$TSV"
-	if [[ $bs == 1M ]]; then
-		printf -v res '%8.1f MB/s' "$(bc_div "$bw" 1000000)"
-	else
-		printf -v res '%8.0f IOPS' "$iops"
-	fi
-	[[ $qd == 1 ]] && res+=$(printf '  lat %7.1f us' "$lat")
-	[[ -n $stats ]] && res+="  $stats"
-	printf '  %-17s %-13s %s\n' "$label" "$target" "$res"
+	print_result "$label" "$target" "$bs" "$qd" "$iops" "$bw" "$lat" "$stats"
 }
 bc_div() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.1f", a / b }'; }
 
-# ---- main ----------------------------------------------------------------
-nruns=$((ROUNDS * ${#JOBS[@]} * ${#TARGETS[@]}))
-est=$((nruns * (RUNTIME + RAMP + 2)))
-note "rawvec: $RV_VERSION ($RAWVEC); $(qemu-storage-daemon --version | head -1); $(fio --version)"
-note "image $IMG ($SIZE on $fstype), RUNTIME=${RUNTIME}s RAMP=${RAMP}s ROUNDS=$ROUNDS: $nruns fio runs, about $((est / 60)) min $((est % 60)) s"
-probe_qsd
-note "qemu-storage-daemon: aio=$QSD_AIO"
+# ---- core: the raw image vs rawvec vs qemu-storage-daemon ---------------
+run_core() {
+	local nruns est spec jid label rw bs qd r j t k start_time elapsed
+	prepare_image
+	nruns=$((ROUNDS * ${#JOBS[@]} * ${#TARGETS[@]}))
+	est=$((nruns * (RUNTIME + RAMP + 2)))
+	note "rawvec: $RV_VERSION ($RAWVEC); $(qemu-storage-daemon --version | head -1); $(fio --version)"
+	note "image $IMG ($SIZE on $fstype), RUNTIME=${RUNTIME}s RAMP=${RAMP}s ROUNDS=$ROUNDS: $nruns fio runs, about $((est / 60)) min $((est % 60)) s"
+	probe_qsd
+	note "qemu-storage-daemon: aio=$QSD_AIO"
 
-printf 'round\tjob\ttarget\tiops\tbw_bytes\tlat_us\n' >"$TSV"
-: >"$TMPD/jobs.tsv"
-for spec in "${JOBS[@]}"; do
-	IFS='|' read -r jid label rw bs qd <<<"$spec"
-	printf '%s\t%s\t%s\t%s\t%s\n' "$jid" "$label" "$rw" "$bs" "$qd" >>"$TMPD/jobs.tsv"
-done
+	printf 'round\tjob\ttarget\tiops\tbw_bytes\tlat_us\n' >"$TSV"
+	: >"$TMPD/jobs.tsv"
+	for spec in "${JOBS[@]}"; do
+		IFS='|' read -r jid label rw bs qd <<<"$spec"
+		printf '%s\t%s\t%s\t%s\t%s\n' "$jid" "$label" "$rw" "$bs" "$qd" >>"$TMPD/jobs.tsv"
+	done
 
-start_time=$SECONDS
-for ((r = 1; r <= ROUNDS; r++)); do
-	note "round $r of $ROUNDS"
-	for ((j = 0; j < ${#JOBS[@]}; j++)); do
-		# Rotate the target order by round and job, so each target takes
-		# each place in the sequence equally often.
-		for ((t = 0; t < ${#TARGETS[@]}; t++)); do
-			k=$(((t + r - 1 + j) % ${#TARGETS[@]}))
-			run_one "$r" "${JOBS[j]}" "${TARGETS[k]}"
+	start_time=$SECONDS
+	for ((r = 1; r <= ROUNDS; r++)); do
+		note "round $r of $ROUNDS"
+		for ((j = 0; j < ${#JOBS[@]}; j++)); do
+			# Rotate the target order by round and job, so each target takes
+			# each place in the sequence equally often.
+			for ((t = 0; t < ${#TARGETS[@]}; t++)); do
+				k=$(((t + r - 1 + j) % ${#TARGETS[@]}))
+				run_one "$r" "${JOBS[j]}" "${TARGETS[k]}"
+			done
 		done
 	done
-done
-elapsed=$((SECONDS - start_time))
+	elapsed=$((SECONDS - start_time))
 
-{
-	echo "date: $(date -u '+%Y-%m-%d %H:%M UTC'), kernel $(uname -r), $(nproc) CPUs"
-	echo "$RV_VERSION; $(qemu-storage-daemon --version | head -1 | sed 's/ (.*//'), aio=$QSD_AIO, cache.direct=on; $(fio --version)"
-	echo "image: $SIZE, fully written, on $fstype; fio io_uring, O_DIRECT, ${RUNTIME}s per job after ${RAMP}s ramp, rounds: $ROUNDS, target order rotated per round and job"
-	echo "raw = fio on the image file itself; rawvec uring/dev = rawvec --transport=uring/dev; qsd = qemu-storage-daemon --export type=fuse"
-} >"$TMPD/meta"
-helper report "$TSV" "$TMPD/jobs.tsv" "$MD" "$TMPD/meta"
-echo
-note "measured for $((elapsed / 60)) min $((elapsed % 60)) s; qemu-storage-daemon aio=$QSD_AIO"
-note "Markdown table: $MD; all measurements: $TSV; fio JSON: $RUNS/"
+	{
+		echo "date: $(date -u '+%Y-%m-%d %H:%M UTC'), kernel $(uname -r), $(nproc) CPUs"
+		echo "$RV_VERSION; $(qemu-storage-daemon --version | head -1 | sed 's/ (.*//'), aio=$QSD_AIO, cache.direct=on; $(fio --version)"
+		echo "image: $SIZE, fully written, on $fstype; fio io_uring, O_DIRECT, ${RUNTIME}s per job after ${RAMP}s ramp, rounds: $ROUNDS, target order rotated per round and job"
+		echo "raw = fio on the image file itself; rawvec uring/dev = rawvec --transport=uring/dev; qsd = qemu-storage-daemon --export type=fuse"
+	} >"$TMPD/meta"
+	helper report "$TSV" "$TMPD/jobs.tsv" "$TMPD/core.md" "$TMPD/meta"
+	write_md
+	echo
+	note "measured for $((elapsed / 60)) min $((elapsed % 60)) s; qemu-storage-daemon aio=$QSD_AIO"
+	note "Markdown table: $MD; all measurements: $TSV; fio JSON: $RUNS/"
+}
+
+# ---- raid: rawvec over raid0/raid5 of tmpfs images vs one image ----------
+# The layout expression of each raid target; names relative to $RAID_TMPFS.
+raid_expr() {
+	case $1 in
+	single) echo "single.img" ;;
+	raid0) echo "raid0(m0.img, m1.img, m2.img, m3.img, chunk=$RAID_CHUNK)" ;;
+	raid5) echo "raid5(m0.img, m1.img, m2.img, m3.img, m4.img, chunk=$RAID_CHUNK)" ;;
+	*) die "raid_expr: unknown target '$1'" ;;
+	esac
+}
+
+# A private tmpfs with the five members and the single image, full of
+# random data (so no read hits a hole).  The cleanup unmounts it.
+prepare_raid() {
+	local mb=$((RAID_MEMBER_BYTES >> 20)) i
+	mkdir -p "$BENCH_DIR/raid-tmpfs"
+	RAID_TMPFS=$BENCH_DIR/raid-tmpfs
+	mount -t tmpfs -o "size=$RAID_TMPFS_BYTES,mode=0700" rawvec-bench "$RAID_TMPFS" ||
+		die "mounting a tmpfs of $((RAID_TMPFS_BYTES >> 20)) MiB at $RAID_TMPFS failed"
+	note "raid: filling 5 members of $RAID_MEMBER and one image of $((4 * mb))M with random data on a tmpfs at $RAID_TMPFS"
+	for i in 0 1 2 3 4; do
+		dd if=/dev/urandom of="$RAID_TMPFS/m$i.img" bs=1M count="$mb" \
+			iflag=fullblock status=none || die "writing $RAID_TMPFS/m$i.img failed"
+	done
+	dd if=/dev/urandom of="$RAID_TMPFS/single.img" bs=1M count="$((4 * mb))" \
+		iflag=fullblock status=none || die "writing $RAID_TMPFS/single.img failed"
+}
+
+# raid5_check OUT: run `check` on the mounted raid5 and wait for it; sets
+# CHECK to the mismatched sectors it found.  Dies unless that is 0.
+CHECK=""
+raid5_check() {
+	local out=$1 n=600 st=""
+	echo check >"$MNT/control" ||
+		die "raid5: 'echo check > $MNT/control' failed (log: $DAEMON_LOG)"
+	while :; do
+		cat "$MNT/stats" >"$out.check.stats" || die "reading $MNT/stats failed"
+		st=$(helper sweep "$out.check.stats") ||
+			die "raid5: bad state during the parity check (see $out.check.stats)"
+		[[ $st == done* ]] && break
+		((n-- > 0)) || die "raid5: the parity check did not finish within 60 s (now: $st)"
+		sleep 0.1
+	done
+	CHECK=${st#done }
+	((CHECK == 0)) ||
+		die "WRONG DATA: after full-stripe writes that rewrote the whole raid5, a parity check found $CHECK mismatched sectors (stats: $out.check.stats, log: $DAEMON_LOG)"
+}
+
+# raid_run_one ROUND JOB_SPEC TARGET: mount TARGET's layout with rawvec, run
+# the fio job, read (and for raid5 check) the array, unmount; append
+# "round job target iops bytes/s lat_us" to $RAID_TSV.
+raid_run_one() {
+	local round=$1 spec=$2 target=$3 jid label rw bs qd _tg out res
+	local iops bw lat io stats full rmw rcw preads wbytes sbytes check=-
+	IFS='|' read -r jid label rw bs qd _tg <<<"$spec"
+	out=$RAID_RUNS/r$round-$jid-$target
+	start_rawvec "$RAID_TRANSPORT" "$(raid_expr "$target")" "$out.daemon.log" "$RAID_TMPFS"
+	run_fio "$out" "$MNT/disk" "$RAID_ARRAY_BYTES" "$jid" "$rw" "$bs" "$qd" "$label" "$target"
+	res=$(helper fio "$out.json" "$rw" io_bytes) || die "fio $label on $target: bad result"
+	IFS=$'\t' read -r iops bw lat io <<<"$res"
+	cat "$MNT/stats" >"$out.stats" || die "reading $MNT/stats failed"
+	res=$(helper rstats "$out.stats" "$RAID_TRANSPORT" "${target/single/file}" "$RAID_ARRAY_BYTES") ||
+		die "$target: wrong transport or layout, I/O errors or failed members (see $out.stats)"
+	IFS=$'\t' read -r stats full rmw rcw preads wbytes sbytes <<<"$res"
+	if [[ $target == raid5 ]]; then
+		# Sequential writes that covered the whole array since the ramp
+		# left no stripe with old parity: a check must find nothing.
+		if [[ $rw == write ]] && ((io >= RAID_ARRAY_BYTES)); then
+			raid5_check "$out"
+			check=$CHECK
+			stats+="; check: $check mismatched"
+		fi
+		printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$round" "$full" "$rmw" "$rcw" \
+			"$preads" "$wbytes" "$sbytes" "$check" >>"$TMPD/raid-stripes.tsv"
+	fi
+	stop_watchdog
+	stop_daemon "$MNT" umount
+	printf '%s\t%s\t%s\t%s\t%s\t%s\n' "$round" "$jid" "$target" "$iops" "$bw" "$lat" >>"$RAID_TSV"
+	print_result "$label" "$target" "$bs" "$qd" "$iops" "$bw" "$lat" "$stats"
+}
+
+run_raid() {
+	local nruns=0 est spec jid label rw bs qd tg r j t k start_time elapsed
+	local -a tgts
+	for spec in "${RAID_JOBS[@]}"; do
+		IFS='|' read -r jid label rw bs qd tg <<<"$spec"
+		read -r -a tgts <<<"$tg"
+		nruns=$((nruns + ROUNDS * ${#tgts[@]}))
+	done
+	est=$((nruns * (RUNTIME + RAMP + 2)))
+	prepare_raid
+	note "rawvec: $RV_VERSION ($RAWVEC); $(fio --version); transport: $RAID_TRANSPORT"
+	note "raid: arrays of $((RAID_ARRAY_BYTES >> 20))M on tmpfs, chunk $RAID_CHUNK, RUNTIME=${RUNTIME}s RAMP=${RAMP}s ROUNDS=$ROUNDS: $nruns fio runs, about $((est / 60)) min $((est % 60)) s"
+
+	printf 'round\tjob\ttarget\tiops\tbw_bytes\tlat_us\n' >"$RAID_TSV"
+	: >"$TMPD/raid-jobs.tsv"
+	: >"$TMPD/raid-stripes.tsv"
+	for spec in "${RAID_JOBS[@]}"; do
+		IFS='|' read -r jid label rw bs qd tg <<<"$spec"
+		printf '%s\t%s\t%s\t%s\t%s\t%s\n' "$jid" "$label" "$rw" "$bs" "$qd" "$tg" >>"$TMPD/raid-jobs.tsv"
+	done
+
+	start_time=$SECONDS
+	for ((r = 1; r <= ROUNDS; r++)); do
+		note "raid: round $r of $ROUNDS"
+		for ((j = 0; j < ${#RAID_JOBS[@]}; j++)); do
+			IFS='|' read -r jid label rw bs qd tg <<<"${RAID_JOBS[j]}"
+			read -r -a tgts <<<"$tg"
+			# Rotated as in core.
+			for ((t = 0; t < ${#tgts[@]}; t++)); do
+				k=$(((t + r - 1 + j) % ${#tgts[@]}))
+				raid_run_one "$r" "${RAID_JOBS[j]}" "${tgts[k]}"
+			done
+		done
+	done
+	elapsed=$((SECONDS - start_time))
+
+	{
+		echo "date: $(date -u '+%Y-%m-%d %H:%M UTC'), kernel $(uname -r), $(nproc) CPUs"
+		echo "$RV_VERSION, --transport=$RAID_TRANSPORT; $(fio --version)"
+		echo "images on a tmpfs, full of random data: members m0..m4 of $RAID_MEMBER each, single.img of $((RAID_ARRAY_BYTES >> 20))M; every array holds $((RAID_ARRAY_BYTES >> 20))M"
+		echo "single = rawvec on single.img; raid0 = rawvec on raid0(m0..m3, chunk=$RAID_CHUNK); raid5 = rawvec on raid5(m0..m4, chunk=$RAID_CHUNK), a $((4 * $(numfmt --from=iec "${RAID_CHUNK^^}") >> 10))k full stripe"
+		echo "fio io_uring, O_DIRECT on MOUNTPOINT/disk, ${RUNTIME}s per job after ${RAMP}s ramp, rounds: $ROUNDS, target order rotated per round and job"
+	} >"$TMPD/raid-meta"
+	# Done with the images: give the RAM back now.
+	umount "$RAID_TMPFS" || die "unmounting the tmpfs $RAID_TMPFS failed"
+	helper raid_report "$RAID_TSV" "$TMPD/raid-jobs.tsv" "$TMPD/raid-stripes.tsv" \
+		"$TMPD/raid.md" "$TMPD/raid-meta"
+	write_md
+	echo
+	note "raid: measured for $((elapsed / 60)) min $((elapsed % 60)) s"
+	note "Markdown tables: $MD; all raid measurements: $RAID_TSV; fio JSON and stats: $RAID_RUNS/"
+}
+
+# results.md: the tables of the sections run so far, core first.
+write_md() {
+	local f parts=()
+	for f in "$TMPD/core.md" "$TMPD/raid.md"; do
+		[[ -f $f ]] && parts+=("$f")
+	done
+	if ((${#parts[@]} == 2)); then
+		{ cat "${parts[0]}"; echo; cat "${parts[1]}"; } >"$MD"
+	else
+		cat "${parts[@]}" >"$MD"
+	fi
+}
+
+# ---- main ----------------------------------------------------------------
+start_all=$SECONDS
+if ((RUN_CORE)); then
+	run_core
+fi
+if ((RUN_RAID)); then
+	run_raid
+fi
+if ((RUN_CORE && RUN_RAID)); then
+	echo
+	note "both sections took $(((SECONDS - start_all) / 60)) min $(((SECONDS - start_all) % 60)) s"
+fi
