@@ -429,6 +429,44 @@ static void overlay(struct stripe_op *so, int j, int m, uint64_t a, uint64_t b)
 	r56_of(so->so_l)->st.parity_copy_bytes += b - a;
 }
 
+/* dst ^= the request's bytes of data chunk @j over the op's columns,
+ * straight from its segments (or dst = them, with @first). */
+static void xor_from_req(struct stripe_op *so, int j, uint8_t *dst, bool first)
+{
+	struct pvec_iter it = req_slice(so, j, so->so_c0, so->so_c1);
+	const struct pvec *vec = so->so_req.br_vec;
+
+	while (it.pi_size) {
+		struct pvec cur = pvec_iter_cur(vec, it);
+
+		if (first)
+			memcpy(dst, pvec_addr(&cur), cur.pv_len);
+		else
+			parity_xor(dst, pvec_addr(&cur), cur.pv_len);
+		dst += cur.pv_len;
+		pvec_iter_advance(vec, &it, cur.pv_len);
+	}
+}
+
+/* A full stripe's parity needs no copy of its data: P and Q are built
+ * from the request's segments, which then go to the members as they are. */
+static void full_stripe_parity(struct stripe_op *so, uint8_t **blk, uint64_t w)
+{
+	struct r56 *r = r56_of(so->so_l);
+	int nd = r->ndata;
+
+	for (int j = 0; j < nd; j++)
+		xor_from_req(so, j, blk[nd], j == 0);
+	if (r->nparity < 2)
+		return;
+	/* Horner, as parity_compute(): Q = ((D_n-1 * 2) ^ D_n-2) * 2 ... */
+	xor_from_req(so, nd - 1, blk[nd + 1], true);
+	for (int j = nd - 2; j >= 0; j--) {
+		parity_mul2(blk[nd + 1], w);
+		xor_from_req(so, j, blk[nd + 1], false);
+	}
+}
+
 static int compute(struct stripe_op *so, int *slots, uint8_t **blk)
 {
 	struct layer *l = so->so_l;
@@ -476,6 +514,10 @@ static int compute(struct stripe_op *so, int *slots, uint8_t **blk)
 		if (nr_lost && parity_recover(blk, r->ndata, r->nparity, lost,
 					      nr_lost, w))
 			return -EIO;
+	}
+	if (so->so_mode == MODE_FULL && so->so_kind == SO_WRITE) {
+		full_stripe_parity(so, blk, w);
+		return 0;
 	}
 	if (so->so_kind == SO_WRITE || so->so_kind == SO_ZERO) {
 		for (int j = 0; j < r->ndata; j++)
