@@ -103,51 +103,38 @@ static int parse_range(const char *v, uint64_t *lo, uint64_t *hi)
 	return *lo < *hi ? 0 : -EINVAL;
 }
 
+static int faulty_set(void *ctx, const char *key, const char *v)
+{
+	struct faulty *n = ctx;
+	char *end;
+
+	if (!strcmp(key, "read_eio"))
+		return parse_rate(v, &n->read_eio);
+	if (!strcmp(key, "write_eio"))
+		return parse_rate(v, &n->write_eio);
+	if (!strcmp(key, "after")) {
+		n->after = strtoull(v, &end, 10);
+		return end == v || *end || *v == '-' ? -EINVAL : 0;
+	}
+	if (!strcmp(key, "at")) {
+		/* at=LO..HI (bytes of this member), or at=none */
+		if (strcmp(v, "none"))
+			return parse_range(v, &n->bad_lo, &n->bad_hi);
+		n->bad_lo = n->bad_hi = 0;
+		return 0;
+	}
+	return -ENOENT;
+}
+
 int faulty_configure(struct bdev *dev, const char *opts, char *err, size_t errlen)
 {
 	struct faulty *f = faulty_of(layer_of(dev)), n = *f;
-	char buf[512], *save = NULL;
 
-	if (strlen(opts) >= sizeof(buf)) {
-		snprintf(err, errlen, "options too long");
+	/* All or nothing: a bad option changes none. */
+	if (layer_parse_opts(opts, faulty_set, &n,
+			     "read_eio=P, write_eio=P with P in 0..1, at=LO..HI|none, after=N",
+			     err, errlen))
 		return -EINVAL;
-	}
-	strcpy(buf, opts);
-	for (char *kv = strtok_r(buf, ", \t\n", &save); kv;
-	     kv = strtok_r(NULL, ", \t\n", &save)) {
-		char *v = strchr(kv, '=');
-		int bad = 0;
-
-		if (!v) {
-			snprintf(err, errlen, "'%s' is not key=value", kv);
-			return -EINVAL;
-		}
-		*v++ = '\0';
-		if (!strcmp(kv, "read_eio")) {
-			bad = parse_rate(v, &n.read_eio);
-		} else if (!strcmp(kv, "write_eio")) {
-			bad = parse_rate(v, &n.write_eio);
-		} else if (!strcmp(kv, "after")) {
-			char *end;
-
-			n.after = strtoull(v, &end, 10);
-			bad = end == v || *end || *v == '-';
-		} else if (!strcmp(kv, "at")) {
-			/* at=LO..HI (bytes of this member), or at=none */
-			if (!strcmp(v, "none"))
-				n.bad_lo = n.bad_hi = 0;
-			else
-				bad = parse_range(v, &n.bad_lo, &n.bad_hi);
-		} else {
-			snprintf(err, errlen, "unknown fault '%s' (read_eio, write_eio, at, after)", kv);
-			return -EINVAL;
-		}
-		if (bad) {
-			snprintf(err, errlen, "bad value '%s' for %s (rates 0..1, at=LO..HI, after=N)",
-				 v, kv);
-			return -EINVAL;
-		}
-	}
 	*f = n;
 	return 0;
 }
@@ -155,33 +142,14 @@ int faulty_configure(struct bdev *dev, const char *opts, char *err, size_t errle
 int faulty_create(struct bdev *member, const char *opts, size_t max_io_bytes,
 		  uint32_t in_segs, struct bdev **out, char *err, size_t errlen)
 {
-	struct bdev **members = malloc(sizeof(*members));
 	struct layer *l;
-	struct faulty *f;
+	int ret;
 
-	if (!members) {
-		bdev_destroy(member);
-		snprintf(err, errlen, "out of memory");
-		return -ENOMEM;
-	}
-	members[0] = member;
-	if (layer_create("faulty", members, 1, 0, max_io_bytes, in_segs,
-			 &faulty_ops, &l)) {
-		snprintf(err, errlen, "out of memory");
-		return -ENOMEM;
-	}
-	f = calloc(1, sizeof(*f));
-	if (!f) {
-		layer_destroy(&l->l_bdev);
-		snprintf(err, errlen, "out of memory");
-		return -ENOMEM;
-	}
-	f->rng = 0x9e3779b97f4a7c15ull;
-	l->l_private = f;
-	l->l_free_private = faulty_free;
-	l->l_member_size = member->bd_size;
-	l->l_bdev.bd_size = member->bd_size;
-	l->l_bdev.bd_byte_zero = member->bd_byte_zero;
+	ret = layer_create_wrapper("faulty", member, &faulty_ops, sizeof(struct faulty),
+				   faulty_free, max_io_bytes, in_segs, &l, err, errlen);
+	if (ret)
+		return ret;
+	faulty_of(l)->rng = 0x9e3779b97f4a7c15ull;
 	if (faulty_configure(&l->l_bdev, opts, err, errlen)) {
 		layer_destroy(&l->l_bdev);
 		return -EINVAL;

@@ -524,3 +524,67 @@ double layer_sweep_rate(const struct layer *l)
 		return 0;
 	return (double)l->l_sweep_pos * l->l_sweep_unit / secs;
 }
+
+int layer_create_wrapper(const char *kind, struct bdev *member,
+			 const struct bdev_ops *ops, size_t priv_size,
+			 void (*free_priv)(struct layer *l), size_t max_io_bytes,
+			 uint32_t in_segs, struct layer **out, char *err,
+			 size_t errlen)
+{
+	struct bdev **members = malloc(sizeof(*members));
+	struct layer *l;
+
+	if (!members) {
+		bdev_destroy(member);
+		goto out_nomem;
+	}
+	members[0] = member;
+	if (layer_create(kind, members, 1, 0, max_io_bytes, in_segs, ops, &l))
+		goto out_nomem;
+	l->l_private = calloc(1, priv_size);
+	if (!l->l_private) {
+		layer_destroy(&l->l_bdev);
+		goto out_nomem;
+	}
+	l->l_free_private = free_priv;
+	l->l_member_size = member->bd_size;
+	l->l_bdev.bd_size = member->bd_size;
+	l->l_bdev.bd_byte_zero = member->bd_byte_zero;
+	*out = l;
+	return 0;
+out_nomem:
+	snprintf(err, errlen, "out of memory");
+	return -ENOMEM;
+}
+
+int layer_parse_opts(const char *opts,
+		     int (*set)(void *ctx, const char *key, const char *val),
+		     void *ctx, const char *usage, char *err, size_t errlen)
+{
+	char buf[512], *save = NULL;
+
+	if (strlen(opts) >= sizeof(buf)) {
+		snprintf(err, errlen, "options too long");
+		return -EINVAL;
+	}
+	strcpy(buf, opts);
+	for (char *kv = strtok_r(buf, ", \t\n", &save); kv;
+	     kv = strtok_r(NULL, ", \t\n", &save)) {
+		char *v = strchr(kv, '=');
+		int ret;
+
+		if (!v) {
+			snprintf(err, errlen, "'%s' is not key=value (%s)", kv, usage);
+			return -EINVAL;
+		}
+		*v++ = '\0';
+		ret = set(ctx, kv, v);
+		if (ret == -ENOENT)
+			snprintf(err, errlen, "unknown option '%s' (%s)", kv, usage);
+		else if (ret)
+			snprintf(err, errlen, "bad value '%s' for %s (%s)", v, kv, usage);
+		if (ret)
+			return -EINVAL;
+	}
+	return 0;
+}

@@ -176,6 +176,27 @@ double layer_sweep_rate(const struct layer *l);
 /** layer_set_state() - change member @m's state, keeping l_nr_bad. */
 void layer_set_state(struct layer *l, int m, enum layer_member_state st);
 
+/**
+ * layer_create_wrapper() - a layer over the one @member (owned from here
+ * on, also on failure) that passes its size through, with a zeroed
+ * private struct of @priv_size freed by @free_priv.  For faulty, sim.
+ */
+int layer_create_wrapper(const char *kind, struct bdev *member,
+			 const struct bdev_ops *ops, size_t priv_size,
+			 void (*free_priv)(struct layer *l), size_t max_io_bytes,
+			 uint32_t in_segs, struct layer **out, char *err,
+			 size_t errlen);
+
+/**
+ * layer_parse_opts() - call @set for each "key=value" in @opts (separated
+ * by commas or blanks).  @set returns 0, -ENOENT for an unknown key or
+ * -EINVAL for a bad value; the message then names the key, the value and
+ * @usage.  Returns 0 or -EINVAL.
+ */
+int layer_parse_opts(const char *opts,
+		     int (*set)(void *ctx, const char *key, const char *val),
+		     void *ctx, const char *usage, char *err, size_t errlen);
+
 /** layer_mapped_ops - ops of levels that only need an l_map. */
 extern const struct bdev_ops layer_mapped_ops;
 

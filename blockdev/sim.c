@@ -192,87 +192,53 @@ static int parse_duration(const char *v, size_t len, uint64_t *ns)
 	return -EINVAL;
 }
 
-static int sim_configure(struct sim *s, const char *opts, char *err, size_t errlen)
+static int sim_set(void *ctx, const char *key, const char *v)
 {
-	char buf[512], *save = NULL;
+	struct sim *s = ctx;
+	const char *dots;
+	char *end;
+	long q;
 
-	if (strlen(opts) >= sizeof(buf)) {
-		snprintf(err, errlen, "options too long");
-		return -EINVAL;
+	if (!strcmp(key, "lat")) {
+		dots = strstr(v, "..");
+		if (parse_duration(v, dots ? (size_t)(dots - v) : strlen(v), &s->lat_lo_ns))
+			return -EINVAL;
+		s->lat_hi_ns = s->lat_lo_ns;
+		if (dots && (parse_duration(dots + 2, strlen(dots + 2), &s->lat_hi_ns) ||
+			     s->lat_hi_ns < s->lat_lo_ns))
+			return -EINVAL;
+		return 0;
 	}
-	strcpy(buf, opts);
-	for (char *kv = strtok_r(buf, ", \t", &save); kv;
-	     kv = strtok_r(NULL, ", \t", &save)) {
-		char *v = strchr(kv, '='), *dots, *end;
-		int bad = 0;
-
-		if (!v) {
-			snprintf(err, errlen, "'%s' is not key=value", kv);
+	if (!strcmp(key, "bw"))
+		return bdev_parse_size(v, strlen(v), &s->bw);
+	if (!strcmp(key, "qd")) {
+		q = strtol(v, &end, 10);
+		if (end == v || *end || q < 1 || q > 65536)
 			return -EINVAL;
-		}
-		*v++ = '\0';
-		if (!strcmp(kv, "lat")) {
-			dots = strstr(v, "..");
-			bad = parse_duration(v, dots ? (size_t)(dots - v) : strlen(v),
-					     &s->lat_lo_ns);
-			s->lat_hi_ns = s->lat_lo_ns;
-			if (!bad && dots)
-				bad = parse_duration(dots + 2, strlen(dots + 2),
-						     &s->lat_hi_ns) ||
-				      s->lat_hi_ns < s->lat_lo_ns;
-		} else if (!strcmp(kv, "bw")) {
-			bad = bdev_parse_size(v, strlen(v), &s->bw);
-		} else if (!strcmp(kv, "qd")) {
-			long q = strtol(v, &end, 10);
-
-			bad = end == v || *end || q < 1 || q > 65536;
-			s->qd = (int)q;
-		} else {
-			snprintf(err, errlen, "unknown option '%s' (lat, bw, qd)", kv);
-			return -EINVAL;
-		}
-		if (bad) {
-			snprintf(err, errlen, "bad value '%s' for %s (lat=200us or 100us..2ms, bw=500m, qd=32)",
-				 v, kv);
-			return -EINVAL;
-		}
+		s->qd = (int)q;
+		return 0;
 	}
-	return 0;
+	return -ENOENT;
 }
 
 int sim_create(struct bdev *member, const char *opts, struct bdev_ring *ring,
 	       size_t max_io_bytes, uint32_t in_segs, struct bdev **out,
 	       char *err, size_t errlen)
 {
-	struct bdev **members = malloc(sizeof(*members));
 	struct layer *l;
 	struct sim *s;
+	int ret;
 
-	if (!members) {
-		bdev_destroy(member);
-		snprintf(err, errlen, "out of memory");
-		return -ENOMEM;
-	}
-	members[0] = member;
-	if (layer_create("sim", members, 1, 0, max_io_bytes, in_segs, &sim_ops, &l)) {
-		snprintf(err, errlen, "out of memory");
-		return -ENOMEM;
-	}
-	s = calloc(1, sizeof(*s));
-	if (!s) {
-		layer_destroy(&l->l_bdev);
-		snprintf(err, errlen, "out of memory");
-		return -ENOMEM;
-	}
+	ret = layer_create_wrapper("sim", member, &sim_ops, sizeof(struct sim),
+				   sim_free, max_io_bytes, in_segs, &l, err, errlen);
+	if (ret)
+		return ret;
+	s = l->l_private;
 	s->l = l;
 	s->ring = ring;
 	s->rng = 0x2545f4914f6cdd1dull;
-	l->l_private = s;
-	l->l_free_private = sim_free;
-	l->l_member_size = member->bd_size;
-	l->l_bdev.bd_size = member->bd_size;
-	l->l_bdev.bd_byte_zero = member->bd_byte_zero;
-	if (sim_configure(s, opts, err, errlen)) {
+	if (layer_parse_opts(opts, sim_set, s,
+			     "lat=200us or lat=100us..2ms, bw=500m, qd=32", err, errlen)) {
 		layer_destroy(&l->l_bdev);
 		return -EINVAL;
 	}
