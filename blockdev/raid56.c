@@ -829,6 +829,8 @@ static void r56_submit(struct bdev *dev, struct bdev_req *req)
 	default:
 		break;
 	}
+	/* A write or a degraded read always involves several members. */
+	l->l_stats.splits++;
 	/* Keep request order behind earlier deferred requests. */
 	off = r->cur_head ? 0 : r56_issue(l, req, 0, kind_of(l, req));
 	if (off < req->br_len) {

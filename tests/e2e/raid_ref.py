@@ -4,7 +4,10 @@ t_raid_layouts.sh.  It shares no code with rawvec: its own little parser
 for the expression, its own mapping of logical bytes onto member bytes.
 
 Layouts (what the test holds rawvec to):
-  linear(m...)        members back to back, each rounded down to ALIGN
+  alignment           files: ALIGN (512; the test skips otherwise); a level:
+                      its members' largest, and at least 4096 for raid5/6
+  linear(m...)        members back to back, each rounded down to the
+                      linear's alignment
   slice(m, offset=, size=)  bytes [offset, offset+size) of m (size default:
                       to the end of m)
   raid0(m..., chunk=) Linux md raid0 with one zone: array chunk k is chunk
@@ -12,39 +15,70 @@ Layouts (what the test holds rawvec to):
                       member's size rounded down to whole chunks; default
                       chunk 512k
   raid1(m...)         every mirror holds the array at the same offsets;
-                      size = smallest member rounded down to ALIGN
+                      size = smallest member rounded down to its alignment
+  raid5(m..., chunk=) Linux md raid5, left-symmetric (md's default): stripe
+  raid6(m..., chunk=) s is chunk s of every member; P on member
+                      n-1 - s%n, raid6's Q on (P+1)%n, data chunk d on
+                      (P+1+d)%n (raid5) or (P+2+d)%n (raid6); P = XOR,
+                      Q = sum 2^d D_d over GF(2^8) (poly 0x11d); members
+                      used like raid0's; default chunk 512k; the layer's
+                      direct-I/O alignment is at least 4096
 
 Sub-commands (run in the directory holding the member images; pristine
 copies of the members live in ORIG, default ./orig):
   init EXPR SEED NAME=SIZE...   create the member images with random
         bytes (raid1 mirrors made identical over the part in use, as after
-        a resync), copy them to ORIG, write the logical image to init.bin
-        and print the array size
+        a resync; raid5/6 parity made consistent), copy them to ORIG, write
+        the logical image to init.bin and print the array size
   size EXPR                     the array size
   boundaries EXPR               logical offsets where a write changes
         member or jumps on one (a selection when there are many)
-  statoff EXPR LEN              a 512-aligned offset for a LEN-byte write
-        that crosses the first boundary (0 if none is reachable)
+  statoff EXPR LEN              an ALIGN-aligned offset for a LEN-byte
+        write that crosses the first boundary (0 if none is reachable)
+  plan EXPR STATS               check the stats tree (as stats) and print,
+        for the shell to eval: MAXW (max_write), ALIGN (the disk's
+        direct-I/O alignment: 4096 with raid5/6 in the tree, else the
+        members'), FALIGN (the largest member file alignment), BOUNDS
+        (boundaries, plus stripe boundaries of a raid5/6 at the top), OPS
+        (the direct I/Os whose counter deltas statsdelta checks: one write
+        across the first boundary; with a raid5/6 at the top, a
+        full-stripe write, a write straddling stripes, a 4k write and a
+        read across stripes instead), and STRIPE
   apply MODEL JOURNAL POOL      apply "OFF LEN POOLOFF" lines to MODEL
-  check EXPR MODEL              the member images must equal ORIG with the
-        logical image MODEL written through the reference mapping
+  check EXPR MODEL [STATS]      the member images must equal ORIG with the
+        logical image MODEL written through the reference mapping; every
+        raid5/6 node's members must also equal what raid_md_ref.py (md's
+        layout, written independently) computes from the node's final
+        logical data; with STATS, also `after`
   stats EXPR STATS              the stats tree must have the layout's
-        shape: kinds, names, sizes, raid0 chunk and member_size
-  statsdelta EXPR OFF LEN BEFORE AFTER   the counters moved exactly as one
-        LEN-byte write at OFF must move them
+        shape: kinds, names, sizes, chunk, member_size, alignment
+  statsdelta EXPR S0 OP1 S1 [OP2 S2 ...]   the counters moved between
+        snapshots exactly as the direct I/O OPi (W:OFF:LEN or R:OFF:LEN)
+        must move them (raid5/6: each partial stripe may be done by
+        read-modify-write or reconstruct-write, every combination is tried;
+        parity_copy_bytes counts partial stripes' payload, and full
+        stripes' payload or not)
   mirrorreads EXPR STATS        every raid1 mirror served reads
   noerrors STATS                no layer or member counted an I/O error
-  after EXPR STATS              mirrorreads and noerrors
+  after EXPR STATS              mirrorreads and noerrors, and every node
+        is ok (none failed, no level degraded)
 """
+import itertools
 import json
 import os
 import random
 import shutil
 import sys
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+sys.dont_write_bytecode = True  # no __pycache__ in the source tree
+import raid_md_ref  # noqa: E402  (md's layout, another engineer's; read only)
+
 ALIGN = 512
+R56_ALIGN = 4096  # raid5/6 work in whole 4k columns (README: Usage)
 DEFAULT_CHUNK = 512 * 1024
 ORIG = os.environ.get("ORIG", "orig")
+R56 = ("raid5", "raid6")
 
 
 def die(msg):
@@ -64,7 +98,8 @@ def parse_size(s):
 
 class Node:
     def __init__(self, kind, kids=(), opts=None, path=None):
-        self.kind = kind        # "file", "linear", "slice", "raid0", "raid1"
+        self.kind = kind        # "file", "linear", "slice", "raid0", "raid1",
+                                # "raid5", "raid6"
         self.kids = list(kids)
         self.opts = opts or {}
         self.path = path
@@ -142,12 +177,16 @@ def size_tree(n, leaf_size):
     """Fill in n.size (and layout parameters) bottom-up."""
     if n.kind == "file":
         n.size = leaf_size(n.path)
+        n.align = ALIGN
         return n.size
     sizes = [size_tree(k, leaf_size) for k in n.kids]
+    n.align = max([ALIGN] + [k.align for k in n.kids])
+    if n.kind in R56:
+        n.align = max(n.align, R56_ALIGN)
     if n.kind == "linear":
         n.starts = [0]
         for s in sizes:
-            n.starts.append(n.starts[-1] + s - s % ALIGN)
+            n.starts.append(n.starts[-1] + s - s % n.align)
         n.size = n.starts[-1]
     elif n.kind == "slice":
         n.offset = n.opts.get("offset", 0)
@@ -160,11 +199,76 @@ def size_tree(n, leaf_size):
         n.size = n.msize * len(n.kids)
     elif n.kind == "raid1":
         m = min(sizes)
-        n.msize = m - m % ALIGN
+        n.msize = m - m % n.align
         n.size = n.msize
+    elif n.kind in R56:
+        n.chunk = n.opts.get("chunk", DEFAULT_CHUNK)
+        n.npar = 1 if n.kind == "raid5" else 2
+        n.ndata = len(n.kids) - n.npar
+        assert n.ndata >= 2, "%s needs %d members" % (n.kind, n.npar + 2)
+        m = min(sizes)
+        n.msize = m - m % n.chunk
+        n.stripes = n.msize // n.chunk
+        n.swidth = n.chunk * n.ndata  # data bytes of one stripe
+        n.size = n.stripes * n.swidth
     else:
         die("unknown kind " + n.kind)
     return n.size
+
+
+# ---- raid5/6 -----------------------------------------------------------
+
+def r56_slots(n, s):
+    """Members of stripe @s: [data 0, ..., data ndata-1, P(, Q)], from the
+    left-symmetric rules in the module doc."""
+    nm = len(n.kids)
+    p = nm - 1 - s % nm
+    if n.kind == "raid5":
+        return [(p + 1 + d) % nm for d in range(n.ndata)] + [p]
+    q = (p + 1) % nm
+    return [(p + 2 + d) % nm for d in range(n.ndata)] + [p, q]
+
+
+def r56_selftest(n):
+    """Our slots must agree with raid_md_ref's roles (independent code)."""
+    for s in range(2 * len(n.kids) + 1):
+        roles = raid_md_ref.r56_roles(n.kind, len(n.kids), s)
+        want = [m for d in range(n.ndata) for m, r in roles.items() if r == ("D", d)]
+        want += [m for m, r in roles.items() if r == "P"]
+        want += [m for m, r in roles.items() if r == "Q"]
+        if want != r56_slots(n, s):
+            die("%s of %d, stripe %d: slots %s, raid_md_ref says %s" %
+                (n.kind, len(n.kids), s, r56_slots(n, s), want))
+
+
+# GF(2^8), poly 0x11d: multiply every byte by 2 with one bytes.translate.
+MUL2 = bytes(((x << 1) ^ (0x1d if x & 0x80 else 0)) & 0xff for x in range(256))
+
+
+def xor(a, b):
+    return (int.from_bytes(a, "little") ^ int.from_bytes(b, "little")).to_bytes(
+        len(a), "little")
+
+
+def r56_parity(n, data):
+    """[P] or [P, Q] of the data chunks @data (D_0 first)."""
+    p = data[0]
+    for d in data[1:]:
+        p = xor(p, d)
+    if n.npar == 1:
+        return [p]
+    q = data[-1]                       # Horner: ((D_k-1 * 2) ^ D_k-2) * 2 ...
+    for d in reversed(data[:-1]):
+        q = xor(q.translate(MUL2), d)
+    return [p, q]
+
+
+def r56_fix_stripe(n, s, bufs):
+    """Recompute the parity of stripe @s from its data chunks."""
+    c, slots = n.chunk, r56_slots(n, s)
+    data = [read(n.kids[m], s * c, c, bufs) for m in slots[:n.ndata]]
+    for m, blk in zip(slots[n.ndata:], r56_parity(n, data)):
+        write(n.kids[m], s * c, blk, bufs)
 
 
 def pieces(n, off, length):
@@ -182,6 +286,10 @@ def pieces(n, off, length):
             mpos, room = off - n.starts[m], n.starts[m + 1] - off
         elif n.kind == "slice":
             m, mpos, room = 0, n.offset + off, n.size - off
+        elif n.kind in R56:
+            c, k = n.chunk, off // n.chunk
+            s, inside = k // n.ndata, off % c
+            m, mpos, room = r56_slots(n, s)[k % n.ndata], s * c + inside, c - inside
         else:
             raise AssertionError(n.kind)
         take = min(room, length)
@@ -206,6 +314,9 @@ def write(n, off, data, bufs):
         for m, mpos, take in pieces(n, off, len(data)):
             write(n.kids[m], mpos, data[done:done + take], bufs)
             done += take
+        if n.kind in R56:
+            for s in range(off // n.swidth, (off + len(data) - 1) // n.swidth + 1):
+                r56_fix_stripe(n, s, bufs)
 
 
 def read(n, off, length, bufs):
@@ -231,7 +342,8 @@ def leaf_runs(n, off, length, logical):
 
 
 def all_runs(n, off, length, logical):
-    """Like leaf_runs, but through every mirror."""
+    """Like leaf_runs, but through every mirror, and with the raid5/6
+    parity of the stripes touched (its "logical" is a description)."""
     if n.kind == "file":
         return [(n.path, off, length, logical)]
     if n.kind == "raid1":
@@ -240,6 +352,12 @@ def all_runs(n, off, length, logical):
     for m, mpos, take in pieces(n, off, length):
         out += all_runs(n.kids[m], mpos, take, logical + done)
         done += take
+    if n.kind in R56 and length:
+        for s in range(off // n.swidth, (off + length - 1) // n.swidth + 1):
+            for i, m in enumerate(r56_slots(n, s)[n.ndata:]):
+                what = "%s of stripe %d of %r" % ("PQ"[i], s, n)
+                out += [r[:3] + (what,) for r in
+                        all_runs(n.kids[m], s * n.chunk, n.chunk, 0)]
     return out
 
 
@@ -247,6 +365,9 @@ def load(expr, from_dir=None):
     root = parse(expr)
     base = from_dir or "."
     size_tree(root, lambda p: os.path.getsize(os.path.join(base, p)))
+    for n in nodes(root):
+        if n.kind in R56:
+            r56_selftest(n)
     return root
 
 
@@ -268,14 +389,19 @@ def cmd_init(expr, seed, *specs):
         if l.path not in want:
             die("init: no size given for " + l.path)
     size_tree(root, lambda p: want[p])
+    for n in nodes(root):
+        if n.kind in R56:
+            r56_selftest(n)
     bufs = {p: bytearray(rnd.randbytes(s)) for p, s in want.items()}
-    # Mirrors in sync over what is in use (top-down, so nested mirrors
-    # inherit their parent's content).
+    # Mirrors in sync and parity consistent over what is in use, as after
+    # a resync (top-down, so nested levels inherit their parent's content).
     for n in nodes(root):
         if n.kind == "raid1":
             data = read(n.kids[0], 0, n.msize, bufs)
             for k in n.kids[1:]:
                 write(k, 0, data, bufs)
+        elif n.kind in R56:
+            write(n, 0, read(n, 0, n.size, bufs), bufs)
     os.makedirs(ORIG, exist_ok=True)
     for p, b in bufs.items():
         with open(p, "wb") as f:
@@ -295,30 +421,95 @@ def boundary_list(root):
     return [r[3] for r in runs[1:]]
 
 
-def cmd_boundaries(expr):
-    root = load(expr, ORIG)
+def top_r56(root):
+    """The raid5/6 node that holds the array's first bytes at the same
+    offsets (the root, or the first member of a linear, recursively)."""
+    n = root
+    while n.kind == "linear" and n.kids:
+        n = n.kids[0]
+    return n if n.kind in R56 else None
+
+
+def select_bounds(root):
     b = boundary_list(root)
     if len(b) > 24:
         # Every member-to-member step of the first two stripes (wrap to
-        # the next row included), the last ones, and a few in between.
+        # the next row included), the last ones, and a few in between;
+        # with raid5/6 at the top, two of those in between are stripe
+        # boundaries (where parity moves to another member).
         first = b[:2 * len(leaves(root)) + 2]
         last = b[-2:]
         rest = b[len(first):-2]
-        mid = random.Random(len(b)).sample(rest, min(6, len(rest)))
+        rnd = random.Random(len(b))
+        mid = rnd.sample(rest, min(6, len(rest)))
+        r = top_r56(root)
+        if r is not None:
+            sb = [x for x in rest if x % r.swidth == 0 and x < r.size and x not in mid]
+            mid += rnd.sample(sb, min(2, len(sb)))
         b = sorted(set(first + mid + last))
-    print(" ".join(map(str, b)))
+    return b
+
+
+def cmd_boundaries(expr):
+    print(" ".join(map(str, select_bounds(load(expr, ORIG)))))
+
+
+def statoff(root, length, align):
+    for b in boundary_list(root):
+        off = max(0, b - length // 4)
+        off -= off % align
+        if off + length <= root.size and off < b < off + length:
+            return off
+    return 0
+
+
+def has_r56(root):
+    return any(n.kind in R56 for n in nodes(root))
 
 
 def cmd_statoff(expr, length):
     root = load(expr, ORIG)
-    length = int(length)
-    for b in boundary_list(root):
-        off = max(0, b - length // 4)
-        off -= off % ALIGN
-        if off + length <= root.size and off < b < off + length:
-            print(off)
-            return
-    print(0)
+    print(statoff(root, int(length), R56_ALIGN if has_r56(root) else ALIGN))
+
+
+def stat_nodes(st):
+    yield st
+    for m in st.get("members", []):
+        yield from stat_nodes(m)
+
+
+def cmd_plan(expr, stats):
+    root = load(expr, ORIG)
+    st = json.load(open(stats))
+    errs = []
+    walk(root, st["target"], "target", errs)
+    if errs:
+        die("stats: " + "; ".join(errs))
+    maxw, align = st["max_write"], st["target"]["align"]
+    falign = max(x["align"] for x in stat_nodes(st["target"]) if x.get("kind") == "file")
+    length = min(maxw, 1 << 20, root.size - root.size % 4096)
+    r = top_r56(root)
+    stripe = 0
+    if r is None:
+        ops = ["W:%d:%d" % (statoff(root, length, align), length)]
+    else:
+        # At the raid5/6's own offsets (it starts the array):
+        #   - whole stripes, from stripe 1 on: full-stripe writes only;
+        #   - from the middle of stripe 1's first chunk on: a partial
+        #     stripe at each end, whole ones between (if any);
+        #   - 4k inside data chunk 0 of stripe 2: one partial stripe;
+        #   - a read over the same range as the second (the mapped path).
+        stripe, c = r.swidth, r.chunk
+        full = length - length % stripe
+        if not full or r.stripes < 4 or 2 * stripe > r.size - length:
+            die("plan: %r: stripe %d, %d stripes, writes of %d bytes: make the members "
+                "bigger or the chunk smaller" % (r, stripe, r.stripes, length))
+        mid = stripe + c // 2 - (c // 2) % align
+        ops = ["W:%d:%d" % (stripe, full), "W:%d:%d" % (mid, length),
+               "W:%d:4096" % (2 * stripe + 4096), "R:%d:%d" % (mid, length)]
+    print("MAXW=%d ALIGN=%d FALIGN=%d STRIPE=%d" % (maxw, align, falign, stripe))
+    print("BOUNDS='%s'" % " ".join(map(str, select_bounds(root))))
+    print("OPS='%s'" % " ".join(ops))
 
 
 def cmd_apply(model, journal, pool):
@@ -332,17 +523,49 @@ def cmd_apply(model, journal, pool):
             m.write(pool[poff:poff + length])
 
 
-def cmd_check(expr, model):
+def first_diff(got, want):
+    first = next(i for i in range(0, len(got), 4096)
+                 if got[i:i + 4096] != want[i:i + 4096])
+    return first + next(i for i in range(4096) if got[first + i] != want[first + i])
+
+
+def md_check(root, want_bufs, got_bufs):
+    """Every raid5/6 node's members against raid_md_ref's md layout of the
+    node's final logical data; returns the number of members that differ."""
+    bad = 0
+    for n in nodes(root):
+        if n.kind not in R56:
+            continue
+        image = read(n, 0, n.size, want_bufs)
+        mem, where = raid_md_ref.expected(n.kind, n.chunk, image,
+                                          [k.size for k in n.kids])
+        for m, k in enumerate(n.kids):
+            got = read(k, 0, len(mem[m]), got_bufs)
+            if got == mem[m]:
+                continue
+            bad += 1
+            first = first_diff(got, mem[m])
+            nsect = sum(1 for i in range(0, len(got), 512)
+                        if got[i:i + 512] != mem[m][i:i + 512])
+            print("raid_md_ref: %r member %d (%r): %d of %d sectors differ from md's "
+                  "layout; first at byte %d (%s): got %02x, want %02x" %
+                  (n, m, k, nsect, len(got) // 512, first, where(m, first),
+                   got[first], mem[m][first]))
+    return bad
+
+
+def cmd_check(expr, model, stats=None):
     root = load(expr, ORIG)
     data = open(model, "rb").read()
     if len(data) != root.size:
         die("check: model is %d bytes, the array %d" % (len(data), root.size))
     bufs = read_bufs(root, ORIG)
     write(root, 0, memoryview(data), bufs)
+    got_bufs = read_bufs(root, ".")
     orig = runs = None
     bad = 0
     for l in leaves(root):
-        got = open(l.path, "rb").read()
+        got = got_bufs[l.path]
         want = bufs[l.path]
         if len(got) != len(want):
             print("%s: size %d, want %d (members must keep their size)" %
@@ -356,13 +579,13 @@ def cmd_check(expr, model):
             orig = read_bufs(root, ORIG)
             runs = all_runs(root, 0, root.size, 0)
         # First difference, in blocks, and what the model says belongs there.
-        first = next(i for i in range(0, len(got), 4096)
-                     if got[i:i + 4096] != want[i:i + 4096])
-        first += next(i for i in range(4096) if got[first + i] != want[first + i])
+        first = first_diff(got, want)
         ndiff = sum(1 for i in range(0, len(got), 512)
                     if got[i:i + 512] != want[i:i + 512])
         owner = [r for r in runs if r[0] == l.path and r[1] <= first < r[1] + r[2]]
-        if owner:
+        if owner and isinstance(owner[0][3], str):
+            where = owner[0][3]
+        elif owner:
             lo = owner[0][3] + first - owner[0][1]
             where = "array byte %d" % lo
             src = data.find(got[first:first + 64]) if first + 64 <= len(got) else -1
@@ -374,9 +597,12 @@ def cmd_check(expr, model):
                 where += "; it does"
         print("%s: %d of %d 512-byte blocks differ; first at byte %d (%s)" %
               (l.path, ndiff, len(got) // 512, first, where))
-    if bad:
-        die("check: %d member image(s) differ from the reference mapping of %s"
-            % (bad, expr))
+    mdbad = md_check(root, bufs, got_bufs) if has_r56(root) else 0
+    if bad or mdbad:
+        die("check: %d member image(s) differ from the reference mapping of %s%s"
+            % (bad, expr, ", %d from md's layout (raid_md_ref)" % mdbad if mdbad else ""))
+    if stats:
+        after(root, stats)
 
 
 def walk(n, s, path, errs):
@@ -388,7 +614,7 @@ def walk(n, s, path, errs):
         errs.append("%s: name %r, want %r" % (path, s.get("name"), n.path))
     if s.get("size") != n.size:
         errs.append("%s: size %r, want %d" % (path, s.get("size"), n.size))
-    if n.kind == "raid0":
+    if n.kind in ("raid0",) + R56:
         if s.get("chunk") != n.chunk:
             errs.append("%s: chunk %r, want %d" % (path, s.get("chunk"), n.chunk))
         if s.get("member_size") != n.msize:
@@ -398,6 +624,13 @@ def walk(n, s, path, errs):
         if len(ms) != len(n.kids):
             errs.append("%s: %d members, want %d" % (path, len(ms), len(n.kids)))
             return
+        # A layer takes its members' strictest alignment; raid5/6 at
+        # least 4096.
+        align = max([ALIGN] + [m.get("align", 0) for m in ms])
+        if n.kind in R56:
+            align = max(align, R56_ALIGN)
+        if s.get("align") != align:
+            errs.append("%s: align %r, want %d" % (path, s.get("align"), align))
         for i, (k, m) in enumerate(zip(n.kids, ms)):
             walk(k, m, "%s.members[%d]" % (path, i), errs)
 
@@ -411,48 +644,134 @@ def cmd_stats(expr, stats):
         die("stats: " + "; ".join(errs))
 
 
-COUNTERS = ("writes", "write_bytes", "reads", "read_bytes", "splits", "pieces",
-            "merged")
+# ---- expected counter deltas of one direct I/O ----------------------------
+
+BASIC = ("writes", "write_bytes", "reads", "read_bytes")
+MAPPED = ("splits", "pieces", "merged")
+R56_COUNTERS = ("full_stripe_writes", "rmw_writes", "rcw_writes", "parity_reads",
+                "parity_copy_bytes", "degraded_ops", "stripe_waits")
 
 
-def expect_write(n, off, length, path, out):
-    """Expected counter deltas of one write, per stats path."""
-    d = {"writes": 1, "write_bytes": length, "reads": 0, "read_bytes": 0}
-    out[path] = d
+class Expect:
+    """Expected deltas per stats path; @modes says how each partial raid5/6
+    stripe is written ("rmw" or "rcw"), in the order they come."""
+
+    def __init__(self, modes=()):
+        self.modes = list(modes)
+        self.picked = []
+        self.d = {}
+        self.open = set()  # (path, counter) left open
+        self.atleast = {}  # (path, counter): a smaller delta that is fine too
+
+    def add(self, path, key, v):
+        dd = self.d.setdefault(path, {})
+        dd[key] = dd.get(key, 0) + v
+
+    def mode(self):
+        i = len(self.picked)
+        self.picked.append(self.modes[i] if i < len(self.modes) else "rcw")
+        return self.picked[-1]
+
+
+def kid_path(path, i):
+    return "%s.members[%d]" % (path, i)
+
+
+def zero_tree(n, path, e):
+    for k in BASIC + (MAPPED if n.kind != "file" else ()) + (
+            R56_COUNTERS if n.kind in R56 else ()):
+        e.add(path, k, 0)
+    for i, k in enumerate(n.kids):
+        zero_tree(k, kid_path(path, i), e)
+
+
+def account(n, op, off, length, path, e):
+    """One request of @op ("R" or "W") of @length bytes at @off of @n."""
+    e.add(path, "writes" if op == "W" else "reads", 1)
+    e.add(path, "write_bytes" if op == "W" else "read_bytes", length)
     if n.kind == "file":
         return
     if n.kind == "raid1":
-        for i, k in enumerate(n.kids):
-            expect_write(k, off, length, "%s.members[%d]" % (path, i), out)
+        if op == "R":
+            die("statsdelta: reads through raid1 go to one mirror in turn: not modelled")
         # A mirror write is copied, not mapped: no pieces.  (Whether it
         # counts as a split is left open.)
-        d.update(pieces=0, merged=0)
+        e.open.add((path, "splits"))
+        for i, k in enumerate(n.kids):
+            account(k, op, off, length, kid_path(path, i), e)
         return
+    if n.kind in R56 and op == "W":
+        # Stripe operations, not the map: no pieces.  (Whether a write
+        # cut into stripes counts as a split is left open.)  The payload
+        # of partial stripes is copied for parity (parity_copy_bytes); a
+        # full stripe's parity is computed straight from the request's
+        # segments since a10d129, which may count or not: its bytes are
+        # the margin between the least and the most accepted.
+        e.open.add((path, "splits"))
+        e.add(path, "parity_copy_bytes", length)
+        lo_key = (path, "parity_copy_bytes")
+        e.atleast[lo_key] = e.atleast.get(lo_key, 0) + length
+        pos, end = off, off + length
+        while pos < end:
+            s = pos // n.swidth
+            lo, hi = pos - s * n.swidth, min(n.swidth, end - s * n.swidth)
+            r56_write(n, s, lo, hi, path, e)
+            pos = s * n.swidth + hi
+        return
+    # The map: pieces; a piece that continues its member's open run joins
+    # it (merged), else it opens a new run; one member I/O per run.
+    runs, open_run = [], {}
     ps = pieces(n, off, length)
-    runs = {}
     for m, mpos, take in ps:
-        if m in runs:
-            start, end = runs[m]
-            assert end == mpos, "reference: non-contiguous run on one member"
-            runs[m] = (start, end + take)
+        r = open_run.get(m)
+        if r is not None and runs[r][1] + runs[r][2] == mpos:
+            runs[r][2] += take
+            e.add(path, "merged", 1)
         else:
-            runs[m] = (mpos, mpos + take)
-    d.update(pieces=len(ps), merged=len(ps) - len(runs),
-             splits=1 if len(runs) > 1 else 0)
-    for i, k in enumerate(n.kids):
-        if i in runs:
-            expect_write(k, runs[i][0], runs[i][1] - runs[i][0],
-                         "%s.members[%d]" % (path, i), out)
-        else:
-            zero(k, "%s.members[%d]" % (path, i), out)
+            open_run[m] = len(runs)
+            runs.append([m, mpos, take])
+    e.add(path, "pieces", len(ps))
+    e.add(path, "splits", 1 if len(runs) > 1 else 0)
+    for m, mpos, take in runs:
+        account(n.kids[m], op, mpos, take, kid_path(path, m), e)
 
 
-def zero(n, path, out):
-    out[path] = {"writes": 0, "write_bytes": 0, "reads": 0, "read_bytes": 0}
-    if n.kind != "file":
-        out[path].update(pieces=0, merged=0, splits=0)
-    for i, k in enumerate(n.kids):
-        zero(k, "%s.members[%d]" % (path, i), out)
+def r56_write(n, s, lo, hi, path, e):
+    """One stripe operation: data bytes [lo, hi) of stripe @s.  It works on
+    the column range [c0, c1) the write touches in any data chunk: a full
+    stripe reads nothing; read-modify-write reads the old data it replaces
+    and the parity columns; reconstruct-write reads the columns of the data
+    chunks it does not wholly replace.  Then the new data goes to its
+    members and the parity columns to theirs."""
+    c, slots, base = n.chunk, r56_slots(n, s), s * n.chunk
+    touched = []
+    for j in range(n.ndata):
+        a, b = max(lo, j * c) - j * c, min(hi, (j + 1) * c) - j * c
+        if a < b:
+            touched.append((j, a, b))
+    c0, c1 = min(t[1] for t in touched), max(t[2] for t in touched)
+    rd = lambda m, a, ln: account(n.kids[m], "R", base + a, ln, kid_path(path, m), e)
+    if lo == 0 and hi == n.swidth:
+        e.add(path, "full_stripe_writes", 1)
+        e.atleast[(path, "parity_copy_bytes")] -= hi - lo
+    elif e.mode() == "rcw":
+        e.add(path, "rcw_writes", 1)
+        whole = {j for j, a, b in touched if (a, b) == (c0, c1)}
+        for j in range(n.ndata):
+            if j not in whole:
+                rd(slots[j], c0, c1 - c0)
+                e.add(path, "parity_reads", 1)
+    else:
+        e.add(path, "rmw_writes", 1)
+        for j, a, b in touched:
+            rd(slots[j], a, b - a)
+        for m in slots[n.ndata:]:
+            rd(m, c0, c1 - c0)
+            e.add(path, "parity_reads", 1)
+    for j, a, b in touched:
+        account(n.kids[slots[j]], "W", base + a, b - a, kid_path(path, slots[j]), e)
+    for m in slots[n.ndata:]:
+        account(n.kids[m], "W", base + c0, c1 - c0, kid_path(path, m), e)
 
 
 def lookup(s, path):
@@ -462,28 +781,72 @@ def lookup(s, path):
     return s
 
 
-def cmd_statsdelta(expr, off, length, before, after):
-    root = load(expr, ORIG)
-    b = json.load(open(before))["target"]
-    a = json.load(open(after))["target"]
-    out = {}
-    expect_write(root, int(off), int(length), "target", out)
+def expect_io(root, op, off, length, modes):
+    e = Expect(modes)
+    zero_tree(root, "target", e)
+    account(root, op, off, length, "target", e)
+    return e
+
+
+def delta_errors(e, b, a):
     errs = []
-    for path, want in out.items():
+    for path, want in e.d.items():
         sb, sa = lookup(b, path), lookup(a, path)
         for k, v in want.items():
+            if (path, k) in e.open:
+                continue
             got = sa.get(k, 0) - sb.get(k, 0)
-            if got != v:
-                errs.append("%s (%s) %s +%d, want +%d" % (path, sa.get("name"), k, got, v))
-    if errs:
-        die("one %s-byte write at %s: %s" % (length, off, "; ".join(errs)))
-    top = out["target"]
-    print("pieces +%s merged +%s splits +%s" % (top.get("pieces", "-"),
-          top.get("merged", "-"), top.get("splits", "-")))
+            least = e.atleast.get((path, k), v)
+            if not least <= got <= v:
+                errs.append("%s (%s) %s +%d, want +%d%s" % (
+                    path, sa.get("name"), k, got, v,
+                    "" if least == v else " (or down to +%d)" % least))
+    return errs
 
 
-def cmd_mirrorreads(expr, stats):
+def cmd_statsdelta(expr, first, *rest):
     root = load(expr, ORIG)
+    if len(rest) % 2:
+        die("statsdelta: EXPR S0 OP1 S1 [OP2 S2 ...]")
+    snaps = [first] + list(rest[1::2])
+    out = []
+    for i, opspec in enumerate(rest[0::2]):
+        op, off, length = opspec.split(":")
+        off, length = int(off), int(length)
+        b = json.load(open(snaps[i]))["target"]
+        a = json.load(open(snaps[i + 1]))["target"]
+        # How many partial raid5/6 stripes: try every way of writing them.
+        k = len(expect_io(root, op, off, length, ()).picked)
+        if k > 10:
+            die("statsdelta: %s: %d partial stripes, too many to try" % (opspec, k))
+        best = None
+        for modes in itertools.product(("rmw", "rcw"), repeat=k):
+            e = expect_io(root, op, off, length, modes)
+            errs = delta_errors(e, b, a)
+            if not errs:
+                break
+            if best is None or len(errs) < len(best[1]):
+                best = (modes, errs)
+        else:
+            die("one %d-byte %s at %d: %s%s" % (
+                length, "write" if op == "W" else "read", off,
+                "; ".join(best[1]),
+                " (closest: partial stripes by %s)" % ",".join(best[0]) if k else ""))
+        top = e.d["target"]
+        msg = "%s pieces +%s merged +%s splits +%s" % (
+            opspec, top.get("pieces", "-"), top.get("merged", "-"),
+            "?" if ("target", "splits") in e.open else top.get("splits", "-"))
+        for path, d in e.d.items():
+            if "full_stripe_writes" in d and (d["full_stripe_writes"] or d["rmw_writes"]
+                                              or d["rcw_writes"]):
+                msg += " | %s: full %d rmw %d rcw %d parity_reads %d" % (
+                    path, d["full_stripe_writes"], d["rmw_writes"], d["rcw_writes"],
+                    d["parity_reads"])
+        out.append(msg)
+    print("\n".join(out))
+
+
+def mirrorreads(root, stats):
     s = json.load(open(stats))["target"]
     errs = []
 
@@ -501,9 +864,34 @@ def cmd_mirrorreads(expr, stats):
         die("raid1 reads: " + "; ".join(errs))
 
 
-def cmd_after(expr, stats):
-    cmd_mirrorreads(expr, stats)
+def cmd_mirrorreads(expr, stats):
+    mirrorreads(load(expr, ORIG), stats)
+
+
+def healthy(stats):
+    """Every node ok, no redundant level degraded."""
+    errs = []
+
+    def visit(st, path):
+        if st.get("state") != "ok" or st.get("degraded"):
+            errs.append("%s (%s) state %r degraded %r" % (path, st.get("name"),
+                        st.get("state"), st.get("degraded")))
+        for i, m in enumerate(st.get("members", [])):
+            visit(m, "%s.members[%d]" % (path, i))
+
+    visit(json.load(open(stats))["target"], "target")
+    if errs:
+        die("members not ok: " + "; ".join(errs))
+
+
+def after(root, stats):
+    mirrorreads(root, stats)
     cmd_noerrors(stats)
+    healthy(stats)
+
+
+def cmd_after(expr, stats):
+    after(load(expr, ORIG), stats)
 
 
 def cmd_noerrors(stats):
@@ -524,8 +912,8 @@ def main():
     if len(sys.argv) < 2:
         die(__doc__)
     cmds = {"init": cmd_init, "size": cmd_size, "boundaries": cmd_boundaries,
-            "statoff": cmd_statoff, "apply": cmd_apply, "check": cmd_check,
-            "stats": cmd_stats, "statsdelta": cmd_statsdelta,
+            "statoff": cmd_statoff, "plan": cmd_plan, "apply": cmd_apply,
+            "check": cmd_check, "stats": cmd_stats, "statsdelta": cmd_statsdelta,
             "mirrorreads": cmd_mirrorreads, "noerrors": cmd_noerrors, "after": cmd_after}
     if sys.argv[1] not in cmds:
         die("unknown command " + sys.argv[1])
