@@ -29,7 +29,7 @@ requires_transport
 has_python || skip "requires python3"
 
 REF=$E2E_DIR/raid_md_ref.py
-ref() { python3 "$REF" "$@"; }
+. "$(dirname "$0")/raid_lib.sh"
 D=$MNT/disk
 MODEL=$T/model
 POOL=$T/pool
@@ -41,22 +41,6 @@ SIZE=0
 FAILS=() # failures that do not stop the run; reported at the end
 WEDGED=0
 IO_PID=
-
-# put OFF LEN [direct]: write LEN pool bytes at OFF of the disk (one dd
-# write, O_DIRECT when asked) and of the model.
-put()
-{
-	local off=$1 len=$2 fl=
-	[ "${3:-}" = direct ] && fl=,direct
-	[ $((POFF + len)) -le $POOL_SIZE ] || POFF=0
-	dd if="$POOL" iflag=skip_bytes,count_bytes skip=$POFF count=$len bs=$len \
-		of="$D" oflag=seek_bytes$fl seek=$off conv=notrunc status=none 2>"$T/dd.err" ||
-		die "$CASE: write of $len bytes at $off${fl:+ (O_DIRECT)}: $(cat "$T/dd.err")"
-	dd if="$POOL" iflag=skip_bytes,count_bytes skip=$POFF count=$len bs=$len \
-		of="$MODEL" oflag=seek_bytes seek=$off conv=notrunc status=none ||
-		die "model write"
-	POFF=$(((POFF + len + 4099) % (POOL_SIZE / 2)))
-}
 
 # verify WHAT: the whole disk, read with O_DIRECT, equals the model.
 verify()

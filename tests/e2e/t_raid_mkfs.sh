@@ -16,7 +16,7 @@ requires mkfs.ext4 e2fsck losetup sha256sum
 has_python || skip "requires python3"
 
 REF=$E2E_DIR/raid_md_ref.py
-ref() { python3 "$REF" "$@"; }
+. "$(dirname "$0")/raid_lib.sh"
 D=$MNT/disk
 FS=$T/ext4
 mkdir "$FS"

@@ -28,7 +28,7 @@ requires_transport
 has_python || skip "requires python3"
 
 REF=$E2E_DIR/raid_md_ref.py
-ref() { python3 "$REF" "$@"; }
+. "$(dirname "$0")/raid_lib.sh"
 D=$MNT/disk
 MODEL=$T/model
 POOL=$T/pool
@@ -41,21 +41,6 @@ SEED=${RAID_SEED:-$$}
 log "seed $SEED"
 K=1024
 M=$((1024 * 1024))
-
-# put OFF LEN [direct]: LEN pool bytes at OFF, to the disk and the model.
-put()
-{
-	local off=$1 len=$2 fl=
-	[ "${3:-}" = direct ] && fl=,direct
-	[ $((POFF + len)) -le $POOL_SIZE ] || POFF=0
-	dd if="$POOL" iflag=skip_bytes,count_bytes skip=$POFF count=$len bs=$len \
-		of="$D" oflag=seek_bytes$fl seek=$off conv=notrunc status=none 2>"$T/dd.err" ||
-		die "$CASE: write of $len bytes at $off${fl:+ (O_DIRECT)}: $(cat "$T/dd.err")"
-	dd if="$POOL" iflag=skip_bytes,count_bytes skip=$POFF count=$len bs=$len \
-		of="$MODEL" oflag=seek_bytes seek=$off conv=notrunc status=none ||
-		die "model write"
-	POFF=$(((POFF + len + 4099) % (POOL_SIZE / 2)))
-}
 
 verify()
 {

@@ -19,7 +19,7 @@ requires_transport
 has_python || skip "requires python3"
 
 REF=$E2E_DIR/raid_md_ref.py
-ref() { python3 "$REF" "$@"; }
+. "$(dirname "$0")/raid_lib.sh"
 D=$MNT/disk
 MODEL=$T/model
 CASE=
