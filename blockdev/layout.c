@@ -462,24 +462,20 @@ static int build(struct parser *p, struct lnode *n, uint32_t in_segs,
 	else if (name_is(n, "linear"))
 		ret = linear_create(members, nr, max_io, in_segs, out, msg,
 				    sizeof(msg));
-	else if (name_is(n, "faulty")) {
+	else {
+		/* One-member levels take the member itself, not an array. */
 		struct bdev *m = members[0];
 
 		free(members);
-		ret = faulty_create(m, n->fault_opts, max_io, in_segs, out, msg,
-				    sizeof(msg));
-	} else if (name_is(n, "sim")) {
-		struct bdev *m = members[0];
-
-		free(members);
-		ret = sim_create(m, n->fault_opts, p->ring, max_io, in_segs, out, msg,
-				 sizeof(msg));
-	} else {
-		struct bdev *m = members[0];
-
-		free(members);
-		ret = slice_create(m, n->offset, n->size, max_io, in_segs, out, msg,
-				   sizeof(msg));
+		if (name_is(n, "faulty"))
+			ret = faulty_create(m, n->fault_opts, max_io, in_segs, out,
+					    msg, sizeof(msg));
+		else if (name_is(n, "sim"))
+			ret = sim_create(m, n->fault_opts, p->ring, max_io, in_segs,
+					 out, msg, sizeof(msg));
+		else
+			ret = slice_create(m, n->offset, n->size, max_io, in_segs,
+					   out, msg, sizeof(msg));
 	}
 	if (ret)
 		return fail_at(p, n->at, "%.*s: %s", (int)n->name_len, n->name, msg);
