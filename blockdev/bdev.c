@@ -4,6 +4,7 @@
 
 #include <errno.h>
 #include <stdlib.h>
+#include <time.h>
 
 static const char *const op_names[BDEV_NR_OPS] = {
 	[BDEV_READ] = "read",	    [BDEV_WRITE] = "write",
@@ -14,6 +15,48 @@ static const char *const op_names[BDEV_NR_OPS] = {
 const char *bdev_op_name(enum bdev_op op)
 {
 	return op < BDEV_NR_OPS ? op_names[op] : "?";
+}
+
+uint64_t bdev_now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + ts.tv_nsec;
+}
+
+uint64_t bdev_lat_percentile(const uint64_t *hist, double q)
+{
+	uint64_t n = 0, rank, seen = 0;
+
+	for (int b = 0; b < BDEV_LAT_BUCKETS; b++)
+		n += hist[b];
+	if (!n)
+		return 0;
+	rank = (uint64_t)(q * (double)n + 0.999999);
+	if (rank < 1)
+		rank = 1;
+	for (int b = 0; b < BDEV_LAT_BUCKETS; b++) {
+		seen += hist[b];
+		if (seen >= rank) {
+			uint64_t lo = bdev_lat_lower(b);
+			uint64_t hi = b + 1 < BDEV_LAT_BUCKETS ? bdev_lat_lower(b + 1) : lo + 1;
+
+			return lo + (hi - lo) / 2;
+		}
+	}
+	return bdev_lat_lower(BDEV_LAT_BUCKETS - 1);
+}
+
+static void account_latency(struct bdev *dev, struct bdev_req *req)
+{
+	struct bdev_lat *l = &dev->bd_stats.lat[req->br_op == BDEV_WRITE];
+	uint64_t ns = bdev_now_ns() - req->br_start_ns;
+
+	l->hist[bdev_lat_bucket(ns)]++;
+	l->sum_ns += ns;
+	if (ns > l->max_ns)
+		l->max_ns = ns;
 }
 
 void bdev_req_init(struct bdev_req *req, enum bdev_op op, uint64_t pos,
@@ -72,6 +115,8 @@ void bdev_req_complete(struct bdev_req *req, int err)
 		dev->bd_stats.inflight--;
 		if (req->br_error)
 			dev->bd_stats.errors++;
+		if (req->br_op == BDEV_READ || req->br_op == BDEV_WRITE)
+			account_latency(dev, req);
 	}
 	parent = req->br_parent;
 	err = req->br_error;
@@ -87,6 +132,7 @@ void bdev_submit(struct bdev *dev, struct bdev_req *req)
 	struct bdev_stats *st = &dev->bd_stats;
 
 	req->br_dev = dev;
+	req->br_start_ns = bdev_now_ns();
 	st->ops[req->br_op]++;
 	st->bytes[req->br_op] += req->br_len;
 	if (req->br_op == BDEV_READ || req->br_op == BDEV_WRITE)

@@ -53,6 +53,7 @@ struct bdev_req {
 	uint32_t br_pending;
 	struct bdev_req *br_parent;
 	struct bdev *br_dev;
+	uint64_t br_start_ns; /* set by bdev_submit(), for latency */
 	bdev_end_fn br_end;
 	void *br_private;
 	struct bdev_ring_op br_ring;
@@ -65,6 +66,20 @@ struct bdev_req {
  * bytes, so 512 B is bucket 0 and the last bucket holds 16 MiB and up. */
 #define BDEV_HIST_BUCKETS 16
 
+/* Latency histogram, log-linear in ns: values below 8 have a bucket each,
+ * then every power of two is cut into 8 buckets, so a percentile read from
+ * it is off by at most one bucket width, 12.5%.  256 buckets reach 17 s;
+ * the last holds everything slower.  Cheap enough to leave on: one clock
+ * read at submit and one at completion. */
+#define BDEV_LAT_BUCKETS 256
+
+/** struct bdev_lat - completion latency of one op kind on one bdev. */
+struct bdev_lat {
+	uint64_t hist[BDEV_LAT_BUCKETS];
+	uint64_t sum_ns; /* over this/interval: the mean queue depth */
+	uint64_t max_ns;
+};
+
 /** struct bdev_stats - counters every bdev keeps; read by the stats file. */
 struct bdev_stats {
 	uint64_t ops[BDEV_NR_OPS];
@@ -73,7 +88,36 @@ struct bdev_stats {
 	uint64_t errors;
 	uint32_t inflight;
 	uint32_t inflight_max;
+	struct bdev_lat lat[2]; /* [BDEV_READ], [BDEV_WRITE] */
 };
+
+/** bdev_now_ns() - CLOCK_MONOTONIC in ns, the clock io_uring timeouts use. */
+uint64_t bdev_now_ns(void);
+
+/** bdev_lat_bucket() - the histogram bucket of a @ns-long latency. */
+static inline int bdev_lat_bucket(uint64_t ns)
+{
+	int k, b;
+
+	if (ns < 8)
+		return (int)ns;
+	k = 63 - __builtin_clzll(ns);
+	b = (k - 2) * 8 + (int)((ns >> (k - 3)) & 7);
+	return b < BDEV_LAT_BUCKETS ? b : BDEV_LAT_BUCKETS - 1;
+}
+
+/** bdev_lat_lower() - the smallest latency in ns that falls in bucket @b. */
+static inline uint64_t bdev_lat_lower(int b)
+{
+	return b < 8 ? (uint64_t)b : (uint64_t)(8 + b % 8) << (b / 8 - 1);
+}
+
+/**
+ * bdev_lat_percentile() - the latency in ns below which a fraction @q
+ * (0..1) of the @n samples in @hist lie: the middle of the bucket that
+ * holds the sample of rank ceil(q * n).  0 when @hist is empty.
+ */
+uint64_t bdev_lat_percentile(const uint64_t *hist, double q);
 
 /** bdev_hist_bucket() - the size_hist bucket of a @bytes-long request. */
 static inline int bdev_hist_bucket(uint64_t bytes)

@@ -4,7 +4,6 @@
 #include "layer.h"
 
 #include <errno.h>
-#include <time.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -490,21 +489,13 @@ int layer_check_chunk(struct bdev **members, int nr, uint64_t chunk,
 	return 0;
 }
 
-uint64_t layer_now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ull + ts.tv_nsec;
-}
-
 void layer_sweep_begin(struct layer *l, int kind, uint64_t total, uint64_t unit)
 {
 	l->l_sweep_running = true;
 	l->l_sweep_pos = 0;
 	l->l_sweep_total = total;
 	l->l_sweep_unit = unit;
-	l->l_sweep_start_ns = layer_now_ns();
+	l->l_sweep_start_ns = bdev_now_ns();
 	if (kind != LAYER_SWEEP_REBUILD)
 		l->l_mismatch_sectors = 0;
 }
@@ -512,12 +503,12 @@ void layer_sweep_begin(struct layer *l, int kind, uint64_t total, uint64_t unit)
 void layer_sweep_end(struct layer *l)
 {
 	l->l_sweep_running = false;
-	l->l_sweep_end_ns = layer_now_ns();
+	l->l_sweep_end_ns = bdev_now_ns();
 }
 
 double layer_sweep_rate(const struct layer *l)
 {
-	uint64_t end = l->l_sweep_running ? layer_now_ns() : l->l_sweep_end_ns;
+	uint64_t end = l->l_sweep_running ? bdev_now_ns() : l->l_sweep_end_ns;
 	double secs = (double)(end - l->l_sweep_start_ns) / 1e9;
 
 	if (!l->l_sweep_start_ns || secs <= 0)

@@ -163,9 +163,6 @@ static inline bool layer_readable(const struct layer *l, int m, uint64_t end)
  */
 bool layer_writes_overlap(const struct layer *l, uint64_t lo, uint64_t hi);
 
-/** layer_now_ns() - CLOCK_MONOTONIC in ns, the clock io_uring timeouts use. */
-uint64_t layer_now_ns(void);
-
 /**
  * layer_sweep_begin() / layer_sweep_end() - bracket a level's rebuild or
  * scrub over @total units of @unit member bytes (progress in l_sweep_pos).

@@ -63,7 +63,7 @@ static void timer_done(struct bdev_ring_op *op, int res, unsigned flags)
 static void child_end(struct bdev_req *req)
 {
 	struct sim_io *io = req->br_private;
-	uint64_t now = layer_now_ns();
+	uint64_t now = bdev_now_ns();
 
 	io->err = req->br_error;
 	if (io->due_ns <= now) {
@@ -90,7 +90,7 @@ static uint64_t draw_latency(struct sim *s)
 static void sim_start(struct sim *s, struct sim_io *io)
 {
 	struct bdev_req *req = io->parent;
-	uint64_t now = layer_now_ns(), due = now + draw_latency(s);
+	uint64_t now = bdev_now_ns(), due = now + draw_latency(s);
 
 	s->inflight++;
 	if (s->bw && (req->br_op == BDEV_READ || req->br_op == BDEV_WRITE)) {

@@ -242,12 +242,20 @@ static void do_open(struct rv_req *req)
 			reply(req, -EACCES, NULL, 0);
 			return;
 		}
-		s = malloc(sizeof(*s) + cap);
-		if (!s) {
-			reply(req, -ENOMEM, NULL, 0);
-			return;
+		/* Deep layouts with busy histograms outgrow any fixed size:
+		 * grow until the text fits (jprintf stops one short of full). */
+		for (;;) {
+			s = malloc(sizeof(*s) + cap);
+			if (!s) {
+				reply(req, -ENOMEM, NULL, 0);
+				return;
+			}
+			s->len = rv_stats_json(fs, s->text, cap);
+			if (s->len + 1 < cap)
+				break;
+			free(s);
+			cap *= 2;
 		}
-		s->len = rv_stats_json(fs, s->text, cap);
 		o->fh = (uintptr_t)s;
 		o->open_flags = FOPEN_DIRECT_IO;
 		break;

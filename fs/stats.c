@@ -52,6 +52,32 @@ static const char *const op_count_names[BDEV_NR_OPS] = {
 	[BDEV_ZERO] = "write_zeroes",
 };
 
+/* "read_lat": p50/p99/mean/max in microseconds, and the histogram keyed by
+ * each non-empty bucket's lower bound in ns, so readers such as
+ * `rawvec stat` can take percentiles over an interval from two snapshots. */
+static void lat_json(struct jbuf *b, const char *name, const struct bdev_lat *l)
+{
+	uint64_t n = 0;
+
+	for (int i = 0; i < BDEV_LAT_BUCKETS; i++)
+		n += l->hist[i];
+	jprintf(b, ", \"%s\": {\"p50_us\": %.1f, \"p99_us\": %.1f, "
+		   "\"mean_us\": %.1f, \"max_us\": %.1f, \"sum_ns\": %llu, \"hist\": {",
+		name, bdev_lat_percentile(l->hist, 0.5) / 1e3,
+		bdev_lat_percentile(l->hist, 0.99) / 1e3,
+		n ? (double)l->sum_ns / (double)n / 1e3 : 0.0, l->max_ns / 1e3,
+		(unsigned long long)l->sum_ns);
+	for (int i = 0, first = 1; i < BDEV_LAT_BUCKETS; i++) {
+		if (!l->hist[i])
+			continue;
+		jprintf(b, "%s\"%llu\": %llu", first ? "" : ", ",
+			(unsigned long long)bdev_lat_lower(i),
+			(unsigned long long)l->hist[i]);
+		first = 0;
+	}
+	jprintf(b, "}}");
+}
+
 static void bdev_json(struct jbuf *b, const struct bdev *d, const char *state)
 {
 	const struct bdev_stats *s = &d->bd_stats;
@@ -79,6 +105,8 @@ static void bdev_json(struct jbuf *b, const struct bdev *d, const char *state)
 		first = 0;
 	}
 	jprintf(b, "}");
+	lat_json(b, "read_lat", &s->lat[BDEV_READ]);
+	lat_json(b, "write_lat", &s->lat[BDEV_WRITE]);
 	if (bdev_is_layer(d)) {
 		const struct layer *l = layer_of((struct bdev *)d);
 

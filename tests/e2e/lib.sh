@@ -294,7 +294,8 @@ stop_rawvec()
 }
 
 # stat_value NAME: a top-level value of $MNT/stats (number, true/false or
-# string, printed bare); NAME may be target.FIELD for the target object.
+# string, printed bare); NAME may be a path such as target.FIELD or, with
+# python3, target.members.0.read_lat.p50_us.
 stat_value()
 {
 	local f=$T/stats.json
@@ -304,7 +305,7 @@ stat_value()
 			import json, sys
 			d = json.load(open(sys.argv[1]))
 			for k in sys.argv[2].split('.'):
-			    d = d[k]
+			    d = d[int(k)] if isinstance(d, list) else d[k]
 			print(str(d).lower() if isinstance(d, bool) else d)
 		EOF
 	else

@@ -38,6 +38,11 @@ read -r iops clat bw < <(fio_metric --rw=randread --bs=4k --iodepth=1)
 added=$(python3 -c "import sys; print(float(sys.argv[1]) - float(sys.argv[2]))" "$clat" "$clat0")
 log "QD1 mean latency: null() ${clat0} us, sim(lat=4ms) ${clat} us"
 within "$added" 3400 4600 "lat=4ms, QD1 latency added by sim (us)"
+# The core's latency histograms see the same: sim's p50 holds the delay,
+# its null() member's does not.
+within "$(stat_value target.read_lat.p50_us)" 3400 4600 "stats: sim read p50 (us)"
+within "$(stat_value target.read_lat.p99_us)" 3400 5500 "stats: sim read p99 (us)"
+within "$(stat_value target.members.0.read_lat.p50_us)" 0 300 "stats: null() read p50 (us)"
 stop_rawvec
 
 start_rawvec 'sim(null(size=64m), lat=4ms, qd=32)'

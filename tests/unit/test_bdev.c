@@ -731,6 +731,7 @@ START_TEST(test_accounting_random)
 	struct pvec vecs[NODES][1];
 	bool busy[NODES] = { false };
 	struct bdev_stats want = { 0 };
+	uint64_t lat_n[2] = { 0, 0 };
 	struct fake f;
 
 	ut_rng_init(&r, __func__);
@@ -778,6 +779,16 @@ START_TEST(test_accounting_random)
 			busy[i] = false;
 			want.inflight--;
 			want.errors += !!e;
+			if (nodes[i].n_req.br_op <= BDEV_WRITE)
+				lat_n[nodes[i].n_req.br_op]++;
+		}
+		/* Every completed read and write, and only those, is timed. */
+		for (int d = 0; d < 2; d++) {
+			uint64_t n = 0;
+
+			for (int b = 0; b < BDEV_LAT_BUCKETS; b++)
+				n += st->lat[d].hist[b];
+			UT_EQ(n, lat_n[d], "step %d dir %d", step, d);
 		}
 		for (int op = 0; op < BDEV_NR_OPS; op++) {
 			UT_EQ(st->ops[op], want.ops[op], "step %d op %d", step,
@@ -790,6 +801,77 @@ START_TEST(test_accounting_random)
 		UT_EQ(st->errors, want.errors, "step %d", step);
 	}
 	ck_assert_uint_gt(want.inflight_max, 10);
+}
+END_TEST
+
+/* Latency buckets tile the line without gaps, each at most 1/8 of its
+ * lower bound wide, so percentiles read from them are within 12.5%. */
+START_TEST(test_lat_buckets)
+{
+	struct ut_rng r;
+
+	for (int b = 0; b + 1 < BDEV_LAT_BUCKETS; b++) {
+		uint64_t lo = bdev_lat_lower(b), hi = bdev_lat_lower(b + 1);
+
+		ck_assert_uint_lt(lo, hi);
+		UT_EQ(bdev_lat_bucket(lo), b, "lower bound of %d", b);
+		UT_EQ(bdev_lat_bucket(hi - 1), b, "upper end of %d", b);
+		if (b >= 8)
+			ck_assert_uint_le((hi - lo) * 8, lo);
+	}
+	ut_rng_init(&r, __func__);
+	for (int i = 0; i < 100000; i++) {
+		uint64_t v = ut_below(&r, 1ull << (1 + ut_below(&r, 40)));
+		int b = bdev_lat_bucket(v);
+
+		ck_assert_uint_le(bdev_lat_lower(b), v);
+		if (b + 1 < BDEV_LAT_BUCKETS)
+			ck_assert_uint_lt(v, bdev_lat_lower(b + 1));
+	}
+	UT_EQ(bdev_lat_bucket(UINT64_MAX), BDEV_LAT_BUCKETS - 1, "clamp");
+}
+END_TEST
+
+static int cmp_u64(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+/* Percentiles from the histogram against the exact order statistic. */
+START_TEST(test_lat_percentile)
+{
+	enum { N = 5000 };
+	static const double qs[] = { 0.01, 0.5, 0.9, 0.99, 0.999, 1.0 };
+	static uint64_t v[N], hist[BDEV_LAT_BUCKETS];
+	struct ut_rng r;
+
+	ut_rng_init(&r, __func__);
+	UT_EQ(bdev_lat_percentile(hist, 0.5), 0, "empty");
+	for (int round = 0; round < 20; round++) {
+		int n = 1 + (int)ut_below(&r, N);
+
+		memset(hist, 0, sizeof(hist));
+		for (int i = 0; i < n; i++) {
+			/* A bulk and a tail, like a disk's latencies. */
+			v[i] = ut_below(&r, 10) ? 50000 + ut_below(&r, 100000) :
+						  ut_below(&r, 1ull << 33);
+			hist[bdev_lat_bucket(v[i])]++;
+		}
+		qsort(v, n, sizeof(v[0]), cmp_u64);
+		for (size_t k = 0; k < sizeof(qs) / sizeof(qs[0]); k++) {
+			uint64_t rank = (uint64_t)(qs[k] * n + 0.999999);
+			uint64_t exact = v[(rank ? rank : 1) - 1];
+			uint64_t got = bdev_lat_percentile(hist, qs[k]);
+			uint64_t diff = got > exact ? got - exact : exact - got;
+
+			ck_assert_msg(diff * 8 <= exact + 8,
+				      "q %.3f n %d: exact %llu got %llu", qs[k], n,
+				      (unsigned long long)exact,
+				      (unsigned long long)got);
+		}
+	}
 }
 END_TEST
 
@@ -880,6 +962,8 @@ Suite *bdev_suite(void)
 	tcase_add_test(tc, test_layer_stack);
 	tcase_add_test(tc, test_accounting_random);
 	tcase_add_test(tc, test_read_only);
+	tcase_add_test(tc, test_lat_buckets);
+	tcase_add_test(tc, test_lat_percentile);
 	suite_add_tcase(s, tc);
 	return s;
 }
