@@ -1,6 +1,7 @@
 /* bdev: request set-up, re-slicing into children, completion stacking and
  * per-device accounting.  Completion flows child -> parent, first error wins. */
 #include "bdev.h"
+#include "trace.h"
 
 #include <errno.h>
 #include <stdlib.h>
@@ -46,17 +47,6 @@ uint64_t bdev_lat_percentile(const uint64_t *hist, double q)
 		}
 	}
 	return bdev_lat_lower(BDEV_LAT_BUCKETS - 1);
-}
-
-static void account_latency(struct bdev *dev, struct bdev_req *req)
-{
-	struct bdev_lat *l = &dev->bd_stats.lat[req->br_op == BDEV_WRITE];
-	uint64_t ns = bdev_now_ns() - req->br_start_ns;
-
-	l->hist[bdev_lat_bucket(ns)]++;
-	l->sum_ns += ns;
-	if (ns > l->max_ns)
-		l->max_ns = ns;
 }
 
 void bdev_req_init(struct bdev_req *req, enum bdev_op op, uint64_t pos,
@@ -112,11 +102,20 @@ void bdev_req_complete(struct bdev_req *req, int err)
 		return;
 	dev = req->br_dev;
 	if (dev) {
+		bool data = req->br_op == BDEV_READ || req->br_op == BDEV_WRITE;
+
 		dev->bd_stats.inflight--;
 		if (req->br_error)
 			dev->bd_stats.errors++;
-		if (req->br_op == BDEV_READ || req->br_op == BDEV_WRITE)
-			account_latency(dev, req);
+		if (data || dev->bd_trace) {
+			uint64_t now = bdev_now_ns();
+
+			if (data)
+				bdev_lat_add(&dev->bd_stats.lat[req->br_op],
+					     now - req->br_start_ns);
+			if (dev->bd_trace)
+				bdev_trace_record(dev->bd_trace, dev, req, now);
+		}
 	}
 	parent = req->br_parent;
 	err = req->br_error;

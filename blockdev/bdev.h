@@ -22,6 +22,7 @@ enum bdev_op {
 
 struct bdev;
 struct bdev_req;
+struct bdev_trace;
 
 typedef void (*bdev_end_fn)(struct bdev_req *req);
 
@@ -112,12 +113,32 @@ static inline uint64_t bdev_lat_lower(int b)
 	return b < 8 ? (uint64_t)b : (uint64_t)(8 + b % 8) << (b / 8 - 1);
 }
 
+/** bdev_lat_add() - count one @ns-long completion in @l. */
+static inline void bdev_lat_add(struct bdev_lat *l, uint64_t ns)
+{
+	l->hist[bdev_lat_bucket(ns)]++;
+	l->sum_ns += ns;
+	if (ns > l->max_ns)
+		l->max_ns = ns;
+}
+
 /**
  * bdev_lat_percentile() - the latency in ns below which a fraction @q
  * (0..1) of the @n samples in @hist lie: the middle of the bucket that
  * holds the sample of rank ceil(q * n).  0 when @hist is empty.
  */
 uint64_t bdev_lat_percentile(const uint64_t *hist, double q);
+
+/**
+ * bdev_lat_quantile() - bdev_lat_percentile() of @l's histogram, but never
+ * above its slowest sample (a bucket's middle can lie past it).
+ */
+static inline uint64_t bdev_lat_quantile(const struct bdev_lat *l, double q)
+{
+	uint64_t ns = bdev_lat_percentile(l->hist, q);
+
+	return ns < l->max_ns ? ns : l->max_ns;
+}
 
 /** bdev_hist_bucket() - the size_hist bucket of a @bytes-long request. */
 static inline int bdev_hist_bucket(uint64_t bytes)
@@ -157,6 +178,8 @@ struct bdev {
 	bool bd_byte_zero;	   /* DISCARD/ZERO need no alignment (files) */
 	uint64_t bd_id_dev, bd_id_ino; /* file: what it is, to spot twins */
 	struct bdev_stats bd_stats;
+	struct bdev_trace *bd_trace; /* -o trace=FILE: record completions */
+	uint16_t bd_trace_id;
 };
 
 /**

@@ -1,5 +1,6 @@
 /* faulty: fault injection over one member, in the spirit of dm-flakey and
- * nbdkit's error filter: error rates, a bad range, errors after N I/Os. */
+ * nbdkit's error filter: error rates, a bad range, errors after N I/Os and
+ * latency spikes (an io_uring timeout before the request reaches the member). */
 #include "faulty.h"
 
 #include <errno.h>
@@ -9,12 +10,25 @@
 
 #include "layout.h"
 
+/* A request held back by a latency spike. */
+struct spike {
+	struct bdev_ring_op timer;
+	struct __kernel_timespec due; /* read by the kernel at submit */
+	struct bdev_req *req;
+	struct layer *l;
+	struct spike *next;
+};
+
 struct faulty {
 	double read_eio, write_eio;  /* probability per request */
 	uint64_t bad_lo, bad_hi;     /* [lo, hi): reads and writes fail */
 	uint64_t after;		     /* requests that pass before all fail */
+	uint64_t spike_ns;	     /* lat_spike=DUR@P: delay ... */
+	double spike_rate;	     /* ... this fraction of requests */
 	uint64_t nr_ios;
 	uint64_t rng;
+	struct bdev_ring *ring;
+	struct spike *free_spikes;
 	struct faulty_stats st;
 };
 
@@ -30,6 +44,38 @@ static double next_unit(struct faulty *f)
 	f->rng ^= f->rng << 25;
 	f->rng ^= f->rng >> 27;
 	return (double)((f->rng * 0x2545f4914f6cdd1dull) >> 11) / (double)(1ull << 53);
+}
+
+static void spike_done(struct bdev_ring_op *op, int res, unsigned flags)
+{
+	struct spike *sp = (struct spike *)((char *)op - offsetof(struct spike, timer));
+	struct faulty *f = faulty_of(sp->l);
+
+	(void)res; /* -ETIME: the timeout fired, as wanted */
+	(void)flags;
+	layer_submit_one(sp->l, sp->req, 0, sp->req->br_pos);
+	sp->next = f->free_spikes;
+	f->free_spikes = sp;
+}
+
+/* Hold @req back for spike_ns; false when no memory (it goes on at once). */
+static bool delay(struct layer *l, struct faulty *f, struct bdev_req *req)
+{
+	struct spike *sp = f->free_spikes;
+	uint64_t due = bdev_now_ns() + f->spike_ns;
+
+	if (sp)
+		f->free_spikes = sp->next;
+	else if (!(sp = calloc(1, sizeof(*sp))))
+		return false;
+	sp->req = req;
+	sp->l = l;
+	sp->due.tv_sec = (long long)(due / 1000000000ull);
+	sp->due.tv_nsec = (long long)(due % 1000000000ull);
+	sp->timer.ro_done = spike_done;
+	io_uring_prep_timeout(bdev_ring_sqe(f->ring, &sp->timer), &sp->due, 0,
+			      IORING_TIMEOUT_ABS);
+	return true;
 }
 
 static void faulty_submit(struct bdev *dev, struct bdev_req *req)
@@ -52,12 +98,25 @@ static void faulty_submit(struct bdev *dev, struct bdev_req *req)
 		bdev_req_complete(req, -EIO);
 		return;
 	}
+	if (data && f->spike_rate > 0 && next_unit(f) < f->spike_rate &&
+	    delay(l, f, req)) {
+		f->st.spikes++;
+		return;
+	}
 	layer_submit_one(l, req, 0, req->br_pos);
 }
 
 static void faulty_free(struct layer *l)
 {
-	free(l->l_private);
+	struct faulty *f = faulty_of(l);
+
+	while (f->free_spikes) {
+		struct spike *sp = f->free_spikes;
+
+		f->free_spikes = sp->next;
+		free(sp);
+	}
+	free(f);
 }
 
 static const struct bdev_ops faulty_ops = {
@@ -116,6 +175,20 @@ static int faulty_set(void *ctx, const char *key, const char *v)
 		n->after = strtoull(v, &end, 10);
 		return end == v || *end || *v == '-' ? -EINVAL : 0;
 	}
+	if (!strcmp(key, "lat_spike")) {
+		/* lat_spike=DUR@P, or lat_spike=none */
+		const char *at = strchr(v, '@');
+
+		if (!strcmp(v, "none")) {
+			n->spike_ns = 0;
+			n->spike_rate = 0;
+			return 0;
+		}
+		if (!at || bdev_parse_duration(v, at - v, &n->spike_ns) ||
+		    parse_rate(at + 1, &n->spike_rate))
+			return -EINVAL;
+		return 0;
+	}
 	if (!strcmp(key, "at")) {
 		/* at=LO..HI (bytes of this member), or at=none */
 		if (strcmp(v, "none"))
@@ -132,15 +205,17 @@ int faulty_configure(struct bdev *dev, const char *opts, char *err, size_t errle
 
 	/* All or nothing: a bad option changes none. */
 	if (layer_parse_opts(opts, faulty_set, &n,
-			     "read_eio=P, write_eio=P with P in 0..1, at=LO..HI|none, after=N",
+			     "read_eio=P, write_eio=P with P in 0..1, at=LO..HI|none, after=N, "
+			     "lat_spike=DUR@P|none",
 			     err, errlen))
 		return -EINVAL;
 	*f = n;
 	return 0;
 }
 
-int faulty_create(struct bdev *member, const char *opts, size_t max_io_bytes,
-		  uint32_t in_segs, struct bdev **out, char *err, size_t errlen)
+int faulty_create(struct bdev *member, const char *opts, struct bdev_ring *ring,
+		  size_t max_io_bytes, uint32_t in_segs, struct bdev **out,
+		  char *err, size_t errlen)
 {
 	struct layer *l;
 	int ret;
@@ -150,6 +225,7 @@ int faulty_create(struct bdev *member, const char *opts, size_t max_io_bytes,
 	if (ret)
 		return ret;
 	faulty_of(l)->rng = 0x9e3779b97f4a7c15ull;
+	faulty_of(l)->ring = ring;
 	if (faulty_configure(&l->l_bdev, opts, err, errlen)) {
 		layer_destroy(&l->l_bdev);
 		return -EINVAL;

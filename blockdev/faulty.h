@@ -5,9 +5,10 @@
 
 #include "layer.h"
 
-/** struct faulty_stats - errors injected, per op. */
+/** struct faulty_stats - errors injected per op, and requests delayed. */
 struct faulty_stats {
 	uint64_t injected[BDEV_NR_OPS];
+	uint64_t spikes;
 };
 
 /**
@@ -15,10 +16,13 @@ struct faulty_stats {
  * @opts is "key=value" separated by commas or spaces: read_eio=P,
  * write_eio=P (probabilities 0..1 per request), at=LO..HI (member bytes
  * where every read and write fails), after=N (requests that pass before
- * every one fails).  Returns 0 or -errno with the reason in @err.
+ * every one fails), lat_spike=DUR@P (a fraction P of reads and writes
+ * reach the member DUR late, timed on @ring).  Returns 0 or -errno with
+ * the reason in @err.
  */
-int faulty_create(struct bdev *member, const char *opts, size_t max_io_bytes,
-		  uint32_t in_segs, struct bdev **out, char *err, size_t errlen);
+int faulty_create(struct bdev *member, const char *opts, struct bdev_ring *ring,
+		  size_t max_io_bytes, uint32_t in_segs, struct bdev **out,
+		  char *err, size_t errlen);
 
 /** faulty_configure() - change @dev's faults; unnamed ones stay. */
 int faulty_configure(struct bdev *dev, const char *opts, char *err, size_t errlen);

@@ -82,6 +82,32 @@ int bdev_parse_size(const char *s, size_t len, uint64_t *out)
 	return 0;
 }
 
+int bdev_parse_duration(const char *v, size_t len, uint64_t *ns)
+{
+	static const struct { const char *sfx; uint64_t mul; } units[] = {
+		{ "ns", 1 }, { "us", 1000 }, { "ms", 1000000 }, { "s", 1000000000 },
+	};
+	char buf[32], *end;
+	unsigned long long n;
+
+	if (!len || len >= sizeof(buf))
+		return -EINVAL;
+	memcpy(buf, v, len);
+	buf[len] = '\0';
+	n = strtoull(buf, &end, 10);
+	if (end == buf || *buf == '-')
+		return -EINVAL;
+	for (size_t i = 0; i < sizeof(units) / sizeof(units[0]); i++) {
+		if (!strcmp(end, units[i].sfx)) {
+			if (n > UINT64_MAX / units[i].mul)
+				return -EINVAL;
+			*ns = n * units[i].mul;
+			return 0;
+		}
+	}
+	return -EINVAL;
+}
+
 /* "problem\n  expression\n     ^" with the caret under column @at. */
 static int fail_at(struct parser *p, size_t at, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
@@ -468,7 +494,7 @@ static int build(struct parser *p, struct lnode *n, uint32_t in_segs,
 
 		free(members);
 		if (name_is(n, "faulty"))
-			ret = faulty_create(m, n->fault_opts, max_io, in_segs, out,
+			ret = faulty_create(m, n->fault_opts, p->ring, max_io, in_segs, out,
 					    msg, sizeof(msg));
 		else if (name_is(n, "sim"))
 			ret = sim_create(m, n->fault_opts, p->ring, max_io, in_segs,

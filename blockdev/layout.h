@@ -34,4 +34,10 @@ int bdev_layout_open(const char *expr, struct bdev_ring *ring,
  */
 int bdev_parse_size(const char *s, size_t len, uint64_t *out);
 
+/**
+ * bdev_parse_duration() - "500ns", "200us", "2ms", "1s" (the first @len
+ * bytes of @s) in ns.  Returns 0 or -EINVAL.
+ */
+int bdev_parse_duration(const char *s, size_t len, uint64_t *ns);
+
 #endif

@@ -110,6 +110,8 @@ int member_replace(struct layer *l, int m, struct bdev *dev, char *err,
 		return -EINVAL;
 	}
 	l->l_members[m] = dev;
+	dev->bd_trace = old->bd_trace; /* a trace goes on under the old id */
+	dev->bd_trace_id = old->bd_trace_id;
 	bdev_destroy(old);
 	if (!l->l_sweep) {
 		/* No redundancy to rebuild from: the new member is blank. */

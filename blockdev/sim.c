@@ -156,33 +156,6 @@ static const struct bdev_ops sim_ops = {
 	.destroy = layer_destroy,
 };
 
-/* "200us", "2ms", "1s", "500ns" */
-static int parse_duration(const char *v, size_t len, uint64_t *ns)
-{
-	static const struct { const char *sfx; uint64_t mul; } units[] = {
-		{ "ns", 1 }, { "us", 1000 }, { "ms", 1000000 }, { "s", 1000000000 },
-	};
-	char buf[32], *end;
-	unsigned long long n;
-
-	if (!len || len >= sizeof(buf))
-		return -EINVAL;
-	memcpy(buf, v, len);
-	buf[len] = '\0';
-	n = strtoull(buf, &end, 10);
-	if (end == buf || *buf == '-')
-		return -EINVAL;
-	for (size_t i = 0; i < sizeof(units) / sizeof(units[0]); i++) {
-		if (!strcmp(end, units[i].sfx)) {
-			if (n > UINT64_MAX / units[i].mul)
-				return -EINVAL;
-			*ns = n * units[i].mul;
-			return 0;
-		}
-	}
-	return -EINVAL;
-}
-
 static int sim_set(void *ctx, const char *key, const char *v)
 {
 	struct sim *s = ctx;
@@ -192,10 +165,10 @@ static int sim_set(void *ctx, const char *key, const char *v)
 
 	if (!strcmp(key, "lat")) {
 		dots = strstr(v, "..");
-		if (parse_duration(v, dots ? (size_t)(dots - v) : strlen(v), &s->lat_lo_ns))
+		if (bdev_parse_duration(v, dots ? (size_t)(dots - v) : strlen(v), &s->lat_lo_ns))
 			return -EINVAL;
 		s->lat_hi_ns = s->lat_lo_ns;
-		if (dots && (parse_duration(dots + 2, strlen(dots + 2), &s->lat_hi_ns) ||
+		if (dots && (bdev_parse_duration(dots + 2, strlen(dots + 2), &s->lat_hi_ns) ||
 			     s->lat_hi_ns < s->lat_lo_ns))
 			return -EINVAL;
 		return 0;

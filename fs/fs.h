@@ -143,4 +143,14 @@ void rv_uring_stop(struct rv_fs *fs);
 
 void rv_log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
+/*
+ * Subcommands, each returning the process's exit code (0, 1 runtime,
+ * 2 usage): `rawvec stat MOUNTPOINT [INTERVAL [COUNT]]` (statcmd.c), a
+ * live per-device table read from MOUNTPOINT/stats, and `rawvec trace
+ * [--csv] FILE` (tracecmd.c), which prints what -o trace=FILE recorded.
+ * @argv[0] is the subcommand's name.
+ */
+int rv_stat_main(int argc, char **argv);
+int rv_trace_main(int argc, char **argv);
+
 #endif

@@ -3,6 +3,7 @@
 #define FUSE_USE_VERSION 35
 #include "fs.h"
 #include "../blockdev/layout.h"
+#include "../blockdev/trace.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -34,6 +35,7 @@ struct rv_opts {
 	bool enable_uring;
 	uint64_t create_size;
 	uint64_t pool_bytes;
+	const char *trace_path;
 	enum rv_transport_kind transport;
 };
 
@@ -41,6 +43,8 @@ static void usage(FILE *f)
 {
 	fprintf(f,
 		"usage: rawvec [options] MOUNTPOINT TARGET\n"
+		"       rawvec stat MOUNTPOINT [INTERVAL [COUNT]]\n"
+		"       rawvec trace [--csv] FILE\n"
 		"\n"
 		"Serve TARGET (an image file or block device) as MOUNTPOINT/disk,\n"
 		"with statistics in MOUNTPOINT/stats.\n"
@@ -49,6 +53,8 @@ static void usage(FILE *f)
 		"  -o ro                   read-only: writes fail with EROFS\n"
 		"  -o allow_other          let other users access the mount\n"
 		"  -o pool=SIZE            pinned buffer pool (default 256m)\n"
+		"  -o trace=FILE           record every device's I/O into FILE\n"
+		"                          (read it with `rawvec trace FILE`)\n"
 		"  --create SIZE           create a missing image file of SIZE (sparse)\n"
 		"  --transport=auto|uring|dev\n"
 		"                          FUSE-over-io_uring, /dev/fuse, or the ring\n"
@@ -77,6 +83,12 @@ static int parse_o(struct rv_opts *o, char *list)
 			o->read_only = false;
 		} else if (!strcmp(tok, "allow_other")) {
 			o->allow_other = true;
+		} else if (!strncmp(tok, "trace=", 6)) {
+			if (!tok[6]) {
+				fprintf(stderr, "rawvec: -o trace: no file named\n");
+				return -EINVAL;
+			}
+			o->trace_path = tok + 6;
 		} else if (!strncmp(tok, "pool=", 5)) {
 			if (parse_size(tok + 5, &o->pool_bytes)) {
 				fprintf(stderr, "rawvec: -o pool: bad size '%s'\n",
@@ -354,6 +366,7 @@ static int run(struct rv_opts *o, int ready_fd)
 					  .create_size = o->create_size };
 	struct fuse_session *se = NULL;
 	struct sig_watch sw = { .op.ro_done = sig_done, .fs = fs };
+	struct bdev_trace *trace = NULL;
 	bool expect_ring, served = false;
 	char err[8192], optbuf[PATH_MAX + 128];
 	int dev_slots, bounces, ret, code = EXIT_USAGE;
@@ -400,6 +413,11 @@ static int run(struct rv_opts *o, int ready_fd)
 	if (ret) {
 		fprintf(stderr, "rawvec: %s\n", err);
 		goto out_ring;
+	}
+	if (o->trace_path &&
+	    bdev_trace_open(o->trace_path, fs->dev, &trace, err, sizeof(err))) {
+		fprintf(stderr, "rawvec: %s\n", err);
+		goto out_dev;
 	}
 	ret = bdev_ring_pool_init(&fs->ring, fs->pool_bytes);
 	if (ret) {
@@ -504,6 +522,12 @@ out_session:
 out_rw:
 	bdev_rw_ctx_exit(&fs->rwc);
 out_dev:
+	/* Everything has completed: the trace holds the last record. */
+	if (bdev_trace_close(trace, fs->dev, err, sizeof(err))) {
+		rv_log("%s", err);
+		if (!code)
+			code = EXIT_RUNTIME;
+	}
 	/* A start that failed leaves no image behind that --create made. */
 	if (code && !served && fs->dev && fs->dev->bd_created)
 		unlink(o->target);
@@ -525,6 +549,11 @@ int main(int argc, char **argv)
 	unsigned char code;
 	pid_t pid;
 
+	/* Subcommands come first, so a mountpoint named "stat" needs ./stat. */
+	if (argc >= 2 && !strcmp(argv[1], "stat"))
+		return rv_stat_main(argc - 1, argv + 1);
+	if (argc >= 2 && !strcmp(argv[1], "trace"))
+		return rv_trace_main(argc - 1, argv + 1);
 	if (parse_args(argc, argv, &o)) {
 		fputs("Try 'rawvec --help'.\n", stderr);
 		return EXIT_USAGE;

@@ -33,7 +33,7 @@ static const char control_help[] =
 	"  check               verify parity and mirrors, count mismatches (see stats)\n"
 	"  repair              like check, and rewrite what mismatches\n"
 	"  fault ADDR K=V ...  change a faulty() member: read_eio=P write_eio=P\n"
-	"                      at=LO..HI|none after=N\n";
+	"                      at=LO..HI|none after=N lat_spike=DUR@P|none\n";
 
 /* A stats file open: the JSON is taken once, at open, so one read(2) loop
  * sees one consistent snapshot. */

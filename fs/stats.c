@@ -63,8 +63,7 @@ static void lat_json(struct jbuf *b, const char *name, const struct bdev_lat *l)
 		n += l->hist[i];
 	jprintf(b, ", \"%s\": {\"p50_us\": %.1f, \"p99_us\": %.1f, "
 		   "\"mean_us\": %.1f, \"max_us\": %.1f, \"sum_ns\": %llu, \"hist\": {",
-		name, bdev_lat_percentile(l->hist, 0.5) / 1e3,
-		bdev_lat_percentile(l->hist, 0.99) / 1e3,
+		name, bdev_lat_quantile(l, 0.5) / 1e3, bdev_lat_quantile(l, 0.99) / 1e3,
 		n ? (double)l->sum_ns / (double)n / 1e3 : 0.0, l->max_ns / 1e3,
 		(unsigned long long)l->sum_ns);
 	for (int i = 0, first = 1; i < BDEV_LAT_BUCKETS; i++) {
@@ -128,9 +127,11 @@ static void bdev_json(struct jbuf *b, const struct bdev *d, const char *state)
 				(unsigned long long)l->l_rebuild_pos,
 				(unsigned long long)l->l_mismatch_sectors);
 		if (bdev_is_faulty(d))
-			jprintf(b, ", \"injected_read_errors\": %llu, \"injected_write_errors\": %llu",
+			jprintf(b, ", \"injected_read_errors\": %llu, \"injected_write_errors\": %llu, "
+				   "\"injected_spikes\": %llu",
 				(unsigned long long)faulty_stats(d)->injected[BDEV_READ],
-				(unsigned long long)faulty_stats(d)->injected[BDEV_WRITE]);
+				(unsigned long long)faulty_stats(d)->injected[BDEV_WRITE],
+				(unsigned long long)faulty_stats(d)->spikes);
 		if (bdev_is_raid56(d)) {
 			const struct raid56_stats *r = raid56_stats(d);
 

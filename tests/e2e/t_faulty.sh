@@ -3,7 +3,9 @@
 # faulty() members fail exactly where and when configured: a bad range
 # gives EIO there under raid0 and nowhere else; read_eio=1 under raid5 and
 # raid1 is survived (the member is failed, data comes from parity or the
-# mirror); after=N passes N requests; bad fault commands fail with EINVAL.
+# mirror); after=N passes N requests; lat_spike=DUR@P delays about P of
+# the requests by DUR, seen in the latency histograms, and can be switched
+# off at run time; bad fault options fail with EINVAL or exit 2.
 . "$(dirname "$0")/lib.sh"
 requires_transport
 requires python3
@@ -55,4 +57,26 @@ for i in 1 2 3; do
 done
 expect_fail "request 4 after after=3" dd if="$MNT/disk" of=/dev/null bs=4k skip=9 count=1 iflag=direct status=none
 stop_rawvec
+
+# lat_spike=20ms@0.2 over 100 reads: about 20 spikes (3 sigma: 8..35), a
+# p99 at the spike and a p50 well below it; lat_spike=none ends them.
+start_rawvec "linear(faulty(null(size=64m), lat_spike=20ms@0.2))"
+dd if="$MNT/disk" of=/dev/null bs=4k count=100 iflag=direct status=none || die "reads under lat_spike failed"
+spikes=$(stat_value target.members.0.injected_spikes)
+[ "$spikes" -ge 8 ] && [ "$spikes" -le 35 ] || die "lat_spike=20ms@0.2: $spikes spikes in 100 reads"
+p50=$(stat_value target.members.0.read_lat.p50_us)
+p99=$(stat_value target.members.0.read_lat.p99_us)
+python3 -c "import sys; p50, p99 = map(float, sys.argv[1:]); sys.exit(not (p50 < 5000 and 18000 <= p99 <= 40000))" "$p50" "$p99" ||
+	die "lat_spike=20ms@0.2: read p50 ${p50} us, p99 ${p99} us"
+log "lat_spike=20ms@0.2: $spikes spikes in 100 reads, p50 ${p50} us, p99 ${p99} us"
+printf 'fault 0 lat_spike=none\n' >"$MNT/control" || die "fault lat_spike=none refused"
+dd if="$MNT/disk" of=/dev/null bs=4k count=50 iflag=direct status=none || die "reads after lat_spike=none failed"
+[ "$(stat_value target.members.0.injected_spikes)" = "$spikes" ] || die "spikes after lat_spike=none"
+expect_fail "lat_spike without a rate" sh -c "printf 'fault 0 lat_spike=5ms\n' >'$MNT/control'"
+expect_fail "lat_spike rate above 1" sh -c "printf 'fault 0 lat_spike=5ms@2\n' >'$MNT/control'"
+stop_rawvec
+out=$("$RAWVEC" -f "$MNT" 'faulty(null(size=1m), lat_spike=fast@0.1)' 2>&1)
+rc=$?
+[ $rc = 2 ] || die "lat_spike=fast@0.1: exit $rc, want 2 ($out)"
+log "refused lat_spike=fast@0.1: $(echo "$out" | head -1)"
 log pass
