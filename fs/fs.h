@@ -74,7 +74,8 @@ struct rv_counters {
 	uint64_t requests;
 	uint64_t reads, writes, read_bytes, write_bytes;
 	uint64_t fsyncs, discards, zeroes;
-	uint64_t errors;
+	uint64_t errors;    /* every error reply, lookups of missing names too */
+	uint64_t io_errors; /* reads, writes, fsyncs, fallocates of disk */
 	uint32_t inflight, inflight_max;
 	uint64_t ring_requests, dev_requests;
 };

@@ -57,8 +57,15 @@ static void reply(struct rv_req *req, int err, const void *data, size_t len)
 {
 	struct rv_counters *c = &req->fs->cnt;
 
-	if (err)
+	if (err) {
+		uint32_t op = req->in->opcode;
+
 		c->errors++;
+		if (req->in->nodeid == RV_INO_DISK &&
+		    (op == FUSE_READ || op == FUSE_WRITE || op == FUSE_FSYNC ||
+		     op == FUSE_FALLOCATE))
+			c->io_errors++;
+	}
 	req->out_error = err;
 	req->out_data = err ? NULL : data;
 	req->out_len = err ? 0 : len;

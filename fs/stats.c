@@ -184,8 +184,10 @@ size_t rv_stats_json(struct rv_fs *fs, char *buf, size_t len)
 	jprintf(&b, "  \"fsyncs\": %llu, \"discards\": %llu, \"zeroes\": %llu,\n",
 		(unsigned long long)c->fsyncs, (unsigned long long)c->discards,
 		(unsigned long long)c->zeroes);
-	jprintf(&b, "  \"inflight\": %u, \"inflight_max\": %u, \"errors\": %llu,\n",
-		c->inflight, c->inflight_max, (unsigned long long)c->errors);
+	jprintf(&b, "  \"inflight\": %u, \"inflight_max\": %u, \"errors\": %llu, "
+		    "\"io_errors\": %llu,\n",
+		c->inflight, c->inflight_max, (unsigned long long)c->errors,
+		(unsigned long long)c->io_errors);
 	jprintf(&b, "  \"copied_bytes\": %llu, \"rmw_writes\": %llu, "
 		    "\"unaligned_reads\": %llu, \"range_lock_waits\": %llu,\n",
 		(unsigned long long)rw->bytes_bounced,

@@ -2,7 +2,8 @@
 # -o trace=FILE round-trips: every device's requests come back from
 # `rawvec trace --csv` at the offsets and lengths raid0 maps them to, with
 # the errors a faulty() member injected and the counts the stats file had;
-# the summary names every device; a torn last record is ignored; bad trace
+# the summary names every device; io_errors counts the failed read and
+# not a lookup of a missing name; a torn last record is ignored; bad trace
 # paths and files are refused.
 . "$(dirname "$0")/lib.sh"
 requires python3
@@ -18,6 +19,7 @@ for k in 3 17 40; do
 	dd if="$MNT/disk" of=/dev/null bs=4k skip=$k count=1 iflag=direct status=none || die "read $k failed"
 done
 expect_fail "read of the bad range" dd if="$MNT/disk" of=/dev/null bs=4k skip=2048 count=1 iflag=direct status=none
+ls "$MNT/nope" 2>/dev/null && die "a missing name was found"
 cp "$MNT/stats" "$T/stats.json"
 stop_rawvec
 
@@ -52,6 +54,9 @@ n = Counter((r["addr"], r["op"]) for r in rows)
 for addr, d in walk(json.load(open(sys.argv[2]))["target"], "-"):
     for op, field in (("read", "reads"), ("write", "writes")):
         assert n[(addr, op)] == d[field], (addr, op, n[(addr, op)], d[field])
+# The failed read is the one I/O error; the missing name is not one.
+top = json.load(open(sys.argv[2]))
+assert top["io_errors"] == 1 and top["errors"] >= 2, (top["io_errors"], top["errors"])
 print(f"{len(rows)} records match")
 PY
 log "trace --csv: every record where raid0 puts it"
