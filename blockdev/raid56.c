@@ -387,11 +387,14 @@ static void so_run(struct stripe_op *so)
 		break;
 	case MODE_RMW:
 		r->st.rmw_writes++;
-		for (int j = 0; j < r->ndata; j++)
-			if (touched(so, j, &a, &b))
-				stage_io(so, BDEV_READ, slots[j], a - so->so_c0, b - a,
-					 col(so, slots[j]) + (a - so->so_c0), NULL,
-					 (struct pvec_iter){ 0 });
+		for (int j = 0; j < r->ndata; j++) {
+			if (!touched(so, j, &a, &b))
+				continue;
+			stage_io(so, BDEV_READ, slots[j], a - so->so_c0, b - a,
+				 col(so, slots[j]) + (a - so->so_c0), NULL,
+				 (struct pvec_iter){ 0 });
+			r->st.parity_reads++;
+		}
 		for (int i = r->ndata; i < n; i++) {
 			stage_io(so, BDEV_READ, slots[i], 0, w, col(so, slots[i]),
 				 NULL, (struct pvec_iter){ 0 });

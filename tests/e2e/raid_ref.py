@@ -765,6 +765,7 @@ def r56_write(n, s, lo, hi, path, e):
         e.add(path, "rmw_writes", 1)
         for j, a, b in touched:
             rd(slots[j], a, b - a)
+            e.add(path, "parity_reads", 1)
         for m in slots[n.ndata:]:
             rd(m, c0, c1 - c0)
             e.add(path, "parity_reads", 1)
