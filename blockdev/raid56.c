@@ -21,10 +21,19 @@ enum so_kind {
 
 enum so_mode { MODE_FULL, MODE_RCW, MODE_RMW, MODE_RECON };
 
+/* A write that covers consecutive full stripes is done as one op over up
+ * to this many member bytes per member: each member's chunks of those
+ * stripes lie back to back, so they go out as one member I/O whose
+ * vector interleaves the request's pages with parity scratch. */
+#define R56_BATCH_BYTES (128u << 10)
+
 /**
  * struct stripe_op - one operation on one stripe, over the in-chunk column
  * range [so_c0, so_c1) of every member.  Scratch holds one column per
- * member slot (member order, not logical order).
+ * member slot (member order, not logical order).  A batch (so_nstripes
+ * > 1) is a full-stripe write of stripes [so_stripe, + so_nstripes): its
+ * scratch holds the parity columns of each stripe in turn, and so_mvec a
+ * gathered vector per member.
  */
 struct stripe_op {
 	struct stripe_op *so_next;
@@ -32,6 +41,7 @@ struct stripe_op {
 	enum so_kind so_kind;
 	enum so_mode so_mode;
 	uint64_t so_stripe;
+	uint32_t so_nstripes;  /* stripes locked and written: 1 unless a batch */
 	uint64_t so_lo, so_hi; /* data bytes of the stripe, [0, ndata * chunk) */
 	uint64_t so_c0, so_c1;
 	int so_tries;
@@ -40,7 +50,9 @@ struct stripe_op {
 	struct bdev_req so_stage; /* parent of one stage's member I/Os */
 	struct bdev_req so_sub[LAYER_MAX_MEMBERS];
 	struct pvec so_subvec[LAYER_MAX_MEMBERS];
-	struct iovec *so_iov; /* l_vec_cap per member I/O */
+	struct iovec *so_iov; /* so_vec_cap per member I/O */
+	struct pvec *so_mvec; /* batches: so_vec_cap per member */
+	uint32_t so_vec_cap;
 	int so_sub_member[LAYER_MAX_MEMBERS];
 	int so_nr_sub;
 	/* Slots (data..., P, Q) unreadable when the op planned its reads:
@@ -63,6 +75,7 @@ struct r56_cursor {
 struct r56 {
 	int nparity, ndata;
 	uint64_t chunk, stripes;
+	uint32_t batch_max; /* stripes one batch may cover (1: no batches) */
 	struct stripe_op *free_ops;
 	int nr_ops, max_ops;
 	struct stripe_op *active;
@@ -132,10 +145,18 @@ static void r56_map(const struct layer *l, uint64_t pos, int *member,
 static void so_run(struct stripe_op *so);
 static void r56_resume(struct layer *l);
 
-static bool stripe_busy(const struct r56 *r, uint64_t stripe)
+static bool overlap(const struct stripe_op *a, const struct stripe_op *b)
 {
-	for (const struct stripe_op *o = r->active; o; o = o->so_next)
-		if (o->so_stripe == stripe)
+	return a->so_stripe < b->so_stripe + b->so_nstripes &&
+	       b->so_stripe < a->so_stripe + a->so_nstripes;
+}
+
+/* Whether @so overlaps an op in @list before @stop (NULL: the whole list). */
+static bool overlaps_any(const struct stripe_op *list, const struct stripe_op *stop,
+			 const struct stripe_op *so)
+{
+	for (const struct stripe_op *o = list; o != stop; o = o->so_next)
+		if (overlap(o, so))
 			return true;
 	return false;
 }
@@ -143,12 +164,10 @@ static bool stripe_busy(const struct r56 *r, uint64_t stripe)
 static void so_lock_or_wait(struct stripe_op *so)
 {
 	struct r56 *r = r56_of(so->so_l);
-	bool waiter_same = false;
 
-	for (const struct stripe_op *o = r->wait_head; o; o = o->so_next)
-		waiter_same |= o->so_stripe == so->so_stripe;
 	so->so_next = NULL;
-	if (!waiter_same && !stripe_busy(r, so->so_stripe)) {
+	/* First come, first served per stripe: never pass a waiter. */
+	if (!overlaps_any(r->wait_head, NULL, so) && !overlaps_any(r->active, NULL, so)) {
 		so->so_next = r->active;
 		r->active = so;
 		so_run(so);
@@ -170,9 +189,13 @@ static void so_unlock(struct stripe_op *so)
 	while (*pp != so)
 		pp = &(*pp)->so_next;
 	*pp = so->so_next;
-	/* Start the oldest waiter for this stripe, if any. */
-	for (w = r->wait_head; w; prev = w, w = w->so_next) {
-		if (w->so_stripe != so->so_stripe)
+	/* Start every waiter that now overlaps neither a running op nor an
+	 * older waiter.  so_run() may finish ops and re-enter here, which
+	 * changes both lists: start one, then look again from the top. */
+again:
+	for (prev = NULL, w = r->wait_head; w; prev = w, w = w->so_next) {
+		if (!overlap(w, so) || overlaps_any(r->active, NULL, w) ||
+		    overlaps_any(r->wait_head, w, w))
 			continue;
 		if (prev)
 			prev->so_next = w->so_next;
@@ -183,20 +206,30 @@ static void so_unlock(struct stripe_op *so)
 		w->so_next = r->active;
 		r->active = w;
 		so_run(w);
-		break;
+		goto again;
 	}
 }
 
 static struct stripe_op *so_alloc(struct layer *l)
 {
+	const struct r56 *r = r56_of(l);
 	struct stripe_op *so = calloc(1, sizeof(*so));
+	/* A batch member I/O: a run of the request's segments per data
+	 * chunk plus a parity column per stripe. */
+	uint32_t cap = l->l_vec_cap + 2 * r->batch_max;
+	size_t cols = (size_t)r->batch_max * r->nparity;
 
 	if (!so)
 		return NULL;
-	so->so_iov = calloc((size_t)l->l_nr * l->l_vec_cap, sizeof(*so->so_iov));
-	if (!so->so_iov || posix_memalign((void **)&so->so_buf, 4096,
-					  (size_t)l->l_nr * l->l_chunk)) {
+	if (cols < (size_t)l->l_nr)
+		cols = l->l_nr;
+	so->so_vec_cap = cap;
+	so->so_iov = calloc((size_t)l->l_nr * cap, sizeof(*so->so_iov));
+	so->so_mvec = r->batch_max > 1 ? calloc((size_t)l->l_nr * cap, sizeof(*so->so_mvec)) : NULL;
+	if (!so->so_iov || (r->batch_max > 1 && !so->so_mvec) ||
+	    posix_memalign((void **)&so->so_buf, 4096, cols * l->l_chunk)) {
 		free(so->so_iov);
+		free(so->so_mvec);
 		free(so);
 		return NULL;
 	}
@@ -207,6 +240,7 @@ static struct stripe_op *so_alloc(struct layer *l)
 static void so_free(struct stripe_op *so)
 {
 	free(so->so_iov);
+	free(so->so_mvec);
 	free(so->so_buf);
 	free(so);
 }
@@ -296,8 +330,8 @@ static void stage_io(struct stripe_op *so, enum bdev_op op, int m,
 		it = pvec_iter_init(vec, 1);
 	}
 	bdev_req_init(sub, op, mpos, len, vec, it, NULL, NULL);
-	sub->br_iov = so->so_iov + (size_t)i * so->so_l->l_vec_cap;
-	sub->br_iov_max = (int)so->so_l->l_vec_cap;
+	sub->br_iov = so->so_iov + (size_t)i * so->so_vec_cap;
+	sub->br_iov_max = (int)so->so_vec_cap;
 	so->so_sub_member[i] = m;
 	bdev_req_chain(&so->so_stage, sub);
 }
@@ -311,12 +345,14 @@ static void stage_submit(struct stripe_op *so)
 	bdev_req_complete(&so->so_stage, 0);
 }
 
-/* The request's bytes for data chunk @j, in-chunk [a, b). */
-static struct pvec_iter req_slice(struct stripe_op *so, int j, uint64_t a,
-				  uint64_t b)
+/* The request's bytes for data chunk @j of the op's stripe @t (0 unless
+ * a batch), in-chunk [a, b). */
+static struct pvec_iter req_slice(struct stripe_op *so, uint32_t t, int j,
+				  uint64_t a, uint64_t b)
 {
+	const struct r56 *r = r56_of(so->so_l);
 	struct pvec_iter it;
-	uint64_t off = j * so->so_l->l_chunk + a - so->so_lo;
+	uint64_t off = t * r->ndata * r->chunk + j * r->chunk + a - so->so_lo;
 
 	pvec_slice(so->so_req.br_vec, so->so_req.br_iter, off, b - a, &it);
 	return it;
@@ -329,8 +365,14 @@ static void plan(struct stripe_op *so)
 	uint64_t mend = so->so_stripe * l->l_chunk + so->so_c1, a, b;
 	int slots[LAYER_MAX_MEMBERS], lost = 0, full = 0, nt = 0;
 
-	raid56_layout(l, so->so_stripe, slots);
 	so->so_unreadable = 0;
+	if (so->so_nstripes > 1) {
+		/* Nothing to read, so nothing unreadable: a failed member is
+		 * left out of the writes, a rebuilding one written. */
+		so->so_mode = MODE_FULL;
+		return;
+	}
+	raid56_layout(l, so->so_stripe, slots);
 	for (int i = 0; i < r->ndata + r->nparity; i++) {
 		if (!layer_readable(l, slots[i], mend)) {
 			so->so_unreadable |= 1ull << i;
@@ -373,7 +415,7 @@ static void so_run(struct stripe_op *so)
 	stage_begin(so);
 	switch (so->so_mode) {
 	case MODE_FULL:
-		r->st.full_stripe_writes++;
+		r->st.full_stripe_writes += so->so_nstripes;
 		break;
 	case MODE_RCW:
 		r->st.rcw_writes++;
@@ -428,15 +470,16 @@ static void overlay(struct stripe_op *so, int j, int m, uint64_t a, uint64_t b)
 	if (so->so_kind == SO_ZERO)
 		memset(dst, 0, b - a);
 	else
-		pvec_copy_to(dst, so->so_req.br_vec, req_slice(so, j, a, b), b - a);
+		pvec_copy_to(dst, so->so_req.br_vec, req_slice(so, 0, j, a, b), b - a);
 	r56_of(so->so_l)->st.parity_copy_bytes += b - a;
 }
 
 /* dst ^= the request's bytes of data chunk @j over the op's columns,
  * straight from its segments (or dst = them, with @first). */
-static void xor_from_req(struct stripe_op *so, int j, uint8_t *dst, bool first)
+static void xor_from_req(struct stripe_op *so, uint32_t t, int j, uint8_t *dst,
+			 bool first)
 {
-	struct pvec_iter it = req_slice(so, j, so->so_c0, so->so_c1);
+	struct pvec_iter it = req_slice(so, t, j, so->so_c0, so->so_c1);
 	const struct pvec *vec = so->so_req.br_vec;
 
 	while (it.pi_size) {
@@ -453,20 +496,21 @@ static void xor_from_req(struct stripe_op *so, int j, uint8_t *dst, bool first)
 
 /* A full stripe's parity needs no copy of its data: P and Q are built
  * from the request's segments, which then go to the members as they are. */
-static void full_stripe_parity(struct stripe_op *so, uint8_t **blk, uint64_t w)
+static void full_stripe_parity(struct stripe_op *so, uint32_t t, uint8_t **blk,
+			       uint64_t w)
 {
 	struct r56 *r = r56_of(so->so_l);
 	int nd = r->ndata;
 
 	for (int j = 0; j < nd; j++)
-		xor_from_req(so, j, blk[nd], j == 0);
+		xor_from_req(so, t, j, blk[nd], j == 0);
 	if (r->nparity < 2)
 		return;
 	/* Horner, as parity_compute(): Q = ((D_n-1 * 2) ^ D_n-2) * 2 ... */
-	xor_from_req(so, nd - 1, blk[nd + 1], true);
+	xor_from_req(so, t, nd - 1, blk[nd + 1], true);
 	for (int j = nd - 2; j >= 0; j--) {
 		parity_mul2(blk[nd + 1], w);
-		xor_from_req(so, j, blk[nd + 1], false);
+		xor_from_req(so, t, j, blk[nd + 1], false);
 	}
 }
 
@@ -496,7 +540,7 @@ static int compute(struct stripe_op *so, int *slots, uint8_t **blk)
 					uint64_t len = b - o < sizeof(tmp) ? b - o : sizeof(tmp);
 
 					pvec_copy_to(tmp, so->so_req.br_vec,
-						     req_slice(so, j, o, o + len), len);
+						     req_slice(so, 0, j, o, o + len), len);
 					parity_xor(delta + (o - a), tmp, len);
 				}
 				r->st.parity_copy_bytes += b - a;
@@ -519,7 +563,7 @@ static int compute(struct stripe_op *so, int *slots, uint8_t **blk)
 			return -EIO;
 	}
 	if (so->so_mode == MODE_FULL && so->so_kind == SO_WRITE) {
-		full_stripe_parity(so, blk, w);
+		full_stripe_parity(so, 0, blk, w);
 		return 0;
 	}
 	if (so->so_kind == SO_WRITE || so->so_kind == SO_ZERO) {
@@ -566,6 +610,59 @@ static void scrub(struct stripe_op *so, uint8_t **blk)
 	free(save);
 }
 
+/* A batch: parity of each stripe into its scratch columns, then one write
+ * per member over all the stripes, gathered from the request and parity. */
+static void batch_write_stage(struct stripe_op *so)
+{
+	struct layer *l = so->so_l;
+	struct r56 *r = r56_of(l);
+	int n = r->ndata + r->nparity, nv[LAYER_MAX_MEMBERS] = { 0 };
+	int slots[LAYER_MAX_MEMBERS];
+	uint8_t *blk[LAYER_MAX_MEMBERS];
+	struct pvec col_vec;
+
+	if (l->l_nr_bad > r->nparity) {
+		so_finish(so, -EIO); /* as a stripe op that finds too few */
+		return;
+	}
+	for (uint32_t t = 0; t < so->so_nstripes; t++) {
+		raid56_layout(l, so->so_stripe + t, slots);
+		for (int k = 0; k < r->nparity; k++)
+			blk[r->ndata + k] = so->so_buf +
+					    ((size_t)t * r->nparity + k) * r->chunk;
+		full_stripe_parity(so, t, blk, r->chunk);
+		for (int i = 0; i < n; i++) {
+			struct pvec *dst = so->so_mvec + (size_t)slots[i] * so->so_vec_cap;
+			const struct pvec *src = &col_vec;
+			struct pvec_iter it;
+
+			if (i < r->ndata) {
+				src = so->so_req.br_vec;
+				it = req_slice(so, t, i, 0, r->chunk);
+			} else {
+				pvec_from_buf(&col_vec, 1, blk[i], r->chunk, 0);
+				it = pvec_iter_init(&col_vec, 1);
+			}
+			nv[slots[i]] = pvec_append(dst, nv[slots[i]], (int)so->so_vec_cap,
+						   src, it);
+			if (nv[slots[i]] < 0) {
+				so_finish(so, -EIO); /* the cap above is wrong */
+				return;
+			}
+		}
+	}
+	stage_begin(so);
+	for (int m = 0; m < n; m++) {
+		const struct pvec *v = so->so_mvec + (size_t)m * so->so_vec_cap;
+
+		if (l->l_state[m] != LAYER_MEMBER_FAILED)
+			stage_io(so, BDEV_WRITE, m, 0, so->so_nstripes * r->chunk, NULL,
+				 v, pvec_iter_init(v, nv[m]));
+	}
+	so->so_tries = -1; /* stage_end: this was the last stage */
+	stage_submit(so);
+}
+
 static void write_stage(struct stripe_op *so)
 {
 	struct layer *l = so->so_l;
@@ -575,6 +672,10 @@ static void write_stage(struct stripe_op *so)
 	uint8_t *blk[LAYER_MAX_MEMBERS];
 	int err;
 
+	if (so->so_nstripes > 1) {
+		batch_write_stage(so);
+		return;
+	}
 	raid56_layout(l, so->so_stripe, slots);
 	err = compute(so, slots, blk);
 	if (err) {
@@ -586,7 +687,7 @@ static void write_stage(struct stripe_op *so)
 	case SO_READ:
 		for (int j = 0; j < r->ndata; j++)
 			if (touched(so, j, &a, &b))
-				pvec_copy_from(so->so_req.br_vec, req_slice(so, j, a, b),
+				pvec_copy_from(so->so_req.br_vec, req_slice(so, 0, j, a, b),
 					       blk[j] + (a - so->so_c0), b - a);
 		break;
 	case SO_CHECK:
@@ -624,7 +725,7 @@ static void write_stage(struct stripe_op *so)
 				/* The payload goes to the member straight from
 				 * the request's vector: a re-slice, no copy. */
 				stage_io(so, BDEV_WRITE, m, a - so->so_c0, b - a, NULL,
-					 so->so_req.br_vec, req_slice(so, i, a, b));
+					 so->so_req.br_vec, req_slice(so, 0, i, a, b));
 			} else if (data_touched) {
 				stage_io(so, BDEV_WRITE, m, a - so->so_c0, b - a,
 					 blk[i] + (a - so->so_c0), NULL,
@@ -693,13 +794,21 @@ static uint64_t r56_issue(struct layer *l, struct bdev_req *req, uint64_t off,
 		struct stripe_op *so;
 		uint64_t a, b;
 
+		uint64_t nfull = lo ? 0 : (req->br_len - off) / sdata;
+		uint32_t ns = 1;
+
 		if (hi - lo > req->br_len - off)
 			hi = lo + (req->br_len - off);
+		if (kind == SO_WRITE && nfull > 1 && r->batch_max > 1) {
+			ns = nfull < r->batch_max ? (uint32_t)nfull : r->batch_max;
+			hi = ns * sdata;
+		}
 		so = so_get(l);
 		if (!so)
 			break;
 		so->so_kind = kind;
 		so->so_stripe = stripe;
+		so->so_nstripes = ns;
 		so->so_lo = lo;
 		so->so_hi = hi;
 		so->so_tries = 0;
@@ -895,6 +1004,7 @@ static void sweep_step(struct r56_sweep *sw)
 	so = sw->so;
 	so->so_kind = sw->kind;
 	so->so_stripe = sw->next_stripe++;
+	so->so_nstripes = 1;
 	so->so_lo = 0;
 	so->so_hi = r->chunk * r->ndata;
 	so->so_c0 = 0;
@@ -1012,8 +1122,12 @@ int raid56_create(int nparity, struct bdev **members, int nr, uint64_t chunk,
 	r->ndata = nr - nparity;
 	r->chunk = chunk;
 	r->stripes = msize / chunk;
-	/* Scratch is one chunk per member per op: bound it to ~64 MiB. */
-	r->max_ops = (int)((64ull << 20) / ((uint64_t)nr * chunk));
+	r->batch_max = chunk < R56_BATCH_BYTES ? R56_BATCH_BYTES / chunk : 1;
+	/* Scratch is a chunk per member, or a batch's parity columns, per
+	 * op: bound it to ~64 MiB. */
+	r->max_ops = (int)((64ull << 20) /
+			   ((uint64_t)(nr > (int)(r->batch_max * nparity) ?
+					       nr : (int)(r->batch_max * nparity)) * chunk));
 	if (r->max_ops < 4)
 		r->max_ops = 4;
 	if (r->max_ops > 256)

@@ -715,6 +715,11 @@ def account(n, op, off, length, path, e):
         while pos < end:
             s = pos // n.swidth
             lo, hi = pos - s * n.swidth, min(n.swidth, end - s * n.swidth)
+            k = min((end - pos) // n.swidth if lo == 0 else 0, r56_batch_max(n))
+            if k > 1:
+                r56_batch(n, s, k, path, e)
+                pos = (s + k) * n.swidth
+                continue
             r56_write(n, s, lo, hi, path, e)
             pos = s * n.swidth + hi
         return
@@ -734,6 +739,22 @@ def account(n, op, off, length, path, e):
     e.add(path, "splits", 1 if len(runs) > 1 else 0)
     for m, mpos, take in runs:
         account(n.kids[m], op, mpos, take, kid_path(path, m), e)
+
+
+R56_BATCH_BYTES = 128 << 10  # raid56.c's R56_BATCH_BYTES
+
+
+def r56_batch_max(n):
+    return R56_BATCH_BYTES // n.chunk if n.chunk < R56_BATCH_BYTES else 1
+
+
+def r56_batch(n, s, k, path, e):
+    """@k whole stripes from @s, written as one op: each member's chunks of
+    them lie back to back, so each member gets one write of k chunks."""
+    e.add(path, "full_stripe_writes", k)
+    e.atleast[(path, "parity_copy_bytes")] -= k * n.swidth
+    for m, kid in enumerate(n.kids):
+        account(kid, "W", s * n.chunk, k * n.chunk, kid_path(path, m), e)
 
 
 def r56_write(n, s, lo, hi, path, e):
