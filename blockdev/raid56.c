@@ -24,8 +24,11 @@ enum so_mode { MODE_FULL, MODE_RCW, MODE_RMW, MODE_RECON };
 /* A write that covers consecutive full stripes is done as one op over up
  * to this many member bytes per member: each member's chunks of those
  * stripes lie back to back, so they go out as one member I/O whose
- * vector interleaves the request's pages with parity scratch. */
+ * vector interleaves the request's pages with parity scratch.  Zeroing
+ * (discard, zero-range) needs neither, so its batches span the request:
+ * zeroes everywhere are a consistent stripe, parity included. */
 #define R56_BATCH_BYTES (128u << 10)
+#define R56_ZERO_BATCH_MAX (1u << 30)
 
 /**
  * struct stripe_op - one operation on one stripe, over the in-chunk column
@@ -625,6 +628,26 @@ static void batch_write_stage(struct stripe_op *so)
 		so_finish(so, -EIO); /* as a stripe op that finds too few */
 		return;
 	}
+	if (so->so_kind == SO_ZERO) {
+		/* Members zero their range their own way: no payload at all.
+		 * A discard stays one where it surely reads back zeroes (a
+		 * hole punched in an image file); elsewhere (BLKDISCARD may
+		 * not zero) it becomes a zero-out, so parity stays right. */
+		stage_begin(so);
+		for (int m = 0; m < n; m++) {
+			const struct bdev *md = l->l_members[m];
+			bool hole = so->so_req.br_op == BDEV_DISCARD && md->bd_kind &&
+				    !strcmp(md->bd_kind, "file");
+
+			if (l->l_state[m] != LAYER_MEMBER_FAILED)
+				stage_io(so, hole ? BDEV_DISCARD : BDEV_ZERO, m, 0,
+					 so->so_nstripes * r->chunk, NULL, NULL,
+					 (struct pvec_iter){ 0 });
+		}
+		so->so_tries = -1;
+		stage_submit(so);
+		return;
+	}
 	for (uint32_t t = 0; t < so->so_nstripes; t++) {
 		raid56_layout(l, so->so_stripe + t, slots);
 		for (int k = 0; k < r->nparity; k++)
@@ -801,6 +824,9 @@ static uint64_t r56_issue(struct layer *l, struct bdev_req *req, uint64_t off,
 			hi = lo + (req->br_len - off);
 		if (kind == SO_WRITE && nfull > 1 && r->batch_max > 1) {
 			ns = nfull < r->batch_max ? (uint32_t)nfull : r->batch_max;
+			hi = ns * sdata;
+		} else if (kind == SO_ZERO && nfull > 1) {
+			ns = nfull < R56_ZERO_BATCH_MAX ? (uint32_t)nfull : R56_ZERO_BATCH_MAX;
 			hi = ns * sdata;
 		}
 		so = so_get(l);

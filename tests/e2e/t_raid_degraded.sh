@@ -433,12 +433,15 @@ discard_case()
 	zr punch-hole 4096 8192 &&                          # inside a chunk
 	zr zero-range "$sw" "$sw" &&                        # a full stripe
 	zr punch-hole $((sw * 3 + c)) $((sw * 2)) &&        # across stripes
-	zr zero-range $((sw * 6 - 4096)) 12288 || { stop_rawvec; return; }
+	zr zero-range $((sw * 6 - 4096)) 12288 &&
+	zr punch-hole $((sw * 24)) $((sw * 3)) &&           # whole stripes: one batch
+	zr zero-range $((sw * 28 + c)) $((sw * 3)) || { stop_rawvec; return; }
 	verify "after aligned discards (healthy)"
 	ctl "fail $failed"
 	zr punch-hole $((sw * 10 + 4096)) 8192 &&
 	zr zero-range $((sw * 12)) "$sw" &&
-	zr punch-hole $((sw * 14 + c)) $((sw * 2)) || { stop_rawvec; return; }
+	zr punch-hole $((sw * 14 + c)) $((sw * 2)) &&
+	zr zero-range $((sw * 32)) $((sw * 2 + 4096)) || { stop_rawvec; return; }
 	verify "after aligned discards (degraded)"
 	zr punch-hole $((sw * 18 + 512)) 1536 &&            # 512-aligned, not 4k
 	zr zero-range $((sw * 18 + 8704)) 3584 &&
