@@ -32,5 +32,6 @@ rawvec is serving $IMG as $MNT/disk. Try:
       --ioengine=io_uring --direct=1 --runtime=10 --time_based
   mkfs.ext4 -F $MNT/disk && mkdir -p /tmp/x && mount -o loop $MNT/disk /tmp/x
   cat $MNT/stats
+  build/rawvec stat $MNT          # live per-device table, Ctrl-C to quit
 Unmount with 'make stop' (unmount /tmp/x first if you mounted it).
 EOT
