@@ -151,6 +151,11 @@ static void mirror_read(struct layer *l, struct layer_io *io, int after);
 static void mirror_child_end(struct bdev_req *req);
 
 /* All member children done: recycle the io, then finish the parent. */
+static bool in_sweep_range(const struct layer *l, const struct bdev_req *req)
+{
+	return l->l_sweep_lo < req->br_pos + req->br_len && req->br_pos < l->l_sweep_hi;
+}
+
 static void io_end(struct bdev_req *req)
 {
 	struct layer_io *io = req->br_private;
@@ -165,8 +170,7 @@ static void io_end(struct bdev_req *req)
 			pp = &(*pp)->li_wnext;
 		*pp = io->li_wnext;
 		/* A sweep step that copied this range may have raced it. */
-		if (l->l_sweep_lo < parent->br_pos + parent->br_len &&
-		    parent->br_pos < l->l_sweep_hi)
+		if (in_sweep_range(l, parent))
 			l->l_sweep_dirty = true;
 	}
 	if (io->li_mirrored && err) {
@@ -367,6 +371,27 @@ static void mirror_read(struct layer *l, struct layer_io *io, int after)
 	bdev_req_complete(req, -EIO);
 }
 
+/* A mirrored write: every mirror not failed gets the whole request. */
+static void mirror_write(struct layer *l, struct layer_io *io)
+{
+	if (in_sweep_range(l, io->li_parent))
+		l->l_sweep_dirty = true;
+	io->li_wnext = l->l_writes;
+	l->l_writes = io;
+	for (int i = 0; i < l->l_nr; i++) {
+		if (l->l_state[i] == LAYER_MEMBER_FAILED)
+			continue;
+		add_whole_child(l, io, i, io->li_parent->br_pos);
+		io->li_child[io->li_nr_children - 1].lc_req.br_end = mirror_child_end;
+		io->li_child[io->li_nr_children - 1].lc_req.br_private = io;
+	}
+	if (!io->li_nr_children) {
+		io_submit_children(l, io, -EIO);
+		return;
+	}
+	io_submit_children(l, io, 0);
+}
+
 void layer_submit_mirrored(struct layer *l, struct bdev_req *req)
 {
 	struct layer_io *io;
@@ -387,22 +412,31 @@ void layer_submit_mirrored(struct layer *l, struct bdev_req *req)
 		mirror_read(l, io, start - 1 + l->l_nr);
 		return;
 	}
-	if (l->l_sweep_lo < req->br_pos + req->br_len && req->br_pos < l->l_sweep_hi)
-		l->l_sweep_dirty = true;
-	io->li_wnext = l->l_writes;
-	l->l_writes = io;
-	for (int i = 0; i < l->l_nr; i++) {
-		if (l->l_state[i] == LAYER_MEMBER_FAILED)
-			continue;
-		add_whole_child(l, io, i, req->br_pos);
-		io->li_child[io->li_nr_children - 1].lc_req.br_end = mirror_child_end;
-		io->li_child[io->li_nr_children - 1].lc_req.br_private = io;
-	}
-	if (!io->li_nr_children) {
-		io_submit_children(l, io, -EIO);
+	if (l->l_sweep_barrier && in_sweep_range(l, req)) {
+		io->li_next = NULL;
+		if (l->l_held_tail)
+			l->l_held_tail->li_next = io;
+		else
+			l->l_held = io;
+		l->l_held_tail = io;
+		l->l_stats.held_writes++;
 		return;
 	}
-	io_submit_children(l, io, 0);
+	mirror_write(l, io);
+}
+
+void layer_sweep_release(struct layer *l)
+{
+	struct layer_io *io = l->l_held;
+
+	l->l_sweep_barrier = false;
+	l->l_held = l->l_held_tail = NULL;
+	while (io) {
+		struct layer_io *next = io->li_next; /* io may be recycled */
+
+		mirror_write(l, io);
+		io = next;
+	}
 }
 
 void layer_submit_one(struct layer *l, struct bdev_req *req, int m,

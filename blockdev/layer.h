@@ -11,11 +11,13 @@
  * @splits: requests cut into more than one child
  * @merged: pieces appended to a child already holding a neighbour
  * @pieces: pieces produced by the map (merged or not)
+ * @held_writes: mirrored writes a sweep barrier made wait
  */
 struct layer_stats {
 	uint64_t splits;
 	uint64_t merged;
 	uint64_t pieces;
+	uint64_t held_writes;
 };
 
 struct layer;
@@ -68,9 +70,14 @@ struct layer {
 	int l_nr_bad;	/* members not LAYER_MEMBER_OK */
 	uint64_t l_rebuild_pos; /* member bytes of the rebuilding member done */
 	/* The member range a sweep works on; writes into it mark it dirty
-	 * so the sweep step is redone (a resync barrier without waiting). */
+	 * so the sweep step is redone.  A step redone again and again (a
+	 * write storm on one range) raises l_sweep_barrier: new mirrored
+	 * writes into the range then wait on l_held until the step is done,
+	 * so a rebuild always gets past it. */
 	uint64_t l_sweep_lo, l_sweep_hi;
 	bool l_sweep_dirty;
+	bool l_sweep_barrier;
+	struct layer_io *l_held, *l_held_tail;
 	struct layer_io *l_writes; /* mirrored writes in flight */
 	/* Level hook for rebuild/check/repair, NULL for levels without
 	 * redundancy; calls done(l, err) when finished. */
@@ -162,6 +169,12 @@ static inline bool layer_readable(const struct layer *l, int m, uint64_t end)
  * flight; a sweep step starting over that range must be redone.
  */
 bool layer_writes_overlap(const struct layer *l, uint64_t lo, uint64_t hi);
+
+/**
+ * layer_sweep_release() - drop the sweep barrier and submit, in order, the
+ * mirrored writes it held.
+ */
+void layer_sweep_release(struct layer *l);
 
 /**
  * layer_sweep_begin() / layer_sweep_end() - bracket a level's rebuild or

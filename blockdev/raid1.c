@@ -15,6 +15,8 @@ static void raid1_submit(struct bdev *dev, struct bdev_req *req)
 /* ---- rebuild, check, repair: a sweep in steps over the members ------- */
 
 #define SWEEP_STEP (1u << 20)
+/* Redos of one step before new writes into it are held back. */
+#define SWEEP_REDOS_BEFORE_BARRIER 2
 
 struct r1_sweep {
 	struct layer *l;
@@ -22,6 +24,7 @@ struct r1_sweep {
 	uint64_t pos, len;
 	int src;
 	int stage;
+	int redos; /* of the current step */
 	int err;
 	uint8_t *buf[LAYER_MAX_MEMBERS];
 	struct pvec vec[LAYER_MAX_MEMBERS];
@@ -62,6 +65,7 @@ static void sweep_finish(struct r1_sweep *sw)
 		free(sw->buf[i]);
 	free(sw);
 	l->l_sweep_lo = l->l_sweep_hi = 0;
+	layer_sweep_release(l);
 	layer_sweep_end(l);
 	if (done)
 		done(l, err);
@@ -104,11 +108,16 @@ static void sweep_agg_end(struct bdev_req *req)
 		return;
 	}
 	/* A user write into the range meanwhile may have been overwritten
-	 * with older data: redo the step. */
+	 * with older data: redo the step, and hold new writes back if that
+	 * keeps happening, or a write storm there stalls the sweep. */
 	if (l->l_sweep_dirty && sw->kind != LAYER_SWEEP_CHECK) {
+		if (++sw->redos >= SWEEP_REDOS_BEFORE_BARRIER)
+			l->l_sweep_barrier = true;
 		sweep_step(sw);
 		return;
 	}
+	sw->redos = 0;
+	layer_sweep_release(l);
 	sw->pos += sw->len;
 	if (sw->kind == LAYER_SWEEP_REBUILD)
 		l->l_rebuild_pos = sw->pos;

@@ -120,12 +120,14 @@ static void bdev_json(struct jbuf *b, const struct bdev *d, const char *state)
 		if (l->l_sweep)
 			jprintf(b, ", \"degraded\": %d, \"sweep_running\": %s, "
 				   "\"sweep_done_pct\": %.1f, \"sweep_bytes_per_sec\": %.0f, "
-				   "\"rebuild_pos\": %llu, \"mismatch_sectors\": %llu",
+				   "\"rebuild_pos\": %llu, \"mismatch_sectors\": %llu, "
+				   "\"sweep_held_writes\": %llu",
 				l->l_nr_bad, l->l_sweep_running ? "true" : "false",
 				l->l_sweep_total ? 100.0 * l->l_sweep_pos / l->l_sweep_total : 0.0,
 				layer_sweep_rate(l),
 				(unsigned long long)l->l_rebuild_pos,
-				(unsigned long long)l->l_mismatch_sectors);
+				(unsigned long long)l->l_mismatch_sectors,
+				(unsigned long long)l->l_stats.held_writes);
 		if (bdev_is_faulty(d))
 			jprintf(b, ", \"injected_read_errors\": %llu, \"injected_write_errors\": %llu, "
 				   "\"injected_spikes\": %llu",
