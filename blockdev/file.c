@@ -30,12 +30,31 @@ static struct file_dev *to_file(struct bdev *dev)
 
 static void file_queue(struct file_dev *f, struct bdev_req *req);
 
+/* The fallback discard for block devices without a zeroing one: liburing
+ * 2.3 has no io_uring discard, so it runs inline (rare: mkfs, fstrim). */
+static int blkdev_range_ioctl(int fd, unsigned long cmd, uint64_t pos,
+			      uint64_t len)
+{
+	uint64_t range[2] = { pos, len };
+
+	return ioctl(fd, cmd, range) ? -errno : 0;
+}
+
 static void file_done(struct bdev_ring_op *op, int res, unsigned flags)
 {
 	struct bdev_req *req = (struct bdev_req *)((char *)op -
 			offsetof(struct bdev_req, br_ring));
 
 	(void)flags;
+	if (res == -EOPNOTSUPP && req->br_op == BDEV_DISCARD &&
+	    req->br_dev->bd_is_blockdev) {
+		/* No zeroing discard (write-zeroes with unmap) on this
+		 * device: a plain one, synchronous, is what is left. */
+		res = blkdev_range_ioctl(to_file(req->br_dev)->fd_fd, BLKDISCARD,
+					 req->br_pos, req->br_len);
+		bdev_req_complete(req, res);
+		return;
+	}
 	if (res < 0) {
 		bdev_req_complete(req, res);
 		return;
@@ -56,20 +75,10 @@ static void file_done(struct bdev_ring_op *op, int res, unsigned flags)
 	bdev_req_complete(req, 0);
 }
 
-/* Block devices have no io_uring discard in liburing 2.3; these ioctls are
- * rare (mkfs, fstrim) and short, so they run inline. */
-static int blkdev_range_ioctl(int fd, unsigned long cmd, uint64_t pos,
-			      uint64_t len)
-{
-	uint64_t range[2] = { pos, len };
-
-	return ioctl(fd, cmd, range) ? -errno : 0;
-}
-
 static void file_queue(struct file_dev *f, struct bdev_req *req)
 {
 	struct io_uring_sqe *sqe;
-	int nr, ret;
+	int nr;
 
 	switch (req->br_op) {
 	case BDEV_READ:
@@ -105,13 +114,9 @@ static void file_queue(struct file_dev *f, struct bdev_req *req)
 		return;
 	case BDEV_DISCARD:
 	case BDEV_ZERO:
-		if (f->fd_bdev.bd_is_blockdev) {
-			ret = blkdev_range_ioctl(f->fd_fd,
-				req->br_op == BDEV_DISCARD ? BLKDISCARD : BLKZEROOUT,
-				req->br_pos, req->br_len);
-			bdev_req_complete(req, ret);
-			return;
-		}
+		/* io_uring runs fallocate in a worker, so a long zero-out
+		 * never stalls the loop.  On a block device PUNCH_HOLE is a
+		 * discard that reads back zeroes, ZERO_RANGE a zero-out. */
 		sqe = bdev_ring_sqe(f->fd_ring, &req->br_ring);
 		io_uring_prep_fallocate(sqe, f->fd_fd,
 			FALLOC_FL_KEEP_SIZE | (req->br_op == BDEV_DISCARD ?

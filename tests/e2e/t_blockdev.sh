@@ -44,9 +44,9 @@ run_on()
 
 	# Discard and zero-out on whole blocks read back as zeros.
 	fallocate --punch-hole --keep-size -o $((20 << 20)) -l $((1 << 20)) "$MNT/disk" ||
-		die "punch-hole (BLKDISCARD) on a block device"
+		die "punch-hole (a zeroing discard) on a block device"
 	fallocate --zero-range --keep-size -o $((30 << 20)) -l 65536 "$MNT/disk" ||
-		die "zero-range (BLKZEROOUT) on a block device"
+		die "zero-range (a zero-out) on a block device"
 	python3 - "$T/ref" <<-'EOF'
 		import sys
 		with open(sys.argv[1], 'r+b') as f:
