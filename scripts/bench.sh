@@ -69,6 +69,7 @@
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+export PYTHONPATH="$here/scripts${PYTHONPATH:+:$PYTHONPATH}" # fio_json.py
 RUNTIME=${RUNTIME:-10}
 RAMP=${RAMP:-2}
 ROUNDS=${ROUNDS:-3}
@@ -323,18 +324,13 @@ prepare_image() {
 cat >"$TMPD/helper.py" <<'PYEOF'
 import json, statistics, sys
 
+import fio_json
+
 def die(msg):
-    print("bench: error: " + msg, file=sys.stderr)
-    sys.exit(1)
+    fio_json.die("bench", msg)
 
 def load_json(path):
-    with open(path) as f:
-        text = f.read()
-    # fio may put a warning line before the JSON
-    start = text.find("{")
-    if start < 0:
-        die(path + ": no JSON in fio's output")
-    return json.loads(text[start:])
+    return fio_json.load_json(path, "bench")
 
 def cmd_fio(path, rw, io_bytes=""):
     """Print 'iops<TAB>bytes_per_s<TAB>mean_lat_us' of a one-job fio run,

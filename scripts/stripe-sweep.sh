@@ -70,6 +70,7 @@
 set -eu -o pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+export PYTHONPATH="$ROOT/scripts${PYTHONPATH:+:$PYTHONPATH}" # fio_json.py
 PROG=stripe-sweep
 
 die() {
@@ -281,6 +282,8 @@ write_helper() {
 """stripe-sweep helper: point (one CSV row), plots (gnuplot scripts), summary."""
 import csv, json, math, os, statistics, sys
 
+import fio_json
+
 HEADER = ["level", "members", "chunk", "chunk_bytes", "job", "pattern", "bs",
           "iodepth", "iops", "mbps", "clat_p50_us", "clat_p99_us",
           "lat_p50_us", "lat_p99_us", "disk_bytes", "member_bytes_total",
@@ -295,17 +298,11 @@ PARITY = ["full_stripe_writes", "rmw_writes", "rcw_writes", "parity_reads",
 
 
 def die(msg):
-    print("stripe-sweep: error: " + msg, file=sys.stderr)
-    sys.exit(1)
+    fio_json.die("stripe-sweep", msg)
 
 
 def load(path):
-    with open(path) as f:
-        text = f.read()
-    start = text.find("{")  # fio may print a warning before its JSON
-    if start < 0:
-        die(path + ": no JSON in it")
-    return json.loads(text[start:])
+    return fio_json.load_json(path, "stripe-sweep")
 
 
 def disks(stats, level):
