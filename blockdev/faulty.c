@@ -62,7 +62,6 @@ static void spike_done(struct bdev_ring_op *op, int res, unsigned flags)
 static bool delay(struct layer *l, struct faulty *f, struct bdev_req *req)
 {
 	struct spike *sp = f->free_spikes;
-	uint64_t due = bdev_now_ns() + f->spike_ns;
 
 	if (sp)
 		f->free_spikes = sp->next;
@@ -70,11 +69,8 @@ static bool delay(struct layer *l, struct faulty *f, struct bdev_req *req)
 		return false;
 	sp->req = req;
 	sp->l = l;
-	sp->due.tv_sec = (long long)(due / 1000000000ull);
-	sp->due.tv_nsec = (long long)(due % 1000000000ull);
 	sp->timer.ro_done = spike_done;
-	io_uring_prep_timeout(bdev_ring_sqe(f->ring, &sp->timer), &sp->due, 0,
-			      IORING_TIMEOUT_ABS);
+	bdev_ring_timer_at(f->ring, &sp->timer, &sp->due, bdev_now_ns() + f->spike_ns);
 	return true;
 }
 

@@ -100,6 +100,14 @@ struct io_uring_sqe *bdev_ring_sqe(struct bdev_ring *r,
 	return sqe;
 }
 
+void bdev_ring_timer_at(struct bdev_ring *r, struct bdev_ring_op *op,
+			struct __kernel_timespec *ts, uint64_t due_ns)
+{
+	ts->tv_sec = (long long)(due_ns / 1000000000ull);
+	ts->tv_nsec = (long long)(due_ns % 1000000000ull);
+	io_uring_prep_timeout(bdev_ring_sqe(r, op), ts, 0, IORING_TIMEOUT_ABS);
+}
+
 int bdev_ring_run(struct bdev_ring *r, unsigned wait_nr)
 {
 	struct io_uring_cqe *cqe;

@@ -69,6 +69,14 @@ struct io_uring_sqe *bdev_ring_sqe(struct bdev_ring *r,
 				   struct bdev_ring_op *op);
 
 /**
+ * bdev_ring_timer_at() - complete @op when CLOCK_MONOTONIC reaches @due_ns
+ * (an absolute io_uring timeout; res -ETIME is the normal outcome).  @ts
+ * is the caller's and must live until the SQE is submitted.
+ */
+void bdev_ring_timer_at(struct bdev_ring *r, struct bdev_ring_op *op,
+			struct __kernel_timespec *ts, uint64_t due_ns);
+
+/**
  * bdev_ring_run() - submit what is queued, wait for at least @wait_nr
  * completions (0: do not block) and dispatch every ready CQE.
  * Returns the number dispatched or -errno (-EINTR when a signal came).

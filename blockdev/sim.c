@@ -70,11 +70,8 @@ static void child_end(struct bdev_req *req)
 		sim_finish(io);
 		return;
 	}
-	io->due.tv_sec = (long long)(io->due_ns / 1000000000ull);
-	io->due.tv_nsec = (long long)(io->due_ns % 1000000000ull);
 	io->timer.ro_done = timer_done;
-	io_uring_prep_timeout(bdev_ring_sqe(io->sim->ring, &io->timer), &io->due, 0,
-			      IORING_TIMEOUT_ABS);
+	bdev_ring_timer_at(io->sim->ring, &io->timer, &io->due, io->due_ns);
 }
 
 static uint64_t draw_latency(struct sim *s)
