@@ -53,9 +53,8 @@ struct stripe_op {
 	struct bdev_req so_stage; /* parent of one stage's member I/Os */
 	struct bdev_req so_sub[LAYER_MAX_MEMBERS];
 	struct pvec so_subvec[LAYER_MAX_MEMBERS];
-	struct iovec *so_iov; /* so_vec_cap per member I/O */
-	struct pvec *so_mvec; /* batches: so_vec_cap per member */
-	uint32_t so_vec_cap;
+	struct iovec *so_iov; /* r56.vec_cap per member I/O */
+	struct pvec *so_mvec; /* batches: r56.vec_cap per member */
 	int so_sub_member[LAYER_MAX_MEMBERS];
 	int so_nr_sub;
 	/* Slots (data..., P, Q) unreadable when the op planned its reads:
@@ -79,6 +78,11 @@ struct r56 {
 	int nparity, ndata;
 	uint64_t chunk, stripes;
 	uint32_t batch_max; /* stripes one batch may cover (1: no batches) */
+	/* Per op: segments a member I/O may gather (a run of the request's
+	 * segments per data chunk plus a parity column per stripe), and
+	 * scratch columns (one per member, or a batch's parity). */
+	uint32_t vec_cap;
+	uint32_t scratch_cols;
 	struct stripe_op *free_ops;
 	int nr_ops, max_ops;
 	struct stripe_op *active;
@@ -217,20 +221,14 @@ static struct stripe_op *so_alloc(struct layer *l)
 {
 	const struct r56 *r = r56_of(l);
 	struct stripe_op *so = calloc(1, sizeof(*so));
-	/* A batch member I/O: a run of the request's segments per data
-	 * chunk plus a parity column per stripe. */
-	uint32_t cap = l->l_vec_cap + 2 * r->batch_max;
-	size_t cols = (size_t)r->batch_max * r->nparity;
+	size_t nvec = (size_t)l->l_nr * r->vec_cap;
 
 	if (!so)
 		return NULL;
-	if (cols < (size_t)l->l_nr)
-		cols = l->l_nr;
-	so->so_vec_cap = cap;
-	so->so_iov = calloc((size_t)l->l_nr * cap, sizeof(*so->so_iov));
-	so->so_mvec = r->batch_max > 1 ? calloc((size_t)l->l_nr * cap, sizeof(*so->so_mvec)) : NULL;
+	so->so_iov = calloc(nvec, sizeof(*so->so_iov));
+	so->so_mvec = r->batch_max > 1 ? calloc(nvec, sizeof(*so->so_mvec)) : NULL;
 	if (!so->so_iov || (r->batch_max > 1 && !so->so_mvec) ||
-	    posix_memalign((void **)&so->so_buf, 4096, cols * l->l_chunk)) {
+	    posix_memalign((void **)&so->so_buf, 4096, (size_t)r->scratch_cols * l->l_chunk)) {
 		free(so->so_iov);
 		free(so->so_mvec);
 		free(so);
@@ -333,8 +331,8 @@ static void stage_io(struct stripe_op *so, enum bdev_op op, int m,
 		it = pvec_iter_init(vec, 1);
 	}
 	bdev_req_init(sub, op, mpos, len, vec, it, NULL, NULL);
-	sub->br_iov = so->so_iov + (size_t)i * so->so_vec_cap;
-	sub->br_iov_max = (int)so->so_vec_cap;
+	sub->br_iov = so->so_iov + (size_t)i * r56_of(so->so_l)->vec_cap;
+	sub->br_iov_max = (int)r56_of(so->so_l)->vec_cap;
 	so->so_sub_member[i] = m;
 	bdev_req_chain(&so->so_stage, sub);
 }
@@ -655,7 +653,7 @@ static void batch_write_stage(struct stripe_op *so)
 					    ((size_t)t * r->nparity + k) * r->chunk;
 		full_stripe_parity(so, t, blk, r->chunk);
 		for (int i = 0; i < n; i++) {
-			struct pvec *dst = so->so_mvec + (size_t)slots[i] * so->so_vec_cap;
+			struct pvec *dst = so->so_mvec + (size_t)slots[i] * r->vec_cap;
 			const struct pvec *src = &col_vec;
 			struct pvec_iter it;
 
@@ -666,7 +664,7 @@ static void batch_write_stage(struct stripe_op *so)
 				pvec_from_buf(&col_vec, 1, blk[i], r->chunk, 0);
 				it = pvec_iter_init(&col_vec, 1);
 			}
-			nv[slots[i]] = pvec_append(dst, nv[slots[i]], (int)so->so_vec_cap,
+			nv[slots[i]] = pvec_append(dst, nv[slots[i]], (int)r->vec_cap,
 						   src, it);
 			if (nv[slots[i]] < 0) {
 				so_finish(so, -EIO); /* the cap above is wrong */
@@ -676,7 +674,7 @@ static void batch_write_stage(struct stripe_op *so)
 	}
 	stage_begin(so);
 	for (int m = 0; m < n; m++) {
-		const struct pvec *v = so->so_mvec + (size_t)m * so->so_vec_cap;
+		const struct pvec *v = so->so_mvec + (size_t)m * r->vec_cap;
 
 		if (l->l_state[m] != LAYER_MEMBER_FAILED)
 			stage_io(so, BDEV_WRITE, m, 0, so->so_nstripes * r->chunk, NULL,
@@ -1149,11 +1147,11 @@ int raid56_create(int nparity, struct bdev **members, int nr, uint64_t chunk,
 	r->chunk = chunk;
 	r->stripes = msize / chunk;
 	r->batch_max = chunk < R56_BATCH_BYTES ? R56_BATCH_BYTES / chunk : 1;
-	/* Scratch is a chunk per member, or a batch's parity columns, per
-	 * op: bound it to ~64 MiB. */
-	r->max_ops = (int)((64ull << 20) /
-			   ((uint64_t)(nr > (int)(r->batch_max * nparity) ?
-					       nr : (int)(r->batch_max * nparity)) * chunk));
+	r->vec_cap = l->l_vec_cap + 2 * r->batch_max;
+	r->scratch_cols = r->batch_max * nparity > (uint32_t)nr ?
+				  r->batch_max * nparity : (uint32_t)nr;
+	/* Bound the ops' scratch to ~64 MiB. */
+	r->max_ops = (int)((64ull << 20) / ((uint64_t)r->scratch_cols * chunk));
 	if (r->max_ops < 4)
 		r->max_ops = 4;
 	if (r->max_ops > 256)
