@@ -481,7 +481,8 @@ static int build(struct parser *p, struct lnode *n, uint32_t in_segs,
 				   sizeof(msg));
 	else if (name_is(n, "raid5") || name_is(n, "raid6"))
 		ret = raid56_create(name_is(n, "raid5") ? 1 : 2, members, nr,
-				    n->chunk, max_io, in_segs, out, msg, sizeof(msg));
+				    n->chunk, max_io, in_segs, p->ring, out, msg,
+				    sizeof(msg));
 	else if (name_is(n, "raid1"))
 		ret = raid1_create(members, nr, max_io, in_segs, out, msg,
 				   sizeof(msg));

@@ -30,6 +30,20 @@ enum so_mode { MODE_FULL, MODE_RCW, MODE_RMW, MODE_RECON };
 #define R56_BATCH_BYTES (128u << 10)
 #define R56_ZERO_BATCH_MAX (1u << 30)
 
+/* Writes into part of a stripe are merged with their neighbours on the
+ * same stripe while they wait (md's stripe cache does this): the merged
+ * op's data vector re-slices every request's pages, in no more segments
+ * than a member takes in one request (l_vec_cap).  A partial write that could run is held (plugged) until the
+ * end of the batch of requests it came in.  One that continues a
+ * sequential stream and came while other stripe ops ran is held longer,
+ * since the rest of its stripe is then likely on the way, stuck behind
+ * those ops: when it comes the stripe goes out as a full-stripe write, no
+ * reads.  It is held for at most as long as a write op takes (a moving
+ * average, within the bounds below).  A writer at queue depth 1 finds the
+ * array idle, so it never waits for more than its batch. */
+#define R56_HOLD_MIN_NS 100000ull
+#define R56_HOLD_MAX_NS 100000000ull
+
 /**
  * struct stripe_op - one operation on one stripe, over the in-chunk column
  * range [so_c0, so_c1) of every member.  Scratch holds one column per
@@ -61,6 +75,20 @@ struct stripe_op {
 	 * fixed for the op, as a rebuild may move on meanwhile. */
 	uint64_t so_unreadable;
 	bool so_has_req;
+	/* Plugged: a partial-stripe write held in the wait list (until the
+	 * ring's next submit, or longer with so_hold), so that neighbours
+	 * can join it and make the stripe full. */
+	bool so_plugged;
+	bool so_hold;	     /* may be held past its batch (see above) */
+	uint64_t so_plug_ns; /* when it was plugged */
+	uint64_t so_run_ns;  /* when it first ran */
+	/* The new data, bytes [so_lo, so_hi) of the stripe: the request's own
+	 * vector, or so_dvec once writes were merged in (so_peers, which
+	 * complete with this op). */
+	const struct pvec *so_vec;
+	struct pvec_iter so_it;
+	struct pvec *so_dvec; /* l_vec_cap segments */
+	struct stripe_op *so_peers;
 	void (*so_done)(struct stripe_op *so, int err); /* background ops */
 	void *so_private;
 };
@@ -88,6 +116,11 @@ struct r56 {
 	struct stripe_op *active;
 	struct stripe_op *wait_head, *wait_tail;
 	struct r56_cursor *cur_head, *cur_tail, *cur_free;
+	struct bdev_ring *ring;	     /* NULL: partial writes are never held */
+	struct bdev_ring_hook unplug;
+	int nr_plugged;
+	uint64_t seq_end; /* where the last write op ended, array bytes */
+	uint64_t write_op_ns; /* moving average of a write op's run time */
 	struct raid56_stats st;
 };
 
@@ -151,6 +184,8 @@ static void r56_map(const struct layer *l, uint64_t pos, int *member,
 
 static void so_run(struct stripe_op *so);
 static void r56_resume(struct layer *l);
+static bool touched(const struct stripe_op *so, int j, uint64_t *a, uint64_t *b);
+static void start_waiters(struct r56 *r, const struct stripe_op *freed);
 
 static bool overlap(const struct stripe_op *a, const struct stripe_op *b)
 {
@@ -168,19 +203,112 @@ static bool overlaps_any(const struct stripe_op *list, const struct stripe_op *s
 	return false;
 }
 
+/* The in-chunk columns [so_c0, so_c1) that data bytes [so_lo, so_hi) of
+ * the stripe touch in any chunk. */
+static void so_set_cols(struct stripe_op *so)
+{
+	uint64_t a, b;
+
+	so->so_c0 = so->so_l->l_chunk;
+	so->so_c1 = 0;
+	for (int j = 0; j < r56_of(so->so_l)->ndata; j++) {
+		if (!touched(so, j, &a, &b))
+			continue;
+		if (a < so->so_c0)
+			so->so_c0 = a;
+		if (b > so->so_c1)
+			so->so_c1 = b;
+	}
+}
+
+static bool mergeable(const struct stripe_op *so)
+{
+	return so->so_has_req && so->so_kind == SO_WRITE && so->so_nstripes == 1;
+}
+
+/* Merge write @so into the newest waiting op on its stripe when their
+ * bytes are neighbours: that op then writes both, its vector the two
+ * requests' vectors back to back, and @so completes with it.  The newest
+ * waiter is the one @so would queue behind, so the order of overlapping
+ * writes is kept. */
+static bool so_merge(struct r56 *r, struct stripe_op *so)
+{
+	struct stripe_op *w = NULL, *first, *second;
+	struct pvec *v = so->so_dvec; /* unused by @so: build the new one here */
+	int cap = (int)so->so_l->l_vec_cap, n;
+
+	if (!mergeable(so))
+		return false;
+	for (struct stripe_op *o = r->wait_head; o; o = o->so_next)
+		if (overlap(o, so))
+			w = o;
+	if (!w || !mergeable(w))
+		return false;
+	if (w->so_hi == so->so_lo) {
+		first = w;
+		second = so;
+	} else if (so->so_hi == w->so_lo) {
+		first = so;
+		second = w;
+	} else {
+		return false;
+	}
+	n = pvec_append(v, 0, cap, first->so_vec, first->so_it);
+	if (n >= 0)
+		n = pvec_append(v, n, cap, second->so_vec, second->so_it);
+	if (n < 0)
+		return false;
+	so->so_dvec = w->so_dvec;
+	w->so_dvec = v;
+	w->so_vec = v;
+	w->so_it = pvec_iter_init(w->so_dvec, n);
+	w->so_lo = first->so_lo;
+	w->so_hi = second->so_hi;
+	so_set_cols(w);
+	so->so_next = w->so_peers;
+	w->so_peers = so;
+	r->st.merged_writes++;
+	r->seq_end = w->so_stripe * r->ndata * r->chunk + w->so_hi;
+	if (w->so_plugged && w->so_lo == 0 && w->so_hi == r->ndata * r->chunk) {
+		/* Full now: nothing more to wait for. */
+		w->so_plugged = false;
+		r->nr_plugged--;
+		start_waiters(r, NULL);
+	}
+	return true;
+}
+
 static void so_lock_or_wait(struct stripe_op *so)
 {
 	struct r56 *r = r56_of(so->so_l);
+	uint64_t at = so->so_stripe * r->ndata * r->chunk;
+	bool blocked;
 
 	so->so_next = NULL;
+	so->so_plugged = false;
+	if (so_merge(r, so))
+		return;
+	if (mergeable(so)) {
+		so->so_hold = at + so->so_lo == r->seq_end && r->active;
+		r->seq_end = at + so->so_hi;
+	}
 	/* First come, first served per stripe: never pass a waiter. */
-	if (!overlaps_any(r->wait_head, NULL, so) && !overlaps_any(r->active, NULL, so)) {
+	blocked = overlaps_any(r->wait_head, NULL, so) || overlaps_any(r->active, NULL, so);
+	if (!blocked && !(r->ring && mergeable(so) &&
+			  so->so_hi - so->so_lo < r->ndata * r->chunk)) {
 		so->so_next = r->active;
 		r->active = so;
 		so_run(so);
 		return;
 	}
-	r->st.stripe_waits++;
+	if (blocked) {
+		r->st.stripe_waits++;
+	} else {
+		so->so_plugged = true;
+		so->so_plug_ns = bdev_now_ns();
+		r->nr_plugged++;
+		bdev_ring_hook_arm(r->ring, &r->unplug);
+	}
 	if (r->wait_tail)
 		r->wait_tail->so_next = so;
 	else
@@ -188,21 +316,18 @@ static void so_lock_or_wait(struct stripe_op *so)
 	r->wait_tail = so;
 }
 
-static void so_unlock(struct stripe_op *so)
+/* Start every waiter that overlaps neither a running op nor an older
+ * waiter, nor is plugged; with @freed, only those it may have held up. */
+static void start_waiters(struct r56 *r, const struct stripe_op *freed)
 {
-	struct r56 *r = r56_of(so->so_l);
-	struct stripe_op **pp = &r->active, *prev = NULL, *w;
+	struct stripe_op *prev, *w;
 
-	while (*pp != so)
-		pp = &(*pp)->so_next;
-	*pp = so->so_next;
-	/* Start every waiter that now overlaps neither a running op nor an
-	 * older waiter.  so_run() may finish ops and re-enter here, which
-	 * changes both lists: start one, then look again from the top. */
+	/* so_run() may finish ops and re-enter here, which changes both
+	 * lists: start one, then look again from the top. */
 again:
 	for (prev = NULL, w = r->wait_head; w; prev = w, w = w->so_next) {
-		if (!overlap(w, so) || overlaps_any(r->active, NULL, w) ||
-		    overlaps_any(r->wait_head, w, w))
+		if ((freed && !overlap(w, freed)) || w->so_plugged ||
+		    overlaps_any(r->active, NULL, w) || overlaps_any(r->wait_head, w, w))
 			continue;
 		if (prev)
 			prev->so_next = w->so_next;
@@ -217,6 +342,42 @@ again:
 	}
 }
 
+static void so_unlock(struct stripe_op *so)
+{
+	struct r56 *r = r56_of(so->so_l);
+	struct stripe_op **pp = &r->active;
+
+	while (*pp != so)
+		pp = &(*pp)->so_next;
+	*pp = so->so_next;
+	start_waiters(r, so);
+}
+
+/* The end of a batch of requests, or the time a held write was due: what
+ * was held for neighbours and is not to be held longer goes. */
+static void r56_unplug(struct bdev_ring_hook *h)
+{
+	struct r56 *r = (void *)((char *)h - offsetof(struct r56, unplug));
+	uint64_t now = bdev_now_ns(), hold = r->write_op_ns, next = 0;
+
+	hold = hold < R56_HOLD_MIN_NS ? R56_HOLD_MIN_NS :
+	       hold > R56_HOLD_MAX_NS ? R56_HOLD_MAX_NS : hold;
+	for (struct stripe_op *w = r->wait_head; w; w = w->so_next) {
+		if (!w->so_plugged)
+			continue;
+		if (w->so_hold && now - w->so_plug_ns < hold) {
+			if (!next || w->so_plug_ns + hold < next)
+				next = w->so_plug_ns + hold;
+			continue;
+		}
+		w->so_plugged = false;
+		r->nr_plugged--;
+	}
+	start_waiters(r, NULL);
+	if (next)
+		bdev_ring_hook_arm_at(r->ring, &r->unplug, next);
+}
+
 static struct stripe_op *so_alloc(struct layer *l)
 {
 	const struct r56 *r = r56_of(l);
@@ -227,10 +388,12 @@ static struct stripe_op *so_alloc(struct layer *l)
 		return NULL;
 	so->so_iov = calloc(nvec, sizeof(*so->so_iov));
 	so->so_mvec = r->batch_max > 1 ? calloc(nvec, sizeof(*so->so_mvec)) : NULL;
-	if (!so->so_iov || (r->batch_max > 1 && !so->so_mvec) ||
+	so->so_dvec = calloc(l->l_vec_cap, sizeof(*so->so_dvec));
+	if (!so->so_iov || (r->batch_max > 1 && !so->so_mvec) || !so->so_dvec ||
 	    posix_memalign((void **)&so->so_buf, 4096, (size_t)r->scratch_cols * l->l_chunk)) {
 		free(so->so_iov);
 		free(so->so_mvec);
+		free(so->so_dvec);
 		free(so);
 		return NULL;
 	}
@@ -242,6 +405,7 @@ static void so_free(struct stripe_op *so)
 {
 	free(so->so_iov);
 	free(so->so_mvec);
+	free(so->so_dvec);
 	free(so->so_buf);
 	free(so);
 }
@@ -280,7 +444,20 @@ static void so_finish(struct stripe_op *so, int err)
 		so->so_done(so, err);
 		return;
 	}
+	if (so->so_kind == SO_WRITE) {
+		struct r56 *r = r56_of(so->so_l);
+		int64_t d = (int64_t)(bdev_now_ns() - so->so_run_ns) - (int64_t)r->write_op_ns;
+
+		r->write_op_ns += d / 8;
+	}
 	so_unlock(so);
+	while (so->so_peers) {
+		struct stripe_op *p = so->so_peers;
+
+		so->so_peers = p->so_next;
+		bdev_req_complete(&p->so_req, err);
+		so_put(p);
+	}
 	bdev_req_complete(&so->so_req, err);
 	so_put(so);
 }
@@ -355,7 +532,7 @@ static struct pvec_iter req_slice(struct stripe_op *so, uint32_t t, int j,
 	struct pvec_iter it;
 	uint64_t off = t * r->ndata * r->chunk + j * r->chunk + a - so->so_lo;
 
-	pvec_slice(so->so_req.br_vec, so->so_req.br_iter, off, b - a, &it);
+	pvec_slice(so->so_vec, so->so_it, off, b - a, &it);
 	return it;
 }
 
@@ -410,6 +587,8 @@ static void so_run(struct stripe_op *so)
 	uint64_t w = so->so_c1 - so->so_c0, a, b;
 	int slots[LAYER_MAX_MEMBERS], n = r->ndata + r->nparity, lost = 0;
 
+	if (!so->so_tries)
+		so->so_run_ns = bdev_now_ns();
 	plan(so);
 	raid56_layout(l, so->so_stripe, slots);
 	so->so_stage.br_op = BDEV_READ;
@@ -471,7 +650,7 @@ static void overlay(struct stripe_op *so, int j, int m, uint64_t a, uint64_t b)
 	if (so->so_kind == SO_ZERO)
 		memset(dst, 0, b - a);
 	else
-		pvec_copy_to(dst, so->so_req.br_vec, req_slice(so, 0, j, a, b), b - a);
+		pvec_copy_to(dst, so->so_vec, req_slice(so, 0, j, a, b), b - a);
 	r56_of(so->so_l)->st.parity_copy_bytes += b - a;
 }
 
@@ -481,7 +660,7 @@ static void xor_from_req(struct stripe_op *so, uint32_t t, int j, uint8_t *dst,
 			 bool first)
 {
 	struct pvec_iter it = req_slice(so, t, j, so->so_c0, so->so_c1);
-	const struct pvec *vec = so->so_req.br_vec;
+	const struct pvec *vec = so->so_vec;
 
 	while (it.pi_size) {
 		struct pvec cur = pvec_iter_cur(vec, it);
@@ -540,7 +719,7 @@ static int compute(struct stripe_op *so, int *slots, uint8_t **blk)
 				for (uint64_t o = a; o < b; o += sizeof(tmp)) {
 					uint64_t len = b - o < sizeof(tmp) ? b - o : sizeof(tmp);
 
-					pvec_copy_to(tmp, so->so_req.br_vec,
+					pvec_copy_to(tmp, so->so_vec,
 						     req_slice(so, 0, j, o, o + len), len);
 					parity_xor(delta + (o - a), tmp, len);
 				}
@@ -658,7 +837,7 @@ static void batch_write_stage(struct stripe_op *so)
 			struct pvec_iter it;
 
 			if (i < r->ndata) {
-				src = so->so_req.br_vec;
+				src = so->so_vec;
 				it = req_slice(so, t, i, 0, r->chunk);
 			} else {
 				pvec_from_buf(&col_vec, 1, blk[i], r->chunk, 0);
@@ -708,7 +887,7 @@ static void write_stage(struct stripe_op *so)
 	case SO_READ:
 		for (int j = 0; j < r->ndata; j++)
 			if (touched(so, j, &a, &b))
-				pvec_copy_from(so->so_req.br_vec, req_slice(so, 0, j, a, b),
+				pvec_copy_from(so->so_vec, req_slice(so, 0, j, a, b),
 					       blk[j] + (a - so->so_c0), b - a);
 		break;
 	case SO_CHECK:
@@ -746,7 +925,7 @@ static void write_stage(struct stripe_op *so)
 				/* The payload goes to the member straight from
 				 * the request's vector: a re-slice, no copy. */
 				stage_io(so, BDEV_WRITE, m, a - so->so_c0, b - a, NULL,
-					 so->so_req.br_vec, req_slice(so, 0, i, a, b));
+					 so->so_vec, req_slice(so, 0, i, a, b));
 			} else if (data_touched) {
 				stage_io(so, BDEV_WRITE, m, a - so->so_c0, b - a,
 					 blk[i] + (a - so->so_c0), NULL,
@@ -813,8 +992,6 @@ static uint64_t r56_issue(struct layer *l, struct bdev_req *req, uint64_t off,
 		uint64_t pos = req->br_pos + off, stripe = pos / sdata;
 		uint64_t lo = pos % sdata, hi = sdata;
 		struct stripe_op *so;
-		uint64_t a, b;
-
 		uint64_t nfull = lo ? 0 : (req->br_len - off) / sdata;
 		uint32_t ns = 1;
 
@@ -837,17 +1014,11 @@ static uint64_t r56_issue(struct layer *l, struct bdev_req *req, uint64_t off,
 		so->so_hi = hi;
 		so->so_tries = 0;
 		so->so_has_req = true;
-		so->so_c0 = r->chunk;
-		so->so_c1 = 0;
-		for (int j = 0; j < r->ndata; j++) {
-			if (!touched(so, j, &a, &b))
-				continue;
-			if (a < so->so_c0)
-				so->so_c0 = a;
-			if (b > so->so_c1)
-				so->so_c1 = b;
-		}
+		so->so_peers = NULL;
+		so_set_cols(so);
 		bdev_req_child(req, &so->so_req, off, hi - lo, pos, NULL, NULL);
+		so->so_vec = so->so_req.br_vec;
+		so->so_it = so->so_req.br_iter;
 		off += hi - lo;
 		so_lock_or_wait(so);
 	}
@@ -1088,6 +1259,8 @@ static void r56_free(struct layer *l)
 
 	if (!r)
 		return;
+	if (r->ring)
+		bdev_ring_hook_disarm(r->ring, &r->unplug);
 	while (r->free_ops) {
 		struct stripe_op *so = r->free_ops;
 
@@ -1114,8 +1287,8 @@ bool bdev_is_raid56(const struct bdev *dev)
 }
 
 int raid56_create(int nparity, struct bdev **members, int nr, uint64_t chunk,
-		  size_t max_io_bytes, uint32_t in_segs, struct bdev **out,
-		  char *err, size_t errlen)
+		  size_t max_io_bytes, uint32_t in_segs, struct bdev_ring *ring,
+		  struct bdev **out, char *err, size_t errlen)
 {
 	uint64_t msize;
 	struct layer *l;
@@ -1146,6 +1319,8 @@ int raid56_create(int nparity, struct bdev **members, int nr, uint64_t chunk,
 	r->ndata = nr - nparity;
 	r->chunk = chunk;
 	r->stripes = msize / chunk;
+	r->ring = ring;
+	r->unplug.rh_fn = r56_unplug;
 	r->batch_max = chunk < R56_BATCH_BYTES ? R56_BATCH_BYTES / chunk : 1;
 	r->vec_cap = l->l_vec_cap + 2 * r->batch_max;
 	r->scratch_cols = r->batch_max * nparity > (uint32_t)nr ?

@@ -14,17 +14,22 @@ struct raid56_stats {
 	uint64_t parity_copy_bytes;  /* payload bytes read by the CPU for parity */
 	uint64_t degraded_ops;	     /* stripe ops that reconstructed data */
 	uint64_t stripe_waits;	     /* ops that waited for a stripe lock */
+	uint64_t merged_writes;	     /* writes merged into a neighbour's op */
 };
 
 enum raid56_sweep_kind { RAID56_REBUILD, RAID56_CHECK, RAID56_REPAIR };
 
 /**
  * raid56_create() - RAID-5 (@nparity 1) or RAID-6 (@nparity 2) over
- * @members (owned from here on, also on failure), chunk in bytes.
+ * @members (owned from here on, also on failure), chunk in bytes.  A write
+ * into part of a stripe is held until @ring next submits (the end of the
+ * batch of requests it came in) and merged with neighbours on its stripe
+ * that arrive meanwhile, so that a stripe written in pieces can still be a
+ * full-stripe write; with @ring NULL it is never held.
  */
 int raid56_create(int nparity, struct bdev **members, int nr, uint64_t chunk,
-		  size_t max_io_bytes, uint32_t in_segs, struct bdev **out,
-		  char *err, size_t errlen);
+		  size_t max_io_bytes, uint32_t in_segs, struct bdev_ring *ring,
+		  struct bdev **out, char *err, size_t errlen);
 
 /** bdev_is_raid56() - whether @dev is a RAID-5/6 layer. */
 bool bdev_is_raid56(const struct bdev *dev);

@@ -6,6 +6,7 @@
 #include <string.h>
 #include <stdint.h>
 #include <sys/mman.h>
+#include <time.h>
 
 #define HUGE_ALIGN (2u << 20)
 
@@ -108,15 +109,95 @@ void bdev_ring_timer_at(struct bdev_ring *r, struct bdev_ring_op *op,
 	io_uring_prep_timeout(bdev_ring_sqe(r, op), ts, 0, IORING_TIMEOUT_ABS);
 }
 
+void bdev_ring_hook_arm_at(struct bdev_ring *r, struct bdev_ring_hook *h,
+			   uint64_t due_ns)
+{
+	if (h->rh_armed) {
+		if (due_ns < h->rh_due_ns)
+			h->rh_due_ns = due_ns;
+		return;
+	}
+	h->rh_armed = true;
+	h->rh_due_ns = due_ns;
+	h->rh_next = r->hooks;
+	r->hooks = h;
+}
+
+void bdev_ring_hook_disarm(struct bdev_ring *r, struct bdev_ring_hook *h)
+{
+	struct bdev_ring_hook **pp = &r->hooks;
+
+	if (!h->rh_armed)
+		return;
+	while (*pp != h)
+		pp = &(*pp)->rh_next;
+	*pp = h->rh_next;
+	h->rh_armed = false;
+}
+
+static uint64_t now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+/* Run every hook that is due, until none is: held work must never wait
+ * behind the sleep it was held across.  Returns the earliest time a hook
+ * still waits for (0: none). */
+static uint64_t run_hooks(struct bdev_ring *r)
+{
+	uint64_t now = 0, next;
+	struct bdev_ring_hook **pp, *h;
+
+again:
+	next = 0;
+	for (pp = &r->hooks; (h = *pp); pp = &h->rh_next) {
+		if (h->rh_due_ns) {
+			if (!now)
+				now = now_ns();
+			if (h->rh_due_ns > now) {
+				if (!next || h->rh_due_ns < next)
+					next = h->rh_due_ns;
+				continue;
+			}
+		}
+		/* The hook may arm hooks: unlink it, run it, look again. */
+		*pp = h->rh_next;
+		h->rh_armed = false;
+		h->rh_fn(h);
+		goto again;
+	}
+	return next;
+}
+
 int bdev_ring_run(struct bdev_ring *r, unsigned wait_nr)
 {
 	struct io_uring_cqe *cqe;
+	uint64_t due = r->hooks ? run_hooks(r) : 0;
 	int ret, nr = 0;
 
-	if (wait_nr)
+	if (wait_nr && due) {
+		struct __kernel_timespec ts = { 0 };
+		uint64_t now = now_ns();
+
+		if (due > now) {
+			ts.tv_sec = (long long)((due - now) / 1000000000ull);
+			ts.tv_nsec = (long long)((due - now) % 1000000000ull);
+		}
+		/* Kernels before 5.11 cannot bound a wait without a timeout
+		 * SQE of liburing's own: poll until the hook is due. */
+		if (r->ring.features & IORING_FEAT_EXT_ARG)
+			ret = io_uring_submit_and_wait_timeout(&r->ring, &cqe, wait_nr,
+							       &ts, NULL);
+		else
+			ret = io_uring_submit_and_get_events(&r->ring);
+	} else if (wait_nr) {
 		ret = io_uring_submit_and_wait(&r->ring, wait_nr);
-	else
+	} else {
 		ret = io_uring_submit_and_get_events(&r->ring);
+	}
 	if (ret < 0 && ret != -EINTR && ret != -EAGAIN && ret != -EBUSY &&
 	    ret != -ETIME)
 		return ret;

@@ -6,6 +6,7 @@
 #include <liburing.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 /**
  * struct bdev_ring_op - what a CQE's user_data points at.  Whoever
@@ -13,6 +14,19 @@
  */
 struct bdev_ring_op {
 	void (*ro_done)(struct bdev_ring_op *op, int res, unsigned flags);
+};
+
+/**
+ * struct bdev_ring_hook - run once before the ring next submits (the
+ * "unplug" at the end of a batch of completions, for a layer that holds
+ * work back hoping more of it arrives in the same batch), or once a time
+ * has come, the loop's wait cut short to meet it.
+ */
+struct bdev_ring_hook {
+	struct bdev_ring_hook *rh_next;
+	void (*rh_fn)(struct bdev_ring_hook *h);
+	uint64_t rh_due_ns; /* CLOCK_MONOTONIC; 0: at the next run */
+	bool rh_armed;
 };
 
 /**
@@ -31,6 +45,7 @@ struct bdev_ring {
 	bool task_flags;
 	bool sqe128;
 	unsigned pending_sqes;
+	struct bdev_ring_hook *hooks; /* armed, run by bdev_ring_run() */
 };
 
 /**
@@ -77,7 +92,26 @@ void bdev_ring_timer_at(struct bdev_ring *r, struct bdev_ring_op *op,
 			struct __kernel_timespec *ts, uint64_t due_ns);
 
 /**
- * bdev_ring_run() - submit what is queued, wait for at least @wait_nr
+ * bdev_ring_hook_arm_at() - have @h run at the start of the first
+ * bdev_ring_run() at or after CLOCK_MONOTONIC @due_ns (0: the next one),
+ * before it submits or waits; a run that would wait past @due_ns waits
+ * only until then.  An armed hook keeps the earlier of its two times.
+ * Hooks armed while hooks run also run before that wait, once due.
+ */
+void bdev_ring_hook_arm_at(struct bdev_ring *r, struct bdev_ring_hook *h,
+			   uint64_t due_ns);
+
+/** bdev_ring_hook_disarm() - @h will not run (its owner goes away). */
+void bdev_ring_hook_disarm(struct bdev_ring *r, struct bdev_ring_hook *h);
+
+/** bdev_ring_hook_arm() - bdev_ring_hook_arm_at(@r, @h, 0). */
+static inline void bdev_ring_hook_arm(struct bdev_ring *r, struct bdev_ring_hook *h)
+{
+	bdev_ring_hook_arm_at(r, h, 0);
+}
+
+/**
+ * bdev_ring_run() - run the hooks that are due, submit what is queued, wait for at least @wait_nr
  * completions (0: do not block) and dispatch every ready CQE.
  * Returns the number dispatched or -errno (-EINTR when a signal came).
  */

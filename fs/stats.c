@@ -140,14 +140,15 @@ static void bdev_json(struct jbuf *b, const struct bdev *d, const char *state)
 			jprintf(b, ", \"full_stripe_writes\": %llu, \"rmw_writes\": %llu, "
 				   "\"rcw_writes\": %llu, \"parity_reads\": %llu, "
 				   "\"parity_copy_bytes\": %llu, \"degraded_ops\": %llu, "
-				   "\"stripe_waits\": %llu",
+				   "\"stripe_waits\": %llu, \"merged_writes\": %llu",
 				(unsigned long long)r->full_stripe_writes,
 				(unsigned long long)r->rmw_writes,
 				(unsigned long long)r->rcw_writes,
 				(unsigned long long)r->parity_reads,
 				(unsigned long long)r->parity_copy_bytes,
 				(unsigned long long)r->degraded_ops,
-				(unsigned long long)r->stripe_waits);
+				(unsigned long long)r->stripe_waits,
+				(unsigned long long)r->merged_writes);
 		}
 		jprintf(b, ", \"members\": [");
 		for (int i = 0; i < l->l_nr; i++) {

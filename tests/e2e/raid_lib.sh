@@ -21,3 +21,45 @@ put()
 	POFF=$(((POFF + len + 4099) % (POOL_SIZE / 2)))
 }
 
+# newcase NAME [WHAT]: a fresh directory $T/NAME to work in, no model yet.
+newcase()
+{
+	CASE=$1
+	mkdir "$T/$CASE" && cd "$T/$CASE" || die "mkdir $T/$CASE"
+	rm -f "$MODEL"
+	log "--- $CASE${2:+: $2}"
+}
+
+# ctl CMD: one control command; fail with rawvec's reason if refused.
+ctl()
+{
+	echo "$1" >"$MNT/control" 2>"$T/ctl.err" ||
+		die "$CASE: echo '$1' > control failed: $(cat "$T/ctl.err")"
+}
+
+# scrub CMD: run check or repair and wait (30 s) until no layer sweeps;
+# prints the sum of mismatch_sectors over the redundant layers.
+scrub()
+{
+	local i out
+	ctl "$1"
+	for i in $(seq 300); do
+		cat "$MNT/stats" >"$T/st.json" || die "$CASE: stats"
+		out=$(python3 - "$T/st.json" <<-'EOF'
+			import json, sys
+			busy, mism = False, 0
+			def walk(n):
+			    global busy, mism
+			    busy |= bool(n.get("sweep_running"))
+			    mism += n.get("mismatch_sectors", 0)
+			    for m in n.get("members", []):
+			        walk(m)
+			walk(json.load(open(sys.argv[1]))["target"])
+			print("busy" if busy else mism)
+		EOF
+		)
+		[ "$out" != busy ] && { echo "$out"; return 0; }
+		sleep 0.1
+	done
+	die "$CASE: $1 still running after 30 s: $(cat "$T/st.json")"
+}

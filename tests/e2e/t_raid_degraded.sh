@@ -112,12 +112,6 @@ members_states()
 	python3 -c 'import json,sys; print(" ".join(m["state"] for m in json.load(open(sys.argv[1]))["target"]["members"]))' "$T/st.json"
 }
 
-ctl()
-{
-	echo "$1" >"$MNT/control" 2>"$T/ctl.err" ||
-		die "$CASE: echo '$1' > control failed: $(cat "$T/ctl.err")"
-}
-
 alive()
 {
 	kill -0 "$RAWVEC_PID" 2>/dev/null || die "$CASE: rawvec died ($1)"
@@ -240,14 +234,6 @@ surviving()
 	shift 3
 	(cd "$T/$CASE" && ref check "$level" "$chunk" "$MODEL" "$@" --skip "$skip") ||
 		die "$CASE: surviving members after unmount"
-}
-
-newcase()
-{
-	CASE=$1
-	mkdir "$T/$CASE" && cd "$T/$CASE" || die "mkdir $T/$CASE"
-	rm -f "$MODEL"
-	log "--- $CASE: $2"
 }
 
 K=1024

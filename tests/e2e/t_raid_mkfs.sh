@@ -64,12 +64,6 @@ compare_tree()
 	[ "$(readlink "$1/a/b/c/link")" = ../a/tiny ] || die "$CASE: symlink lost ($2)"
 }
 
-ctl()
-{
-	echo "$1" >"$MNT/control" 2>"$T/ctl.err" ||
-		die "$CASE: echo '$1' > control failed: $(cat "$T/ctl.err")"
-}
-
 wait_idle()
 {
 	local i

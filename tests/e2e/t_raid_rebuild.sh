@@ -60,12 +60,6 @@ fill()
 	verify "after filling"
 }
 
-ctl()
-{
-	echo "$1" >"$MNT/control" 2>"$T/ctl.err" ||
-		die "$CASE: echo '$1' > control failed: $(cat "$T/ctl.err")"
-}
-
 # degraded_writes CHUNK STRIPE_DATA_BYTES
 degraded_writes()
 {
@@ -199,14 +193,6 @@ cycles()
 	log "$CASE: $(cat "$T/churn1.out") + $(cat "$T/churn2.out") writes during $rounds round(s) of rebuilds"
 	check_rebuilt_stats "$lpath"
 	verify "after the rebuild cycles"
-}
-
-newcase()
-{
-	CASE=$1
-	mkdir "$T/$CASE" && cd "$T/$CASE" || die "mkdir $T/$CASE"
-	rm -f "$MODEL"
-	log "--- $CASE: $2"
 }
 
 final_check()

@@ -52,39 +52,6 @@ verify_allowing()
 	done
 }
 
-ctl()
-{
-	echo "$1" >"$MNT/control" 2>"$T/ctl.err" ||
-		die "$CASE: echo '$1' > control failed: $(cat "$T/ctl.err")"
-}
-
-# scrub CMD: run check or repair and wait (30 s) until no layer sweeps;
-# prints the sum of mismatch_sectors over the redundant layers.
-scrub()
-{
-	local i out
-	ctl "$1"
-	for i in $(seq 300); do
-		cat "$MNT/stats" >"$T/st.json" || die "$CASE: stats"
-		out=$(python3 - "$T/st.json" <<-'EOF'
-			import json, sys
-			busy, mism = False, 0
-			def walk(n):
-			    global busy, mism
-			    busy |= bool(n.get("sweep_running"))
-			    mism += n.get("mismatch_sectors", 0)
-			    for m in n.get("members", []):
-			        walk(m)
-			walk(json.load(open(sys.argv[1]))["target"])
-			print("busy" if busy else mism)
-		EOF
-		)
-		[ "$out" != busy ] && { echo "$out"; return 0; }
-		sleep 0.1
-	done
-	die "$CASE: $1 still running after 30 s: $(cat "$T/st.json")"
-}
-
 # poke FILE OFF: flip the bits of one byte of a member image.
 poke()
 {
@@ -157,13 +124,6 @@ scrub_case()
 	stop_rawvec
 	(cd "$T/$CASE" && ref check "$level" "$chunk" "$MODEL" "$@") ||
 		die "$CASE: members after repair"
-}
-
-newcase()
-{
-	CASE=$1
-	mkdir "$T/$CASE" && cd "$T/$CASE" || die "mkdir $T/$CASE"
-	log "--- $CASE"
 }
 
 # ---- raid5: P of stripes 3 and 10 (first and last page of the chunk) -----

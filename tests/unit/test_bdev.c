@@ -946,6 +946,102 @@ START_TEST(test_read_only)
 }
 END_TEST
 
+/* ---- ring hooks: the unplug a layer holds writes back with ---- */
+
+struct hook_case {
+	struct bdev_ring ring;
+	struct bdev_ring_hook first, second;
+	struct bdev_ring_op nop;
+	int runs_first, runs_second, nops;
+};
+
+static void nop_done(struct bdev_ring_op *op, int res, unsigned flags)
+{
+	struct hook_case *hc = (void *)((char *)op - offsetof(struct hook_case, nop));
+
+	(void)flags;
+	ck_assert_int_eq(res, 0);
+	hc->nops++;
+}
+
+/* The second hook is what a layer does when it lets held work go: it
+ * queues I/O.  That I/O must be submitted by the same run, or the event
+ * loop's wait would sleep on a completion that never comes.  (A NOP
+ * completes as it is submitted, so runs that do not wait can tell.) */
+static void second_hook(struct bdev_ring_hook *h)
+{
+	struct hook_case *hc = (void *)((char *)h - offsetof(struct hook_case, second));
+
+	hc->runs_second++;
+	io_uring_prep_nop(bdev_ring_sqe(&hc->ring, &hc->nop));
+}
+
+static void first_hook(struct bdev_ring_hook *h)
+{
+	struct hook_case *hc = (void *)((char *)h - offsetof(struct hook_case, first));
+
+	hc->runs_first++;
+	bdev_ring_hook_arm(&hc->ring, &hc->second); /* armed while hooks run */
+}
+
+START_TEST(test_ring_hooks)
+{
+	static struct hook_case hc;
+	int ret;
+
+	memset(&hc, 0, sizeof(hc));
+	ret = bdev_ring_init(&hc.ring, 8, false);
+	if (ret == -ENOSYS || ret == -EPERM)
+		return; /* no io_uring here: nothing to test against */
+	ck_assert_int_eq(ret, 0);
+	hc.first.rh_fn = first_hook;
+	hc.second.rh_fn = second_hook;
+	hc.nop.ro_done = nop_done;
+
+	/* Armed twice before a run: runs once, then no more. */
+	bdev_ring_hook_arm(&hc.ring, &hc.first);
+	bdev_ring_hook_arm(&hc.ring, &hc.first);
+	ck_assert_int_eq(bdev_ring_run(&hc.ring, 0), 1);
+	UT_EQ(hc.runs_first, 1, "the hook armed twice ran %d times", hc.runs_first);
+	UT_EQ(hc.runs_second, 1, "the hook armed by a hook ran %d times", hc.runs_second);
+	UT_EQ(hc.nops, 1, "the hook's I/O completed %d times", hc.nops);
+	ck_assert_int_eq(bdev_ring_run(&hc.ring, 0), 0);
+	UT_EQ(hc.runs_first + hc.runs_second, 2, "a hook ran without being armed");
+	bdev_ring_exit(&hc.ring);
+}
+END_TEST
+
+/* A hook armed for a time: not run before it, and the wait that would
+ * sleep past it wakes then, so the next run runs it. */
+START_TEST(test_ring_hook_due)
+{
+	static struct hook_case hc;
+	uint64_t t0, waited;
+	int ret;
+
+	memset(&hc, 0, sizeof(hc));
+	ret = bdev_ring_init(&hc.ring, 8, false);
+	if (ret == -ENOSYS || ret == -EPERM)
+		return;
+	ck_assert_int_eq(ret, 0);
+	hc.second.rh_fn = second_hook;
+	hc.nop.ro_done = nop_done;
+	t0 = bdev_now_ns();
+	bdev_ring_hook_arm_at(&hc.ring, &hc.second, t0 + 20000000);
+	ck_assert_int_eq(bdev_ring_run(&hc.ring, 0), 0);
+	UT_EQ(hc.runs_second, 0, "a hook due in 20 ms ran at once");
+	ck_assert_int_eq(bdev_ring_run(&hc.ring, 1), 0); /* nothing in flight */
+	waited = bdev_now_ns() - t0;
+	ck_assert_msg(waited >= 20000000 && waited < 2000000000ull,
+		      "the wait for a hook due in 20 ms took %llu ns",
+		      (unsigned long long)waited);
+	ck_assert_int_eq(bdev_ring_run(&hc.ring, 1), 1);
+	UT_EQ(hc.runs_second, 1, "the due hook ran %d times", hc.runs_second);
+	UT_EQ(hc.nops, 1, "the due hook's I/O completed %d times", hc.nops);
+	bdev_ring_exit(&hc.ring);
+}
+END_TEST
+
 Suite *bdev_suite(void)
 {
 	Suite *s = suite_create("bdev");
@@ -964,6 +1060,8 @@ Suite *bdev_suite(void)
 	tcase_add_test(tc, test_read_only);
 	tcase_add_test(tc, test_lat_buckets);
 	tcase_add_test(tc, test_lat_percentile);
+	tcase_add_test(tc, test_ring_hooks);
+	tcase_add_test(tc, test_ring_hook_due);
 	suite_add_tcase(s, tc);
 	return s;
 }
