@@ -14,8 +14,6 @@ struct sim_io {
 	struct sim *sim;
 	struct bdev_req *parent;
 	struct bdev_req child;
-	struct bdev_ring_op timer;
-	struct __kernel_timespec due; /* read by the kernel at submit */
 	uint64_t due_ns;
 	int err;
 };
@@ -29,6 +27,10 @@ struct sim {
 	uint64_t next_free_ns; /* when the simulated disk's transfer ends */
 	uint64_t rng;
 	struct sim_io *free, *wait_head, *wait_tail;
+	/* Done below, waiting for their time, earliest first: one ring hook
+	 * due at the head's time completes them, not a timeout per I/O. */
+	struct sim_io *due_head, *due_tail;
+	struct bdev_ring_hook due_hook;
 };
 
 static void sim_start(struct sim *s, struct sim_io *io);
@@ -53,25 +55,46 @@ static void sim_finish(struct sim_io *io)
 	}
 }
 
-static void timer_done(struct bdev_ring_op *op, int res, unsigned flags)
+static void due_run(struct bdev_ring_hook *h)
 {
-	(void)res; /* -ETIME: the timeout fired, as wanted */
-	(void)flags;
-	sim_finish((struct sim_io *)((char *)op - offsetof(struct sim_io, timer)));
+	struct sim *s = (void *)((char *)h - offsetof(struct sim, due_hook));
+	uint64_t now = bdev_now_ns();
+
+	/* sim_finish() may start a waiting I/O that lands in the list. */
+	while (s->due_head && s->due_head->due_ns <= now) {
+		struct sim_io *io = s->due_head;
+
+		s->due_head = io->next;
+		if (!s->due_head)
+			s->due_tail = NULL;
+		sim_finish(io);
+	}
+	if (s->due_head)
+		bdev_ring_hook_arm_at(s->ring, &s->due_hook, s->due_head->due_ns);
 }
 
 static void child_end(struct bdev_req *req)
 {
 	struct sim_io *io = req->br_private;
-	uint64_t now = bdev_now_ns();
+	struct sim *s = io->sim;
+	struct sim_io **pp = &s->due_head;
 
 	io->err = req->br_error;
-	if (io->due_ns <= now) {
+	if (io->due_ns <= bdev_now_ns()) {
 		sim_finish(io);
 		return;
 	}
-	io->timer.ro_done = timer_done;
-	bdev_ring_timer_at(io->sim->ring, &io->timer, &io->due, io->due_ns);
+	/* Later than all the others unless lat=A..B drew it short. */
+	if (s->due_tail && s->due_tail->due_ns <= io->due_ns)
+		pp = &s->due_tail->next;
+	while (*pp && (*pp)->due_ns <= io->due_ns)
+		pp = &(*pp)->next;
+	io->next = *pp;
+	*pp = io;
+	if (!io->next)
+		s->due_tail = io;
+	if (s->due_head == io)
+		bdev_ring_hook_arm_at(s->ring, &s->due_hook, io->due_ns);
 }
 
 static uint64_t draw_latency(struct sim *s)
@@ -139,6 +162,7 @@ static void sim_free(struct layer *l)
 {
 	struct sim *s = l->l_private;
 
+	bdev_ring_hook_disarm(s->ring, &s->due_hook);
 	while (s->free) {
 		struct sim_io *io = s->free;
 
@@ -197,6 +221,7 @@ int sim_create(struct bdev *member, const char *opts, struct bdev_ring *ring,
 	s = l->l_private;
 	s->l = l;
 	s->ring = ring;
+	s->due_hook.rh_fn = due_run;
 	s->rng = 0x2545f4914f6cdd1dull;
 	if (layer_parse_opts(opts, sim_set, s,
 			     "lat=200us or lat=100us..2ms, bw=500m, qd=32", err, errlen)) {
