@@ -39,6 +39,10 @@ static const char usage_text[] =
 	"  err          failed requests\n"
 	"  sweep        progress of a running rebuild or scrub\n"
 	"\n"
+	"Under a raid5 or raid6 row, its stripe writes per second by method (full\n"
+	"stripe, read-modify-write, reconstruct-write), the writes merged into a\n"
+	"neighbour's stripe write, and the member reads partial writes cost.\n"
+	"\n"
 	"Exit status: 0 done or interrupted, 1 stats unreadable, 2 bad usage.\n";
 
 enum jtype { J_NULL, J_BOOL, J_NUM, J_STR, J_ARR, J_OBJ };
@@ -277,6 +281,13 @@ enum { C_READS, C_WRITES, C_RBYTES, C_WBYTES, C_ERRORS, C_LAT_NS, NR_C };
 static const char *const count_field[C_LAT_NS] = { "reads", "writes", "read_bytes",
 						   "write_bytes", "errors" };
 
+enum { S_FULL, S_RMW, S_RCW, S_MERGED, S_PREADS, NR_S };
+static const char *const stripe_field[NR_S] = { "full_stripe_writes", "rmw_writes",
+						"rcw_writes", "merged_writes",
+						"parity_reads" };
+static const char *const stripe_label[NR_S] = { "full", "rmw", "rcw", "merged",
+						"parity-reads" };
+
 /** struct dev - one device node of a snapshot, flattened in tree order. */
 struct dev {
 	char addr[96]; /* "" for the target, then "1", "1.0", ... */
@@ -286,6 +297,8 @@ struct dev {
 	double sweep_pct;
 	uint64_t c[NR_C];
 	uint64_t hist[BDEV_LAT_BUCKETS]; /* reads and writes merged */
+	bool parity;	   /* raid5/6: @stripe holds its stripe counters */
+	uint64_t stripe[NR_S];
 };
 
 struct snap {
@@ -334,6 +347,9 @@ static int collect(struct snap *s, const struct jv *node, const char *addr, int 
 	d->sweep_pct = sweep ? sweep->num : 0;
 	for (int k = 0; k < C_LAT_NS; k++)
 		d->c[k] = jnum(node, count_field[k]);
+	d->parity = jget(node, stripe_field[S_FULL], J_NUM) != NULL;
+	for (int k = 0; d->parity && k < NR_S; k++)
+		d->stripe[k] = jnum(node, stripe_field[k]);
 	for (int k = 0; k < 2; k++) {
 		const struct jv *lat = jget(node, k ? "write_lat" : "read_lat", J_OBJ);
 		const struct jv *h = jget(lat, "hist", J_OBJ);
@@ -472,6 +488,9 @@ static const struct dev *dev_base(const struct dev *p, const struct dev *c)
 	for (int b = 0; b < BDEV_LAT_BUCKETS; b++)
 		if (c->hist[b] < p->hist[b])
 			return &zero;
+	for (int k = 0; k < NR_S; k++)
+		if (c->stripe[k] < p->stripe[k])
+			return &zero;
 	return p;
 }
 
@@ -551,6 +570,13 @@ static int report(const struct snap *p, const struct snap *c, const char *mnt, b
 		if (d->sweeping)
 			printf(" %5.1f%%", d->sweep_pct);
 		putchar('\n');
+		if (d->parity) {
+			printf("%*s stripes/s:", 2 * d->depth, "");
+			for (int k = 0; k < NR_S; k++)
+				printf(" %s %.1f", stripe_label[k],
+				       (double)(d->stripe[k] - b->stripe[k]) / secs);
+			putchar('\n');
+		}
 	}
 	if (fflush(stdout)) {
 		fprintf(stderr, "rawvec stat: standard output: %s\n", strerror(errno));

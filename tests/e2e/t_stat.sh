@@ -1,7 +1,7 @@
 #!/bin/bash
 # `rawvec stat`: on a terminal (under script(1)) and through a pipe it shows
 # every device of a nested raid5 tree by address, with the column headers,
-# live rates and a p99 while fio runs; SIGINT exits 0, the mount going away
+# live rates and a p99 while fio runs, and raid5's stripe writes by method; SIGINT exits 0, the mount going away
 # exits 1, bad usage exits 2 and a directory that is no mount exits 1
 # naming its stats path.
 . "$(dirname "$0")/lib.sh"
@@ -42,12 +42,19 @@ for dev in "^raid5 " "^  0 $T/m0.img (file) " "^  1 $T/m1.img (file) " "^  2 $T/
 	"^  3 raid1 " "^    3.0 mem " "^    3.1 mem "; do
 	grep -q "$dev" "$T/tty.last" || die "no row for '$dev'"
 done
+# Under the raid5 row, its stripe writes by method: randrw 4k on 16k
+# chunks is all partial-stripe writes.
+grep -A1 "^raid5 " "$T/tty.last" | tail -1 >"$T/stripes"
+grep -qE "^ stripes/s: full [0-9.]+ rmw [0-9.]+ rcw [0-9.]+ merged [0-9.]+ parity-reads [0-9.]+$" "$T/stripes" ||
+	die "no stripe line under raid5: $(cat "$T/stripes")"
+awk '{ if ($5 + $7 <= 0 || $11 <= 0) exit 1 }' "$T/stripes" ||
+	die "no partial-stripe writes or parity reads under fio's random writes: $(cat "$T/stripes")"
 # Right to left (the device label has spaces): err p99 p50 aqu areq wMB rMB w/s r/s.
-awk 'NR > 2 {
+awk 'NR > 2 && !/^ *stripes\/s:/ {
 	if ($(NF - 8) + $(NF - 7) <= 0) { print "idle under fio: " $0; bad = 1 }
 	if ($(NF - 1) !~ /^[0-9.]+(us|ms|s)$/) { print "no p99: " $0; bad = 1 }
 } END { exit bad }' "$T/tty.last" || die "rows without I/O or p99 (above)"
-[ "$(grep -c . "$T/tty.last")" = 9 ] || die "want 7 device rows"
+[ "$(grep -c . "$T/tty.last")" = 10 ] || die "want 7 device rows and a stripe line"
 
 "$RAWVEC" stat "$MNT" 0.5 2 2>&1 | cat >"$T/pipe.out"
 rc=${PIPESTATUS[0]}
