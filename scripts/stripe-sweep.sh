@@ -290,11 +290,11 @@ HEADER = ["level", "members", "chunk", "chunk_bytes", "job", "pattern", "bs",
           "amplification", "member_bytes_min", "member_bytes_max",
           "member_max_min", "member_cov", "member_p99_us",
           "full_stripe_writes", "rmw_writes", "rcw_writes", "parity_reads",
-          "stripe_waits", "member_bytes"]
+          "stripe_waits", "merged_writes", "member_bytes"]
 MEMBER_HEADER = ["level", "members", "chunk", "job", "member", "reads",
                  "read_bytes", "writes", "write_bytes", "p99_us"]
 PARITY = ["full_stripe_writes", "rmw_writes", "rcw_writes", "parity_reads",
-          "stripe_waits"]
+          "stripe_waits", "merged_writes"]
 
 
 def die(msg):

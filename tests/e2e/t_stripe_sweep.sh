@@ -10,7 +10,7 @@
 requires fio gnuplot python3
 
 SWEEP=$ROOT/scripts/stripe-sweep.sh
-HEADER="level,members,chunk,chunk_bytes,job,pattern,bs,iodepth,iops,mbps,clat_p50_us,clat_p99_us,lat_p50_us,lat_p99_us,disk_bytes,member_bytes_total,amplification,member_bytes_min,member_bytes_max,member_max_min,member_cov,member_p99_us,full_stripe_writes,rmw_writes,rcw_writes,parity_reads,stripe_waits,member_bytes"
+HEADER="level,members,chunk,chunk_bytes,job,pattern,bs,iodepth,iops,mbps,clat_p50_us,clat_p99_us,lat_p50_us,lat_p99_us,disk_bytes,member_bytes_total,amplification,member_bytes_min,member_bytes_max,member_max_min,member_cov,member_p99_us,full_stripe_writes,rmw_writes,rcw_writes,parity_reads,stripe_waits,merged_writes,member_bytes"
 # The sweep's mount points and its copy of rawvec go here, so a mount it
 # left behind is easy to find (and never one of another run's).
 export TMPDIR=$T/tmp
