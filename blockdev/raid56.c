@@ -118,7 +118,6 @@ struct r56 {
 	struct r56_cursor *cur_head, *cur_tail, *cur_free;
 	struct bdev_ring *ring;	     /* NULL: partial writes are never held */
 	struct bdev_ring_hook unplug;
-	int nr_plugged;
 	uint64_t seq_end; /* where the last write op ended, array bytes */
 	uint64_t write_op_ns; /* moving average of a write op's run time */
 	struct raid56_stats st;
@@ -272,7 +271,6 @@ static bool so_merge(struct r56 *r, struct stripe_op *so)
 	if (w->so_plugged && w->so_lo == 0 && w->so_hi == r->ndata * r->chunk) {
 		/* Full now: nothing more to wait for. */
 		w->so_plugged = false;
-		r->nr_plugged--;
 		start_waiters(r, NULL);
 	}
 	return true;
@@ -306,7 +304,6 @@ static void so_lock_or_wait(struct stripe_op *so)
 	} else {
 		so->so_plugged = true;
 		so->so_plug_ns = bdev_now_ns();
-		r->nr_plugged++;
 		bdev_ring_hook_arm(r->ring, &r->unplug);
 	}
 	if (r->wait_tail)
@@ -371,7 +368,6 @@ static void r56_unplug(struct bdev_ring_hook *h)
 			continue;
 		}
 		w->so_plugged = false;
-		r->nr_plugged--;
 	}
 	start_waiters(r, NULL);
 	if (next)
