@@ -33,16 +33,14 @@ enum so_mode { MODE_FULL, MODE_RCW, MODE_RMW, MODE_RECON };
 /* Writes into part of a stripe are merged with their neighbours on the
  * same stripe while they wait (md's stripe cache does this): the merged
  * op's data vector re-slices every request's pages, in no more segments
- * than a member takes in one request (l_vec_cap).  A partial write that could run is held (plugged) until the
- * end of the batch of requests it came in.  One that continues a
- * sequential stream and came while other stripe ops ran is held longer,
- * since the rest of its stripe is then likely on the way, stuck behind
- * those ops: when it comes the stripe goes out as a full-stripe write, no
- * reads.  It is held for at most as long as a write op takes (a moving
- * average, within the bounds below).  A writer at queue depth 1 finds the
- * array idle, so it never waits for more than its batch. */
+ * than a member takes in one request (l_vec_cap).  A partial write that
+ * could run is held (plugged) until the end of the batch of requests it
+ * came in, and a sequential one sometimes longer (hold_ns()), hoping the
+ * rest of its stripe comes: the stripe then goes out as a full-stripe
+ * write, no reads. */
 #define R56_HOLD_MIN_NS 100000ull
 #define R56_HOLD_MAX_NS 100000000ull
+#define R56_IDLE_HOLD_NS 500000ull
 
 /**
  * struct stripe_op - one operation on one stripe, over the in-chunk column
@@ -76,10 +74,10 @@ struct stripe_op {
 	uint64_t so_unreadable;
 	bool so_has_req;
 	/* Plugged: a partial-stripe write held in the wait list (until the
-	 * ring's next submit, or longer with so_hold), so that neighbours
+	 * ring's next submit, or so_hold_ns longer), so that neighbours
 	 * can join it and make the stripe full. */
 	bool so_plugged;
-	bool so_hold;	     /* may be held past its batch (see above) */
+	uint64_t so_hold_ns; /* how long past its batch it may be held */
 	uint64_t so_plug_ns; /* when it was plugged */
 	uint64_t so_run_ns;  /* when it first ran */
 	/* The new data, bytes [so_lo, so_hi) of the stripe: the request's own
@@ -120,6 +118,7 @@ struct r56 {
 	struct bdev_ring_hook unplug;
 	uint64_t seq_end; /* where the last write op ended, array bytes */
 	uint64_t write_op_ns; /* moving average of a write op's run time */
+	int last_write_reqs;  /* requests the last write op carried */
 	struct raid56_stats st;
 };
 
@@ -276,6 +275,30 @@ static bool so_merge(struct r56 *r, struct stripe_op *so)
 	return true;
 }
 
+/* How long past its batch partial write @so may wait for neighbours.
+ * Only a write that continues a sequential stream (@seq) waits, and only
+ * when more of its stripe is likely on the way:
+ *  - other stripe ops run: the writer's next writes are stuck behind
+ *    them, so wait up to one write op's time (a moving average);
+ *  - the array is idle but the last write op carried enough requests to
+ *    fill a stripe from its start, where this one begins: the writer keeps
+ *    that many in flight, and the rest were sent with this one, so wait a
+ *    little (at most R56_IDLE_HOLD_NS).
+ * A writer at queue depth 1 meets neither and never waits. */
+static uint64_t hold_ns(const struct r56 *r, const struct stripe_op *so, bool seq)
+{
+	uint64_t op = r->write_op_ns;
+
+	op = op < R56_HOLD_MIN_NS ? R56_HOLD_MIN_NS : op > R56_HOLD_MAX_NS ? R56_HOLD_MAX_NS : op;
+	if (!seq)
+		return 0;
+	if (r->active)
+		return op;
+	if (!so->so_lo && (uint64_t)r->last_write_reqs * so->so_hi >= r->ndata * r->chunk)
+		return op < R56_IDLE_HOLD_NS ? op : R56_IDLE_HOLD_NS;
+	return 0;
+}
+
 static void so_lock_or_wait(struct stripe_op *so)
 {
 	struct r56 *r = r56_of(so->so_l);
@@ -287,7 +310,7 @@ static void so_lock_or_wait(struct stripe_op *so)
 	if (so_merge(r, so))
 		return;
 	if (mergeable(so)) {
-		so->so_hold = at + so->so_lo == r->seq_end && r->active;
+		so->so_hold_ns = hold_ns(r, so, at + so->so_lo == r->seq_end);
 		r->seq_end = at + so->so_hi;
 	}
 	/* First come, first served per stripe: never pass a waiter. */
@@ -355,16 +378,14 @@ static void so_unlock(struct stripe_op *so)
 static void r56_unplug(struct bdev_ring_hook *h)
 {
 	struct r56 *r = (void *)((char *)h - offsetof(struct r56, unplug));
-	uint64_t now = bdev_now_ns(), hold = r->write_op_ns, next = 0;
+	uint64_t now = bdev_now_ns(), next = 0;
 
-	hold = hold < R56_HOLD_MIN_NS ? R56_HOLD_MIN_NS :
-	       hold > R56_HOLD_MAX_NS ? R56_HOLD_MAX_NS : hold;
 	for (struct stripe_op *w = r->wait_head; w; w = w->so_next) {
 		if (!w->so_plugged)
 			continue;
-		if (w->so_hold && now - w->so_plug_ns < hold) {
-			if (!next || w->so_plug_ns + hold < next)
-				next = w->so_plug_ns + hold;
+		if (now - w->so_plug_ns < w->so_hold_ns) {
+			if (!next || w->so_plug_ns + w->so_hold_ns < next)
+				next = w->so_plug_ns + w->so_hold_ns;
 			continue;
 		}
 		w->so_plugged = false;
@@ -445,6 +466,9 @@ static void so_finish(struct stripe_op *so, int err)
 		int64_t d = (int64_t)(bdev_now_ns() - so->so_run_ns) - (int64_t)r->write_op_ns;
 
 		r->write_op_ns += d / 8;
+		r->last_write_reqs = 1;
+		for (struct stripe_op *p = so->so_peers; p; p = p->so_next)
+			r->last_write_reqs++;
 	}
 	so_unlock(so);
 	while (so->so_peers) {

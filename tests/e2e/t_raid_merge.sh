@@ -6,7 +6,9 @@
 #     QD16 over 128 stripes: merged_writes moves and at least a quarter of
 #     the stripes are full-stripe writes (without merging every one of
 #     those writes is a read-modify-write); then 4k sequential writes at
-#     QD32 merge too; fio verifies every byte (crc32c);
+#     QD32 merge too, and 64k writes at QD4 (one stripe in flight) are
+#     full-stripe writes for at least 40 of 64 stripes; fio verifies
+#     every byte (crc32c);
 #   - raid6 of 6, chunk 16k: a sequential writer and a random writer of
 #     4k-48k at once, each verified;
 #   - raid5 of 4 with a failed member: sequential 32k and 4k writes merge
@@ -73,6 +75,13 @@ fio_verify seq4k --rw=write --bs=4k --iodepth=32 --offset=32m --size=8m
 log "$CASE: after 2048 writes of 4k: $(counters)"
 [ "$(stat_value target.merged_writes)" -gt $((merged + 100)) ] ||
 	die "$CASE: 4k sequential writes at QD32 merged fewer than 100 times: $(counters)"
+# QD4 of 64k is one stripe in flight: each stripe's first write finds the
+# array idle, and is held for the three behind it.
+full=$(stat_value target.full_stripe_writes)
+fio_verify qd4 --rw=write --bs=64k --iodepth=4 --offset=40m --size=16m
+log "$CASE: after 256 writes of 64k at QD4 over 64 stripes: $(counters)"
+[ $(($(stat_value target.full_stripe_writes) - full)) -ge 40 ] ||
+	die "$CASE: fewer than 40 of 64 stripes written whole at QD4 (had $full before): $(counters)"
 got=$(scrub check) || exit 1
 [ "$got" = 0 ] || die "$CASE: check counts $got mismatched sectors"
 members_match raid5 $((64 * K)) a.img b.img c.img d.img e.img
