@@ -581,18 +581,19 @@ static void plan(struct stripe_op *so)
 		so->so_mode = MODE_RECON;
 		return;
 	}
-	if (lost) {
-		so->so_mode = MODE_RECON;
-		return;
-	}
 	for (int j = 0; j < r->ndata; j++) {
 		if (!touched(so, j, &a, &b))
 			continue;
 		nt++;
 		full += a == so->so_c0 && b == so->so_c1;
 	}
-	if (full == r->ndata)
+	/* New data for every data column needs nothing read, with members
+	 * lost too (while parity covers them): parity comes from it, and a
+	 * failed member is left out. */
+	if (full == r->ndata && lost <= r->nparity)
 		so->so_mode = MODE_FULL;
+	else if (lost)
+		so->so_mode = MODE_RECON;
 	else if (nt + r->nparity < r->ndata - full)
 		so->so_mode = MODE_RMW;
 	else
@@ -936,6 +937,11 @@ static void write_stage(struct stripe_op *so)
 			if (i >= r->ndata) {
 				stage_io(so, BDEV_WRITE, m, 0, w, blk[i], NULL,
 					 (struct pvec_iter){ 0 });
+			} else if (data_touched && so->so_kind == SO_WRITE &&
+				   so->so_mode == MODE_FULL) {
+				/* The whole column, rebuilding or not. */
+				stage_io(so, BDEV_WRITE, m, 0, w, NULL, so->so_vec,
+					 req_slice(so, 0, i, a, b));
 			} else if (so->so_unreadable & (1ull << i)) {
 				/* Rebuilding past this stripe: bring the whole
 				 * column up to date while we have it. */

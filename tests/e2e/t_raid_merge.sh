@@ -11,8 +11,9 @@
 #     every byte (crc32c);
 #   - raid6 of 6, chunk 16k: a sequential writer and a random writer of
 #     4k-48k at once, each verified;
-#   - raid5 of 4 with a failed member: sequential 32k and 4k writes merge
-#     and read back right, the failed member's chunks rebuilt from parity;
+#   - raid5 of 4 with a failed member: sequential 32k and 4k writes merge,
+#     whole stripes are written without reads, and everything reads back
+#     right, the failed member's chunks rebuilt from parity;
 #   - after each: `check` finds 0 mismatched sectors, and (healthy cases)
 #     every member equals md's layout of the disk's contents.
 . "$(dirname "$0")/lib.sh"
@@ -109,6 +110,9 @@ fio_verify seq32k --rw=write --bs=32k --iodepth=16 --size=12m
 fio_verify seq4k --rw=write --bs=4k --iodepth=32 --offset=12m --size=4m
 log "$CASE: $(counters)"
 [ "$(stat_value target.merged_writes)" -gt 0 ] || die "$CASE: no write was merged: $(counters)"
+# A full stripe needs nothing read, degraded or not.
+[ "$(stat_value target.full_stripe_writes)" -gt 0 ] ||
+	die "$CASE: no full-stripe write while degraded: $(counters)"
 [ "$(stat_value target.errors)" = 0 ] || die "$CASE: the layer counts errors"
 stop_rawvec
 exit 0
