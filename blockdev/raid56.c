@@ -32,8 +32,8 @@ enum so_mode { MODE_FULL, MODE_RCW, MODE_RMW, MODE_RECON };
 
 /* Writes into part of a stripe are merged with their neighbours on the
  * same stripe while they wait (md's stripe cache does this): the merged
- * op's data vector re-slices every request's pages, in no more segments
- * than a member takes in one request (l_vec_cap).  A partial write that
+ * op's data vector re-slices every request's pages, each chunk's part in
+ * no more pieces than a member takes in one request (l_vec_cap).  A partial write that
  * could run is held (plugged) until the end of the batch of requests it
  * came in, and a sequential one sometimes longer (hold_ns()), hoping the
  * rest of its stripe comes: the stripe then goes out as a full-stripe
@@ -85,7 +85,7 @@ struct stripe_op {
 	 * complete with this op). */
 	const struct pvec *so_vec;
 	struct pvec_iter so_it;
-	struct pvec *so_dvec; /* l_vec_cap segments */
+	struct pvec *so_dvec; /* ndata * l_vec_cap segments */
 	struct stripe_op *so_peers;
 	void (*so_done)(struct stripe_op *so, int err); /* background ops */
 	void *so_private;
@@ -233,7 +233,9 @@ static bool so_merge(struct r56 *r, struct stripe_op *so)
 {
 	struct stripe_op *w = NULL, *first, *second;
 	struct pvec *v = so->so_dvec; /* unused by @so: build the new one here */
-	int cap = (int)so->so_l->l_vec_cap, n;
+	uint64_t c = r->chunk;
+	int cap = r->ndata * (int)so->so_l->l_vec_cap, n;
+	struct pvec_iter it;
 
 	if (!mergeable(so))
 		return false;
@@ -256,6 +258,17 @@ static bool so_merge(struct r56 *r, struct stripe_op *so)
 		n = pvec_append(v, n, cap, second->so_vec, second->so_it);
 	if (n < 0)
 		return false;
+	/* Each data chunk's part goes to its member as one request. */
+	it = pvec_iter_init(v, n);
+	for (uint64_t s = first->so_lo / c * c; s < second->so_hi; s += c) {
+		uint64_t a = s > first->so_lo ? s : first->so_lo;
+		uint64_t b = s + c < second->so_hi ? s + c : second->so_hi;
+		struct pvec_iter part;
+
+		pvec_slice(v, it, a - first->so_lo, b - a, &part);
+		if (pvec_runs(v, part) > (int)so->so_l->l_vec_cap)
+			return false;
+	}
 	so->so_dvec = w->so_dvec;
 	w->so_dvec = v;
 	w->so_vec = v;
@@ -405,7 +418,7 @@ static struct stripe_op *so_alloc(struct layer *l)
 		return NULL;
 	so->so_iov = calloc(nvec, sizeof(*so->so_iov));
 	so->so_mvec = r->batch_max > 1 ? calloc(nvec, sizeof(*so->so_mvec)) : NULL;
-	so->so_dvec = calloc(l->l_vec_cap, sizeof(*so->so_dvec));
+	so->so_dvec = calloc((size_t)r->ndata * l->l_vec_cap, sizeof(*so->so_dvec));
 	if (!so->so_iov || (r->batch_max > 1 && !so->so_mvec) || !so->so_dvec ||
 	    posix_memalign((void **)&so->so_buf, 4096, (size_t)r->scratch_cols * l->l_chunk)) {
 		free(so->so_iov);

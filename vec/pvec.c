@@ -158,6 +158,22 @@ int pvec_to_iovec(const struct pvec *vec, struct pvec_iter it,
 	return nr;
 }
 
+int pvec_runs(const struct pvec *vec, struct pvec_iter it)
+{
+	const char *end = NULL;
+	int nr = 0;
+
+	while (it.pi_size) {
+		struct pvec cur = pvec_iter_cur(vec, it);
+		const char *addr = pvec_addr(&cur);
+
+		nr += addr != end;
+		end = addr + cur.pv_len;
+		pvec_iter_advance(vec, &it, cur.pv_len);
+	}
+	return nr;
+}
+
 int pvec_append(struct pvec *dst, int nr, int cap, const struct pvec *src,
 		struct pvec_iter it)
 {

@@ -101,6 +101,12 @@ int pvec_to_iovec(const struct pvec *vec, struct pvec_iter it,
 		  struct iovec *iov, int nr_max);
 
 /**
+ * pvec_runs() - how many pieces of memory the iterator's range is, pieces
+ * that are contiguous counted as one: the iovecs pvec_to_iovec() fills.
+ */
+int pvec_runs(const struct pvec *vec, struct pvec_iter it);
+
+/**
  * pvec_append() - append the iterator's range to @dst, which holds @nr
  * segments and has room for @cap, joining a piece to the last segment when
  * they are contiguous in memory.  Returns the new count, or -ENOSPC with

@@ -936,6 +936,8 @@ START_TEST(test_to_iovec_random)
 		gen(model, &r, 0);
 		it = random_range(model, &r, &lo, &hi);
 		nr_want = ref_runs(model, lo, hi, want, MAX_IOV);
+		UT_EQ(pvec_runs(model->m_vec, it), nr_want, "iter %d: runs of [%zu, %zu)",
+		      iter, lo, hi);
 		tries[0] = nr_want;
 		tries[1] = nr_want ? nr_want - 1 : 0;
 		tries[2] = nr_want ? (int)ut_below(&r, (uint64_t)nr_want) : 0;
