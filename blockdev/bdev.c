@@ -5,7 +5,6 @@
 
 #include <errno.h>
 #include <stdlib.h>
-#include <time.h>
 
 static const char *const op_names[BDEV_NR_OPS] = {
 	[BDEV_READ] = "read",	    [BDEV_WRITE] = "write",
@@ -16,14 +15,6 @@ static const char *const op_names[BDEV_NR_OPS] = {
 const char *bdev_op_name(enum bdev_op op)
 {
 	return op < BDEV_NR_OPS ? op_names[op] : "?";
-}
-
-uint64_t bdev_now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ull + ts.tv_nsec;
 }
 
 uint64_t bdev_lat_percentile(const uint64_t *hist, double q)

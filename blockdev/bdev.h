@@ -92,8 +92,6 @@ struct bdev_stats {
 	struct bdev_lat lat[2]; /* [BDEV_READ], [BDEV_WRITE] */
 };
 
-/** bdev_now_ns() - CLOCK_MONOTONIC in ns, the clock io_uring timeouts use. */
-uint64_t bdev_now_ns(void);
 
 /** bdev_lat_bucket() - the histogram bucket of a @ns-long latency. */
 static inline int bdev_lat_bucket(uint64_t ns)

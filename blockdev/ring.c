@@ -101,6 +101,14 @@ struct io_uring_sqe *bdev_ring_sqe(struct bdev_ring *r,
 	return sqe;
 }
 
+uint64_t bdev_now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
 void bdev_ring_timer_at(struct bdev_ring *r, struct bdev_ring_op *op,
 			struct __kernel_timespec *ts, uint64_t due_ns)
 {
@@ -135,13 +143,6 @@ void bdev_ring_hook_disarm(struct bdev_ring *r, struct bdev_ring_hook *h)
 	h->rh_armed = false;
 }
 
-static uint64_t now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
 
 /* Run every hook that is due, until none is: held work must never wait
  * behind the sleep it was held across.  Returns the earliest time a hook
@@ -156,7 +157,7 @@ again:
 	for (pp = &r->hooks; (h = *pp); pp = &h->rh_next) {
 		if (h->rh_due_ns) {
 			if (!now)
-				now = now_ns();
+				now = bdev_now_ns();
 			if (h->rh_due_ns > now) {
 				if (!next || h->rh_due_ns < next)
 					next = h->rh_due_ns;
@@ -180,7 +181,7 @@ int bdev_ring_run(struct bdev_ring *r, unsigned wait_nr)
 
 	if (wait_nr && due) {
 		struct __kernel_timespec ts = { 0 };
-		uint64_t now = now_ns();
+		uint64_t now = bdev_now_ns();
 
 		if (due > now) {
 			ts.tv_sec = (long long)((due - now) / 1000000000ull);

@@ -83,6 +83,9 @@ static inline bool bdev_ring_in_pool(const struct bdev_ring *r, const void *p,
 struct io_uring_sqe *bdev_ring_sqe(struct bdev_ring *r,
 				   struct bdev_ring_op *op);
 
+/** bdev_now_ns() - CLOCK_MONOTONIC in ns, the clock io_uring timeouts use. */
+uint64_t bdev_now_ns(void);
+
 /**
  * bdev_ring_timer_at() - complete @op when CLOCK_MONOTONIC reaches @due_ns
  * (an absolute io_uring timeout; res -ETIME is the normal outcome).  @ts
@@ -111,8 +114,9 @@ static inline void bdev_ring_hook_arm(struct bdev_ring *r, struct bdev_ring_hook
 }
 
 /**
- * bdev_ring_run() - run the hooks that are due, submit what is queued, wait for at least @wait_nr
- * completions (0: do not block) and dispatch every ready CQE.
+ * bdev_ring_run() - run the hooks that are due, submit what is queued,
+ * wait for at least @wait_nr completions (0: do not block) and dispatch
+ * every ready CQE.
  * Returns the number dispatched or -errno (-EINTR when a signal came).
  */
 int bdev_ring_run(struct bdev_ring *r, unsigned wait_nr);
