@@ -33,11 +33,11 @@ enum so_mode { MODE_FULL, MODE_RCW, MODE_RMW, MODE_RECON };
 /* Writes into part of a stripe are merged with their neighbours on the
  * same stripe while they wait (md's stripe cache does this): the merged
  * op's data vector re-slices every request's pages, each chunk's part in
- * no more pieces than a member takes in one request (l_vec_cap).  A partial write that
- * could run is held (plugged) until the end of the batch of requests it
- * came in, and a sequential one sometimes longer (hold_ns()), hoping the
- * rest of its stripe comes: the stripe then goes out as a full-stripe
- * write, no reads. */
+ * no more pieces than a member takes in one request (l_vec_cap).  A
+ * partial write that could run is held (plugged) until the end of the
+ * batch of requests it came in, and a sequential one sometimes longer
+ * (hold_ns()), hoping the rest of its stripe comes: the stripe then goes
+ * out as a full-stripe write, no reads. */
 #define R56_HOLD_MIN_NS 100000ull
 #define R56_HOLD_MAX_NS 100000000ull
 #define R56_IDLE_HOLD_NS 500000ull
