@@ -219,6 +219,12 @@ static void so_set_cols(struct stripe_op *so)
 	}
 }
 
+/* Whether the op's data bytes are its whole stripe. */
+static bool whole_stripe(const struct r56 *r, const struct stripe_op *so)
+{
+	return so->so_lo == 0 && so->so_hi == r->ndata * r->chunk;
+}
+
 static bool mergeable(const struct stripe_op *so)
 {
 	return so->so_has_req && so->so_kind == SO_WRITE && so->so_nstripes == 1;
@@ -280,7 +286,7 @@ static bool so_merge(struct r56 *r, struct stripe_op *so)
 	w->so_peers = so;
 	r->st.merged_writes++;
 	r->seq_end = w->so_stripe * r->ndata * r->chunk + w->so_hi;
-	if (w->so_plugged && w->so_lo == 0 && w->so_hi == r->ndata * r->chunk) {
+	if (w->so_plugged && whole_stripe(r, w)) {
 		/* Full now: nothing more to wait for. */
 		w->so_plugged = false;
 		start_waiters(r, NULL);
@@ -328,8 +334,7 @@ static void so_lock_or_wait(struct stripe_op *so)
 	}
 	/* First come, first served per stripe: never pass a waiter. */
 	blocked = overlaps_any(r->wait_head, NULL, so) || overlaps_any(r->active, NULL, so);
-	if (!blocked && !(r->ring && mergeable(so) &&
-			  so->so_hi - so->so_lo < r->ndata * r->chunk)) {
+	if (!blocked && !(r->ring && mergeable(so) && !whole_stripe(r, so))) {
 		so->so_next = r->active;
 		r->active = so;
 		so_run(so);
@@ -474,23 +479,24 @@ static void so_finish(struct stripe_op *so, int err)
 		so->so_done(so, err);
 		return;
 	}
+	struct r56 *r = r56_of(so->so_l);
+	int reqs = 1;
+
 	if (so->so_kind == SO_WRITE) {
-		struct r56 *r = r56_of(so->so_l);
 		int64_t d = (int64_t)(bdev_now_ns() - so->so_run_ns) - (int64_t)r->write_op_ns;
 
 		r->write_op_ns += d / 8;
-		r->last_write_reqs = 1;
-		for (struct stripe_op *p = so->so_peers; p; p = p->so_next)
-			r->last_write_reqs++;
 	}
 	so_unlock(so);
-	while (so->so_peers) {
+	for (; so->so_peers; reqs++) {
 		struct stripe_op *p = so->so_peers;
 
 		so->so_peers = p->so_next;
 		bdev_req_complete(&p->so_req, err);
 		so_put(p);
 	}
+	if (so->so_kind == SO_WRITE)
+		r->last_write_reqs = reqs;
 	bdev_req_complete(&so->so_req, err);
 	so_put(so);
 }

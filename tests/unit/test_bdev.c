@@ -984,19 +984,28 @@ static void first_hook(struct bdev_ring_hook *h)
 	bdev_ring_hook_arm(&hc->ring, &hc->second); /* armed while hooks run */
 }
 
+/* A ring and its hooks; false when there is no io_uring to test against. */
+static bool hook_case_init(struct hook_case *hc)
+{
+	int ret;
+
+	memset(hc, 0, sizeof(*hc));
+	ret = bdev_ring_init(&hc->ring, 8, false);
+	if (ret == -ENOSYS || ret == -EPERM)
+		return false;
+	ck_assert_int_eq(ret, 0);
+	hc->first.rh_fn = first_hook;
+	hc->second.rh_fn = second_hook;
+	hc->nop.ro_done = nop_done;
+	return true;
+}
+
 START_TEST(test_ring_hooks)
 {
 	static struct hook_case hc;
-	int ret;
 
-	memset(&hc, 0, sizeof(hc));
-	ret = bdev_ring_init(&hc.ring, 8, false);
-	if (ret == -ENOSYS || ret == -EPERM)
-		return; /* no io_uring here: nothing to test against */
-	ck_assert_int_eq(ret, 0);
-	hc.first.rh_fn = first_hook;
-	hc.second.rh_fn = second_hook;
-	hc.nop.ro_done = nop_done;
+	if (!hook_case_init(&hc))
+		return;
 
 	/* Armed twice before a run: runs once, then no more. */
 	bdev_ring_hook_arm(&hc.ring, &hc.first);
@@ -1017,15 +1026,9 @@ START_TEST(test_ring_hook_due)
 {
 	static struct hook_case hc;
 	uint64_t t0, waited;
-	int ret;
 
-	memset(&hc, 0, sizeof(hc));
-	ret = bdev_ring_init(&hc.ring, 8, false);
-	if (ret == -ENOSYS || ret == -EPERM)
+	if (!hook_case_init(&hc))
 		return;
-	ck_assert_int_eq(ret, 0);
-	hc.second.rh_fn = second_hook;
-	hc.nop.ro_done = nop_done;
 	t0 = bdev_now_ns();
 	bdev_ring_hook_arm_at(&hc.ring, &hc.second, t0 + 20000000);
 	ck_assert_int_eq(bdev_ring_run(&hc.ring, 0), 0);
