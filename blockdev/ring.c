@@ -216,6 +216,36 @@ int bdev_ring_run(struct bdev_ring *r, unsigned wait_nr)
 	return nr ? nr : (ret == -EINTR ? -EINTR : 0);
 }
 
+struct tick {
+	struct bdev_ring_hook t_hook;
+	struct bdev_ring *t_ring;
+};
+
+/* Always armed a little ahead, so that a run whose other hooks finish the
+ * work still ends its wait. */
+static void tick(struct bdev_ring_hook *h)
+{
+	struct tick *t = (struct tick *)h;
+
+	bdev_ring_hook_arm_at(t->t_ring, h, bdev_now_ns() + 1000000);
+}
+
+int bdev_ring_run_until(struct bdev_ring *r, bool (*done)(void *arg), void *arg)
+{
+	struct tick t = { .t_hook.rh_fn = tick, .t_ring = r };
+	int ret = 0;
+
+	tick(&t.t_hook);
+	while (!done(arg)) {
+		ret = bdev_ring_run(r, 1);
+		if (ret < 0 && ret != -EINTR)
+			break;
+		ret = 0;
+	}
+	bdev_ring_hook_disarm(r, &t.t_hook);
+	return ret;
+}
+
 void bdev_ring_exit(struct bdev_ring *r)
 {
 	io_uring_queue_exit(&r->ring);

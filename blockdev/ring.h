@@ -121,6 +121,14 @@ static inline void bdev_ring_hook_arm(struct bdev_ring *r, struct bdev_ring_hook
  */
 int bdev_ring_run(struct bdev_ring *r, unsigned wait_nr);
 
+/**
+ * bdev_ring_run_until() - for start-up and shutdown, outside the event
+ * loop: run the ring until @done(@arg) holds.  A hook may finish the work
+ * without a completion to wait for, so no wait lasts more than 1 ms.
+ * Returns 0 or -errno.
+ */
+int bdev_ring_run_until(struct bdev_ring *r, bool (*done)(void *arg), void *arg);
+
 /** bdev_ring_exit() - tear down the ring and unmap the pool. */
 void bdev_ring_exit(struct bdev_ring *r);
 
