@@ -16,7 +16,7 @@ BDEV_SRC = blockdev/bdev.c blockdev/ring.c blockdev/file.c blockdev/rw.c \
            blockdev/slice.c blockdev/raid0.c blockdev/raid1.c \
            blockdev/raid56.c blockdev/parity.c blockdev/member.c \
            blockdev/null.c blockdev/mem.c blockdev/faulty.c blockdev/sim.c \
-           blockdev/trace.c
+           blockdev/trace.c blockdev/super.c
 FS_SRC   = fs/main.c fs/ops.c fs/dev.c fs/uring.c fs/stats.c fs/control.c \
            fs/statcmd.c fs/tracecmd.c
 CORE_SRC = $(VEC_SRC) $(BDEV_SRC)

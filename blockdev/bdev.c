@@ -57,6 +57,7 @@ void bdev_req_init(struct bdev_req *req, enum bdev_op op, uint64_t pos,
 	req->br_private = private;
 	req->br_iov = req->br_iov_inline;
 	req->br_iov_max = BDEV_REQ_INLINE_IOV;
+	req->br_meta = false;
 }
 
 int bdev_req_child(struct bdev_req *parent, struct bdev_req *child,
@@ -79,6 +80,7 @@ int bdev_req_child(struct bdev_req *parent, struct bdev_req *child,
 void bdev_req_chain(struct bdev_req *parent, struct bdev_req *child)
 {
 	child->br_parent = parent;
+	child->br_meta = parent->br_meta;
 	parent->br_pending++;
 }
 
@@ -98,7 +100,11 @@ void bdev_req_complete(struct bdev_req *req, int err)
 		dev->bd_stats.inflight--;
 		if (req->br_error)
 			dev->bd_stats.errors++;
-		if (data || dev->bd_trace) {
+		if (req->br_meta) {
+			/* Superblock I/O: in flight like any, counted apart
+			 * (the array's super.updates), so the counters and
+			 * traces stay the user's I/O. */
+		} else if (dev->bd_stats.done[req->br_op]++, data || dev->bd_trace) {
 			uint64_t now = bdev_now_ns();
 
 			if (data)
@@ -123,10 +129,12 @@ void bdev_submit(struct bdev *dev, struct bdev_req *req)
 
 	req->br_dev = dev;
 	req->br_start_ns = bdev_now_ns();
-	st->ops[req->br_op]++;
-	st->bytes[req->br_op] += req->br_len;
-	if (req->br_op == BDEV_READ || req->br_op == BDEV_WRITE)
-		st->size_hist[bdev_hist_bucket(req->br_len)]++;
+	if (!req->br_meta) {
+		st->ops[req->br_op]++;
+		st->bytes[req->br_op] += req->br_len;
+		if (req->br_op == BDEV_READ || req->br_op == BDEV_WRITE)
+			st->size_hist[bdev_hist_bucket(req->br_len)]++;
+	}
 	if (++st->inflight > st->inflight_max)
 		st->inflight_max = st->inflight;
 	if (dev->bd_read_only && req->br_op != BDEV_READ &&
@@ -134,6 +142,8 @@ void bdev_submit(struct bdev *dev, struct bdev_req *req)
 		bdev_req_complete(req, -EROFS);
 		return;
 	}
+	if (dev->bd_hold && dev->bd_hold(dev, req))
+		return;
 	dev->bd_ops->submit(dev, req);
 }
 

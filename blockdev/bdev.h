@@ -57,6 +57,8 @@ struct bdev_req {
 	uint64_t br_start_ns; /* set by bdev_submit(), for latency */
 	bdev_end_fn br_end;
 	void *br_private;
+	struct bdev_req *br_qnext; /* a queue it waits on (super.c's held writes) */
+	bool br_meta; /* rawvec's own metadata I/O (superblocks), not the user's */
 	struct bdev_ring_op br_ring;
 	struct iovec *br_iov;
 	int br_iov_max;
@@ -84,6 +86,7 @@ struct bdev_lat {
 /** struct bdev_stats - counters every bdev keeps; read by the stats file. */
 struct bdev_stats {
 	uint64_t ops[BDEV_NR_OPS];
+	uint64_t done[BDEV_NR_OPS]; /* completed: ops - done are in flight */
 	uint64_t bytes[BDEV_NR_OPS];
 	uint64_t size_hist[BDEV_HIST_BUCKETS]; /* reads and writes */
 	uint64_t errors;
@@ -176,6 +179,10 @@ struct bdev {
 	bool bd_byte_zero;	   /* DISCARD/ZERO need no alignment (files) */
 	uint64_t bd_id_dev, bd_id_ino; /* file: what it is, to spot twins */
 	struct bdev_stats bd_stats;
+	/* A barrier in front of the backend: returns true when it takes
+	 * @req to submit later through bd_ops (md metadata holds writes
+	 * until the superblocks say the array is active).  NULL: none. */
+	bool (*bd_hold)(struct bdev *dev, struct bdev_req *req);
 	struct bdev_trace *bd_trace; /* -o trace=FILE: record completions */
 	uint16_t bd_trace_id;
 };

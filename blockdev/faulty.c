@@ -81,7 +81,9 @@ static void faulty_submit(struct bdev *dev, struct bdev_req *req)
 	bool data = req->br_op == BDEV_READ || req->br_op == BDEV_WRITE;
 	bool fail = false;
 
-	if (data) {
+	/* Faults are the user's I/O's: superblock reads and writes pass,
+	 * so they neither use up after=N nor shift the seeded draws. */
+	if (data && !req->br_meta) {
 		double rate = req->br_op == BDEV_READ ? f->read_eio : f->write_eio;
 
 		f->nr_ios++;

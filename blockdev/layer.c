@@ -2,6 +2,7 @@
  * request becomes one child per contiguous run on a member; children carry
  * slices of the parent's segments (no data copied) and complete it. */
 #include "layer.h"
+#include "super.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -109,6 +110,7 @@ void layer_destroy(struct bdev *dev)
 		free(io);
 	}
 	free(l->l_start);
+	super_array_free(l->l_md);
 	if (l->l_free_private)
 		l->l_free_private(l);
 	free(dev->bd_name);
@@ -202,6 +204,7 @@ static struct layer_io *io_start(struct layer *l, struct bdev_req *req)
 	io->li_mirrored = false;
 	bdev_req_init(&io->li_req, req->br_op, req->br_pos, req->br_len,
 		      req->br_vec, req->br_iter, io_end, io);
+	io->li_req.br_meta = req->br_meta;
 	return io;
 }
 
@@ -216,7 +219,7 @@ static void io_submit_children(struct layer *l, struct layer_io *io, int err)
 		if (l->l_state[c->lc_member] == LAYER_MEMBER_FAILED)
 			bdev_req_complete(&c->lc_req, -EIO);
 		else
-			bdev_submit(l->l_members[c->lc_member], &c->lc_req);
+			layer_member_submit(l, c->lc_member, &c->lc_req);
 	}
 	bdev_req_complete(&io->li_req, err);
 }
@@ -476,7 +479,11 @@ void layer_set_state(struct layer *l, int m, enum layer_member_state st)
 {
 	if ((l->l_state[m] == LAYER_MEMBER_OK) != (st == LAYER_MEMBER_OK))
 		l->l_nr_bad += st == LAYER_MEMBER_OK ? -1 : 1;
+	if (l->l_state[m] == st)
+		return;
 	l->l_state[m] = (uint8_t)st;
+	if (l->l_md)
+		super_member_changed(l, m);
 }
 
 static void layer_mapped_submit(struct bdev *dev, struct bdev_req *req)
@@ -496,25 +503,28 @@ void layer_free_members(struct bdev **members, int nr)
 	free(members);
 }
 
-uint64_t layer_common_size(struct bdev **members, int nr, uint64_t unit)
+uint64_t layer_common_size(struct bdev **members, int nr, uint64_t data_offset,
+			   uint64_t unit)
 {
 	uint64_t size = UINT64_MAX;
 
 	for (int i = 0; i < nr; i++)
 		if (members[i]->bd_size < size)
 			size = members[i]->bd_size;
+	size = size > data_offset ? size - data_offset : 0;
 	return size - size % unit;
 }
 
-int layer_check_chunk(struct bdev **members, int nr, uint64_t chunk,
-		      uint64_t *member_size, char *err, size_t errlen)
+int layer_check_chunk(struct bdev **members, int nr, uint64_t data_offset,
+		      uint64_t chunk, uint64_t *member_size, char *err,
+		      size_t errlen)
 {
 	if (!chunk || (chunk & (chunk - 1)) || chunk < 4096) {
 		snprintf(err, errlen, "chunk %llu is not a power of two of at least 4k",
 			 (unsigned long long)chunk);
 		return -EINVAL;
 	}
-	*member_size = layer_common_size(members, nr, chunk);
+	*member_size = layer_common_size(members, nr, data_offset, chunk);
 	if (!*member_size) {
 		snprintf(err, errlen, "members are smaller than one chunk (%llu bytes)",
 			 (unsigned long long)chunk);

@@ -21,6 +21,7 @@ struct layer_stats {
 };
 
 struct layer;
+struct super_array;
 
 /**
  * layer_map_fn - where logical byte @pos of @l lives: member *@member at
@@ -50,6 +51,8 @@ enum layer_member_state {
  * @l_vec_cap:     segments all children of one request hold together: what
  *                 the parent brings plus one per piece; also the most a
  *                 member of this layer receives in one request
+ * @l_data_offset: member bytes before the layer's data (md superblocks)
+ * @l_md:          md v1.2 metadata (super.c), NULL for a headerless array
  * @l_start:       linear: logical start of each member (l_nr + 1 entries)
  * @l_next_read:   raid1: round-robin cursor
  */
@@ -60,6 +63,8 @@ struct layer {
 	int l_nr;
 	uint64_t l_chunk;
 	uint64_t l_member_size;
+	uint64_t l_data_offset;
+	struct super_array *l_md;
 	uint64_t l_offset;
 	uint64_t *l_start;
 	uint32_t l_max_pieces;
@@ -138,21 +143,36 @@ void layer_submit_all(struct layer *l, struct bdev_req *req);
  */
 void layer_submit_mirrored(struct layer *l, struct bdev_req *req);
 
+/**
+ * layer_member_submit() - submit @req, addressed in member @m's data, to
+ * that member: past its metadata.  Every I/O a level sends to a member
+ * goes through here.
+ */
+static inline void layer_member_submit(struct layer *l, int m,
+				       struct bdev_req *req)
+{
+	req->br_pos += l->l_data_offset;
+	bdev_submit(l->l_members[m], req);
+}
+
 /** layer_submit_one() - send @req whole to member @m at @pos. */
 void layer_submit_one(struct layer *l, struct bdev_req *req, int m,
 		      uint64_t pos);
 
 /* Levels (one file each): members are owned by the new layer. */
-int linear_create(struct bdev **members, int nr, size_t max_io_bytes,
-		  uint32_t in_segs, struct bdev **out, char *err, size_t errlen);
+/* @data_offset: member bytes before the data (0 without md superblocks). */
+int linear_create(struct bdev **members, int nr, uint64_t data_offset,
+		  size_t max_io_bytes, uint32_t in_segs, struct bdev **out,
+		  char *err, size_t errlen);
 int slice_create(struct bdev *member, uint64_t offset, uint64_t size,
 		 size_t max_io_bytes, uint32_t in_segs, struct bdev **out,
 		 char *err, size_t errlen);
-int raid0_create(struct bdev **members, int nr, uint64_t chunk,
+int raid0_create(struct bdev **members, int nr, uint64_t data_offset,
+		 uint64_t chunk, size_t max_io_bytes, uint32_t in_segs, struct bdev **out,
+		 char *err, size_t errlen);
+int raid1_create(struct bdev **members, int nr, uint64_t data_offset,
 		 size_t max_io_bytes, uint32_t in_segs, struct bdev **out,
 		 char *err, size_t errlen);
-int raid1_create(struct bdev **members, int nr, size_t max_io_bytes,
-		 uint32_t in_segs, struct bdev **out, char *err, size_t errlen);
 
 /**
  * layer_readable() - whether member @m holds valid data for member bytes
@@ -186,7 +206,10 @@ void layer_sweep_end(struct layer *l);
 /** layer_sweep_rate() - member bytes per second of the running or last sweep. */
 double layer_sweep_rate(const struct layer *l);
 
-/** layer_set_state() - change member @m's state, keeping l_nr_bad. */
+/**
+ * layer_set_state() - change member @m's state, keeping l_nr_bad; an
+ * array with md metadata records the change before its next write.
+ */
 void layer_set_state(struct layer *l, int m, enum layer_member_state st);
 
 /**
@@ -217,18 +240,21 @@ extern const struct bdev_ops layer_mapped_ops;
 void layer_free_members(struct bdev **members, int nr);
 
 /**
- * layer_common_size() - the smallest member's size rounded down to @unit:
- * what each member of a striped or mirrored level contributes.
+ * layer_common_size() - the smallest member's size past @data_offset,
+ * rounded down to @unit: what each member of a striped or mirrored level
+ * contributes (0 when a member is no larger than @data_offset).
  */
-uint64_t layer_common_size(struct bdev **members, int nr, uint64_t unit);
+uint64_t layer_common_size(struct bdev **members, int nr, uint64_t data_offset,
+			   uint64_t unit);
 
 /**
  * layer_check_chunk() - @chunk must be a power of two of at least 4k and
  * every member hold at least one; sets *@member_size.  Returns 0 or
  * -EINVAL with the reason in @err.
  */
-int layer_check_chunk(struct bdev **members, int nr, uint64_t chunk,
-		      uint64_t *member_size, char *err, size_t errlen);
+int layer_check_chunk(struct bdev **members, int nr, uint64_t data_offset,
+		      uint64_t chunk, uint64_t *member_size, char *err,
+		      size_t errlen);
 
 /**
  * layer_max_pieces() - most pieces a request of @max_io_bytes is cut into

@@ -15,8 +15,9 @@
 #include "faulty.h"
 #include "raid56.h"
 #include "sim.h"
+#include "super.h"
 
-#define MAX_KEYS 4
+#define MAX_KEYS 5
 #define DEFAULT_CHUNK (512 * 1024) /* md's default */
 
 struct lnode {
@@ -36,6 +37,9 @@ struct lnode {
 	int nr_kv;
 	/* filled by check_node() */
 	uint64_t chunk, offset, size;
+	bool chunk_given;
+	enum super_mode super; /* arrays: super=auto|1.2|none */
+	char md_name[32];      /* arrays: name=, the md superblock's set name */
 	char fault_opts[256]; /* faulty(), sim(): options as written */
 };
 
@@ -317,11 +321,58 @@ static const struct level_rule level_rules[] = {
 	{ "raid1", 2, LAYER_MAX_MEMBERS, false },
 	{ "raid5", 3, LAYER_MAX_MEMBERS, true },
 	{ "raid6", 4, LAYER_MAX_MEMBERS, true },
+	{ "md", 1, LAYER_MAX_MEMBERS, false },
 	{ "faulty", 1, 1, false },
 	{ "sim", 1, 1, false },
 	{ "null", 0, 0, false },
 	{ "mem", 0, 0, false },
 };
+
+/* Levels that keep md superblocks (super=, name=, md()). */
+static bool is_array(const struct lnode *n)
+{
+	static const char *const arrays[] = { "linear", "raid0", "raid1", "raid5",
+					      "raid6", "md" };
+
+	for (size_t i = 0; i < sizeof(arrays) / sizeof(arrays[0]); i++)
+		if (name_is(n, arrays[i]))
+			return true;
+	return false;
+}
+
+/* super=auto|1.2|none and name=NAME of an array. */
+static int take_super_opts(struct parser *p, struct lnode *n)
+{
+	n->super = SUPER_AUTO;
+	snprintf(n->md_name, sizeof(n->md_name), "rawvec");
+	for (int i = 0; i < n->nr_kv; i++) {
+		const char *v = n->kv[i].str;
+		size_t len = n->kv[i].str_len;
+
+		if (n->kv[i].key_len == 5 && !strncmp(n->kv[i].key, "super", 5)) {
+			if (len == 4 && !strncmp(v, "auto", 4))
+				n->super = SUPER_AUTO;
+			else if (len == 3 && !strncmp(v, "1.2", 3))
+				n->super = SUPER_V12;
+			else if (len == 4 && !strncmp(v, "none", 4))
+				n->super = SUPER_NONE;
+			else
+				return fail_at(p, n->kv[i].at, "super=%.*s: not auto, 1.2 or none",
+					       (int)len, v);
+		} else if (n->kv[i].key_len == 4 && !strncmp(n->kv[i].key, "name", 4)) {
+			if (!len || len >= sizeof(n->md_name))
+				return fail_at(p, n->kv[i].at, "name=%.*s: 1 to %zu characters",
+					       (int)len, v, sizeof(n->md_name) - 1);
+			snprintf(n->md_name, sizeof(n->md_name), "%.*s", (int)len, v);
+		} else {
+			continue;
+		}
+		n->kv[i].key_len = 0; /* consumed */
+	}
+	if (name_is(n, "md") && n->super == SUPER_NONE)
+		return fail_at(p, n->at, "md() assembles from superblocks: super=none makes no sense here");
+	return 0;
+}
 
 /* What a to-be-created member will be called, to spot twins before any
  * file exists: the real directory plus the base name. */
@@ -385,7 +436,7 @@ static int check_node(struct parser *p, struct lnode *n, char **future, int *nr_
 		if (name_is(n, level_rules[i].name))
 			rule = &level_rules[i];
 	if (!rule)
-		return fail_at(p, n->at, "unknown layout '%.*s' (linear, slice, raid0, raid1, raid5, raid6, faulty, sim, null, mem)",
+		return fail_at(p, n->at, "unknown layout '%.*s' (linear, slice, raid0, raid1, raid5, raid6, md, faulty, sim, null, mem)",
 			       (int)n->name_len, n->name);
 	if (rule->chunked) {
 		size_t at = n->at;
@@ -393,11 +444,14 @@ static int check_node(struct parser *p, struct lnode *n, char **future, int *nr_
 		ret = take_opt(p, n, "chunk", DEFAULT_CHUNK, &n->chunk, &at);
 		if (ret < 0)
 			return ret;
+		n->chunk_given = ret;
 		if ((n->chunk & (n->chunk - 1)) || n->chunk < 4096)
 			return fail_at(p, at,
 				       "chunk %llu is not a power of two of at least 4k",
 				       (unsigned long long)n->chunk);
 	}
+	if (is_array(n) && (ret = take_super_opts(p, n)))
+		return ret;
 	if (name_is(n, "slice") &&
 	    ((ret = take_opt(p, n, "offset", 0, &n->offset, NULL)) < 0 ||
 	     (ret = take_opt(p, n, "size", 0, &n->size, NULL)) < 0))
@@ -447,11 +501,109 @@ static int check_node(struct parser *p, struct lnode *n, char **future, int *nr_
 	return 0;
 }
 
+/* Whether @d holds nothing but the zeroes of images --create made just
+ * now: then it may be given a superblock without hiding anyone's data. */
+static bool bdev_fresh(struct bdev *d)
+{
+	if (!bdev_is_layer(d))
+		return d->bd_created;
+	for (int i = 0; i < layer_of(d)->l_nr; i++)
+		if (!bdev_fresh(layer_of(d)->l_members[i]))
+			return false;
+	return true;
+}
+
+/*
+ * An array level: read its members' superblocks, let super_plan() decide
+ * what the array is (headerless, new, or assembled: level, order, member
+ * states), then build it.  Takes ownership of @members.
+ */
+static int build_array(struct parser *p, struct lnode *n, struct bdev **members,
+		       int nr, uint32_t in_segs, struct bdev **out)
+{
+	size_t max_io = p->opts->max_io_bytes;
+	struct super_probe *pr = calloc(nr, sizeof(*pr));
+	struct super_want want = { .chunk = n->chunk_given ? n->chunk : 0,
+				   .mode = n->super };
+	struct super_plan plan;
+	struct bdev **slots;
+	char level[16], msg[2048];
+	uint64_t chunk;
+	int ret;
+
+	snprintf(level, sizeof(level), "%.*s", (int)n->name_len, n->name);
+	want.level = level;
+	if (!pr) {
+		layer_free_members(members, nr);
+		return -ENOMEM;
+	}
+	for (int i = 0; i < nr; i++) {
+		pr[i].name = members[i]->bd_name;
+		pr[i].bytes = members[i]->bd_size;
+		if (n->super == SUPER_NONE)
+			continue;
+		ret = super_probe_member(p->ring, members[i], &pr[i], msg, sizeof(msg));
+		if (ret) {
+			ret = fail_at(p, n->kids[i]->at, "%s", msg);
+			goto out_members;
+		}
+		pr[i].fresh = bdev_fresh(members[i]);
+	}
+	ret = super_plan(pr, nr, &want, &plan, msg, sizeof(msg));
+	if (ret) {
+		ret = fail_at(p, n->at, "%s: %s", level, msg);
+		goto out_members;
+	}
+	if (plan.note[0])
+		fprintf(stderr, "rawvec: %s: %s\n", level, plan.note);
+	slots = calloc(nr, sizeof(*slots));
+	if (!slots) {
+		ret = -ENOMEM;
+		goto out_members;
+	}
+	for (int i = 0; i < nr; i++)
+		slots[plan.slot_of[i]] = members[i];
+	free(members);
+	chunk = plan.action == SUPER_PLAN_ASSEMBLE ? plan.chunk : n->chunk;
+	/* The level constructors own @slots from here, also on failure. */
+	if (!strcmp(plan.level, "raid0"))
+		ret = raid0_create(slots, nr, plan.data_offset, chunk, max_io,
+				   in_segs, out, msg, sizeof(msg));
+	else if (!strcmp(plan.level, "raid5") || !strcmp(plan.level, "raid6"))
+		ret = raid56_create(plan.level[4] == '5' ? 1 : 2, slots, nr,
+				    plan.data_offset, chunk, max_io, in_segs,
+				    p->ring, out, msg, sizeof(msg));
+	else if (!strcmp(plan.level, "raid1"))
+		ret = raid1_create(slots, nr, plan.data_offset, max_io, in_segs,
+				   out, msg, sizeof(msg));
+	else
+		ret = linear_create(slots, nr, plan.data_offset, max_io, in_segs,
+				    out, msg, sizeof(msg));
+	if (ret) {
+		ret = fail_at(p, n->at, "%s: %s", level, msg);
+		goto out;
+	}
+	if (plan.action != SUPER_PLAN_NONE) {
+		ret = super_attach(layer_of(*out), p->ring, &plan, pr, nr, n->md_name);
+		if (ret) {
+			bdev_destroy(*out);
+			ret = fail_at(p, n->at, "%s: md metadata: %s", level,
+				      strerror(-ret));
+		}
+	}
+	goto out;
+out_members:
+	layer_free_members(members, nr);
+out:
+	free(pr);
+	return ret;
+}
+
 static int build(struct parser *p, struct lnode *n, uint32_t in_segs,
 		 struct bdev **out)
 {
 	size_t max_io = p->opts->max_io_bytes;
-	struct bdev **members;
+	struct bdev **members, *m;
 	uint32_t child_segs;
 	char msg[512];
 	int ret, nr = n->nr_kids;
@@ -464,7 +616,10 @@ static int build(struct parser *p, struct lnode *n, uint32_t in_segs,
 		return ret ? fail_at(p, n->at, "%.*s: %s", (int)n->name_len,
 				     n->name, msg) : 0;
 	}
-	child_segs = in_segs + layer_max_pieces(max_io, n->chunk, nr);
+	/* An assembled array's chunk is known only from its superblocks:
+	 * size the members for the smallest one when none is given. */
+	child_segs = in_segs + layer_max_pieces(max_io, (n->chunk && !n->chunk_given) ||
+							name_is(n, "md") ? 4096 : n->chunk, nr);
 	members = calloc(nr, sizeof(*members));
 	if (!members)
 		return -ENOMEM;
@@ -475,35 +630,20 @@ static int build(struct parser *p, struct lnode *n, uint32_t in_segs,
 			return ret;
 		}
 	}
-	/* The level constructors own @members from here, also on failure. */
-	if (name_is(n, "raid0"))
-		ret = raid0_create(members, nr, n->chunk, max_io, in_segs, out, msg,
-				   sizeof(msg));
-	else if (name_is(n, "raid5") || name_is(n, "raid6"))
-		ret = raid56_create(name_is(n, "raid5") ? 1 : 2, members, nr,
-				    n->chunk, max_io, in_segs, p->ring, out, msg,
-				    sizeof(msg));
-	else if (name_is(n, "raid1"))
-		ret = raid1_create(members, nr, max_io, in_segs, out, msg,
-				   sizeof(msg));
-	else if (name_is(n, "linear"))
-		ret = linear_create(members, nr, max_io, in_segs, out, msg,
-				    sizeof(msg));
-	else {
-		/* One-member levels take the member itself, not an array. */
-		struct bdev *m = members[0];
-
-		free(members);
-		if (name_is(n, "faulty"))
-			ret = faulty_create(m, n->fault_opts, p->ring, max_io, in_segs, out,
-					    msg, sizeof(msg));
-		else if (name_is(n, "sim"))
-			ret = sim_create(m, n->fault_opts, p->ring, max_io, in_segs,
-					 out, msg, sizeof(msg));
-		else
-			ret = slice_create(m, n->offset, n->size, max_io, in_segs,
-					   out, msg, sizeof(msg));
-	}
+	if (is_array(n))
+		return build_array(p, n, members, nr, in_segs, out);
+	/* One-member levels take the member itself, not an array. */
+	m = members[0];
+	free(members);
+	if (name_is(n, "faulty"))
+		ret = faulty_create(m, n->fault_opts, p->ring, max_io, in_segs, out,
+				    msg, sizeof(msg));
+	else if (name_is(n, "sim"))
+		ret = sim_create(m, n->fault_opts, p->ring, max_io, in_segs, out,
+				 msg, sizeof(msg));
+	else
+		ret = slice_create(m, n->offset, n->size, max_io, in_segs, out,
+				   msg, sizeof(msg));
 	if (ret)
 		return fail_at(p, n->at, "%.*s: %s", (int)n->name_len, n->name, msg);
 	return 0;
@@ -553,6 +693,10 @@ int bdev_layout_open(const char *expr, struct bdev_ring *ring,
 	}
 	if (!ret)
 		ret = build(&p, root, 1, out);
+	if (!ret && (ret = super_start(*out, err, errlen))) {
+		bdev_destroy(*out);
+		*out = NULL;
+	}
 	free_tree(root);
 	for (int i = 0; i < p.nr_seen; i++) {
 		/* A failed start leaves nothing behind, --create's files too. */

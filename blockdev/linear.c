@@ -25,8 +25,9 @@ static void linear_map(const struct layer *l, uint64_t pos, int *member,
 	*piece_max = l->l_start[lo + 1] - pos;
 }
 
-int linear_create(struct bdev **members, int nr, size_t max_io_bytes,
-		  uint32_t in_segs, struct bdev **out, char *err, size_t errlen)
+int linear_create(struct bdev **members, int nr, uint64_t data_offset,
+		  size_t max_io_bytes, uint32_t in_segs, struct bdev **out,
+		  char *err, size_t errlen)
 {
 	struct layer *l;
 
@@ -44,10 +45,18 @@ int linear_create(struct bdev **members, int nr, size_t max_io_bytes,
 	for (int i = 0; i < nr; i++) {
 		uint64_t sz = members[i]->bd_size;
 
+		if (sz <= data_offset) {
+			snprintf(err, errlen, "%s holds no data past its %llu-byte metadata",
+				 members[i]->bd_name, (unsigned long long)data_offset);
+			layer_destroy(&l->l_bdev);
+			return -EINVAL;
+		}
+		sz -= data_offset;
 		sz -= sz % l->l_bdev.bd_align;
 		l->l_start[i + 1] = l->l_start[i] + sz;
 	}
 	l->l_bdev.bd_size = l->l_start[nr];
+	l->l_data_offset = data_offset;
 	l->l_map = linear_map;
 	*out = &l->l_bdev;
 	return 0;

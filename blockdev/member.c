@@ -69,6 +69,11 @@ static void rebuild_done(struct layer *l, int err)
 	}
 }
 
+int member_rebuild(struct layer *l)
+{
+	return l->l_sweep(l, LAYER_SWEEP_REBUILD, rebuild_done);
+}
+
 int member_can_replace(struct layer *l, int m, char *err, size_t errlen)
 {
 	struct bdev *old = l->l_members[m];
@@ -120,7 +125,7 @@ int member_replace(struct layer *l, int m, struct bdev *dev, char *err,
 	}
 	l->l_rebuild_pos = 0;
 	layer_set_state(l, m, LAYER_MEMBER_REBUILDING);
-	ret = l->l_sweep(l, LAYER_SWEEP_REBUILD, rebuild_done);
+	ret = member_rebuild(l);
 	if (ret) {
 		layer_set_state(l, m, LAYER_MEMBER_FAILED);
 		snprintf(err, errlen, "cannot start the rebuild: %s", strerror(-ret));

@@ -35,6 +35,12 @@ int member_replace(struct layer *l, int m, struct bdev *dev, char *err,
 		   size_t errlen);
 
 /**
+ * member_rebuild() - start rebuilding @l's members that are in state
+ * rebuilding, from l_rebuild_pos, in the background.  Returns 0 or -errno.
+ */
+int member_rebuild(struct layer *l);
+
+/**
  * member_scrub() - start a check (or @repair) on every redundant layer
  * under @top.  Returns the number started, or -EBUSY when one is running.
  */

@@ -18,8 +18,8 @@ static void raid0_map(const struct layer *l, uint64_t pos, int *member,
 	*piece_max = chunk - in;
 }
 
-int raid0_create(struct bdev **members, int nr, uint64_t chunk,
-		 size_t max_io_bytes, uint32_t in_segs, struct bdev **out,
+int raid0_create(struct bdev **members, int nr, uint64_t data_offset,
+		 uint64_t chunk, size_t max_io_bytes, uint32_t in_segs, struct bdev **out,
 		 char *err, size_t errlen)
 {
 	uint64_t msize;
@@ -29,7 +29,7 @@ int raid0_create(struct bdev **members, int nr, uint64_t chunk,
 		snprintf(err, errlen, "raid0 needs at least 2 members, got %d", nr);
 		goto out_free;
 	}
-	if (layer_check_chunk(members, nr, chunk, &msize, err, errlen))
+	if (layer_check_chunk(members, nr, data_offset, chunk, &msize, err, errlen))
 		goto out_free;
 	if (layer_create("raid0", members, nr, chunk, max_io_bytes, in_segs,
 			 &layer_mapped_ops, &l)) {
@@ -37,6 +37,7 @@ int raid0_create(struct bdev **members, int nr, uint64_t chunk,
 		return -ENOMEM;
 	}
 	l->l_member_size = msize;
+	l->l_data_offset = data_offset;
 	l->l_bdev.bd_size = msize * nr;
 	l->l_map = raid0_map;
 	*out = &l->l_bdev;

@@ -52,7 +52,7 @@ static void sweep_io(struct r1_sweep *sw, enum bdev_op op, int m, uint8_t *buf)
 	bdev_req_init(sub, op, sw->pos, sw->len, &sw->vec[m],
 		      pvec_iter_init(&sw->vec[m], 1), NULL, NULL);
 	bdev_req_chain(&sw->agg, sub);
-	bdev_submit(sw->l->l_members[m], sub);
+	layer_member_submit(sw->l, m, sub);
 }
 
 static void sweep_finish(struct r1_sweep *sw)
@@ -193,8 +193,9 @@ static const struct bdev_ops raid1_ops = {
 	.destroy = layer_destroy,
 };
 
-int raid1_create(struct bdev **members, int nr, size_t max_io_bytes,
-		 uint32_t in_segs, struct bdev **out, char *err, size_t errlen)
+int raid1_create(struct bdev **members, int nr, uint64_t data_offset,
+		 size_t max_io_bytes, uint32_t in_segs, struct bdev **out,
+		 char *err, size_t errlen)
 {
 	uint64_t msize;
 	struct layer *l;
@@ -209,8 +210,15 @@ int raid1_create(struct bdev **members, int nr, size_t max_io_bytes,
 		snprintf(err, errlen, "out of memory");
 		return -ENOMEM;
 	}
-	msize = layer_common_size(members, nr, l->l_bdev.bd_align);
+	msize = layer_common_size(members, nr, data_offset, l->l_bdev.bd_align);
+	if (!msize) {
+		layer_destroy(&l->l_bdev);
+		snprintf(err, errlen, "members hold no data past their %llu-byte metadata",
+			 (unsigned long long)data_offset);
+		return -EINVAL;
+	}
 	l->l_member_size = msize;
+	l->l_data_offset = data_offset;
 	l->l_bdev.bd_size = msize;
 	l->l_sweep = raid1_sweep;
 	*out = &l->l_bdev;

@@ -558,7 +558,7 @@ static void stage_submit(struct stripe_op *so)
 	struct layer *l = so->so_l;
 
 	for (int i = 0; i < so->so_nr_sub; i++)
-		bdev_submit(l->l_members[so->so_sub_member[i]], &so->so_sub[i]);
+		layer_member_submit(l, so->so_sub_member[i], &so->so_sub[i]);
 	bdev_req_complete(&so->so_stage, 0);
 }
 
@@ -1174,6 +1174,7 @@ static void r56_submit(struct bdev *dev, struct bdev_req *req)
 			c->rc_l = l;
 			bdev_req_init(&c->rc_sub, BDEV_READ, req->br_pos, req->br_len,
 				      req->br_vec, req->br_iter, healthy_read_end, c);
+			c->rc_sub.br_meta = req->br_meta;
 			layer_submit_mapped(l, &c->rc_sub);
 			return;
 		}
@@ -1331,7 +1332,8 @@ bool bdev_is_raid56(const struct bdev *dev)
 	return dev->bd_ops == &r56_ops;
 }
 
-int raid56_create(int nparity, struct bdev **members, int nr, uint64_t chunk,
+int raid56_create(int nparity, struct bdev **members, int nr,
+		  uint64_t data_offset, uint64_t chunk,
 		  size_t max_io_bytes, uint32_t in_segs, struct bdev_ring *ring,
 		  struct bdev **out, char *err, size_t errlen)
 {
@@ -1345,7 +1347,7 @@ int raid56_create(int nparity, struct bdev **members, int nr, uint64_t chunk,
 		layer_free_members(members, nr);
 		return -EINVAL;
 	}
-	if (layer_check_chunk(members, nr, chunk, &msize, err, errlen)) {
+	if (layer_check_chunk(members, nr, data_offset, chunk, &msize, err, errlen)) {
 		layer_free_members(members, nr);
 		return -EINVAL;
 	}
@@ -1384,6 +1386,7 @@ int raid56_create(int nparity, struct bdev **members, int nr, uint64_t chunk,
 	if (l->l_bdev.bd_align < 4096)
 		l->l_bdev.bd_align = 4096;
 	l->l_member_size = msize;
+	l->l_data_offset = data_offset;
 	l->l_bdev.bd_size = msize / chunk * chunk * r->ndata;
 	l->l_map = r56_map;
 	*out = &l->l_bdev;

@@ -27,7 +27,8 @@ enum raid56_sweep_kind { RAID56_REBUILD, RAID56_CHECK, RAID56_REPAIR };
  * that arrive meanwhile, so that a stripe written in pieces can still be a
  * full-stripe write; with @ring NULL it is never held.
  */
-int raid56_create(int nparity, struct bdev **members, int nr, uint64_t chunk,
+int raid56_create(int nparity, struct bdev **members, int nr,
+		  uint64_t data_offset, uint64_t chunk,
 		  size_t max_io_bytes, uint32_t in_segs, struct bdev_ring *ring,
 		  struct bdev **out, char *err, size_t errlen);
 

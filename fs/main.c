@@ -3,6 +3,7 @@
 #define FUSE_USE_VERSION 35
 #include "fs.h"
 #include "../blockdev/layout.h"
+#include "../blockdev/super.h"
 #include "../blockdev/trace.h"
 
 #include <errno.h>
@@ -483,7 +484,10 @@ static int run(struct rv_opts *o, int ready_fd)
 	ready_fd = -1;
 
 	code = 0;
-	while (!(fs->stopping && fs_idle(fs)) && !fs->force_exit) {
+	/* A clean stop ends with every array's superblocks saying clean,
+	 * written from the loop like any other I/O. */
+	while (!fs->force_exit &&
+	       !(fs->stopping && fs_idle(fs) && super_quiesce(fs->dev))) {
 		if (fs->init_done && !fs->urt && fs->use_uring) {
 			rv_log("transport: FUSE-over-io_uring, %d queue%s x %u entries, max_write %u",
 			       fs->nr_queues, fs->nr_queues == 1 ? "" : "s",

@@ -5,6 +5,7 @@
 #include "../blockdev/faulty.h"
 #include "../blockdev/member.h"
 #include "../blockdev/raid56.h"
+#include "../blockdev/super.h"
 
 #include <stdarg.h>
 #include <stdio.h>
@@ -77,6 +78,44 @@ static void lat_json(struct jbuf *b, const char *name, const struct bdev_lat *l)
 	jprintf(b, "}}");
 }
 
+/* "super": an array's md v1.2 metadata, as mdadm --examine shows it. */
+static void super_json(struct jbuf *b, const struct layer *l)
+{
+	struct super_stats st;
+	char uuid[36];
+
+	if (!super_stats(l, &st))
+		return;
+	super_uuid_str(st.sb->set_uuid, uuid);
+	jprintf(b, ", \"super\": {\"version\": \"1.2\", \"uuid\": \"%s\", \"name\": ", uuid);
+	{
+		char name[33];
+
+		snprintf(name, sizeof(name), "%.32s", st.sb->set_name);
+		jstring(b, name);
+	}
+	jprintf(b, ", \"level\": \"%s\", \"layout\": %u, \"chunk\": %llu, "
+		   "\"raid_disks\": %u, \"events\": %llu, \"state\": \"%s\", "
+		   "\"resync\": \"%s\", \"data_offset\": %llu, \"updates\": %llu, "
+		   "\"devices\": [",
+		super_level_name(st.sb->level), st.sb->layout,
+		(unsigned long long)st.sb->chunksize * 512, st.sb->raid_disks,
+		(unsigned long long)st.sb->events, st.active ? "active" : "clean",
+		st.resyncing ? "running" : st.resync_pending ? "pending" : "none",
+		(unsigned long long)st.sb->data_offset * 512,
+		(unsigned long long)st.updates);
+	for (int s = 0; s < l->l_nr; s++) {
+		super_uuid_str(st.dev_uuid[s], uuid);
+		jprintf(b, "%s{\"dev_number\": %u, \"uuid\": \"%s\", \"role\": ",
+			s ? ", " : "", st.dev_number[s], uuid);
+		if (st.role[s] == SUPER_ROLE_FAULTY)
+			jprintf(b, "\"faulty\"}");
+		else
+			jprintf(b, "%u}", st.role[s]);
+	}
+	jprintf(b, "]}");
+}
+
 static void bdev_json(struct jbuf *b, const struct bdev *d, const char *state)
 {
 	const struct bdev_stats *s = &d->bd_stats;
@@ -128,6 +167,7 @@ static void bdev_json(struct jbuf *b, const struct bdev *d, const char *state)
 				(unsigned long long)l->l_rebuild_pos,
 				(unsigned long long)l->l_mismatch_sectors,
 				(unsigned long long)l->l_stats.held_writes);
+		super_json(b, l);
 		if (bdev_is_faulty(d))
 			jprintf(b, ", \"injected_read_errors\": %llu, \"injected_write_errors\": %llu, "
 				   "\"injected_spikes\": %llu",

@@ -17,10 +17,11 @@ smallest member rounded down to whole chunks (raid1: to 512 bytes).
 Sub-commands:
   selftest                          the GF(2^8) packed arithmetic against a
                                     byte-by-byte table implementation
-  check LEVEL CHUNK MODEL MEMBER... [--skip I,J]
+  check LEVEL CHUNK MODEL MEMBER... [--skip I,J] [--offset BYTES]
         every member (except those skipped) must equal, over its part in
         use, what md holds for the logical image MODEL; the report names
-        the first differing byte's stripe and role
+        the first differing byte's stripe and role.  --offset: the data
+        starts BYTES into each member (after an md superblock)
   locate LEVEL N CHUNK STRIPE ROLE  "MEMBER OFFSET" of role P, Q or D<d>
                                     in STRIPE (offset of its first byte)
   churn DISK MODEL STOPFILE SEED [LO HI]
@@ -174,14 +175,19 @@ def expected(level, chunk, model, sizes):
 
 def cmd_check(level, chunk, model_path, *members):
     skip = set()
+    offset = 0
     members = list(members)
     if "--skip" in members:
         i = members.index("--skip")
         skip = {int(x) for x in members[i + 1].split(",") if x}
         del members[i:i + 2]
+    if "--offset" in members:
+        i = members.index("--offset")
+        offset = int(members[i + 1])
+        del members[i:i + 2]
     chunk = int(chunk)
     model = open(model_path, "rb").read()
-    sizes = [os.path.getsize(p) for p in members]
+    sizes = [os.path.getsize(p) - offset for p in members]
     mem, where = expected(level, chunk, model, sizes)
     bad = 0
     for m, path in enumerate(members):
@@ -189,6 +195,7 @@ def cmd_check(level, chunk, model_path, *members):
             continue
         want = mem[m]
         with open(path, "rb") as f:
+            f.seek(offset)
             got = f.read(len(want))
         if got == want:
             continue
