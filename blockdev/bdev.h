@@ -242,8 +242,11 @@ struct bdev_file_opts {
 /**
  * bdev_file_open() - open @path for O_DIRECT I/O through @ring.  Learns
  * size and alignment (BLKGETSIZE64/BLKSSZGET, statx STATX_DIOALIGN, 4096).
- * On failure returns a negative errno and writes a message naming @path
- * and the reason into @err (size @err_len).
+ * An image file is locked (an OFD lock, shared under read_only) for as
+ * long as any open of it in this process lasts; a block device is opened
+ * O_EXCL.  On failure returns a negative errno (-EBUSY: another process
+ * holds it) and writes a message naming @path and the reason, and the
+ * holder when one is found, into @err (size @err_len).
  */
 int bdev_file_open(const char *path, struct bdev_ring *ring,
 		   const struct bdev_file_opts *opts, struct bdev **out,

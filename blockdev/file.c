@@ -2,6 +2,8 @@
  * driven through the shared io_uring; fixed buffers where a piece allows. */
 #include "bdev.h"
 
+#include <ctype.h>
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/fs.h>
@@ -11,15 +13,37 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <unistd.h>
 
 #ifndef STATX_DIOALIGN
 #define STATX_DIOALIGN 0x00002000U
 #endif
 
+/*
+ * An image's lock, shared by every open of it in this process.  OFD locks
+ * belong to an open file description, so a second open of the same image
+ * (a layout's twin, found and refused by the layout; a failed member
+ * replaced by itself) would conflict with our own first one.  Instead it
+ * takes a reference here; the lock lives on a dup of the first open's fd,
+ * so it outlasts that open and goes with the last reference.  Images are
+ * opened from the one event loop only: no locking of the list itself.
+ */
+struct file_lock {
+	struct file_lock *fl_next;
+	dev_t fl_dev;
+	ino_t fl_ino;
+	int fl_fd;	/* shares the open file description that holds it */
+	short fl_type;	/* F_RDLCK or F_WRLCK */
+	int fl_refs;
+};
+
+static struct file_lock *file_locks;
+
 struct file_dev {
 	struct bdev fd_bdev;
 	struct bdev_ring *fd_ring;
+	struct file_lock *fd_lock; /* NULL: a block device, or unlockable */
 	int fd_fd;
 };
 
@@ -134,12 +158,26 @@ static void file_submit(struct bdev *dev, struct bdev_req *req)
 	file_queue(to_file(dev), req);
 }
 
+static void file_lock_put(struct file_lock *lk)
+{
+	struct file_lock **pp;
+
+	if (!lk || --lk->fl_refs)
+		return;
+	for (pp = &file_locks; *pp != lk; pp = &(*pp)->fl_next)
+		;
+	*pp = lk->fl_next;
+	close(lk->fl_fd); /* the description's last fd: the lock goes */
+	free(lk);
+}
+
 static void file_destroy(struct bdev *dev)
 {
 	struct file_dev *f = to_file(dev);
 
 	fdatasync(f->fd_fd);
 	close(f->fd_fd);
+	file_lock_put(f->fd_lock);
 	free(dev->bd_name);
 	free(f);
 }
@@ -177,11 +215,239 @@ static void learn_alignment(int fd, bool is_blk, uint32_t *align,
 	}
 }
 
+/* Who holds a lock on @st's inode that conflicts with a lock of @type.
+ * F_OFD_GETLK reports no pid for OFD locks, but /proc/PID/fdinfo/FD lists
+ * the locks held through that fd with the inode they lock.  rawvec
+ * processes are looked at first, then the others, at most
+ * FILE_HOLDER_SCAN fds in all: failing to find the holder only loses its
+ * name.  Only readlink and fdinfo are read, never the files themselves,
+ * so a stuck mount (ours included) cannot hang the search. */
+#define FILE_HOLDER_SCAN 16384
+
+static void proc_read(pid_t pid, const char *what, char *buf, size_t len)
+{
+	char path[64];
+	size_t n = 0;
+	FILE *fp;
+
+	snprintf(path, sizeof(path), "/proc/%d/%s", (int)pid, what);
+	fp = fopen(path, "re");
+	if (fp) {
+		n = fread(buf, 1, len - 1, fp);
+		fclose(fp);
+	}
+	buf[n] = '\0';
+}
+
+/* @pid's command name: comm, but whole when comm cut it at 15
+ * characters ("qemu-storage-da") and argv[0] has the rest. */
+static void proc_comm(pid_t pid, char *comm, size_t len)
+{
+	char argv0[256];
+	const char *base;
+
+	proc_read(pid, "comm", comm, len);
+	comm[strcspn(comm, "\n")] = '\0';
+	if (strlen(comm) != 15)
+		return;
+	proc_read(pid, "cmdline", argv0, sizeof(argv0));
+	base = strrchr(argv0, '/') ? strrchr(argv0, '/') + 1 : argv0;
+	if (!strncmp(base, comm, 15)) {
+		size_t n = strnlen(base, len - 1);
+
+		memcpy(comm, base, n);
+		comm[n] = '\0';
+	}
+}
+
+/* Whether fd @fd of @pid holds a lock on @st's inode in conflict with
+ * @type; if so, the lock's type in *@held. */
+static bool fd_holds_lock(pid_t pid, int fd, const struct stat *st,
+			  short type, short *held)
+{
+	char path[96], line[256], cls[16], mode[16], kind[16];
+	unsigned maj, min;
+	unsigned long ino;
+	bool found = false;
+	ssize_t n;
+	FILE *fp;
+	int lpid;
+
+	snprintf(path, sizeof(path), "/proc/%d/fd/%d", (int)pid, fd);
+	n = readlink(path, line, sizeof(line) - 1);
+	/* Sockets, pipes, io_uring (whose fdinfo is long): never images. */
+	if (n <= 0 || line[0] != '/')
+		return false;
+	snprintf(path, sizeof(path), "/proc/%d/fdinfo/%d", (int)pid, fd);
+	fp = fopen(path, "re");
+	if (!fp)
+		return false;
+	while (!found && fgets(line, sizeof(line), fp)) {
+		/* "lock:	1: OFDLCK ADVISORY  WRITE -1 fe:00:10952946 0 EOF";
+		 * a waiter's line has "->" where the class is. */
+		if (sscanf(line, "lock: %*d: %15s %15s %15s %d %x:%x:%lu", cls,
+			   mode, kind, &lpid, &maj, &min, &ino) != 7)
+			continue;
+		if ((strcmp(cls, "OFDLCK") && strcmp(cls, "POSIX")) ||
+		    maj != major(st->st_dev) || min != minor(st->st_dev) ||
+		    ino != (unsigned long)st->st_ino)
+			continue;
+		if (!strcmp(kind, "WRITE"))
+			*held = F_WRLCK;
+		else if (!strcmp(kind, "READ") && type == F_WRLCK)
+			*held = F_RDLCK;
+		else
+			continue;
+		found = true;
+	}
+	fclose(fp);
+	return found;
+}
+
+static pid_t file_lock_holder(const struct stat *st, short type, short *held,
+			      char *comm, size_t comm_len)
+{
+	int budget = FILE_HOLDER_SCAN;
+	pid_t found = 0;
+
+	for (int pass = 0; pass < 2 && !found && budget > 0; pass++) {
+		DIR *proc = opendir("/proc");
+		struct dirent *pe;
+
+		if (!proc)
+			return 0;
+		while (!found && budget > 0 && (pe = readdir(proc))) {
+			char path[64];
+			struct dirent *fe;
+			pid_t pid;
+			DIR *fds;
+
+			if (!isdigit((unsigned char)pe->d_name[0]))
+				continue;
+			pid = atoi(pe->d_name);
+			proc_comm(pid, comm, comm_len);
+			if ((strcmp(comm, "rawvec") != 0) != pass)
+				continue;
+			snprintf(path, sizeof(path), "/proc/%d/fd", (int)pid);
+			fds = opendir(path);
+			if (!fds)
+				continue;
+			while (!found && budget > 0 && (fe = readdir(fds))) {
+				if (!isdigit((unsigned char)fe->d_name[0]))
+					continue;
+				budget--;
+				if (fd_holds_lock(pid, atoi(fe->d_name), st, type, held))
+					found = pid;
+			}
+			closedir(fds);
+		}
+		closedir(proc);
+	}
+	return found;
+}
+
+static int file_lock_refused(const char *path, int fd, const struct stat *st,
+			     short type, char *err, size_t err_len)
+{
+	struct flock fl = { .l_type = type, .l_whence = SEEK_SET };
+	short held = F_WRLCK;
+	char comm[64] = "";
+	pid_t pid;
+
+	/* A POSIX lock in the way comes with its owner's pid. */
+	if (!fcntl(fd, F_OFD_GETLK, &fl) && fl.l_type != F_UNLCK)
+		held = fl.l_type;
+	pid = fl.l_pid > 0 ? fl.l_pid : 0;
+	if (pid)
+		proc_comm(pid, comm, sizeof(comm));
+	else
+		pid = file_lock_holder(st, type, &held, comm, sizeof(comm));
+	if (pid == getpid())
+		snprintf(err, err_len,
+			 "%s: in use by this process, which holds a %s lock on it through another open",
+			 path, held == F_WRLCK ? "write" : "read");
+	else if (pid)
+		snprintf(err, err_len,
+			 "%s: in use by another process (pid %d, %s) holding a %s lock; two servers on one image corrupt it",
+			 path, (int)pid, comm[0] ? comm : "?",
+			 held == F_WRLCK ? "write" : "read");
+	else
+		snprintf(err, err_len,
+			 "%s: in use by another process holding a %s lock; two servers on one image corrupt it",
+			 path, held == F_WRLCK ? "write" : "read");
+	return -EBUSY;
+}
+
+/* Lock image @fd (@st its fstat) as qemu does: a write lock to serve it
+ * read-write, a read lock for -o ro, so that ro servers share an image
+ * and nothing else does.  Whole-file, so it also meets the byte locks
+ * qemu takes.  On a filesystem without locks the image goes unlocked,
+ * with a warning. */
+static int file_lock_take(const char *path, int fd, const struct stat *st,
+			  bool read_only, struct file_lock **out, char *err,
+			  size_t err_len)
+{
+	short type = read_only ? F_RDLCK : F_WRLCK;
+	struct flock fl = { .l_type = type, .l_whence = SEEK_SET };
+	struct file_lock *lk;
+
+	*out = NULL;
+	for (lk = file_locks; lk; lk = lk->fl_next) {
+		if (lk->fl_dev != st->st_dev || lk->fl_ino != st->st_ino)
+			continue;
+		/* Every open in one process has the same -o ro, so a read
+		 * lock never needs to become a write lock here. */
+		if (lk->fl_type == F_RDLCK && type == F_WRLCK) {
+			snprintf(err, err_len, "%s: already open read-only here", path);
+			return -EBUSY;
+		}
+		lk->fl_refs++;
+		*out = lk;
+		return 0;
+	}
+	if (fcntl(fd, F_OFD_SETLK, &fl)) {
+		int e = errno;
+
+		if (e == EAGAIN || e == EACCES)
+			return file_lock_refused(path, fd, st, type, err, err_len);
+		if (e == ENOLCK || e == EOPNOTSUPP || e == ENOSYS || e == EINVAL) {
+			fprintf(stderr, "rawvec: %s: cannot be locked (%s): nothing keeps a second server off it\n",
+				path, strerror(e));
+			return 0;
+		}
+		snprintf(err, err_len, "%s: cannot lock: %s", path, strerror(e));
+		return -e;
+	}
+	lk = calloc(1, sizeof(*lk));
+	if (!lk) {
+		snprintf(err, err_len, "%s: out of memory", path);
+		return -ENOMEM;
+	}
+	lk->fl_fd = fcntl(fd, F_DUPFD_CLOEXEC, 0);
+	if (lk->fl_fd < 0) {
+		int e = errno;
+
+		snprintf(err, err_len, "%s: cannot keep its lock: %s", path,
+			 strerror(e));
+		free(lk);
+		return -e;
+	}
+	lk->fl_dev = st->st_dev;
+	lk->fl_ino = st->st_ino;
+	lk->fl_type = type;
+	lk->fl_refs = 1;
+	lk->fl_next = file_locks;
+	file_locks = lk;
+	*out = lk;
+	return 0;
+}
+
 int bdev_file_open(const char *path, struct bdev_ring *ring,
 		   const struct bdev_file_opts *opts, struct bdev **out,
 		   char *err, size_t err_len)
 {
 	int flags = (opts->read_only ? O_RDONLY : O_RDWR) | O_DIRECT | O_CLOEXEC;
+	struct file_lock *lock = NULL;
 	struct file_dev *f = NULL;
 	bool created = false;
 	struct stat st;
@@ -202,15 +468,7 @@ int bdev_file_open(const char *path, struct bdev_ring *ring,
 	fd = open(path, flags);
 	if (fd < 0 && errno == ENOENT && opts->create_size && !opts->read_only) {
 		fd = open(path, flags | O_CREAT | O_EXCL, 0600);
-		if (fd >= 0) {
-			created = true;
-			if (ftruncate(fd, opts->create_size)) {
-				ret = -errno;
-				snprintf(err, err_len, "%s: cannot set size: %s",
-					 path, strerror(-ret));
-				goto out_close;
-			}
-		}
+		created = fd >= 0;
 	}
 	if (fd < 0 && errno == EINVAL) {
 		snprintf(err, err_len,
@@ -228,6 +486,25 @@ int bdev_file_open(const char *path, struct bdev_ring *ring,
 		ret = -errno;
 		snprintf(err, err_len, "%s: %s", path, strerror(-ret));
 		goto out_close;
+	}
+	/* Block devices are exclusive through O_EXCL already.  A new image
+	 * is locked before it gets its size, so no one else serves it. */
+	if (S_ISREG(st.st_mode)) {
+		ret = file_lock_take(path, fd, &st, opts->read_only, &lock, err,
+				     err_len);
+		if (ret == -EBUSY)
+			created = false; /* its holder opened it: not ours to remove */
+		if (ret)
+			goto out_close;
+	}
+	if (created) {
+		if (ftruncate(fd, opts->create_size)) {
+			ret = -errno;
+			snprintf(err, err_len, "%s: cannot set size: %s",
+				 path, strerror(-ret));
+			goto out_close;
+		}
+		st.st_size = opts->create_size;
 	}
 	f = calloc(1, sizeof(*f));
 	if (!f || !(f->fd_bdev.bd_name = strdup(path))) {
@@ -274,13 +551,15 @@ int bdev_file_open(const char *path, struct bdev_ring *ring,
 	f->fd_bdev.bd_size = size;
 	f->fd_bdev.bd_read_only = opts->read_only;
 	f->fd_ring = ring;
+	f->fd_lock = lock;
 	f->fd_fd = fd;
 	*out = &f->fd_bdev;
 	return 0;
 out_close:
-	close(fd);
 	if (created)
 		unlink(path);
+	close(fd);
+	file_lock_put(lock);
 	if (f)
 		free(f->fd_bdev.bd_name);
 	free(f);

@@ -5,7 +5,10 @@
 #include "unit.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #define FAKE_MAX 512
 #define DATA_BYTES (64u << 10)
@@ -1082,6 +1085,104 @@ START_TEST(test_ring_run_until)
 }
 END_TEST
 
+/* ---- image locks ---- */
+
+/* Whether another process can take a lock of @type on @path now. */
+static bool other_can_lock(const char *path, short type)
+{
+	int status;
+	pid_t pid = fork();
+
+	ck_assert_int_ge(pid, 0);
+	if (!pid) {
+		struct flock fl = { .l_type = type, .l_whence = SEEK_SET };
+		int fd = open(path, type == F_WRLCK ? O_RDWR : O_RDONLY);
+
+		_exit(fd >= 0 && !fcntl(fd, F_OFD_SETLK, &fl) ? 0 : 1);
+	}
+	ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+	return WIFEXITED(status) && !WEXITSTATUS(status);
+}
+
+/* An image stays locked while any open of it in this process lasts, so a
+ * twin or a failed member replaced by itself neither conflicts with the
+ * first open nor loses the lock when that goes; -o ro opens share.  One
+ * another process holds is refused with its pid. */
+START_TEST(test_file_lock)
+{
+	char dir[] = "/tmp/rawvec-unit.XXXXXX", path[64], err[512];
+	struct bdev_file_opts rw = { 0 }, ro = { .read_only = true };
+	struct bdev *a, *b;
+	int fd, ret, ready[2], done[2];
+	pid_t pid;
+
+	ck_assert_ptr_nonnull(mkdtemp(dir));
+	snprintf(path, sizeof(path), "%s/img", dir);
+	fd = open(path, O_RDWR | O_CREAT | O_EXCL, 0600);
+	ck_assert_int_ge(fd, 0);
+	ck_assert_int_eq(ftruncate(fd, 1 << 20), 0);
+	close(fd);
+
+	/* Opening and destroying a file device needs no ring. */
+	ret = bdev_file_open(path, NULL, &rw, &a, err, sizeof(err));
+	if (ret == -EINVAL && strstr(err, "O_DIRECT"))
+		goto out; /* a /tmp without O_DIRECT: nothing to lock here */
+	ck_assert_msg(!ret, "first open: %s", err);
+	ret = bdev_file_open(path, NULL, &rw, &b, err, sizeof(err));
+	ck_assert_msg(!ret, "second open in the same process: %s", err);
+	ck_assert_msg(!other_can_lock(path, F_RDLCK), "a read-write open left the image unlocked");
+	bdev_destroy(a);
+	ck_assert_msg(!other_can_lock(path, F_RDLCK), "the lock went with the first of two opens");
+	bdev_destroy(b);
+	ck_assert_msg(other_can_lock(path, F_WRLCK), "the lock outlived the last open");
+
+	ck_assert_int_eq(bdev_file_open(path, NULL, &ro, &a, err, sizeof(err)), 0);
+	ck_assert_msg(other_can_lock(path, F_RDLCK), "-o ro opens do not share the image");
+	ck_assert_msg(!other_can_lock(path, F_WRLCK), "a -o ro open left the image open to writers");
+	bdev_destroy(a);
+
+	/* A child holds it: the refusal names the image and the child. */
+	ck_assert_int_eq(pipe(ready), 0);
+	ck_assert_int_eq(pipe(done), 0);
+	pid = fork();
+	ck_assert_int_ge(pid, 0);
+	if (!pid) {
+		struct flock fl = { .l_type = F_RDLCK, .l_whence = SEEK_SET };
+		char c = 0;
+
+		fd = open(path, O_RDONLY);
+		if (fd < 0 || fcntl(fd, F_OFD_SETLK, &fl))
+			_exit(1);
+		close(done[1]);
+		if (write(ready[1], &c, 1) != 1 || read(done[0], &c, 1) < 0)
+			_exit(1);
+		_exit(0); /* the parent closed its end: done */
+	}
+	close(ready[1]);
+	close(done[0]);
+	{
+		char c, want[128];
+
+		ck_assert_int_eq(read(ready[0], &c, 1), 1);
+		ret = bdev_file_open(path, NULL, &rw, &a, err, sizeof(err));
+		ck_assert_int_eq(ret, -EBUSY);
+		snprintf(want, sizeof(want), "%s: in use by another process (pid %d, ",
+			 path, (int)pid);
+		ck_assert_msg(strstr(err, want) && strstr(err, "holding a read lock"),
+			      "refusal '%s' does not name the image, pid %d and its read lock",
+			      err, (int)pid);
+		ck_assert_int_eq(bdev_file_open(path, NULL, &ro, &a, err, sizeof(err)), 0);
+		bdev_destroy(a);
+	}
+	close(done[1]);
+	close(ready[0]);
+	waitpid(pid, NULL, 0);
+out:
+	unlink(path);
+	rmdir(dir);
+}
+END_TEST
+
 Suite *bdev_suite(void)
 {
 	Suite *s = suite_create("bdev");
@@ -1103,6 +1204,7 @@ Suite *bdev_suite(void)
 	tcase_add_test(tc, test_ring_hooks);
 	tcase_add_test(tc, test_ring_hook_due);
 	tcase_add_test(tc, test_ring_run_until);
+	tcase_add_test(tc, test_file_lock);
 	suite_add_tcase(s, tc);
 	return s;
 }
