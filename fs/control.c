@@ -42,7 +42,7 @@ static int run_line(struct rv_fs *fs, char *line)
 
 		ret = member_lookup(fs->dev, a1, &l, &m, err, sizeof(err));
 		if (!ret)
-			ret = member_can_replace(l, m, err, sizeof(err));
+			ret = member_can_replace(fs->dev, a1, l, m, err, sizeof(err));
 		if (ret)
 			goto bad;
 		/* A missing image is created at the size of what it replaces. */
@@ -50,7 +50,7 @@ static int run_line(struct rv_fs *fs, char *line)
 		ret = bdev_layout_open(a2, &fs->ring, &o, &dev, err, sizeof(err));
 		if (ret)
 			goto bad;
-		ret = member_replace(l, m, dev, err, sizeof(err));
+		ret = member_replace(fs->dev, a1, l, m, dev, err, sizeof(err));
 		if (ret) {
 			if (dev->bd_created)
 				unlink(a2);
