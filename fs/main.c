@@ -373,6 +373,7 @@ static int run(struct rv_opts *o, int ready_fd)
 	sigset_t sigs;
 
 	fs->target = o->target;
+	fs->mountpoint = o->mountpoint;
 	fs->read_only = o->read_only;
 	fs->transport = o->transport;
 	fs->pool_bytes = o->pool_bytes;
