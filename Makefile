@@ -18,7 +18,7 @@ BDEV_SRC = blockdev/bdev.c blockdev/ring.c blockdev/file.c blockdev/rw.c \
            blockdev/null.c blockdev/mem.c blockdev/faulty.c blockdev/sim.c \
            blockdev/trace.c blockdev/super.c
 FS_SRC   = fs/main.c fs/ops.c fs/dev.c fs/uring.c fs/stats.c fs/control.c \
-           fs/statcmd.c fs/tracecmd.c
+           fs/pathcheck.c fs/statcmd.c fs/tracecmd.c
 CORE_SRC = $(VEC_SRC) $(BDEV_SRC)
 HDRS     = $(wildcard vec/*.h blockdev/*.h fs/*.h)
 UNIT_SRC = $(wildcard tests/unit/test_*.c)

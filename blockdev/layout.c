@@ -524,7 +524,7 @@ static int build_array(struct parser *p, struct lnode *n, struct bdev **members,
 	size_t max_io = p->opts->max_io_bytes;
 	struct super_probe *pr = calloc(nr, sizeof(*pr));
 	struct super_want want = { .chunk = n->chunk_given ? n->chunk : 0,
-				   .mode = n->super };
+				   .mode = p->opts->no_io ? SUPER_NONE : n->super };
 	struct super_plan plan;
 	struct bdev **slots;
 	char level[16], msg[2048];
@@ -540,7 +540,7 @@ static int build_array(struct parser *p, struct lnode *n, struct bdev **members,
 	for (int i = 0; i < nr; i++) {
 		pr[i].name = members[i]->bd_name;
 		pr[i].bytes = members[i]->bd_size;
-		if (n->super == SUPER_NONE)
+		if (want.mode == SUPER_NONE)
 			continue;
 		ret = super_probe_member(p->ring, members[i], &pr[i], msg, sizeof(msg));
 		if (ret) {
@@ -693,7 +693,7 @@ int bdev_layout_open(const char *expr, struct bdev_ring *ring,
 	}
 	if (!ret)
 		ret = build(&p, root, 1, out);
-	if (!ret && (ret = super_start(*out, err, errlen))) {
+	if (!ret && !opts->no_io && (ret = super_start(*out, err, errlen))) {
 		bdev_destroy(*out);
 		*out = NULL;
 	}

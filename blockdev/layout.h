@@ -10,9 +10,12 @@
  * @max_io_bytes: the largest request the top will receive (sizes the
  *                layers' per-request vectors)
  * @create_size:  create missing image files of this size (0: never)
+ * @no_io:        open only, from a thread other than the ring's: arrays
+ *                read and write no superblocks (they are headerless)
  */
 struct bdev_layout_opts {
 	bool read_only;
+	bool no_io;
 	uint64_t create_size;
 	size_t max_io_bytes;
 };

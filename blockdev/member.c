@@ -7,6 +7,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* A sweep's done callback gets only its layer: the layer's address, for
+ * the log line, is looked up from the top the last command named. */
+static struct bdev *sweep_top;
+
 const char *member_state_name(int state)
 {
 	switch (state) {
@@ -53,6 +57,79 @@ int member_lookup(struct bdev *top, const char *addr, struct layer **parent,
 	}
 }
 
+/* "2" under the top, "1.2" under member 1.  Nesting is bounded by the
+ * expression's length, far below what would not fit. */
+static void member_addr(char *buf, size_t len, const char *parent, int i)
+{
+	int n = !strcmp(parent, "-") ? snprintf(buf, len, "%d", i) :
+				       snprintf(buf, len, "%s.%d", parent, i);
+
+	if (n < 0 || (size_t)n >= len)
+		snprintf(buf, len, "?");
+}
+
+static int walk_node(struct bdev *node, const char *addr,
+		     int (*fn)(struct bdev *, const char *, void *), void *ctx)
+{
+	char sub[MEMBER_ADDR_MAX];
+	struct layer *l;
+	int ret = fn(node, addr, ctx);
+
+	if (ret || !bdev_is_layer(node))
+		return ret;
+	l = layer_of(node);
+	for (int i = 0; i < l->l_nr; i++) {
+		member_addr(sub, sizeof(sub), addr, i);
+		ret = walk_node(l->l_members[i], sub, fn, ctx);
+		if (ret)
+			return ret;
+	}
+	return 0;
+}
+
+int member_walk(struct bdev *top,
+		int (*fn)(struct bdev *node, const char *addr, void *ctx),
+		void *ctx)
+{
+	return walk_node(top, "-", fn, ctx);
+}
+
+struct find_ctx {
+	const struct bdev *want;
+	char addr[MEMBER_ADDR_MAX];
+};
+
+static int find_node(struct bdev *node, const char *addr, void *ctx)
+{
+	struct find_ctx *f = ctx;
+
+	if (node != f->want)
+		return 0;
+	snprintf(f->addr, sizeof(f->addr), "%s", addr);
+	return 1;
+}
+
+/* @l's address under sweep_top, "?" when it is not (or no longer) there. */
+static void layer_addr(const struct layer *l, char *buf, size_t len)
+{
+	struct find_ctx f = { .want = &l->l_bdev };
+
+	if (sweep_top && member_walk(sweep_top, find_node, &f))
+		snprintf(buf, len, "%s", f.addr);
+	else
+		snprintf(buf, len, "?");
+}
+
+/* "raid5 (the top)" or "raid1 (member 0)", for a layer in log lines. */
+static void layer_desc(const struct layer *l, const char *addr, char *buf,
+		       size_t len)
+{
+	if (!strcmp(addr, "-"))
+		snprintf(buf, len, "%s (the top)", l->l_kind);
+	else
+		snprintf(buf, len, "%s (member %s)", l->l_kind, addr);
+}
+
 void member_fail(struct layer *l, int m)
 {
 	layer_set_state(l, m, LAYER_MEMBER_FAILED);
@@ -60,52 +137,127 @@ void member_fail(struct layer *l, int m)
 
 static void rebuild_done(struct layer *l, int err)
 {
+	char laddr[MEMBER_ADDR_MAX], maddr[MEMBER_ADDR_MAX];
+
+	layer_addr(l, laddr, sizeof(laddr));
 	for (int i = 0; i < l->l_nr; i++) {
 		if (l->l_state[i] != LAYER_MEMBER_REBUILDING)
 			continue;
 		layer_set_state(l, i, err ? LAYER_MEMBER_FAILED : LAYER_MEMBER_OK);
-		fprintf(stderr, "rawvec: %s member %d: rebuild %s%s\n", l->l_kind, i,
+		member_addr(maddr, sizeof(maddr), laddr, i);
+		fprintf(stderr, "rawvec: member %s (%s of %s): rebuild %s%s\n", maddr,
+			l->l_members[i]->bd_name, l->l_kind,
 			err ? "failed: " : "complete", err ? strerror(-err) : "");
 	}
 }
 
-int member_rebuild(struct layer *l)
+int member_rebuild(struct bdev *top, struct layer *l)
 {
+	sweep_top = top;
 	return l->l_sweep(l, LAYER_SWEEP_REBUILD, rebuild_done);
 }
 
-int member_can_replace(struct layer *l, int m, char *err, size_t errlen)
-{
-	struct bdev *old = l->l_members[m];
+struct busy_ctx {
+	char *err;
+	size_t errlen;
+};
 
-	if (l->l_state[m] != LAYER_MEMBER_FAILED) {
-		snprintf(err, errlen, "member %d of %s is %s: fail it first", m,
-			 l->l_kind, member_state_name(l->l_state[m]));
+/* A sweep running anywhere: a rebuild names the member it rebuilds. */
+static int find_sweep(struct bdev *node, const char *addr, void *ctx)
+{
+	struct busy_ctx *b = ctx;
+	char what[MEMBER_ADDR_MAX + 32];
+	struct layer *l;
+
+	if (!bdev_is_layer(node) || !layer_of(node)->l_sweep_running)
+		return 0;
+	l = layer_of(node);
+	for (int i = 0; i < l->l_nr; i++) {
+		if (l->l_state[i] != LAYER_MEMBER_REBUILDING)
+			continue;
+		member_addr(what, sizeof(what), addr, i);
+		snprintf(b->err, b->errlen,
+			 "a rebuild of member %s is running (%.0f%% done): one rebuild at a time, wait for it to finish",
+			 what, l->l_sweep_total ? 100.0 * l->l_sweep_pos / l->l_sweep_total : 0.0);
+		return 1;
+	}
+	layer_desc(l, addr, what, sizeof(what));
+	snprintf(b->err, b->errlen, "a check or repair of %s is running: wait for it to finish",
+		 what);
+	return 1;
+}
+
+/*
+ * Whether the members other than @m can rebuild it: raid5 reads all of
+ * them, raid6 all but one, raid1 one healthy mirror.  Deciding it here
+ * refuses a replace that would only end in "rebuild failed".
+ */
+static int rebuild_possible(const struct layer *l, int m, const char *addr,
+			    char *err, size_t errlen)
+{
+	int bad = 0, spare;
+	const char *needs;
+
+	for (int i = 0; i < l->l_nr; i++)
+		if (i != m && l->l_state[i] != LAYER_MEMBER_OK)
+			bad++;
+	if (!strcmp(l->l_kind, "raid5")) {
+		spare = 0;
+		needs = "all the others";
+	} else if (!strcmp(l->l_kind, "raid6")) {
+		spare = 1;
+		needs = "all but one of the others";
+	} else if (!strcmp(l->l_kind, "raid1")) {
+		spare = l->l_nr - 2;
+		needs = "one healthy mirror";
+	} else {
+		return 0;
+	}
+	if (bad <= spare)
+		return 0;
+	snprintf(err, errlen, "%s has %d failed members: rebuilding member %s needs %s",
+		 l->l_kind, bad + 1, addr, needs);
+	return -EINVAL;
+}
+
+int member_can_replace(struct bdev *top, const char *addr, struct layer *l,
+		       int m, char *err, size_t errlen)
+{
+	struct busy_ctx b = { err, errlen };
+	struct bdev *old = l->l_members[m];
+	int ret;
+
+	if (member_walk(top, find_sweep, &b))
 		return -EBUSY;
+	if (l->l_state[m] != LAYER_MEMBER_FAILED) {
+		snprintf(err, errlen, "member %s (%s of %s) is %s: fail it first", addr,
+			 old->bd_name, l->l_kind, member_state_name(l->l_state[m]));
+		return -EBUSY;
+	}
+	if (l->l_sweep) {
+		ret = rebuild_possible(l, m, addr, err, errlen);
+		if (ret)
+			return ret;
 	}
 	if (old->bd_stats.inflight) {
-		snprintf(err, errlen, "member %d still has %u I/Os in flight: retry",
-			 m, old->bd_stats.inflight);
-		return -EBUSY;
-	}
-	if (l->l_sweep_running) {
-		snprintf(err, errlen, "%s is busy with a rebuild or scrub", l->l_kind);
+		snprintf(err, errlen, "member %s still has %u I/Os in flight: retry",
+			 addr, old->bd_stats.inflight);
 		return -EBUSY;
 	}
 	return 0;
 }
 
-int member_replace(struct layer *l, int m, struct bdev *dev, char *err,
-		   size_t errlen)
+int member_replace(struct bdev *top, const char *addr, struct layer *l, int m,
+		   struct bdev *dev, char *err, size_t errlen)
 {
 	struct bdev *old = l->l_members[m];
-	int ret = member_can_replace(l, m, err, errlen);
+	int ret = member_can_replace(top, addr, l, m, err, errlen);
 
 	if (ret)
 		return ret;
 	if (dev->bd_size < old->bd_size) {
-		snprintf(err, errlen, "%s has %llu bytes, member %d needs %llu",
-			 dev->bd_name, (unsigned long long)dev->bd_size, m,
+		snprintf(err, errlen, "%s has %llu bytes, member %s needs %llu",
+			 dev->bd_name, (unsigned long long)dev->bd_size, addr,
 			 (unsigned long long)old->bd_size);
 		return -ENOSPC;
 	}
@@ -125,7 +277,7 @@ int member_replace(struct layer *l, int m, struct bdev *dev, char *err,
 	}
 	l->l_rebuild_pos = 0;
 	layer_set_state(l, m, LAYER_MEMBER_REBUILDING);
-	ret = member_rebuild(l);
+	ret = member_rebuild(top, l);
 	if (ret) {
 		layer_set_state(l, m, LAYER_MEMBER_FAILED);
 		snprintf(err, errlen, "cannot start the rebuild: %s", strerror(-ret));
@@ -136,7 +288,11 @@ int member_replace(struct layer *l, int m, struct bdev *dev, char *err,
 
 static void scrub_done(struct layer *l, int err)
 {
-	fprintf(stderr, "rawvec: %s scrub %s: %llu mismatched sectors\n", l->l_kind,
+	char addr[MEMBER_ADDR_MAX], desc[MEMBER_ADDR_MAX + 32];
+
+	layer_addr(l, addr, sizeof(addr));
+	layer_desc(l, addr, desc, sizeof(desc));
+	fprintf(stderr, "rawvec: %s: scrub %s: %llu mismatched sectors\n", desc,
 		err ? "stopped" : "done", (unsigned long long)l->l_mismatch_sectors);
 }
 
@@ -166,5 +322,6 @@ int member_scrub(struct bdev *top, bool repair)
 {
 	int r = scrub_tree(top, repair, false);
 
+	sweep_top = top;
 	return r < 0 ? r : scrub_tree(top, repair, true);
 }

@@ -5,6 +5,9 @@
 
 #include "layer.h"
 
+/* The longest address member_walk() builds: "63.63.63..." */
+#define MEMBER_ADDR_MAX 128
+
 /**
  * member_lookup() - resolve @addr, dot-separated member indices from the
  * top ("2" = third member of @top, "1.0" = first member of the second),
@@ -14,31 +17,46 @@
 int member_lookup(struct bdev *top, const char *addr, struct layer **parent,
 		  int *idx, char *err, size_t errlen);
 
+/**
+ * member_walk() - call @fn on every node of the tree under @top, parents
+ * before their members, with the node's control address ("-" for @top,
+ * then "1", "1.0", ...).  A non-zero return from @fn ends the walk and is
+ * returned.
+ */
+int member_walk(struct bdev *top,
+		int (*fn)(struct bdev *node, const char *addr, void *ctx),
+		void *ctx);
+
 /** member_fail() - mark member @m of @l failed; no I/O goes to it. */
 void member_fail(struct layer *l, int m);
 
 /**
- * member_can_replace() - whether member @m of @l may be replaced now:
- * failed, no I/O in flight, no sweep running.  Returns 0 or -EBUSY with
- * the reason in @err.
+ * member_can_replace() - whether member @m of @l, at @addr under @top, may
+ * be replaced now: it is failed, no rebuild or scrub runs anywhere under
+ * @top (one at a time), the other members can rebuild it, and it has no
+ * I/O in flight.  Returns 0, -EBUSY (try again later) or -EINVAL (the
+ * rebuild cannot succeed), with the reason in @err.
  */
-int member_can_replace(struct layer *l, int m, char *err, size_t errlen);
+int member_can_replace(struct bdev *top, const char *addr, struct layer *l,
+		       int m, char *err, size_t errlen);
 
 /**
- * member_replace() - put @dev in place of failed member @m of @l and,
- * for redundant levels, rebuild it in the background.  @dev is owned by
- * the layer on success.  Returns 0 or -errno with a reason in @err:
- * -EBUSY (member not failed, I/O still in flight, a sweep running),
- * -ENOSPC (@dev smaller than the member it replaces).
+ * member_replace() - put @dev in place of failed member @m of @l (at
+ * @addr under @top) and, for redundant levels, rebuild it in the
+ * background.  @dev is owned by the layer on success.  Returns 0 or
+ * -errno with a reason in @err: what member_can_replace() refuses, and
+ * -ENOSPC (@dev smaller than the member it replaces), -EINVAL (@dev needs
+ * a stricter alignment than the layer's).
  */
-int member_replace(struct layer *l, int m, struct bdev *dev, char *err,
-		   size_t errlen);
+int member_replace(struct bdev *top, const char *addr, struct layer *l, int m,
+		   struct bdev *dev, char *err, size_t errlen);
 
 /**
  * member_rebuild() - start rebuilding @l's members that are in state
- * rebuilding, from l_rebuild_pos, in the background.  Returns 0 or -errno.
+ * rebuilding, from l_rebuild_pos, in the background; @top is the tree
+ * whose addresses its log lines give.  Returns 0 or -errno.
  */
-int member_rebuild(struct layer *l);
+int member_rebuild(struct bdev *top, struct layer *l);
 
 /**
  * member_scrub() - start a check (or @repair) on every redundant layer

@@ -898,7 +898,7 @@ static bool round_over(void *arg)
 	return !((struct super_array *)arg)->sa_io;
 }
 
-static int start_tree(struct bdev *d, char *err, size_t errlen)
+static int start_tree(struct bdev *top, struct bdev *d, char *err, size_t errlen)
 {
 	struct super_array *md;
 	struct layer *l;
@@ -908,7 +908,7 @@ static int start_tree(struct bdev *d, char *err, size_t errlen)
 		return 0;
 	l = layer_of(d);
 	for (int i = 0; i < l->l_nr; i++)
-		if ((ret = start_tree(l->l_members[i], err, errlen)))
+		if ((ret = start_tree(top, l->l_members[i], err, errlen)))
 			return ret;
 	md = l->l_md;
 	if (!md)
@@ -933,7 +933,7 @@ static int start_tree(struct bdev *d, char *err, size_t errlen)
 		for (int s = 0; s < l->l_nr; s++)
 			if (l->l_state[s] == LAYER_MEMBER_REBUILDING)
 				l->l_rebuild_pos = 0;
-		ret = member_rebuild(l);
+		ret = member_rebuild(top, l);
 		if (ret) {
 			snprintf(err, errlen, "%s: cannot restart the rebuild: %s",
 				 l->l_kind, strerror(-ret));
@@ -951,7 +951,7 @@ static int start_tree(struct bdev *d, char *err, size_t errlen)
 
 int super_start(struct bdev *top, char *err, size_t errlen)
 {
-	return start_tree(top, err, errlen);
+	return start_tree(top, top, err, errlen);
 }
 
 static bool quiesce_tree(struct bdev *d)

@@ -90,6 +90,7 @@ struct rv_fs {
 	struct bdev *dev;
 	struct bdev_rw_ctx rwc;
 	const char *target;
+	const char *mountpoint;
 	int fuse_fd;
 	uid_t uid;
 	gid_t gid;
@@ -109,6 +110,7 @@ struct rv_fs {
 	uint64_t create_size; /* --create: also for members given to replace */
 	struct rv_dev_transport *devt;
 	struct rv_uring_transport *urt;
+	struct rv_ctl *ctl; /* control writes being carried out (control.c) */
 	size_t pool_bytes; /* requested pinned pool */
 	unsigned ring_entries_per_queue;
 	int nr_queues;
@@ -122,12 +124,21 @@ struct rv_fs {
  */
 void rv_dispatch(struct rv_req *req);
 
+#define RV_CONTROL_PENDING 1
+
+typedef void (*rv_control_done_fn)(struct rv_req *req, int err);
+
 /**
- * rv_control() - run the control commands in @text (one per line):
- * fail ADDR, replace ADDR PATH, check, repair.  Returns 0, or -EINVAL /
- * -EBUSY / ... after logging a line that says what was wrong.
+ * rv_control() - run the control commands in @text (one per line) that
+ * @req wrote: fail ADDR, replace ADDR PATH, fault ADDR ..., check, repair.
+ * Returns 0, or -EINVAL after logging a line that says what was wrong; or
+ * RV_CONTROL_PENDING when a command opens paths off the event loop, and
+ * then @done(@req, 0 or -EINVAL) is called from the loop once all are
+ * carried out.  One write is carried out at a time; another one meanwhile
+ * is refused.
  */
-int rv_control(struct rv_fs *fs, const char *text, size_t len);
+int rv_control(struct rv_fs *fs, struct rv_req *req, const char *text,
+	       size_t len, rv_control_done_fn done);
 
 /** rv_stats_json() - the stats file's text into @buf; returns its length. */
 size_t rv_stats_json(struct rv_fs *fs, char *buf, size_t len);

@@ -5,6 +5,7 @@
 #include "../blockdev/layout.h"
 #include "../blockdev/super.h"
 #include "../blockdev/trace.h"
+#include "pathcheck.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -374,6 +375,7 @@ static int run(struct rv_opts *o, int ready_fd)
 	sigset_t sigs;
 
 	fs->target = o->target;
+	fs->mountpoint = o->mountpoint;
 	fs->read_only = o->read_only;
 	fs->transport = o->transport;
 	fs->pool_bytes = o->pool_bytes;
@@ -409,6 +411,10 @@ static int run(struct rv_opts *o, int ready_fd)
 	/* rw.c hands the stack at most max_write plus an aligned head and
 	 * tail; 64 KiB each side covers any alignment a device reports. */
 	lopts.max_io_bytes = fs->max_write + 2 * 65536;
+	if (rv_target_outside(o->mountpoint, o->target, err, sizeof(err))) {
+		fprintf(stderr, "rawvec: %s\n", err);
+		goto out_ring;
+	}
 	ret = bdev_layout_open(o->target, &fs->ring, &lopts, &fs->dev, err,
 			       sizeof(err));
 	if (ret) {

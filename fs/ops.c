@@ -363,21 +363,30 @@ static void do_read(struct rv_req *req)
 	start_io(req, BDEV_READ, in->offset, in->size);
 }
 
+/* A control write's reply, now or once its commands are carried out. */
+static void control_done(struct rv_req *req, int err)
+{
+	const struct fuse_write_in *in = req->arg;
+
+	if (err) {
+		reply(req, err, NULL, 0);
+		return;
+	}
+	memset(&req->out_small.write, 0, sizeof(req->out_small.write));
+	req->out_small.write.size = in->size;
+	reply(req, 0, &req->out_small.write, sizeof(req->out_small.write));
+}
+
 static void do_write(struct rv_req *req)
 {
 	const struct fuse_write_in *in = req->arg;
 	struct rv_fs *fs = req->fs;
 
 	if (req->in->nodeid == RV_INO_CONTROL && in->size <= req->payload_len) {
-		int err = rv_control(fs, req->payload, in->size);
+		int err = rv_control(fs, req, req->payload, in->size, control_done);
 
-		if (err) {
-			reply(req, err, NULL, 0);
-			return;
-		}
-		memset(&req->out_small.write, 0, sizeof(req->out_small.write));
-		req->out_small.write.size = in->size;
-		reply(req, 0, &req->out_small.write, sizeof(req->out_small.write));
+		if (err != RV_CONTROL_PENDING)
+			control_done(req, err);
 		return;
 	}
 	if (req->in->nodeid != RV_INO_DISK) {

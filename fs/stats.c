@@ -9,6 +9,7 @@
 
 #include <stdarg.h>
 #include <stdio.h>
+#include <sys/sysmacros.h>
 
 struct jbuf {
 	char *p;
@@ -198,6 +199,15 @@ static void bdev_json(struct jbuf *b, const struct bdev *d, const char *state)
 		jprintf(b, "]");
 	} else {
 		jprintf(b, ", \"kind\": \"%s\"", d->bd_kind ? d->bd_kind : "?");
+		/* What the member is, so that another rawvec mount can tell
+		 * whether it stacks on this one (fs/pathcheck.c). */
+		if (d->bd_is_blockdev)
+			jprintf(b, ", \"st_rdev\": \"%u:%u\"", major(d->bd_id_ino),
+				minor(d->bd_id_ino));
+		else if (d->bd_id_dev)
+			jprintf(b, ", \"st_dev\": \"%u:%u\", \"st_ino\": %llu",
+				major(d->bd_id_dev), minor(d->bd_id_dev),
+				(unsigned long long)d->bd_id_ino);
 	}
 	jprintf(b, "}");
 }
