@@ -196,23 +196,33 @@ static void do_setattr(struct rv_req *req)
 {
 	const struct fuse_setattr_in *in = req->arg;
 	struct rv_fs *fs = req->fs;
-
-	/* A disk has a fixed size: truncating it to another size is a
-	 * mistake worth a log line, the same size is a no-op. */
+	uint64_t ino = req->in->nodeid;
 	/* O_TRUNC opens (`echo fail 1 > control`, `dd of=disk`) arrive as
-	 * SETATTR size 0 without a file handle: a block device ignores
-	 * O_TRUNC, and so do we.  ftruncate(2) carries FATTR_FH. */
-	if ((in->valid & FATTR_SIZE) && !(in->valid & FATTR_FH) && !in->size &&
-	    req->in->nodeid != RV_INO_STATS) {
-		do_getattr(req);
-		return;
-	}
-	if ((in->valid & FATTR_SIZE) &&
-	    (req->in->nodeid != RV_INO_DISK || in->size != fs->dev->bd_size)) {
-		rv_log("refusing to resize %s to %llu bytes: a disk's size is fixed (%llu)",
-		       req->in->nodeid == RV_INO_DISK ? "disk" : "a control file",
-		       (unsigned long long)in->size,
-		       (unsigned long long)fs->dev->bd_size);
+	 * SETATTR size 0 without a file handle; ftruncate(2) carries one. */
+	bool o_trunc = !(in->valid & FATTR_FH) && !in->size;
+
+	if ((in->valid & FATTR_SIZE) && ino == RV_INO_DISK) {
+		if (in->size > fs->dev->bd_size) {
+			rv_log("refusing to grow disk to %llu bytes: a disk's size is fixed (%llu)",
+			       (unsigned long long)in->size,
+			       (unsigned long long)fs->dev->bd_size);
+			reply(req, -EINVAL, NULL, 0);
+			return;
+		}
+		/*
+		 * The size never changes, and nothing is discarded.  A block
+		 * device ignores O_TRUNC, and dd seek=N without conv=notrunc
+		 * truncates to where its writes start, which on a block
+		 * device fails and dd does not mind; on a regular file it
+		 * would, so a shrink succeeds here without doing anything.
+		 */
+		if (in->size < fs->dev->bd_size && !o_trunc)
+			rv_log("disk: truncate to %llu bytes ignored: a disk's size is fixed (%llu), nothing is discarded",
+			       (unsigned long long)in->size,
+			       (unsigned long long)fs->dev->bd_size);
+	} else if ((in->valid & FATTR_SIZE) && !(o_trunc && ino != RV_INO_STATS)) {
+		rv_log("refusing to resize a control file to %llu bytes",
+		       (unsigned long long)in->size);
 		reply(req, -EINVAL, NULL, 0);
 		return;
 	}
