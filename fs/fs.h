@@ -91,8 +91,11 @@ struct rv_fs {
 	struct bdev_rw_ctx rwc;
 	const char *target;
 	int fuse_fd;
-	uid_t uid;
+	uid_t uid;	/* the mounting user: owns stats and control */
 	gid_t gid;
+	uid_t disk_uid; /* -o uid=, gid=, umask=: disk's owner and mode */
+	gid_t disk_gid;
+	mode_t disk_mode;
 	uint64_t mount_time; /* seconds: every inode's a/m/ctime */
 	bool read_only;
 	enum rv_transport_kind transport;

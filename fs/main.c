@@ -9,7 +9,9 @@
 #include <fcntl.h>
 #include <fuse_lowlevel.h>
 #include <getopt.h>
+#include <grp.h>
 #include <limits.h>
+#include <pwd.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -36,6 +38,10 @@ struct rv_opts {
 	uint64_t create_size;
 	uint64_t pool_bytes;
 	const char *trace_path;
+	bool uid_set, gid_set;
+	uid_t disk_uid;
+	gid_t disk_gid;
+	mode_t disk_umask;
 	enum rv_transport_kind transport;
 };
 
@@ -52,6 +58,9 @@ static void usage(FILE *f)
 		"  -f                      stay in the foreground\n"
 		"  -o ro                   read-only: writes fail with EROFS\n"
 		"  -o allow_other          let other users access the mount\n"
+		"  -o uid=USER,gid=GROUP   disk's owner (default: the mounting user)\n"
+		"  -o umask=OCTAL          disk's mode is 0666 without these bits\n"
+		"                          (default 077: 0600)\n"
 		"  -o pool=SIZE            pinned buffer pool (default 256m)\n"
 		"  -o trace=FILE           record every device's I/O into FILE\n"
 		"                          (read it with `rawvec trace FILE`)\n"
@@ -69,6 +78,49 @@ static void usage(FILE *f)
 static int parse_size(const char *s, uint64_t *out)
 {
 	return bdev_parse_size(s, strlen(s), out);
+}
+
+/* A number, or a name for getpwnam(). */
+static int parse_user(const char *s, uid_t *out)
+{
+	struct passwd *pw;
+	char *end;
+	unsigned long n;
+
+	errno = 0;
+	n = strtoul(s, &end, 10);
+	if (*s && !*end && !errno && n < (uid_t)-1) {
+		*out = (uid_t)n;
+		return 0;
+	}
+	pw = *s ? getpwnam(s) : NULL;
+	if (!pw) {
+		fprintf(stderr, "rawvec: -o uid=%s: no such user\n", s);
+		return -EINVAL;
+	}
+	*out = pw->pw_uid;
+	return 0;
+}
+
+static int parse_group(const char *s, gid_t *out)
+{
+	struct group *gr;
+	char *end;
+	unsigned long n;
+
+	errno = 0;
+	n = strtoul(s, &end, 10);
+	if (*s && !*end && !errno && n < (gid_t)-1) {
+		*out = (gid_t)n;
+		return 0;
+	}
+	gr = *s ? getgrnam(s) : NULL;
+	if (!gr) {
+		fprintf(stderr, "rawvec: -o gid=%s: no such group\n", s);
+		return -EINVAL;
+	}
+	*out = gr->gr_gid;
+	return 0;
 }
 
 static int parse_o(struct rv_opts *o, char *list)
@@ -89,6 +141,24 @@ static int parse_o(struct rv_opts *o, char *list)
 				return -EINVAL;
 			}
 			o->trace_path = tok + 6;
+		} else if (!strncmp(tok, "uid=", 4)) {
+			if (parse_user(tok + 4, &o->disk_uid))
+				return -EINVAL;
+			o->uid_set = true;
+		} else if (!strncmp(tok, "gid=", 4)) {
+			if (parse_group(tok + 4, &o->disk_gid))
+				return -EINVAL;
+			o->gid_set = true;
+		} else if (!strncmp(tok, "umask=", 6)) {
+			char *end;
+			unsigned long m = strtoul(tok + 6, &end, 8);
+
+			if (!tok[6] || *end || m > 0777) {
+				fprintf(stderr, "rawvec: -o umask=%s: not an octal mode from 0 to 777\n",
+					tok + 6);
+				return -EINVAL;
+			}
+			o->disk_umask = (mode_t)m;
 		} else if (!strncmp(tok, "pool=", 5)) {
 			if (parse_size(tok + 5, &o->pool_bytes)) {
 				fprintf(stderr, "rawvec: -o pool: bad size '%s'\n",
@@ -123,6 +193,7 @@ static int parse_args(int argc, char **argv, struct rv_opts *o)
 	int c;
 
 	o->pool_bytes = 256ull << 20;
+	o->disk_umask = 077;
 	opterr = 0;
 	while ((c = getopt_long(argc, argv, "+fo:hV", longopts, NULL)) != -1) {
 		switch (c) {
@@ -184,8 +255,20 @@ static int parse_args(int argc, char **argv, struct rv_opts *o)
 	}
 	o->mountpoint = argv[optind];
 	o->target = argv[optind + 1];
+	/* The kernel lets nobody but the mounting user in without
+	 * allow_other, whatever the disk's owner. */
+	if (!o->allow_other && ((o->uid_set && o->disk_uid != getuid()) ||
+				(o->gid_set && o->disk_gid != getgid()))) {
+		bool u = o->uid_set && o->disk_uid != getuid();
+
+		fprintf(stderr, "rawvec: -o %s=%u: another user or group reaches the disk only with -o allow_other\n",
+			u ? "uid" : "gid", u ? (unsigned)o->disk_uid : (unsigned)o->disk_gid);
+		return -EINVAL;
+	}
 	return 0;
 }
+
+
 
 static int check_mountpoint(const char *path)
 {
@@ -378,6 +461,9 @@ static int run(struct rv_opts *o, int ready_fd)
 	fs->pool_bytes = o->pool_bytes;
 	fs->uid = getuid();
 	fs->gid = getgid();
+	fs->disk_uid = o->uid_set ? o->disk_uid : fs->uid;
+	fs->disk_gid = o->gid_set ? o->disk_gid : fs->gid;
+	fs->disk_mode = 0666 & ~o->disk_umask;
 	fs->mount_time = (uint64_t)time(NULL);
 	fs->nr_queues = get_nprocs_conf();
 	expect_ring = o->transport != RV_TRANSPORT_DEV && uring_param_on();

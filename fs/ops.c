@@ -87,7 +87,9 @@ static void fill_attr(struct rv_fs *fs, uint64_t ino, struct fuse_attr *a)
 		a->nlink = 2;
 		break;
 	case RV_INO_DISK:
-		a->mode = S_IFREG | (fs->read_only ? 0400 : 0600);
+		a->uid = fs->disk_uid;
+		a->gid = fs->disk_gid;
+		a->mode = S_IFREG | (fs->disk_mode & (fs->read_only ? 0444 : 0666));
 		a->size = fs->dev->bd_size;
 		a->blocks = fs->dev->bd_size / 512;
 		break;
