@@ -38,6 +38,7 @@ struct rv_opts {
 	uint64_t create_size;
 	uint64_t pool_bytes;
 	const char *trace_path;
+	const char *log_path;
 	bool uid_set, gid_set;
 	uid_t disk_uid;
 	gid_t disk_gid;
@@ -55,7 +56,7 @@ static void usage(FILE *f)
 		"Serve TARGET (an image file or block device) as MOUNTPOINT/disk,\n"
 		"with statistics in MOUNTPOINT/stats.\n"
 		"\n"
-		"  -f                      stay in the foreground\n"
+		"  -f                      stay in the foreground, log to stderr\n"
 		"  -o ro                   read-only: writes fail with EROFS\n"
 		"  -o allow_other          let other users access the mount\n"
 		"  -o uid=USER,gid=GROUP   disk's owner (default: the mounting user)\n"
@@ -64,6 +65,8 @@ static void usage(FILE *f)
 		"  -o pool=SIZE            pinned buffer pool (default 256m)\n"
 		"  -o trace=FILE           record every device's I/O into FILE\n"
 		"                          (read it with `rawvec trace FILE`)\n"
+		"  -o log=FILE             append the log to FILE (default: stderr\n"
+		"                          with -f, syslog once started without)\n"
 		"  --create SIZE           create a missing image file of SIZE (sparse)\n"
 		"  --transport=auto|uring|dev\n"
 		"                          FUSE-over-io_uring, /dev/fuse, or the ring\n"
@@ -141,6 +144,12 @@ static int parse_o(struct rv_opts *o, char *list)
 				return -EINVAL;
 			}
 			o->trace_path = tok + 6;
+		} else if (!strncmp(tok, "log=", 4)) {
+			if (!tok[4]) {
+				fprintf(stderr, "rawvec: -o log: no file named\n");
+				return -EINVAL;
+			}
+			o->log_path = tok + 4;
 		} else if (!strncmp(tok, "uid=", 4)) {
 			if (parse_user(tok + 4, &o->disk_uid))
 				return -EINVAL;
@@ -426,20 +435,6 @@ static void report_ready(int fd, unsigned char code)
 	close(fd);
 }
 
-/* A daemon must not hold its starter's terminal or pipes open. */
-static void detach_stdio(void)
-{
-	int fd = open("/dev/null", O_RDWR);
-
-	if (fd < 0)
-		return;
-	dup2(fd, 0);
-	dup2(fd, 1);
-	dup2(fd, 2);
-	if (fd > 2)
-		close(fd);
-}
-
 static int run(struct rv_opts *o, int ready_fd)
 {
 	struct rv_fs *fs = &the_fs;
@@ -565,7 +560,7 @@ static int run(struct rv_opts *o, int ready_fd)
 	report_ready(ready_fd, 0);
 	served = true; /* from here on the image holds the user's data */
 	if (ready_fd >= 0)
-		detach_stdio();
+		rv_log_detach();
 	ready_fd = -1;
 
 	code = 0;
@@ -618,6 +613,9 @@ out_dev:
 	if (code && !served && fs->dev && fs->dev->bd_created)
 		unlink(o->target);
 	bdev_destroy(fs->dev);
+	/* A daemon's last word: that it stopped, and how. */
+	if (served)
+		rv_log("%s unmounted, exit status %d", o->mountpoint, code);
 out_ring:
 	rv_dev_stop(fs);
 	rv_uring_stop(fs);
@@ -643,6 +641,16 @@ int main(int argc, char **argv)
 	if (parse_args(argc, argv, &o)) {
 		fputs("Try 'rawvec --help'.\n", stderr);
 		return EXIT_USAGE;
+	}
+	/* Before anything else: a daemon's reasons must have a place. */
+	if (o.log_path) {
+		int ret = rv_log_open(o.log_path);
+
+		if (ret) {
+			fprintf(stderr, "rawvec: -o log=%s: %s\n", o.log_path,
+				strerror(-ret));
+			return EXIT_USAGE;
+		}
 	}
 	if (check_mountpoint(o.mountpoint))
 		return EXIT_USAGE;
