@@ -10,6 +10,7 @@
 #include <fuse_lowlevel.h>
 #include <getopt.h>
 #include <grp.h>
+#include <inttypes.h>
 #include <limits.h>
 #include <pwd.h>
 #include <signal.h>
@@ -277,8 +278,6 @@ static int parse_args(int argc, char **argv, struct rv_opts *o)
 	return 0;
 }
 
-
-
 static int check_mountpoint(const char *path)
 {
 	struct statx stx;
@@ -334,6 +333,23 @@ static int enable_uring(void)
 	}
 	rv_log("set %s to Y", URING_PARAM);
 	return 0;
+}
+
+/* "21.3 GiB", "64 MiB", "512 bytes". */
+static void fmt_bytes(uint64_t n, char *buf, size_t len)
+{
+	static const char *const unit[] = { "bytes", "KiB", "MiB", "GiB", "TiB" };
+	unsigned u = 0;
+	uint64_t d = 1;
+
+	while (u < 4 && n >= d * 1024) {
+		d *= 1024;
+		u++;
+	}
+	if (n % d == 0 || n / d >= 100)
+		snprintf(buf, len, "%" PRIu64 " %s", n / d, unit[u]);
+	else
+		snprintf(buf, len, "%.1f %s", (double)n / (double)d, unit[u]);
 }
 
 /*
@@ -435,6 +451,44 @@ static void report_ready(int fd, unsigned char code)
 	close(fd);
 }
 
+/*
+ * Start-up (locking GiBs of mem(), opening members) takes seconds, and
+ * signals are read from the ring only once it serves: until then a
+ * SIGINT/SIGTERM/SIGHUP is noted here and start-up stops at its next step.
+ */
+static volatile sig_atomic_t start_signal;
+
+static void stop_signals(sigset_t *set)
+{
+	sigemptyset(set);
+	sigaddset(set, SIGINT);
+	sigaddset(set, SIGTERM);
+	sigaddset(set, SIGHUP);
+}
+
+static void start_sig(int sig)
+{
+	start_signal = sig;
+}
+
+/* The daemon's parent passes what it is sent on to the starting child:
+ * the child has a session of its own, so a Ctrl-C reaches only the parent. */
+static volatile pid_t start_child;
+
+static void forward_sig(int sig)
+{
+	if (start_child > 0)
+		kill(start_child, sig);
+}
+
+static bool start_stopped(void)
+{
+	if (!start_signal)
+		return false;
+	rv_log("signal %d during start-up: stopping before the mount", (int)start_signal);
+	return true;
+}
+
 static int run(struct rv_opts *o, int ready_fd)
 {
 	struct rv_fs *fs = &the_fs;
@@ -449,6 +503,7 @@ static int run(struct rv_opts *o, int ready_fd)
 	char err[8192], optbuf[PATH_MAX + 128];
 	int dev_slots, bounces, ret, code = EXIT_USAGE;
 	sigset_t sigs;
+	struct sigaction sa = { .sa_handler = start_sig };
 
 	fs->target = o->target;
 	fs->read_only = o->read_only;
@@ -462,6 +517,13 @@ static int run(struct rv_opts *o, int ready_fd)
 	fs->mount_time = (uint64_t)time(NULL);
 	fs->nr_queues = get_nprocs_conf();
 	expect_ring = o->transport != RV_TRANSPORT_DEV && uring_param_on();
+
+	stop_signals(&sigs);
+	/* No SA_RESTART: a slow open returns EINTR rather than go on. */
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGTERM, &sa, NULL);
+	sigaction(SIGHUP, &sa, NULL);
+	sigprocmask(SIG_UNBLOCK, &sigs, NULL);
 
 	ret = bdev_ring_init(&fs->ring, 256, o->transport != RV_TRANSPORT_DEV);
 	if (ret) {
@@ -489,11 +551,38 @@ static int run(struct rv_opts *o, int ready_fd)
 	/* rw.c hands the stack at most max_write plus an aligned head and
 	 * tail; 64 KiB each side covers any alignment a device reports. */
 	lopts.max_io_bytes = fs->max_write + 2 * 65536;
+	/* mem() members are locked only once all of them, and the pool,
+	 * are known to fit. */
+	if (bdev_mem_defer_lock(fs->pool_bytes, err, sizeof(err))) {
+		fprintf(stderr, "rawvec: %s\n", err);
+		goto out_ring;
+	}
 	ret = bdev_layout_open(o->target, &fs->ring, &lopts, &fs->dev, err,
 			       sizeof(err));
 	if (ret) {
+		if (ret == -EINTR && start_stopped())
+			code = EXIT_RUNTIME;
 		fprintf(stderr, "rawvec: %s\n", err);
 		goto out_ring;
+	}
+	if (start_stopped()) {
+		code = EXIT_RUNTIME;
+		goto out_dev;
+	}
+	if (bdev_mem_deferred_bytes()) {
+		char a[32];
+
+		fmt_bytes(bdev_mem_deferred_bytes(), a, sizeof(a));
+		rv_log("locking %s of mem() members", a);
+	}
+	ret = bdev_mem_lock_deferred(&start_signal, err, sizeof(err));
+	if (ret) {
+		if (ret != -EINTR || !start_stopped())
+			fprintf(stderr, "rawvec: %s\n", err);
+		else
+			rv_log("%s", err);
+		code = EXIT_RUNTIME;
+		goto out_dev;
 	}
 	if (o->trace_path &&
 	    bdev_trace_open(o->trace_path, fs->dev, &trace, err, sizeof(err))) {
@@ -507,6 +596,10 @@ static int run(struct rv_opts *o, int ready_fd)
 		code = EXIT_RUNTIME;
 		goto out_dev;
 	}
+	if (start_stopped()) {
+		code = EXIT_RUNTIME;
+		goto out_dev;
+	}
 	ret = bdev_rw_ctx_init(&fs->rwc, fs->dev, &fs->ring, fs->max_write, bounces);
 	if (ret) {
 		fprintf(stderr, "rawvec: bounce buffers: %s\n", strerror(-ret));
@@ -514,13 +607,15 @@ static int run(struct rv_opts *o, int ready_fd)
 		goto out_dev;
 	}
 
-	sigemptyset(&sigs);
-	sigaddset(&sigs, SIGINT);
-	sigaddset(&sigs, SIGTERM);
-	sigaddset(&sigs, SIGHUP);
+	/* From here signals wait for the ring (sig_done); one that came
+	 * just before is still a reason not to mount. */
 	sigprocmask(SIG_BLOCK, &sigs, NULL);
 	signal(SIGPIPE, SIG_IGN);
 	sw.fd = signalfd(-1, &sigs, SFD_CLOEXEC);
+	if (start_stopped()) {
+		code = EXIT_RUNTIME;
+		goto out_rw;
+	}
 
 	fuse_opt_add_arg(&args, "rawvec");
 	snprintf(optbuf, sizeof(optbuf), "-osubtype=rawvec,fsname=%s,default_permissions%s%s",
@@ -631,6 +726,7 @@ int main(int argc, char **argv)
 	struct rv_opts o = { 0 };
 	int pipefd[2] = { -1, -1 };
 	unsigned char code;
+	sigset_t sigs;
 	pid_t pid;
 
 	/* Subcommands come first, so a mountpoint named "stat" needs ./stat. */
@@ -669,16 +765,29 @@ int main(int argc, char **argv)
 		perror("rawvec: pipe");
 		return EXIT_RUNTIME;
 	}
+	/* Blocked across the fork: each side takes them once its handler
+	 * is in place, so none is lost in between. */
+	stop_signals(&sigs);
+	sigprocmask(SIG_BLOCK, &sigs, NULL);
 	pid = fork();
 	if (pid < 0) {
 		perror("rawvec: fork");
 		return EXIT_RUNTIME;
 	}
 	if (pid) {
+		struct sigaction sa = { .sa_handler = forward_sig };
+		ssize_t n;
+
+		start_child = pid;
+		sigaction(SIGINT, &sa, NULL);
+		sigaction(SIGTERM, &sa, NULL);
+		sigaction(SIGHUP, &sa, NULL);
+		sigprocmask(SIG_UNBLOCK, &sigs, NULL);
 		close(pipefd[1]);
-		if (read(pipefd[0], &code, 1) != 1)
-			code = EXIT_RUNTIME;
-		return code;
+		do
+			n = read(pipefd[0], &code, 1);
+		while (n < 0 && errno == EINTR);
+		return n == 1 ? code : EXIT_RUNTIME;
 	}
 	close(pipefd[0]);
 	setsid();
