@@ -38,6 +38,7 @@ struct rv_opts {
 	bool enable_uring;
 	uint64_t create_size;
 	uint64_t pool_bytes;
+	bool pool_set;
 	const char *trace_path;
 	const char *log_path;
 	bool uid_set, gid_set;
@@ -170,6 +171,7 @@ static int parse_o(struct rv_opts *o, char *list)
 			}
 			o->disk_umask = (mode_t)m;
 		} else if (!strncmp(tok, "pool=", 5)) {
+			o->pool_set = true;
 			if (parse_size(tok + 5, &o->pool_bytes)) {
 				fprintf(stderr, "rawvec: -o pool: bad size '%s'\n",
 					tok + 5);
@@ -352,15 +354,23 @@ static void fmt_bytes(uint64_t n, char *buf, size_t len)
 		snprintf(buf, len, "%.1f %s", (double)n / (double)d, unit[u]);
 }
 
+#define MEMLOCK_HOWTO "raise it (ulimit -l, or memlock in /etc/security/limits.conf)"
+
+/* Where the pool's size came from, for the message when it is too small. */
+enum pool_origin { POOL_DEFAULT, POOL_OPTION, POOL_RLIMIT };
+
 /*
  * Split the pinned pool: /dev/fuse slots, RMW bounces and, when the ring
  * may be used, entries for every possible CPU's queue.  Each slot or bounce
  * costs max_write plus headroom; when the pool is small the counts shrink
  * first and max_write (down to 128 KiB) after.
  */
-static int size_pool(struct rv_fs *fs, bool expect_ring, int *dev_slots,
-		     int *bounces)
+static int size_pool(struct rv_fs *fs, bool expect_ring, enum pool_origin origin,
+		     int *dev_slots, int *bounces)
 {
+	size_t need;
+	struct rlimit rl;
+	char a[32], b[32];
 	size_t pool = fs->pool_bytes, unit;
 	size_t min_slots = expect_ring ? 2 : 16;
 	size_t epq;
@@ -389,10 +399,19 @@ static int size_pool(struct rv_fs *fs, bool expect_ring, int *dev_slots,
 			break;
 		min_slots = 2;
 	}
-	fprintf(stderr, "rawvec: -o pool=%zu is too small: it needs at least %zum%s\n",
-		pool, ((size_t)(4 + 2 + (expect_ring ? fs->nr_queues : 0)) *
-		       (128 * 1024 + 2 * PVEC_PAGE_SIZE + 2 * 65536) >> 20) + 1,
-		expect_ring ? " with the ring's entry per CPU queue" : "");
+	need = ((size_t)(4 + 2 + (expect_ring ? fs->nr_queues : 0)) *
+		(128 * 1024 + 2 * PVEC_PAGE_SIZE + 2 * 65536) >> 20) + 1;
+	if (origin == POOL_RLIMIT && !getrlimit(RLIMIT_MEMLOCK, &rl)) {
+		fmt_bytes(rl.rlim_cur, a, sizeof(a));
+		fmt_bytes(pool, b, sizeof(b));
+		fprintf(stderr, "rawvec: RLIMIT_MEMLOCK (%s) leaves room for a %s pinned pool, and it needs at least %zum%s: %s%s\n",
+			a, b, need, expect_ring ? " with the ring's entry per CPU queue" : "",
+			MEMLOCK_HOWTO, expect_ring ? ", or use --transport=dev" : "");
+	} else {
+		fprintf(stderr, "rawvec: %s pool=%zu is too small: it needs at least %zum%s\n",
+			origin == POOL_OPTION ? "-o" : "the default", pool, need,
+			expect_ring ? " with the ring's entry per CPU queue" : "");
+	}
 	return -EINVAL;
 }
 
@@ -489,6 +508,35 @@ static bool start_stopped(void)
 	return true;
 }
 
+/*
+ * An ordinary user mounts through fusermount3, but it opens /dev/fuse as
+ * that user on purpose: a /dev/fuse of mode 0600 (no udev to apply its
+ * 0666 rule) shuts every ordinary user out of FUSE.  Say so before
+ * anything is set up, rather than libfuse's bare EACCES at the end.
+ */
+static int check_dev_fuse(void)
+{
+	struct stat st;
+	int fd, e;
+
+	if (!geteuid())
+		return 0;
+	fd = open("/dev/fuse", O_RDWR | O_CLOEXEC);
+	if (fd >= 0) {
+		close(fd);
+		return 0;
+	}
+	e = errno;
+	if (e != EACCES && e != EPERM)
+		return 0; /* a missing module: libfuse says so */
+	if (stat("/dev/fuse", &st))
+		st.st_mode = st.st_uid = 0;
+	fprintf(stderr, "rawvec: /dev/fuse: %s: uid %u may not use FUSE here (mode %04o, owner uid %u; fusermount3 opens it as the user too): make it 0666 as udev's rule for it does (as root: chmod 0666 /dev/fuse), or run rawvec as root\n",
+		strerror(e), (unsigned)geteuid(), (unsigned)(st.st_mode & 07777),
+		(unsigned)st.st_uid);
+	return -e;
+}
+
 static int run(struct rv_opts *o, int ready_fd)
 {
 	struct rv_fs *fs = &the_fs;
@@ -502,6 +550,7 @@ static int run(struct rv_opts *o, int ready_fd)
 	bool expect_ring, served = false;
 	char err[8192], optbuf[PATH_MAX + 128];
 	int dev_slots, bounces, ret, code = EXIT_USAGE;
+	enum pool_origin pool_origin = o->pool_set ? POOL_OPTION : POOL_DEFAULT;
 	sigset_t sigs;
 	struct sigaction sa = { .sa_handler = start_sig };
 
@@ -544,9 +593,10 @@ static int run(struct rv_opts *o, int ready_fd)
 			       (unsigned long long)fit, (unsigned long long)rl.rlim_cur,
 			       (unsigned long long)fs->pool_bytes);
 			fs->pool_bytes = fit;
+			pool_origin = POOL_RLIMIT;
 		}
 	}
-	if (size_pool(fs, expect_ring, &dev_slots, &bounces))
+	if (size_pool(fs, expect_ring, pool_origin, &dev_slots, &bounces))
 		goto out_ring;
 	/* rw.c hands the stack at most max_write plus an aligned head and
 	 * tail; 64 KiB each side covers any alignment a device reports. */
@@ -591,8 +641,20 @@ static int run(struct rv_opts *o, int ready_fd)
 	}
 	ret = bdev_ring_pool_init(&fs->ring, fs->pool_bytes);
 	if (ret) {
-		fprintf(stderr, "rawvec: pinning %llu bytes of buffers failed: %s\n",
-			(unsigned long long)fs->pool_bytes, strerror(-ret));
+		struct rlimit rl;
+		char a[32], b[32];
+
+		fmt_bytes(fs->pool_bytes, a, sizeof(a));
+		fprintf(stderr, "rawvec: pinning the %s buffer pool failed: %s\n", a,
+			strerror(-ret));
+		/* io_uring charges what it pins to the user, not the
+		 * process: every mount of the user's shares the limit. */
+		if ((ret == -ENOMEM || ret == -EAGAIN) && geteuid() &&
+		    !getrlimit(RLIMIT_MEMLOCK, &rl) && rl.rlim_cur != RLIM_INFINITY) {
+			fmt_bytes(rl.rlim_cur, b, sizeof(b));
+			fprintf(stderr, "rawvec: RLIMIT_MEMLOCK (%s) bounds what all of uid %u's processes pin with io_uring together: other rawvec mounts of the user's (and one that has just exited) count too; %s, or give a smaller -o pool=SIZE\n",
+				b, (unsigned)geteuid(), MEMLOCK_HOWTO);
+		}
 		code = EXIT_RUNTIME;
 		goto out_dev;
 	}
@@ -748,7 +810,7 @@ int main(int argc, char **argv)
 			return EXIT_USAGE;
 		}
 	}
-	if (check_mountpoint(o.mountpoint))
+	if (check_mountpoint(o.mountpoint) || check_dev_fuse())
 		return EXIT_USAGE;
 	if (o.enable_uring && enable_uring())
 		return EXIT_USAGE;
