@@ -643,6 +643,13 @@ static int run(struct rv_opts *o, int ready_fd)
 		code = EXIT_RUNTIME;
 		goto out_dev;
 	}
+	if (o->create_size && !fs->dev->bd_created &&
+	    (!strcmp(fs->dev->bd_kind, "file") || !strcmp(fs->dev->bd_kind, "blockdev"))) {
+		char a[32];
+
+		fmt_bytes(fs->dev->bd_size, a, sizeof(a));
+		rv_log("--create: %s exists (%s), used as it is", o->target, a);
+	}
 	if (bdev_mem_deferred_bytes()) {
 		char a[32];
 
