@@ -106,31 +106,42 @@ static uint64_t mem_available(void)
 	return (uint64_t)kb * 1024;
 }
 
+/* "N of locked memory" with how many members make it up. */
+static void mem_what(uint64_t total, unsigned n, char *buf, size_t len)
+{
+	char a[32];
+
+	mem_fmt(total, a, sizeof(a));
+	if (n == 1)
+		snprintf(buf, len, "%s of locked memory", a);
+	else
+		snprintf(buf, len, "%s of locked memory (%u mem() members)", a, n);
+}
+
 /*
- * Would @add more bytes of mem() fit?  Counts every live member (locked or
- * not yet) and, at start-up, the pinned pool.  The pool is accounted to
- * the user by io_uring, apart from mlock(2)'s per-process count, so only
- * MemAvailable sees both.
+ * Would @add more bytes of mem() fit?  mlock(2) counts per process what
+ * is locked against RLIMIT_MEMLOCK: every live member.  MemAvailable
+ * already lacks what is locked: there the members not locked yet, and at
+ * start-up the pinned pool (which io_uring counts apart, per user).
  */
 static int mem_budget(uint64_t add, char *err, size_t errlen)
 {
-	uint64_t total = add, avail;
-	unsigned n = 1;
-	char a[32], b[32], c[32], what[96];
+	uint64_t all = add, todo = add, avail;
+	unsigned n_all = 1, n_todo = 1;
+	char b[32], c[32], what[96];
 	struct rlimit rl;
 
 	for (struct mem_dev *m = mem_all; m; m = m->md_next) {
-		total += m->md_bdev.bd_size;
-		n++;
+		all += m->md_bdev.bd_size;
+		n_all++;
+		if (!m->md_locked) {
+			todo += m->md_bdev.bd_size;
+			n_todo++;
+		}
 	}
-	mem_fmt(total, a, sizeof(a));
-	if (n == 1)
-		snprintf(what, sizeof(what), "%s of locked memory", a);
-	else
-		snprintf(what, sizeof(what), "%s of locked memory (%u mem() members)",
-			 a, n);
 	if (geteuid() && !getrlimit(RLIMIT_MEMLOCK, &rl) &&
-	    rl.rlim_cur != RLIM_INFINITY && total > rl.rlim_cur) {
+	    rl.rlim_cur != RLIM_INFINITY && all > rl.rlim_cur) {
+		mem_what(all, n_all, what, sizeof(what));
 		mem_fmt(rl.rlim_cur, b, sizeof(b));
 		snprintf(err, errlen,
 			 "%s is more than RLIMIT_MEMLOCK (%s) allows; raise it (ulimit -l, or memlock in /etc/security/limits.conf)",
@@ -138,7 +149,8 @@ static int mem_budget(uint64_t add, char *err, size_t errlen)
 		return -ENOMEM;
 	}
 	avail = mem_available();
-	if (avail && total + mem_reserved > avail) {
+	if (avail && todo + mem_reserved > avail) {
+		mem_what(todo, n_todo, what, sizeof(what));
 		mem_fmt(avail, b, sizeof(b));
 		mem_fmt(mem_reserved, c, sizeof(c));
 		if (mem_reserved)

@@ -54,7 +54,6 @@ struct stats_snap {
 static int log_fd = -1;
 static bool log_stderr = true;
 static bool log_syslog;
-static unsigned long log_fd_short_writes;
 static FILE *log_stream; /* what stderr became: see log_capture_stderr() */
 
 /* One line to the file and syslog (not stderr): @line has no newline. */
@@ -64,6 +63,7 @@ static void log_line(const char *line, size_t len)
 	char buf[8192], stamp[64];
 	struct tm tm;
 	time_t now = time(NULL);
+	ssize_t w;
 	int n;
 
 	/* blockdev/ writes "rawvec: ..." to stderr itself: one prefix. */
@@ -82,8 +82,8 @@ static void log_line(const char *line, size_t len)
 		}
 		/* O_APPEND: one write(2) is one unbroken line.  A failed
 		 * one has nowhere left to be reported. */
-		if (write(log_fd, buf, (size_t)n) != n)
-			log_fd_short_writes++;
+		w = write(log_fd, buf, (size_t)n);
+		(void)w;
 	}
 	if (log_syslog)
 		syslog(LOG_NOTICE, "%.*s", (int)len, line);
