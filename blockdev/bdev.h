@@ -4,6 +4,7 @@
 #define RAWVEC_BDEV_H
 
 #include <stdbool.h>
+#include <signal.h>
 #include <stdint.h>
 #include <sys/types.h>
 #include <sys/uio.h>
@@ -259,5 +260,20 @@ int bdev_file_open(const char *path, struct bdev_ring *ring,
  */
 int bdev_null_create(uint64_t size, struct bdev **out, char *err, size_t errlen);
 int bdev_mem_create(uint64_t size, struct bdev **out, char *err, size_t errlen);
+
+/**
+ * bdev_mem_defer_lock() - from now on mem members are only mapped, and
+ * checked, all of them together with @reserve bytes set aside (the pinned
+ * pool), against MemAvailable and, unprivileged, RLIMIT_MEMLOCK: a layout
+ * that cannot fit fails before anything is locked.  Fails (-ENOMEM, a
+ * message in @err) when @reserve alone does not fit.
+ * bdev_mem_deferred_bytes() - how much that is, not locked yet.
+ * bdev_mem_lock_deferred() - lock what was deferred, in steps; returns
+ * -EINTR, with what it had locked in @err, as soon as *@stop is set.
+ */
+int bdev_mem_defer_lock(uint64_t reserve, char *err, size_t errlen);
+uint64_t bdev_mem_deferred_bytes(void);
+int bdev_mem_lock_deferred(const volatile sig_atomic_t *stop, char *err,
+			   size_t errlen);
 
 #endif

@@ -92,8 +92,11 @@ struct rv_fs {
 	const char *target;
 	const char *mountpoint;
 	int fuse_fd;
-	uid_t uid;
+	uid_t uid;	/* the mounting user: owns stats and control */
 	gid_t gid;
+	uid_t disk_uid; /* -o uid=, gid=, umask=: disk's owner and mode */
+	gid_t disk_gid;
+	mode_t disk_mode;
 	uint64_t mount_time; /* seconds: every inode's a/m/ctime */
 	bool read_only;
 	enum rv_transport_kind transport;
@@ -153,7 +156,16 @@ int rv_uring_start(struct rv_fs *fs);
 bool rv_uring_idle(struct rv_fs *fs);
 void rv_uring_stop(struct rv_fs *fs);
 
+/*
+ * The log (ops.c): rv_log() writes one message, "rawvec: " and a newline
+ * added.  It goes to stderr until rv_log_detach(); to the file that
+ * rv_log_open() (-o log=FILE, O_APPEND, -errno on failure) opened, as
+ * well; once detached without a file, to syslog.  From rv_log_open() or
+ * rv_log_detach() on, what is written to stderr reaches the log too.
+ */
 void rv_log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+int rv_log_open(const char *path);
+void rv_log_detach(void);
 
 /*
  * Subcommands, each returning the process's exit code (0, 1 runtime,

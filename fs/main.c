@@ -11,7 +11,10 @@
 #include <fcntl.h>
 #include <fuse_lowlevel.h>
 #include <getopt.h>
+#include <grp.h>
+#include <inttypes.h>
 #include <limits.h>
+#include <pwd.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -37,7 +40,13 @@ struct rv_opts {
 	bool enable_uring;
 	uint64_t create_size;
 	uint64_t pool_bytes;
+	bool pool_set;
 	const char *trace_path;
+	const char *log_path;
+	bool uid_set, gid_set;
+	uid_t disk_uid;
+	gid_t disk_gid;
+	mode_t disk_umask;
 	enum rv_transport_kind transport;
 };
 
@@ -48,16 +57,23 @@ static void usage(FILE *f)
 		"       rawvec stat MOUNTPOINT [INTERVAL [COUNT]]\n"
 		"       rawvec trace [--csv] FILE\n"
 		"\n"
-		"Serve TARGET (an image file or block device) as MOUNTPOINT/disk,\n"
-		"with statistics in MOUNTPOINT/stats.\n"
+		"Serve TARGET (an image file, a block device or a layout) as\n"
+		"MOUNTPOINT/disk, with statistics in MOUNTPOINT/stats and commands\n"
+		"in MOUNTPOINT/control.\n"
 		"\n"
-		"  -f                      stay in the foreground\n"
+		"  -f                      stay in the foreground, log to stderr\n"
 		"  -o ro                   read-only: writes fail with EROFS\n"
 		"  -o allow_other          let other users access the mount\n"
+		"  -o uid=USER,gid=GROUP   disk's owner (default: the mounting user)\n"
+		"  -o umask=OCTAL          disk's mode is 0666 without these bits\n"
+		"                          (default 077: 0600)\n"
 		"  -o pool=SIZE            pinned buffer pool (default 256m)\n"
 		"  -o trace=FILE           record every device's I/O into FILE\n"
 		"                          (read it with `rawvec trace FILE`)\n"
-		"  --create SIZE           create a missing image file of SIZE (sparse)\n"
+		"  -o log=FILE             append the log to FILE (default: stderr\n"
+		"                          with -f, syslog once started without)\n"
+		"  --create SIZE           create a missing image file of SIZE (sparse);\n"
+		"                          with a layout, every missing member image\n"
 		"  --transport=auto|uring|dev\n"
 		"                          FUSE-over-io_uring, /dev/fuse, or the ring\n"
 		"                          when the kernel offers it (default auto)\n"
@@ -65,12 +81,77 @@ static void usage(FILE *f)
 		"  -h, --help              this text\n"
 		"  -V, --version           print the version\n"
 		"\n"
-		"SIZE takes k, m, g, t suffixes (powers of 1024).\n");
+		"SIZE takes k, m, g, t suffixes (powers of 1024).\n"
+		"\n"
+		"Layouts (a member M is a path or a layout; chunk: a power of 2 >= 4k,\n"
+		"default 512k):\n"
+		"  linear(M, M, ...)                 concatenation\n"
+		"  slice(M, offset=SIZE, size=SIZE)  a range of M\n"
+		"  raid0(M, M, ..., chunk=SIZE)      striping\n"
+		"  raid1(M, M, ...)                  mirroring\n"
+		"  raid5(M, M, M, ..., chunk=SIZE)   parity (md's left-symmetric)\n"
+		"  raid6(M, M, M, M, ..., chunk=SIZE) P+Q\n"
+		"  null(size=SIZE)                   reads zeroes, drops writes\n"
+		"  mem(size=SIZE)                    RAM, locked\n"
+		"  faulty(M, read_eio=P, write_eio=P, at=LO..HI, after=N, lat_spike=DUR@P)\n"
+		"                                    fails or delays I/O on demand\n"
+		"  sim(M, lat=DUR|LO..HI, bw=SIZE, qd=N)  M as a disk of its own\n"
+		"\n"
+		"Commands (echo one into MOUNTPOINT/control; ADDR: 2, or 1.0 nested):\n"
+		"  fail ADDR                         mark member ADDR failed\n"
+		"  replace ADDR PATH                 PATH in place of failed member ADDR,\n"
+		"                                    rebuilt in the background\n"
+		"  fault ADDR K=V ...                change a faulty() member's options\n"
+		"  check                             verify parity and mirrors\n"
+		"  repair                            check, and rewrite what mismatches\n");
 }
 
 static int parse_size(const char *s, uint64_t *out)
 {
 	return bdev_parse_size(s, strlen(s), out);
+}
+
+/* A number, or a name for getpwnam(). */
+static int parse_user(const char *s, uid_t *out)
+{
+	struct passwd *pw;
+	char *end;
+	unsigned long n;
+
+	errno = 0;
+	n = strtoul(s, &end, 10);
+	if (*s && !*end && !errno && n < (uid_t)-1) {
+		*out = (uid_t)n;
+		return 0;
+	}
+	pw = *s ? getpwnam(s) : NULL;
+	if (!pw) {
+		fprintf(stderr, "rawvec: -o uid=%s: no such user\n", s);
+		return -EINVAL;
+	}
+	*out = pw->pw_uid;
+	return 0;
+}
+
+static int parse_group(const char *s, gid_t *out)
+{
+	struct group *gr;
+	char *end;
+	unsigned long n;
+
+	errno = 0;
+	n = strtoul(s, &end, 10);
+	if (*s && !*end && !errno && n < (gid_t)-1) {
+		*out = (gid_t)n;
+		return 0;
+	}
+	gr = *s ? getgrnam(s) : NULL;
+	if (!gr) {
+		fprintf(stderr, "rawvec: -o gid=%s: no such group\n", s);
+		return -EINVAL;
+	}
+	*out = gr->gr_gid;
+	return 0;
 }
 
 static int parse_o(struct rv_opts *o, char *list)
@@ -91,7 +172,32 @@ static int parse_o(struct rv_opts *o, char *list)
 				return -EINVAL;
 			}
 			o->trace_path = tok + 6;
+		} else if (!strncmp(tok, "log=", 4)) {
+			if (!tok[4]) {
+				fprintf(stderr, "rawvec: -o log: no file named\n");
+				return -EINVAL;
+			}
+			o->log_path = tok + 4;
+		} else if (!strncmp(tok, "uid=", 4)) {
+			if (parse_user(tok + 4, &o->disk_uid))
+				return -EINVAL;
+			o->uid_set = true;
+		} else if (!strncmp(tok, "gid=", 4)) {
+			if (parse_group(tok + 4, &o->disk_gid))
+				return -EINVAL;
+			o->gid_set = true;
+		} else if (!strncmp(tok, "umask=", 6)) {
+			char *end;
+			unsigned long m = strtoul(tok + 6, &end, 8);
+
+			if (!tok[6] || *end || m > 0777) {
+				fprintf(stderr, "rawvec: -o umask=%s: not an octal mode from 0 to 777\n",
+					tok + 6);
+				return -EINVAL;
+			}
+			o->disk_umask = (mode_t)m;
 		} else if (!strncmp(tok, "pool=", 5)) {
+			o->pool_set = true;
 			if (parse_size(tok + 5, &o->pool_bytes)) {
 				fprintf(stderr, "rawvec: -o pool: bad size '%s'\n",
 					tok + 5);
@@ -125,6 +231,7 @@ static int parse_args(int argc, char **argv, struct rv_opts *o)
 	int c;
 
 	o->pool_bytes = 256ull << 20;
+	o->disk_umask = 077;
 	opterr = 0;
 	while ((c = getopt_long(argc, argv, "+fo:hV", longopts, NULL)) != -1) {
 		switch (c) {
@@ -186,6 +293,16 @@ static int parse_args(int argc, char **argv, struct rv_opts *o)
 	}
 	o->mountpoint = argv[optind];
 	o->target = argv[optind + 1];
+	/* The kernel lets nobody but the mounting user in without
+	 * allow_other, whatever the disk's owner. */
+	if (!o->allow_other && ((o->uid_set && o->disk_uid != getuid()) ||
+				(o->gid_set && o->disk_gid != getgid()))) {
+		bool u = o->uid_set && o->disk_uid != getuid();
+
+		fprintf(stderr, "rawvec: -o %s=%u: another user or group reaches the disk only with -o allow_other\n",
+			u ? "uid" : "gid", u ? (unsigned)o->disk_uid : (unsigned)o->disk_gid);
+		return -EINVAL;
+	}
 	return 0;
 }
 
@@ -246,15 +363,40 @@ static int enable_uring(void)
 	return 0;
 }
 
+/* "21.3 GiB", "64 MiB", "512 bytes". */
+static void fmt_bytes(uint64_t n, char *buf, size_t len)
+{
+	static const char *const unit[] = { "bytes", "KiB", "MiB", "GiB", "TiB" };
+	unsigned u = 0;
+	uint64_t d = 1;
+
+	while (u < 4 && n >= d * 1024) {
+		d *= 1024;
+		u++;
+	}
+	if (n % d == 0 || n / d >= 100)
+		snprintf(buf, len, "%" PRIu64 " %s", n / d, unit[u]);
+	else
+		snprintf(buf, len, "%.1f %s", (double)n / (double)d, unit[u]);
+}
+
+#define MEMLOCK_HOWTO "raise it (ulimit -l, or memlock in /etc/security/limits.conf)"
+
+/* Where the pool's size came from, for the message when it is too small. */
+enum pool_origin { POOL_DEFAULT, POOL_OPTION, POOL_RLIMIT };
+
 /*
  * Split the pinned pool: /dev/fuse slots, RMW bounces and, when the ring
  * may be used, entries for every possible CPU's queue.  Each slot or bounce
  * costs max_write plus headroom; when the pool is small the counts shrink
  * first and max_write (down to 128 KiB) after.
  */
-static int size_pool(struct rv_fs *fs, bool expect_ring, int *dev_slots,
-		     int *bounces)
+static int size_pool(struct rv_fs *fs, bool expect_ring, enum pool_origin origin,
+		     int *dev_slots, int *bounces)
 {
+	size_t need;
+	struct rlimit rl;
+	char a[32], b[32];
 	size_t pool = fs->pool_bytes, unit;
 	size_t min_slots = expect_ring ? 2 : 16;
 	size_t epq;
@@ -283,10 +425,19 @@ static int size_pool(struct rv_fs *fs, bool expect_ring, int *dev_slots,
 			break;
 		min_slots = 2;
 	}
-	fprintf(stderr, "rawvec: -o pool=%zu is too small: it needs at least %zum%s\n",
-		pool, ((size_t)(4 + 2 + (expect_ring ? fs->nr_queues : 0)) *
-		       (128 * 1024 + 2 * PVEC_PAGE_SIZE + 2 * 65536) >> 20) + 1,
-		expect_ring ? " with the ring's entry per CPU queue" : "");
+	need = ((size_t)(4 + 2 + (expect_ring ? fs->nr_queues : 0)) *
+		(128 * 1024 + 2 * PVEC_PAGE_SIZE + 2 * 65536) >> 20) + 1;
+	if (origin == POOL_RLIMIT && !getrlimit(RLIMIT_MEMLOCK, &rl)) {
+		fmt_bytes(rl.rlim_cur, a, sizeof(a));
+		fmt_bytes(pool, b, sizeof(b));
+		fprintf(stderr, "rawvec: RLIMIT_MEMLOCK (%s) leaves room for a %s pinned pool, and it needs at least %zum%s: %s%s\n",
+			a, b, need, expect_ring ? " with the ring's entry per CPU queue" : "",
+			MEMLOCK_HOWTO, expect_ring ? ", or use --transport=dev" : "");
+	} else {
+		fprintf(stderr, "rawvec: %s pool=%zu is too small: it needs at least %zum%s\n",
+			origin == POOL_OPTION ? "-o" : "the default", pool, need,
+			expect_ring ? " with the ring's entry per CPU queue" : "");
+	}
 	return -EINVAL;
 }
 
@@ -345,18 +496,71 @@ static void report_ready(int fd, unsigned char code)
 	close(fd);
 }
 
-/* A daemon must not hold its starter's terminal or pipes open. */
-static void detach_stdio(void)
-{
-	int fd = open("/dev/null", O_RDWR);
+/*
+ * Start-up (locking GiBs of mem(), opening members) takes seconds, and
+ * signals are read from the ring only once it serves: until then a
+ * SIGINT/SIGTERM/SIGHUP is noted here and start-up stops at its next step.
+ */
+static volatile sig_atomic_t start_signal;
 
-	if (fd < 0)
-		return;
-	dup2(fd, 0);
-	dup2(fd, 1);
-	dup2(fd, 2);
-	if (fd > 2)
+static void stop_signals(sigset_t *set)
+{
+	sigemptyset(set);
+	sigaddset(set, SIGINT);
+	sigaddset(set, SIGTERM);
+	sigaddset(set, SIGHUP);
+}
+
+static void start_sig(int sig)
+{
+	start_signal = sig;
+}
+
+/* The daemon's parent passes what it is sent on to the starting child:
+ * the child has a session of its own, so a Ctrl-C reaches only the parent. */
+static volatile pid_t start_child;
+
+static void forward_sig(int sig)
+{
+	if (start_child > 0)
+		kill(start_child, sig);
+}
+
+static bool start_stopped(void)
+{
+	if (!start_signal)
+		return false;
+	rv_log("signal %d during start-up: stopping before the mount", (int)start_signal);
+	return true;
+}
+
+/*
+ * An ordinary user mounts through fusermount3, but it opens /dev/fuse as
+ * that user on purpose: a /dev/fuse of mode 0600 (no udev to apply its
+ * 0666 rule) shuts every ordinary user out of FUSE.  Say so before
+ * anything is set up, rather than libfuse's bare EACCES at the end.
+ */
+static int check_dev_fuse(void)
+{
+	struct stat st;
+	int fd, e;
+
+	if (!geteuid())
+		return 0;
+	fd = open("/dev/fuse", O_RDWR | O_CLOEXEC);
+	if (fd >= 0) {
 		close(fd);
+		return 0;
+	}
+	e = errno;
+	if (e != EACCES && e != EPERM)
+		return 0; /* a missing module: libfuse says so */
+	if (stat("/dev/fuse", &st))
+		st.st_mode = st.st_uid = 0;
+	fprintf(stderr, "rawvec: /dev/fuse: %s: uid %u may not use FUSE here (mode %04o, owner uid %u; fusermount3 opens it as the user too): make it 0666 as udev's rule for it does (as root: chmod 0666 /dev/fuse), or run rawvec as root\n",
+		strerror(e), (unsigned)geteuid(), (unsigned)(st.st_mode & 07777),
+		(unsigned)st.st_uid);
+	return -e;
 }
 
 static int run(struct rv_opts *o, int ready_fd)
@@ -372,7 +576,9 @@ static int run(struct rv_opts *o, int ready_fd)
 	bool expect_ring, served = false;
 	char err[8192], optbuf[PATH_MAX + 128];
 	int dev_slots, bounces, ret, code = EXIT_USAGE;
+	enum pool_origin pool_origin = o->pool_set ? POOL_OPTION : POOL_DEFAULT;
 	sigset_t sigs;
+	struct sigaction sa = { .sa_handler = start_sig };
 
 	fs->target = o->target;
 	fs->mountpoint = o->mountpoint;
@@ -381,9 +587,19 @@ static int run(struct rv_opts *o, int ready_fd)
 	fs->pool_bytes = o->pool_bytes;
 	fs->uid = getuid();
 	fs->gid = getgid();
+	fs->disk_uid = o->uid_set ? o->disk_uid : fs->uid;
+	fs->disk_gid = o->gid_set ? o->disk_gid : fs->gid;
+	fs->disk_mode = 0666 & ~o->disk_umask;
 	fs->mount_time = (uint64_t)time(NULL);
 	fs->nr_queues = get_nprocs_conf();
 	expect_ring = o->transport != RV_TRANSPORT_DEV && uring_param_on();
+
+	stop_signals(&sigs);
+	/* No SA_RESTART: a slow open returns EINTR rather than go on. */
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGTERM, &sa, NULL);
+	sigaction(SIGHUP, &sa, NULL);
+	sigprocmask(SIG_UNBLOCK, &sigs, NULL);
 
 	ret = bdev_ring_init(&fs->ring, 256, o->transport != RV_TRANSPORT_DEV);
 	if (ret) {
@@ -404,9 +620,10 @@ static int run(struct rv_opts *o, int ready_fd)
 			       (unsigned long long)fit, (unsigned long long)rl.rlim_cur,
 			       (unsigned long long)fs->pool_bytes);
 			fs->pool_bytes = fit;
+			pool_origin = POOL_RLIMIT;
 		}
 	}
-	if (size_pool(fs, expect_ring, &dev_slots, &bounces))
+	if (size_pool(fs, expect_ring, pool_origin, &dev_slots, &bounces))
 		goto out_ring;
 	/* rw.c hands the stack at most max_write plus an aligned head and
 	 * tail; 64 KiB each side covers any alignment a device reports. */
@@ -415,11 +632,45 @@ static int run(struct rv_opts *o, int ready_fd)
 		fprintf(stderr, "rawvec: %s\n", err);
 		goto out_ring;
 	}
+	/* mem() members are locked only once all of them, and the pool,
+	 * are known to fit. */
+	if (bdev_mem_defer_lock(fs->pool_bytes, err, sizeof(err))) {
+		fprintf(stderr, "rawvec: %s\n", err);
+		goto out_ring;
+	}
 	ret = bdev_layout_open(o->target, &fs->ring, &lopts, &fs->dev, err,
 			       sizeof(err));
 	if (ret) {
+		if (ret == -EINTR && start_stopped())
+			code = EXIT_RUNTIME;
 		fprintf(stderr, "rawvec: %s\n", err);
 		goto out_ring;
+	}
+	if (start_stopped()) {
+		code = EXIT_RUNTIME;
+		goto out_dev;
+	}
+	if (o->create_size && !fs->dev->bd_created &&
+	    (!strcmp(fs->dev->bd_kind, "file") || !strcmp(fs->dev->bd_kind, "blockdev"))) {
+		char a[32];
+
+		fmt_bytes(fs->dev->bd_size, a, sizeof(a));
+		rv_log("--create: %s exists (%s), used as it is", o->target, a);
+	}
+	if (bdev_mem_deferred_bytes()) {
+		char a[32];
+
+		fmt_bytes(bdev_mem_deferred_bytes(), a, sizeof(a));
+		rv_log("locking %s of mem() members", a);
+	}
+	ret = bdev_mem_lock_deferred(&start_signal, err, sizeof(err));
+	if (ret) {
+		if (ret != -EINTR || !start_stopped())
+			fprintf(stderr, "rawvec: %s\n", err);
+		else
+			rv_log("%s", err);
+		code = EXIT_RUNTIME;
+		goto out_dev;
 	}
 	if (o->trace_path &&
 	    bdev_trace_open(o->trace_path, fs->dev, &trace, err, sizeof(err))) {
@@ -428,8 +679,24 @@ static int run(struct rv_opts *o, int ready_fd)
 	}
 	ret = bdev_ring_pool_init(&fs->ring, fs->pool_bytes);
 	if (ret) {
-		fprintf(stderr, "rawvec: pinning %llu bytes of buffers failed: %s\n",
-			(unsigned long long)fs->pool_bytes, strerror(-ret));
+		struct rlimit rl;
+		char a[32], b[32];
+
+		fmt_bytes(fs->pool_bytes, a, sizeof(a));
+		fprintf(stderr, "rawvec: pinning the %s buffer pool failed: %s\n", a,
+			strerror(-ret));
+		/* io_uring charges what it pins to the user, not the
+		 * process: every mount of the user's shares the limit. */
+		if ((ret == -ENOMEM || ret == -EAGAIN) && geteuid() &&
+		    !getrlimit(RLIMIT_MEMLOCK, &rl) && rl.rlim_cur != RLIM_INFINITY) {
+			fmt_bytes(rl.rlim_cur, b, sizeof(b));
+			fprintf(stderr, "rawvec: RLIMIT_MEMLOCK (%s) bounds what all of uid %u's processes pin with io_uring together: other rawvec mounts of the user's (and one that has just exited) count too; %s, or give a smaller -o pool=SIZE\n",
+				b, (unsigned)geteuid(), MEMLOCK_HOWTO);
+		}
+		code = EXIT_RUNTIME;
+		goto out_dev;
+	}
+	if (start_stopped()) {
 		code = EXIT_RUNTIME;
 		goto out_dev;
 	}
@@ -440,13 +707,15 @@ static int run(struct rv_opts *o, int ready_fd)
 		goto out_dev;
 	}
 
-	sigemptyset(&sigs);
-	sigaddset(&sigs, SIGINT);
-	sigaddset(&sigs, SIGTERM);
-	sigaddset(&sigs, SIGHUP);
+	/* From here signals wait for the ring (sig_done); one that came
+	 * just before is still a reason not to mount. */
 	sigprocmask(SIG_BLOCK, &sigs, NULL);
 	signal(SIGPIPE, SIG_IGN);
 	sw.fd = signalfd(-1, &sigs, SFD_CLOEXEC);
+	if (start_stopped()) {
+		code = EXIT_RUNTIME;
+		goto out_rw;
+	}
 
 	fuse_opt_add_arg(&args, "rawvec");
 	snprintf(optbuf, sizeof(optbuf), "-osubtype=rawvec,fsname=%s,default_permissions%s%s",
@@ -486,7 +755,7 @@ static int run(struct rv_opts *o, int ready_fd)
 	report_ready(ready_fd, 0);
 	served = true; /* from here on the image holds the user's data */
 	if (ready_fd >= 0)
-		detach_stdio();
+		rv_log_detach();
 	ready_fd = -1;
 
 	code = 0;
@@ -542,6 +811,9 @@ out_dev:
 	if (code && !served && fs->dev && fs->dev->bd_created)
 		unlink(o->target);
 	bdev_destroy(fs->dev);
+	/* A daemon's last word: that it stopped, and how. */
+	if (served)
+		rv_log("%s unmounted, exit status %d", o->mountpoint, code);
 out_ring:
 	rv_dev_stop(fs);
 	rv_uring_stop(fs);
@@ -557,6 +829,7 @@ int main(int argc, char **argv)
 	struct rv_opts o = { 0 };
 	int pipefd[2] = { -1, -1 };
 	unsigned char code;
+	sigset_t sigs;
 	pid_t pid;
 
 	/* Subcommands come first, so a mountpoint named "stat" needs ./stat. */
@@ -568,7 +841,17 @@ int main(int argc, char **argv)
 		fputs("Try 'rawvec --help'.\n", stderr);
 		return EXIT_USAGE;
 	}
-	if (check_mountpoint(o.mountpoint))
+	/* Before anything else: a daemon's reasons must have a place. */
+	if (o.log_path) {
+		int ret = rv_log_open(o.log_path);
+
+		if (ret) {
+			fprintf(stderr, "rawvec: -o log=%s: %s\n", o.log_path,
+				strerror(-ret));
+			return EXIT_USAGE;
+		}
+	}
+	if (check_mountpoint(o.mountpoint) || check_dev_fuse())
 		return EXIT_USAGE;
 	if (o.enable_uring && enable_uring())
 		return EXIT_USAGE;
@@ -585,16 +868,29 @@ int main(int argc, char **argv)
 		perror("rawvec: pipe");
 		return EXIT_RUNTIME;
 	}
+	/* Blocked across the fork: each side takes them once its handler
+	 * is in place, so none is lost in between. */
+	stop_signals(&sigs);
+	sigprocmask(SIG_BLOCK, &sigs, NULL);
 	pid = fork();
 	if (pid < 0) {
 		perror("rawvec: fork");
 		return EXIT_RUNTIME;
 	}
 	if (pid) {
+		struct sigaction sa = { .sa_handler = forward_sig };
+		ssize_t n;
+
+		start_child = pid;
+		sigaction(SIGINT, &sa, NULL);
+		sigaction(SIGTERM, &sa, NULL);
+		sigaction(SIGHUP, &sa, NULL);
+		sigprocmask(SIG_UNBLOCK, &sigs, NULL);
 		close(pipefd[1]);
-		if (read(pipefd[0], &code, 1) != 1)
-			code = EXIT_RUNTIME;
-		return code;
+		do
+			n = read(pipefd[0], &code, 1);
+		while (n < 0 && errno == EINTR);
+		return n == 1 ? code : EXIT_RUNTIME;
 	}
 	close(pipefd[0]);
 	setsid();

@@ -1,6 +1,7 @@
 #!/bin/bash
 # --create SIZE: a missing image is created sparse with SIZE bytes (mode
-# 0600) and served; an existing image is served as it is, untouched.
+# 0600) and served; an existing image is served as it is, untouched, and
+# the log says so (with its size), since the SIZE asked for is not used.
 . "$(dirname "$0")/lib.sh"
 requires_transport
 requires du
@@ -22,6 +23,8 @@ make_image "$T/old.img" 16M random
 before="$(file_state "$T/old.img") $(md5sum <"$T/old.img")"
 start_rawvec --create 64m "$T/old.img"
 [ "$(stat -c %s "$MNT/disk")" = $((16 << 20)) ] || die "--create on an existing 16M image: disk size $(stat -c %s "$MNT/disk")"
+grep -q -- "--create: $T/old.img exists (16 MiB), used as it is" "$RAWVEC_LOG" ||
+	die "--create 64m on an existing 16M image: the log does not say it is used as it is"
 stop_rawvec
 after="$(file_state "$T/old.img") $(md5sum <"$T/old.img")"
 [ "$before" = "$after" ] || die "--create changed an existing image: $before -> $after"

@@ -2,9 +2,9 @@
 # transports: uring dev
 # The disk behaves like a fixed-size block device: reads past the end give
 # 0 bytes, writes past it ENOSPC, across it a short count; its size cannot
-# change (truncate to the same size is fine); punch-hole and zero-range
-# read back zeros (and leave zeros in the image), also when the range runs
-# past the end; fsync works; ls/stat show the right size and mode 0600.
+# change (a truncate to it or below succeeds doing nothing, past it fails);
+# punch-hole and zero-range read back zeros (and leave zeros in the image),
+# also when the range runs past the end; fsync works; ls/stat show the right size and mode 0600.
 # Every check runs and the failures are listed together.
 . "$(dirname "$0")/lib.sh"
 requires_transport
@@ -33,10 +33,13 @@ ls_all=" $(ls -A "$MNT" | tr '\n' ' ')"
 case $ls_all in *" disk "*) ;; *) fails+=("ls $MNT:$ls_all, no disk") ;; esac
 case $ls_all in *" stats "*) ;; *) fails+=("ls $MNT:$ls_all, no stats") ;; esac
 
-# truncate: another size fails, the same size is a no-op.
+# truncate: past the end fails; to the size or below it succeeds and
+# changes nothing (what it leaves of the bytes: t_truncate.sh).
 for s in $((SIZE - 4096)) $((SIZE + 4096)) 0 1; do
 	if truncate -s "$s" "$D" 2>"$T/err"; then
-		fails+=("truncate -s $s succeeded on a $SIZE-byte disk")
+		[ "$s" -le $SIZE ] || fails+=("truncate -s $s succeeded on a $SIZE-byte disk")
+	else
+		[ "$s" -gt $SIZE ] || fails+=("truncate -s $s failed on a $SIZE-byte disk: $(cat "$T/err")")
 	fi
 	[ "$(stat -c %s "$D")" = $SIZE ] || fails+=("after truncate -s $s: size $(stat -c %s "$D")")
 done
