@@ -52,10 +52,14 @@ struct parser {
 	const struct bdev_layout_opts *opts;
 	struct {
 		uint64_t dev, ino;
+		uint64_t lo, hi; /* the bytes of it the expression uses */
 		size_t at;
 		char *created; /* path, when --create made it: removed on failure */
 	} seen[LAYER_MAX_MEMBERS * 4];
 	int nr_seen;
+	/* The bytes of the next leaf the subtree being built uses: narrowed
+	 * by slice(), passed through faulty() and sim(), whole elsewhere. */
+	uint64_t lo, hi;
 };
 
 int bdev_parse_size(const char *s, size_t len, uint64_t *out)
@@ -287,20 +291,33 @@ static int open_leaf(struct parser *p, struct lnode *n, struct bdev **out)
 	if (ret)
 		return fail_at(p, n->at, "%s", msg);
 	/* Twins are found by what was opened, so "./a.img" and a file just
-	 * created count too. */
+	 * created count too.  Slices of one image that do not overlap are
+	 * two extents of one physical volume, not twins. */
 	for (int i = 0; i < p->nr_seen; i++) {
-		if (p->seen[i].dev == d->bd_id_dev && p->seen[i].ino == d->bd_id_ino) {
+		if (p->seen[i].dev == d->bd_id_dev && p->seen[i].ino == d->bd_id_ino &&
+		    p->seen[i].lo < p->hi && p->lo < p->seen[i].hi) {
 			size_t at = p->seen[i].at;
+			bool sliced = p->lo || p->hi != UINT64_MAX ||
+				      p->seen[i].lo || p->seen[i].hi != UINT64_MAX;
 
 			if (d->bd_created)
 				unlink(path);
 			bdev_destroy(d);
+			if (sliced)
+				return fail_at(p, n->at, "%s is already a member (column %zu), and the two slices of it overlap",
+					       path, at);
 			return fail_at(p, n->at, "%s is already a member (column %zu)",
 				       path, at);
 		}
 	}
+	if (p->opts->create_size && !d->bd_created && !d->bd_is_blockdev &&
+	    !p->opts->no_io)
+		fprintf(stderr, "rawvec: --create: %s exists (%llu bytes), used as it is\n",
+			path, (unsigned long long)d->bd_size);
 	p->seen[p->nr_seen].dev = d->bd_id_dev;
 	p->seen[p->nr_seen].ino = d->bd_id_ino;
+	p->seen[p->nr_seen].lo = p->lo;
+	p->seen[p->nr_seen].hi = p->hi;
 	p->seen[p->nr_seen].at = n->at;
 	p->seen[p->nr_seen].created = d->bd_created ? strdup(path) : NULL;
 	p->nr_seen++;
@@ -513,6 +530,26 @@ static bool bdev_fresh(struct bdev *d)
 	return true;
 }
 
+/* Striped and mirrored levels use the smallest member's size on every
+ * member: say so when that leaves a bigger one partly unused. */
+static void log_unused(const struct layer *l, const char *level)
+{
+	uint64_t unit = l->l_chunk ? l->l_chunk : l->l_bdev.bd_align;
+	const struct bdev *big = NULL;
+
+	if (!strcmp(level, "linear"))
+		return;
+	for (int i = 0; i < l->l_nr; i++)
+		if (!big || l->l_members[i]->bd_size > big->bd_size)
+			big = l->l_members[i];
+	if (big->bd_size - l->l_data_offset < l->l_member_size + unit)
+		return;
+	fprintf(stderr, "rawvec: %s: members differ in size: each contributes %llu bytes (the smallest, in whole %llu-byte units); %llu bytes of %s are unused\n",
+		level, (unsigned long long)l->l_member_size, (unsigned long long)unit,
+		(unsigned long long)(big->bd_size - l->l_data_offset - l->l_member_size),
+		big->bd_name);
+}
+
 /*
  * An array level: read its members' superblocks, let super_plan() decide
  * what the array is (headerless, new, or assembled: level, order, member
@@ -583,6 +620,7 @@ static int build_array(struct parser *p, struct lnode *n, struct bdev **members,
 		ret = fail_at(p, n->at, "%s: %s", level, msg);
 		goto out;
 	}
+	log_unused(layer_of(*out), level);
 	if (plan.action != SUPER_PLAN_NONE) {
 		ret = super_attach(layer_of(*out), p->ring, &plan, pr, nr, n->md_name);
 		if (ret) {
@@ -604,6 +642,7 @@ static int build(struct parser *p, struct lnode *n, uint32_t in_segs,
 {
 	size_t max_io = p->opts->max_io_bytes;
 	struct bdev **members, *m;
+	uint64_t lo, hi;
 	uint32_t child_segs;
 	char msg[512];
 	int ret, nr = n->nr_kids;
@@ -623,6 +662,16 @@ static int build(struct parser *p, struct lnode *n, uint32_t in_segs,
 	members = calloc(nr, sizeof(*members));
 	if (!members)
 		return -ENOMEM;
+	lo = p->lo;
+	hi = p->hi;
+	if (name_is(n, "slice")) {
+		p->lo = lo + n->offset < lo ? UINT64_MAX : lo + n->offset;
+		if (n->size && p->lo + n->size > p->lo && p->lo + n->size < hi)
+			p->hi = p->lo + n->size;
+	} else if (!name_is(n, "faulty") && !name_is(n, "sim")) {
+		p->lo = 0;
+		p->hi = UINT64_MAX;
+	}
 	for (int i = 0; i < nr; i++) {
 		ret = build(p, n->kids[i], child_segs, &members[i]);
 		if (ret) {
@@ -630,6 +679,8 @@ static int build(struct parser *p, struct lnode *n, uint32_t in_segs,
 			return ret;
 		}
 	}
+	p->lo = lo;
+	p->hi = hi;
 	if (is_array(n))
 		return build_array(p, n, members, nr, in_segs, out);
 	/* One-member levels take the member itself, not an array. */
@@ -654,7 +705,7 @@ int bdev_layout_open(const char *expr, struct bdev_ring *ring,
 		     char *err, size_t errlen)
 {
 	struct parser p = { .s = expr, .err = err, .errlen = errlen,
-			    .ring = ring, .opts = opts };
+			    .ring = ring, .opts = opts, .hi = UINT64_MAX };
 	struct bdev_file_opts fo = { .read_only = opts->read_only,
 				     .create_size = opts->create_size };
 	struct lnode *root = NULL;

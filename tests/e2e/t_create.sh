@@ -28,4 +28,11 @@ grep -q -- "--create: $T/old.img exists (16 MiB), used as it is" "$RAWVEC_LOG" |
 stop_rawvec
 after="$(file_state "$T/old.img") $(md5sum <"$T/old.img")"
 [ "$before" = "$after" ] || die "--create changed an existing image: $before -> $after"
+
+# A layout's existing member: used as it is, logged; the new one created.
+start_rawvec --create 16m "raid1($T/old.img, $T/new2.img)"
+grep -q -- "--create: $T/old.img exists (16777216 bytes), used as it is" "$RAWVEC_LOG" ||
+	die "--create with a layout: the log does not say old.img is used as it is"
+stop_rawvec
+[ "$(stat -c %s "$T/new2.img")" = $((16 << 20)) ] || die "--create did not make new2.img"
 log "pass"
