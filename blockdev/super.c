@@ -277,6 +277,15 @@ static int plan_assemble(const struct super_probe *p, int nr,
 				 (unsigned long long)(si->data_offset + a->size) * 512);
 			return -EINVAL;
 		}
+		/* Geometry (linear's member starts above all) comes from the
+		 * sizes the array was made with. */
+		if (p[i].bytes / 512 != si->data_offset + si->data_size) {
+			snprintf(err, errlen, "%s has %llu bytes, its md superblock says %llu: it grew or shrank since array %s was made, and rawvec does not reshape",
+				 p[i].name, (unsigned long long)p[i].bytes,
+				 (unsigned long long)(si->data_offset + si->data_size) * 512,
+				 uuid);
+			return -EINVAL;
+		}
 		role = si->dev_number < a->max_dev ? a->dev_roles[si->dev_number] :
 						     SUPER_ROLE_SPARE;
 		if (role < (unsigned)nr) {

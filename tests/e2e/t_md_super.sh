@@ -171,6 +171,30 @@ same_as_model "after replace and restart"
 stop_rawvec
 log "failed member remembered, replacement in its role"
 
+# ---- a rebuild cut short by kill -9 starts again -----------------------
+newcase rebuild "kill -9 during a rebuild"
+start_rawvec --create 16m 'raid1(a.img, b.img)'
+fill_model
+ctl "fail 1"
+ctl "replace 1 sim(e.img,bw=4m)"
+sleep 1
+[ "$(stat_value target.members.1.state)" = rebuilding ] || die "$CASE: member 1 is $(stat_value target.members.1.state)"
+kill -9 "$RAWVEC_PID"
+wait "$RAWVEC_PID" 2>/dev/null
+RAWVEC_PID=
+fusermount3 -uz "$MNT" 2>/dev/null || umount -l "$MNT"
+examine e.img 'Recovery Offset' | grep -q sectors || die "$CASE: e.img records no rebuild in progress: $(cat "$T/ex.out")"
+start_rawvec 'raid1(a.img, e.img)'
+grep -q "e.img (member 1): its rebuild was not finished" "$RAWVEC_LOG" || die "$CASE: no restart of the rebuild logged"
+wait_sweeps
+[ "$(stat_value target.members.1.state)" = ok ] || die "$CASE: member 1 is $(stat_value target.members.1.state) after the rebuild"
+same_as_model "after the restarted rebuild"
+stop_rawvec
+[ "$(examine e.img 'Device Role')" = "Active device 1" ] || die "$CASE: e.img: $(examine e.img 'Device Role')"
+examine e.img 'Recovery Offset' | grep -q . && die "$CASE: e.img still records a rebuild"
+cmp <(tail -c +$((OFF + 1)) a.img) <(tail -c +$((OFF + 1)) e.img) || die "$CASE: mirrors differ"
+log "an interrupted rebuild starts again and completes"
+
 # ---- refusals ----------------------------------------------------------
 newcase refuse "wrong order, other arrays, wrong level, too many stale"
 E='raid5(a.img, b.img, c.img, d.img, chunk=16k)'

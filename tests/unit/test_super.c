@@ -31,6 +31,7 @@ static void make_array(struct super_probe *p, int nr, int32_t level,
 		si->raid_disks = (uint32_t)nr;
 		si->size = (63u << 20) / 512;
 		si->data_offset = 2048;
+		si->data_size = (uint64_t)(63u << 20) / 512;
 		si->super_offset = 8;
 		si->dev_number = (uint32_t)i;
 		si->events = events;
@@ -246,11 +247,15 @@ START_TEST(test_plan_stale_and_failed)
 	p[1].sb.recovery_offset = 100;
 	ck_assert_int_eq(plan(p, 2, "raid1", 0, SUPER_AUTO, &pl, err), 0);
 	ck_assert_int_eq(pl.state[1], LAYER_MEMBER_REBUILDING);
-	/* A member too small for the array. */
+	/* A member too small for the array, one grown since. */
 	make_array(p, 2, 1, 5);
 	p[0].bytes = 32 << 20;
 	ck_assert_int_eq(plan(p, 2, "raid1", 0, SUPER_AUTO, &pl, err), -EINVAL);
 	ck_assert_ptr_nonnull(strstr(err, "m0.img has 33554432 bytes"));
+	make_array(p, 2, -1, 5);
+	p[1].bytes = 65 << 20;
+	ck_assert_int_eq(plan(p, 2, "linear", 0, SUPER_AUTO, &pl, err), -EINVAL);
+	ck_assert_ptr_nonnull(strstr(err, "m1.img has 68157440 bytes, its md superblock says 67108864: it grew"));
 }
 END_TEST
 
