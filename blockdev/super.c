@@ -654,7 +654,8 @@ static void release_held(struct super_array *md)
 
 static void kick(struct super_array *md)
 {
-	if (md->sa_io)
+	/* -o ro: nothing is written, the superblocks stay as they are. */
+	if (md->sa_io || md->sa_l->l_bdev.bd_read_only)
 		return;
 	if (md->sa_held)
 		md->sa_want_active = true;
@@ -922,6 +923,12 @@ static int start_tree(struct bdev *top, struct bdev *d, char *err, size_t errlen
 	md = l->l_md;
 	if (!md)
 		return 0;
+	if (d->bd_read_only) {
+		if (md->sa_start_write || md->sa_rebuild_pending || md->sa_resync_pending)
+			fprintf(stderr, "rawvec: %s: read-only: its superblocks stay as they are, and the rebuild or resync it needs waits for a read-write start\n",
+				l->l_kind);
+		return 0;
+	}
 	d->bd_hold = super_hold;
 	if (md->sa_start_write) {
 		md->sa_changed = true;
@@ -975,7 +982,7 @@ static bool quiesce_tree(struct bdev *d)
 	for (int i = 0; i < l->l_nr; i++)
 		done &= quiesce_tree(l->l_members[i]);
 	md = l->l_md;
-	if (!md)
+	if (!md || d->bd_read_only)
 		return done;
 	if (md->sa_ondisk_active && !md->sa_held && !writes_in_flight(l))
 		md->sa_want_active = false;
@@ -996,7 +1003,8 @@ bool super_stats(const struct layer *l, struct super_stats *st)
 	if (!md)
 		return false;
 	st->sb = &md->sa_sb;
-	st->active = md->sa_ondisk_active;
+	/* What the superblocks say: a resync not yet done keeps them active. */
+	st->active = md->sa_ondisk_active || md->sa_resync_pending;
 	st->resync_pending = md->sa_resync_pending;
 	st->resyncing = md->sa_resyncing;
 	st->updates = md->sa_updates;

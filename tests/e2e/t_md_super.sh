@@ -11,8 +11,8 @@
 #   - members in the wrong order, of another array, under another level,
 #     or two stale members of raid5: exit 2 naming the member, nothing
 #     written; md(...) assembles from any order;
-#   - kill -9 during writes leaves the array active; the next start
-#     resyncs (a parity chunk spoiled beforehand is repaired), the array
+#   - kill -9 during writes leaves the array active; -o ro writes
+#     nothing then; the next read-write start resyncs (a parity chunk spoiled beforehand is repaired), the array
 #     is clean after, check finds 0 mismatches and what was acknowledged
 #     before the kill reads back;
 #   - headerless images stay headerless (nothing written at 4 KiB) with
@@ -59,16 +59,6 @@ wait_sweeps()
 		sleep 0.1
 	done
 	die "$CASE: sweep still running after 30 s: $(cat "$MNT/stats")"
-}
-
-# fill_model: random bytes over the whole disk, also into $MODEL.
-fill_model()
-{
-	local size
-	size=$(stat -c %s "$D") || die "stat $D"
-	head -c "$size" /dev/urandom >"$MODEL"
-	dd if="$MODEL" of="$D" bs=1M oflag=direct conv=notrunc status=none 2>"$T/dd.err" ||
-		die "$CASE: fill: $(cat "$T/dd.err")"
 }
 
 # same_as_model WHAT: the disk reads back as $MODEL.
@@ -245,6 +235,14 @@ RAWVEC_PID=
 wait $FIO 2>/dev/null
 fusermount3 -uz "$MNT" 2>/dev/null || umount -l "$MNT"
 [ "$(examine a.img State)" = active ] || die "$CASE: after kill -9 the superblock says $(examine a.img State)"
+# Read-only, nothing is written: no resync, no superblock update.
+sums=$(md5sum ./*.img)
+start_rawvec -o ro "$E"
+grep -q "read-only: its superblocks stay as they are" "$RAWVEC_LOG" || die "$CASE: -o ro: no log line"
+[ "$(sb resync)" = pending ] || die "$CASE: -o ro: resync $(sb resync)"
+cmp -n $((4 * M)) "$D" "$MODEL" || die "$CASE: -o ro: acknowledged writes unreadable"
+stop_rawvec
+[ "$(md5sum ./*.img)" = "$sums" ] || die "$CASE: -o ro wrote to the members"
 start_rawvec "$E"
 grep -q "shut down uncleanly: resyncing" "$RAWVEC_LOG" || die "$CASE: no resync announced"
 wait_sweeps
