@@ -4,6 +4,8 @@
 #include "trace.h"
 
 #include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
 #include <stdlib.h>
 
 static const char *const op_names[BDEV_NR_OPS] = {
@@ -151,4 +153,20 @@ void bdev_destroy(struct bdev *dev)
 {
 	if (dev)
 		dev->bd_ops->destroy(dev);
+}
+
+void bdev_fmt_bytes(uint64_t n, char *buf, size_t len)
+{
+	static const char *const unit[] = { "bytes", "KiB", "MiB", "GiB", "TiB" };
+	unsigned u = 0;
+	uint64_t d = 1;
+
+	while (u < 4 && n >= d * 1024) {
+		d *= 1024;
+		u++;
+	}
+	if (n % d == 0 || n / d >= 100)
+		snprintf(buf, len, "%" PRIu64 " %s", n / d, unit[u]);
+	else
+		snprintf(buf, len, "%.1f %s", (double)n / (double)d, unit[u]);
 }

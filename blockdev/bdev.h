@@ -228,6 +228,9 @@ void bdev_submit(struct bdev *dev, struct bdev_req *req);
 /** bdev_destroy() - release @dev and everything it owns. */
 void bdev_destroy(struct bdev *dev);
 
+/** bdev_fmt_bytes() - @n bytes for messages: "21.3 GiB", "64 MiB", "512 bytes". */
+void bdev_fmt_bytes(uint64_t n, char *buf, size_t len);
+
 /** bdev_op_name() - "read", "write", ... for logs and stats. */
 const char *bdev_op_name(enum bdev_op op);
 

@@ -700,6 +700,48 @@ static int build(struct parser *p, struct lnode *n, uint32_t in_segs,
 	return 0;
 }
 
+static int collect_leaves(const struct lnode *n, char **out, int *nr, int max)
+{
+	if (!n->func) {
+		if (*nr < max) {
+			out[*nr] = strndup(n->name, n->name_len);
+			if (!out[*nr])
+				return -ENOMEM;
+			(*nr)++;
+		}
+		return 0;
+	}
+	for (int i = 0; i < n->nr_kids; i++)
+		if (collect_leaves(n->kids[i], out, nr, max))
+			return -ENOMEM;
+	return 0;
+}
+
+int bdev_layout_leaves(const char *expr, char **out, int max)
+{
+	char err[512];
+	struct parser p = { .s = expr, .err = err, .errlen = sizeof(err),
+			    .hi = UINT64_MAX };
+	struct lnode *root = NULL;
+	struct stat st;
+	int nr = 0;
+
+	if (!stat(expr, &st) || !strpbrk(expr, "(),")) {
+		if (!max)
+			return 0;
+		out[0] = strdup(expr);
+		return out[0] ? 1 : -ENOMEM;
+	}
+	parse_node(&p, &root); /* a syntax error keeps what came before it */
+	if (root && collect_leaves(root, out, &nr, max)) {
+		while (nr--)
+			free(out[nr]);
+		nr = -ENOMEM;
+	}
+	free_tree(root);
+	return nr;
+}
+
 int bdev_layout_open(const char *expr, struct bdev_ring *ring,
 		     const struct bdev_layout_opts *opts, struct bdev **out,
 		     char *err, size_t errlen)

@@ -31,6 +31,16 @@ int bdev_layout_open(const char *expr, struct bdev_ring *ring,
 		     char *err, size_t errlen);
 
 /**
+ * bdev_layout_leaves() - the paths @expr names: @expr itself when it is
+ * an existing file or has none of "()," (as bdev_layout_open() decides),
+ * else every member that is not a level, as the parser reads them.  A
+ * syntax error ends the list early (bdev_layout_open() reports it).
+ * Opens nothing.  Returns the count (0 to @max) with strdup()ed paths in
+ * @out, or -ENOMEM (and none).
+ */
+int bdev_layout_leaves(const char *expr, char **out, int max);
+
+/**
  * bdev_parse_size() - "4096", "64k", "1G" (k/m/g/t, powers of 1024) in the
  * first @len bytes of @s into bytes.  Returns 0, or -EINVAL for an empty
  * or malformed number, zero, or a value that overflows 64 bits.

@@ -3,7 +3,6 @@
 #include "bdev.h"
 
 #include <errno.h>
-#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -73,23 +72,6 @@ static const struct bdev_ops mem_ops = {
 	.destroy = mem_destroy,
 };
 
-/* "21.3 GiB", "40 GiB", "512 bytes": amounts of memory in messages. */
-static void mem_fmt(uint64_t n, char *buf, size_t len)
-{
-	static const char *const unit[] = { "bytes", "KiB", "MiB", "GiB", "TiB" };
-	unsigned u = 0;
-	uint64_t d = 1;
-
-	while (u < 4 && n >= d * 1024) {
-		d *= 1024;
-		u++;
-	}
-	if (n % d == 0 || n / d >= 100)
-		snprintf(buf, len, "%" PRIu64 " %s", n / d, unit[u]);
-	else
-		snprintf(buf, len, "%.1f %s", (double)n / (double)d, unit[u]);
-}
-
 /* MemAvailable from /proc/meminfo in bytes; 0 when it cannot be read. */
 static uint64_t mem_available(void)
 {
@@ -111,7 +93,7 @@ static void mem_what(uint64_t total, unsigned n, char *buf, size_t len)
 {
 	char a[32];
 
-	mem_fmt(total, a, sizeof(a));
+	bdev_fmt_bytes(total, a, sizeof(a));
 	if (n == 1)
 		snprintf(buf, len, "%s of locked memory", a);
 	else
@@ -142,7 +124,7 @@ static int mem_budget(uint64_t add, char *err, size_t errlen)
 	if (geteuid() && !getrlimit(RLIMIT_MEMLOCK, &rl) &&
 	    rl.rlim_cur != RLIM_INFINITY && all > rl.rlim_cur) {
 		mem_what(all, n_all, what, sizeof(what));
-		mem_fmt(rl.rlim_cur, b, sizeof(b));
+		bdev_fmt_bytes(rl.rlim_cur, b, sizeof(b));
 		snprintf(err, errlen,
 			 "%s is more than RLIMIT_MEMLOCK (%s) allows; raise it (ulimit -l, or memlock in /etc/security/limits.conf)",
 			 what, b);
@@ -151,8 +133,8 @@ static int mem_budget(uint64_t add, char *err, size_t errlen)
 	avail = mem_available();
 	if (avail && todo + mem_reserved > avail) {
 		mem_what(todo, n_todo, what, sizeof(what));
-		mem_fmt(avail, b, sizeof(b));
-		mem_fmt(mem_reserved, c, sizeof(c));
+		bdev_fmt_bytes(avail, b, sizeof(b));
+		bdev_fmt_bytes(mem_reserved, c, sizeof(c));
 		if (mem_reserved)
 			snprintf(err, errlen,
 				 "%s, with the %s pinned pool, is more than the %s available (MemAvailable)",
@@ -181,8 +163,8 @@ static int mem_lock(struct mem_dev *m, const volatile sig_atomic_t *stop,
 		if (mlock(m->md_data + off, n)) {
 			int e = errno;
 
-			mem_fmt(size, a, sizeof(a));
-			mem_fmt(*done, b, sizeof(b));
+			bdev_fmt_bytes(size, a, sizeof(a));
+			bdev_fmt_bytes(*done, b, sizeof(b));
 			snprintf(err, errlen, "locking a %s mem() member failed after %s: %s",
 				 a, b, strerror(e));
 			return -e;
@@ -243,8 +225,8 @@ int bdev_mem_defer_lock(uint64_t reserve, char *err, size_t errlen)
 	char a[32], b[32];
 
 	if (avail && reserve > avail) {
-		mem_fmt(reserve, a, sizeof(a));
-		mem_fmt(avail, b, sizeof(b));
+		bdev_fmt_bytes(reserve, a, sizeof(a));
+		bdev_fmt_bytes(avail, b, sizeof(b));
 		snprintf(err, errlen,
 			 "the %s pinned pool (-o pool) is more than the %s available (MemAvailable)",
 			 a, b);
@@ -278,8 +260,8 @@ int bdev_mem_lock_deferred(const volatile sig_atomic_t *stop, char *err,
 		if (!m->md_locked)
 			ret = mem_lock(m, stop, &done, err, errlen);
 	if (ret == -EINTR) {
-		mem_fmt(done, a, sizeof(a));
-		mem_fmt(total, b, sizeof(b));
+		bdev_fmt_bytes(done, a, sizeof(a));
+		bdev_fmt_bytes(total, b, sizeof(b));
 		snprintf(err, errlen, "stopped after locking %s of the %s of mem() members",
 			 a, b);
 	}

@@ -168,7 +168,7 @@ static int prep_open(struct ctl_prep *p)
 		return ret;
 	}
 	lc.self = st.st_dev;
-	n = rv_expr_leaves(p->path, leaves, CTL_MAX_LEAVES);
+	n = bdev_layout_leaves(p->path, leaves, CTL_MAX_LEAVES);
 	if (n < 0) {
 		snprintf(p->err, sizeof(p->err), "out of memory");
 		return n;

@@ -12,7 +12,6 @@
 #include <fuse_lowlevel.h>
 #include <getopt.h>
 #include <grp.h>
-#include <inttypes.h>
 #include <limits.h>
 #include <pwd.h>
 #include <signal.h>
@@ -367,23 +366,6 @@ static int enable_uring(void)
 	return 0;
 }
 
-/* "21.3 GiB", "64 MiB", "512 bytes". */
-static void fmt_bytes(uint64_t n, char *buf, size_t len)
-{
-	static const char *const unit[] = { "bytes", "KiB", "MiB", "GiB", "TiB" };
-	unsigned u = 0;
-	uint64_t d = 1;
-
-	while (u < 4 && n >= d * 1024) {
-		d *= 1024;
-		u++;
-	}
-	if (n % d == 0 || n / d >= 100)
-		snprintf(buf, len, "%" PRIu64 " %s", n / d, unit[u]);
-	else
-		snprintf(buf, len, "%.1f %s", (double)n / (double)d, unit[u]);
-}
-
 #define MEMLOCK_HOWTO "raise it (ulimit -l, or memlock in /etc/security/limits.conf)"
 
 /* Where the pool's size came from, for the message when it is too small. */
@@ -432,8 +414,8 @@ static int size_pool(struct rv_fs *fs, bool expect_ring, enum pool_origin origin
 	need = ((size_t)(4 + 2 + (expect_ring ? fs->nr_queues : 0)) *
 		(128 * 1024 + 2 * PVEC_PAGE_SIZE + 2 * 65536) >> 20) + 1;
 	if (origin == POOL_RLIMIT && !getrlimit(RLIMIT_MEMLOCK, &rl)) {
-		fmt_bytes(rl.rlim_cur, a, sizeof(a));
-		fmt_bytes(pool, b, sizeof(b));
+		bdev_fmt_bytes(rl.rlim_cur, a, sizeof(a));
+		bdev_fmt_bytes(pool, b, sizeof(b));
 		fprintf(stderr, "rawvec: RLIMIT_MEMLOCK (%s) leaves room for a %s pinned pool, and it needs at least %zum%s: %s%s\n",
 			a, b, need, expect_ring ? " with the ring's entry per CPU queue" : "",
 			MEMLOCK_HOWTO, expect_ring ? ", or use --transport=dev" : "");
@@ -658,13 +640,13 @@ static int run(struct rv_opts *o, int ready_fd)
 	    (!strcmp(fs->dev->bd_kind, "file") || !strcmp(fs->dev->bd_kind, "blockdev"))) {
 		char a[32];
 
-		fmt_bytes(fs->dev->bd_size, a, sizeof(a));
+		bdev_fmt_bytes(fs->dev->bd_size, a, sizeof(a));
 		rv_log("--create: %s exists (%s), used as it is", o->target, a);
 	}
 	if (bdev_mem_deferred_bytes()) {
 		char a[32];
 
-		fmt_bytes(bdev_mem_deferred_bytes(), a, sizeof(a));
+		bdev_fmt_bytes(bdev_mem_deferred_bytes(), a, sizeof(a));
 		rv_log("locking %s of mem() members", a);
 	}
 	ret = bdev_mem_lock_deferred(&start_signal, err, sizeof(err));
@@ -686,14 +668,14 @@ static int run(struct rv_opts *o, int ready_fd)
 		struct rlimit rl;
 		char a[32], b[32];
 
-		fmt_bytes(fs->pool_bytes, a, sizeof(a));
+		bdev_fmt_bytes(fs->pool_bytes, a, sizeof(a));
 		fprintf(stderr, "rawvec: pinning the %s buffer pool failed: %s\n", a,
 			strerror(-ret));
 		/* io_uring charges what it pins to the user, not the
 		 * process: every mount of the user's shares the limit. */
 		if ((ret == -ENOMEM || ret == -EAGAIN) && geteuid() &&
 		    !getrlimit(RLIMIT_MEMLOCK, &rl) && rl.rlim_cur != RLIM_INFINITY) {
-			fmt_bytes(rl.rlim_cur, b, sizeof(b));
+			bdev_fmt_bytes(rl.rlim_cur, b, sizeof(b));
 			fprintf(stderr, "rawvec: RLIMIT_MEMLOCK (%s) bounds what all of uid %u's processes pin with io_uring together: other rawvec mounts of the user's (and one that has just exited) count too; %s, or give a smaller -o pool=SIZE\n",
 				b, (unsigned)geteuid(), MEMLOCK_HOWTO);
 		}

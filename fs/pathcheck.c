@@ -1,8 +1,8 @@
 /* pathcheck: leaves of a TARGET expression, and whether a path leads into
  * a given mount, directly or through devices and mounts stacked on it. */
 #include "pathcheck.h"
+#include "../blockdev/layout.h"
 
-#include <ctype.h>
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -19,101 +19,6 @@
 #define DEP_SEEN 64	     /* devices looked at per question */
 #define DEP_MOUNTS 64	     /* rawvec mounts considered */
 #define STATS_MAX (16u << 20) /* the most of another mount's stats read */
-#define EXPR_DEPTH 64
-
-/* ---- leaves of an expression ---------------------------------------------- */
-
-/* The same grammar as the layout parser (layout.c), keeping only names
- * that are not levels: NAME [ '(' ARG { ',' ARG } ')' ], ARG is KEY=VALUE
- * or a member; names run to the next of "(),", blanks trimmed. */
-struct leaf_parser {
-	const char *s;
-	size_t pos;
-	char **out;
-	int nr, max;
-	bool nomem;
-};
-
-static void lp_ws(struct leaf_parser *p)
-{
-	while (p->s[p->pos] == ' ' || p->s[p->pos] == '\t')
-		p->pos++;
-}
-
-static int lp_node(struct leaf_parser *p, int depth)
-{
-	size_t start, end;
-
-	if (depth > EXPR_DEPTH)
-		return -EINVAL;
-	lp_ws(p);
-	start = p->pos;
-	while (p->s[p->pos] && !strchr(",()", p->s[p->pos]))
-		p->pos++;
-	end = p->pos;
-	while (end > start && (p->s[end - 1] == ' ' || p->s[end - 1] == '\t'))
-		end--;
-	if (end == start)
-		return -EINVAL;
-	if (p->s[p->pos] != '(') {
-		if (p->nr < p->max) {
-			p->out[p->nr] = strndup(p->s + start, end - start);
-			if (!p->out[p->nr]) {
-				p->nomem = true;
-				return -ENOMEM;
-			}
-			p->nr++;
-		}
-		return 0;
-	}
-	p->pos++;
-	for (;;) {
-		size_t i;
-
-		lp_ws(p);
-		i = p->pos;
-		while (isalnum((unsigned char)p->s[i]) || p->s[i] == '_')
-			i++;
-		if (i > p->pos && p->s[i] == '=') {
-			p->pos = i + 1;
-			while (p->s[p->pos] && !strchr(",()", p->s[p->pos]) &&
-			       p->s[p->pos] != ' ')
-				p->pos++;
-		} else if (lp_node(p, depth + 1)) {
-			return -EINVAL;
-		}
-		lp_ws(p);
-		if (p->s[p->pos] == ',') {
-			p->pos++;
-			continue;
-		}
-		if (p->s[p->pos] == ')') {
-			p->pos++;
-			return 0;
-		}
-		return -EINVAL;
-	}
-}
-
-int rv_expr_leaves(const char *expr, char **out, int max)
-{
-	struct leaf_parser p = { .s = expr, .out = out, .max = max };
-	struct stat st;
-
-	if (!stat(expr, &st) || !strpbrk(expr, "(),")) {
-		if (!max)
-			return 0;
-		out[0] = strdup(expr);
-		return out[0] ? 1 : -ENOMEM;
-	}
-	lp_node(&p, 0);
-	if (p.nomem) {
-		while (p.nr--)
-			free(out[p.nr]);
-		return -ENOMEM;
-	}
-	return p.nr;
-}
 
 /* ---- where a path leads ----------------------------------------------------- */
 
@@ -174,7 +79,7 @@ int rv_target_outside(const char *mountpoint, const char *expr, char *err,
 
 	if (stat(mountpoint, &mp))
 		return 0; /* the mountpoint check has said why */
-	n = rv_expr_leaves(expr, leaves, (int)(sizeof(leaves) / sizeof(leaves[0])));
+	n = bdev_layout_leaves(expr, leaves, (int)(sizeof(leaves) / sizeof(leaves[0])));
 	if (n < 0) {
 		snprintf(err, errlen, "%s: out of memory", expr);
 		return n;

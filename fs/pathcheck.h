@@ -11,15 +11,6 @@
 #include <sys/types.h>
 
 /**
- * rv_expr_leaves() - the paths named by TARGET expression @expr: @expr
- * itself when it names an existing file or has none of "()," (as
- * bdev_layout_open() decides), else every member that is not a level.
- * Syntax errors end the list early (the layout parser reports them).
- * Returns the count (0 to @max) with strdup()ed paths in @out, or -ENOMEM.
- */
-int rv_expr_leaves(const char *expr, char **out, int max);
-
-/**
  * rv_target_outside() - start-up, before mounting: refuse a member of
  * @expr inside the directory @mountpoint (found by device and inode, so
  * symlinks and bind mounts count): the mount would hide it, and --create

@@ -21,6 +21,16 @@ put()
 	POFF=$(((POFF + len + 4099) % (POOL_SIZE / 2)))
 }
 
+# fill_model: random bytes over the whole disk, the same into $MODEL.
+fill_model()
+{
+	local size
+	size=$(stat -c %s "$D") || die "stat $D"
+	head -c "$size" /dev/urandom >"$MODEL"
+	dd if="$MODEL" of="$D" bs=1M oflag=direct conv=notrunc status=none 2>"$T/dd.err" ||
+		die "$CASE: filling the disk: $(cat "$T/dd.err")"
+}
+
 # newcase NAME [WHAT]: a fresh directory $T/NAME to work in, no model yet.
 newcase()
 {

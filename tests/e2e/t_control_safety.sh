@@ -63,11 +63,7 @@ verify()
 
 fill()
 {
-	local size
-	size=$(stat -c %s "$D") || die "stat $D"
-	head -c "$size" /dev/urandom >"$MODEL"
-	dd if="$MODEL" of="$D" bs=1M oflag=direct conv=notrunc status=none 2>"$T/dd.err" ||
-		die "$CASE: filling the disk: $(cat "$T/dd.err")"
+	fill_model
 	verify "after filling"
 }
 
