@@ -88,7 +88,6 @@ void bdev_req_chain(struct bdev_req *parent, struct bdev_req *child)
 
 void bdev_req_complete(struct bdev_req *req, int err)
 {
-	struct bdev_req *parent;
 	struct bdev *dev;
 
 	if (err < 0 && !req->br_error)
@@ -116,8 +115,16 @@ void bdev_req_complete(struct bdev_req *req, int err)
 				bdev_trace_record(dev->bd_trace, dev, req, now);
 		}
 	}
-	parent = req->br_parent;
-	err = req->br_error;
+	if (dev && dev->bd_hold_end && dev->bd_hold_end(dev, req))
+		return;
+	bdev_req_end(req);
+}
+
+void bdev_req_end(struct bdev_req *req)
+{
+	struct bdev_req *parent = req->br_parent;
+	int err = req->br_error;
+
 	/* br_end may reuse or free req: read what we need first. */
 	if (req->br_end)
 		req->br_end(req);

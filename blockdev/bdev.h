@@ -184,6 +184,11 @@ struct bdev {
 	 * @req to submit later through bd_ops (md metadata holds writes
 	 * until the superblocks say the array is active).  NULL: none. */
 	bool (*bd_hold)(struct bdev *dev, struct bdev_req *req);
+	/* The same at completion: returns true when it keeps @req, accounted
+	 * already, to finish later with bdev_req_end() (md metadata holds
+	 * writes back while the superblocks do not yet record a member
+	 * failure they may have met). */
+	bool (*bd_hold_end)(struct bdev *dev, struct bdev_req *req);
 	struct bdev_trace *bd_trace; /* -o trace=FILE: record completions */
 	uint16_t bd_trace_id;
 };
@@ -221,6 +226,12 @@ void bdev_req_chain(struct bdev_req *parent, struct bdev_req *child);
  * completes the parent with this request's error.
  */
 void bdev_req_complete(struct bdev_req *req, int err);
+
+/**
+ * bdev_req_end() - the part of completion after accounting: call br_end,
+ * then complete the parent.  For a device's bd_hold_end that kept @req.
+ */
+void bdev_req_end(struct bdev_req *req);
 
 /** bdev_submit() - account @req on @dev and hand it to the backend. */
 void bdev_submit(struct bdev *dev, struct bdev_req *req);

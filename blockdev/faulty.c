@@ -96,7 +96,7 @@ static void faulty_submit(struct bdev *dev, struct bdev_req *req)
 		bdev_req_complete(req, -EIO);
 		return;
 	}
-	if (data && f->spike_rate > 0 && next_unit(f) < f->spike_rate &&
+	if (data && !req->br_meta && f->spike_rate > 0 && next_unit(f) < f->spike_rate &&
 	    delay(l, f, req)) {
 		f->st.spikes++;
 		return;

@@ -408,10 +408,12 @@ void layer_submit_mirrored(struct layer *l, struct bdev_req *req)
 		return;
 	io->li_mirrored = true;
 	if (req->br_op == BDEV_READ) {
-		int start = l->l_next_read;
+		int start = l->l_reads_first ? 0 : l->l_next_read;
 
-		/* Spread reads: the next mirror each time. */
-		l->l_next_read = (start + 1) % l->l_nr;
+		/* Spread reads: the next mirror each time, unless they may
+		 * differ, when every read must see the same one. */
+		if (!l->l_reads_first)
+			l->l_next_read = (start + 1) % l->l_nr;
 		mirror_read(l, io, start - 1 + l->l_nr);
 		return;
 	}

@@ -95,6 +95,7 @@ struct layer {
 	uint64_t l_sweep_start_ns, l_sweep_end_ns;
 	bool l_sweep_running;
 	int l_next_read;
+	bool l_reads_first; /* raid1: mirrors may differ (resync pending): read the first */
 	layer_map_fn l_map;
 	struct layer_io *l_free;
 	struct layer_stats l_stats;

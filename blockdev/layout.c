@@ -621,6 +621,16 @@ static int build_array(struct parser *p, struct lnode *n, struct bdev **members,
 		goto out;
 	}
 	log_unused(layer_of(*out), level);
+	if (plan.action == SUPER_PLAN_ASSEMBLE && strcmp(plan.level, "linear") &&
+	    layer_of(*out)->l_member_size != pr[plan.authority].sb.size * 512) {
+		/* mdadm --size, or members rounded another way: md would
+		 * serve the array at its recorded size, not this one. */
+		ret = fail_at(p, n->at, "%s: the superblocks say each member holds %llu bytes, these give %llu: rawvec runs arrays at their members' common size",
+			      level, (unsigned long long)pr[plan.authority].sb.size * 512,
+			      (unsigned long long)layer_of(*out)->l_member_size);
+		bdev_destroy(*out);
+		goto out;
+	}
 	if (plan.action != SUPER_PLAN_NONE) {
 		ret = super_attach(layer_of(*out), p->ring, &plan, pr, nr, n->md_name);
 		if (ret) {

@@ -1,6 +1,7 @@
 /* member: run-time member management across the layer tree.  Levels
  * provide the sweeps (l_sweep); this file keeps states and ownership. */
 #include "member.h"
+#include "super.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -239,9 +240,9 @@ int member_can_replace(struct bdev *top, const char *addr, struct layer *l,
 		if (ret)
 			return ret;
 	}
-	if (old->bd_stats.inflight) {
-		snprintf(err, errlen, "member %s still has %u I/Os in flight: retry",
-			 addr, old->bd_stats.inflight);
+	if (old->bd_stats.inflight || super_busy(old)) {
+		snprintf(err, errlen, "member %s still has I/O in flight: retry",
+			 addr);
 		return -EBUSY;
 	}
 	return 0;
@@ -260,6 +261,15 @@ int member_replace(struct bdev *top, const char *addr, struct layer *l, int m,
 			 dev->bd_name, (unsigned long long)dev->bd_size, addr,
 			 (unsigned long long)old->bd_size);
 		return -ENOSPC;
+	}
+	if (l->l_start && dev->bd_size != old->bd_size) {
+		/* linear lays its members back to back by their sizes: one of
+		 * another size would move every later member's data at the
+		 * next start. */
+		snprintf(err, errlen, "%s has %llu bytes, linear member %s has %llu: a replacement must have the same size",
+			 dev->bd_name, (unsigned long long)dev->bd_size, addr,
+			 (unsigned long long)old->bd_size);
+		return -EINVAL;
 	}
 	if (dev->bd_align > l->l_bdev.bd_align) {
 		snprintf(err, errlen, "%s needs %u-byte alignment, the array uses %u",

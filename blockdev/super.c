@@ -33,7 +33,7 @@ static uint64_t get64(const uint8_t *b) { return get32(b) | (uint64_t)get32(b + 
 uint32_t super_csum(const uint8_t *buf)
 {
 	uint32_t max_dev = get32(buf + SB_MAX_DEV);
-	size_t size = SB_ROLES + 2 * (size_t)(max_dev > SUPER_MAX_DEV * 8 ? 0 : max_dev);
+	size_t size = SB_ROLES + 2 * (size_t)(max_dev > SUPER_MAX_DEV ? SUPER_MAX_DEV : max_dev);
 	uint64_t sum = 0;
 	size_t i;
 
@@ -126,6 +126,18 @@ int super_decode(const uint8_t *b, struct super_info *si, char *err,
 	si->resync_offset = get64(b + SB_RESYNC);
 	for (uint32_t i = 0; i < si->max_dev; i++)
 		si->dev_roles[i] = get16(b + SB_ROLES + 2 * i);
+	if (si->dev_number >= SUPER_MAX_DEV) {
+		snprintf(err, errlen, "md superblock of device number %u (at most %u)",
+			 si->dev_number, SUPER_MAX_DEV - 1);
+		return -EINVAL;
+	}
+	/* Data after the superblock, on whole 4 KiB blocks. */
+	if (si->data_offset < (SUPER_OFFSET_BYTES + SUPER_BLOCK_BYTES) / 512 ||
+	    si->data_offset % 8) {
+		snprintf(err, errlen, "md superblock with its data at sector %llu (rawvec runs data at whole 4 KiB blocks past the superblock)",
+			 (unsigned long long)si->data_offset);
+		return -EINVAL;
+	}
 	if (si->super_offset != SUPER_OFFSET_BYTES / 512) {
 		snprintf(err, errlen, "md superblock says it lies at sector %llu, not 8 (not v1.2)",
 			 (unsigned long long)si->super_offset);
@@ -306,7 +318,9 @@ static int plan_assemble(const struct super_probe *p, int nr,
 			snprintf(why[i], sizeof(why[i]), "marked faulty in the array's superblocks");
 		else if (role >= (unsigned)nr)
 			snprintf(why[i], sizeof(why[i]), "no longer part of the array (replaced)");
-		else if (si->events < a->events)
+		else if (si->events + 1 < a->events)
+			/* One behind is an update cut short by a crash: no write
+			 * passes before every member has it (md's margin too). */
 			snprintf(why[i], sizeof(why[i]), "events %llu, behind %llu: it missed writes",
 				 (unsigned long long)si->events,
 				 (unsigned long long)a->events);
@@ -481,6 +495,7 @@ out:
 
 struct super_array;
 static int new_dev(struct super_array *md, int s);
+static void resync_start(struct bdev_ring_hook *h);
 
 /**
  * struct super_dev - a member slot's record: which device holds it, and
@@ -494,6 +509,7 @@ struct super_dev {
 	uint8_t *sd_buf;
 	struct pvec sd_vec;
 	struct bdev_req sd_req;
+	int sd_stage; /* of its round: 0 flush, 1 superblock, 2 flush */
 };
 
 /**
@@ -511,7 +527,9 @@ struct super_array {
 	struct super_info sa_sb;
 	struct super_dev sa_dev[LAYER_MAX_MEMBERS];
 	struct bdev_req *sa_held, **sa_held_tail;
+	struct bdev_req *sa_ended; /* completed writes waiting for the update */
 	int sa_io;
+	bool sa_round_active; /* what the round in flight writes */
 	bool sa_ondisk_active;
 	bool sa_want_active;
 	bool sa_changed;
@@ -539,10 +557,18 @@ static uint64_t writes_in_flight(const struct layer *l)
 	return n;
 }
 
+/* A failed member of raid1/5/6 misses writes and is stale from then on.
+ * raid0 and linear have no such state (md cannot fail their members): a
+ * member failed there only returned errors, and counts again after a
+ * restart. */
+static bool slot_faulty(const struct super_array *md, int s)
+{
+	return md->sa_l->l_sweep && md->sa_l->l_state[s] == LAYER_MEMBER_FAILED;
+}
+
 static uint16_t slot_role(const struct super_array *md, int s)
 {
-	return md->sa_l->l_state[s] == LAYER_MEMBER_FAILED ? SUPER_ROLE_FAULTY :
-							      (uint16_t)s;
+	return slot_faulty(md, s) ? SUPER_ROLE_FAULTY : (uint16_t)s;
 }
 
 static void fill(struct super_array *md, int s, bool active, struct super_info *si)
@@ -561,7 +587,7 @@ static void fill(struct super_array *md, int s, bool active, struct super_info *
 		si->feature_map |= SUPER_FEATURE_RECOVERY_OFFSET;
 		si->recovery_offset = l->l_rebuild_pos / 512;
 	}
-	for (int i = 0; i < SUPER_MAX_DEV; i++)
+	for (unsigned i = 0; i < SUPER_MAX_DEV; i++)
 		si->dev_roles[i] = SUPER_ROLE_SPARE;
 	for (int i = 0; i < l->l_nr; i++)
 		si->dev_roles[md->sa_dev[i].sd_number] = slot_role(md, i);
@@ -577,13 +603,36 @@ static uint64_t md_time(void)
 
 static void round_done(struct super_array *md)
 {
-	bool active = md->sa_want_active;
-
 	md->sa_updates++;
-	md->sa_ondisk_active = active;
+	md->sa_ondisk_active = md->sa_round_active;
+	/* Safe mode watches every active spell, however it began. */
+	if (md->sa_ondisk_active)
+		bdev_ring_hook_arm_at(md->sa_ring, &md->sa_idle,
+				      md->sa_last_write_ns + SUPER_SAFE_MODE_NS);
 	kick(md);
 }
 
+static void dev_end(struct bdev_req *req);
+
+static void dev_io(struct super_dev *d, enum bdev_op op)
+{
+	if (op == BDEV_WRITE) {
+		pvec_from_buf(&d->sd_vec, 1, d->sd_buf, SUPER_BLOCK_BYTES, 0);
+		bdev_req_init(&d->sd_req, BDEV_WRITE, SUPER_OFFSET_BYTES,
+			      SUPER_BLOCK_BYTES, &d->sd_vec,
+			      pvec_iter_init(&d->sd_vec, 1), NULL, d);
+	} else {
+		bdev_req_init(&d->sd_req, BDEV_FLUSH, 0, 0, NULL,
+			      (struct pvec_iter){ 0 }, NULL, d);
+	}
+	d->sd_req.br_end = dev_end;
+	d->sd_req.br_meta = true;
+	bdev_submit(d->sd_bdev, &d->sd_req);
+}
+
+/* Each member's round: (a flush, when it marks the array clean: the data
+ * written before must be durable first), the superblock, a flush (durable
+ * before any write it lets through). */
 static void dev_end(struct bdev_req *req)
 {
 	struct super_dev *d = req->br_private;
@@ -597,12 +646,8 @@ static void dev_end(struct bdev_req *req)
 			md->sa_l->l_kind, s, d->sd_bdev->bd_name, strerror(-req->br_error));
 		layer_set_state(md->sa_l, s, LAYER_MEMBER_FAILED);
 	}
-	if (req->br_op == BDEV_WRITE && !req->br_error) {
-		/* Durable before any write it lets through. */
-		bdev_req_init(req, BDEV_FLUSH, 0, 0, NULL, (struct pvec_iter){ 0 },
-			      dev_end, d);
-		req->br_meta = true;
-		bdev_submit(d->sd_bdev, req);
+	if (!req->br_error && d->sd_stage < 2) {
+		dev_io(d, d->sd_stage++ == 0 ? BDEV_WRITE : BDEV_FLUSH);
 		return;
 	}
 	if (--md->sa_io == 0)
@@ -618,24 +663,37 @@ static void write_round(struct super_array *md)
 	md->sa_sb.events++;
 	md->sa_sb.utime = md_time();
 	md->sa_changed = false;
+	md->sa_round_active = md->sa_want_active;
 	md->sa_io = 1; /* held until every member is under way */
 	for (int s = 0; s < l->l_nr; s++) {
 		struct super_dev *d = &md->sa_dev[s];
 
-		if (l->l_state[s] == LAYER_MEMBER_FAILED)
+		if (slot_faulty(md, s))
 			continue;
-		fill(md, s, md->sa_want_active, &si);
+		fill(md, s, md->sa_round_active, &si);
 		super_encode(&si, d->sd_buf);
-		pvec_from_buf(&d->sd_vec, 1, d->sd_buf, SUPER_BLOCK_BYTES, 0);
-		bdev_req_init(&d->sd_req, BDEV_WRITE, SUPER_OFFSET_BYTES,
-			      SUPER_BLOCK_BYTES, &d->sd_vec,
-			      pvec_iter_init(&d->sd_vec, 1), dev_end, d);
-		d->sd_req.br_meta = true;
 		md->sa_io++;
-		bdev_submit(d->sd_bdev, &d->sd_req);
+		if (md->sa_round_active || md->sa_resync_pending) {
+			d->sd_stage = 1;
+			dev_io(d, BDEV_WRITE);
+		} else {
+			d->sd_stage = 0;
+			dev_io(d, BDEV_FLUSH);
+		}
 	}
 	if (--md->sa_io == 0)
 		round_done(md);
+}
+
+/* Writes that completed while an update was due: out now that it is done. */
+static void release_ended(struct super_array *md)
+{
+	while (md->sa_ended && !md->sa_changed && !md->sa_io) {
+		struct bdev_req *req = md->sa_ended;
+
+		md->sa_ended = req->br_qnext;
+		bdev_req_end(req);
+	}
 }
 
 static void release_held(struct super_array *md)
@@ -657,12 +715,15 @@ static void kick(struct super_array *md)
 	/* -o ro: nothing is written, the superblocks stay as they are. */
 	if (md->sa_io || md->sa_l->l_bdev.bd_read_only)
 		return;
-	if (md->sa_held)
+	/* raid0 and linear have nothing to resync: like md, they are never
+	 * marked active. */
+	if (md->sa_held && md->sa_l->l_sweep)
 		md->sa_want_active = true;
 	if (md->sa_changed || md->sa_want_active != md->sa_ondisk_active) {
 		write_round(md);
 		return;
 	}
+	release_ended(md);
 	release_held(md);
 }
 
@@ -687,6 +748,28 @@ static void kick_hook(struct bdev_ring_hook *h)
 	kick((struct super_array *)((char *)h - offsetof(struct super_array, sa_kick)));
 }
 
+/*
+ * bdev_req_complete()'s barrier: a write that completes while a member
+ * state change is not yet on disk (it may have gone out degraded because
+ * of that change) is acknowledged only once the superblocks record it,
+ * so a crash never leaves a failed member looking fresh behind an
+ * acknowledged write.
+ */
+static bool super_hold_end(struct bdev *dev, struct bdev_req *req)
+{
+	struct super_array *md = layer_of(dev)->l_md;
+	struct bdev_req **pp = &md->sa_ended;
+
+	if (req->br_op == BDEV_READ || req->br_op == BDEV_FLUSH ||
+	    (!md->sa_changed && !md->sa_io))
+		return false;
+	while (*pp)
+		pp = &(*pp)->br_qnext;
+	req->br_qnext = NULL;
+	*pp = req;
+	return true;
+}
+
 /* bdev_submit()'s barrier for @dev: true when it took @req to hold. */
 static bool super_hold(struct bdev *dev, struct bdev_req *req)
 {
@@ -695,6 +778,8 @@ static bool super_hold(struct bdev *dev, struct bdev_req *req)
 	if (req->br_op == BDEV_READ || req->br_op == BDEV_FLUSH)
 		return false;
 	md->sa_last_write_ns = req->br_start_ns;
+	if (!md->sa_changed && !md->sa_io && !md->sa_held && !md->sa_l->l_sweep)
+		return false;
 	if (md->sa_ondisk_active && md->sa_want_active && !md->sa_changed &&
 	    !md->sa_io && !md->sa_held) {
 		if (!md->sa_idle.rh_armed)
@@ -718,10 +803,16 @@ void super_member_changed(struct layer *l, int m)
 	if (md->sa_dev[m].sd_bdev != l->l_members[m] && new_dev(md, m))
 		fprintf(stderr, "rawvec: %s member %d: no random bytes for its device UUID\n",
 			l->l_kind, m);
+	else if (!l->l_sweep && md->sa_dev[m].sd_bdev == l->l_members[m])
+		return; /* raid0/linear: a fail changes nothing on disk */
 	md->sa_changed = true;
 	/* Called from completions and sweeps: write from the loop's next
 	 * turn, where one write covers every change of this batch. */
 	bdev_ring_hook_arm(md->sa_ring, &md->sa_kick);
+	/* A resync put off while degraded runs once a rebuild is done. */
+	if (md->sa_resync_pending && !md->sa_resyncing && !l->l_nr_bad)
+		bdev_ring_hook_arm_at(md->sa_ring, &md->sa_resync_hook,
+				      bdev_now_ns() + 100000000ull);
 }
 
 static int random_bytes(uint8_t *b, size_t n)
@@ -773,6 +864,7 @@ int super_attach(struct layer *l, struct bdev_ring *ring,
 	md->sa_held_tail = &md->sa_held;
 	md->sa_idle.rh_fn = idle_check;
 	md->sa_kick.rh_fn = kick_hook;
+	md->sa_resync_hook.rh_fn = resync_start;
 	for (int s = 0; s < nr; s++) {
 		md->sa_dev[s].sd_md = md;
 		md->sa_dev[s].sd_buf = block_alloc();
@@ -843,6 +935,8 @@ int super_attach(struct layer *l, struct bdev_ring *ring,
 		md->sa_resync_pending = plan->resync;
 	}
 	md->sa_want_active = md->sa_ondisk_active;
+	/* Mirrors may differ until the resync: every read sees the first. */
+	l->l_reads_first = md->sa_resync_pending;
 	return 0;
 out_free:
 	l->l_md = NULL;
@@ -872,6 +966,7 @@ static void resync_done(struct layer *l, int err)
 	md->sa_resyncing = false;
 	if (!err) {
 		md->sa_resync_pending = false;
+		l->l_reads_first = false;
 		md->sa_changed = true; /* the superblocks may say clean now */
 		bdev_ring_hook_arm(md->sa_ring, &md->sa_kick);
 		bdev_ring_hook_arm_at(md->sa_ring, &md->sa_idle,
@@ -930,6 +1025,7 @@ static int start_tree(struct bdev *top, struct bdev *d, char *err, size_t errlen
 		return 0;
 	}
 	d->bd_hold = super_hold;
+	d->bd_hold_end = super_hold_end;
 	if (md->sa_start_write) {
 		md->sa_changed = true;
 		kick(md);
@@ -939,8 +1035,8 @@ static int start_tree(struct bdev *top, struct bdev *d, char *err, size_t errlen
 				 strerror(-ret));
 			return ret;
 		}
-		if (md->sa_changed) {
-			snprintf(err, errlen, "%s: superblocks could not be written (see the log)",
+		if (l->l_nr_bad > redundancy(l->l_kind, l->l_nr)) {
+			snprintf(err, errlen, "%s: superblocks could not be written on enough members to run (see the log)",
 				 l->l_kind);
 			return -EIO;
 		}
@@ -956,7 +1052,6 @@ static int start_tree(struct bdev *top, struct bdev *d, char *err, size_t errlen
 			return ret;
 		}
 	}
-	md->sa_resync_hook.rh_fn = resync_start;
 	if (md->sa_ondisk_active)
 		bdev_ring_hook_arm_at(md->sa_ring, &md->sa_idle,
 				      bdev_now_ns() + SUPER_SAFE_MODE_NS);
@@ -994,6 +1089,25 @@ static bool quiesce_tree(struct bdev *d)
 bool super_quiesce(struct bdev *top)
 {
 	return quiesce_tree(top);
+}
+
+static bool busy_tree(const struct bdev *d)
+{
+	const struct layer *l;
+
+	if (!bdev_is_layer(d))
+		return false;
+	l = layer_of((struct bdev *)d);
+	for (int i = 0; i < l->l_nr; i++)
+		if (busy_tree(l->l_members[i]))
+			return true;
+	return l->l_md && (l->l_md->sa_io || l->l_md->sa_held || l->l_md->sa_ended ||
+			   l->l_md->sa_kick.rh_armed);
+}
+
+bool super_busy(const struct bdev *tree)
+{
+	return busy_tree(tree);
 }
 
 bool super_stats(const struct layer *l, struct super_stats *st)

@@ -15,7 +15,8 @@
 /* Where a created array's data starts: mdadm's 1 MiB, which leaves room
  * between the superblock and the data for a write-intent bitmap. */
 #define SUPER_DATA_OFFSET_BYTES (1u << 20)
-#define SUPER_MAX_DEV 128	  /* dev_roles[] entries: 512-byte superblock */
+/* dev_roles[] entries that fit the block (mdadm writes 384) */
+#define SUPER_MAX_DEV ((SUPER_BLOCK_BYTES - 256) / 2)
 #define SUPER_ROLE_SPARE 0xffffu  /* not (or no longer) part of the array */
 #define SUPER_ROLE_FAULTY 0xfffeu
 #define SUPER_MAX_SECTOR UINT64_MAX /* resync_offset of a clean array */
@@ -178,6 +179,12 @@ bool super_quiesce(struct bdev *top);
 /** super_member_changed() - layer_set_state()'s note that member @m of
  * @l changed state: the superblocks must say so before the next write. */
 void super_member_changed(struct layer *l, int m);
+
+/**
+ * super_busy() - whether an array under @tree (itself included) has
+ * superblock I/O in flight or due, or writes held: it may not be freed.
+ */
+bool super_busy(const struct bdev *tree);
 
 /** super_array_free() - release @md (the layer is going away). */
 void super_array_free(struct super_array *md);

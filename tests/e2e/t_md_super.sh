@@ -3,11 +3,13 @@
 # md v1.2 superblocks: arrays remember their state across restarts.
 #   - mdadm --examine of every member of raid0/1/5/6/linear created by
 #     --create agrees with stats: level, devices, layout, chunk, UUID,
-#     role, state, events, data offset; the data lies at the data offset
-#     in md's layout (raid_md_ref.py --offset);
+#     role, state, events, data offset; raid1/5/6 data lies at the data
+#     offset in md's layout (raid_md_ref.py --offset); after a restart a
+#     single write marks the array active and 200 ms later clean again;
 #   - a failed member stays failed after a restart (superblocks and
 #     stats say so, no stale byte is read), a replaced one is in its role
-#     after the next;
+#     after the next; raid0 has no failed state on disk; a rebuild cut
+#     short by kill -9 starts again;
 #   - members in the wrong order, of another array, under another level,
 #     or two stale members of raid5: exit 2 naming the member, nothing
 #     written; md(...) assembles from any order;
@@ -122,9 +124,11 @@ for spec in "raid0 64k 2" "raid1 0 2" "raid5 64k 4" "raid6 32k 5" "linear 0 3"; 
 		ref check "$level" $(( ${chunk%k} * 1024 )) "$MODEL" "${imgs[@]}" --offset $OFF >/dev/null ||
 			die "$CASE: members differ from md's layout at the data offset" ;;
 	esac
-	# Restarted: the same array.
+	# Restarted: the same array; one write, and it is clean again.
 	start_rawvec "$e"
 	[ "$(sb uuid)" = "$uuid" ] || die "$CASE: restart: another UUID"
+	dd if="$MODEL" of="$D" bs=4k count=1 oflag=direct conv=notrunc status=none || die "$CASE: one write"
+	wait_clean
 	same_as_model "after a restart"
 	stop_rawvec
 	log "$level: mdadm --examine agrees; data at $doff in md's layout"
@@ -161,6 +165,19 @@ same_as_model "after replace and restart"
 stop_rawvec
 log "failed member remembered, replacement in its role"
 
+# raid0 has no failed state on disk (md cannot fail its members): a member
+# failed by hand only returned errors, and serves again after a restart.
+newcase raid0-fail "fail, restart"
+start_rawvec --create 16m 'raid0(a.img, b.img, chunk=64k)'
+fill_model
+ctl "fail 1"
+stop_rawvec
+start_rawvec 'raid0(a.img, b.img, chunk=64k)'
+[ "$(stat_value target.members.1.state)" = ok ] || die "$CASE: member 1 is $(stat_value target.members.1.state) after a restart"
+same_as_model "raid0 after fail and restart"
+stop_rawvec
+log "raid0: a failed member serves again after a restart"
+
 # ---- a rebuild cut short by kill -9 starts again -----------------------
 newcase rebuild "kill -9 during a rebuild"
 start_rawvec --create 16m 'raid1(a.img, b.img)'
@@ -184,6 +201,40 @@ stop_rawvec
 examine e.img 'Recovery Offset' | grep -q . && die "$CASE: e.img still records a rebuild"
 cmp <(tail -c +$((OFF + 1)) a.img) <(tail -c +$((OFF + 1)) e.img) || die "$CASE: mirrors differ"
 log "an interrupted rebuild starts again and completes"
+
+# ---- a write a member failed is acknowledged only once that is on disk --
+newcase ackfail "member failure, write, kill -9"
+start_rawvec --create 16m 'raid1(faulty(a.img), sim(b.img, lat=300ms))'
+# A writer elsewhere keeps the array active: no clean/active updates.
+fio --name=bg --filename="$D" --rw=randwrite --bs=4k --iodepth=1 --ioengine=psync \
+	--direct=1 --offset=8m --size=1m --time_based --runtime=30 >/dev/null 2>&1 &
+BG=$!
+track_pid $BG
+sleep 1.5
+[ "$(sb state)" = active ] || die "$CASE: not active under the writer"
+u0=$(sb updates)
+ctl "fault 0 write_eio=1"
+head -c 4096 /dev/urandom >"$T/blk"
+# The write fails on member 0 and goes on degraded on member 1 (300 ms);
+# the update saying member 0 failed takes longer (superblock and flush,
+# 300 ms each): the write may be acknowledged only after it.
+dd if="$T/blk" of="$D" bs=4k oflag=direct conv=notrunc status=none || die "$CASE: write"
+u1=$(sb updates)
+[ "$u1" -gt "$u0" ] || die "$CASE: the write was acknowledged before the superblocks recorded member 0's failure"
+kill -9 "$RAWVEC_PID"
+wait "$RAWVEC_PID" 2>/dev/null
+RAWVEC_PID=
+kill $BG 2>/dev/null
+wait $BG 2>/dev/null
+fusermount3 -uz "$MNT" 2>/dev/null || umount -l "$MNT"
+start_rawvec 'raid1(a.img, b.img)'
+[ "$(stat_value target.members.0.state)" = failed ] ||
+	die "$CASE: member 0 is $(stat_value target.members.0.state): it missed an acknowledged write"
+for i in 1 2; do
+	cmp -n 4096 "$D" "$T/blk" || die "$CASE: read $i of the acknowledged block differs"
+done
+stop_rawvec
+log "an acknowledged write's member failure survives kill -9"
 
 # ---- refusals ----------------------------------------------------------
 newcase refuse "wrong order, other arrays, wrong level, too many stale"
@@ -222,7 +273,9 @@ read -r pm poff < <(ref locate raid5 4 65536 106 P)
 pimg=$(printf '%s' abcd | cut -c$((pm + 1))).img
 head -c 65536 /dev/urandom | dd of="$pimg" bs=64k seek=$(((OFF + poff) / 65536)) conv=notrunc status=none
 start_rawvec "$E"
-dd if="$MODEL" of="$D" bs=1M count=4 oflag=direct conv=notrunc status=none || die "head write"
+# Acknowledged before the kill: new bytes, so a lost write shows.
+head -c $((4 * M)) /dev/urandom | tee "$T/head" | dd of="$D" bs=1M oflag=direct conv=notrunc status=none || die "head write"
+dd if="$T/head" of="$MODEL" bs=1M conv=notrunc status=none
 fio --name=w --filename="$D" --rw=randwrite --bs=4k --iodepth=16 --ioengine=libaio \
 	--direct=1 --offset=8m --size=4m --time_based --runtime=10 >/dev/null 2>&1 &
 FIO=$!
