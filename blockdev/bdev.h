@@ -178,6 +178,7 @@ struct bdev {
 	bool bd_read_only;
 	bool bd_created;	   /* file: made by --create just now */
 	bool bd_byte_zero;	   /* DISCARD/ZERO need no alignment (files) */
+	bool bd_discard_zeroes;	   /* a DISCARD reads back zeroes (a hole in a file) */
 	uint64_t bd_id_dev, bd_id_ino; /* file: what it is, to spot twins */
 	struct bdev_stats bd_stats;
 	/* A barrier in front of the backend: returns true when it takes

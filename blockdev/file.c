@@ -544,6 +544,7 @@ int bdev_file_open(const char *path, struct bdev_ring *ring,
 	f->fd_bdev.bd_created = created;
 	/* fallocate zeroes partial blocks itself; device ioctls do not. */
 	f->fd_bdev.bd_byte_zero = !S_ISBLK(st.st_mode);
+	f->fd_bdev.bd_discard_zeroes = S_ISREG(st.st_mode);
 	f->fd_bdev.bd_id_dev = S_ISBLK(st.st_mode) ? 0 : st.st_dev;
 	f->fd_bdev.bd_id_ino = S_ISBLK(st.st_mode) ? st.st_rdev : st.st_ino;
 	f->fd_bdev.bd_ops = &file_ops;

@@ -535,7 +535,8 @@ int layer_check_chunk(struct bdev **members, int nr, uint64_t data_offset,
 	return 0;
 }
 
-void layer_sweep_begin(struct layer *l, int kind, uint64_t total, uint64_t unit)
+void layer_sweep_begin(struct layer *l, enum layer_sweep_kind kind,
+		       uint64_t total, uint64_t unit)
 {
 	l->l_sweep_running = true;
 	l->l_sweep_pos = 0;

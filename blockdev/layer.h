@@ -32,8 +32,9 @@ typedef void (*layer_map_fn)(const struct layer *l, uint64_t pos, int *member,
 
 #define LAYER_MAX_MEMBERS 64
 
-/* What a level's l_sweep hook is asked to do. */
-enum { LAYER_SWEEP_REBUILD, LAYER_SWEEP_CHECK, LAYER_SWEEP_REPAIR };
+/* What a level's l_sweep hook is asked to do: rebuild the members in
+ * state rebuilding, count mismatches, or count and rewrite them. */
+enum layer_sweep_kind { LAYER_SWEEP_REBUILD, LAYER_SWEEP_CHECK, LAYER_SWEEP_REPAIR };
 
 /* A member slot's health, as md keeps it per rdev. */
 enum layer_member_state {
@@ -86,7 +87,7 @@ struct layer {
 	struct layer_io *l_writes; /* mirrored writes in flight */
 	/* Level hook for rebuild/check/repair, NULL for levels without
 	 * redundancy; calls done(l, err) when finished. */
-	int (*l_sweep)(struct layer *l, int kind,
+	int (*l_sweep)(struct layer *l, enum layer_sweep_kind kind,
 		       void (*done)(struct layer *l, int err));
 	bool l_autofail; /* a member failing mapped I/O is marked failed */
 	uint64_t l_mismatch_sectors;
@@ -201,7 +202,8 @@ void layer_sweep_release(struct layer *l);
  * layer_sweep_begin() / layer_sweep_end() - bracket a level's rebuild or
  * scrub over @total units of @unit member bytes (progress in l_sweep_pos).
  */
-void layer_sweep_begin(struct layer *l, int kind, uint64_t total, uint64_t unit);
+void layer_sweep_begin(struct layer *l, enum layer_sweep_kind kind,
+		       uint64_t total, uint64_t unit);
 void layer_sweep_end(struct layer *l);
 
 /** layer_sweep_rate() - member bytes per second of the running or last sweep. */

@@ -20,7 +20,7 @@ static void raid1_submit(struct bdev *dev, struct bdev_req *req)
 
 struct r1_sweep {
 	struct layer *l;
-	int kind; /* LAYER_SWEEP_* */
+	enum layer_sweep_kind kind;
 	uint64_t pos, len;
 	int src;
 	int stage;
@@ -162,7 +162,7 @@ static void sweep_step(struct r1_sweep *sw)
 	bdev_req_complete(&sw->agg, 0);
 }
 
-static int raid1_sweep(struct layer *l, int kind,
+static int raid1_sweep(struct layer *l, enum layer_sweep_kind kind,
 		       void (*done)(struct layer *l, int err))
 {
 	struct r1_sweep *sw;

@@ -853,8 +853,8 @@ static void batch_write_stage(struct stripe_op *so)
 		stage_begin(so);
 		for (int m = 0; m < n; m++) {
 			const struct bdev *md = l->l_members[m];
-			bool hole = so->so_req.br_op == BDEV_DISCARD && md->bd_kind &&
-				    !strcmp(md->bd_kind, "file");
+			bool hole = so->so_req.br_op == BDEV_DISCARD &&
+				    md->bd_discard_zeroes;
 
 			if (l->l_state[m] != LAYER_MEMBER_FAILED)
 				stage_io(so, hole ? BDEV_DISCARD : BDEV_ZERO, m, 0,
@@ -1259,10 +1259,17 @@ static void sweep_step(struct r56_sweep *sw)
 	so_lock_or_wait(so);
 }
 
-int raid56_sweep(struct bdev *dev, enum raid56_sweep_kind kind,
-		 void (*done)(struct layer *l, int err))
+/* The level's l_sweep: walk every stripe in the background, rebuilding the
+ * members in state rebuilding or checking (repairing) parity; @done at the
+ * end.  Returns 0, -EBUSY when a sweep already runs, or -ENOMEM. */
+static int r56_sweep(struct layer *l, enum layer_sweep_kind kind,
+		     void (*done)(struct layer *l, int err))
 {
-	struct layer *l = layer_of(dev);
+	static const enum so_kind op_of[] = {
+		[LAYER_SWEEP_REBUILD] = SO_REBUILD,
+		[LAYER_SWEEP_CHECK] = SO_CHECK,
+		[LAYER_SWEEP_REPAIR] = SO_REPAIR,
+	};
 	struct r56 *r = r56_of(l);
 	struct r56_sweep *sw;
 
@@ -1274,22 +1281,11 @@ int raid56_sweep(struct bdev *dev, enum raid56_sweep_kind kind,
 		return -ENOMEM;
 	}
 	sw->l = l;
-	sw->kind = kind == RAID56_REBUILD ? SO_REBUILD :
-		   kind == RAID56_REPAIR ? SO_REPAIR : SO_CHECK;
+	sw->kind = op_of[kind];
 	sw->done = done;
-	layer_sweep_begin(l, kind == RAID56_REBUILD ? LAYER_SWEEP_REBUILD :
-			  LAYER_SWEEP_CHECK, r->stripes, r->chunk);
+	layer_sweep_begin(l, kind, r->stripes, r->chunk);
 	sweep_step(sw);
 	return 0;
-}
-
-static int r56_sweep_hook(struct layer *l, int kind,
-			  void (*done)(struct layer *l, int err))
-{
-	return raid56_sweep(&l->l_bdev, kind == LAYER_SWEEP_REBUILD ? RAID56_REBUILD :
-				       kind == LAYER_SWEEP_REPAIR ? RAID56_REPAIR :
-								    RAID56_CHECK,
-			    done);
 }
 
 const struct raid56_stats *raid56_stats(const struct bdev *dev)
@@ -1380,7 +1376,7 @@ int raid56_create(int nparity, struct bdev **members, int nr,
 		r->max_ops = 256;
 	l->l_private = r;
 	l->l_free_private = r56_free;
-	l->l_sweep = r56_sweep_hook;
+	l->l_sweep = r56_sweep;
 	l->l_autofail = true;
 	/* Stripe ops work in whole 4k columns, like md's stripe pages. */
 	if (l->l_bdev.bd_align < 4096)

@@ -17,8 +17,6 @@ struct raid56_stats {
 	uint64_t merged_writes;	     /* writes merged into a neighbour's op */
 };
 
-enum raid56_sweep_kind { RAID56_REBUILD, RAID56_CHECK, RAID56_REPAIR };
-
 /**
  * raid56_create() - RAID-5 (@nparity 1) or RAID-6 (@nparity 2) over
  * @members (owned from here on, also on failure), chunk in bytes.  A write
@@ -40,14 +38,6 @@ bool bdev_is_raid56(const struct bdev *dev);
  * chunks in logical order, then P, then Q (RAID-6).
  */
 void raid56_layout(const struct layer *l, uint64_t stripe, int *slots);
-
-/**
- * raid56_sweep() - walk every stripe in the background: rebuild the
- * REBUILDING member, or check/repair parity.  @done is called at the end.
- * Returns 0, -EBUSY when a sweep already runs, or -ENOMEM.
- */
-int raid56_sweep(struct bdev *dev, enum raid56_sweep_kind kind,
-		 void (*done)(struct layer *l, int err));
 
 /** raid56_stats() - the parity layer's counters. */
 const struct raid56_stats *raid56_stats(const struct bdev *dev);
