@@ -18,6 +18,7 @@
 #include "super.h"
 
 #define MAX_KEYS 5
+#define MAX_LEAVES (LAYER_MAX_MEMBERS * 4) /* member files in one expression */
 #define DEFAULT_CHUNK (512 * 1024) /* md's default */
 
 struct lnode {
@@ -55,11 +56,12 @@ struct parser {
 		uint64_t lo, hi; /* the bytes of it the expression uses */
 		size_t at;
 		char *created; /* path, when --create made it: removed on failure */
-	} seen[LAYER_MAX_MEMBERS * 4];
+	} seen[MAX_LEAVES];
 	int nr_seen;
 	/* The bytes of the next leaf the subtree being built uses: narrowed
 	 * by slice(), passed through faulty() and sim(), whole elsewhere. */
 	uint64_t lo, hi;
+	bool said_headerless; /* that line once per expression, not per array */
 };
 
 int bdev_parse_size(const char *s, size_t len, uint64_t *out)
@@ -283,8 +285,9 @@ static int open_leaf(struct parser *p, struct lnode *n, struct bdev **out)
 
 	if (n->name_len >= sizeof(path))
 		return fail_at(p, n->at, "path too long");
-	if (p->nr_seen == (int)(sizeof(p->seen) / sizeof(p->seen[0])))
-		return fail_at(p, n->at, "too many members");
+	if (p->nr_seen == MAX_LEAVES)
+		return fail_at(p, n->at, "more than %d member files in one expression",
+			       MAX_LEAVES);
 	memcpy(path, n->name, n->name_len);
 	path[n->name_len] = '\0';
 	ret = bdev_file_open(path, p->ring, &fo, &d, msg, sizeof(msg));
@@ -439,6 +442,9 @@ static int check_node(struct parser *p, struct lnode *n, char **future, int *nr_
 			return 0;
 		if (errno != ENOENT || !p->opts->create_size || p->opts->read_only)
 			return fail_at(p, n->at, "%s: %s", path, strerror(errno));
+		if (*nr_future == MAX_LEAVES)
+			return fail_at(p, n->at, "more than %d member files in one expression",
+				       MAX_LEAVES);
 		future[*nr_future] = future_path(path);
 		if (!future[*nr_future])
 			return fail_at(p, n->at, "%s: cannot create it: %s", path,
@@ -591,8 +597,10 @@ static int build_array(struct parser *p, struct lnode *n, struct bdev **members,
 		ret = fail_at(p, n->at, "%s: %s", level, msg);
 		goto out_members;
 	}
-	if (plan.note[0])
+	if (plan.note[0] && !(plan.action == SUPER_PLAN_NONE && n->super == SUPER_AUTO &&
+			      p->said_headerless))
 		fprintf(stderr, "rawvec: %s: %s\n", level, plan.note);
+	p->said_headerless |= plan.action == SUPER_PLAN_NONE && n->super == SUPER_AUTO;
 	slots = calloc(nr, sizeof(*slots));
 	if (!slots) {
 		ret = -ENOMEM;
@@ -787,7 +795,7 @@ int bdev_layout_open(const char *expr, struct bdev_ring *ring,
 	if (!ret && !root->func)
 		ret = fail_at(&p, root->at, "expected a layout such as raid0(a.img, b.img)");
 	if (!ret) {
-		char *future[LAYER_MAX_MEMBERS * 4];
+		char *future[MAX_LEAVES];
 		int nr_future = 0;
 
 		ret = check_node(&p, root, future, &nr_future);

@@ -406,7 +406,7 @@ int super_plan(const struct super_probe *p, int nr, const struct super_want *w,
 		/* New zeroes are in sync (parity of zeroes is zero); old
 		 * contents are not. */
 		plan->resync = fresh < nr && redundancy(w->level, nr);
-		note(plan, "writing md v1.2 superblocks; data starts %u KiB into each member%s",
+		note(plan, "new array with md v1.2 superblocks; data starts %u KiB into each member%s",
 		     SUPER_DATA_OFFSET_BYTES >> 10, plan->resync ? ", resyncing" : "");
 		return 0;
 	}

@@ -93,7 +93,7 @@ for spec in "raid0 64k 2" "raid1 0 2" "raid5 64k 4" "raid6 32k 5" "linear 0 3"; 
 	done
 	[ "$chunk" = 0 ] && e="$level($expr)" || e="$level($expr, chunk=$chunk)"
 	start_rawvec --create 16m "$e"
-	grep -q "writing md v1.2 superblocks" "$RAWVEC_LOG" || die "$CASE: no creation logged"
+	grep -q "new array with md v1.2 superblocks" "$RAWVEC_LOG" || die "$CASE: no creation logged"
 	fill_model
 	wait_clean
 	uuid=$(sb uuid) events=$(sb events) doff=$(sb data_offset)
