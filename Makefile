@@ -63,6 +63,7 @@ bench: deps all
 
 install: all
 	install -D -m 0755 $(B)/rawvec $(DESTDIR)$(PREFIX)/bin/rawvec
+	install -D -m 0644 docs/rawvec.1 $(DESTDIR)$(PREFIX)/share/man/man1/rawvec.1
 
 clean:
 	rm -rf $(B)
