@@ -40,6 +40,16 @@ examine()
 	sed -n "s/^ *$2 : //p" "$T/ex.out" | head -1
 }
 
+# crash: kill -9 rawvec and clear the dead mount it leaves; its writers
+# then fail with ENOTCONN and end.
+crash()
+{
+	kill -9 "$RAWVEC_PID"
+	wait "$RAWVEC_PID" 2>/dev/null
+	RAWVEC_PID=
+	fusermount3 -uz "$MNT" 2>/dev/null || umount -l "$MNT"
+}
+
 # wait_clean: the array marks itself clean 200 ms after its last write.
 wait_clean()
 {
@@ -186,10 +196,7 @@ ctl "fail 1"
 ctl "replace 1 sim(e.img,bw=4m)"
 sleep 1
 [ "$(stat_value target.members.1.state)" = rebuilding ] || die "$CASE: member 1 is $(stat_value target.members.1.state)"
-kill -9 "$RAWVEC_PID"
-wait "$RAWVEC_PID" 2>/dev/null
-RAWVEC_PID=
-fusermount3 -uz "$MNT" 2>/dev/null || umount -l "$MNT"
+crash
 examine e.img 'Recovery Offset' | grep -q sectors || die "$CASE: e.img records no rebuild in progress: $(cat "$T/ex.out")"
 start_rawvec 'raid1(a.img, e.img)'
 grep -q "e.img (member 1): its rebuild was not finished" "$RAWVEC_LOG" || die "$CASE: no restart of the rebuild logged"
@@ -221,12 +228,8 @@ head -c 4096 /dev/urandom >"$T/blk"
 dd if="$T/blk" of="$D" bs=4k oflag=direct conv=notrunc status=none || die "$CASE: write"
 u1=$(sb updates)
 [ "$u1" -gt "$u0" ] || die "$CASE: the write was acknowledged before the superblocks recorded member 0's failure"
-kill -9 "$RAWVEC_PID"
-wait "$RAWVEC_PID" 2>/dev/null
-RAWVEC_PID=
-kill $BG 2>/dev/null
+crash
 wait $BG 2>/dev/null
-fusermount3 -uz "$MNT" 2>/dev/null || umount -l "$MNT"
 start_rawvec 'raid1(a.img, b.img)'
 [ "$(stat_value target.members.0.state)" = failed ] ||
 	die "$CASE: member 0 is $(stat_value target.members.0.state): it missed an acknowledged write"
@@ -282,11 +285,8 @@ FIO=$!
 track_pid $FIO
 sleep 1
 [ "$(sb state)" = active ] || die "$CASE: active while writing: $(sb state)"
-kill -9 "$RAWVEC_PID"
-wait "$RAWVEC_PID" 2>/dev/null
-RAWVEC_PID=
+crash
 wait $FIO 2>/dev/null
-fusermount3 -uz "$MNT" 2>/dev/null || umount -l "$MNT"
 [ "$(examine a.img State)" = active ] || die "$CASE: after kill -9 the superblock says $(examine a.img State)"
 # Read-only, nothing is written: no resync, no superblock update.
 sums=$(md5sum ./*.img)
