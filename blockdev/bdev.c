@@ -101,11 +101,12 @@ void bdev_req_complete(struct bdev_req *req, int err)
 		dev->bd_stats.inflight--;
 		if (req->br_error)
 			dev->bd_stats.errors++;
-		if (req->br_meta) {
-			/* Superblock I/O: in flight like any, counted apart
-			 * (the array's super.updates), so the counters and
-			 * traces stay the user's I/O. */
-		} else if (dev->bd_stats.done[req->br_op]++, data || dev->bd_trace) {
+		/* Superblock I/O is in flight like any, but counted apart
+		 * (the array's super.updates): counters and traces stay the
+		 * user's I/O. */
+		if (!req->br_meta)
+			dev->bd_stats.done[req->br_op]++;
+		if (!req->br_meta && (data || dev->bd_trace)) {
 			uint64_t now = bdev_now_ns();
 
 			if (data)

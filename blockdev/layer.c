@@ -479,10 +479,10 @@ bool layer_writes_overlap(const struct layer *l, uint64_t lo, uint64_t hi)
 
 void layer_set_state(struct layer *l, int m, enum layer_member_state st)
 {
-	if ((l->l_state[m] == LAYER_MEMBER_OK) != (st == LAYER_MEMBER_OK))
-		l->l_nr_bad += st == LAYER_MEMBER_OK ? -1 : 1;
 	if (l->l_state[m] == st)
 		return;
+	if ((l->l_state[m] == LAYER_MEMBER_OK) != (st == LAYER_MEMBER_OK))
+		l->l_nr_bad += st == LAYER_MEMBER_OK ? -1 : 1;
 	l->l_state[m] = (uint8_t)st;
 	if (l->l_md)
 		super_member_changed(l, m);

@@ -440,19 +440,17 @@ static bool sync_done(void *arg)
 	return ((struct sync_io *)arg)->done;
 }
 
-/* Start-up only, before the loop serves anything: run the ring until @op
- * of the block at @buf to @m at @pos has completed. */
-static int sync_block_io(struct bdev_ring *ring, struct bdev *m, enum bdev_op op,
-			 uint64_t pos, uint8_t *buf)
+/* Start-up only, before the loop serves anything: run the ring until the
+ * read of the block at @pos of @m into @buf has completed. */
+static int sync_read_block(struct bdev_ring *ring, struct bdev *m, uint64_t pos,
+			   uint8_t *buf)
 {
 	struct sync_io io = { 0 };
 	int ret;
 
 	pvec_from_buf(&io.vec, 1, buf, SUPER_BLOCK_BYTES, 0);
-	bdev_req_init(&io.req, op, pos, op == BDEV_FLUSH ? 0 : SUPER_BLOCK_BYTES,
-		      op == BDEV_FLUSH ? NULL : &io.vec,
-		      op == BDEV_FLUSH ? (struct pvec_iter){ 0 } : pvec_iter_init(&io.vec, 1),
-		      sync_end, &io);
+	bdev_req_init(&io.req, BDEV_READ, pos, SUPER_BLOCK_BYTES, &io.vec,
+		      pvec_iter_init(&io.vec, 1), sync_end, &io);
 	io.req.br_meta = true;
 	bdev_submit(m, &io.req);
 	ret = bdev_ring_run_until(ring, sync_done, &io);
@@ -474,7 +472,7 @@ int super_probe_member(struct bdev_ring *ring, struct bdev *m,
 	buf = block_alloc();
 	if (!buf)
 		return -ENOMEM;
-	ret = sync_block_io(ring, m, BDEV_READ, SUPER_OFFSET_BYTES, buf);
+	ret = sync_read_block(ring, m, SUPER_OFFSET_BYTES, buf);
 	if (ret) {
 		snprintf(err, errlen, "%s: reading its md superblock: %s", m->bd_name,
 			 strerror(-ret));
@@ -587,7 +585,7 @@ static void fill(struct super_array *md, int s, bool active, struct super_info *
 		si->feature_map |= SUPER_FEATURE_RECOVERY_OFFSET;
 		si->recovery_offset = l->l_rebuild_pos / 512;
 	}
-	for (unsigned i = 0; i < SUPER_MAX_DEV; i++)
+	for (unsigned i = 0; i < si->max_dev; i++)
 		si->dev_roles[i] = SUPER_ROLE_SPARE;
 	for (int i = 0; i < l->l_nr; i++)
 		si->dev_roles[md->sa_dev[i].sd_number] = slot_role(md, i);
@@ -876,33 +874,22 @@ int super_attach(struct layer *l, struct bdev_ring *ring,
 		const struct super_info *a = &p[plan->authority].sb;
 
 		md->sa_sb = *a;
-		md->sa_sb.max_dev = a->max_dev;
+		/* Every member with a superblock keeps its identity (a failed
+		 * one the number the table marks faulty); then one without
+		 * gets a number none of them has. */
 		for (int i = 0; i < nr; i++) {
 			int s = plan->slot_of[i];
 			struct super_dev *d = &md->sa_dev[s];
 
-			if (p[i].found && plan->state[s] != LAYER_MEMBER_FAILED) {
-				d->sd_bdev = l->l_members[s];
-				d->sd_number = p[i].sb.dev_number;
-				memcpy(d->sd_uuid, p[i].sb.device_uuid, 16);
-			}
-		}
-		/* A failed member keeps the number the table marks faulty;
-		 * one with none of its own gets a new number. */
-		for (int i = 0; i < nr; i++) {
-			int s = plan->slot_of[i];
-			struct super_dev *d = &md->sa_dev[s];
-
-			if (d->sd_bdev)
-				continue;
 			if (p[i].found) {
 				d->sd_bdev = l->l_members[s];
 				d->sd_number = p[i].sb.dev_number;
 				memcpy(d->sd_uuid, p[i].sb.device_uuid, 16);
-			} else if ((ret = new_dev(md, s))) {
-				goto out_free;
 			}
 		}
+		for (int i = 0; i < nr; i++)
+			if (!p[i].found && (ret = new_dev(md, plan->slot_of[i])))
+				goto out_free;
 		md->sa_ondisk_active = a->resync_offset != SUPER_MAX_SECTOR;
 		md->sa_resync_pending = plan->resync;
 		for (int s = 0; s < nr; s++) {
@@ -1091,23 +1078,20 @@ bool super_quiesce(struct bdev *top)
 	return quiesce_tree(top);
 }
 
-static bool busy_tree(const struct bdev *d)
+static int node_busy(struct bdev *d, const char *addr, void *ctx)
 {
-	const struct layer *l;
+	const struct super_array *md;
 
-	if (!bdev_is_layer(d))
-		return false;
-	l = layer_of((struct bdev *)d);
-	for (int i = 0; i < l->l_nr; i++)
-		if (busy_tree(l->l_members[i]))
-			return true;
-	return l->l_md && (l->l_md->sa_io || l->l_md->sa_held || l->l_md->sa_ended ||
-			   l->l_md->sa_kick.rh_armed);
+	(void)addr;
+	(void)ctx;
+	if (!bdev_is_layer(d) || !(md = layer_of(d)->l_md))
+		return 0;
+	return md->sa_io || md->sa_held || md->sa_ended || md->sa_kick.rh_armed;
 }
 
-bool super_busy(const struct bdev *tree)
+bool super_busy(struct bdev *tree)
 {
-	return busy_tree(tree);
+	return member_walk(tree, node_busy, NULL);
 }
 
 bool super_stats(const struct layer *l, struct super_stats *st)

@@ -184,7 +184,7 @@ void super_member_changed(struct layer *l, int m);
  * super_busy() - whether an array under @tree (itself included) has
  * superblock I/O in flight or due, or writes held: it may not be freed.
  */
-bool super_busy(const struct bdev *tree);
+bool super_busy(struct bdev *tree);
 
 /** super_array_free() - release @md (the layer is going away). */
 void super_array_free(struct super_array *md);
