@@ -2,7 +2,7 @@
 # they need first (scripts/deps.sh), so both work on a fresh Debian 12.
 CC      ?= cc
 CFLAGS  ?= -O2 -g
-CFLAGS  += -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -pthread
+CFLAGS  += -std=c11 -D_GNU_SOURCE -I. -Wall -Wextra -Werror -pthread
 PKGS     = fuse3 liburing
 PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   = $(shell pkg-config --libs $(PKGS) 2>/dev/null)
@@ -11,16 +11,15 @@ PREFIX  ?= /usr/local
 B        = build
 
 VEC_SRC  = vec/pvec.c
-BDEV_SRC = blockdev/bdev.c blockdev/ring.c blockdev/file.c blockdev/rw.c \
-           blockdev/layer.c blockdev/layout.c blockdev/linear.c \
-           blockdev/slice.c blockdev/raid0.c blockdev/raid1.c \
-           blockdev/raid56.c blockdev/parity.c blockdev/member.c \
-           blockdev/null.c blockdev/mem.c blockdev/faulty.c blockdev/sim.c \
-           blockdev/trace.c blockdev/super.c
-FS_SRC   = fs/main.c fs/ops.c fs/dev.c fs/uring.c fs/stats.c fs/control.c \
-           fs/pathcheck.c fs/statcmd.c fs/tracecmd.c
+# blockdev/: core/ (requests, rw, trace, the event loop), levels/ (the
+# layer engine, each level, md metadata), members/ (leaf devices), layout.
+CORE_DIR_SRC = $(wildcard blockdev/core/*.c)
+LEVELS_SRC   = $(wildcard blockdev/levels/*.c)
+MEMBERS_SRC  = $(wildcard blockdev/members/*.c)
+BDEV_SRC = $(CORE_DIR_SRC) $(LEVELS_SRC) $(MEMBERS_SRC) blockdev/layout.c
+FS_SRC   = $(wildcard fs/*.c fs/clients/*.c)
 CORE_SRC = $(VEC_SRC) $(BDEV_SRC)
-HDRS     = $(wildcard vec/*.h blockdev/*.h fs/*.h)
+HDRS     = $(wildcard vec/*.h blockdev/*.h blockdev/*/*.h fs/*.h)
 UNIT_SRC = $(wildcard tests/unit/test_*.c)
 UNIT_BIN = $(B)/unit_tests
 SAN_BIN  = $(B)/unit_tests_san

@@ -1,6 +1,6 @@
 /* layout: a recursive-descent parser for TARGET expressions into a small
  * syntax tree, then a top-down build that sizes each layer for its parent. */
-#include "layout.h"
+#include "blockdev/layout.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -11,11 +11,11 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "layer.h"
-#include "faulty.h"
-#include "raid56.h"
-#include "sim.h"
-#include "super.h"
+#include "blockdev/levels/layer.h"
+#include "blockdev/members/faulty.h"
+#include "blockdev/levels/raid56.h"
+#include "blockdev/members/sim.h"
+#include "blockdev/levels/super.h"
 
 #define MAX_KEYS 5
 #define MAX_LEAVES (LAYER_MAX_MEMBERS * 4) /* member files in one expression */

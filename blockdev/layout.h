@@ -3,7 +3,7 @@
 #ifndef RAWVEC_LAYOUT_H
 #define RAWVEC_LAYOUT_H
 
-#include "bdev.h"
+#include "blockdev/core/bdev.h"
 
 /**
  * struct bdev_layout_opts - how to open a TARGET.

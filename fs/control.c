@@ -8,7 +8,7 @@
  * when the worker is done.  The worker never touches the ring or the tree:
  * it gets copies, and hands back an opened device through an eventfd the
  * loop reads on the ring. */
-#include "fs.h"
+#include "fs/fs.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -19,10 +19,10 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "../blockdev/faulty.h"
-#include "../blockdev/layout.h"
-#include "../blockdev/member.h"
-#include "pathcheck.h"
+#include "blockdev/members/faulty.h"
+#include "blockdev/layout.h"
+#include "blockdev/levels/member.h"
+#include "fs/pathcheck.h"
 
 #define CTL_TEXT_MAX 4096
 #define CTL_PENDING RV_CONTROL_PENDING

@@ -1,7 +1,7 @@
 /* dev: the /dev/fuse transport.  A multishot poll says when requests wait;
  * they are read into pinned slots placed so a WRITE's payload is page
  * aligned, served asynchronously, and answered with one writev each. */
-#include "fs.h"
+#include "fs/fs.h"
 
 #include <errno.h>
 #include <fcntl.h>

@@ -8,9 +8,9 @@
 #include <stdint.h>
 #include <sys/types.h>
 
-#include "../blockdev/bdev.h"
-#include "../blockdev/ring.h"
-#include "../blockdev/rw.h"
+#include "blockdev/core/bdev.h"
+#include "blockdev/core/ring.h"
+#include "blockdev/core/rw.h"
 
 /* Debian 12's <linux/fuse.h> is protocol 7.38: what newer kernels add. */
 #ifndef FUSE_OVER_IO_URING

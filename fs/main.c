@@ -1,11 +1,11 @@
 /* main: command line, start-up checks, mount, the event loop and a clean
  * shutdown (drain in-flight I/O, fdatasync, unmount). */
 #define FUSE_USE_VERSION 35
-#include "fs.h"
-#include "../blockdev/layout.h"
-#include "../blockdev/super.h"
-#include "../blockdev/trace.h"
-#include "pathcheck.h"
+#include "fs/fs.h"
+#include "blockdev/layout.h"
+#include "blockdev/levels/super.h"
+#include "blockdev/core/trace.h"
+#include "fs/pathcheck.h"
 
 #include <errno.h>
 #include <fcntl.h>

@@ -1,6 +1,6 @@
 /* ops: every FUSE opcode rawvec answers, written once for both transports.
  * A three-entry namespace (/, disk, stats); disk I/O goes through bdev_rw. */
-#include "fs.h"
+#include "fs/fs.h"
 
 #include <errno.h>
 #include <fcntl.h>

@@ -1,7 +1,7 @@
 /* pathcheck: leaves of a TARGET expression, and whether a path leads into
  * a given mount, directly or through devices and mounts stacked on it. */
-#include "pathcheck.h"
-#include "../blockdev/layout.h"
+#include "fs/pathcheck.h"
+#include "blockdev/layout.h"
 
 #include <dirent.h>
 #include <errno.h>

@@ -1,11 +1,11 @@
 /* stats: the read-only JSON file MOUNTPOINT/stats.  Field names are a
  * contract (README documents each); add fields, never rename them. */
-#include "fs.h"
-#include "../blockdev/layer.h"
-#include "../blockdev/faulty.h"
-#include "../blockdev/member.h"
-#include "../blockdev/raid56.h"
-#include "../blockdev/super.h"
+#include "fs/fs.h"
+#include "blockdev/levels/layer.h"
+#include "blockdev/members/faulty.h"
+#include "blockdev/levels/member.h"
+#include "blockdev/levels/raid56.h"
+#include "blockdev/levels/super.h"
 
 #include <stdarg.h>
 #include <stdio.h>

@@ -1,7 +1,7 @@
 /* uring: the FUSE-over-io_uring transport (kernel 6.14+).  Ring entries
  * are registered on /dev/fuse; each owns a pinned payload buffer that the
  * disk I/O reads into and writes from directly, and commit = reply. */
-#include "fs.h"
+#include "fs/fs.h"
 
 #include <errno.h>
 #include <stdlib.h>

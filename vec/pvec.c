@@ -1,6 +1,6 @@
 /* pvec: building, iterating, slicing, splitting and merging vectors.
  * Everything here is arithmetic on {page, offset, length}; no I/O. */
-#include "pvec.h"
+#include "vec/pvec.h"
 
 #include <errno.h>
 #include <string.h>

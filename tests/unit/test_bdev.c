@@ -2,7 +2,7 @@
  * accounting, driven by fake backends (no I/O): a leaf that records
  * requests and completes them at once or when the test says, in any
  * order, with chosen errors, and a layer that splits what it is given. */
-#include "unit.h"
+#include "tests/unit/unit.h"
 
 #include <errno.h>
 #include <fcntl.h>

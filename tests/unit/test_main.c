@@ -1,7 +1,7 @@
 /* test_main: run every unit suite; exit status says whether all passed.
  * UNIT_SEED=<n> reproduces a randomized run; CK_RUN_SUITE / CK_RUN_CASE
  * narrow it down as usual with Check. */
-#include "unit.h"
+#include "tests/unit/unit.h"
 
 #include <inttypes.h>
 #include <stdio.h>

@@ -1,8 +1,8 @@
 /* test_parity: P/Q against a bit-by-bit reference (shift-and-add GF(2^8)
  * multiply, no tables), and recovery of every one- and two-block loss. */
-#include "unit.h"
+#include "tests/unit/unit.h"
 
-#include "../../blockdev/parity.h"
+#include "blockdev/levels/parity.h"
 
 /* Reference multiply in GF(2^8) mod 0x11d, independent of parity.c. */
 static uint8_t ref_mul(uint8_t a, uint8_t b)

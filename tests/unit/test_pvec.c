@@ -3,7 +3,7 @@
  * segment lives and which stream offsets it holds), and every pvec answer
  * is checked against the model: bytes via pvec_copy_to, addresses via
  * pvec_to_iovec and pvec_iter_cur. */
-#include "unit.h"
+#include "tests/unit/unit.h"
 
 #include <errno.h>
 #include <stdio.h>

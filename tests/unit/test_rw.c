@@ -4,7 +4,7 @@
  * result is compared with a flat reference array; the backend checks the
  * bdev_ops contract (aligned, inside the device, writers never overlap
  * anything in flight) on every request it is given. */
-#include "unit.h"
+#include "tests/unit/unit.h"
 
 #include <errno.h>
 #include <stdio.h>

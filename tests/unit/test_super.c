@@ -1,8 +1,8 @@
 /* test_super: md v1.2 superblocks: the byte layout md_p.h fixes, the
  * checksum, and super_plan()'s assembly decisions, case by case. */
-#include "unit.h"
+#include "tests/unit/unit.h"
 
-#include "../../blockdev/super.h"
+#include "blockdev/levels/super.h"
 
 #include <errno.h>
 #include <stdio.h>

@@ -13,9 +13,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../../blockdev/bdev.h"
-#include "../../blockdev/rw.h"
-#include "../../vec/pvec.h"
+#include "blockdev/core/bdev.h"
+#include "blockdev/core/rw.h"
+#include "vec/pvec.h"
 
 Suite *pvec_suite(void);
 Suite *bdev_suite(void);

@@ -1,6 +1,6 @@
 /* slice: a window of one member, like an LVM extent run or a partition;
  * requests are shifted by the offset and never leave the window. */
-#include "layer.h"
+#include "blockdev/levels/layer.h"
 
 #include <errno.h>
 #include <stdio.h>

@@ -3,7 +3,7 @@
 #ifndef RAWVEC_FAULTY_H
 #define RAWVEC_FAULTY_H
 
-#include "layer.h"
+#include "blockdev/levels/layer.h"
 
 /** struct faulty_stats - errors injected per op, and requests delayed. */
 struct faulty_stats {

@@ -7,7 +7,7 @@
 #include <stdint.h>
 #include <stddef.h>
 
-#include "layer.h"
+#include "blockdev/levels/layer.h"
 
 #define SUPER_MAGIC 0xa92b4efcu
 #define SUPER_OFFSET_BYTES 4096u  /* v1.2: 8 sectors from the start */

@@ -1,7 +1,7 @@
 /* bdev: request set-up, re-slicing into children, completion stacking and
  * per-device accounting.  Completion flows child -> parent, first error wins. */
-#include "bdev.h"
-#include "trace.h"
+#include "blockdev/core/bdev.h"
+#include "blockdev/core/trace.h"
 
 #include <errno.h>
 #include <inttypes.h>

@@ -5,7 +5,7 @@
 
 #include <stdint.h>
 
-#include "bdev.h"
+#include "blockdev/core/bdev.h"
 
 /*
  * The file, in this machine's byte order (the magic tells a reader whose

@@ -1,7 +1,7 @@
 /* tracecmd: `rawvec trace [--csv] FILE` prints what -o trace=FILE recorded:
  * every record as CSV, or per-device totals, latency and an offset heat map. */
-#include "fs.h"
-#include "../blockdev/trace.h"
+#include "fs/fs.h"
+#include "blockdev/core/trace.h"
 
 #include <errno.h>
 #include <stdio.h>

@@ -1,6 +1,6 @@
 /* ring: io_uring set-up, SQE handout, CQE dispatch and the pinned pool.
  * Single issuer: only the thread that created the ring may touch it. */
-#include "ring.h"
+#include "blockdev/core/ring.h"
 
 #include <errno.h>
 #include <string.h>

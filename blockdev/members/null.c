@@ -1,6 +1,6 @@
 /* null: a member that reads zeroes and drops writes, like the kernel's
  * null_blk; with it a layout measures rawvec's own overhead. */
-#include "bdev.h"
+#include "blockdev/core/bdev.h"
 
 #include <errno.h>
 #include <stdio.h>

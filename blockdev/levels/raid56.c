@@ -1,14 +1,14 @@
 /* raid56: RAID-5 (P) and RAID-6 (P+Q) in Linux md's default left-symmetric
  * layouts.  Healthy reads go through the mapped splitter; writes, degraded
  * reads, rebuild and scrub run as stripe operations under a stripe lock. */
-#include "raid56.h"
+#include "blockdev/levels/raid56.h"
 
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "parity.h"
+#include "blockdev/levels/parity.h"
 
 enum so_kind {
 	SO_WRITE,   /* new data from the request's vector */

@@ -3,7 +3,7 @@
 #ifndef RAWVEC_MEMBER_H
 #define RAWVEC_MEMBER_H
 
-#include "layer.h"
+#include "blockdev/levels/layer.h"
 
 /* The longest address member_walk() builds: "63.63.63..." */
 #define MEMBER_ADDR_MAX 128

@@ -3,7 +3,7 @@
 #ifndef RAWVEC_SIM_H
 #define RAWVEC_SIM_H
 
-#include "layer.h"
+#include "blockdev/levels/layer.h"
 
 /**
  * sim_create() - wrap @member (owned from here on, also on failure).

@@ -9,8 +9,8 @@
 #include <sys/types.h>
 #include <sys/uio.h>
 
-#include "../vec/pvec.h"
-#include "ring.h"
+#include "vec/pvec.h"
+#include "blockdev/core/ring.h"
 
 enum bdev_op {
 	BDEV_READ,

@@ -4,7 +4,7 @@
 #ifndef RAWVEC_LAYER_H
 #define RAWVEC_LAYER_H
 
-#include "bdev.h"
+#include "blockdev/core/bdev.h"
 
 /**
  * struct layer_stats - counters a layer keeps besides its bdev_stats.

@@ -1,6 +1,6 @@
 /* parity: XOR and GF(2^8) arithmetic over whole buffers, eight bytes at a
  * time where it can; plus the recovery of one or two lost blocks. */
-#include "parity.h"
+#include "blockdev/levels/parity.h"
 
 #include <errno.h>
 #include <stdbool.h>

@@ -1,6 +1,6 @@
 /* raid1: mirroring; writes go to every mirror, reads alternate between
  * them and fall back to another mirror on error; rebuild and scrub. */
-#include "layer.h"
+#include "blockdev/levels/layer.h"
 
 #include <errno.h>
 #include <stdio.h>

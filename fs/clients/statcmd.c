@@ -1,7 +1,7 @@
 /* statcmd: `rawvec stat MOUNTPOINT [INTERVAL [COUNT]]`, iostat -x for a
  * mount's device tree, computed from successive reads of MOUNTPOINT/stats. */
-#include "fs.h"
-#include "../blockdev/bdev.h"
+#include "fs/fs.h"
+#include "blockdev/core/bdev.h"
 
 #include <errno.h>
 #include <fcntl.h>

@@ -1,6 +1,6 @@
 /* file: the leaf backend, an image file or block device opened O_DIRECT and
  * driven through the shared io_uring; fixed buffers where a piece allows. */
-#include "bdev.h"
+#include "blockdev/core/bdev.h"
 
 #include <ctype.h>
 #include <dirent.h>

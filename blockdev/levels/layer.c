@@ -1,8 +1,8 @@
 /* layer: the split-and-merge engine shared by every RAID/LVM level.  A
  * request becomes one child per contiguous run on a member; children carry
  * slices of the parent's segments (no data copied) and complete it. */
-#include "layer.h"
-#include "super.h"
+#include "blockdev/levels/layer.h"
+#include "blockdev/levels/super.h"
 
 #include <errno.h>
 #include <stdio.h>

@@ -5,7 +5,7 @@
 #ifndef RAWVEC_RW_H
 #define RAWVEC_RW_H
 
-#include "bdev.h"
+#include "blockdev/core/bdev.h"
 
 struct bdev_rw;
 

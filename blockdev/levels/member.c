@@ -1,7 +1,7 @@
 /* member: run-time member management across the layer tree.  Levels
  * provide the sweeps (l_sweep); this file keeps states and ownership. */
-#include "member.h"
-#include "super.h"
+#include "blockdev/levels/member.h"
+#include "blockdev/levels/super.h"
 
 #include <errno.h>
 #include <stdio.h>

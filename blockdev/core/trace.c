@@ -1,6 +1,6 @@
 /* trace: buffered recording of completions into a -o trace=FILE; one
  * write(2) per 4 MiB of records keeps the cost off the I/O path. */
-#include "trace.h"
+#include "blockdev/core/trace.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -10,7 +10,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "layer.h"
+#include "blockdev/levels/layer.h"
 
 #define TRACE_BUF_RECS (4u << 20) / sizeof(struct bdev_trace_rec)
 

@@ -1,13 +1,13 @@
 /* sim: latency, bandwidth and queue depth for a member, so members that
  * share one real disk behave like separate disks in RAID experiments. */
-#include "sim.h"
+#include "blockdev/members/sim.h"
 
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "layout.h"
+#include "blockdev/layout.h"
 
 struct sim_io {
 	struct sim_io *next;

@@ -1,6 +1,6 @@
 /* rw: clipping, alignment, read-modify-write and range locking above the
  * device stack.  Single-threaded: runs on the ring's issuing thread. */
-#include "rw.h"
+#include "blockdev/core/rw.h"
 
 #include <errno.h>
 #include <stdlib.h>

@@ -3,7 +3,7 @@
 #ifndef RAWVEC_RAID56_H
 #define RAWVEC_RAID56_H
 
-#include "layer.h"
+#include "blockdev/levels/layer.h"
 
 /** struct raid56_stats - what stats reports for a parity layer. */
 struct raid56_stats {

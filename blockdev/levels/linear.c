@@ -1,6 +1,6 @@
 /* linear: members concatenated (LVM/dm-linear); a request crossing a
  * member boundary becomes one child per member it touches. */
-#include "layer.h"
+#include "blockdev/levels/layer.h"
 
 #include <errno.h>
 #include <stdio.h>

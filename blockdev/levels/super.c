@@ -1,7 +1,7 @@
 /* super: md v1.2 metadata.  The format follows md_p.h byte for byte; the
  * running part holds writes back until the superblocks say what md's would. */
-#include "super.h"
-#include "member.h"
+#include "blockdev/levels/super.h"
+#include "blockdev/levels/member.h"
 
 #include <errno.h>
 #include <stdarg.h>

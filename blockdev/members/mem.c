@@ -1,6 +1,6 @@
 /* mem: a RAM-backed member, locked in memory, for fast tests and for
  * layouts whose members should cost nothing. */
-#include "bdev.h"
+#include "blockdev/core/bdev.h"
 
 #include <errno.h>
 #include <stdio.h>

@@ -1,14 +1,14 @@
 /* faulty: fault injection over one member, in the spirit of dm-flakey and
  * nbdkit's error filter: error rates, a bad range, errors after N I/Os and
  * latency spikes (an io_uring timeout before the request reaches the member). */
-#include "faulty.h"
+#include "blockdev/members/faulty.h"
 
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "layout.h"
+#include "blockdev/layout.h"
 
 /* A request held back by a latency spike. */
 struct spike {

@@ -1,6 +1,6 @@
 /* raid0: striping in Linux md's layout (equal members, one zone): chunk k
  * of the array is chunk k / n of member k % n. */
-#include "layer.h"
+#include "blockdev/levels/layer.h"
 
 #include <errno.h>
 #include <stdio.h>
