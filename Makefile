@@ -12,11 +12,12 @@ B        = build
 
 VEC_SRC  = vec/pvec.c
 # blockdev/: core/ (requests, rw, trace, the event loop), levels/ (the
-# layer engine, each level, md metadata), members/ (leaf devices), layout.
+# layer engine, each level, md metadata), members/ (leaf devices), and
+# at the top the layout parser and the registry of kinds.
 CORE_DIR_SRC = $(wildcard blockdev/core/*.c)
 LEVELS_SRC   = $(wildcard blockdev/levels/*.c)
 MEMBERS_SRC  = $(wildcard blockdev/members/*.c)
-BDEV_SRC = $(CORE_DIR_SRC) $(LEVELS_SRC) $(MEMBERS_SRC) blockdev/layout.c
+BDEV_SRC = $(CORE_DIR_SRC) $(LEVELS_SRC) $(MEMBERS_SRC) $(wildcard blockdev/*.c)
 FS_SRC   = $(wildcard fs/*.c fs/clients/*.c)
 CORE_SRC = $(VEC_SRC) $(BDEV_SRC)
 HDRS     = $(wildcard vec/*.h blockdev/*.h blockdev/*/*.h fs/*.h)

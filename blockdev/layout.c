@@ -11,10 +11,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "blockdev/kind.h"
 #include "blockdev/levels/layer.h"
-#include "blockdev/members/faulty.h"
-#include "blockdev/levels/raid56.h"
-#include "blockdev/members/sim.h"
 #include "blockdev/levels/super.h"
 
 #define MAX_KEYS 5
@@ -37,11 +35,12 @@ struct lnode {
 	} kv[MAX_KEYS];
 	int nr_kv;
 	/* filled by check_node() */
-	uint64_t chunk, offset, size;
+	const struct bdev_kind *kind;
+	struct bdev_kind_args args; /* the options' values */
 	bool chunk_given;
 	enum super_mode super; /* arrays: super=auto|1.2|none */
 	char md_name[32];      /* arrays: name=, the md superblock's set name */
-	char fault_opts[256]; /* faulty(), sim(): options as written */
+	char own_opts[256];    /* BK_OWN_OPTS kinds: options as written */
 };
 
 struct parser {
@@ -230,19 +229,16 @@ static int parse_node(struct parser *p, struct lnode **out)
 	}
 }
 
-static bool name_is(const struct lnode *n, const char *s)
-{
-	return n->name_len == strlen(s) && !strncmp(n->name, s, n->name_len);
-}
-
 /*
- * Take size option @key of @n (or @def when absent).  Returns 1 and the
- * option's column in *@at when present, 0 when absent, or -EINVAL after
- * reporting a bad size.  Unknown keys are left for check_opts_used().
+ * Take option @o of @n (or @def when absent).  Returns 1 and the option's
+ * column in *@at when present, 0 when absent, or -EINVAL after reporting
+ * a bad size.  Unknown keys are left for check_opts_used().
  */
-static int take_opt(struct parser *p, struct lnode *n, const char *key,
+static int take_opt(struct parser *p, struct lnode *n, const struct bdev_kind_opt *o,
 		    uint64_t def, uint64_t *val, size_t *at)
 {
+	const char *key = o->ko_key;
+
 	*val = def;
 	for (int i = 0; i < n->nr_kv; i++) {
 		if (n->kv[i].key_len != strlen(key) ||
@@ -250,7 +246,7 @@ static int take_opt(struct parser *p, struct lnode *n, const char *key,
 			continue;
 		n->kv[i].key_len = 0; /* consumed */
 		/* An offset may be 0; a size or chunk may not. */
-		if (!strcmp(key, "offset") && n->kv[i].str_len == 1 &&
+		if (o->ko_type == BDEV_OPT_OFFSET && n->kv[i].str_len == 1 &&
 		    n->kv[i].str[0] == '0')
 			*val = 0;
 		else if (bdev_parse_size(n->kv[i].str, n->kv[i].str_len, val))
@@ -279,6 +275,7 @@ static int open_leaf(struct parser *p, struct lnode *n, struct bdev **out)
 {
 	struct bdev_file_opts fo = { .read_only = p->opts->read_only,
 				     .create_size = p->opts->create_size };
+	struct bdev_kind_args a = { .ka_file = &fo, .ka_ring = p->ring };
 	char path[4096], msg[4096 + 128];
 	struct bdev *d;
 	int ret;
@@ -290,7 +287,8 @@ static int open_leaf(struct parser *p, struct lnode *n, struct bdev **out)
 			       MAX_LEAVES);
 	memcpy(path, n->name, n->name_len);
 	path[n->name_len] = '\0';
-	ret = bdev_file_open(path, p->ring, &fo, &d, msg, sizeof(msg));
+	a.ka_path = path;
+	ret = bdev_kind_path()->bk_create(&a, &d, msg, sizeof(msg));
 	if (ret)
 		return fail_at(p, n->at, "%s", msg);
 	/* Twins are found by what was opened, so "./a.img" and a file just
@@ -328,36 +326,72 @@ static int open_leaf(struct parser *p, struct lnode *n, struct bdev **out)
 	return 0;
 }
 
-struct level_rule {
-	const char *name;
-	int min_members, max_members;
-	bool chunked;
-};
-
-static const struct level_rule level_rules[] = {
-	{ "linear", 1, LAYER_MAX_MEMBERS, false },
-	{ "slice", 1, 1, false },
-	{ "raid0", 2, LAYER_MAX_MEMBERS, true },
-	{ "raid1", 2, LAYER_MAX_MEMBERS, false },
-	{ "raid5", 3, LAYER_MAX_MEMBERS, true },
-	{ "raid6", 4, LAYER_MAX_MEMBERS, true },
-	{ "md", 1, LAYER_MAX_MEMBERS, false },
-	{ "faulty", 1, 1, false },
-	{ "sim", 1, 1, false },
-	{ "null", 0, 0, false },
-	{ "mem", 0, 0, false },
-};
-
-/* Levels that keep md superblocks (super=, name=, md()). */
-static bool is_array(const struct lnode *n)
+/* "unknown layout 'x' (linear, ..., null, mem)": the kinds that take
+ * members, then those that take none. */
+static int fail_unknown(struct parser *p, const struct lnode *n)
 {
-	static const char *const arrays[] = { "linear", "raid0", "raid1", "raid5",
-					      "raid6", "md" };
+	const struct bdev_kind *const *lists[] = { bdev_levels, bdev_members };
+	char names[512];
+	size_t len = 0;
 
-	for (size_t i = 0; i < sizeof(arrays) / sizeof(arrays[0]); i++)
-		if (name_is(n, arrays[i]))
-			return true;
-	return false;
+	names[0] = '\0';
+	for (int leaves = 0; leaves < 2; leaves++)
+		for (size_t i = 0; i < sizeof(lists) / sizeof(lists[0]); i++)
+			for (const struct bdev_kind *const *k = lists[i]; *k; k++)
+				if (!((*k)->bk_flags & BK_PATH) &&
+				    ((*k)->bk_max_members == 0) == leaves && len < sizeof(names))
+					len += snprintf(names + len, sizeof(names) - len, "%s%s",
+							len ? ", " : "", (*k)->bk_name);
+	return fail_at(p, n->at, "unknown layout '%.*s' (%s)", (int)n->name_len,
+		       n->name, names);
+}
+
+/* The options in @n's kind's table, in its order. */
+static int take_kind_opts(struct parser *p, struct lnode *n)
+{
+	const struct bdev_kind *k = n->kind;
+
+	for (int i = 0; i < BDEV_KIND_MAX_OPTS && k->bk_opts[i].ko_key; i++) {
+		const struct bdev_kind_opt *o = &k->bk_opts[i];
+		uint64_t *val = (uint64_t *)((char *)&n->args + o->ko_field);
+		size_t at = n->at;
+		int ret;
+
+		ret = take_opt(p, n, o, o->ko_type == BDEV_OPT_CHUNK ? DEFAULT_CHUNK : 0,
+			       val, &at);
+		if (ret < 0)
+			return ret;
+		if (o->ko_type == BDEV_OPT_CHUNK) {
+			n->chunk_given = ret;
+			if ((*val & (*val - 1)) || *val < 4096)
+				return fail_at(p, at,
+					       "chunk %llu is not a power of two of at least 4k",
+					       (unsigned long long)*val);
+		}
+		if (!ret && o->ko_required)
+			return fail_at(p, n->at + n->name_len + 1, "%.*s() needs %s=SIZE",
+				       (int)n->name_len, n->name, o->ko_key);
+	}
+	return 0;
+}
+
+/* BK_OWN_OPTS: the kind knows its options; pass them on as written. */
+static int take_own_opts(struct parser *p, struct lnode *n)
+{
+	size_t len = 0;
+
+	for (int i = 0; i < n->nr_kv; i++) {
+		if (!n->kv[i].key_len)
+			continue;
+		len += snprintf(n->own_opts + len, sizeof(n->own_opts) - len,
+				"%.*s=%.*s,", (int)n->kv[i].key_len, n->kv[i].key,
+				(int)n->kv[i].str_len, n->kv[i].str);
+		if (len >= sizeof(n->own_opts))
+			return fail_at(p, n->at, "%.*s(): options too long",
+				       (int)n->name_len, n->name);
+		n->kv[i].key_len = 0;
+	}
+	return 0;
 }
 
 /* super=auto|1.2|none and name=NAME of an array. */
@@ -389,8 +423,9 @@ static int take_super_opts(struct parser *p, struct lnode *n)
 		}
 		n->kv[i].key_len = 0; /* consumed */
 	}
-	if (name_is(n, "md") && n->super == SUPER_NONE)
-		return fail_at(p, n->at, "md() assembles from superblocks: super=none makes no sense here");
+	if ((n->kind->bk_flags & BK_FROM_SUPER) && n->super == SUPER_NONE)
+		return fail_at(p, n->at, "%s() assembles from superblocks: super=none makes no sense here",
+			       n->kind->bk_name);
 	return 0;
 }
 
@@ -427,7 +462,7 @@ static char *future_path(const char *path)
  */
 static int check_node(struct parser *p, struct lnode *n, char **future, int *nr_future)
 {
-	const struct level_rule *rule = NULL;
+	const struct bdev_kind *k;
 	int ret;
 
 	if (!n->func) {
@@ -455,67 +490,26 @@ static int check_node(struct parser *p, struct lnode *n, char **future, int *nr_
 		(*nr_future)++;
 		return 0;
 	}
-	for (size_t i = 0; i < sizeof(level_rules) / sizeof(level_rules[0]); i++)
-		if (name_is(n, level_rules[i].name))
-			rule = &level_rules[i];
-	if (!rule)
-		return fail_at(p, n->at, "unknown layout '%.*s' (linear, slice, raid0, raid1, raid5, raid6, md, faulty, sim, null, mem)",
-			       (int)n->name_len, n->name);
-	if (rule->chunked) {
-		size_t at = n->at;
-
-		ret = take_opt(p, n, "chunk", DEFAULT_CHUNK, &n->chunk, &at);
-		if (ret < 0)
-			return ret;
-		n->chunk_given = ret;
-		if ((n->chunk & (n->chunk - 1)) || n->chunk < 4096)
-			return fail_at(p, at,
-				       "chunk %llu is not a power of two of at least 4k",
-				       (unsigned long long)n->chunk);
-	}
-	if (is_array(n) && (ret = take_super_opts(p, n)))
+	k = n->kind = bdev_kind_find(n->name, n->name_len);
+	if (!k)
+		return fail_unknown(p, n);
+	if ((ret = take_kind_opts(p, n)) ||
+	    ((k->bk_flags & BK_ARRAY) && (ret = take_super_opts(p, n))) ||
+	    ((k->bk_flags & BK_OWN_OPTS) && (ret = take_own_opts(p, n))) ||
+	    (ret = check_opts_used(p, n)))
 		return ret;
-	if (name_is(n, "slice") &&
-	    ((ret = take_opt(p, n, "offset", 0, &n->offset, NULL)) < 0 ||
-	     (ret = take_opt(p, n, "size", 0, &n->size, NULL)) < 0))
-		return ret;
-	if (name_is(n, "faulty") || name_is(n, "sim")) {
-		/* The level knows its options; pass them as written. */
-		size_t len = 0;
-
-		for (int i = 0; i < n->nr_kv; i++) {
-			len += snprintf(n->fault_opts + len, sizeof(n->fault_opts) - len,
-					"%.*s=%.*s,", (int)n->kv[i].key_len, n->kv[i].key,
-					(int)n->kv[i].str_len, n->kv[i].str);
-			if (len >= sizeof(n->fault_opts))
-				return fail_at(p, n->at, "%.*s(): options too long",
-					       (int)n->name_len, n->name);
-			n->kv[i].key_len = 0;
-		}
-	}
-	if (name_is(n, "null") || name_is(n, "mem")) {
-		ret = take_opt(p, n, "size", 0, &n->size, NULL);
-		if (ret < 0)
-			return ret;
-		if (!ret)
-			return fail_at(p, n->at + n->name_len + 1, "%.*s() needs size=SIZE",
-				       (int)n->name_len, n->name);
-	}
-	ret = check_opts_used(p, n);
-	if (ret)
-		return ret;
-	if (n->nr_kids < rule->min_members)
+	if (n->nr_kids < k->bk_min_members)
 		return fail_at(p, n->at, "%s needs at least %d member%s, got %d",
-			       rule->name, rule->min_members,
-			       rule->min_members == 1 ? "" : "s", n->nr_kids);
-	if (n->nr_kids > rule->max_members && !rule->max_members)
-		return fail_at(p, n->kids[0]->at, "%s takes no members", rule->name);
-	if (n->nr_kids > rule->max_members && rule->max_members == 1)
-		return fail_at(p, n->kids[1]->at, "%s takes one member", rule->name);
-	if (n->nr_kids > rule->max_members)
-		return fail_at(p, n->kids[rule->max_members]->at,
-			       "%s takes at most %d members", rule->name,
-			       rule->max_members);
+			       k->bk_name, k->bk_min_members,
+			       k->bk_min_members == 1 ? "" : "s", n->nr_kids);
+	if (n->nr_kids > k->bk_max_members && !k->bk_max_members)
+		return fail_at(p, n->kids[0]->at, "%s takes no members", k->bk_name);
+	if (n->nr_kids > k->bk_max_members && k->bk_max_members == 1)
+		return fail_at(p, n->kids[1]->at, "%s takes one member", k->bk_name);
+	if (n->nr_kids > k->bk_max_members)
+		return fail_at(p, n->kids[k->bk_max_members]->at,
+			       "%s takes at most %d members", k->bk_name,
+			       k->bk_max_members);
 	for (int i = 0; i < n->nr_kids; i++) {
 		ret = check_node(p, n->kids[i], future, nr_future);
 		if (ret)
@@ -537,13 +531,15 @@ static bool bdev_fresh(struct bdev *d)
 }
 
 /* Striped and mirrored levels use the smallest member's size on every
- * member: say so when that leaves a bigger one partly unused. */
-static void log_unused(const struct layer *l, const char *level)
+ * member: say so when that leaves a bigger one partly unused.  @k is the
+ * kind the expression names (md for md()). */
+static void log_unused(const struct layer *l, const struct bdev_kind *k,
+		       const char *level)
 {
 	uint64_t unit = l->l_chunk ? l->l_chunk : l->l_bdev.bd_align;
 	const struct bdev *big = NULL;
 
-	if (!strcmp(level, "linear"))
+	if (k->bk_flags & BK_CONCAT)
 		return;
 	for (int i = 0; i < l->l_nr; i++)
 		if (!big || l->l_members[i]->bd_size > big->bd_size)
@@ -559,19 +555,21 @@ static void log_unused(const struct layer *l, const char *level)
 /*
  * An array level: read its members' superblocks, let super_plan() decide
  * what the array is (headerless, new, or assembled: level, order, member
- * states), then build it.  Takes ownership of @members.
+ * states), then build it with that level's create.  Takes ownership of
+ * @a's members.
  */
-static int build_array(struct parser *p, struct lnode *n, struct bdev **members,
-		       int nr, uint32_t in_segs, struct bdev **out)
+static int build_array(struct parser *p, struct lnode *n, struct bdev_kind_args *a,
+		       struct bdev **out)
 {
-	size_t max_io = p->opts->max_io_bytes;
+	struct bdev **members = a->ka_members;
+	int nr = a->ka_nr;
 	struct super_probe *pr = calloc(nr, sizeof(*pr));
-	struct super_want want = { .chunk = n->chunk_given ? n->chunk : 0,
+	struct super_want want = { .chunk = n->chunk_given ? n->args.ka_chunk : 0,
 				   .mode = p->opts->no_io ? SUPER_NONE : n->super };
+	const struct bdev_kind *built;
 	struct super_plan plan;
 	struct bdev **slots;
 	char level[16], msg[2048];
-	uint64_t chunk;
 	int ret;
 
 	snprintf(level, sizeof(level), "%.*s", (int)n->name_len, n->name);
@@ -609,27 +607,25 @@ static int build_array(struct parser *p, struct lnode *n, struct bdev **members,
 	for (int i = 0; i < nr; i++)
 		slots[plan.slot_of[i]] = members[i];
 	free(members);
-	chunk = plan.action == SUPER_PLAN_ASSEMBLE ? plan.chunk : n->chunk;
-	/* The level constructors own @slots from here, also on failure. */
-	if (!strcmp(plan.level, "raid0"))
-		ret = raid0_create(slots, nr, plan.data_offset, chunk, max_io,
-				   in_segs, out, msg, sizeof(msg));
-	else if (!strcmp(plan.level, "raid5") || !strcmp(plan.level, "raid6"))
-		ret = raid56_create(plan.level[4] == '5' ? 1 : 2, slots, nr,
-				    plan.data_offset, chunk, max_io, in_segs,
-				    p->ring, out, msg, sizeof(msg));
-	else if (!strcmp(plan.level, "raid1"))
-		ret = raid1_create(slots, nr, plan.data_offset, max_io, in_segs,
-				   out, msg, sizeof(msg));
-	else
-		ret = linear_create(slots, nr, plan.data_offset, max_io, in_segs,
-				    out, msg, sizeof(msg));
+	a->ka_members = slots;
+	a->ka_data_offset = plan.data_offset;
+	if (plan.action == SUPER_PLAN_ASSEMBLE)
+		a->ka_chunk = plan.chunk;
+	built = bdev_kind_find(plan.level, strlen(plan.level));
+	if (!built || !built->bk_create) {
+		layer_free_members(slots, nr);
+		ret = fail_at(p, n->at, "%s: rawvec cannot build a %s array", level,
+			      plan.level);
+		goto out;
+	}
+	/* The level's create owns @slots from here, also on failure. */
+	ret = built->bk_create(a, out, msg, sizeof(msg));
 	if (ret) {
 		ret = fail_at(p, n->at, "%s: %s", level, msg);
 		goto out;
 	}
-	log_unused(layer_of(*out), level);
-	if (plan.action == SUPER_PLAN_ASSEMBLE && strcmp(plan.level, "linear") &&
+	log_unused(layer_of(*out), n->kind, level);
+	if (plan.action == SUPER_PLAN_ASSEMBLE && !(built->bk_flags & BK_CONCAT) &&
 	    layer_of(*out)->l_member_size != pr[plan.authority].sb.size * 512) {
 		/* mdadm --size, or members rounded another way: md would
 		 * serve the array at its recorded size, not this one. */
@@ -659,7 +655,9 @@ static int build(struct parser *p, struct lnode *n, uint32_t in_segs,
 		 struct bdev **out)
 {
 	size_t max_io = p->opts->max_io_bytes;
-	struct bdev **members, *m;
+	const struct bdev_kind *k = n->kind;
+	struct bdev_kind_args a = n->args;
+	struct bdev **members;
 	uint64_t lo, hi;
 	uint32_t child_segs;
 	char msg[512];
@@ -667,26 +665,30 @@ static int build(struct parser *p, struct lnode *n, uint32_t in_segs,
 
 	if (!n->func)
 		return open_leaf(p, n, out);
-	if (name_is(n, "null") || name_is(n, "mem")) {
-		ret = (name_is(n, "null") ? bdev_null_create : bdev_mem_create)(
-			n->size, out, msg, sizeof(msg));
+	a.ka_opts = n->own_opts;
+	a.ka_ring = p->ring;
+	a.ka_max_io_bytes = max_io;
+	a.ka_in_segs = in_segs;
+	if (!k->bk_max_members) {
+		ret = k->bk_create(&a, out, msg, sizeof(msg));
 		return ret ? fail_at(p, n->at, "%.*s: %s", (int)n->name_len,
 				     n->name, msg) : 0;
 	}
 	/* An assembled array's chunk is known only from its superblocks:
 	 * size the members for the smallest one when none is given. */
-	child_segs = in_segs + layer_max_pieces(max_io, (n->chunk && !n->chunk_given) ||
-							name_is(n, "md") ? 4096 : n->chunk, nr);
+	child_segs = in_segs + layer_max_pieces(max_io, (a.ka_chunk && !n->chunk_given) ||
+							(k->bk_flags & BK_FROM_SUPER) ?
+							4096 : a.ka_chunk, nr);
 	members = calloc(nr, sizeof(*members));
 	if (!members)
 		return -ENOMEM;
 	lo = p->lo;
 	hi = p->hi;
-	if (name_is(n, "slice")) {
-		p->lo = lo + n->offset < lo ? UINT64_MAX : lo + n->offset;
-		if (n->size && p->lo + n->size > p->lo && p->lo + n->size < hi)
-			p->hi = p->lo + n->size;
-	} else if (!name_is(n, "faulty") && !name_is(n, "sim")) {
+	if (k->bk_flags & BK_WINDOW) {
+		p->lo = lo + a.ka_offset < lo ? UINT64_MAX : lo + a.ka_offset;
+		if (a.ka_size && p->lo + a.ka_size > p->lo && p->lo + a.ka_size < hi)
+			p->hi = p->lo + a.ka_size;
+	} else if (!(k->bk_flags & BK_SAME_BYTES)) {
 		p->lo = 0;
 		p->hi = UINT64_MAX;
 	}
@@ -699,23 +701,52 @@ static int build(struct parser *p, struct lnode *n, uint32_t in_segs,
 	}
 	p->lo = lo;
 	p->hi = hi;
-	if (is_array(n))
-		return build_array(p, n, members, nr, in_segs, out);
-	/* One-member levels take the member itself, not an array. */
-	m = members[0];
-	free(members);
-	if (name_is(n, "faulty"))
-		ret = faulty_create(m, n->fault_opts, p->ring, max_io, in_segs, out,
-				    msg, sizeof(msg));
-	else if (name_is(n, "sim"))
-		ret = sim_create(m, n->fault_opts, p->ring, max_io, in_segs, out,
-				 msg, sizeof(msg));
-	else
-		ret = slice_create(m, n->offset, n->size, max_io, in_segs, out,
-				   msg, sizeof(msg));
+	a.ka_members = members;
+	a.ka_nr = nr;
+	if (k->bk_flags & BK_ARRAY)
+		return build_array(p, n, &a, out);
+	ret = k->bk_create(&a, out, msg, sizeof(msg));
 	if (ret)
 		return fail_at(p, n->at, "%.*s: %s", (int)n->name_len, n->name, msg);
 	return 0;
+}
+
+/* "linear, raid0/1/5/6": the names of @list's kinds with BK_ARRAY, not
+ * BK_FROM_SUPER; a name that only changes the previous one's number is
+ * written as "/number". */
+static void array_names(const struct bdev_kind *const *list, char *buf, size_t len)
+{
+	const char *prev = NULL;
+	size_t n = 0;
+
+	buf[0] = '\0';
+	for (; *list; list++) {
+		const char *name = (*list)->bk_name;
+		size_t stem = strcspn(name, "0123456789");
+
+		if (((*list)->bk_flags & (BK_ARRAY | BK_FROM_SUPER)) != BK_ARRAY)
+			continue;
+		if (n < len && prev && name[stem] && strlen(prev) > stem &&
+		    !strncmp(prev, name, stem) && isdigit((unsigned char)prev[stem]))
+			n += snprintf(buf + n, len - n, "/%s", name + stem);
+		else if (n < len)
+			n += snprintf(buf + n, len - n, "%s%s", prev ? ", " : "", name);
+		prev = name;
+	}
+}
+
+void bdev_layout_usage(FILE *f)
+{
+	char arrays[256];
+
+	for (const struct bdev_kind *const *k = bdev_levels; *k; k++)
+		fputs((*k)->bk_help ? (*k)->bk_help : "", f);
+	array_names(bdev_levels, arrays, sizeof(arrays));
+	fprintf(f, "  %s also take super=auto|1.2|none (md v1.2\n"
+		   "  superblocks; auto writes them on members --create makes) and name=\n",
+		arrays);
+	for (const struct bdev_kind *const *k = bdev_members; *k; k++)
+		fputs((*k)->bk_help ? (*k)->bk_help : "", f);
 }
 
 static int collect_leaves(const struct lnode *n, char **out, int *nr, int max)
@@ -768,6 +799,7 @@ int bdev_layout_open(const char *expr, struct bdev_ring *ring,
 			    .ring = ring, .opts = opts, .hi = UINT64_MAX };
 	struct bdev_file_opts fo = { .read_only = opts->read_only,
 				     .create_size = opts->create_size };
+	struct bdev_kind_args a = { .ka_path = expr, .ka_file = &fo, .ka_ring = ring };
 	struct lnode *root = NULL;
 	struct stat st;
 	int ret;
@@ -775,7 +807,7 @@ int bdev_layout_open(const char *expr, struct bdev_ring *ring,
 	/* An existing file is a path even if its name has parentheses; a
 	 * name with none of "()," is a path too. */
 	if (!stat(expr, &st) || !strpbrk(expr, "(),"))
-		return bdev_file_open(expr, ring, &fo, out, err, errlen);
+		return bdev_kind_path()->bk_create(&a, out, err, errlen);
 	ret = parse_node(&p, &root);
 	if (!ret) {
 		skip_ws(&p);

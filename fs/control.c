@@ -19,7 +19,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "blockdev/members/faulty.h"
+#include "blockdev/kind.h"
 #include "blockdev/layout.h"
 #include "blockdev/levels/member.h"
 #include "fs/pathcheck.h"
@@ -380,14 +380,15 @@ static int run_line(struct rv_ctl *c, struct ctl_job *job, char *line)
 		if (ret)
 			goto bad;
 		node = l->l_members[m];
-		if (!bdev_is_faulty(node)) {
+		if (!node->bd_desc || !node->bd_desc->bk_configure) {
 			snprintf(err, sizeof(err), "member %s is %s, not faulty()", a1,
 				 node->bd_kind);
 			ret = -EINVAL;
 			goto bad;
 		}
 		/* Everything after the address: "read_eio=0.01 at=0..1m". */
-		ret = faulty_configure(node, orig + (a2 - line), err, sizeof(err));
+		ret = node->bd_desc->bk_configure(node, orig + (a2 - line), err,
+						  sizeof(err));
 		if (ret)
 			goto bad;
 		rv_log("control: faults of member %s now: %s", a1, orig + (a2 - line));

@@ -2,6 +2,7 @@
  * shutdown (drain in-flight I/O, fdatasync, unmount). */
 #define FUSE_USE_VERSION 35
 #include "fs/fs.h"
+#include "blockdev/kind.h"
 #include "blockdev/layout.h"
 #include "blockdev/levels/super.h"
 #include "blockdev/core/trace.h"
@@ -83,22 +84,9 @@ static void usage(FILE *f)
 		"SIZE takes k, m, g, t suffixes (powers of 1024).\n"
 		"\n"
 		"Layouts (a member M is a path or a layout; chunk: a power of 2 >= 4k,\n"
-		"default 512k):\n"
-		"  linear(M, M, ...)                 concatenation\n"
-		"  slice(M, offset=SIZE, size=SIZE)  a range of M\n"
-		"  raid0(M, M, ..., chunk=SIZE)      striping\n"
-		"  raid1(M, M, ...)                  mirroring\n"
-		"  raid5(M, M, M, ..., chunk=SIZE)   parity (md's left-symmetric)\n"
-		"  raid6(M, M, M, M, ..., chunk=SIZE) P+Q\n"
-		"  md(M, M, ...)                     level, chunk, order from the md\n"
-		"                                    superblocks on the members\n"
-		"  linear, raid0/1/5/6 also take super=auto|1.2|none (md v1.2\n"
-		"  superblocks; auto writes them on members --create makes) and name=\n"
-		"  null(size=SIZE)                   reads zeroes, drops writes\n"
-		"  mem(size=SIZE)                    RAM, locked\n"
-		"  faulty(M, read_eio=P, write_eio=P, at=LO..HI, after=N, lat_spike=DUR@P)\n"
-		"                                    fails or delays I/O on demand\n"
-		"  sim(M, lat=DUR|LO..HI, bw=SIZE, qd=N)  M as a disk of its own\n"
+		"default 512k):\n");
+	bdev_layout_usage(f);
+	fprintf(f,
 		"\n"
 		"Commands (echo one into MOUNTPOINT/control; ADDR: 2, or 1.0 nested):\n"
 		"  fail ADDR                         mark member ADDR failed\n"
@@ -637,7 +625,7 @@ static int run(struct rv_opts *o, int ready_fd)
 		goto out_dev;
 	}
 	if (o->create_size && !fs->dev->bd_created &&
-	    (!strcmp(fs->dev->bd_kind, "file") || !strcmp(fs->dev->bd_kind, "blockdev"))) {
+	    fs->dev->bd_desc && (fs->dev->bd_desc->bk_flags & BK_PATH)) {
 		char a[32];
 
 		bdev_fmt_bytes(fs->dev->bd_size, a, sizeof(a));

@@ -1,10 +1,9 @@
 /* stats: the read-only JSON file MOUNTPOINT/stats.  Field names are a
  * contract (README documents each); add fields, never rename them. */
 #include "fs/fs.h"
+#include "blockdev/kind.h"
 #include "blockdev/levels/layer.h"
-#include "blockdev/members/faulty.h"
 #include "blockdev/levels/member.h"
-#include "blockdev/levels/raid56.h"
 #include "blockdev/levels/super.h"
 
 #include <stdarg.h>
@@ -117,6 +116,11 @@ static void super_json(struct jbuf *b, const struct layer *l)
 	jprintf(b, "]}");
 }
 
+static void stat_field(void *ctx, const char *name, uint64_t val)
+{
+	jprintf(ctx, ", \"%s\": %llu", name, (unsigned long long)val);
+}
+
 static void bdev_json(struct jbuf *b, const struct bdev *d, const char *state)
 {
 	const struct bdev_stats *s = &d->bd_stats;
@@ -169,28 +173,9 @@ static void bdev_json(struct jbuf *b, const struct bdev *d, const char *state)
 				(unsigned long long)l->l_mismatch_sectors,
 				(unsigned long long)l->l_stats.held_writes);
 		super_json(b, l);
-		if (bdev_is_faulty(d))
-			jprintf(b, ", \"injected_read_errors\": %llu, \"injected_write_errors\": %llu, "
-				   "\"injected_spikes\": %llu",
-				(unsigned long long)faulty_stats(d)->injected[BDEV_READ],
-				(unsigned long long)faulty_stats(d)->injected[BDEV_WRITE],
-				(unsigned long long)faulty_stats(d)->spikes);
-		if (bdev_is_raid56(d)) {
-			const struct raid56_stats *r = raid56_stats(d);
-
-			jprintf(b, ", \"full_stripe_writes\": %llu, \"rmw_writes\": %llu, "
-				   "\"rcw_writes\": %llu, \"parity_reads\": %llu, "
-				   "\"parity_copy_bytes\": %llu, \"degraded_ops\": %llu, "
-				   "\"stripe_waits\": %llu, \"merged_writes\": %llu",
-				(unsigned long long)r->full_stripe_writes,
-				(unsigned long long)r->rmw_writes,
-				(unsigned long long)r->rcw_writes,
-				(unsigned long long)r->parity_reads,
-				(unsigned long long)r->parity_copy_bytes,
-				(unsigned long long)r->degraded_ops,
-				(unsigned long long)r->stripe_waits,
-				(unsigned long long)r->merged_writes);
-		}
+		/* The level's or member kind's own fields. */
+		if (d->bd_desc && d->bd_desc->bk_stats)
+			d->bd_desc->bk_stats(d, stat_field, b);
 		jprintf(b, ", \"members\": [");
 		for (int i = 0; i < l->l_nr; i++) {
 			jprintf(b, i ? ", " : "");

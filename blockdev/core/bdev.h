@@ -22,6 +22,7 @@ enum bdev_op {
 };
 
 struct bdev;
+struct bdev_kind;
 struct bdev_req;
 struct bdev_trace;
 
@@ -171,6 +172,7 @@ struct bdev {
 	const struct bdev_ops *bd_ops;
 	char *bd_name;
 	const char *bd_kind; /* "file", "blockdev", "null", "raid5", ... */
+	const struct bdev_kind *bd_desc; /* its kind (blockdev/kind.h) */
 	uint64_t bd_size;
 	uint32_t bd_align;
 	uint32_t bd_mem_align;

@@ -66,7 +66,7 @@ uint32_t layer_max_pieces(size_t max_io_bytes, uint64_t chunk, int nr)
 	return (uint32_t)pieces + (uint32_t)nr;
 }
 
-int layer_create(const char *kind, struct bdev **members, int nr,
+int layer_create(const struct bdev_kind *kind, struct bdev **members, int nr,
 		 uint64_t chunk, size_t max_io_bytes, uint32_t in_segs,
 		 const struct bdev_ops *ops, struct layer **out)
 {
@@ -76,15 +76,16 @@ int layer_create(const char *kind, struct bdev **members, int nr,
 		layer_free_members(members, nr);
 		return -ENOMEM;
 	}
-	l->l_kind = kind;
+	l->l_kind = kind->bk_name;
 	l->l_members = members;
 	l->l_nr = nr;
 	l->l_chunk = chunk;
 	l->l_max_pieces = layer_max_pieces(max_io_bytes, chunk, nr);
 	l->l_vec_cap = in_segs + l->l_max_pieces;
 	l->l_bdev.bd_ops = ops;
-	l->l_bdev.bd_name = strdup(kind);
-	l->l_bdev.bd_kind = kind;
+	l->l_bdev.bd_name = strdup(kind->bk_name);
+	l->l_bdev.bd_kind = kind->bk_name;
+	l->l_bdev.bd_desc = kind;
 	l->l_bdev.bd_align = 512;
 	l->l_bdev.bd_mem_align = 512;
 	for (int i = 0; i < nr; i++) {
@@ -563,21 +564,17 @@ double layer_sweep_rate(const struct layer *l)
 	return (double)l->l_sweep_pos * l->l_sweep_unit / secs;
 }
 
-int layer_create_wrapper(const char *kind, struct bdev *member,
+int layer_create_wrapper(const struct bdev_kind *kind,
+			 const struct bdev_kind_args *a,
 			 const struct bdev_ops *ops, size_t priv_size,
-			 void (*free_priv)(struct layer *l), size_t max_io_bytes,
-			 uint32_t in_segs, struct layer **out, char *err,
-			 size_t errlen)
+			 void (*free_priv)(struct layer *l), struct layer **out,
+			 char *err, size_t errlen)
 {
-	struct bdev **members = malloc(sizeof(*members));
+	struct bdev *member = a->ka_members[0];
 	struct layer *l;
 
-	if (!members) {
-		bdev_destroy(member);
-		goto out_nomem;
-	}
-	members[0] = member;
-	if (layer_create(kind, members, 1, 0, max_io_bytes, in_segs, ops, &l))
+	if (layer_create(kind, a->ka_members, 1, 0, a->ka_max_io_bytes,
+			 a->ka_in_segs, ops, &l))
 		goto out_nomem;
 	l->l_private = calloc(1, priv_size);
 	if (!l->l_private) {

@@ -5,6 +5,7 @@
 #define RAWVEC_LAYER_H
 
 #include "blockdev/core/bdev.h"
+#include "blockdev/kind.h"
 
 /**
  * struct layer_stats - counters a layer keeps besides its bdev_stats.
@@ -45,7 +46,7 @@ enum layer_member_state {
 
 /**
  * struct layer - a bdev built from member bdevs.
- * @l_kind:        "linear", "raid0", ...
+ * @l_kind:        "linear", "raid0", ...: l_bdev.bd_desc->bk_name
  * @l_chunk:       stripe chunk in bytes (0 when the level has none)
  * @l_member_size: bytes of each member in use
  * @l_max_pieces:  most pieces the map can cut one request into
@@ -112,13 +113,13 @@ static inline struct layer *layer_of(struct bdev *dev)
 bool bdev_is_layer(const struct bdev *dev);
 
 /**
- * layer_create() - common set-up: takes ownership of @members (destroyed
- * with the layer, also on failure), sets alignment to the strictest
- * member's, sizes child vectors for requests of up to @max_io_bytes that
- * arrive with up to @in_segs segments.  The caller sets the size and, for
- * map-based levels, l_map.  Returns 0 or -ENOMEM.
+ * layer_create() - common set-up of a layer of @kind: takes ownership of
+ * @members (destroyed with the layer, also on failure), sets alignment to
+ * the strictest member's, sizes child vectors for requests of up to
+ * @max_io_bytes that arrive with up to @in_segs segments.  The caller sets
+ * the size and, for map-based levels, l_map.  Returns 0 or -ENOMEM.
  */
-int layer_create(const char *kind, struct bdev **members, int nr,
+int layer_create(const struct bdev_kind *kind, struct bdev **members, int nr,
 		 uint64_t chunk, size_t max_io_bytes, uint32_t in_segs,
 		 const struct bdev_ops *ops, struct layer **out);
 
@@ -161,21 +162,6 @@ static inline void layer_member_submit(struct layer *l, int m,
 void layer_submit_one(struct layer *l, struct bdev_req *req, int m,
 		      uint64_t pos);
 
-/* Levels (one file each): members are owned by the new layer. */
-/* @data_offset: member bytes before the data (0 without md superblocks). */
-int linear_create(struct bdev **members, int nr, uint64_t data_offset,
-		  size_t max_io_bytes, uint32_t in_segs, struct bdev **out,
-		  char *err, size_t errlen);
-int slice_create(struct bdev *member, uint64_t offset, uint64_t size,
-		 size_t max_io_bytes, uint32_t in_segs, struct bdev **out,
-		 char *err, size_t errlen);
-int raid0_create(struct bdev **members, int nr, uint64_t data_offset,
-		 uint64_t chunk, size_t max_io_bytes, uint32_t in_segs, struct bdev **out,
-		 char *err, size_t errlen);
-int raid1_create(struct bdev **members, int nr, uint64_t data_offset,
-		 size_t max_io_bytes, uint32_t in_segs, struct bdev **out,
-		 char *err, size_t errlen);
-
 /**
  * layer_readable() - whether member @m holds valid data for member bytes
  * [@pos, @end): OK, or rebuilding and already rebuilt that far.
@@ -216,15 +202,16 @@ double layer_sweep_rate(const struct layer *l);
 void layer_set_state(struct layer *l, int m, enum layer_member_state st);
 
 /**
- * layer_create_wrapper() - a layer over the one @member (owned from here
- * on, also on failure) that passes its size through, with a zeroed
- * private struct of @priv_size freed by @free_priv.  For faulty, sim.
+ * layer_create_wrapper() - a layer of @kind over the one member of @a
+ * (owned from here on, also on failure) that passes its size through,
+ * with a zeroed private struct of @priv_size freed by @free_priv.  For
+ * faulty, sim.
  */
-int layer_create_wrapper(const char *kind, struct bdev *member,
+int layer_create_wrapper(const struct bdev_kind *kind,
+			 const struct bdev_kind_args *a,
 			 const struct bdev_ops *ops, size_t priv_size,
-			 void (*free_priv)(struct layer *l), size_t max_io_bytes,
-			 uint32_t in_segs, struct layer **out, char *err,
-			 size_t errlen);
+			 void (*free_priv)(struct layer *l), struct layer **out,
+			 char *err, size_t errlen);
 
 /**
  * layer_parse_opts() - call @set for each "key=value" in @opts (separated

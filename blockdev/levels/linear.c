@@ -25,14 +25,16 @@ static void linear_map(const struct layer *l, uint64_t pos, int *member,
 	*piece_max = l->l_start[lo + 1] - pos;
 }
 
-int linear_create(struct bdev **members, int nr, uint64_t data_offset,
-		  size_t max_io_bytes, uint32_t in_segs, struct bdev **out,
-		  char *err, size_t errlen)
+static int linear_create(const struct bdev_kind_args *a, struct bdev **out,
+			 char *err, size_t errlen)
 {
+	struct bdev **members = a->ka_members;
+	uint64_t data_offset = a->ka_data_offset;
+	int nr = a->ka_nr;
 	struct layer *l;
 
-	if (layer_create("linear", members, nr, 0, max_io_bytes, in_segs,
-			 &layer_mapped_ops, &l)) {
+	if (layer_create(&linear_kind, members, nr, 0, a->ka_max_io_bytes,
+			 a->ka_in_segs, &layer_mapped_ops, &l)) {
 		snprintf(err, errlen, "out of memory");
 		return -ENOMEM;
 	}
@@ -62,3 +64,13 @@ int linear_create(struct bdev **members, int nr, uint64_t data_offset,
 	return 0;
 }
 
+
+const struct bdev_kind linear_kind = {
+	.bk_name = "linear",
+	.bk_help = "  linear(M, M, ...)                 concatenation\n",
+	.bk_min_members = 1,
+	.bk_max_members = LAYER_MAX_MEMBERS,
+	.bk_flags = BK_ARRAY | BK_CONCAT,
+	.bk_md_level = -1,
+	.bk_create = linear_create,
+};

@@ -189,35 +189,26 @@ static int find_sweep(struct bdev *node, const char *addr, void *ctx)
 }
 
 /*
- * Whether the members other than @m can rebuild it: raid5 reads all of
- * them, raid6 all but one, raid1 one healthy mirror.  Deciding it here
- * refuses a replace that would only end in "rebuild failed".
+ * Whether the members other than @m can rebuild it: with @m missing, the
+ * level may miss one member fewer than its redundancy (raid5 reads all of
+ * the others, raid6 all but one, raid1 one healthy mirror).  Deciding it
+ * here refuses a replace that would only end in "rebuild failed".
  */
 static int rebuild_possible(const struct layer *l, int m, const char *addr,
 			    char *err, size_t errlen)
 {
-	int bad = 0, spare;
-	const char *needs;
+	const struct bdev_kind *k = l->l_bdev.bd_desc;
+	int bad = 0;
 
+	if (!k || !k->bk_redundancy)
+		return 0;
 	for (int i = 0; i < l->l_nr; i++)
 		if (i != m && l->l_state[i] != LAYER_MEMBER_OK)
 			bad++;
-	if (!strcmp(l->l_kind, "raid5")) {
-		spare = 0;
-		needs = "all the others";
-	} else if (!strcmp(l->l_kind, "raid6")) {
-		spare = 1;
-		needs = "all but one of the others";
-	} else if (!strcmp(l->l_kind, "raid1")) {
-		spare = l->l_nr - 2;
-		needs = "one healthy mirror";
-	} else {
-		return 0;
-	}
-	if (bad <= spare)
+	if (bad <= k->bk_redundancy(l->l_nr) - 1)
 		return 0;
 	snprintf(err, errlen, "%s has %d failed members: rebuilding member %s needs %s",
-		 l->l_kind, bad + 1, addr, needs);
+		 l->l_kind, bad + 1, addr, k->bk_rebuild_needs);
 	return -EINVAL;
 }
 
@@ -262,12 +253,12 @@ int member_replace(struct bdev *top, const char *addr, struct layer *l, int m,
 			 (unsigned long long)old->bd_size);
 		return -ENOSPC;
 	}
-	if (l->l_start && dev->bd_size != old->bd_size) {
+	if ((l->l_bdev.bd_desc->bk_flags & BK_CONCAT) && dev->bd_size != old->bd_size) {
 		/* linear lays its members back to back by their sizes: one of
 		 * another size would move every later member's data at the
 		 * next start. */
-		snprintf(err, errlen, "%s has %llu bytes, linear member %s has %llu: a replacement must have the same size",
-			 dev->bd_name, (unsigned long long)dev->bd_size, addr,
+		snprintf(err, errlen, "%s has %llu bytes, %s member %s has %llu: a replacement must have the same size",
+			 dev->bd_name, (unsigned long long)dev->bd_size, l->l_kind, addr,
 			 (unsigned long long)old->bd_size);
 		return -EINVAL;
 	}

@@ -3,6 +3,7 @@
 #include "blockdev/levels/layer.h"
 
 #include <errno.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 
@@ -18,10 +19,12 @@ static void raid0_map(const struct layer *l, uint64_t pos, int *member,
 	*piece_max = chunk - in;
 }
 
-int raid0_create(struct bdev **members, int nr, uint64_t data_offset,
-		 uint64_t chunk, size_t max_io_bytes, uint32_t in_segs, struct bdev **out,
-		 char *err, size_t errlen)
+static int raid0_create(const struct bdev_kind_args *a, struct bdev **out,
+			char *err, size_t errlen)
 {
+	struct bdev **members = a->ka_members;
+	uint64_t data_offset = a->ka_data_offset, chunk = a->ka_chunk;
+	int nr = a->ka_nr;
 	uint64_t msize;
 	struct layer *l;
 
@@ -31,8 +34,8 @@ int raid0_create(struct bdev **members, int nr, uint64_t data_offset,
 	}
 	if (layer_check_chunk(members, nr, data_offset, chunk, &msize, err, errlen))
 		goto out_free;
-	if (layer_create("raid0", members, nr, chunk, max_io_bytes, in_segs,
-			 &layer_mapped_ops, &l)) {
+	if (layer_create(&raid0_kind, members, nr, chunk, a->ka_max_io_bytes,
+			 a->ka_in_segs, &layer_mapped_ops, &l)) {
 		snprintf(err, errlen, "out of memory");
 		return -ENOMEM;
 	}
@@ -47,3 +50,16 @@ out_free:
 	return -EINVAL;
 }
 
+
+const struct bdev_kind raid0_kind = {
+	.bk_name = "raid0",
+	.bk_help = "  raid0(M, M, ..., chunk=SIZE)      striping\n",
+	.bk_min_members = 2,
+	.bk_max_members = LAYER_MAX_MEMBERS,
+	.bk_flags = BK_ARRAY,
+	.bk_opts = {
+		{ "chunk", BDEV_OPT_CHUNK, offsetof(struct bdev_kind_args, ka_chunk), false },
+	},
+	.bk_md_level = 0,
+	.bk_create = raid0_create,
+};

@@ -193,10 +193,12 @@ static const struct bdev_ops raid1_ops = {
 	.destroy = layer_destroy,
 };
 
-int raid1_create(struct bdev **members, int nr, uint64_t data_offset,
-		 size_t max_io_bytes, uint32_t in_segs, struct bdev **out,
-		 char *err, size_t errlen)
+static int raid1_create(const struct bdev_kind_args *a, struct bdev **out,
+			char *err, size_t errlen)
 {
+	struct bdev **members = a->ka_members;
+	uint64_t data_offset = a->ka_data_offset;
+	int nr = a->ka_nr;
 	uint64_t msize;
 	struct layer *l;
 
@@ -205,8 +207,8 @@ int raid1_create(struct bdev **members, int nr, uint64_t data_offset,
 		layer_free_members(members, nr);
 		return -EINVAL;
 	}
-	if (layer_create("raid1", members, nr, 0, max_io_bytes, in_segs,
-			 &raid1_ops, &l)) {
+	if (layer_create(&raid1_kind, members, nr, 0, a->ka_max_io_bytes,
+			 a->ka_in_segs, &raid1_ops, &l)) {
 		snprintf(err, errlen, "out of memory");
 		return -ENOMEM;
 	}
@@ -224,3 +226,21 @@ int raid1_create(struct bdev **members, int nr, uint64_t data_offset,
 	*out = &l->l_bdev;
 	return 0;
 }
+
+/* Every mirror but one may be missing. */
+static int raid1_redundancy(int nr)
+{
+	return nr - 1;
+}
+
+const struct bdev_kind raid1_kind = {
+	.bk_name = "raid1",
+	.bk_help = "  raid1(M, M, ...)                  mirroring\n",
+	.bk_min_members = 2,
+	.bk_max_members = LAYER_MAX_MEMBERS,
+	.bk_flags = BK_ARRAY,
+	.bk_md_level = 1,
+	.bk_redundancy = raid1_redundancy,
+	.bk_rebuild_needs = "one healthy mirror",
+	.bk_create = raid1_create,
+};

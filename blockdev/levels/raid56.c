@@ -4,6 +4,7 @@
 #include "blockdev/levels/raid56.h"
 
 #include <errno.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -1347,7 +1348,7 @@ int raid56_create(int nparity, struct bdev **members, int nr,
 		layer_free_members(members, nr);
 		return -EINVAL;
 	}
-	if (layer_create(nparity == 1 ? "raid5" : "raid6", members, nr, chunk,
+	if (layer_create(nparity == 1 ? &raid5_kind : &raid6_kind, members, nr, chunk,
 			 max_io_bytes, in_segs, &r56_ops, &l)) {
 		snprintf(err, errlen, "out of memory");
 		return -ENOMEM;
@@ -1388,3 +1389,75 @@ int raid56_create(int nparity, struct bdev **members, int nr,
 	*out = &l->l_bdev;
 	return 0;
 }
+
+static int raid5_create(const struct bdev_kind_args *a, struct bdev **out,
+			char *err, size_t errlen)
+{
+	return raid56_create(1, a->ka_members, a->ka_nr, a->ka_data_offset,
+			     a->ka_chunk, a->ka_max_io_bytes, a->ka_in_segs,
+			     a->ka_ring, out, err, errlen);
+}
+
+static int raid6_create(const struct bdev_kind_args *a, struct bdev **out,
+			char *err, size_t errlen)
+{
+	return raid56_create(2, a->ka_members, a->ka_nr, a->ka_data_offset,
+			     a->ka_chunk, a->ka_max_io_bytes, a->ka_in_segs,
+			     a->ka_ring, out, err, errlen);
+}
+
+static int raid5_redundancy(int nr)
+{
+	(void)nr;
+	return 1;
+}
+
+static int raid6_redundancy(int nr)
+{
+	(void)nr;
+	return 2;
+}
+
+static void r56_stats_fields(const struct bdev *dev, bdev_stat_fn emit, void *ctx)
+{
+	const struct raid56_stats *r = raid56_stats(dev);
+
+	emit(ctx, "full_stripe_writes", r->full_stripe_writes);
+	emit(ctx, "rmw_writes", r->rmw_writes);
+	emit(ctx, "rcw_writes", r->rcw_writes);
+	emit(ctx, "parity_reads", r->parity_reads);
+	emit(ctx, "parity_copy_bytes", r->parity_copy_bytes);
+	emit(ctx, "degraded_ops", r->degraded_ops);
+	emit(ctx, "stripe_waits", r->stripe_waits);
+	emit(ctx, "merged_writes", r->merged_writes);
+}
+
+#define R56_CHUNK_OPT { "chunk", BDEV_OPT_CHUNK, offsetof(struct bdev_kind_args, ka_chunk), false }
+
+const struct bdev_kind raid5_kind = {
+	.bk_name = "raid5",
+	.bk_help = "  raid5(M, M, M, ..., chunk=SIZE)   parity (md's left-symmetric)\n",
+	.bk_min_members = 3,
+	.bk_max_members = LAYER_MAX_MEMBERS,
+	.bk_flags = BK_ARRAY,
+	.bk_opts = { R56_CHUNK_OPT },
+	.bk_md_level = 5,
+	.bk_redundancy = raid5_redundancy,
+	.bk_rebuild_needs = "all the others",
+	.bk_create = raid5_create,
+	.bk_stats = r56_stats_fields,
+};
+
+const struct bdev_kind raid6_kind = {
+	.bk_name = "raid6",
+	.bk_help = "  raid6(M, M, M, M, ..., chunk=SIZE) P+Q\n",
+	.bk_min_members = 4,
+	.bk_max_members = LAYER_MAX_MEMBERS,
+	.bk_flags = BK_ARRAY,
+	.bk_opts = { R56_CHUNK_OPT },
+	.bk_md_level = 6,
+	.bk_redundancy = raid6_redundancy,
+	.bk_rebuild_needs = "all but one of the others",
+	.bk_create = raid6_create,
+	.bk_stats = r56_stats_fields,
+};

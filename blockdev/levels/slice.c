@@ -3,6 +3,7 @@
 #include "blockdev/levels/layer.h"
 
 #include <errno.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 
@@ -15,20 +16,14 @@ static void slice_map(const struct layer *l, uint64_t pos, int *member,
 	*piece_max = l->l_bdev.bd_size - pos;
 }
 
-int slice_create(struct bdev *member, uint64_t offset, uint64_t size,
-		 size_t max_io_bytes, uint32_t in_segs, struct bdev **out,
-		 char *err, size_t errlen)
+static int slice_create(const struct bdev_kind_args *a, struct bdev **out,
+			char *err, size_t errlen)
 {
-	struct bdev **members = malloc(sizeof(*members));
+	struct bdev **members = a->ka_members, *member = members[0];
+	uint64_t offset = a->ka_offset, size = a->ka_size;
 	uint64_t msize = member->bd_size;
 	struct layer *l;
 
-	if (!members) {
-		bdev_destroy(member);
-		snprintf(err, errlen, "out of memory");
-		return -ENOMEM;
-	}
-	members[0] = member;
 	if (offset >= msize || (size && size > msize - offset)) {
 		snprintf(err, errlen, "offset %llu + size %llu is beyond the member's %llu bytes",
 			 (unsigned long long)offset, (unsigned long long)size,
@@ -42,8 +37,8 @@ int slice_create(struct bdev *member, uint64_t offset, uint64_t size,
 			 member->bd_align);
 		goto out_free;
 	}
-	if (layer_create("slice", members, 1, 0, max_io_bytes, in_segs,
-			 &layer_mapped_ops, &l)) {
+	if (layer_create(&slice_kind, members, 1, 0, a->ka_max_io_bytes,
+			 a->ka_in_segs, &layer_mapped_ops, &l)) {
 		snprintf(err, errlen, "out of memory");
 		return -ENOMEM;
 	}
@@ -58,3 +53,16 @@ out_free:
 	return -EINVAL;
 }
 
+
+const struct bdev_kind slice_kind = {
+	.bk_name = "slice",
+	.bk_help = "  slice(M, offset=SIZE, size=SIZE)  a range of M\n",
+	.bk_min_members = 1,
+	.bk_max_members = 1,
+	.bk_flags = BK_WINDOW,
+	.bk_opts = {
+		{ "offset", BDEV_OPT_OFFSET, offsetof(struct bdev_kind_args, ka_offset), false },
+		{ "size", BDEV_OPT_SIZE, offsetof(struct bdev_kind_args, ka_size), false },
+	},
+	.bk_create = slice_create,
+};

@@ -164,36 +164,36 @@ void super_uuid_str(const uint8_t *u, char out[36])
 		o += sprintf(o, "%s%02x", i && !(i & 3) ? ":" : "", u[i]);
 }
 
-const char *super_level_name(int32_t level)
+/* The level that md numbers @level, NULL if rawvec has none. */
+static const struct bdev_kind *md_level_kind(int32_t level)
 {
-	switch (level) {
-	case -1: return "linear";
-	case 0: return "raid0";
-	case 1: return "raid1";
-	case 5: return "raid5";
-	case 6: return "raid6";
-	}
+	for (const struct bdev_kind *const *k = bdev_levels; *k; k++)
+		if (((*k)->bk_flags & (BK_ARRAY | BK_FROM_SUPER)) == BK_ARRAY &&
+		    (*k)->bk_md_level == level)
+			return *k;
 	return NULL;
 }
 
-static int32_t level_number(const char *name)
+const char *super_level_name(int32_t level)
 {
-	for (int32_t lv = -1; lv <= 6; lv++)
-		if (super_level_name(lv) && !strcmp(super_level_name(lv), name))
-			return lv;
-	return -100;
+	const struct bdev_kind *k = md_level_kind(level);
+
+	return k ? k->bk_name : NULL;
+}
+
+/* Whether @w names a level that takes everything from the superblocks
+ * (md()), not one they must agree with. */
+static bool any_level(const struct super_want *w)
+{
+	const struct bdev_kind *k = bdev_kind_find(w->level, strlen(w->level));
+
+	return k && (k->bk_flags & BK_FROM_SUPER);
 }
 
 /* Members a level runs without. */
 static int redundancy(const char *level, int nr)
 {
-	if (!strcmp(level, "raid1"))
-		return nr - 1;
-	if (!strcmp(level, "raid5"))
-		return 1;
-	if (!strcmp(level, "raid6"))
-		return 2;
-	return 0;
+	return bdev_kind_redundancy(bdev_kind_find(level, strlen(level)), nr);
 }
 
 /* ---- assembly --------------------------------------------------------- */
@@ -217,7 +217,7 @@ static int plan_assemble(const struct super_probe *p, int nr,
 			 const struct super_want *w, struct super_plan *plan,
 			 char *err, size_t errlen)
 {
-	bool md_form = !strcmp(w->level, "md");
+	bool md_form = any_level(w);
 	const struct super_info *a;
 	int claimed[LAYER_MAX_MEMBERS], nr_bad = 0, au = -1;
 	char uuid[36], why[LAYER_MAX_MEMBERS][128];
@@ -392,8 +392,9 @@ int super_plan(const struct super_probe *p, int nr, const struct super_want *w,
 	}
 	if (found && w->mode != SUPER_NONE)
 		return plan_assemble(p, nr, w, plan, err, errlen);
-	if (!strcmp(w->level, "md")) {
-		snprintf(err, errlen, "md() takes level, chunk and order from the members' md superblocks, and none carries one");
+	if (any_level(w)) {
+		snprintf(err, errlen, "%s() takes level, chunk and order from the members' md superblocks, and none carries one",
+			 w->level);
 		return -EINVAL;
 	}
 	if (found) {
@@ -907,7 +908,7 @@ int super_attach(struct layer *l, struct bdev_ring *ring,
 			goto out_free;
 		snprintf(si->set_name, sizeof(si->set_name), "%s", name);
 		si->ctime = si->utime = md_time();
-		si->level = level_number(l->l_kind);
+		si->level = l->l_bdev.bd_desc->bk_md_level;
 		si->layout = si->level >= 5 ? SUPER_LAYOUT_LEFT_SYMMETRIC : 0;
 		si->size = si->level == -1 ? 0 : l->l_member_size / 512;
 		si->chunksize = (uint32_t)(l->l_chunk / 512);

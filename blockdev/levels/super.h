@@ -94,9 +94,9 @@ struct super_probe {
 };
 
 /**
- * struct super_want - what the expression says: @level ("raid5", or "md"
- * for md(...), which takes level, chunk and order from the superblocks),
- * @chunk (0 when not given) and @mode.
+ * struct super_want - what the expression says: @level ("raid5", or a
+ * BK_FROM_SUPER level such as "md", which takes level, chunk and order
+ * from the superblocks), @chunk (0 when not given) and @mode.
  */
 struct super_want {
 	const char *level;

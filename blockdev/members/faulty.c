@@ -211,23 +211,51 @@ int faulty_configure(struct bdev *dev, const char *opts, char *err, size_t errle
 	return 0;
 }
 
-int faulty_create(struct bdev *member, const char *opts, struct bdev_ring *ring,
-		  size_t max_io_bytes, uint32_t in_segs, struct bdev **out,
-		  char *err, size_t errlen)
+/*
+ * Wrap the one member of @a; its options (ka_opts) are "key=value"
+ * separated by commas or spaces: read_eio=P, write_eio=P (probabilities
+ * 0..1 per request), at=LO..HI (member bytes where every read and write
+ * fails), after=N (requests that pass before every one fails),
+ * lat_spike=DUR@P (a fraction P of reads and writes reach the member DUR
+ * late, timed on ka_ring).
+ */
+static int faulty_create(const struct bdev_kind_args *a, struct bdev **out,
+			 char *err, size_t errlen)
 {
 	struct layer *l;
 	int ret;
 
-	ret = layer_create_wrapper("faulty", member, &faulty_ops, sizeof(struct faulty),
-				   faulty_free, max_io_bytes, in_segs, &l, err, errlen);
+	ret = layer_create_wrapper(&faulty_kind, a, &faulty_ops, sizeof(struct faulty),
+				   faulty_free, &l, err, errlen);
 	if (ret)
 		return ret;
 	faulty_of(l)->rng = 0x9e3779b97f4a7c15ull;
-	faulty_of(l)->ring = ring;
-	if (faulty_configure(&l->l_bdev, opts, err, errlen)) {
+	faulty_of(l)->ring = a->ka_ring;
+	if (faulty_configure(&l->l_bdev, a->ka_opts, err, errlen)) {
 		layer_destroy(&l->l_bdev);
 		return -EINVAL;
 	}
 	*out = &l->l_bdev;
 	return 0;
 }
+
+static void faulty_stats_fields(const struct bdev *dev, bdev_stat_fn emit, void *ctx)
+{
+	const struct faulty_stats *st = faulty_stats(dev);
+
+	emit(ctx, "injected_read_errors", st->injected[BDEV_READ]);
+	emit(ctx, "injected_write_errors", st->injected[BDEV_WRITE]);
+	emit(ctx, "injected_spikes", st->spikes);
+}
+
+const struct bdev_kind faulty_kind = {
+	.bk_name = "faulty",
+	.bk_help = "  faulty(M, read_eio=P, write_eio=P, at=LO..HI, after=N, lat_spike=DUR@P)\n"
+		   "                                    fails or delays I/O on demand\n",
+	.bk_min_members = 1,
+	.bk_max_members = 1,
+	.bk_flags = BK_OWN_OPTS | BK_SAME_BYTES,
+	.bk_create = faulty_create,
+	.bk_stats = faulty_stats_fields,
+	.bk_configure = faulty_configure,
+};

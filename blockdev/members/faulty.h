@@ -11,18 +11,8 @@ struct faulty_stats {
 	uint64_t spikes;
 };
 
-/**
- * faulty_create() - wrap @member (owned from here on, also on failure);
- * @opts is "key=value" separated by commas or spaces: read_eio=P,
- * write_eio=P (probabilities 0..1 per request), at=LO..HI (member bytes
- * where every read and write fails), after=N (requests that pass before
- * every one fails), lat_spike=DUR@P (a fraction P of reads and writes
- * reach the member DUR late, timed on @ring).  Returns 0 or -errno with
- * the reason in @err.
- */
-int faulty_create(struct bdev *member, const char *opts, struct bdev_ring *ring,
-		  size_t max_io_bytes, uint32_t in_segs, struct bdev **out,
-		  char *err, size_t errlen);
+/* Created through faulty_kind (blockdev/kind.h); options as in its
+ * --help line, see faulty.c. */
 
 /** faulty_configure() - change @dev's faults; unnamed ones stay. */
 int faulty_configure(struct bdev *dev, const char *opts, char *err, size_t errlen);

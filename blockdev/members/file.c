@@ -1,6 +1,7 @@
 /* file: the leaf backend, an image file or block device opened O_DIRECT and
  * driven through the shared io_uring; fixed buffers where a piece allows. */
 #include "blockdev/core/bdev.h"
+#include "blockdev/kind.h"
 
 #include <ctype.h>
 #include <dirent.h>
@@ -549,6 +550,7 @@ int bdev_file_open(const char *path, struct bdev_ring *ring,
 	f->fd_bdev.bd_id_ino = S_ISBLK(st.st_mode) ? st.st_rdev : st.st_ino;
 	f->fd_bdev.bd_ops = &file_ops;
 	f->fd_bdev.bd_kind = f->fd_bdev.bd_is_blockdev ? "blockdev" : "file";
+	f->fd_bdev.bd_desc = &file_kind;
 	f->fd_bdev.bd_size = size;
 	f->fd_bdev.bd_read_only = opts->read_only;
 	f->fd_ring = ring;
@@ -566,3 +568,15 @@ out_close:
 	free(f);
 	return ret;
 }
+
+static int file_create(const struct bdev_kind_args *a, struct bdev **out,
+		       char *err, size_t errlen)
+{
+	return bdev_file_open(a->ka_path, a->ka_ring, a->ka_file, out, err, errlen);
+}
+
+const struct bdev_kind file_kind = {
+	.bk_name = "file",
+	.bk_flags = BK_PATH,
+	.bk_create = file_create,
+};

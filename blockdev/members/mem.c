@@ -1,8 +1,10 @@
 /* mem: a RAM-backed member, locked in memory, for fast tests and for
  * layouts whose members should cost nothing. */
 #include "blockdev/core/bdev.h"
+#include "blockdev/kind.h"
 
 #include <errno.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -201,7 +203,8 @@ int bdev_mem_create(uint64_t size, struct bdev **out, char *err, size_t errlen)
 		return -ENOMEM;
 	}
 	m->md_bdev.bd_ops = &mem_ops;
-	m->md_bdev.bd_kind = "mem";
+	m->md_bdev.bd_kind = mem_kind.bk_name;
+	m->md_bdev.bd_desc = &mem_kind;
 	m->md_bdev.bd_size = size;
 	m->md_bdev.bd_align = 512;
 	m->md_bdev.bd_mem_align = 512;
@@ -267,3 +270,18 @@ int bdev_mem_lock_deferred(const volatile sig_atomic_t *stop, char *err,
 	}
 	return ret;
 }
+
+static int mem_create(const struct bdev_kind_args *a, struct bdev **out,
+		      char *err, size_t errlen)
+{
+	return bdev_mem_create(a->ka_size, out, err, errlen);
+}
+
+const struct bdev_kind mem_kind = {
+	.bk_name = "mem",
+	.bk_help = "  mem(size=SIZE)                    RAM, locked\n",
+	.bk_opts = {
+		{ "size", BDEV_OPT_SIZE, offsetof(struct bdev_kind_args, ka_size), true },
+	},
+	.bk_create = mem_create,
+};

@@ -1,8 +1,10 @@
 /* null: a member that reads zeroes and drops writes, like the kernel's
  * null_blk; with it a layout measures rawvec's own overhead. */
 #include "blockdev/core/bdev.h"
+#include "blockdev/kind.h"
 
 #include <errno.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -43,7 +45,8 @@ int bdev_null_create(uint64_t size, struct bdev **out, char *err, size_t errlen)
 		return -ENOMEM;
 	}
 	d->bd_ops = &null_ops;
-	d->bd_kind = "null";
+	d->bd_kind = null_kind.bk_name;
+	d->bd_desc = &null_kind;
 	d->bd_size = size - size % 512;
 	d->bd_align = 512;
 	d->bd_mem_align = 512;
@@ -51,3 +54,18 @@ int bdev_null_create(uint64_t size, struct bdev **out, char *err, size_t errlen)
 	*out = d;
 	return 0;
 }
+
+static int null_create(const struct bdev_kind_args *a, struct bdev **out,
+		       char *err, size_t errlen)
+{
+	return bdev_null_create(a->ka_size, out, err, errlen);
+}
+
+const struct bdev_kind null_kind = {
+	.bk_name = "null",
+	.bk_help = "  null(size=SIZE)                   reads zeroes, drops writes\n",
+	.bk_opts = {
+		{ "size", BDEV_OPT_SIZE, offsetof(struct bdev_kind_args, ka_size), true },
+	},
+	.bk_create = null_create,
+};

@@ -1,6 +1,6 @@
 /* sim: latency, bandwidth and queue depth for a member, so members that
  * share one real disk behave like separate disks in RAID experiments. */
-#include "blockdev/members/sim.h"
+#include "blockdev/levels/layer.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -206,24 +206,30 @@ static int sim_set(void *ctx, const char *key, const char *v)
 	return -ENOENT;
 }
 
-int sim_create(struct bdev *member, const char *opts, struct bdev_ring *ring,
-	       size_t max_io_bytes, uint32_t in_segs, struct bdev **out,
-	       char *err, size_t errlen)
+/*
+ * Wrap the one member of @a.  Its options (ka_opts): "key=value"
+ * separated by commas or spaces: lat=DUR or lat=DUR..DUR (uniform),
+ * bw=SIZE (bytes per second), qd=N; DUR takes ns, us, ms or s.
+ * Completions are held back with io_uring timeouts on ka_ring, never by
+ * a sleeping thread.
+ */
+static int sim_create(const struct bdev_kind_args *a, struct bdev **out,
+		      char *err, size_t errlen)
 {
 	struct layer *l;
 	struct sim *s;
 	int ret;
 
-	ret = layer_create_wrapper("sim", member, &sim_ops, sizeof(struct sim),
-				   sim_free, max_io_bytes, in_segs, &l, err, errlen);
+	ret = layer_create_wrapper(&sim_kind, a, &sim_ops, sizeof(struct sim),
+				   sim_free, &l, err, errlen);
 	if (ret)
 		return ret;
 	s = l->l_private;
 	s->l = l;
-	s->ring = ring;
+	s->ring = a->ka_ring;
 	s->due_hook.rh_fn = due_run;
 	s->rng = 0x2545f4914f6cdd1dull;
-	if (layer_parse_opts(opts, sim_set, s,
+	if (layer_parse_opts(a->ka_opts, sim_set, s,
 			     "lat=200us or lat=100us..2ms, bw=500m, qd=32", err, errlen)) {
 		layer_destroy(&l->l_bdev);
 		return -EINVAL;
@@ -231,3 +237,12 @@ int sim_create(struct bdev *member, const char *opts, struct bdev_ring *ring,
 	*out = &l->l_bdev;
 	return 0;
 }
+
+const struct bdev_kind sim_kind = {
+	.bk_name = "sim",
+	.bk_help = "  sim(M, lat=DUR|LO..HI, bw=SIZE, qd=N)  M as a disk of its own\n",
+	.bk_min_members = 1,
+	.bk_max_members = 1,
+	.bk_flags = BK_OWN_OPTS | BK_SAME_BYTES,
+	.bk_create = sim_create,
+};
