@@ -2,56 +2,13 @@
  * request becomes one child per contiguous run on a member; children carry
  * slices of the parent's segments (no data copied) and complete it. */
 #include "blockdev/levels/layer.h"
+#include "blockdev/levels/layer_io.h"
 #include "blockdev/levels/super.h"
 
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-/**
- * struct layer_piece - one stretch of a request that maps contiguously
- * onto one member: [@lp_off, @lp_off + @lp_len) of the request lands at
- * @lp_mpos of member @lp_member.  @lp_next chains a child's pieces.
- */
-struct layer_piece {
-	int lp_member;
-	int lp_next;
-	uint64_t lp_mpos, lp_off, lp_len;
-};
-
-/**
- * struct layer_child - the pieces that join into one member I/O: a run of
- * member bytes [@lc_pos, @lc_end), its vector a window of li_vec.
- */
-struct layer_child {
-	struct bdev_req lc_req;
-	int lc_member;
-	int lc_first, lc_last;
-	uint64_t lc_pos, lc_end;
-};
-
-/**
- * struct layer_io - a request in flight through a layer.  Kept on a
- * free list and reused: after warm-up the hot path allocates nothing.
- * Children's vectors are consecutive windows of @li_vec: together they
- * never hold more than the parent's segments plus one per piece.
- */
-struct layer_io {
-	struct layer_io *li_next;
-	struct layer *li_layer;
-	struct bdev_req *li_parent;
-	struct bdev_req li_req; /* parent of the member children */
-	int li_nr_children;
-	int li_nr_failed;  /* mirrored: children that failed */
-	bool li_mirrored;  /* a mirror write succeeds if one child does */
-	int li_read_from;  /* mirrored read: the member tried */
-	struct layer_io *li_wnext; /* on l_writes while a mirrored write runs */
-	struct layer_child *li_child;
-	struct layer_piece *li_piece;
-	struct pvec *li_vec;
-	struct iovec *li_iov;
-};
 
 bool bdev_is_layer(const struct bdev *dev)
 {
@@ -110,10 +67,11 @@ void layer_destroy(struct bdev *dev)
 		l->l_free = io->li_next;
 		free(io);
 	}
-	free(l->l_start);
 	super_array_free(l->l_md);
 	if (l->l_free_private)
 		l->l_free_private(l);
+	else
+		free(l->l_private);
 	free(dev->bd_name);
 	free(l);
 }
@@ -150,48 +108,24 @@ static struct layer_io *io_get(struct layer *l)
 	return io;
 }
 
-static void mirror_read(struct layer *l, struct layer_io *io, int after);
-static void mirror_child_end(struct bdev_req *req);
-
-/* All member children done: recycle the io, then finish the parent. */
-static bool in_sweep_range(const struct layer *l, const struct bdev_req *req)
+void layer_io_finish(struct layer_io *io, int err)
 {
-	return l->l_sweep_lo < req->br_pos + req->br_len && req->br_pos < l->l_sweep_hi;
-}
-
-static void io_end(struct bdev_req *req)
-{
-	struct layer_io *io = req->br_private;
-	struct bdev_req *parent = io->li_parent;
 	struct layer *l = io->li_layer;
-	int err = req->br_error;
-
-	if (io->li_mirrored && parent->br_op != BDEV_READ) {
-		struct layer_io **pp = &l->l_writes;
-
-		while (*pp != io)
-			pp = &(*pp)->li_wnext;
-		*pp = io->li_wnext;
-		/* A sweep step that copied this range may have raced it. */
-		if (in_sweep_range(l, parent))
-			l->l_sweep_dirty = true;
-	}
-	if (io->li_mirrored && err) {
-		if (parent->br_op == BDEV_READ) {
-			/* Try the next readable mirror, if there is one. */
-			mirror_read(l, io, io->li_read_from);
-			return;
-		}
-		if (io->li_nr_failed < io->li_nr_children)
-			err = 0; /* some mirror holds the data */
-	}
+	struct bdev_req *parent = io->li_parent;
 
 	io->li_next = l->l_free;
 	l->l_free = io;
 	bdev_req_complete(parent, err);
 }
 
-static struct layer_io *io_start(struct layer *l, struct bdev_req *req)
+/* All member children done: recycle the io, then finish the parent. */
+void layer_io_end(struct bdev_req *req)
+{
+	layer_io_finish(req->br_private, req->br_error);
+}
+
+struct layer_io *layer_io_start(struct layer *l, struct bdev_req *req,
+				bdev_end_fn end)
 {
 	struct layer_io *io = io_get(l);
 
@@ -202,15 +136,13 @@ static struct layer_io *io_start(struct layer *l, struct bdev_req *req)
 	io->li_parent = req;
 	io->li_nr_children = 0;
 	io->li_nr_failed = 0;
-	io->li_mirrored = false;
 	bdev_req_init(&io->li_req, req->br_op, req->br_pos, req->br_len,
-		      req->br_vec, req->br_iter, io_end, io);
+		      req->br_vec, req->br_iter, end ? end : layer_io_end, io);
 	io->li_req.br_meta = req->br_meta;
 	return io;
 }
 
-/* Submit the children gathered in @io, then drop the splitter's ref. */
-static void io_submit_children(struct layer *l, struct layer_io *io, int err)
+void layer_io_submit(struct layer *l, struct layer_io *io, int err)
 {
 	if (io->li_nr_children > 1)
 		l->l_stats.splits++;
@@ -242,7 +174,7 @@ void layer_submit_mapped(struct layer *l, struct bdev_req *req)
 		layer_submit_all(l, req);
 		return;
 	}
-	io = io_start(l, req);
+	io = layer_io_start(l, req, NULL);
 	if (!io)
 		return;
 	for (int i = 0; i < l->l_nr; i++)
@@ -309,18 +241,16 @@ void layer_submit_mapped(struct layer *l, struct bdev_req *req)
 			      c->lc_end - c->lc_pos, data ? io->li_vec + first : NULL,
 			      data ? pvec_iter_init(io->li_vec + first, nv - first) :
 				     (struct pvec_iter){ 0 },
-			      l->l_autofail ? mirror_child_end : NULL, io);
+			      l->l_autofail ? layer_child_autofail_end : NULL, io);
 		c->lc_req.br_iov = io->li_iov + first;
 		c->lc_req.br_iov_max = data ? nv - first : 0;
 		bdev_req_chain(&io->li_req, &c->lc_req);
 	}
-	io_submit_children(l, io, err);
+	layer_io_submit(l, io, err);
 }
 
-/* A whole-request child is a plain re-slice of the parent: its vector is
- * the parent's, its iovecs a window of li_iov. */
-static void add_whole_child(struct layer *l, struct layer_io *io, int m,
-			    uint64_t pos)
+struct layer_child *layer_io_add_whole(struct layer *l, struct layer_io *io,
+				       int m, uint64_t pos)
 {
 	int i = io->li_nr_children++;
 	struct layer_child *c = &io->li_child[i];
@@ -330,10 +260,10 @@ static void add_whole_child(struct layer *l, struct layer_io *io, int m,
 		       NULL, NULL);
 	c->lc_req.br_iov = io->li_iov + (size_t)i * l->l_vec_cap;
 	c->lc_req.br_iov_max = (int)l->l_vec_cap;
+	return c;
 }
 
-/* A child that fails takes its member out, as md does. */
-static void mirror_child_end(struct bdev_req *req)
+void layer_child_autofail_end(struct bdev_req *req)
 {
 	struct layer_io *io = req->br_private;
 	struct layer *l = io->li_layer;
@@ -349,133 +279,28 @@ static void mirror_child_end(struct bdev_req *req)
 	}
 }
 
-static void mirror_read(struct layer *l, struct layer_io *io, int after)
-{
-	struct bdev_req *req = io->li_parent;
-	uint64_t end = req->br_pos + req->br_len;
-
-	for (int k = 1; k <= l->l_nr; k++) {
-		int m = (after + k) % l->l_nr;
-
-		if (!layer_readable(l, m, end))
-			continue;
-		/* Re-arm the io for this attempt (io_end may be retrying). */
-		io->li_nr_children = 0;
-		io->li_read_from = m;
-		bdev_req_init(&io->li_req, req->br_op, req->br_pos, req->br_len,
-			      req->br_vec, req->br_iter, io_end, io);
-		add_whole_child(l, io, m, req->br_pos);
-		io->li_child[0].lc_req.br_end = mirror_child_end;
-		io->li_child[0].lc_req.br_private = io;
-		io_submit_children(l, io, 0);
-		return;
-	}
-	io->li_next = l->l_free;
-	l->l_free = io;
-	bdev_req_complete(req, -EIO);
-}
-
-/* A mirrored write: every mirror not failed gets the whole request. */
-static void mirror_write(struct layer *l, struct layer_io *io)
-{
-	if (in_sweep_range(l, io->li_parent))
-		l->l_sweep_dirty = true;
-	io->li_wnext = l->l_writes;
-	l->l_writes = io;
-	for (int i = 0; i < l->l_nr; i++) {
-		if (l->l_state[i] == LAYER_MEMBER_FAILED)
-			continue;
-		add_whole_child(l, io, i, io->li_parent->br_pos);
-		io->li_child[io->li_nr_children - 1].lc_req.br_end = mirror_child_end;
-		io->li_child[io->li_nr_children - 1].lc_req.br_private = io;
-	}
-	if (!io->li_nr_children) {
-		io_submit_children(l, io, -EIO);
-		return;
-	}
-	io_submit_children(l, io, 0);
-}
-
-void layer_submit_mirrored(struct layer *l, struct bdev_req *req)
-{
-	struct layer_io *io;
-
-	if (req->br_op == BDEV_FLUSH) {
-		layer_submit_all(l, req);
-		return;
-	}
-	io = io_start(l, req);
-	if (!io)
-		return;
-	io->li_mirrored = true;
-	if (req->br_op == BDEV_READ) {
-		int start = l->l_reads_first ? 0 : l->l_next_read;
-
-		/* Spread reads: the next mirror each time, unless they may
-		 * differ, when every read must see the same one. */
-		if (!l->l_reads_first)
-			l->l_next_read = (start + 1) % l->l_nr;
-		mirror_read(l, io, start - 1 + l->l_nr);
-		return;
-	}
-	if (l->l_sweep_barrier && in_sweep_range(l, req)) {
-		io->li_next = NULL;
-		if (l->l_held_tail)
-			l->l_held_tail->li_next = io;
-		else
-			l->l_held = io;
-		l->l_held_tail = io;
-		l->l_stats.held_writes++;
-		return;
-	}
-	mirror_write(l, io);
-}
-
-void layer_sweep_release(struct layer *l)
-{
-	struct layer_io *io = l->l_held;
-
-	l->l_sweep_barrier = false;
-	l->l_held = l->l_held_tail = NULL;
-	while (io) {
-		struct layer_io *next = io->li_next; /* io may be recycled */
-
-		mirror_write(l, io);
-		io = next;
-	}
-}
-
 void layer_submit_one(struct layer *l, struct bdev_req *req, int m,
 		      uint64_t pos)
 {
-	struct layer_io *io = io_start(l, req);
+	struct layer_io *io = layer_io_start(l, req, NULL);
 
 	if (!io)
 		return;
-	add_whole_child(l, io, m, pos);
-	io_submit_children(l, io, 0);
+	layer_io_add_whole(l, io, m, pos);
+	layer_io_submit(l, io, 0);
 }
 
 void layer_submit_all(struct layer *l, struct bdev_req *req)
 {
-	struct layer_io *io = io_start(l, req);
+	struct layer_io *io = layer_io_start(l, req, NULL);
 
 	if (!io)
 		return;
 	/* A failed member holds nothing to flush. */
 	for (int i = 0; i < l->l_nr; i++)
 		if (l->l_state[i] != LAYER_MEMBER_FAILED)
-			add_whole_child(l, io, i, req->br_pos);
-	io_submit_children(l, io, 0);
-}
-
-bool layer_writes_overlap(const struct layer *l, uint64_t lo, uint64_t hi)
-{
-	for (const struct layer_io *io = l->l_writes; io; io = io->li_wnext)
-		if (io->li_parent->br_pos < hi &&
-		    lo < io->li_parent->br_pos + io->li_parent->br_len)
-			return true;
-	return false;
+			layer_io_add_whole(l, io, i, req->br_pos);
+	layer_io_submit(l, io, 0);
 }
 
 void layer_set_state(struct layer *l, int m, enum layer_member_state st)

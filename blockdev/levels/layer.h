@@ -45,18 +45,40 @@ enum layer_member_state {
 };
 
 /**
- * struct layer - a bdev built from member bdevs.
+ * struct layer - a bdev built from member bdevs: what the engine, the
+ * metadata (super.c), member management (member.c) and stats read.  A
+ * level's own state lives in its struct behind @l_private.
  * @l_kind:        "linear", "raid0", ...: l_bdev.bd_desc->bk_name
  * @l_chunk:       stripe chunk in bytes (0 when the level has none)
  * @l_member_size: bytes of each member in use
+ * @l_data_offset: member bytes before the layer's data (md superblocks)
+ * @l_md:          md v1.2 metadata (super.c), NULL for a headerless array
  * @l_max_pieces:  most pieces the map can cut one request into
  * @l_vec_cap:     segments all children of one request hold together: what
  *                 the parent brings plus one per piece; also the most a
  *                 member of this layer receives in one request
- * @l_data_offset: member bytes before the layer's data (md superblocks)
- * @l_md:          md v1.2 metadata (super.c), NULL for a headerless array
- * @l_start:       linear: logical start of each member (l_nr + 1 entries)
- * @l_next_read:   raid1: round-robin cursor
+ * @l_private:     the level's state, freed by @l_free_private, or free()
+ *                 when that is NULL
+ * @l_map:         map-based levels: where a logical byte lives
+ * @l_free:        recycled layer_ios (layer_io.h)
+ *
+ * Member health, kept as md keeps it per rdev and recorded by super.c:
+ * @l_state:       enum layer_member_state of each member
+ * @l_nr_bad:      members not LAYER_MEMBER_OK
+ * @l_autofail:    a member failing mapped I/O is marked failed
+ * @l_reads_first: set by the metadata while a resync is pending: members
+ *                 may differ, so a mirrored level reads the first
+ *
+ * Rebuild and scrub (the sweep), run by the level's @l_sweep hook (NULL
+ * for levels without redundancy; it calls done(l, err) when finished)
+ * and read by layer_readable(), member.c and stats:
+ * @l_rebuild_pos: member bytes of the rebuilding member done (the cursor)
+ * @l_sweep_running, @l_sweep_pos/@l_sweep_total (in units of
+ *                 @l_sweep_unit bytes), @l_sweep_start_ns/@l_sweep_end_ns:
+ *                 progress, set by layer_sweep_begin()/layer_sweep_end()
+ * @l_mismatch_sectors: what the last check or repair found
+ * A level keeps its own sweep step state (raid1's barrier, raid56's
+ * stripe locks) behind @l_private.
  */
 struct layer {
 	struct bdev l_bdev;
@@ -67,40 +89,25 @@ struct layer {
 	uint64_t l_member_size;
 	uint64_t l_data_offset;
 	struct super_array *l_md;
-	uint64_t l_offset;
-	uint64_t *l_start;
 	uint32_t l_max_pieces;
 	uint32_t l_vec_cap;
-	void *l_private; /* level state */
+	void *l_private;
 	void (*l_free_private)(struct layer *l);
-	uint8_t l_state[LAYER_MAX_MEMBERS];
-	int l_nr_bad;	/* members not LAYER_MEMBER_OK */
-	uint64_t l_rebuild_pos; /* member bytes of the rebuilding member done */
-	/* The member range a sweep works on; writes into it mark it dirty
-	 * so the sweep step is redone.  A step redone again and again (a
-	 * write storm on one range) raises l_sweep_barrier: new mirrored
-	 * writes into the range then wait on l_held until the step is done,
-	 * so a rebuild always gets past it. */
-	uint64_t l_sweep_lo, l_sweep_hi;
-	bool l_sweep_dirty;
-	bool l_sweep_barrier;
-	struct layer_io *l_held, *l_held_tail;
-	struct layer_io *l_writes; /* mirrored writes in flight */
-	/* Level hook for rebuild/check/repair, NULL for levels without
-	 * redundancy; calls done(l, err) when finished. */
-	int (*l_sweep)(struct layer *l, enum layer_sweep_kind kind,
-		       void (*done)(struct layer *l, int err));
-	bool l_autofail; /* a member failing mapped I/O is marked failed */
-	uint64_t l_mismatch_sectors;
-	uint64_t l_sweep_pos, l_sweep_total; /* in units of l_sweep_unit bytes */
-	uint64_t l_sweep_unit;
-	uint64_t l_sweep_start_ns, l_sweep_end_ns;
-	bool l_sweep_running;
-	int l_next_read;
-	bool l_reads_first; /* raid1: mirrors may differ (resync pending): read the first */
 	layer_map_fn l_map;
 	struct layer_io *l_free;
 	struct layer_stats l_stats;
+	uint8_t l_state[LAYER_MAX_MEMBERS];
+	int l_nr_bad;
+	bool l_autofail;
+	bool l_reads_first;
+	int (*l_sweep)(struct layer *l, enum layer_sweep_kind kind,
+		       void (*done)(struct layer *l, int err));
+	uint64_t l_rebuild_pos;
+	bool l_sweep_running;
+	uint64_t l_sweep_pos, l_sweep_total;
+	uint64_t l_sweep_unit;
+	uint64_t l_sweep_start_ns, l_sweep_end_ns;
+	uint64_t l_mismatch_sectors;
 };
 
 /** layer_of() - the layer behind a bdev created by layer_create(). */
@@ -140,13 +147,6 @@ void layer_submit_mapped(struct layer *l, struct bdev_req *req);
 void layer_submit_all(struct layer *l, struct bdev_req *req);
 
 /**
- * layer_submit_mirrored() - raid1: a read goes to one readable mirror,
- * the next on failure; a write to every mirror not failed, succeeding if
- * one does.  A mirror that fails I/O is marked failed.
- */
-void layer_submit_mirrored(struct layer *l, struct bdev_req *req);
-
-/**
  * layer_member_submit() - submit @req, addressed in member @m's data, to
  * that member: past its metadata.  Every I/O a level sends to a member
  * goes through here.
@@ -171,18 +171,6 @@ static inline bool layer_readable(const struct layer *l, int m, uint64_t end)
 	return l->l_state[m] == LAYER_MEMBER_OK ||
 	       (l->l_state[m] == LAYER_MEMBER_REBUILDING && end <= l->l_rebuild_pos);
 }
-
-/**
- * layer_writes_overlap() - whether a mirrored write to [@lo, @hi) is in
- * flight; a sweep step starting over that range must be redone.
- */
-bool layer_writes_overlap(const struct layer *l, uint64_t lo, uint64_t hi);
-
-/**
- * layer_sweep_release() - drop the sweep barrier and submit, in order, the
- * mirrored writes it held.
- */
-void layer_sweep_release(struct layer *l);
 
 /**
  * layer_sweep_begin() / layer_sweep_end() - bracket a level's rebuild or

@@ -6,23 +6,31 @@
 #include <stdio.h>
 #include <stdlib.h>
 
+/** struct linear - l_private: the logical start of each of @nr members,
+ * then the end. */
+struct linear {
+	int nr;
+	uint64_t start[]; /* nr + 1 entries */
+};
+
 /* linear: members back to back, each used in full (whole blocks). */
 static void linear_map(const struct layer *l, uint64_t pos, int *member,
 		       uint64_t *member_pos, uint64_t *piece_max)
 {
+	const uint64_t *start = ((const struct linear *)l->l_private)->start;
 	int lo = 0, hi = l->l_nr - 1;
 
 	while (lo < hi) {
 		int mid = (lo + hi + 1) / 2;
 
-		if (l->l_start[mid] <= pos)
+		if (start[mid] <= pos)
 			lo = mid;
 		else
 			hi = mid - 1;
 	}
 	*member = lo;
-	*member_pos = pos - l->l_start[lo];
-	*piece_max = l->l_start[lo + 1] - pos;
+	*member_pos = pos - start[lo];
+	*piece_max = start[lo + 1] - pos;
 }
 
 static int linear_create(const struct bdev_kind_args *a, struct bdev **out,
@@ -32,18 +40,21 @@ static int linear_create(const struct bdev_kind_args *a, struct bdev **out,
 	uint64_t data_offset = a->ka_data_offset;
 	int nr = a->ka_nr;
 	struct layer *l;
+	uint64_t *start;
 
 	if (layer_create(&linear_kind, members, nr, 0, a->ka_max_io_bytes,
 			 a->ka_in_segs, &layer_mapped_ops, &l)) {
 		snprintf(err, errlen, "out of memory");
 		return -ENOMEM;
 	}
-	l->l_start = calloc(nr + 1, sizeof(*l->l_start));
-	if (!l->l_start) {
+	l->l_private = calloc(1, sizeof(struct linear) + (nr + 1) * sizeof(uint64_t));
+	if (!l->l_private) {
 		layer_destroy(&l->l_bdev);
 		snprintf(err, errlen, "out of memory");
 		return -ENOMEM;
 	}
+	((struct linear *)l->l_private)->nr = nr;
+	start = ((struct linear *)l->l_private)->start;
 	for (int i = 0; i < nr; i++) {
 		uint64_t sz = members[i]->bd_size;
 
@@ -55,9 +66,9 @@ static int linear_create(const struct bdev_kind_args *a, struct bdev **out,
 		}
 		sz -= data_offset;
 		sz -= sz % l->l_bdev.bd_align;
-		l->l_start[i + 1] = l->l_start[i] + sz;
+		start[i + 1] = start[i] + sz;
 	}
-	l->l_bdev.bd_size = l->l_start[nr];
+	l->l_bdev.bd_size = start[nr];
 	l->l_data_offset = data_offset;
 	l->l_map = linear_map;
 	*out = &l->l_bdev;

@@ -1,15 +1,194 @@
 /* raid1: mirroring; writes go to every mirror, reads alternate between
  * them and fall back to another mirror on error; rebuild and scrub. */
 #include "blockdev/levels/layer.h"
+#include "blockdev/levels/layer_io.h"
 
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+/**
+ * struct raid1 - a mirror set's own state (l_private).
+ * @next_read:  round-robin cursor of reads
+ * @writes:     mirrored writes in flight (chained by li_lnext)
+ * @sweep_lo/@sweep_hi: the member range the running sweep step copies or
+ *   compares; a write into it marks it @sweep_dirty, so the step is
+ *   redone.  A step redone again and again (a write storm on one range)
+ *   raises @sweep_barrier: new writes into the range then wait on
+ *   @held..@held_tail until the step is done, so a rebuild always gets
+ *   past it.
+ */
+struct raid1 {
+	int next_read;
+	struct layer_io *writes;
+	uint64_t sweep_lo, sweep_hi;
+	bool sweep_dirty;
+	bool sweep_barrier;
+	struct layer_io *held, *held_tail;
+};
+
+static struct raid1 *raid1_of(const struct layer *l)
+{
+	return l->l_private;
+}
+
+/* ---- reads and writes ---------------------------------------------------- */
+
+static bool in_sweep_range(const struct raid1 *r, const struct bdev_req *req)
+{
+	return r->sweep_lo < req->br_pos + req->br_len && req->br_pos < r->sweep_hi;
+}
+
+static void mirror_read(struct layer *l, struct layer_io *io, int after);
+
+/* All mirrors done: a read that failed tries the next mirror; a write
+ * succeeds if one mirror holds the data. */
+static void mirror_io_end(struct bdev_req *req)
+{
+	struct layer_io *io = req->br_private;
+	struct bdev_req *parent = io->li_parent;
+	struct layer *l = io->li_layer;
+	struct raid1 *r = raid1_of(l);
+	int err = req->br_error;
+
+	if (parent->br_op != BDEV_READ) {
+		struct layer_io **pp = &r->writes;
+
+		while (*pp != io)
+			pp = &(*pp)->li_lnext;
+		*pp = io->li_lnext;
+		/* A sweep step that copied this range may have raced it. */
+		if (in_sweep_range(r, parent))
+			r->sweep_dirty = true;
+	}
+	if (err) {
+		if (parent->br_op == BDEV_READ) {
+			/* Try the next readable mirror, if there is one. */
+			mirror_read(l, io, io->li_member);
+			return;
+		}
+		if (io->li_nr_failed < io->li_nr_children)
+			err = 0; /* some mirror holds the data */
+	}
+	layer_io_finish(io, err);
+}
+
+static void mirror_read(struct layer *l, struct layer_io *io, int after)
+{
+	struct bdev_req *req = io->li_parent;
+	uint64_t end = req->br_pos + req->br_len;
+
+	for (int k = 1; k <= l->l_nr; k++) {
+		int m = (after + k) % l->l_nr;
+		struct layer_child *c;
+
+		if (!layer_readable(l, m, end))
+			continue;
+		/* Re-arm the io for this attempt (mirror_io_end may be
+		 * retrying). */
+		io->li_nr_children = 0;
+		io->li_member = m;
+		bdev_req_init(&io->li_req, req->br_op, req->br_pos, req->br_len,
+			      req->br_vec, req->br_iter, mirror_io_end, io);
+		c = layer_io_add_whole(l, io, m, req->br_pos);
+		c->lc_req.br_end = layer_child_autofail_end;
+		c->lc_req.br_private = io;
+		layer_io_submit(l, io, 0);
+		return;
+	}
+	layer_io_finish(io, -EIO);
+}
+
+/* A mirrored write: every mirror not failed gets the whole request. */
+static void mirror_write(struct layer *l, struct layer_io *io)
+{
+	struct raid1 *r = raid1_of(l);
+
+	if (in_sweep_range(r, io->li_parent))
+		r->sweep_dirty = true;
+	io->li_lnext = r->writes;
+	r->writes = io;
+	for (int i = 0; i < l->l_nr; i++) {
+		struct layer_child *c;
+
+		if (l->l_state[i] == LAYER_MEMBER_FAILED)
+			continue;
+		c = layer_io_add_whole(l, io, i, io->li_parent->br_pos);
+		c->lc_req.br_end = layer_child_autofail_end;
+		c->lc_req.br_private = io;
+	}
+	if (!io->li_nr_children) {
+		layer_io_submit(l, io, -EIO);
+		return;
+	}
+	layer_io_submit(l, io, 0);
+}
+
+/* A read goes to one readable mirror, the next on failure; a write to
+ * every mirror not failed, succeeding if one does.  A mirror that fails
+ * I/O is marked failed. */
 static void raid1_submit(struct bdev *dev, struct bdev_req *req)
 {
-	layer_submit_mirrored(layer_of(dev), req);
+	struct layer *l = layer_of(dev);
+	struct raid1 *r = raid1_of(l);
+	struct layer_io *io;
+
+	if (req->br_op == BDEV_FLUSH) {
+		layer_submit_all(l, req);
+		return;
+	}
+	io = layer_io_start(l, req, mirror_io_end);
+	if (!io)
+		return;
+	if (req->br_op == BDEV_READ) {
+		int start = l->l_reads_first ? 0 : r->next_read;
+
+		/* Spread reads: the next mirror each time, unless they may
+		 * differ, when every read must see the same one. */
+		if (!l->l_reads_first)
+			r->next_read = (start + 1) % l->l_nr;
+		mirror_read(l, io, start - 1 + l->l_nr);
+		return;
+	}
+	if (r->sweep_barrier && in_sweep_range(r, req)) {
+		io->li_next = NULL;
+		if (r->held_tail)
+			r->held_tail->li_next = io;
+		else
+			r->held = io;
+		r->held_tail = io;
+		l->l_stats.held_writes++;
+		return;
+	}
+	mirror_write(l, io);
+}
+
+/* Whether a mirrored write to member bytes [@lo, @hi) is in flight: a
+ * sweep step starting over that range must then be redone. */
+static bool writes_overlap(const struct raid1 *r, uint64_t lo, uint64_t hi)
+{
+	for (const struct layer_io *io = r->writes; io; io = io->li_lnext)
+		if (io->li_parent->br_pos < hi &&
+		    lo < io->li_parent->br_pos + io->li_parent->br_len)
+			return true;
+	return false;
+}
+
+/* Drop the sweep barrier and submit, in order, the writes it held. */
+static void sweep_release(struct layer *l)
+{
+	struct raid1 *r = raid1_of(l);
+	struct layer_io *io = r->held;
+
+	r->sweep_barrier = false;
+	r->held = r->held_tail = NULL;
+	while (io) {
+		struct layer_io *next = io->li_next; /* io may be recycled */
+
+		mirror_write(l, io);
+		io = next;
+	}
 }
 
 /* ---- rebuild, check, repair: a sweep in steps over the members ------- */
@@ -64,8 +243,8 @@ static void sweep_finish(struct r1_sweep *sw)
 	for (int i = 0; i < l->l_nr; i++)
 		free(sw->buf[i]);
 	free(sw);
-	l->l_sweep_lo = l->l_sweep_hi = 0;
-	layer_sweep_release(l);
+	raid1_of(l)->sweep_lo = raid1_of(l)->sweep_hi = 0;
+	sweep_release(l);
 	layer_sweep_end(l);
 	if (done)
 		done(l, err);
@@ -110,14 +289,14 @@ static void sweep_agg_end(struct bdev_req *req)
 	/* A user write into the range meanwhile may have been overwritten
 	 * with older data: redo the step, and hold new writes back if that
 	 * keeps happening, or a write storm there stalls the sweep. */
-	if (l->l_sweep_dirty && sw->kind != LAYER_SWEEP_CHECK) {
+	if (raid1_of(l)->sweep_dirty && sw->kind != LAYER_SWEEP_CHECK) {
 		if (++sw->redos >= SWEEP_REDOS_BEFORE_BARRIER)
-			l->l_sweep_barrier = true;
+			raid1_of(l)->sweep_barrier = true;
 		sweep_step(sw);
 		return;
 	}
 	sw->redos = 0;
-	layer_sweep_release(l);
+	sweep_release(l);
 	sw->pos += sw->len;
 	if (sw->kind == LAYER_SWEEP_REBUILD)
 		l->l_rebuild_pos = sw->pos;
@@ -128,6 +307,7 @@ static void sweep_agg_end(struct bdev_req *req)
 static void sweep_step(struct r1_sweep *sw)
 {
 	struct layer *l = sw->l;
+	struct raid1 *r = raid1_of(l);
 
 	if (sw->pos >= l->l_member_size) {
 		sweep_finish(sw);
@@ -145,10 +325,10 @@ static void sweep_step(struct r1_sweep *sw)
 		sweep_finish(sw);
 		return;
 	}
-	l->l_sweep_lo = sw->pos;
-	l->l_sweep_hi = sw->pos + sw->len;
+	r->sweep_lo = sw->pos;
+	r->sweep_hi = sw->pos + sw->len;
 	/* Writes already in flight here may land on either side of ours. */
-	l->l_sweep_dirty = layer_writes_overlap(l, l->l_sweep_lo, l->l_sweep_hi);
+	r->sweep_dirty = writes_overlap(r, r->sweep_lo, r->sweep_hi);
 	sw->stage = 0;
 	sweep_begin(sw);
 	for (int i = 0; i < l->l_nr; i++) {
@@ -209,6 +389,12 @@ static int raid1_create(const struct bdev_kind_args *a, struct bdev **out,
 	}
 	if (layer_create(&raid1_kind, members, nr, 0, a->ka_max_io_bytes,
 			 a->ka_in_segs, &raid1_ops, &l)) {
+		snprintf(err, errlen, "out of memory");
+		return -ENOMEM;
+	}
+	l->l_private = calloc(1, sizeof(struct raid1));
+	if (!l->l_private) {
+		layer_destroy(&l->l_bdev);
 		snprintf(err, errlen, "out of memory");
 		return -ENOMEM;
 	}

@@ -7,12 +7,17 @@
 #include <stdio.h>
 #include <stdlib.h>
 
+/** struct slice - l_private: where the window starts on the member. */
+struct slice {
+	uint64_t offset;
+};
+
 /* slice: a window [offset, offset + size) of one member. */
 static void slice_map(const struct layer *l, uint64_t pos, int *member,
 		      uint64_t *member_pos, uint64_t *piece_max)
 {
 	*member = 0;
-	*member_pos = l->l_offset + pos;
+	*member_pos = ((const struct slice *)l->l_private)->offset + pos;
 	*piece_max = l->l_bdev.bd_size - pos;
 }
 
@@ -42,7 +47,13 @@ static int slice_create(const struct bdev_kind_args *a, struct bdev **out,
 		snprintf(err, errlen, "out of memory");
 		return -ENOMEM;
 	}
-	l->l_offset = offset;
+	l->l_private = malloc(sizeof(struct slice));
+	if (!l->l_private) {
+		layer_destroy(&l->l_bdev);
+		snprintf(err, errlen, "out of memory");
+		return -ENOMEM;
+	}
+	((struct slice *)l->l_private)->offset = offset;
 	l->l_member_size = size;
 	l->l_bdev.bd_size = size;
 	l->l_map = slice_map;
