@@ -1,7 +1,9 @@
-/* kind: the registry of levels and member kinds; everything that needs
- * to know which kinds exist walks these two lists. */
+/* kind: the registry of levels and member kinds, which everything that
+ * needs to know the kinds walks, and the --help lines written from it. */
 #include "blockdev/kind.h"
 
+#include <ctype.h>
+#include <stdio.h>
 #include <string.h>
 
 #define BDEV_KIND_REF(n) &n##_kind,
@@ -26,4 +28,57 @@ const struct bdev_kind *bdev_kind_path(void)
 		if ((*k)->bk_flags & BK_PATH)
 			return *k;
 	return NULL;
+}
+
+void bdev_kind_names(char *buf, size_t len)
+{
+	const struct bdev_kind *const *lists[] = { bdev_levels, bdev_members };
+	size_t n = 0;
+
+	buf[0] = '\0';
+	for (int leaves = 0; leaves < 2; leaves++)
+		for (size_t i = 0; i < sizeof(lists) / sizeof(lists[0]); i++)
+			for (const struct bdev_kind *const *k = lists[i]; *k; k++)
+				if (!((*k)->bk_flags & BK_PATH) &&
+				    ((*k)->bk_max_members == 0) == leaves && n < len)
+					n += snprintf(buf + n, len - n, "%s%s",
+						      n ? ", " : "", (*k)->bk_name);
+}
+
+/* "linear, raid0/1/5/6": the names of @list's kinds with BK_ARRAY, not
+ * BK_FROM_SUPER; a name that only changes the previous one's number is
+ * written as "/number". */
+static void array_names(const struct bdev_kind *const *list, char *buf, size_t len)
+{
+	const char *prev = NULL;
+	size_t n = 0;
+
+	buf[0] = '\0';
+	for (; *list; list++) {
+		const char *name = (*list)->bk_name;
+		size_t stem = strcspn(name, "0123456789");
+
+		if (((*list)->bk_flags & (BK_ARRAY | BK_FROM_SUPER)) != BK_ARRAY)
+			continue;
+		if (n < len && prev && name[stem] && strlen(prev) > stem &&
+		    !strncmp(prev, name, stem) && isdigit((unsigned char)prev[stem]))
+			n += snprintf(buf + n, len - n, "/%s", name + stem);
+		else if (n < len)
+			n += snprintf(buf + n, len - n, "%s%s", prev ? ", " : "", name);
+		prev = name;
+	}
+}
+
+void bdev_kind_usage(FILE *f)
+{
+	char arrays[256];
+
+	for (const struct bdev_kind *const *k = bdev_levels; *k; k++)
+		fputs((*k)->bk_help ? (*k)->bk_help : "", f);
+	array_names(bdev_levels, arrays, sizeof(arrays));
+	fprintf(f, "  %s also take super=auto|1.2|none (md v1.2\n"
+		   "  superblocks; auto writes them on members --create makes) and name=\n",
+		arrays);
+	for (const struct bdev_kind *const *k = bdev_members; *k; k++)
+		fputs((*k)->bk_help ? (*k)->bk_help : "", f);
 }

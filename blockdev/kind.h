@@ -3,6 +3,8 @@
 #ifndef RAWVEC_KIND_H
 #define RAWVEC_KIND_H
 
+#include <stdio.h>
+
 #include "blockdev/core/bdev.h"
 
 /**
@@ -143,6 +145,18 @@ const struct bdev_kind *bdev_kind_find(const char *name, size_t len);
 
 /** bdev_kind_path() - the member kind a path in a layout opens. */
 const struct bdev_kind *bdev_kind_path(void);
+
+/**
+ * bdev_kind_names() - "linear, slice, ..., faulty, sim, null, mem" into
+ * @buf: every kind written as name(...), those that take members first.
+ */
+void bdev_kind_names(char *buf, size_t len);
+
+/**
+ * bdev_kind_usage() - write to @f the layout lines of `rawvec --help`:
+ * each level's, what arrays also take, then each member kind's.
+ */
+void bdev_kind_usage(FILE *f);
 
 /** bdev_kind_redundancy() - @kind's bk_redundancy(@nr), 0 without one. */
 static inline int bdev_kind_redundancy(const struct bdev_kind *kind, int nr)

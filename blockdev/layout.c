@@ -326,22 +326,11 @@ static int open_leaf(struct parser *p, struct lnode *n, struct bdev **out)
 	return 0;
 }
 
-/* "unknown layout 'x' (linear, ..., null, mem)": the kinds that take
- * members, then those that take none. */
 static int fail_unknown(struct parser *p, const struct lnode *n)
 {
-	const struct bdev_kind *const *lists[] = { bdev_levels, bdev_members };
 	char names[512];
-	size_t len = 0;
 
-	names[0] = '\0';
-	for (int leaves = 0; leaves < 2; leaves++)
-		for (size_t i = 0; i < sizeof(lists) / sizeof(lists[0]); i++)
-			for (const struct bdev_kind *const *k = lists[i]; *k; k++)
-				if (!((*k)->bk_flags & BK_PATH) &&
-				    ((*k)->bk_max_members == 0) == leaves && len < sizeof(names))
-					len += snprintf(names + len, sizeof(names) - len, "%s%s",
-							len ? ", " : "", (*k)->bk_name);
+	bdev_kind_names(names, sizeof(names));
 	return fail_at(p, n->at, "unknown layout '%.*s' (%s)", (int)n->name_len,
 		       n->name, names);
 }
@@ -709,44 +698,6 @@ static int build(struct parser *p, struct lnode *n, uint32_t in_segs,
 	if (ret)
 		return fail_at(p, n->at, "%.*s: %s", (int)n->name_len, n->name, msg);
 	return 0;
-}
-
-/* "linear, raid0/1/5/6": the names of @list's kinds with BK_ARRAY, not
- * BK_FROM_SUPER; a name that only changes the previous one's number is
- * written as "/number". */
-static void array_names(const struct bdev_kind *const *list, char *buf, size_t len)
-{
-	const char *prev = NULL;
-	size_t n = 0;
-
-	buf[0] = '\0';
-	for (; *list; list++) {
-		const char *name = (*list)->bk_name;
-		size_t stem = strcspn(name, "0123456789");
-
-		if (((*list)->bk_flags & (BK_ARRAY | BK_FROM_SUPER)) != BK_ARRAY)
-			continue;
-		if (n < len && prev && name[stem] && strlen(prev) > stem &&
-		    !strncmp(prev, name, stem) && isdigit((unsigned char)prev[stem]))
-			n += snprintf(buf + n, len - n, "/%s", name + stem);
-		else if (n < len)
-			n += snprintf(buf + n, len - n, "%s%s", prev ? ", " : "", name);
-		prev = name;
-	}
-}
-
-void bdev_layout_usage(FILE *f)
-{
-	char arrays[256];
-
-	for (const struct bdev_kind *const *k = bdev_levels; *k; k++)
-		fputs((*k)->bk_help ? (*k)->bk_help : "", f);
-	array_names(bdev_levels, arrays, sizeof(arrays));
-	fprintf(f, "  %s also take super=auto|1.2|none (md v1.2\n"
-		   "  superblocks; auto writes them on members --create makes) and name=\n",
-		arrays);
-	for (const struct bdev_kind *const *k = bdev_members; *k; k++)
-		fputs((*k)->bk_help ? (*k)->bk_help : "", f);
 }
 
 static int collect_leaves(const struct lnode *n, char **out, int *nr, int max)

@@ -3,8 +3,6 @@
 #ifndef RAWVEC_LAYOUT_H
 #define RAWVEC_LAYOUT_H
 
-#include <stdio.h>
-
 #include "blockdev/core/bdev.h"
 
 /**
@@ -41,12 +39,6 @@ int bdev_layout_open(const char *expr, struct bdev_ring *ring,
  * @out, or -ENOMEM (and none).
  */
 int bdev_layout_leaves(const char *expr, char **out, int max);
-
-/**
- * bdev_layout_usage() - write to @f the layout lines of `rawvec --help`:
- * each level's, what arrays also take, then each member kind's.
- */
-void bdev_layout_usage(FILE *f);
 
 /**
  * bdev_parse_size() - "4096", "64k", "1G" (k/m/g/t, powers of 1024) in the

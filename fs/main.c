@@ -85,7 +85,7 @@ static void usage(FILE *f)
 		"\n"
 		"Layouts (a member M is a path or a layout; chunk: a power of 2 >= 4k,\n"
 		"default 512k):\n");
-	bdev_layout_usage(f);
+	bdev_kind_usage(f);
 	fprintf(f,
 		"\n"
 		"Commands (echo one into MOUNTPOINT/control; ADDR: 2, or 1.0 nested):\n"
