@@ -143,8 +143,11 @@ typedef void (*rv_control_done_fn)(struct rv_req *req, int err);
 int rv_control(struct rv_fs *fs, struct rv_req *req, const char *text,
 	       size_t len, rv_control_done_fn done);
 
-/** rv_stats_json() - the stats file's text into @buf; returns its length. */
-size_t rv_stats_json(struct rv_fs *fs, char *buf, size_t len);
+/**
+ * rv_stats_json() - the stats file's text into @buf of @len bytes, NUL
+ * terminated.  Returns its length, or -ENOSPC when it does not fit.
+ */
+ssize_t rv_stats_json(struct rv_fs *fs, char *buf, size_t len);
 
 /* /dev/fuse transport (dev.c) */
 int rv_dev_start(struct rv_fs *fs, int nr_slots);

@@ -416,17 +416,25 @@ static void do_open(struct rv_req *req)
 			return;
 		}
 		/* Deep layouts with busy histograms outgrow any fixed size:
-		 * grow until the text fits (jprintf stops one short of full). */
+		 * grow until the text fits. */
 		for (;;) {
+			ssize_t n;
+
 			s = malloc(sizeof(*s) + cap);
 			if (!s) {
 				reply(req, -ENOMEM, NULL, 0);
 				return;
 			}
-			s->len = rv_stats_json(fs, s->text, cap);
-			if (s->len + 1 < cap)
+			n = rv_stats_json(fs, s->text, cap);
+			if (n >= 0) {
+				s->len = (size_t)n;
 				break;
+			}
 			free(s);
+			if (n != -ENOSPC) {
+				reply(req, (int)n, NULL, 0);
+				return;
+			}
 			cap *= 2;
 		}
 		o->fh = (uintptr_t)s;
