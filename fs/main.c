@@ -430,7 +430,7 @@ static int size_pool(struct rv_fs *fs, bool expect_ring, enum pool_origin origin
 static struct rv_fs the_fs;
 
 struct sig_watch {
-	struct bdev_ring_op op;
+	struct loop_op op;
 	struct signalfd_siginfo si;
 	int fd;
 	struct rv_fs *fs;
@@ -438,7 +438,7 @@ struct sig_watch {
 
 static void sig_arm(struct sig_watch *w);
 
-static void sig_done(struct bdev_ring_op *op, int res, unsigned flags)
+static void sig_done(struct loop_op *op, int res, unsigned flags)
 {
 	struct sig_watch *w = (struct sig_watch *)op;
 
@@ -460,7 +460,7 @@ static void sig_done(struct bdev_ring_op *op, int res, unsigned flags)
 
 static void sig_arm(struct sig_watch *w)
 {
-	struct io_uring_sqe *sqe = bdev_ring_sqe(&w->fs->ring, &w->op);
+	struct io_uring_sqe *sqe = loop_sqe(&w->fs->loop, &w->op);
 
 	io_uring_prep_read(sqe, w->fd, &w->si, sizeof(w->si), 0);
 }
@@ -557,7 +557,7 @@ static int run(struct rv_opts *o, int ready_fd)
 	struct bdev_layout_opts lopts = { .read_only = o->read_only,
 					  .create_size = o->create_size };
 	struct fuse_session *se = NULL;
-	struct sig_watch sw = { .op.ro_done = sig_done, .fs = fs };
+	struct sig_watch sw = { .op.lo_done = sig_done, .fs = fs };
 	struct bdev_trace *trace = NULL;
 	bool expect_ring, served = false;
 	char err[8192], optbuf[PATH_MAX + 128];
@@ -587,7 +587,7 @@ static int run(struct rv_opts *o, int ready_fd)
 	sigaction(SIGHUP, &sa, NULL);
 	sigprocmask(SIG_UNBLOCK, &sigs, NULL);
 
-	ret = bdev_ring_init(&fs->ring, 256, o->transport != RV_TRANSPORT_DEV);
+	ret = loop_init(&fs->loop, 256, o->transport != RV_TRANSPORT_DEV);
 	if (ret) {
 		fprintf(stderr, "rawvec: io_uring set-up failed: %s\n", strerror(-ret));
 		code = EXIT_RUNTIME;
@@ -624,7 +624,7 @@ static int run(struct rv_opts *o, int ready_fd)
 		fprintf(stderr, "rawvec: %s\n", err);
 		goto out_ring;
 	}
-	ret = bdev_layout_open(o->target, &fs->ring, &lopts, &fs->dev, err,
+	ret = bdev_layout_open(o->target, &fs->loop, &lopts, &fs->dev, err,
 			       sizeof(err));
 	if (ret) {
 		if (ret == -EINTR && start_stopped())
@@ -663,7 +663,7 @@ static int run(struct rv_opts *o, int ready_fd)
 		fprintf(stderr, "rawvec: %s\n", err);
 		goto out_dev;
 	}
-	ret = bdev_ring_pool_init(&fs->ring, fs->pool_bytes);
+	ret = loop_pool_init(&fs->loop, fs->pool_bytes);
 	if (ret) {
 		struct rlimit rl;
 		char a[32], b[32];
@@ -686,7 +686,7 @@ static int run(struct rv_opts *o, int ready_fd)
 		code = EXIT_RUNTIME;
 		goto out_dev;
 	}
-	ret = bdev_rw_ctx_init(&fs->rwc, fs->dev, &fs->ring, fs->max_write, bounces);
+	ret = bdev_rw_ctx_init(&fs->rwc, fs->dev, &fs->loop, fs->max_write, bounces);
 	if (ret) {
 		fprintf(stderr, "rawvec: bounce buffers: %s\n", strerror(-ret));
 		code = EXIT_RUNTIME;
@@ -771,7 +771,7 @@ static int run(struct rv_opts *o, int ready_fd)
 				       "" : " (kernel offers no FUSE-over-io_uring)");
 			}
 		}
-		ret = bdev_ring_run(&fs->ring, 1);
+		ret = loop_run(&fs->loop, 1);
 		if (fs->force_exit)
 			code = EXIT_RUNTIME;
 		if (ret < 0 && ret != -EINTR) {
@@ -803,7 +803,7 @@ out_dev:
 out_ring:
 	rv_dev_stop(fs);
 	rv_uring_stop(fs);
-	bdev_ring_exit(&fs->ring);
+	loop_exit(&fs->loop);
 out:
 	fuse_opt_free_args(&args);
 	report_ready(ready_fd, (unsigned char)code);

@@ -221,7 +221,7 @@ size_t rv_stats_json(struct rv_fs *fs, char *buf, size_t len)
 	jprintf(&b, "{\n  \"transport\": \"%s\",\n",
 		fs->use_uring ? "uring" : "dev");
 	jprintf(&b, "  \"ring_task_flags\": %s,\n",
-		fs->ring.task_flags ? "true" : "false");
+		fs->loop.task_flags ? "true" : "false");
 	jprintf(&b, "  \"max_write\": %u,\n  \"read_only\": %s,\n",
 		fs->max_write, fs->read_only ? "true" : "false");
 	jprintf(&b, "  \"requests\": %llu, \"ring_requests\": %llu, "

@@ -442,7 +442,7 @@ static bool sync_done(void *arg)
 
 /* Start-up only, before the loop serves anything: run the ring until the
  * read of the block at @pos of @m into @buf has completed. */
-static int sync_read_block(struct bdev_ring *ring, struct bdev *m, uint64_t pos,
+static int sync_read_block(struct loop *loop, struct bdev *m, uint64_t pos,
 			   uint8_t *buf)
 {
 	struct sync_io io = { 0 };
@@ -452,12 +452,13 @@ static int sync_read_block(struct bdev_ring *ring, struct bdev *m, uint64_t pos,
 	bdev_req_init(&io.req, BDEV_READ, pos, SUPER_BLOCK_BYTES, &io.vec,
 		      pvec_iter_init(&io.vec, 1), sync_end, &io);
 	io.req.br_meta = true;
+	io.req.br_loop = loop;
 	bdev_submit(m, &io.req);
-	ret = bdev_ring_run_until(ring, sync_done, &io);
+	ret = loop_run_until(loop, sync_done, &io);
 	return ret ? ret : io.req.br_error;
 }
 
-int super_probe_member(struct bdev_ring *ring, struct bdev *m,
+int super_probe_member(struct loop *loop, struct bdev *m,
 		       struct super_probe *p, char *err, size_t errlen)
 {
 	uint8_t *buf;
@@ -472,7 +473,7 @@ int super_probe_member(struct bdev_ring *ring, struct bdev *m,
 	buf = block_alloc();
 	if (!buf)
 		return -ENOMEM;
-	ret = sync_read_block(ring, m, SUPER_OFFSET_BYTES, buf);
+	ret = sync_read_block(loop, m, SUPER_OFFSET_BYTES, buf);
 	if (ret) {
 		snprintf(err, errlen, "%s: reading its md superblock: %s", m->bd_name,
 			 strerror(-ret));
@@ -493,7 +494,7 @@ out:
 
 struct super_array;
 static int new_dev(struct super_array *md, int s);
-static void resync_start(struct bdev_ring_hook *h);
+static void resync_start(struct loop_hook *h);
 
 /**
  * struct super_dev - a member slot's record: which device holds it, and
@@ -521,7 +522,10 @@ struct super_dev {
  */
 struct super_array {
 	struct layer *sa_l;
-	struct bdev_ring *sa_ring;
+	/* The loop that owns this array's metadata: superblock I/O, the
+	 * safe-mode timer and the resync start run on it (md's one thread
+	 * per array); the members' requests may come from any. */
+	struct loop *sa_loop;
 	struct super_info sa_sb;
 	struct super_dev sa_dev[LAYER_MAX_MEMBERS];
 	struct bdev_req *sa_held, **sa_held_tail;
@@ -537,9 +541,9 @@ struct super_array {
 	bool sa_start_write; /* super_start() writes: new, or state changed */
 	uint64_t sa_last_write_ns;
 	uint64_t sa_updates;
-	struct bdev_ring_hook sa_idle; /* safe mode: mark clean when idle */
-	struct bdev_ring_hook sa_kick; /* a state change, seen off the I/O path */
-	struct bdev_ring_hook sa_resync_hook;
+	struct loop_hook sa_idle; /* safe mode: mark clean when idle */
+	struct loop_hook sa_kick; /* a state change, seen off the I/O path */
+	struct loop_hook sa_resync_hook;
 };
 
 static void kick(struct super_array *md);
@@ -605,7 +609,7 @@ static void round_done(struct super_array *md)
 	md->sa_ondisk_active = md->sa_round_active;
 	/* Safe mode watches every active spell, however it began. */
 	if (md->sa_ondisk_active)
-		bdev_ring_hook_arm_at(md->sa_ring, &md->sa_idle,
+		loop_hook_arm_at(md->sa_loop, &md->sa_idle,
 				      md->sa_last_write_ns + SUPER_SAFE_MODE_NS);
 	kick(md);
 }
@@ -625,6 +629,7 @@ static void dev_io(struct super_dev *d, enum bdev_op op)
 	}
 	d->sd_req.br_end = dev_end;
 	d->sd_req.br_meta = true;
+	d->sd_req.br_loop = d->sd_md->sa_loop;
 	bdev_submit(d->sd_bdev, &d->sd_req);
 }
 
@@ -725,25 +730,24 @@ static void kick(struct super_array *md)
 	release_held(md);
 }
 
-static void idle_check(struct bdev_ring_hook *h)
+static void idle_check(struct loop_hook *h)
 {
-	struct super_array *md = (struct super_array *)((char *)h -
-				 offsetof(struct super_array, sa_idle));
-	uint64_t due = md->sa_last_write_ns + SUPER_SAFE_MODE_NS, now = bdev_now_ns();
+	struct super_array *md = container_of(h, struct super_array, sa_idle);
+	uint64_t due = md->sa_last_write_ns + SUPER_SAFE_MODE_NS, now = loop_now_ns();
 
 	if (!md->sa_ondisk_active)
 		return;
 	if (now < due || writes_in_flight(md->sa_l) || md->sa_held) {
-		bdev_ring_hook_arm_at(md->sa_ring, h, now < due ? due : now + SUPER_SAFE_MODE_NS);
+		loop_hook_arm_at(md->sa_loop, h, now < due ? due : now + SUPER_SAFE_MODE_NS);
 		return;
 	}
 	md->sa_want_active = false;
 	kick(md);
 }
 
-static void kick_hook(struct bdev_ring_hook *h)
+static void kick_hook(struct loop_hook *h)
 {
-	kick((struct super_array *)((char *)h - offsetof(struct super_array, sa_kick)));
+	kick(container_of(h, struct super_array, sa_kick));
 }
 
 /*
@@ -780,8 +784,8 @@ static bool super_hold(struct bdev *dev, struct bdev_req *req)
 		return false;
 	if (md->sa_ondisk_active && md->sa_want_active && !md->sa_changed &&
 	    !md->sa_io && !md->sa_held) {
-		if (!md->sa_idle.rh_armed)
-			bdev_ring_hook_arm_at(md->sa_ring, &md->sa_idle,
+		if (!md->sa_idle.lh_armed)
+			loop_hook_arm_at(md->sa_loop, &md->sa_idle,
 					      req->br_start_ns + SUPER_SAFE_MODE_NS);
 		return false;
 	}
@@ -806,11 +810,11 @@ void super_member_changed(struct layer *l, int m)
 	md->sa_changed = true;
 	/* Called from completions and sweeps: write from the loop's next
 	 * turn, where one write covers every change of this batch. */
-	bdev_ring_hook_arm(md->sa_ring, &md->sa_kick);
+	loop_hook_arm(md->sa_loop, &md->sa_kick);
 	/* A resync put off while degraded runs once a rebuild is done. */
 	if (md->sa_resync_pending && !md->sa_resyncing && !l->l_nr_bad)
-		bdev_ring_hook_arm_at(md->sa_ring, &md->sa_resync_hook,
-				      bdev_now_ns() + 100000000ull);
+		loop_hook_arm_at(md->sa_loop, &md->sa_resync_hook,
+				      loop_now_ns() + 100000000ull);
 }
 
 static int random_bytes(uint8_t *b, size_t n)
@@ -848,7 +852,7 @@ static int new_dev(struct super_array *md, int s)
 	return random_bytes(d->sd_uuid, 16);
 }
 
-int super_attach(struct layer *l, struct bdev_ring *ring,
+int super_attach(struct layer *l, struct loop *loop,
 		 const struct super_plan *plan, const struct super_probe *p,
 		 int nr, const char *name)
 {
@@ -858,11 +862,11 @@ int super_attach(struct layer *l, struct bdev_ring *ring,
 	if (!md)
 		return -ENOMEM;
 	md->sa_l = l;
-	md->sa_ring = ring;
+	md->sa_loop = loop;
 	md->sa_held_tail = &md->sa_held;
-	md->sa_idle.rh_fn = idle_check;
-	md->sa_kick.rh_fn = kick_hook;
-	md->sa_resync_hook.rh_fn = resync_start;
+	md->sa_idle.lh_fn = idle_check;
+	md->sa_kick.lh_fn = kick_hook;
+	md->sa_resync_hook.lh_fn = resync_start;
 	for (int s = 0; s < nr; s++) {
 		md->sa_dev[s].sd_md = md;
 		md->sa_dev[s].sd_buf = block_alloc();
@@ -935,9 +939,9 @@ void super_array_free(struct super_array *md)
 {
 	if (!md)
 		return;
-	bdev_ring_hook_disarm(md->sa_ring, &md->sa_idle);
-	bdev_ring_hook_disarm(md->sa_ring, &md->sa_kick);
-	bdev_ring_hook_disarm(md->sa_ring, &md->sa_resync_hook);
+	loop_hook_disarm(&md->sa_idle);
+	loop_hook_disarm(&md->sa_kick);
+	loop_hook_disarm(&md->sa_resync_hook);
 	for (int s = 0; s < LAYER_MAX_MEMBERS; s++)
 		free(md->sa_dev[s].sd_buf);
 	free(md);
@@ -955,17 +959,16 @@ static void resync_done(struct layer *l, int err)
 		md->sa_resync_pending = false;
 		l->l_reads_first = false;
 		md->sa_changed = true; /* the superblocks may say clean now */
-		bdev_ring_hook_arm(md->sa_ring, &md->sa_kick);
-		bdev_ring_hook_arm_at(md->sa_ring, &md->sa_idle,
-				      bdev_now_ns() + SUPER_SAFE_MODE_NS);
+		loop_hook_arm(md->sa_loop, &md->sa_kick);
+		loop_hook_arm_at(md->sa_loop, &md->sa_idle,
+				      loop_now_ns() + SUPER_SAFE_MODE_NS);
 	}
 }
 
 /* Start the resync once no other sweep (a rebuild) runs. */
-static void resync_start(struct bdev_ring_hook *h)
+static void resync_start(struct loop_hook *h)
 {
-	struct super_array *md = (struct super_array *)((char *)h -
-				 offsetof(struct super_array, sa_resync_hook));
+	struct super_array *md = container_of(h, struct super_array, sa_resync_hook);
 	struct layer *l = md->sa_l;
 	int ret;
 
@@ -975,10 +978,10 @@ static void resync_start(struct bdev_ring_hook *h)
 		/* Degraded: nothing to resync against; a rebuild that
 		 * completes rewrites the stripes anyway. */
 		if (l->l_sweep_running)
-			bdev_ring_hook_arm_at(md->sa_ring, h, bdev_now_ns() + 100000000ull);
+			loop_hook_arm_at(md->sa_loop, h, loop_now_ns() + 100000000ull);
 		return;
 	}
-	ret = l->l_sweep(l, LAYER_SWEEP_REPAIR, resync_done);
+	ret = l->l_sweep(l, md->sa_loop, LAYER_SWEEP_REPAIR, resync_done);
 	md->sa_resyncing = !ret;
 	if (ret)
 		fprintf(stderr, "rawvec: %s: cannot start the resync: %s\n", l->l_kind,
@@ -1016,7 +1019,7 @@ static int start_tree(struct bdev *top, struct bdev *d, char *err, size_t errlen
 	if (md->sa_start_write) {
 		md->sa_changed = true;
 		kick(md);
-		ret = bdev_ring_run_until(md->sa_ring, round_over, md);
+		ret = loop_run_until(md->sa_loop, round_over, md);
 		if (ret) {
 			snprintf(err, errlen, "%s: writing superblocks: %s", l->l_kind,
 				 strerror(-ret));
@@ -1032,7 +1035,7 @@ static int start_tree(struct bdev *top, struct bdev *d, char *err, size_t errlen
 		for (int s = 0; s < l->l_nr; s++)
 			if (l->l_state[s] == LAYER_MEMBER_REBUILDING)
 				l->l_rebuild_pos = 0;
-		ret = member_rebuild(top, l);
+		ret = member_rebuild(md->sa_loop, top, l);
 		if (ret) {
 			snprintf(err, errlen, "%s: cannot restart the rebuild: %s",
 				 l->l_kind, strerror(-ret));
@@ -1040,10 +1043,10 @@ static int start_tree(struct bdev *top, struct bdev *d, char *err, size_t errlen
 		}
 	}
 	if (md->sa_ondisk_active)
-		bdev_ring_hook_arm_at(md->sa_ring, &md->sa_idle,
-				      bdev_now_ns() + SUPER_SAFE_MODE_NS);
+		loop_hook_arm_at(md->sa_loop, &md->sa_idle,
+				      loop_now_ns() + SUPER_SAFE_MODE_NS);
 	if (md->sa_resync_pending)
-		bdev_ring_hook_arm(md->sa_ring, &md->sa_resync_hook);
+		loop_hook_arm(md->sa_loop, &md->sa_resync_hook);
 	return 0;
 }
 
@@ -1086,7 +1089,7 @@ static int node_busy(struct bdev *d, const char *addr, void *ctx)
 	(void)ctx;
 	if (!bdev_is_layer(d) || !(md = layer_of(d)->l_md))
 		return 0;
-	return md->sa_io || md->sa_held || md->sa_ended || md->sa_kick.rh_armed;
+	return md->sa_io || md->sa_held || md->sa_ended || md->sa_kick.lh_armed;
 }
 
 bool super_busy(struct bdev *tree)

@@ -140,11 +140,11 @@ int super_plan(const struct super_probe *p, int nr, const struct super_want *w,
 	       struct super_plan *plan, char *err, size_t errlen);
 
 /**
- * super_probe_member() - read @m's superblock through @ring (start-up:
- * runs the ring until the read is done) into @p.  Returns 0, or -errno
+ * super_probe_member() - read @m's superblock on @loop (start-up: runs
+ * the loop until the read is done) into @p.  Returns 0, or -errno
  * with the reason in @err (a read error, a damaged superblock).
  */
-int super_probe_member(struct bdev_ring *ring, struct bdev *m,
+int super_probe_member(struct loop *loop, struct bdev *m,
 		       struct super_probe *p, char *err, size_t errlen);
 
 /* ---- a running array's metadata --------------------------------------- */
@@ -155,9 +155,11 @@ struct super_array;
  * super_attach() - give @l (built as @plan says, members in slot order)
  * its metadata: for an assembled array taken from the probes @p (in
  * expression order), for a new one fresh UUIDs and the name @name.
- * Nothing is written before super_start().  Returns 0 or -ENOMEM.
+ * @loop owns the metadata from here on: superblock I/O, the safe-mode
+ * timer and the resync start run on it.  Nothing is written before
+ * super_start().  Returns 0 or -ENOMEM.
  */
-int super_attach(struct layer *l, struct bdev_ring *ring,
+int super_attach(struct layer *l, struct loop *loop,
 		 const struct super_plan *plan, const struct super_probe *p,
 		 int nr, const char *name);
 

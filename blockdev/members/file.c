@@ -42,7 +42,6 @@ static struct file_lock *file_locks;
 
 struct file_dev {
 	struct bdev fd_bdev;
-	struct bdev_ring *fd_ring;
 	struct file_lock *fd_lock; /* NULL: a block device, or unlockable */
 	int fd_fd;
 };
@@ -64,10 +63,9 @@ static int blkdev_range_ioctl(int fd, unsigned long cmd, uint64_t pos,
 	return ioctl(fd, cmd, range) ? -errno : 0;
 }
 
-static void file_done(struct bdev_ring_op *op, int res, unsigned flags)
+static void file_done(struct loop_op *op, int res, unsigned flags)
 {
-	struct bdev_req *req = (struct bdev_req *)((char *)op -
-			offsetof(struct bdev_req, br_ring));
+	struct bdev_req *req = container_of(op, struct bdev_req, br_loop_op);
 
 	(void)flags;
 	if (res == -EOPNOTSUPP && req->br_op == BDEV_DISCARD &&
@@ -113,8 +111,8 @@ static void file_queue(struct file_dev *f, struct bdev_req *req)
 			bdev_req_complete(req, nr);
 			return;
 		}
-		sqe = bdev_ring_sqe(f->fd_ring, &req->br_ring);
-		if (nr == 1 && bdev_ring_in_pool(f->fd_ring, req->br_iov[0].iov_base,
+		sqe = loop_sqe(req->br_loop, &req->br_loop_op);
+		if (nr == 1 && loop_in_pool(req->br_loop, req->br_iov[0].iov_base,
 						 req->br_iov[0].iov_len)) {
 			if (req->br_op == BDEV_READ)
 				io_uring_prep_read_fixed(sqe, f->fd_fd,
@@ -133,7 +131,7 @@ static void file_queue(struct file_dev *f, struct bdev_req *req)
 		}
 		return;
 	case BDEV_FLUSH:
-		sqe = bdev_ring_sqe(f->fd_ring, &req->br_ring);
+		sqe = loop_sqe(req->br_loop, &req->br_loop_op);
 		io_uring_prep_fsync(sqe, f->fd_fd, IORING_FSYNC_DATASYNC);
 		return;
 	case BDEV_DISCARD:
@@ -141,7 +139,7 @@ static void file_queue(struct file_dev *f, struct bdev_req *req)
 		/* io_uring runs fallocate in a worker, so a long zero-out
 		 * never stalls the loop.  On a block device PUNCH_HOLE is a
 		 * discard that reads back zeroes, ZERO_RANGE a zero-out. */
-		sqe = bdev_ring_sqe(f->fd_ring, &req->br_ring);
+		sqe = loop_sqe(req->br_loop, &req->br_loop_op);
 		io_uring_prep_fallocate(sqe, f->fd_fd,
 			FALLOC_FL_KEEP_SIZE | (req->br_op == BDEV_DISCARD ?
 				FALLOC_FL_PUNCH_HOLE : FALLOC_FL_ZERO_RANGE),
@@ -154,7 +152,11 @@ static void file_queue(struct file_dev *f, struct bdev_req *req)
 
 static void file_submit(struct bdev *dev, struct bdev_req *req)
 {
-	req->br_ring.ro_done = file_done;
+	if (!req->br_loop) { /* a caller's bug: nothing to submit it on */
+		bdev_req_complete(req, -EINVAL);
+		return;
+	}
+	req->br_loop_op.lo_done = file_done;
 	file_queue(to_file(dev), req);
 }
 
@@ -442,8 +444,7 @@ static int file_lock_take(const char *path, int fd, const struct stat *st,
 	return 0;
 }
 
-int bdev_file_open(const char *path, struct bdev_ring *ring,
-		   const struct bdev_file_opts *opts, struct bdev **out,
+int bdev_file_open(const char *path, const struct bdev_file_opts *opts, struct bdev **out,
 		   char *err, size_t err_len)
 {
 	int flags = (opts->read_only ? O_RDONLY : O_RDWR) | O_DIRECT | O_CLOEXEC;
@@ -551,7 +552,6 @@ int bdev_file_open(const char *path, struct bdev_ring *ring,
 	f->fd_bdev.bd_kind = f->fd_bdev.bd_is_blockdev ? "blockdev" : "file";
 	f->fd_bdev.bd_size = size;
 	f->fd_bdev.bd_read_only = opts->read_only;
-	f->fd_ring = ring;
 	f->fd_lock = lock;
 	f->fd_fd = fd;
 	*out = &f->fd_bdev;
