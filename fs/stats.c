@@ -1,5 +1,5 @@
 /* stats: the read-only JSON file MOUNTPOINT/stats.  Field names are a
- * contract (README documents each); add fields, never rename them. */
+ * contract (docs/stats.md documents each); add fields, never rename them. */
 #include "fs/fs.h"
 #include "blockdev/levels/layer.h"
 #include "blockdev/members/faulty.h"
