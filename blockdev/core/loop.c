@@ -31,8 +31,10 @@ int loop_init(struct loop *r, unsigned entries, bool sqe128)
 	} else if (!ret) {
 		r->task_flags = true;
 	}
-	if (ret)
+	if (ret) {
+		r->ring.ring_fd = -1; /* loop_exit() has nothing to tear down */
 		return ret;
+	}
 	r->sqe128 = sqe128;
 	return 0;
 }
@@ -250,7 +252,10 @@ int loop_run_until(struct loop *r, bool (*done)(void *arg), void *arg)
 
 void loop_exit(struct loop *r)
 {
+	if (r->ring.ring_fd < 0)
+		return;
 	io_uring_queue_exit(&r->ring);
+	r->ring.ring_fd = -1;
 	if (r->pool)
 		munmap(r->pool_map, r->pool_bytes + HUGE_ALIGN);
 	r->pool = NULL;

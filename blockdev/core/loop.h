@@ -159,7 +159,8 @@ int loop_run(struct loop *r, unsigned wait_nr);
  */
 int loop_run_until(struct loop *r, bool (*done)(void *arg), void *arg);
 
-/** loop_exit() - tear down the ring and unmap the pool. */
+/** loop_exit() - tear down the ring and unmap the pool; after a failed
+ * loop_init(), or a second time, it does nothing. */
 void loop_exit(struct loop *r);
 
 #endif
