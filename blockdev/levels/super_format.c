@@ -209,166 +209,219 @@ static void note(struct super_plan *plan, const char *fmt, ...)
 	va_end(ap);
 }
 
-static int plan_assemble(const struct super_probe *p, int nr,
-			 const struct super_want *w, struct super_plan *plan,
-			 char *err, size_t errlen)
-{
-	bool md_form = !strcmp(w->level, "md");
+/* What assembly works with: the probes, the freshest superblock (@a, of
+ * probe @au) and, per member, the slot claimed and why it is failed. */
+struct assembly {
+	const struct super_probe *p;
+	int nr, au;
+	bool md_form;
 	const struct super_info *a;
-	int claimed[LAYER_MAX_MEMBERS], nr_bad = 0, au = -1;
-	char uuid[36], why[LAYER_MAX_MEMBERS][128];
+	char uuid[36];
+	int claimed[LAYER_MAX_MEMBERS];
+	char why[LAYER_MAX_MEMBERS][128];
+};
 
-	for (int i = 0; i < nr; i++)
-		if (p[i].found && (au < 0 || p[i].sb.events > p[au].sb.events))
-			au = i;
-	a = &p[au].sb;
-	plan->authority = au;
-	super_uuid_str(a->set_uuid, uuid);
+/* The array's geometry, from @as->a, against what the expression says. */
+static int plan_geometry(const struct assembly *as, const struct super_want *w,
+			 struct super_plan *plan, char *err, size_t errlen)
+{
+	const struct super_info *a = as->a;
+	const char *au = as->p[as->au].name;
+
 	plan->level = super_level_name(a->level);
-	if (!md_form && strcmp(plan->level, w->level)) {
+	if (!as->md_form && strcmp(plan->level, w->level)) {
 		snprintf(err, errlen, "%s: its md superblock says %s (array %s), the expression %s",
-			 p[au].name, plan->level, uuid, w->level);
+			 au, plan->level, as->uuid, w->level);
 		return -EINVAL;
 	}
 	if ((a->level == 5 || a->level == 6) && a->layout != SUPER_LAYOUT_LEFT_SYMMETRIC) {
 		snprintf(err, errlen, "%s: %s layout %u; rawvec runs md's default, left-symmetric (2)",
-			 p[au].name, plan->level, a->layout);
+			 au, plan->level, a->layout);
 		return -EINVAL;
 	}
 	plan->chunk = a->level == 0 || a->level >= 4 ? (uint64_t)a->chunksize * 512 : 0;
 	if (w->chunk && w->chunk != plan->chunk) {
 		snprintf(err, errlen, "%s: its md superblock says chunk=%lluk, the expression %lluk",
-			 p[au].name, (unsigned long long)plan->chunk >> 10,
+			 au, (unsigned long long)plan->chunk >> 10,
 			 (unsigned long long)w->chunk >> 10);
 		return -EINVAL;
 	}
-	if (a->raid_disks != (uint32_t)nr) {
+	if (a->raid_disks != (uint32_t)as->nr) {
 		snprintf(err, errlen, "%s: array %s has %u devices, the expression names %d",
-			 p[au].name, uuid, a->raid_disks, nr);
+			 au, as->uuid, a->raid_disks, as->nr);
 		return -EINVAL;
 	}
 	plan->data_offset = a->data_offset * 512;
-	for (int s = 0; s < nr; s++)
-		claimed[s] = -1;
-	for (int i = 0; i < nr; i++) {
-		const struct super_info *si = &p[i].sb;
-		unsigned role;
+	return 0;
+}
 
-		plan->slot_of[i] = -1;
-		why[i][0] = '\0';
-		if (!p[i].found) {
-			if (md_form) {
-				snprintf(err, errlen, "%s carries no md superblock: md() takes every member's role from its superblock",
-					 p[i].name);
-				return -EINVAL;
-			}
-			snprintf(why[i], sizeof(why[i]), "carries no md superblock");
-			continue;
-		}
-		if (memcmp(si->set_uuid, a->set_uuid, 16)) {
-			char other[36];
+/* Member @i: refused outright (another array, another size, a slot taken
+ * twice), or given its slot, or noted as failed in as->why[i]. */
+static int plan_member(struct assembly *as, int i, struct super_plan *plan,
+		       char *err, size_t errlen)
+{
+	const struct super_probe *p = as->p;
+	const struct super_info *si = &p[i].sb, *a = as->a;
+	int nr = as->nr;
+	unsigned role;
 
-			super_uuid_str(si->set_uuid, other);
-			snprintf(err, errlen, "%s belongs to array %s, %s to array %s: members of different arrays",
-				 p[i].name, other, p[au].name, uuid);
+	plan->slot_of[i] = -1;
+	as->why[i][0] = '\0';
+	if (!p[i].found) {
+		if (as->md_form) {
+			snprintf(err, errlen, "%s carries no md superblock: md() takes every member's role from its superblock",
+				 p[i].name);
 			return -EINVAL;
 		}
-		if (si->data_offset != a->data_offset) {
-			snprintf(err, errlen, "%s: data offset %llu sectors, %s's is %llu",
-				 p[i].name, (unsigned long long)si->data_offset,
-				 p[au].name, (unsigned long long)a->data_offset);
-			return -EINVAL;
-		}
-		if (p[i].bytes < (si->data_offset + a->size) * 512) {
-			snprintf(err, errlen, "%s has %llu bytes, array %s needs %llu on each member",
-				 p[i].name, (unsigned long long)p[i].bytes, uuid,
-				 (unsigned long long)(si->data_offset + a->size) * 512);
-			return -EINVAL;
-		}
-		/* Geometry (linear's member starts above all) comes from the
-		 * sizes the array was made with. */
-		if (p[i].bytes / 512 != si->data_offset + si->data_size) {
-			snprintf(err, errlen, "%s has %llu bytes, its md superblock says %llu: it grew or shrank since array %s was made, and rawvec does not reshape",
-				 p[i].name, (unsigned long long)p[i].bytes,
-				 (unsigned long long)(si->data_offset + si->data_size) * 512,
-				 uuid);
-			return -EINVAL;
-		}
-		role = si->dev_number < a->max_dev ? a->dev_roles[si->dev_number] :
-						     SUPER_ROLE_SPARE;
-		if (role < (unsigned)nr) {
-			if (!md_form && role != (unsigned)i) {
-				snprintf(err, errlen, "%s is device %u of array %s, given as member %d: list the members in their order, or use md(...)",
-					 p[i].name, role, uuid, i);
-				return -EINVAL;
-			}
-			if (claimed[role] >= 0) {
-				snprintf(err, errlen, "%s and %s both say they are device %u of array %s",
-					 p[claimed[role]].name, p[i].name, role, uuid);
-				return -EINVAL;
-			}
-			claimed[role] = i;
-			plan->slot_of[i] = (int)role;
-		}
-		if (role == SUPER_ROLE_FAULTY)
-			snprintf(why[i], sizeof(why[i]), "marked faulty in the array's superblocks");
-		else if (role >= (unsigned)nr)
-			snprintf(why[i], sizeof(why[i]), "no longer part of the array (replaced)");
-		else if (si->events + 1 < a->events)
-			/* One behind is an update cut short by a crash: no write
-			 * passes before every member has it (md's margin too). */
-			snprintf(why[i], sizeof(why[i]), "events %llu, behind %llu: it missed writes",
-				 (unsigned long long)si->events,
-				 (unsigned long long)a->events);
+		snprintf(as->why[i], sizeof(as->why[i]), "carries no md superblock");
+		return 0;
 	}
-	/* Members without a place of their own keep their expression slot
-	 * (md(): the first free one) and count as failed. */
-	for (int i = 0; i < nr; i++) {
+	if (memcmp(si->set_uuid, a->set_uuid, 16)) {
+		char other[36];
+
+		super_uuid_str(si->set_uuid, other);
+		snprintf(err, errlen, "%s belongs to array %s, %s to array %s: members of different arrays",
+			 p[i].name, other, p[as->au].name, as->uuid);
+		return -EINVAL;
+	}
+	if (si->data_offset != a->data_offset) {
+		snprintf(err, errlen, "%s: data offset %llu sectors, %s's is %llu",
+			 p[i].name, (unsigned long long)si->data_offset,
+			 p[as->au].name, (unsigned long long)a->data_offset);
+		return -EINVAL;
+	}
+	if (p[i].bytes < (si->data_offset + a->size) * 512) {
+		snprintf(err, errlen, "%s has %llu bytes, array %s needs %llu on each member",
+			 p[i].name, (unsigned long long)p[i].bytes, as->uuid,
+			 (unsigned long long)(si->data_offset + a->size) * 512);
+		return -EINVAL;
+	}
+	/* Geometry (linear's member starts above all) comes from the sizes
+	 * the array was made with. */
+	if (p[i].bytes / 512 != si->data_offset + si->data_size) {
+		snprintf(err, errlen, "%s has %llu bytes, its md superblock says %llu: it grew or shrank since array %s was made, and rawvec does not reshape",
+			 p[i].name, (unsigned long long)p[i].bytes,
+			 (unsigned long long)(si->data_offset + si->data_size) * 512,
+			 as->uuid);
+		return -EINVAL;
+	}
+	role = si->dev_number < a->max_dev ? a->dev_roles[si->dev_number] :
+					     SUPER_ROLE_SPARE;
+	if (role < (unsigned)nr) {
+		if (!as->md_form && role != (unsigned)i) {
+			snprintf(err, errlen, "%s is device %u of array %s, given as member %d: list the members in their order, or use md(...)",
+				 p[i].name, role, as->uuid, i);
+			return -EINVAL;
+		}
+		if (as->claimed[role] >= 0) {
+			snprintf(err, errlen, "%s and %s both say they are device %u of array %s",
+				 p[as->claimed[role]].name, p[i].name, role, as->uuid);
+			return -EINVAL;
+		}
+		as->claimed[role] = i;
+		plan->slot_of[i] = (int)role;
+	}
+	if (role == SUPER_ROLE_FAULTY)
+		snprintf(as->why[i], sizeof(as->why[i]), "marked faulty in the array's superblocks");
+	else if (role >= (unsigned)nr)
+		snprintf(as->why[i], sizeof(as->why[i]), "no longer part of the array (replaced)");
+	else if (si->events + 1 < a->events)
+		/* One behind is an update cut short by a crash: no write
+		 * passes before every member has it (md's margin too). */
+		snprintf(as->why[i], sizeof(as->why[i]), "events %llu, behind %llu: it missed writes",
+			 (unsigned long long)si->events, (unsigned long long)a->events);
+	return 0;
+}
+
+/* Members without a place of their own keep their expression slot (md():
+ * the first free one) and count as failed. */
+static int plan_free_slots(struct assembly *as, struct super_plan *plan,
+			   char *err, size_t errlen)
+{
+	for (int i = 0; i < as->nr; i++) {
 		if (plan->slot_of[i] >= 0)
 			continue;
-		for (int s = md_form ? 0 : i; s < nr; s++) {
-			if (claimed[s] < 0) {
-				claimed[s] = i;
+		for (int s = as->md_form ? 0 : i; s < as->nr; s++) {
+			if (as->claimed[s] < 0) {
+				as->claimed[s] = i;
 				plan->slot_of[i] = s;
 				break;
 			}
 		}
 		if (plan->slot_of[i] < 0) {
 			snprintf(err, errlen, "%s: member %d's place is taken by %s",
-				 p[i].name, i, p[claimed[i]].name);
+				 as->p[i].name, i, as->p[as->claimed[i]].name);
 			return -EINVAL;
 		}
 	}
+	return 0;
+}
+
+/* Each slot's state; an array missing more than it survives is refused. */
+static int plan_states(const struct assembly *as, struct super_plan *plan,
+		       char *err, size_t errlen)
+{
+	const struct super_info *a = as->a;
+	int nr = as->nr, nr_bad = 0, spare;
+
 	for (int i = 0; i < nr; i++) {
 		int s = plan->slot_of[i];
-		const struct super_info *si = &p[i].sb;
+		const struct super_info *si = &as->p[i].sb;
 
 		plan->state[s] = LAYER_MEMBER_OK;
-		if (why[i][0]) {
+		if (as->why[i][0]) {
 			plan->state[s] = LAYER_MEMBER_FAILED;
 			nr_bad++;
 			note(plan, "%s%s (member %d): %s", plan->note[0] ? "; " : "",
-			     p[i].name, s, why[i]);
+			     as->p[i].name, s, as->why[i]);
 		} else if ((si->feature_map & SUPER_FEATURE_RECOVERY_OFFSET) &&
 			   si->recovery_offset < a->size) {
 			plan->state[s] = LAYER_MEMBER_REBUILDING;
 			nr_bad++;
 			note(plan, "%s%s (member %d): its rebuild was not finished",
-			     plan->note[0] ? "; " : "", p[i].name, s);
+			     plan->note[0] ? "; " : "", as->p[i].name, s);
 		}
 	}
-	if (nr_bad > super_redundancy(plan->level, nr)) {
+	spare = super_redundancy(plan->level, nr);
+	if (nr_bad > spare) {
 		snprintf(err, errlen, "array %s cannot run: %s; %s runs with at most %d member%s missing",
-			 uuid, plan->note, plan->level, super_redundancy(plan->level, nr),
-			 super_redundancy(plan->level, nr) == 1 ? "" : "s");
+			 as->uuid, plan->note, plan->level, spare, spare == 1 ? "" : "s");
 		return -EINVAL;
 	}
-	plan->resync = a->resync_offset != SUPER_MAX_SECTOR && super_redundancy(plan->level, nr);
+	plan->resync = a->resync_offset != SUPER_MAX_SECTOR && spare;
 	if (plan->resync && nr_bad)
 		note(plan, "%sshut down uncleanly while degraded: parity or mirrors of stripes written then may not match, and what the missing member held there cannot be checked",
 		     plan->note[0] ? "; " : "");
 	else if (plan->resync)
 		note(plan, "%sshut down uncleanly: resyncing", plan->note[0] ? "; " : "");
+	return 0;
+}
+
+static int plan_assemble(const struct super_probe *p, int nr,
+			 const struct super_want *w, struct super_plan *plan,
+			 char *err, size_t errlen)
+{
+	struct assembly as = { .p = p, .nr = nr, .au = -1,
+			       .md_form = !strcmp(w->level, "md") };
+	int ret;
+
+	for (int i = 0; i < nr; i++)
+		if (p[i].found && (as.au < 0 || p[i].sb.events > p[as.au].sb.events))
+			as.au = i;
+	as.a = &p[as.au].sb;
+	plan->authority = as.au;
+	super_uuid_str(as.a->set_uuid, as.uuid);
+	ret = plan_geometry(&as, w, plan, err, errlen);
+	if (ret)
+		return ret;
+	for (int s = 0; s < nr; s++)
+		as.claimed[s] = -1;
+	for (int i = 0; i < nr; i++)
+		if ((ret = plan_member(&as, i, plan, err, errlen)))
+			return ret;
+	if ((ret = plan_free_slots(&as, plan, err, errlen)) ||
+	    (ret = plan_states(&as, plan, err, errlen)))
+		return ret;
 	plan->action = SUPER_PLAN_ASSEMBLE;
 	return 0;
 }
