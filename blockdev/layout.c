@@ -1,6 +1,7 @@
 /* layout: a recursive-descent parser for TARGET expressions into a small
  * syntax tree, then a top-down build that sizes each layer for its parent. */
 #include "blockdev/layout.h"
+#include "blockdev/core/log.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -315,7 +316,7 @@ static int open_leaf(struct parser *p, struct lnode *n, struct bdev **out)
 	}
 	if (p->opts->create_size && !d->bd_created && !d->bd_is_blockdev &&
 	    !p->opts->no_io)
-		fprintf(stderr, "rawvec: --create: %s exists (%llu bytes), used as it is\n",
+		bdev_log("--create: %s exists (%llu bytes), used as it is",
 			path, (unsigned long long)d->bd_size);
 	p->seen[p->nr_seen].dev = d->bd_id_dev;
 	p->seen[p->nr_seen].ino = d->bd_id_ino;
@@ -550,7 +551,7 @@ static void log_unused(const struct layer *l, const char *level)
 			big = l->l_members[i];
 	if (big->bd_size - l->l_data_offset < l->l_member_size + unit)
 		return;
-	fprintf(stderr, "rawvec: %s: members differ in size: each contributes %llu bytes (the smallest, in whole %llu-byte units); %llu bytes of %s are unused\n",
+	bdev_log("%s: members differ in size: each contributes %llu bytes (the smallest, in whole %llu-byte units); %llu bytes of %s are unused",
 		level, (unsigned long long)l->l_member_size, (unsigned long long)unit,
 		(unsigned long long)(big->bd_size - l->l_data_offset - l->l_member_size),
 		big->bd_name);
@@ -599,7 +600,7 @@ static int build_array(struct parser *p, struct lnode *n, struct bdev **members,
 	}
 	if (plan.note[0] && !(plan.action == SUPER_PLAN_NONE && n->super == SUPER_AUTO &&
 			      p->said_headerless))
-		fprintf(stderr, "rawvec: %s: %s\n", level, plan.note);
+		bdev_log("%s: %s", level, plan.note);
 	p->said_headerless |= plan.action == SUPER_PLAN_NONE && n->super == SUPER_AUTO;
 	slots = calloc(nr, sizeof(*slots));
 	if (!slots) {

@@ -2,6 +2,7 @@
  * shutdown (drain in-flight I/O, fdatasync, unmount). */
 #define FUSE_USE_VERSION 35
 #include "fs/fs.h"
+#include "blockdev/core/log.h"
 #include "blockdev/layout.h"
 #include "blockdev/levels/super.h"
 #include "blockdev/core/trace.h"
@@ -549,6 +550,12 @@ static int check_dev_fuse(void)
 	return -e;
 }
 
+/* blockdev/'s messages go to the daemon's log. */
+static void log_bdev(const char *msg)
+{
+	rv_log("%s", msg);
+}
+
 /* Every phase of run() below returns 0 or the exit code to leave with. */
 
 /* The loop, and a pool that fits RLIMIT_MEMLOCK and the transports. */
@@ -753,6 +760,7 @@ static int run(struct rv_opts *o, int ready_fd)
 	fs->disk_mode = 0666 & ~o->disk_umask;
 	fs->mount_time = (uint64_t)time(NULL);
 	fs->nr_queues = get_nprocs_conf();
+	bdev_log_set(log_bdev);
 
 	stop_signals(&sigs);
 	/* No SA_RESTART: a slow open returns EINTR rather than go on. */

@@ -2,6 +2,7 @@
  * request becomes one child per contiguous run on a member; children carry
  * slices of the parent's segments (no data copied) and complete it. */
 #include "blockdev/levels/layer.h"
+#include "blockdev/core/log.h"
 #include "blockdev/levels/super.h"
 
 #include <errno.h>
@@ -343,7 +344,7 @@ static void mirror_child_end(struct bdev_req *req)
 	io->li_nr_failed++;
 	if (l->l_state[m] != LAYER_MEMBER_FAILED) {
 		layer_set_state(l, m, LAYER_MEMBER_FAILED);
-		fprintf(stderr, "rawvec: %s member %d failed (%s): running degraded\n",
+		bdev_log("%s member %d failed (%s): running degraded",
 			l->l_kind, m, strerror(-req->br_error));
 	}
 }

@@ -1,6 +1,7 @@
 /* member: run-time member management across the layer tree.  Levels
  * provide the sweeps (l_sweep); this file keeps states and ownership. */
 #include "blockdev/levels/member.h"
+#include "blockdev/core/log.h"
 #include "blockdev/levels/super.h"
 
 #include <errno.h>
@@ -146,7 +147,7 @@ static void rebuild_done(struct layer *l, int err)
 			continue;
 		layer_set_state(l, i, err ? LAYER_MEMBER_FAILED : LAYER_MEMBER_OK);
 		member_addr(maddr, sizeof(maddr), laddr, i);
-		fprintf(stderr, "rawvec: member %s (%s of %s): rebuild %s%s\n", maddr,
+		bdev_log("member %s (%s of %s): rebuild %s%s", maddr,
 			l->l_members[i]->bd_name, l->l_kind,
 			err ? "failed: " : "complete", err ? strerror(-err) : "");
 	}
@@ -302,7 +303,7 @@ static void scrub_done(struct layer *l, int err)
 
 	layer_addr(l, addr, sizeof(addr));
 	layer_desc(l, addr, desc, sizeof(desc));
-	fprintf(stderr, "rawvec: %s: scrub %s: %llu mismatched sectors\n", desc,
+	bdev_log("%s: scrub %s: %llu mismatched sectors", desc,
 		err ? "stopped" : "done", (unsigned long long)l->l_mismatch_sectors);
 }
 

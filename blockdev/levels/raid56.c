@@ -2,6 +2,7 @@
  * layouts.  Healthy reads go through the mapped splitter; writes, degraded
  * reads, rebuild and scrub run as stripe operations under a stripe lock. */
 #include "blockdev/levels/raid56.h"
+#include "blockdev/core/log.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -1000,7 +1001,7 @@ static void stage_end(struct bdev_req *req)
 
 			if (so->so_sub[i].br_error && l->l_state[m] != LAYER_MEMBER_FAILED) {
 				layer_set_state(l, m, LAYER_MEMBER_FAILED);
-				fprintf(stderr, "rawvec: %s member %d failed (%s): running degraded\n",
+				bdev_log("%s member %d failed (%s): running degraded",
 					l->l_kind, m, strerror(-so->so_sub[i].br_error));
 				failed_one = true;
 			}

@@ -1,6 +1,7 @@
 /* super: a running array's md v1.2 metadata: start-up reads, then updates
  * that hold writes back until the superblocks say what md's would. */
 #include "blockdev/levels/super.h"
+#include "blockdev/core/log.h"
 #include "blockdev/levels/member.h"
 
 #include <errno.h>
@@ -240,7 +241,7 @@ static void dev_end(struct bdev_req *req)
 	if (req->br_error && md->sa_l->l_members[s] == d->sd_bdev &&
 	    md->sa_l->l_state[s] != LAYER_MEMBER_FAILED) {
 		/* md fails a member whose superblock cannot be written. */
-		fprintf(stderr, "rawvec: %s member %d (%s): superblock write failed: %s; member failed\n",
+		bdev_log("%s member %d (%s): superblock write failed: %s; member failed",
 			md->sa_l->l_kind, s, d->sd_bdev->bd_name, strerror(-req->br_error));
 		layer_set_state(md->sa_l, s, LAYER_MEMBER_FAILED);
 	}
@@ -398,7 +399,7 @@ void super_member_changed(struct layer *l, int m)
 	/* replace put a new device in the slot: it gets an identity of
 	 * its own, so its old superblock (if any) never counts as this. */
 	if (md->sa_dev[m].sd_bdev != l->l_members[m] && new_dev(md, m))
-		fprintf(stderr, "rawvec: %s member %d: no random bytes for its device UUID\n",
+		bdev_log("%s member %d: no random bytes for its device UUID",
 			l->l_kind, m);
 	else if (!l->l_sweep && md->sa_dev[m].sd_bdev == l->l_members[m])
 		return; /* raid0/linear: a fail changes nothing on disk */
@@ -546,7 +547,7 @@ static void resync_done(struct layer *l, int err)
 {
 	struct super_array *md = l->l_md;
 
-	fprintf(stderr, "rawvec: %s resync %s: %llu mismatched sectors repaired\n",
+	bdev_log("%s resync %s: %llu mismatched sectors repaired",
 		l->l_kind, err ? "stopped" : "done",
 		(unsigned long long)l->l_mismatch_sectors);
 	md->sa_resyncing = false;
@@ -579,7 +580,7 @@ static void resync_start(struct loop_hook *h)
 	ret = l->l_sweep(l, md->sa_loop, LAYER_SWEEP_REPAIR, resync_done);
 	md->sa_resyncing = !ret;
 	if (ret)
-		fprintf(stderr, "rawvec: %s: cannot start the resync: %s\n", l->l_kind,
+		bdev_log("%s: cannot start the resync: %s", l->l_kind,
 			strerror(-ret));
 }
 
@@ -605,7 +606,7 @@ static int start_tree(struct bdev *top, struct bdev *d, char *err, size_t errlen
 		return 0;
 	if (d->bd_read_only) {
 		if (md->sa_start_write || md->sa_rebuild_pending || md->sa_resync_pending)
-			fprintf(stderr, "rawvec: %s: read-only: its superblocks stay as they are, and the rebuild or resync it needs waits for a read-write start\n",
+			bdev_log("%s: read-only: its superblocks stay as they are, and the rebuild or resync it needs waits for a read-write start",
 				l->l_kind);
 		return 0;
 	}

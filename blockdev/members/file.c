@@ -1,6 +1,7 @@
 /* file: the leaf backend, an image file or block device opened O_DIRECT and
  * driven through the shared io_uring; fixed buffers where a piece allows. */
 #include "blockdev/core/bdev.h"
+#include "blockdev/core/log.h"
 
 #include <ctype.h>
 #include <dirent.h>
@@ -413,7 +414,7 @@ static int file_lock_take(const char *path, int fd, const struct stat *st,
 		if (e == EAGAIN || e == EACCES)
 			return file_lock_refused(path, fd, st, type, err, err_len);
 		if (e == ENOLCK || e == EOPNOTSUPP || e == ENOSYS || e == EINVAL) {
-			fprintf(stderr, "rawvec: %s: cannot be locked (%s): nothing keeps a second server off it\n",
+			bdev_log("%s: cannot be locked (%s): nothing keeps a second server off it",
 				path, strerror(e));
 			return 0;
 		}
