@@ -1,5 +1,5 @@
 /* stats: the read-only JSON file MOUNTPOINT/stats.  Field names are a
- * contract (README documents each); add fields, never rename them. */
+ * contract (docs/stats.md documents each); add fields, never rename them. */
 #include "fs/fs.h"
 #include "fs/json.h"
 #include "blockdev/levels/layer.h"
@@ -206,7 +206,7 @@ ssize_t rv_stats_json(struct rv_fs *fs, char *buf, size_t len)
 	json_newline(&w);
 	json_kv_str(&w, "transport", fs->use_uring ? "uring" : "dev");
 	json_newline(&w);
-	json_kv_bool(&w, "ring_task_flags", fs->ring.task_flags);
+	json_kv_bool(&w, "ring_task_flags", fs->loop.task_flags);
 	json_newline(&w);
 	json_kv_u64(&w, "max_write", fs->max_write);
 	json_newline(&w);

@@ -60,6 +60,7 @@ void bdev_req_init(struct bdev_req *req, enum bdev_op op, uint64_t pos,
 	req->br_iov = req->br_iov_inline;
 	req->br_iov_max = BDEV_REQ_INLINE_IOV;
 	req->br_meta = false;
+	req->br_loop = NULL;
 }
 
 int bdev_req_child(struct bdev_req *parent, struct bdev_req *child,
@@ -83,6 +84,7 @@ void bdev_req_chain(struct bdev_req *parent, struct bdev_req *child)
 {
 	child->br_parent = parent;
 	child->br_meta = parent->br_meta;
+	child->br_loop = parent->br_loop;
 	parent->br_pending++;
 }
 
@@ -107,7 +109,7 @@ void bdev_req_complete(struct bdev_req *req, int err)
 		if (!req->br_meta)
 			dev->bd_stats.done[req->br_op]++;
 		if (!req->br_meta && (data || dev->bd_trace)) {
-			uint64_t now = bdev_now_ns();
+			uint64_t now = loop_now_ns();
 
 			if (data)
 				bdev_lat_add(&dev->bd_stats.lat[req->br_op],
@@ -138,7 +140,7 @@ void bdev_submit(struct bdev *dev, struct bdev_req *req)
 	struct bdev_stats *st = &dev->bd_stats;
 
 	req->br_dev = dev;
-	req->br_start_ns = bdev_now_ns();
+	req->br_start_ns = loop_now_ns();
 	if (!req->br_meta) {
 		st->ops[req->br_op]++;
 		st->bytes[req->br_op] += req->br_len;

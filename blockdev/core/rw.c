@@ -1,5 +1,5 @@
 /* rw: clipping, alignment, read-modify-write and range locking above the
- * device stack.  Single-threaded: runs on the ring's issuing thread. */
+ * device stack.  Single-threaded: a context belongs to one loop. */
 #include "blockdev/core/rw.h"
 
 #include <errno.h>
@@ -16,19 +16,25 @@ enum {
 };
 
 int bdev_rw_ctx_init(struct bdev_rw_ctx *ctx, struct bdev *dev,
-		     struct bdev_ring *ring, size_t max_io_bytes, int nr_bounce)
+		     struct loop *loop, size_t max_io_bytes, int nr_bounce)
 {
 	memset(ctx, 0, sizeof(*ctx));
 	ctx->dev = dev;
+	ctx->loop = loop;
 	ctx->max_io_bytes = max_io_bytes;
 	ctx->bounce_bytes = max_io_bytes + 2 * (size_t)dev->bd_align;
 	ctx->bounce = calloc(nr_bounce, sizeof(*ctx->bounce));
 	if (!ctx->bounce)
 		return -ENOMEM;
 	for (int i = 0; i < nr_bounce; i++) {
-		ctx->bounce[i] = bdev_ring_pool_alloc(ring, ctx->bounce_bytes);
-		if (!ctx->bounce[i])
+		ctx->bounce[i] = loop_pool_alloc(loop, ctx->bounce_bytes);
+		if (!ctx->bounce[i]) {
+			/* The start-up that fails here exits without an
+			 * exit call: leave nothing to free. */
+			free(ctx->bounce);
+			ctx->bounce = NULL;
 			return -ENOMEM;
+		}
 		ctx->nr_bounce_free++;
 	}
 	return 0;
@@ -164,6 +170,7 @@ static void rw_submit(struct bdev_rw *rw, enum bdev_op op, uint64_t pos,
 	}
 	bdev_req_init(&rw->rw_req, op, pos, len, buf ? rw->rw_vec : NULL, it,
 		      rw_req_end, rw);
+	rw->rw_req.br_loop = rw->rw_ctx->loop;
 	bdev_submit(rw->rw_ctx->dev, &rw->rw_req);
 }
 
@@ -180,6 +187,7 @@ static void rw_fill(struct bdev_rw *rw)
 	pvec_from_buf(rw->rw_vec, 1, rw->rw_bounce, a1 - a0, 0);
 	bdev_req_init(parent, BDEV_READ, a0, a1 - a0, rw->rw_vec,
 		      pvec_iter_init(rw->rw_vec, 1), rw_req_end, rw);
+	parent->br_loop = rw->rw_ctx->loop;
 	if (dev->bd_mem_align > dev->bd_align) {
 		/* The tail block's place in the bounce would break the
 		 * memory alignment: read the whole covering range. */
@@ -252,6 +260,7 @@ static void zero_stage(struct bdev_rw *rw)
 
 	bdev_req_init(&rw->rw_req, op, 0, 0, NULL, (struct pvec_iter){ 0 },
 		      rw_req_end, rw);
+	rw->rw_req.br_loop = rw->rw_ctx->loop;
 	if (!fill) {
 		if (z.head != UINT64_MAX) {
 			uint64_t from = rw->rw_pos - z.head;

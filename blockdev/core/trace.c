@@ -16,7 +16,7 @@
 
 struct bdev_trace {
 	int fd;
-	uint64_t t0_ns;		/* bdev_now_ns() when tracing began */
+	uint64_t t0_ns;		/* loop_now_ns() when tracing began */
 	int error;		/* first write error; recording stopped */
 	char *path;
 	unsigned used;
@@ -161,7 +161,7 @@ int bdev_trace_open(const char *path, struct bdev *root, struct bdev_trace **out
 		snprintf(err, errlen, "trace file %s: out of memory", path);
 		goto out_close;
 	}
-	t->t0_ns = bdev_now_ns();
+	t->t0_ns = loop_now_ns();
 	*out = t;
 	t = NULL;
 	goto out;
