@@ -124,8 +124,8 @@ struct super_array {
 	struct loop *sa_loop;
 	struct super_info sa_sb;
 	struct super_dev sa_dev[LAYER_MAX_MEMBERS];
-	struct bdev_req *sa_held, **sa_held_tail;
-	struct bdev_req *sa_ended; /* completed writes waiting for the update */
+	FIFO(struct bdev_req) sa_held;
+	FIFO(struct bdev_req) sa_ended; /* completed writes waiting for the update */
 	int sa_io;
 	bool sa_round_active; /* what the round in flight writes */
 	bool sa_ondisk_active;
@@ -287,26 +287,17 @@ static void write_round(struct super_array *md)
 /* Writes that completed while an update was due: out now that it is done. */
 static void release_ended(struct super_array *md)
 {
-	while (md->sa_ended && !md->sa_changed && !md->sa_io) {
-		struct bdev_req *req = md->sa_ended;
-
-		md->sa_ended = req->br_qnext;
-		bdev_req_end(req);
-	}
+	while (!fifo_empty(&md->sa_ended) && !md->sa_changed && !md->sa_io)
+		bdev_req_end(fifo_pop(&md->sa_ended, br_qnext));
 }
 
 static void release_held(struct super_array *md)
 {
 	struct bdev *dev = &md->sa_l->l_bdev;
 
-	while (md->sa_held && md->sa_ondisk_active && !md->sa_changed && !md->sa_io) {
-		struct bdev_req *req = md->sa_held;
-
-		md->sa_held = req->br_qnext;
-		if (!md->sa_held)
-			md->sa_held_tail = &md->sa_held;
-		dev->bd_ops->submit(dev, req);
-	}
+	while (!fifo_empty(&md->sa_held) && md->sa_ondisk_active && !md->sa_changed &&
+	       !md->sa_io)
+		dev->bd_ops->submit(dev, fifo_pop(&md->sa_held, br_qnext));
 }
 
 static void kick(struct super_array *md)
@@ -316,7 +307,7 @@ static void kick(struct super_array *md)
 		return;
 	/* raid0 and linear have nothing to resync: like md, they are never
 	 * marked active. */
-	if (md->sa_held && md->sa_l->l_sweep)
+	if (!fifo_empty(&md->sa_held) && md->sa_l->l_sweep)
 		md->sa_want_active = true;
 	if (md->sa_changed || md->sa_want_active != md->sa_ondisk_active) {
 		write_round(md);
@@ -333,7 +324,7 @@ static void idle_check(struct loop_hook *h)
 
 	if (!md->sa_ondisk_active)
 		return;
-	if (now < due || writes_in_flight(md->sa_l) || md->sa_held) {
+	if (now < due || writes_in_flight(md->sa_l) || !fifo_empty(&md->sa_held)) {
 		loop_hook_arm_at(md->sa_loop, h, now < due ? due : now + SUPER_SAFE_MODE_NS);
 		return;
 	}
@@ -356,15 +347,11 @@ static void kick_hook(struct loop_hook *h)
 static bool super_hold_end(struct bdev *dev, struct bdev_req *req)
 {
 	struct super_array *md = layer_of(dev)->l_md;
-	struct bdev_req **pp = &md->sa_ended;
 
 	if (req->br_op == BDEV_READ || req->br_op == BDEV_FLUSH ||
 	    (!md->sa_changed && !md->sa_io))
 		return false;
-	while (*pp)
-		pp = &(*pp)->br_qnext;
-	req->br_qnext = NULL;
-	*pp = req;
+	fifo_push(&md->sa_ended, req, br_qnext);
 	return true;
 }
 
@@ -376,18 +363,16 @@ static bool super_hold(struct bdev *dev, struct bdev_req *req)
 	if (req->br_op == BDEV_READ || req->br_op == BDEV_FLUSH)
 		return false;
 	md->sa_last_write_ns = req->br_start_ns;
-	if (!md->sa_changed && !md->sa_io && !md->sa_held && !md->sa_l->l_sweep)
+	if (!md->sa_changed && !md->sa_io && fifo_empty(&md->sa_held) && !md->sa_l->l_sweep)
 		return false;
 	if (md->sa_ondisk_active && md->sa_want_active && !md->sa_changed &&
-	    !md->sa_io && !md->sa_held) {
+	    !md->sa_io && fifo_empty(&md->sa_held)) {
 		if (!md->sa_idle.lh_armed)
 			loop_hook_arm_at(md->sa_loop, &md->sa_idle,
 					      req->br_start_ns + SUPER_SAFE_MODE_NS);
 		return false;
 	}
-	req->br_qnext = NULL;
-	*md->sa_held_tail = req;
-	md->sa_held_tail = &req->br_qnext;
+	fifo_push(&md->sa_held, req, br_qnext);
 	kick(md);
 	return true;
 }
@@ -459,7 +444,6 @@ int super_attach(struct layer *l, struct loop *loop,
 		return -ENOMEM;
 	md->sa_l = l;
 	md->sa_loop = loop;
-	md->sa_held_tail = &md->sa_held;
 	md->sa_idle.lh_fn = idle_check;
 	md->sa_kick.lh_fn = kick_hook;
 	md->sa_resync_hook.lh_fn = resync_start;
@@ -665,7 +649,7 @@ static bool quiesce_tree(struct bdev *d)
 	md = l->l_md;
 	if (!md || d->bd_read_only)
 		return done;
-	if (md->sa_ondisk_active && !md->sa_held && !writes_in_flight(l))
+	if (md->sa_ondisk_active && fifo_empty(&md->sa_held) && !writes_in_flight(l))
 		md->sa_want_active = false;
 	kick(md);
 	return done && !md->sa_io && !md->sa_changed &&
@@ -685,7 +669,7 @@ static int node_busy(struct bdev *d, const char *addr, void *ctx)
 	(void)ctx;
 	if (!bdev_is_layer(d) || !(md = layer_of(d)->l_md))
 		return 0;
-	return md->sa_io || md->sa_held || md->sa_ended || md->sa_kick.lh_armed;
+	return md->sa_io || !fifo_empty(&md->sa_held) || !fifo_empty(&md->sa_ended) || md->sa_kick.lh_armed;
 }
 
 bool super_busy(struct bdev *tree)
