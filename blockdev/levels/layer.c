@@ -79,7 +79,9 @@ int layer_create(const char *kind, struct bdev **members, int nr,
 	}
 	l->l_kind = kind;
 	l->l_members = members;
+	l->l_bdev.bd_members = members;
 	l->l_nr = nr;
+	l->l_bdev.bd_nr_members = nr;
 	l->l_chunk = chunk;
 	l->l_max_pieces = layer_max_pieces(max_io_bytes, chunk, nr);
 	l->l_vec_cap = in_segs + l->l_max_pieces;
