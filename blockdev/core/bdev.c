@@ -1,7 +1,6 @@
 /* bdev: request set-up, re-slicing into children, completion stacking and
  * per-device accounting.  Completion flows child -> parent, first error wins. */
 #include "blockdev/core/bdev.h"
-#include "blockdev/core/trace.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -108,14 +107,14 @@ void bdev_req_complete(struct bdev_req *req, int err)
 		 * user's I/O. */
 		if (!req->br_meta)
 			dev->bd_stats.done[req->br_op]++;
-		if (!req->br_meta && (data || dev->bd_trace)) {
+		if (!req->br_meta && (data || dev->bd_observe)) {
 			uint64_t now = loop_now_ns();
 
 			if (data)
 				bdev_lat_add(&dev->bd_stats.lat[req->br_op],
 					     now - req->br_start_ns);
-			if (dev->bd_trace)
-				bdev_trace_record(dev->bd_trace, dev, req, now);
+			if (dev->bd_observe)
+				dev->bd_observe(dev, req, now);
 		}
 	}
 	if (dev && dev->bd_hold_end && dev->bd_hold_end(dev, req))

@@ -23,7 +23,6 @@ enum bdev_op {
 
 struct bdev;
 struct bdev_req;
-struct bdev_trace;
 
 typedef void (*bdev_end_fn)(struct bdev_req *req);
 
@@ -196,7 +195,18 @@ struct bdev {
 	 * writes back while the superblocks do not yet record a member
 	 * failure they may have met). */
 	bool (*bd_hold_end)(struct bdev *dev, struct bdev_req *req);
-	struct bdev_trace *bd_trace; /* -o trace=FILE: record completions */
+	/* The devices this one is built from (a layer's members in slot
+	 * order; the array is the layer's), so that what walks the tree
+	 * needs to know no level.  NULL and 0 for a leaf. */
+	struct bdev **bd_members;
+	int bd_nr_members;
+	/* Called at every completion of the user's I/O (not br_meta), with
+	 * its completion time: how the -o trace=FILE recorder (trace.c) sees
+	 * completions; @bd_observer is its data, @bd_trace_id the device's
+	 * number in the trace.  NULL: nobody watches. */
+	void (*bd_observe)(struct bdev *dev, const struct bdev_req *req,
+			   uint64_t now_ns);
+	void *bd_observer;
 	uint16_t bd_trace_id;
 };
 

@@ -48,7 +48,7 @@ void bdev_rw_ctx_exit(struct bdev_rw_ctx *ctx)
 
 bool bdev_rw_busy(const struct bdev_rw_ctx *ctx)
 {
-	return ctx->locked || ctx->wait_head;
+	return ctx->locked || ctx->waiting.head;
 }
 
 static bool overlaps(const struct bdev_rw *a, const struct bdev_rw *b)
@@ -57,10 +57,20 @@ static bool overlaps(const struct bdev_rw *a, const struct bdev_rw *b)
 	       b->rw_lock_start < a->rw_lock_end;
 }
 
-static bool range_busy(const struct bdev_rw *rw, const struct bdev_rw *list,
-		       const struct bdev_rw *stop)
+/* Whether a locked range overlaps @rw's. */
+static bool range_locked(const struct bdev_rw *rw)
 {
-	for (const struct bdev_rw *o = list; o && o != stop; o = o->rw_next)
+	for (const struct bdev_rw *o = rw->rw_ctx->locked; o; o = o->rw_next)
+		if (overlaps(rw, o))
+			return true;
+	return false;
+}
+
+/* Whether a waiter older than @stop (NULL: any) wants a range @rw's overlaps. */
+static bool range_wanted(const struct bdev_rw *rw, const struct bdev_rw *stop)
+{
+	for (const struct bdev_rw *o = rw->rw_ctx->waiting.head; o && o != stop;
+	     o = o->rw_wait_next)
 		if (o->rw_need_lock && overlaps(rw, o))
 			return true;
 	return false;
@@ -74,7 +84,7 @@ static bool rw_try_acquire(struct bdev_rw *rw)
 {
 	struct bdev_rw_ctx *ctx = rw->rw_ctx;
 
-	if (rw->rw_need_lock && range_busy(rw, ctx->locked, NULL))
+	if (rw->rw_need_lock && range_locked(rw))
 		return false;
 	if (rw->rw_need_bounce && !ctx->nr_bounce_free)
 		return false;
@@ -91,26 +101,17 @@ static bool rw_try_acquire(struct bdev_rw *rw)
  * waiter never overtakes an older one on an overlapping range. */
 static void rw_wake(struct bdev_rw_ctx *ctx)
 {
-	struct bdev_rw *prev = NULL, *w = ctx->wait_head;
+	struct bdev_rw **pp = &ctx->waiting.head, *w;
 
-	while (w) {
-		struct bdev_rw *next = w->rw_next;
-
-		if (range_busy(w, ctx->wait_head, w) || !rw_try_acquire(w)) {
-			prev = w;
-			w = next;
+	while ((w = *pp)) {
+		if (range_wanted(w, w) || !rw_try_acquire(w)) {
+			pp = &w->rw_wait_next;
 			continue;
 		}
-		if (prev)
-			prev->rw_next = next;
-		else
-			ctx->wait_head = next;
-		if (ctx->wait_tail == w)
-			ctx->wait_tail = prev;
+		fifo_unlink(&ctx->waiting, pp, rw_wait_next);
 		rw_go(w);
 		/* rw_go may have finished I/Os and re-entered: rescan. */
-		prev = NULL;
-		w = ctx->wait_head;
+		pp = &ctx->waiting.head;
 	}
 }
 
@@ -140,7 +141,7 @@ static void rw_finish(struct bdev_rw *rw, ssize_t res)
 
 	rw_release(rw);
 	rw->rw_done(rw, res);
-	if (had && ctx->wait_head)
+	if (had && ctx->waiting.head)
 		rw_wake(ctx);
 }
 
@@ -396,14 +397,10 @@ void bdev_rw_start(struct bdev_rw_ctx *ctx, struct bdev_rw *rw,
 		rw_go(rw);
 		return;
 	}
-	if (!range_busy(rw, ctx->wait_head, NULL) && rw_try_acquire(rw)) {
+	if (!range_wanted(rw, NULL) && rw_try_acquire(rw)) {
 		rw_go(rw);
 		return;
 	}
 	ctx->lock_waits++;
-	if (ctx->wait_tail)
-		ctx->wait_tail->rw_next = rw;
-	else
-		ctx->wait_head = rw;
-	ctx->wait_tail = rw;
+	fifo_push(&ctx->waiting, rw, rw_wait_next);
 }

@@ -15,7 +15,7 @@ struct bdev_rw;
  * a second loop on the same device needs its own (and range locks that
  * see each other's, which this does not provide).
  * @locked:   writes that hold their (aligned, covering) range
- * @waiting:  FIFO of I/Os waiting for a range or a bounce buffer
+ * @waiting:  I/Os waiting for a range or a bounce buffer, oldest first
  * @bounce:   free bounce buffers, each @bounce_bytes, pinned
  * Counters are exported by the stats file.
  */
@@ -23,7 +23,7 @@ struct bdev_rw_ctx {
 	struct bdev *dev;
 	struct loop *loop;
 	struct bdev_rw *locked;
-	struct bdev_rw *wait_head, *wait_tail;
+	FIFO(struct bdev_rw) waiting;
 	char **bounce;
 	int nr_bounce_free;
 	size_t bounce_bytes;
@@ -54,7 +54,8 @@ struct bdev_rw {
 	struct bdev_req rw_sub[3];
 	uint64_t rw_lock_start, rw_lock_end;
 	char *rw_bounce;
-	struct bdev_rw *rw_next;
+	struct bdev_rw *rw_next;      /* on ctx->locked */
+	struct bdev_rw *rw_wait_next; /* on ctx->waiting */
 	int rw_stage;
 	bool rw_need_lock, rw_need_bounce;
 };

@@ -91,6 +91,8 @@ out:
 struct super_array;
 static int new_dev(struct super_array *md, int s);
 static void resync_start(struct loop_hook *h);
+static void array_free(struct super_array *md);
+static const struct layer_md_ops md_ops;
 
 /**
  * struct super_dev - a member slot's record: which device holds it, and
@@ -124,8 +126,8 @@ struct super_array {
 	struct loop *sa_loop;
 	struct super_info sa_sb;
 	struct super_dev sa_dev[LAYER_MAX_MEMBERS];
-	struct bdev_req *sa_held, **sa_held_tail;
-	struct bdev_req *sa_ended; /* completed writes waiting for the update */
+	FIFO(struct bdev_req) sa_held;
+	FIFO(struct bdev_req) sa_ended; /* completed writes waiting for the update */
 	int sa_io;
 	bool sa_round_active; /* what the round in flight writes */
 	bool sa_ondisk_active;
@@ -287,26 +289,17 @@ static void write_round(struct super_array *md)
 /* Writes that completed while an update was due: out now that it is done. */
 static void release_ended(struct super_array *md)
 {
-	while (md->sa_ended && !md->sa_changed && !md->sa_io) {
-		struct bdev_req *req = md->sa_ended;
-
-		md->sa_ended = req->br_qnext;
-		bdev_req_end(req);
-	}
+	while (!fifo_empty(&md->sa_ended) && !md->sa_changed && !md->sa_io)
+		bdev_req_end(fifo_pop(&md->sa_ended, br_qnext));
 }
 
 static void release_held(struct super_array *md)
 {
 	struct bdev *dev = &md->sa_l->l_bdev;
 
-	while (md->sa_held && md->sa_ondisk_active && !md->sa_changed && !md->sa_io) {
-		struct bdev_req *req = md->sa_held;
-
-		md->sa_held = req->br_qnext;
-		if (!md->sa_held)
-			md->sa_held_tail = &md->sa_held;
-		dev->bd_ops->submit(dev, req);
-	}
+	while (!fifo_empty(&md->sa_held) && md->sa_ondisk_active && !md->sa_changed &&
+	       !md->sa_io)
+		dev->bd_ops->submit(dev, fifo_pop(&md->sa_held, br_qnext));
 }
 
 static void kick(struct super_array *md)
@@ -316,7 +309,7 @@ static void kick(struct super_array *md)
 		return;
 	/* raid0 and linear have nothing to resync: like md, they are never
 	 * marked active. */
-	if (md->sa_held && md->sa_l->l_sweep)
+	if (!fifo_empty(&md->sa_held) && md->sa_l->l_sweep)
 		md->sa_want_active = true;
 	if (md->sa_changed || md->sa_want_active != md->sa_ondisk_active) {
 		write_round(md);
@@ -333,7 +326,7 @@ static void idle_check(struct loop_hook *h)
 
 	if (!md->sa_ondisk_active)
 		return;
-	if (now < due || writes_in_flight(md->sa_l) || md->sa_held) {
+	if (now < due || writes_in_flight(md->sa_l) || !fifo_empty(&md->sa_held)) {
 		loop_hook_arm_at(md->sa_loop, h, now < due ? due : now + SUPER_SAFE_MODE_NS);
 		return;
 	}
@@ -356,15 +349,11 @@ static void kick_hook(struct loop_hook *h)
 static bool super_hold_end(struct bdev *dev, struct bdev_req *req)
 {
 	struct super_array *md = layer_of(dev)->l_md;
-	struct bdev_req **pp = &md->sa_ended;
 
 	if (req->br_op == BDEV_READ || req->br_op == BDEV_FLUSH ||
 	    (!md->sa_changed && !md->sa_io))
 		return false;
-	while (*pp)
-		pp = &(*pp)->br_qnext;
-	req->br_qnext = NULL;
-	*pp = req;
+	fifo_push(&md->sa_ended, req, br_qnext);
 	return true;
 }
 
@@ -376,23 +365,23 @@ static bool super_hold(struct bdev *dev, struct bdev_req *req)
 	if (req->br_op == BDEV_READ || req->br_op == BDEV_FLUSH)
 		return false;
 	md->sa_last_write_ns = req->br_start_ns;
-	if (!md->sa_changed && !md->sa_io && !md->sa_held && !md->sa_l->l_sweep)
+	if (!md->sa_changed && !md->sa_io && fifo_empty(&md->sa_held) && !md->sa_l->l_sweep)
 		return false;
 	if (md->sa_ondisk_active && md->sa_want_active && !md->sa_changed &&
-	    !md->sa_io && !md->sa_held) {
+	    !md->sa_io && fifo_empty(&md->sa_held)) {
 		if (!md->sa_idle.lh_armed)
 			loop_hook_arm_at(md->sa_loop, &md->sa_idle,
 					      req->br_start_ns + SUPER_SAFE_MODE_NS);
 		return false;
 	}
-	req->br_qnext = NULL;
-	*md->sa_held_tail = req;
-	md->sa_held_tail = &req->br_qnext;
+	fifo_push(&md->sa_held, req, br_qnext);
 	kick(md);
 	return true;
 }
 
-void super_member_changed(struct layer *l, int m)
+/* layer_set_state()'s note that member @m of @l changed state: the
+ * superblocks must say so before the next write. */
+static void md_changed(struct layer *l, int m)
 {
 	struct super_array *md = l->l_md;
 
@@ -459,7 +448,6 @@ int super_attach(struct layer *l, struct loop *loop,
 		return -ENOMEM;
 	md->sa_l = l;
 	md->sa_loop = loop;
-	md->sa_held_tail = &md->sa_held;
 	md->sa_idle.lh_fn = idle_check;
 	md->sa_kick.lh_fn = kick_hook;
 	md->sa_resync_hook.lh_fn = resync_start;
@@ -470,6 +458,7 @@ int super_attach(struct layer *l, struct loop *loop,
 			goto out_free;
 	}
 	l->l_md = md;
+	l->l_md_ops = &md_ops;
 	if (plan->action == SUPER_PLAN_ASSEMBLE) {
 		const struct super_info *a = &p[plan->authority].sb;
 
@@ -527,14 +516,13 @@ int super_attach(struct layer *l, struct loop *loop,
 	return 0;
 out_free:
 	l->l_md = NULL;
-	super_array_free(md);
+	l->l_md_ops = NULL;
+	array_free(md);
 	return ret;
 }
 
-void super_array_free(struct super_array *md)
+static void array_free(struct super_array *md)
 {
-	if (!md)
-		return;
 	loop_hook_disarm(&md->sa_idle);
 	loop_hook_disarm(&md->sa_kick);
 	loop_hook_disarm(&md->sa_resync_hook);
@@ -665,7 +653,7 @@ static bool quiesce_tree(struct bdev *d)
 	md = l->l_md;
 	if (!md || d->bd_read_only)
 		return done;
-	if (md->sa_ondisk_active && !md->sa_held && !writes_in_flight(l))
+	if (md->sa_ondisk_active && fifo_empty(&md->sa_held) && !writes_in_flight(l))
 		md->sa_want_active = false;
 	kick(md);
 	return done && !md->sa_io && !md->sa_changed &&
@@ -677,21 +665,26 @@ bool super_quiesce(struct bdev *top)
 	return quiesce_tree(top);
 }
 
-static int node_busy(struct bdev *d, const char *addr, void *ctx)
+/* Superblock I/O in flight or due, or writes held: it may not be freed. */
+static bool md_busy(const struct layer *l)
 {
-	const struct super_array *md;
+	const struct super_array *md = l->l_md;
 
-	(void)addr;
-	(void)ctx;
-	if (!bdev_is_layer(d) || !(md = layer_of(d)->l_md))
-		return 0;
-	return md->sa_io || md->sa_held || md->sa_ended || md->sa_kick.lh_armed;
+	return md->sa_io || !fifo_empty(&md->sa_held) || !fifo_empty(&md->sa_ended) ||
+	       md->sa_kick.lh_armed;
 }
 
-bool super_busy(struct bdev *tree)
+static void md_free(struct layer *l)
 {
-	return member_walk(tree, node_busy, NULL);
+	array_free(l->l_md);
+	l->l_md = NULL;
 }
+
+static const struct layer_md_ops md_ops = {
+	.changed = md_changed,
+	.busy = md_busy,
+	.free = md_free,
+};
 
 bool super_stats(const struct layer *l, struct super_stats *st)
 {

@@ -25,7 +25,8 @@ struct sim {
 	int qd, inflight; /* qd 0: unlimited */
 	uint64_t next_free_ns; /* when the simulated disk's transfer ends */
 	uint64_t rng;
-	struct sim_io *free, *wait_head, *wait_tail;
+	struct sim_io *free;
+	FIFO(struct sim_io) waiting; /* beyond qd, oldest first */
 	/* Done below, waiting for their time, earliest first: one ring hook
 	 * due at the head's time completes them, not a timeout per I/O. */
 	struct sim_io *due_head, *due_tail;
@@ -44,14 +45,8 @@ static void sim_finish(struct sim_io *io)
 	io->next = s->free;
 	s->free = io;
 	bdev_req_complete(parent, err);
-	if (s->wait_head && (!s->qd || s->inflight < s->qd)) {
-		struct sim_io *w = s->wait_head;
-
-		s->wait_head = w->next;
-		if (!s->wait_head)
-			s->wait_tail = NULL;
-		sim_start(s, w);
-	}
+	if (!fifo_empty(&s->waiting) && (!s->qd || s->inflight < s->qd))
+		sim_start(s, fifo_pop(&s->waiting, next));
 }
 
 static void due_run(struct loop_hook *h)
@@ -146,13 +141,8 @@ static void sim_submit(struct bdev *dev, struct bdev_req *req)
 	}
 	io->sim = s;
 	io->parent = req;
-	io->next = NULL;
 	if (s->qd && s->inflight >= s->qd) {
-		if (s->wait_tail)
-			s->wait_tail->next = io;
-		else
-			s->wait_head = io;
-		s->wait_tail = io;
+		fifo_push(&s->waiting, io, next);
 		return;
 	}
 	sim_start(s, io);
