@@ -20,6 +20,8 @@ MEMBERS_SRC  = $(wildcard blockdev/members/*.c)
 BDEV_SRC = $(CORE_DIR_SRC) $(LEVELS_SRC) $(MEMBERS_SRC) $(wildcard blockdev/*.c)
 FS_SRC   = $(wildcard fs/*.c fs/clients/*.c)
 CORE_SRC = $(VEC_SRC) $(BDEV_SRC)
+# What the unit tests take from fs/ beside the core: pure code, no FUSE.
+UNIT_FS_SRC = fs/json.c
 HDRS     = $(wildcard vec/*.h blockdev/*.h blockdev/*/*.h fs/*.h)
 UNIT_SRC = $(wildcard tests/unit/test_*.c)
 UNIT_BIN = $(B)/unit_tests
@@ -36,11 +38,11 @@ deps:
 $(B)/rawvec: $(FS_SRC) $(CORE_SRC) $(HDRS) | $(B)
 	$(CC) $(CFLAGS) $(PKG_CFLAGS) -o $@ $(FS_SRC) $(CORE_SRC) $(PKG_LIBS)
 
-$(UNIT_BIN): $(UNIT_SRC) tests/unit/unit.h $(CORE_SRC) $(HDRS) | $(B)
-	$(CC) $(CFLAGS) $(PKG_CFLAGS) -o $@ $(UNIT_SRC) $(CORE_SRC) $(CHECK_LIBS) $(PKG_LIBS)
+$(UNIT_BIN): $(UNIT_SRC) tests/unit/unit.h $(CORE_SRC) $(UNIT_FS_SRC) $(HDRS) | $(B)
+	$(CC) $(CFLAGS) $(PKG_CFLAGS) -o $@ $(UNIT_SRC) $(CORE_SRC) $(UNIT_FS_SRC) $(CHECK_LIBS) $(PKG_LIBS)
 
-$(SAN_BIN): $(UNIT_SRC) tests/unit/unit.h $(CORE_SRC) $(HDRS) | $(B)
-	$(CC) $(CFLAGS) -O1 $(SAN) $(PKG_CFLAGS) -o $@ $(UNIT_SRC) $(CORE_SRC) $(CHECK_LIBS) $(PKG_LIBS)
+$(SAN_BIN): $(UNIT_SRC) tests/unit/unit.h $(CORE_SRC) $(UNIT_FS_SRC) $(HDRS) | $(B)
+	$(CC) $(CFLAGS) -O1 $(SAN) $(PKG_CFLAGS) -o $@ $(UNIT_SRC) $(CORE_SRC) $(UNIT_FS_SRC) $(CHECK_LIBS) $(PKG_LIBS)
 
 $(B):
 	mkdir -p $(B)

@@ -19,7 +19,6 @@
  * @ka_offset:      offset= in bytes
  * @ka_size:        size= in bytes (0 when not given)
  * @ka_opts:        BK_OWN_OPTS kinds: the options as written, "k=v,k=v,"
- * @ka_ring:        the ring the device's I/O and timers run on
  * @ka_max_io_bytes/@ka_in_segs: the largest request the device receives
  *                  and the most segments it arrives with (see layer_create)
  */
@@ -33,7 +32,6 @@ struct bdev_kind_args {
 	uint64_t ka_offset;
 	uint64_t ka_size;
 	const char *ka_opts;
-	struct bdev_ring *ka_ring;
 	size_t ka_max_io_bytes;
 	uint32_t ka_in_segs;
 };
@@ -74,7 +72,7 @@ enum {
 	BK_SAME_BYTES = 1 << 6, /* uses exactly its member's bytes */
 };
 
-/** bdev_stat_fn - one numeric stats field: ", \"@name\": @val". */
+/** bdev_stat_fn - one numeric stats field, "@name": @val. */
 typedef void (*bdev_stat_fn)(void *ctx, const char *name, uint64_t val);
 
 /**

@@ -1,6 +1,7 @@
 /* layout: a recursive-descent parser for TARGET expressions into a small
  * syntax tree, then a top-down build that sizes each layer for its parent. */
 #include "blockdev/layout.h"
+#include "blockdev/core/log.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -48,7 +49,7 @@ struct parser {
 	size_t pos;
 	char *err;
 	size_t errlen;
-	struct bdev_ring *ring;
+	struct loop *loop;
 	const struct bdev_layout_opts *opts;
 	struct {
 		uint64_t dev, ino;
@@ -275,7 +276,7 @@ static int open_leaf(struct parser *p, struct lnode *n, struct bdev **out)
 {
 	struct bdev_file_opts fo = { .read_only = p->opts->read_only,
 				     .create_size = p->opts->create_size };
-	struct bdev_kind_args a = { .ka_file = &fo, .ka_ring = p->ring };
+	struct bdev_kind_args a = { .ka_file = &fo };
 	char path[4096], msg[4096 + 128];
 	struct bdev *d;
 	int ret;
@@ -313,7 +314,7 @@ static int open_leaf(struct parser *p, struct lnode *n, struct bdev **out)
 	}
 	if (p->opts->create_size && !d->bd_created && !d->bd_is_blockdev &&
 	    !p->opts->no_io)
-		fprintf(stderr, "rawvec: --create: %s exists (%llu bytes), used as it is\n",
+		bdev_log("--create: %s exists (%llu bytes), used as it is",
 			path, (unsigned long long)d->bd_size);
 	p->seen[p->nr_seen].dev = d->bd_id_dev;
 	p->seen[p->nr_seen].ino = d->bd_id_ino;
@@ -535,7 +536,7 @@ static void log_unused(const struct layer *l, const struct bdev_kind *k,
 			big = l->l_members[i];
 	if (big->bd_size - l->l_data_offset < l->l_member_size + unit)
 		return;
-	fprintf(stderr, "rawvec: %s: members differ in size: each contributes %llu bytes (the smallest, in whole %llu-byte units); %llu bytes of %s are unused\n",
+	bdev_log("%s: members differ in size: each contributes %llu bytes (the smallest, in whole %llu-byte units); %llu bytes of %s are unused",
 		level, (unsigned long long)l->l_member_size, (unsigned long long)unit,
 		(unsigned long long)(big->bd_size - l->l_data_offset - l->l_member_size),
 		big->bd_name);
@@ -572,7 +573,7 @@ static int build_array(struct parser *p, struct lnode *n, struct bdev_kind_args 
 		pr[i].bytes = members[i]->bd_size;
 		if (want.mode == SUPER_NONE)
 			continue;
-		ret = super_probe_member(p->ring, members[i], &pr[i], msg, sizeof(msg));
+		ret = super_probe_member(p->loop, members[i], &pr[i], msg, sizeof(msg));
 		if (ret) {
 			ret = fail_at(p, n->kids[i]->at, "%s", msg);
 			goto out_members;
@@ -586,7 +587,7 @@ static int build_array(struct parser *p, struct lnode *n, struct bdev_kind_args 
 	}
 	if (plan.note[0] && !(plan.action == SUPER_PLAN_NONE && n->super == SUPER_AUTO &&
 			      p->said_headerless))
-		fprintf(stderr, "rawvec: %s: %s\n", level, plan.note);
+		bdev_log("%s: %s", level, plan.note);
 	p->said_headerless |= plan.action == SUPER_PLAN_NONE && n->super == SUPER_AUTO;
 	slots = calloc(nr, sizeof(*slots));
 	if (!slots) {
@@ -625,7 +626,7 @@ static int build_array(struct parser *p, struct lnode *n, struct bdev_kind_args 
 		goto out;
 	}
 	if (plan.action != SUPER_PLAN_NONE) {
-		ret = super_attach(layer_of(*out), p->ring, &plan, pr, nr, n->md_name);
+		ret = super_attach(layer_of(*out), p->loop, &plan, pr, nr, n->md_name);
 		if (ret) {
 			bdev_destroy(*out);
 			ret = fail_at(p, n->at, "%s: md metadata: %s", level,
@@ -655,7 +656,6 @@ static int build(struct parser *p, struct lnode *n, uint32_t in_segs,
 	if (!n->func)
 		return open_leaf(p, n, out);
 	a.ka_opts = n->own_opts;
-	a.ka_ring = p->ring;
 	a.ka_max_io_bytes = max_io;
 	a.ka_in_segs = in_segs;
 	if (!k->bk_max_members) {
@@ -742,15 +742,15 @@ int bdev_layout_leaves(const char *expr, char **out, int max)
 	return nr;
 }
 
-int bdev_layout_open(const char *expr, struct bdev_ring *ring,
+int bdev_layout_open(const char *expr, struct loop *loop,
 		     const struct bdev_layout_opts *opts, struct bdev **out,
 		     char *err, size_t errlen)
 {
 	struct parser p = { .s = expr, .err = err, .errlen = errlen,
-			    .ring = ring, .opts = opts, .hi = UINT64_MAX };
+			    .loop = loop, .opts = opts, .hi = UINT64_MAX };
 	struct bdev_file_opts fo = { .read_only = opts->read_only,
 				     .create_size = opts->create_size };
-	struct bdev_kind_args a = { .ka_path = expr, .ka_file = &fo, .ka_ring = ring };
+	struct bdev_kind_args a = { .ka_path = expr, .ka_file = &fo };
 	struct lnode *root = NULL;
 	struct stat st;
 	int ret;

@@ -9,7 +9,7 @@
 #include <sys/types.h>
 
 #include "blockdev/core/bdev.h"
-#include "blockdev/core/ring.h"
+#include "blockdev/core/loop.h"
 #include "blockdev/core/rw.h"
 
 /* Debian 12's <linux/fuse.h> is protocol 7.38: what newer kernels add. */
@@ -81,12 +81,16 @@ struct rv_counters {
 };
 
 /**
- * struct rv_fs - one mount.
+ * struct rv_fs - one mount.  State: @loop and everything reached from it
+ * run on the one thread that runs the loop: the counters, the flags, the
+ * transports (their slots and ring entries), the control jobs and the
+ * stats snapshot; only control.c's worker thread works beside it, on
+ * copies (struct ctl_prep).  The tree under @dev follows loop.h's rules.
  * @uring_offered: the kernel offered FUSE_OVER_IO_URING in INIT
  * @use_uring:     we accepted it; the ring transport registers entries
  */
 struct rv_fs {
-	struct bdev_ring ring;
+	struct loop loop;
 	struct bdev *dev;
 	struct bdev_rw_ctx rwc;
 	const char *target;
@@ -143,8 +147,11 @@ typedef void (*rv_control_done_fn)(struct rv_req *req, int err);
 int rv_control(struct rv_fs *fs, struct rv_req *req, const char *text,
 	       size_t len, rv_control_done_fn done);
 
-/** rv_stats_json() - the stats file's text into @buf; returns its length. */
-size_t rv_stats_json(struct rv_fs *fs, char *buf, size_t len);
+/**
+ * rv_stats_json() - the stats file's text into @buf of @len bytes, NUL
+ * terminated.  Returns its length, or -ENOSPC when it does not fit.
+ */
+ssize_t rv_stats_json(struct rv_fs *fs, char *buf, size_t len);
 
 /* /dev/fuse transport (dev.c) */
 int rv_dev_start(struct rv_fs *fs, int nr_slots);
@@ -157,7 +164,7 @@ bool rv_uring_idle(struct rv_fs *fs);
 void rv_uring_stop(struct rv_fs *fs);
 
 /*
- * The log (ops.c): rv_log() writes one message, "rawvec: " and a newline
+ * The log (log.c): rv_log() writes one message, "rawvec: " and a newline
  * added.  It goes to stderr until rv_log_detach(); to the file that
  * rv_log_open() (-o log=FILE, O_APPEND, -errno on failure) opened, as
  * well; once detached without a file, to syslog.  From rv_log_open() or

@@ -1,50 +1,14 @@
 /* stats: the read-only JSON file MOUNTPOINT/stats.  Field names are a
- * contract (README documents each); add fields, never rename them. */
+ * contract (docs/stats.md documents each); add fields, never rename them. */
 #include "fs/fs.h"
+#include "fs/json.h"
 #include "blockdev/kind.h"
 #include "blockdev/levels/layer.h"
 #include "blockdev/levels/member.h"
 #include "blockdev/levels/super.h"
 
-#include <stdarg.h>
 #include <stdio.h>
 #include <sys/sysmacros.h>
-
-struct jbuf {
-	char *p;
-	size_t len, cap;
-};
-
-static void jprintf(struct jbuf *b, const char *fmt, ...)
-{
-	va_list ap;
-	int n;
-
-	if (b->len >= b->cap)
-		return;
-	va_start(ap, fmt);
-	n = vsnprintf(b->p + b->len, b->cap - b->len, fmt, ap);
-	va_end(ap);
-	if (n > 0)
-		b->len += (size_t)n < b->cap - b->len ? (size_t)n : b->cap - b->len - 1;
-}
-
-/* JSON string escaping for paths: quotes, backslashes, control bytes. */
-static void jstring(struct jbuf *b, const char *s)
-{
-	jprintf(b, "\"");
-	for (; *s; s++) {
-		unsigned char c = (unsigned char)*s;
-
-		if (c == '"' || c == '\\')
-			jprintf(b, "\\%c", c);
-		else if (c < 0x20)
-			jprintf(b, "\\u%04x", c);
-		else
-			jprintf(b, "%c", c);
-	}
-	jprintf(b, "\"");
-}
 
 /* Per-op field names: "<count name>" and "<op>_bytes". */
 static const char *const op_count_names[BDEV_NR_OPS] = {
@@ -56,184 +20,215 @@ static const char *const op_count_names[BDEV_NR_OPS] = {
 /* "read_lat": p50/p99/mean/max in microseconds, and the histogram keyed by
  * each non-empty bucket's lower bound in ns, so readers such as
  * `rawvec stat` can take percentiles over an interval from two snapshots. */
-static void lat_json(struct jbuf *b, const char *name, const struct bdev_lat *l)
+static void lat_json(struct json_w *w, const char *name, const struct bdev_lat *l)
 {
 	uint64_t n = 0;
 
 	for (int i = 0; i < BDEV_LAT_BUCKETS; i++)
 		n += l->hist[i];
-	jprintf(b, ", \"%s\": {\"p50_us\": %.1f, \"p99_us\": %.1f, "
-		   "\"mean_us\": %.1f, \"max_us\": %.1f, \"sum_ns\": %llu, \"hist\": {",
-		name, bdev_lat_quantile(l, 0.5) / 1e3, bdev_lat_quantile(l, 0.99) / 1e3,
-		n ? (double)l->sum_ns / (double)n / 1e3 : 0.0, l->max_ns / 1e3,
-		(unsigned long long)l->sum_ns);
-	for (int i = 0, first = 1; i < BDEV_LAT_BUCKETS; i++) {
+	json_key(w, name);
+	json_obj_open(w);
+	json_kv_double(w, "p50_us", bdev_lat_quantile(l, 0.5) / 1e3, 1);
+	json_kv_double(w, "p99_us", bdev_lat_quantile(l, 0.99) / 1e3, 1);
+	json_kv_double(w, "mean_us", n ? (double)l->sum_ns / (double)n / 1e3 : 0.0, 1);
+	json_kv_double(w, "max_us", l->max_ns / 1e3, 1);
+	json_kv_u64(w, "sum_ns", l->sum_ns);
+	json_key(w, "hist");
+	json_obj_open(w);
+	for (int i = 0; i < BDEV_LAT_BUCKETS; i++) {
 		if (!l->hist[i])
 			continue;
-		jprintf(b, "%s\"%llu\": %llu", first ? "" : ", ",
-			(unsigned long long)bdev_lat_lower(i),
-			(unsigned long long)l->hist[i]);
-		first = 0;
+		json_key_u64(w, bdev_lat_lower(i));
+		json_u64(w, l->hist[i]);
 	}
-	jprintf(b, "}}");
+	json_obj_close(w);
+	json_obj_close(w);
 }
 
 /* "super": an array's md v1.2 metadata, as mdadm --examine shows it. */
-static void super_json(struct jbuf *b, const struct layer *l)
+static void super_json(struct json_w *w, const struct layer *l)
 {
 	struct super_stats st;
 	char uuid[36];
 
 	if (!super_stats(l, &st))
 		return;
+	json_key(w, "super");
+	json_obj_open(w);
+	json_kv_str(w, "version", "1.2");
 	super_uuid_str(st.sb->set_uuid, uuid);
-	jprintf(b, ", \"super\": {\"version\": \"1.2\", \"uuid\": \"%s\", \"name\": ", uuid);
-	{
-		char name[33];
-
-		snprintf(name, sizeof(name), "%.32s", st.sb->set_name);
-		jstring(b, name);
-	}
-	jprintf(b, ", \"level\": \"%s\", \"layout\": %u, \"chunk\": %llu, "
-		   "\"raid_disks\": %u, \"events\": %llu, \"state\": \"%s\", "
-		   "\"resync\": \"%s\", \"data_offset\": %llu, \"updates\": %llu, "
-		   "\"devices\": [",
-		super_level_name(st.sb->level), st.sb->layout,
-		(unsigned long long)st.sb->chunksize * 512, st.sb->raid_disks,
-		(unsigned long long)st.sb->events, st.active ? "active" : "clean",
-		st.resyncing ? "running" : st.resync_pending ? "pending" : "none",
-		(unsigned long long)st.sb->data_offset * 512,
-		(unsigned long long)st.updates);
+	json_kv_str(w, "uuid", uuid);
+	json_key(w, "name");
+	json_strn(w, (const char *)st.sb->set_name, sizeof(st.sb->set_name));
+	json_kv_str(w, "level", super_level_name(st.sb->level));
+	json_kv_u64(w, "layout", st.sb->layout);
+	json_kv_u64(w, "chunk", (uint64_t)st.sb->chunksize * 512);
+	json_kv_u64(w, "raid_disks", st.sb->raid_disks);
+	json_kv_u64(w, "events", st.sb->events);
+	json_kv_str(w, "state", st.active ? "active" : "clean");
+	json_kv_str(w, "resync",
+		    st.resyncing ? "running" : st.resync_pending ? "pending" : "none");
+	json_kv_u64(w, "data_offset", (uint64_t)st.sb->data_offset * 512);
+	json_kv_u64(w, "updates", st.updates);
+	json_key(w, "devices");
+	json_arr_open(w);
 	for (int s = 0; s < l->l_nr; s++) {
+		json_obj_open(w);
+		json_kv_u64(w, "dev_number", st.dev_number[s]);
 		super_uuid_str(st.dev_uuid[s], uuid);
-		jprintf(b, "%s{\"dev_number\": %u, \"uuid\": \"%s\", \"role\": ",
-			s ? ", " : "", st.dev_number[s], uuid);
+		json_kv_str(w, "uuid", uuid);
 		if (st.role[s] == SUPER_ROLE_FAULTY)
-			jprintf(b, "\"faulty\"}");
+			json_kv_str(w, "role", "faulty");
 		else
-			jprintf(b, "%u}", st.role[s]);
+			json_kv_u64(w, "role", st.role[s]);
+		json_obj_close(w);
 	}
-	jprintf(b, "]}");
+	json_arr_close(w);
+	json_obj_close(w);
 }
 
 static void stat_field(void *ctx, const char *name, uint64_t val)
 {
-	jprintf(ctx, ", \"%s\": %llu", name, (unsigned long long)val);
+	json_kv_u64(ctx, name, val);
 }
 
-static void bdev_json(struct jbuf *b, const struct bdev *d, const char *state)
+static void layer_json(struct json_w *w, const struct bdev *d)
+{
+	const struct layer *l = layer_of((struct bdev *)d);
+
+	json_kv_str(w, "kind", l->l_kind);
+	json_kv_u64(w, "chunk", l->l_chunk);
+	json_kv_u64(w, "member_size", l->l_member_size);
+	json_kv_u64(w, "splits", l->l_stats.splits);
+	json_kv_u64(w, "pieces", l->l_stats.pieces);
+	json_kv_u64(w, "merged", l->l_stats.merged);
+	if (l->l_sweep) {
+		json_kv_i64(w, "degraded", l->l_nr_bad);
+		json_kv_bool(w, "sweep_running", l->l_sweep_running);
+		json_kv_double(w, "sweep_done_pct",
+			       l->l_sweep_total ? 100.0 * l->l_sweep_pos / l->l_sweep_total : 0.0,
+			       1);
+		json_kv_double(w, "sweep_bytes_per_sec", layer_sweep_rate(l), 0);
+		json_kv_u64(w, "rebuild_pos", l->l_rebuild_pos);
+		json_kv_u64(w, "mismatch_sectors", l->l_mismatch_sectors);
+		json_kv_u64(w, "sweep_held_writes", l->l_stats.held_writes);
+	}
+	super_json(w, l);
+	/* The level's or member kind's own fields. */
+	if (d->bd_desc && d->bd_desc->bk_stats)
+		d->bd_desc->bk_stats(d, stat_field, w);
+}
+
+/* "%u:%u", the way ls -l and /proc/self/mountinfo spell a device. */
+static void dev_json(struct json_w *w, const char *key, dev_t dev)
+{
+	char s[24];
+
+	snprintf(s, sizeof(s), "%u:%u", major(dev), minor(dev));
+	json_kv_str(w, key, s);
+}
+
+static void bdev_json(struct json_w *w, const struct bdev *d, const char *state)
 {
 	const struct bdev_stats *s = &d->bd_stats;
 
-	jprintf(b, "{\"name\": ");
-	jstring(b, d->bd_name);
-	jprintf(b, ", \"state\": \"%s\"", state);
-	jprintf(b, ", \"size\": %llu, \"align\": %u, \"mem_align\": %u, "
-		   "\"blockdev\": %s",
-		(unsigned long long)d->bd_size, d->bd_align, d->bd_mem_align,
-		d->bd_is_blockdev ? "true" : "false");
-	for (int op = 0; op < BDEV_NR_OPS; op++)
-		jprintf(b, ", \"%s\": %llu, \"%s_bytes\": %llu",
-			op_count_names[op], (unsigned long long)s->ops[op],
-			bdev_op_name(op), (unsigned long long)s->bytes[op]);
-	jprintf(b, ", \"errors\": %llu, \"inflight\": %u, \"inflight_max\": %u",
-		(unsigned long long)s->errors, s->inflight, s->inflight_max);
+	json_obj_open(w);
+	json_kv_str(w, "name", d->bd_name);
+	json_kv_str(w, "state", state);
+	json_kv_u64(w, "size", d->bd_size);
+	json_kv_u64(w, "align", d->bd_align);
+	json_kv_u64(w, "mem_align", d->bd_mem_align);
+	json_kv_bool(w, "blockdev", d->bd_is_blockdev);
+	for (int op = 0; op < BDEV_NR_OPS; op++) {
+		char key[32];
+
+		json_kv_u64(w, op_count_names[op], s->ops[op]);
+		snprintf(key, sizeof(key), "%s_bytes", bdev_op_name(op));
+		json_kv_u64(w, key, s->bytes[op]);
+	}
+	json_kv_u64(w, "errors", s->errors);
+	json_kv_u64(w, "inflight", s->inflight);
+	json_kv_u64(w, "inflight_max", s->inflight_max);
 	/* Keyed by the bucket's lower bound in bytes; empty ones left out. */
-	jprintf(b, ", \"size_hist\": {");
-	for (int i = 0, first = 1; i < BDEV_HIST_BUCKETS; i++) {
+	json_key(w, "size_hist");
+	json_obj_open(w);
+	for (int i = 0; i < BDEV_HIST_BUCKETS; i++) {
 		if (!s->size_hist[i])
 			continue;
-		jprintf(b, "%s\"%llu\": %llu", first ? "" : ", ",
-			i ? 1ull << (i + 9) : 0ull, (unsigned long long)s->size_hist[i]);
-		first = 0;
+		json_key_u64(w, i ? 1ull << (i + 9) : 0ull);
+		json_u64(w, s->size_hist[i]);
 	}
-	jprintf(b, "}");
-	lat_json(b, "read_lat", &s->lat[BDEV_READ]);
-	lat_json(b, "write_lat", &s->lat[BDEV_WRITE]);
+	json_obj_close(w);
+	lat_json(w, "read_lat", &s->lat[BDEV_READ]);
+	lat_json(w, "write_lat", &s->lat[BDEV_WRITE]);
 	if (bdev_is_layer(d)) {
 		const struct layer *l = layer_of((struct bdev *)d);
 
-		jprintf(b, ", \"kind\": \"%s\", \"chunk\": %llu, "
-			   "\"member_size\": %llu, \"splits\": %llu, "
-			   "\"pieces\": %llu, \"merged\": %llu",
-			l->l_kind, (unsigned long long)l->l_chunk,
-			(unsigned long long)l->l_member_size,
-			(unsigned long long)l->l_stats.splits,
-			(unsigned long long)l->l_stats.pieces,
-			(unsigned long long)l->l_stats.merged);
-		if (l->l_sweep)
-			jprintf(b, ", \"degraded\": %d, \"sweep_running\": %s, "
-				   "\"sweep_done_pct\": %.1f, \"sweep_bytes_per_sec\": %.0f, "
-				   "\"rebuild_pos\": %llu, \"mismatch_sectors\": %llu, "
-				   "\"sweep_held_writes\": %llu",
-				l->l_nr_bad, l->l_sweep_running ? "true" : "false",
-				l->l_sweep_total ? 100.0 * l->l_sweep_pos / l->l_sweep_total : 0.0,
-				layer_sweep_rate(l),
-				(unsigned long long)l->l_rebuild_pos,
-				(unsigned long long)l->l_mismatch_sectors,
-				(unsigned long long)l->l_stats.held_writes);
-		super_json(b, l);
-		/* The level's or member kind's own fields. */
-		if (d->bd_desc && d->bd_desc->bk_stats)
-			d->bd_desc->bk_stats(d, stat_field, b);
-		jprintf(b, ", \"members\": [");
-		for (int i = 0; i < l->l_nr; i++) {
-			jprintf(b, i ? ", " : "");
-			bdev_json(b, l->l_members[i], member_state_name(l->l_state[i]));
-		}
-		jprintf(b, "]");
+		layer_json(w, d);
+		json_key(w, "members");
+		json_arr_open(w);
+		for (int i = 0; i < l->l_nr; i++)
+			bdev_json(w, l->l_members[i], member_state_name(l->l_state[i]));
+		json_arr_close(w);
 	} else {
-		jprintf(b, ", \"kind\": \"%s\"", d->bd_kind ? d->bd_kind : "?");
+		json_kv_str(w, "kind", d->bd_kind ? d->bd_kind : "?");
 		/* What the member is, so that another rawvec mount can tell
 		 * whether it stacks on this one (fs/pathcheck.c). */
-		if (d->bd_is_blockdev)
-			jprintf(b, ", \"st_rdev\": \"%u:%u\"", major(d->bd_id_ino),
-				minor(d->bd_id_ino));
-		else if (d->bd_id_dev)
-			jprintf(b, ", \"st_dev\": \"%u:%u\", \"st_ino\": %llu",
-				major(d->bd_id_dev), minor(d->bd_id_dev),
-				(unsigned long long)d->bd_id_ino);
+		if (d->bd_is_blockdev) {
+			dev_json(w, "st_rdev", (dev_t)d->bd_id_ino);
+		} else if (d->bd_id_dev) {
+			dev_json(w, "st_dev", (dev_t)d->bd_id_dev);
+			json_kv_u64(w, "st_ino", d->bd_id_ino);
+		}
 	}
-	jprintf(b, "}");
+	json_obj_close(w);
 }
 
-size_t rv_stats_json(struct rv_fs *fs, char *buf, size_t len)
+ssize_t rv_stats_json(struct rv_fs *fs, char *buf, size_t len)
 {
 	const struct rv_counters *c = &fs->cnt;
 	const struct bdev_rw_ctx *rw = &fs->rwc;
-	struct jbuf b = { buf, 0, len };
+	struct json_w w;
 
-	jprintf(&b, "{\n  \"transport\": \"%s\",\n",
-		fs->use_uring ? "uring" : "dev");
-	jprintf(&b, "  \"ring_task_flags\": %s,\n",
-		fs->ring.task_flags ? "true" : "false");
-	jprintf(&b, "  \"max_write\": %u,\n  \"read_only\": %s,\n",
-		fs->max_write, fs->read_only ? "true" : "false");
-	jprintf(&b, "  \"requests\": %llu, \"ring_requests\": %llu, "
-		    "\"dev_requests\": %llu,\n",
-		(unsigned long long)c->requests,
-		(unsigned long long)c->ring_requests,
-		(unsigned long long)c->dev_requests);
-	jprintf(&b, "  \"reads\": %llu, \"read_bytes\": %llu, "
-		    "\"writes\": %llu, \"write_bytes\": %llu,\n",
-		(unsigned long long)c->reads, (unsigned long long)c->read_bytes,
-		(unsigned long long)c->writes,
-		(unsigned long long)c->write_bytes);
-	jprintf(&b, "  \"fsyncs\": %llu, \"discards\": %llu, \"zeroes\": %llu,\n",
-		(unsigned long long)c->fsyncs, (unsigned long long)c->discards,
-		(unsigned long long)c->zeroes);
-	jprintf(&b, "  \"inflight\": %u, \"inflight_max\": %u, \"errors\": %llu, "
-		    "\"io_errors\": %llu,\n",
-		c->inflight, c->inflight_max, (unsigned long long)c->errors,
-		(unsigned long long)c->io_errors);
-	jprintf(&b, "  \"copied_bytes\": %llu, \"rmw_writes\": %llu, "
-		    "\"unaligned_reads\": %llu, \"range_lock_waits\": %llu,\n",
-		(unsigned long long)rw->bytes_bounced,
-		(unsigned long long)rw->rmw_ops,
-		(unsigned long long)rw->unaligned_reads,
-		(unsigned long long)rw->lock_waits);
-	jprintf(&b, "  \"target\": ");
-	bdev_json(&b, fs->dev, "ok");
-	jprintf(&b, "\n}\n");
-	return b.len;
+	/* A few fields to a line at the top, for a person reading it. */
+	json_w_init(&w, buf, len);
+	json_obj_open(&w);
+	json_newline(&w);
+	json_kv_str(&w, "transport", fs->use_uring ? "uring" : "dev");
+	json_newline(&w);
+	json_kv_bool(&w, "ring_task_flags", fs->loop.task_flags);
+	json_newline(&w);
+	json_kv_u64(&w, "max_write", fs->max_write);
+	json_newline(&w);
+	json_kv_bool(&w, "read_only", fs->read_only);
+	json_newline(&w);
+	json_kv_u64(&w, "requests", c->requests);
+	json_kv_u64(&w, "ring_requests", c->ring_requests);
+	json_kv_u64(&w, "dev_requests", c->dev_requests);
+	json_newline(&w);
+	json_kv_u64(&w, "reads", c->reads);
+	json_kv_u64(&w, "read_bytes", c->read_bytes);
+	json_kv_u64(&w, "writes", c->writes);
+	json_kv_u64(&w, "write_bytes", c->write_bytes);
+	json_newline(&w);
+	json_kv_u64(&w, "fsyncs", c->fsyncs);
+	json_kv_u64(&w, "discards", c->discards);
+	json_kv_u64(&w, "zeroes", c->zeroes);
+	json_newline(&w);
+	json_kv_u64(&w, "inflight", c->inflight);
+	json_kv_u64(&w, "inflight_max", c->inflight_max);
+	json_kv_u64(&w, "errors", c->errors);
+	json_kv_u64(&w, "io_errors", c->io_errors);
+	json_newline(&w);
+	json_kv_u64(&w, "copied_bytes", rw->bytes_bounced);
+	json_kv_u64(&w, "rmw_writes", rw->rmw_ops);
+	json_kv_u64(&w, "unaligned_reads", rw->unaligned_reads);
+	json_kv_u64(&w, "range_lock_waits", rw->lock_waits);
+	json_newline(&w);
+	json_key(&w, "target");
+	bdev_json(&w, fs->dev, "ok");
+	json_newline(&w);
+	json_obj_close(&w);
+	json_newline(&w);
+	return json_w_end(&w);
 }

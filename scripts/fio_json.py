@@ -1,6 +1,5 @@
 """fio_json: fio's --output-format=json output, which may open with a
-warning line.  Shared by bench.sh and stripe-sweep.sh, which put this
-directory on PYTHONPATH for their generated helpers."""
+warning line.  Shared by bench.py and stripe_sweep.py beside it."""
 import json
 import sys
 

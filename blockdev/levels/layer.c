@@ -3,7 +3,7 @@
  * slices of the parent's segments (no data copied) and complete it. */
 #include "blockdev/levels/layer.h"
 #include "blockdev/levels/layer_io.h"
-#include "blockdev/levels/super.h"
+#include "blockdev/core/log.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -35,7 +35,9 @@ int layer_create(const struct bdev_kind *kind, struct bdev **members, int nr,
 	}
 	l->l_kind = kind->bk_name;
 	l->l_members = members;
+	l->l_bdev.bd_members = members;
 	l->l_nr = nr;
+	l->l_bdev.bd_nr_members = nr;
 	l->l_chunk = chunk;
 	l->l_max_pieces = layer_max_pieces(max_io_bytes, chunk, nr);
 	l->l_vec_cap = in_segs + l->l_max_pieces;
@@ -67,7 +69,8 @@ void layer_destroy(struct bdev *dev)
 		l->l_free = io->li_next;
 		free(io);
 	}
-	super_array_free(l->l_md);
+	if (l->l_md_ops)
+		l->l_md_ops->free(l);
 	if (l->l_free_private)
 		l->l_free_private(l);
 	else
@@ -138,7 +141,7 @@ struct layer_io *layer_io_start(struct layer *l, struct bdev_req *req,
 	io->li_nr_failed = 0;
 	bdev_req_init(&io->li_req, req->br_op, req->br_pos, req->br_len,
 		      req->br_vec, req->br_iter, end ? end : layer_io_end, io);
-	io->li_req.br_meta = req->br_meta;
+	bdev_req_like(&io->li_req, req);
 	return io;
 }
 
@@ -274,7 +277,7 @@ void layer_child_autofail_end(struct bdev_req *req)
 	io->li_nr_failed++;
 	if (l->l_state[m] != LAYER_MEMBER_FAILED) {
 		layer_set_state(l, m, LAYER_MEMBER_FAILED);
-		fprintf(stderr, "rawvec: %s member %d failed (%s): running degraded\n",
+		bdev_log("%s member %d failed (%s): running degraded",
 			l->l_kind, m, strerror(-req->br_error));
 	}
 }
@@ -310,8 +313,8 @@ void layer_set_state(struct layer *l, int m, enum layer_member_state st)
 	if ((l->l_state[m] == LAYER_MEMBER_OK) != (st == LAYER_MEMBER_OK))
 		l->l_nr_bad += st == LAYER_MEMBER_OK ? -1 : 1;
 	l->l_state[m] = (uint8_t)st;
-	if (l->l_md)
-		super_member_changed(l, m);
+	if (l->l_md_ops)
+		l->l_md_ops->changed(l, m);
 }
 
 static void layer_mapped_submit(struct bdev *dev, struct bdev_req *req)
@@ -361,14 +364,15 @@ int layer_check_chunk(struct bdev **members, int nr, uint64_t data_offset,
 	return 0;
 }
 
-void layer_sweep_begin(struct layer *l, enum layer_sweep_kind kind,
-		       uint64_t total, uint64_t unit)
+void layer_sweep_begin(struct layer *l, struct loop *loop,
+		       enum layer_sweep_kind kind, uint64_t total, uint64_t unit)
 {
 	l->l_sweep_running = true;
+	l->l_sweep_loop = loop;
 	l->l_sweep_pos = 0;
 	l->l_sweep_total = total;
 	l->l_sweep_unit = unit;
-	l->l_sweep_start_ns = bdev_now_ns();
+	l->l_sweep_start_ns = loop_now_ns();
 	if (kind != LAYER_SWEEP_REBUILD)
 		l->l_mismatch_sectors = 0;
 }
@@ -376,12 +380,12 @@ void layer_sweep_begin(struct layer *l, enum layer_sweep_kind kind,
 void layer_sweep_end(struct layer *l)
 {
 	l->l_sweep_running = false;
-	l->l_sweep_end_ns = bdev_now_ns();
+	l->l_sweep_end_ns = loop_now_ns();
 }
 
 double layer_sweep_rate(const struct layer *l)
 {
-	uint64_t end = l->l_sweep_running ? bdev_now_ns() : l->l_sweep_end_ns;
+	uint64_t end = l->l_sweep_running ? loop_now_ns() : l->l_sweep_end_ns;
 	double secs = (double)(end - l->l_sweep_start_ns) / 1e9;
 
 	if (!l->l_sweep_start_ns || secs <= 0)

@@ -44,6 +44,19 @@ enum layer_member_state {
 	LAYER_MEMBER_REBUILDING, /* written; readable below l_rebuild_pos */
 };
 
+/*
+ * What the engine asks of an array's metadata, so that it needs to know
+ * none (md v1.2 superblocks: super.c sets these with l_md).
+ * @changed: member @m's state changed: record it before the next write
+ * @busy:    metadata I/O in flight or due, or writes held back
+ * @free:    the layer is going away
+ */
+struct layer_md_ops {
+	void (*changed)(struct layer *l, int m);
+	bool (*busy)(const struct layer *l);
+	void (*free)(struct layer *l);
+};
+
 /**
  * struct layer - a bdev built from member bdevs: what the engine, the
  * metadata (super.c), member management (member.c) and stats read.  A
@@ -52,7 +65,8 @@ enum layer_member_state {
  * @l_chunk:       stripe chunk in bytes (0 when the level has none)
  * @l_member_size: bytes of each member in use
  * @l_data_offset: member bytes before the layer's data (md superblocks)
- * @l_md:          md v1.2 metadata (super.c), NULL for a headerless array
+ * @l_md:          md v1.2 metadata (super.c), NULL for a headerless array;
+ *                 @l_md_ops is what the engine asks of it
  * @l_max_pieces:  most pieces the map can cut one request into
  * @l_vec_cap:     segments all children of one request hold together: what
  *                 the parent brings plus one per piece; also the most a
@@ -72,6 +86,7 @@ enum layer_member_state {
  * Rebuild and scrub (the sweep), run by the level's @l_sweep hook (NULL
  * for levels without redundancy; it calls done(l, err) when finished)
  * and read by layer_readable(), member.c and stats:
+ * @l_sweep_loop:  the running sweep's loop: it submits and owns it
  * @l_rebuild_pos: member bytes of the rebuilding member done (the cursor)
  * @l_sweep_running, @l_sweep_pos/@l_sweep_total (in units of
  *                 @l_sweep_unit bytes), @l_sweep_start_ns/@l_sweep_end_ns:
@@ -89,6 +104,7 @@ struct layer {
 	uint64_t l_member_size;
 	uint64_t l_data_offset;
 	struct super_array *l_md;
+	const struct layer_md_ops *l_md_ops;
 	uint32_t l_max_pieces;
 	uint32_t l_vec_cap;
 	void *l_private;
@@ -100,8 +116,9 @@ struct layer {
 	int l_nr_bad;
 	bool l_autofail;
 	bool l_reads_first;
-	int (*l_sweep)(struct layer *l, enum layer_sweep_kind kind,
+	int (*l_sweep)(struct layer *l, struct loop *loop, enum layer_sweep_kind kind,
 		       void (*done)(struct layer *l, int err));
+	struct loop *l_sweep_loop;
 	uint64_t l_rebuild_pos;
 	bool l_sweep_running;
 	uint64_t l_sweep_pos, l_sweep_total;
@@ -174,10 +191,11 @@ static inline bool layer_readable(const struct layer *l, int m, uint64_t end)
 
 /**
  * layer_sweep_begin() / layer_sweep_end() - bracket a level's rebuild or
- * scrub over @total units of @unit member bytes (progress in l_sweep_pos).
+ * scrub over @total units of @unit member bytes (progress in l_sweep_pos),
+ * its requests submitted on @loop.
  */
-void layer_sweep_begin(struct layer *l, enum layer_sweep_kind kind,
-		       uint64_t total, uint64_t unit);
+void layer_sweep_begin(struct layer *l, struct loop *loop,
+		       enum layer_sweep_kind kind, uint64_t total, uint64_t unit);
 void layer_sweep_end(struct layer *l);
 
 /** layer_sweep_rate() - member bytes per second of the running or last sweep. */

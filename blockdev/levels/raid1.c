@@ -91,6 +91,7 @@ static void mirror_read(struct layer *l, struct layer_io *io, int after)
 		io->li_member = m;
 		bdev_req_init(&io->li_req, req->br_op, req->br_pos, req->br_len,
 			      req->br_vec, req->br_iter, mirror_io_end, io);
+		bdev_req_like(&io->li_req, req);
 		c = layer_io_add_whole(l, io, m, req->br_pos);
 		c->lc_req.br_end = layer_child_autofail_end;
 		c->lc_req.br_private = io;
@@ -221,6 +222,7 @@ static void sweep_begin(struct r1_sweep *sw)
 {
 	bdev_req_init(&sw->agg, BDEV_READ, 0, 0, NULL, (struct pvec_iter){ 0 },
 		      sweep_agg_end, sw);
+	sw->agg.br_loop = sw->l->l_sweep_loop;
 }
 
 static void sweep_io(struct r1_sweep *sw, enum bdev_op op, int m, uint8_t *buf)
@@ -342,7 +344,7 @@ static void sweep_step(struct r1_sweep *sw)
 	bdev_req_complete(&sw->agg, 0);
 }
 
-static int raid1_sweep(struct layer *l, enum layer_sweep_kind kind,
+static int raid1_sweep(struct layer *l, struct loop *loop, enum layer_sweep_kind kind,
 		       void (*done)(struct layer *l, int err))
 {
 	struct r1_sweep *sw;
@@ -363,7 +365,7 @@ static int raid1_sweep(struct layer *l, enum layer_sweep_kind kind,
 	sw->l = l;
 	sw->kind = kind;
 	sw->done = done;
-	layer_sweep_begin(l, kind, l->l_member_size, 1);
+	layer_sweep_begin(l, loop, kind, l->l_member_size, 1);
 	sweep_step(sw);
 	return 0;
 }

@@ -43,6 +43,7 @@ static uint64_t r56_issue(struct layer *l, struct bdev_req *req, uint64_t off,
 		so->so_hi = hi;
 		so->so_tries = 0;
 		so->so_has_req = true;
+		so->so_loop = req->br_loop;
 		so->so_peers = NULL;
 		so_set_cols(so);
 		bdev_req_child(req, &so->so_req, off, hi - lo, pos, NULL, NULL);
@@ -158,7 +159,7 @@ static void r56_submit(struct bdev *dev, struct bdev_req *req)
 			c->rc_l = l;
 			bdev_req_init(&c->rc_sub, BDEV_READ, req->br_pos, req->br_len,
 				      req->br_vec, req->br_iter, healthy_read_end, c);
-			c->rc_sub.br_meta = req->br_meta;
+			bdev_req_like(&c->rc_sub, req);
 			layer_submit_mapped(l, &c->rc_sub);
 			return;
 		}
@@ -190,8 +191,8 @@ static void r56_free(struct layer *l)
 
 	if (!r)
 		return;
-	if (r->ring)
-		bdev_ring_hook_disarm(r->ring, &r->unplug);
+	loop_hook_disarm(&r->unplug);
+	free(r->scrub_save);
 	while (r->free_ops) {
 		struct stripe_op *so = r->free_ops;
 
@@ -219,8 +220,7 @@ bool bdev_is_raid56(const struct bdev *dev)
 
 int raid56_create(int nparity, struct bdev **members, int nr,
 		  uint64_t data_offset, uint64_t chunk,
-		  size_t max_io_bytes, uint32_t in_segs, struct bdev_ring *ring,
-		  struct bdev **out, char *err, size_t errlen)
+		  size_t max_io_bytes, uint32_t in_segs, struct bdev **out, char *err, size_t errlen)
 {
 	uint64_t msize;
 	struct layer *l;
@@ -251,8 +251,7 @@ int raid56_create(int nparity, struct bdev **members, int nr,
 	r->ndata = nr - nparity;
 	r->chunk = chunk;
 	r->stripes = msize / chunk;
-	r->ring = ring;
-	r->unplug.rh_fn = r56_unplug;
+	r->unplug.lh_fn = r56_unplug;
 	r->batch_max = chunk < R56_BATCH_BYTES ? R56_BATCH_BYTES / chunk : 1;
 	r->vec_cap = l->l_vec_cap + 2 * r->batch_max;
 	r->scratch_cols = r->batch_max * nparity > (uint32_t)nr ?
@@ -283,7 +282,7 @@ static int raid5_create(const struct bdev_kind_args *a, struct bdev **out,
 {
 	return raid56_create(1, a->ka_members, a->ka_nr, a->ka_data_offset,
 			     a->ka_chunk, a->ka_max_io_bytes, a->ka_in_segs,
-			     a->ka_ring, out, err, errlen);
+			     out, err, errlen);
 }
 
 static int raid6_create(const struct bdev_kind_args *a, struct bdev **out,
@@ -291,7 +290,7 @@ static int raid6_create(const struct bdev_kind_args *a, struct bdev **out,
 {
 	return raid56_create(2, a->ka_members, a->ka_nr, a->ka_data_offset,
 			     a->ka_chunk, a->ka_max_io_bytes, a->ka_in_segs,
-			     a->ka_ring, out, err, errlen);
+			     out, err, errlen);
 }
 
 static int raid5_redundancy(int nr)

@@ -46,6 +46,7 @@ enum so_mode { MODE_FULL, MODE_RCW, MODE_RMW, MODE_RECON };
 struct stripe_op {
 	struct stripe_op *so_next;
 	struct layer *so_l;
+	struct loop *so_loop; /* its request's, or the sweep's: it runs there */
 	enum so_kind so_kind;
 	enum so_mode so_mode;
 	uint64_t so_stripe;
@@ -107,11 +108,13 @@ struct r56 {
 	struct stripe_op *active;
 	struct stripe_op *wait_head, *wait_tail;
 	struct r56_cursor *cur_head, *cur_tail, *cur_free;
-	struct bdev_ring *ring;	     /* NULL: partial writes are never held */
-	struct bdev_ring_hook unplug;
+	struct loop_hook unplug;
 	uint64_t seq_end; /* where the last write op ended, array bytes */
 	uint64_t write_op_ns; /* moving average of a write op's run time */
 	int last_write_reqs;  /* requests the last write op carried */
+	/* A check or repair sweep's copy of the parity read (chunk bytes per
+	 * parity), allocated when it starts: no stripe can fail for memory. */
+	uint8_t *scrub_save;
 	struct raid56_stats st;
 };
 
@@ -156,8 +159,8 @@ void so_lock_or_wait(struct stripe_op *so);
 /** so_unlock() - release @so's stripes and start the waiters it held up. */
 void so_unlock(struct stripe_op *so);
 
-/** r56_unplug() - the ring hook that lets held partial writes go. */
-void r56_unplug(struct bdev_ring_hook *h);
+/** r56_unplug() - the loop hook that lets held partial writes go. */
+void r56_unplug(struct loop_hook *h);
 
 /** so_alloc() / so_free() - an op with its scratch, outside the pool. */
 struct stripe_op *so_alloc(struct layer *l);
@@ -182,7 +185,7 @@ void so_run(struct stripe_op *so);
 /* ---- raid56_sweep.c ---------------------------------------------------- */
 
 /** r56_sweep() - the level's l_sweep (see struct layer). */
-int r56_sweep(struct layer *l, enum layer_sweep_kind kind,
+int r56_sweep(struct layer *l, struct loop *loop, enum layer_sweep_kind kind,
 	      void (*done)(struct layer *l, int err));
 
 /* ---- raid56.c ---------------------------------------------------------- */

@@ -42,7 +42,7 @@ void raid56_layout(const struct layer *l, uint64_t stripe, int *slots)
 }
 
 void r56_map(const struct layer *l, uint64_t pos, int *member,
-		    uint64_t *member_pos, uint64_t *piece_max)
+	     uint64_t *member_pos, uint64_t *piece_max)
 {
 	const struct r56 *r = r56_of(l);
 	uint64_t k = pos / r->chunk, in = pos % r->chunk;

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "blockdev/core/log.h"
 #include "blockdev/levels/parity.h"
 
 static uint8_t *col(struct stripe_op *so, int member)
@@ -20,6 +21,7 @@ static void stage_begin(struct stripe_op *so)
 {
 	bdev_req_init(&so->so_stage, BDEV_READ, 0, 0, NULL,
 		      (struct pvec_iter){ 0 }, stage_end, so);
+	so->so_stage.br_loop = so->so_loop;
 	so->so_nr_sub = 0;
 }
 
@@ -120,7 +122,7 @@ void so_run(struct stripe_op *so)
 	int slots[LAYER_MAX_MEMBERS], n = r->ndata + r->nparity, lost = 0;
 
 	if (!so->so_tries)
-		so->so_run_ns = bdev_now_ns();
+		so->so_run_ns = loop_now_ns();
 	plan(so);
 	raid56_layout(l, so->so_stripe, slots);
 	so->so_stage.br_op = BDEV_READ;
@@ -292,11 +294,9 @@ static void scrub(struct stripe_op *so, uint8_t **blk)
 {
 	struct r56 *r = r56_of(so->so_l);
 	uint64_t w = so->so_c1 - so->so_c0;
-	uint8_t *save = malloc(w * r->nparity);
+	uint8_t *save = r->scrub_save;
 	bool bad = false;
 
-	if (!save)
-		return;
 	for (int k = 0; k < r->nparity; k++)
 		memcpy(save + k * w, blk[r->ndata + k], w);
 	parity_compute(blk, r->ndata, r->nparity, w);
@@ -319,7 +319,6 @@ static void scrub(struct stripe_op *so, uint8_t **blk)
 		so->so_mode = MODE_FULL; /* marker: no writes */
 		so->so_kind = SO_CHECK;
 	}
-	free(save);
 }
 
 /* A batch: parity of each stripe into its scratch columns, then one write
@@ -491,7 +490,7 @@ static void stage_end(struct bdev_req *req)
 
 			if (so->so_sub[i].br_error && l->l_state[m] != LAYER_MEMBER_FAILED) {
 				layer_set_state(l, m, LAYER_MEMBER_FAILED);
-				fprintf(stderr, "rawvec: %s member %d failed (%s): running degraded\n",
+				bdev_log("%s member %d failed (%s): running degraded",
 					l->l_kind, m, strerror(-so->so_sub[i].br_error));
 				failed_one = true;
 			}

@@ -169,7 +169,7 @@ void so_lock_or_wait(struct stripe_op *so)
 	}
 	/* First come, first served per stripe: never pass a waiter. */
 	blocked = overlaps_any(r->wait_head, NULL, so) || overlaps_any(r->active, NULL, so);
-	if (!blocked && !(r->ring && mergeable(so) && !whole_stripe(r, so))) {
+	if (!blocked && !(so->so_loop && mergeable(so) && !whole_stripe(r, so))) {
 		so->so_next = r->active;
 		r->active = so;
 		so_run(so);
@@ -179,8 +179,8 @@ void so_lock_or_wait(struct stripe_op *so)
 		r->st.stripe_waits++;
 	} else {
 		so->so_plugged = true;
-		so->so_plug_ns = bdev_now_ns();
-		bdev_ring_hook_arm(r->ring, &r->unplug);
+		so->so_plug_ns = loop_now_ns();
+		loop_hook_arm(so->so_loop, &r->unplug);
 	}
 	if (r->wait_tail)
 		r->wait_tail->so_next = so;
@@ -228,10 +228,10 @@ void so_unlock(struct stripe_op *so)
 
 /* The end of a batch of requests, or the time a held write was due: what
  * was held for neighbours and is not to be held longer goes. */
-void r56_unplug(struct bdev_ring_hook *h)
+void r56_unplug(struct loop_hook *h)
 {
-	struct r56 *r = (void *)((char *)h - offsetof(struct r56, unplug));
-	uint64_t now = bdev_now_ns(), next = 0;
+	struct r56 *r = container_of(h, struct r56, unplug);
+	uint64_t now = loop_now_ns(), next = 0;
 
 	for (struct stripe_op *w = r->wait_head; w; w = w->so_next) {
 		if (!w->so_plugged)
@@ -245,7 +245,7 @@ void r56_unplug(struct bdev_ring_hook *h)
 	}
 	start_waiters(r, NULL);
 	if (next)
-		bdev_ring_hook_arm_at(r->ring, &r->unplug, next);
+		loop_hook_arm_at(h->lh_loop, h, next);
 }
 
 struct stripe_op *so_alloc(struct layer *l)
@@ -318,7 +318,7 @@ void so_finish(struct stripe_op *so, int err)
 	int reqs = 1;
 
 	if (so->so_kind == SO_WRITE) {
-		int64_t d = (int64_t)(bdev_now_ns() - so->so_run_ns) - (int64_t)r->write_op_ns;
+		int64_t d = (int64_t)(loop_now_ns() - so->so_run_ns) - (int64_t)r->write_op_ns;
 
 		r->write_op_ns += d / 8;
 	}

@@ -47,6 +47,8 @@ static void sweep_step(struct r56_sweep *sw)
 
 		so_free(sw->so);
 		free(sw);
+		free(r->scrub_save);
+		r->scrub_save = NULL;
 		layer_sweep_end(l);
 		if (done)
 			done(l, err);
@@ -62,6 +64,7 @@ static void sweep_step(struct r56_sweep *sw)
 	so->so_c1 = r->chunk;
 	so->so_tries = 0;
 	so->so_has_req = false;
+	so->so_loop = l->l_sweep_loop;
 	so->so_done = sweep_op_done;
 	so->so_private = sw;
 	sw->inflight++;
@@ -72,8 +75,8 @@ static void sweep_step(struct r56_sweep *sw)
 /* The level's l_sweep: walk every stripe in the background, rebuilding the
  * members in state rebuilding or checking (repairing) parity; @done at the
  * end.  Returns 0, -EBUSY when a sweep already runs, or -ENOMEM. */
-int r56_sweep(struct layer *l, enum layer_sweep_kind kind,
-		     void (*done)(struct layer *l, int err))
+int r56_sweep(struct layer *l, struct loop *loop, enum layer_sweep_kind kind,
+	      void (*done)(struct layer *l, int err))
 {
 	static const enum so_kind op_of[] = {
 		[LAYER_SWEEP_REBUILD] = SO_REBUILD,
@@ -86,14 +89,21 @@ int r56_sweep(struct layer *l, enum layer_sweep_kind kind,
 	if (l->l_sweep_running)
 		return -EBUSY;
 	sw = calloc(1, sizeof(*sw));
-	if (!sw || !(sw->so = so_alloc(l))) {
+	if (kind != LAYER_SWEEP_REBUILD)
+		r->scrub_save = malloc(r->chunk * r->nparity);
+	if (!sw || !(sw->so = so_alloc(l)) ||
+	    (kind != LAYER_SWEEP_REBUILD && !r->scrub_save)) {
+		if (sw && sw->so)
+			so_free(sw->so);
 		free(sw);
+		free(r->scrub_save);
+		r->scrub_save = NULL;
 		return -ENOMEM;
 	}
 	sw->l = l;
 	sw->kind = op_of[kind];
 	sw->done = done;
-	layer_sweep_begin(l, kind, r->stripes, r->chunk);
+	layer_sweep_begin(l, loop, kind, r->stripes, r->chunk);
 	sweep_step(sw);
 	return 0;
 }

@@ -12,7 +12,7 @@
 
 /* A request held back by a latency spike. */
 struct spike {
-	struct bdev_ring_op timer;
+	struct loop_op timer;
 	struct __kernel_timespec due; /* read by the kernel at submit */
 	struct bdev_req *req;
 	struct layer *l;
@@ -27,7 +27,6 @@ struct faulty {
 	double spike_rate;	     /* ... this fraction of requests */
 	uint64_t nr_ios;
 	uint64_t rng;
-	struct bdev_ring *ring;
 	struct spike *free_spikes;
 	struct faulty_stats st;
 };
@@ -46,9 +45,9 @@ static double next_unit(struct faulty *f)
 	return (double)((f->rng * 0x2545f4914f6cdd1dull) >> 11) / (double)(1ull << 53);
 }
 
-static void spike_done(struct bdev_ring_op *op, int res, unsigned flags)
+static void spike_done(struct loop_op *op, int res, unsigned flags)
 {
-	struct spike *sp = (struct spike *)((char *)op - offsetof(struct spike, timer));
+	struct spike *sp = container_of(op, struct spike, timer);
 	struct faulty *f = faulty_of(sp->l);
 
 	(void)res; /* -ETIME: the timeout fired, as wanted */
@@ -63,14 +62,16 @@ static bool delay(struct layer *l, struct faulty *f, struct bdev_req *req)
 {
 	struct spike *sp = f->free_spikes;
 
+	if (!req->br_loop) /* nothing to time it on: a loopless caller */
+		return false;
 	if (sp)
 		f->free_spikes = sp->next;
 	else if (!(sp = calloc(1, sizeof(*sp))))
 		return false;
 	sp->req = req;
 	sp->l = l;
-	sp->timer.ro_done = spike_done;
-	bdev_ring_timer_at(f->ring, &sp->timer, &sp->due, bdev_now_ns() + f->spike_ns);
+	sp->timer.lo_done = spike_done;
+	loop_timer_at(req->br_loop, &sp->timer, &sp->due, loop_now_ns() + f->spike_ns);
 	return true;
 }
 
@@ -211,14 +212,7 @@ int faulty_configure(struct bdev *dev, const char *opts, char *err, size_t errle
 	return 0;
 }
 
-/*
- * Wrap the one member of @a; its options (ka_opts) are "key=value"
- * separated by commas or spaces: read_eio=P, write_eio=P (probabilities
- * 0..1 per request), at=LO..HI (member bytes where every read and write
- * fails), after=N (requests that pass before every one fails),
- * lat_spike=DUR@P (a fraction P of reads and writes reach the member DUR
- * late, timed on ka_ring).
- */
+/* Wrap the one member of @a, with the options (ka_opts) faulty.h lists. */
 static int faulty_create(const struct bdev_kind_args *a, struct bdev **out,
 			 char *err, size_t errlen)
 {
@@ -230,7 +224,6 @@ static int faulty_create(const struct bdev_kind_args *a, struct bdev **out,
 	if (ret)
 		return ret;
 	faulty_of(l)->rng = 0x9e3779b97f4a7c15ull;
-	faulty_of(l)->ring = a->ka_ring;
 	if (faulty_configure(&l->l_bdev, a->ka_opts, err, errlen)) {
 		layer_destroy(&l->l_bdev);
 		return -EINVAL;

@@ -11,8 +11,15 @@ struct faulty_stats {
 	uint64_t spikes;
 };
 
-/* Created through faulty_kind (blockdev/kind.h); options as in its
- * --help line, see faulty.c. */
+/**
+ * faulty_kind - faulty(M, ...), its one member owned from creation on.
+ * Options, "key=value" separated by commas or spaces: read_eio=P,
+ * write_eio=P (probabilities 0..1 per request), at=LO..HI (member bytes
+ * where every read and write fails), after=N (requests that pass before
+ * every one fails), lat_spike=DUR@P (a fraction P of reads and writes
+ * reach the member DUR late, timed on the request's loop).
+ */
+extern const struct bdev_kind faulty_kind;
 
 /** faulty_configure() - change @dev's faults; unnamed ones stay. */
 int faulty_configure(struct bdev *dev, const char *opts, char *err, size_t errlen);

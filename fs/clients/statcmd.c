@@ -1,6 +1,7 @@
 /* statcmd: `rawvec stat MOUNTPOINT [INTERVAL [COUNT]]`, iostat -x for a
  * mount's device tree, computed from successive reads of MOUNTPOINT/stats. */
 #include "fs/fs.h"
+#include "fs/json.h"
 #include "blockdev/core/bdev.h"
 
 #include <errno.h>
@@ -14,9 +15,6 @@
 #include <time.h>
 #include <unistd.h>
 
-/* Each device level nests two deep (node, "members"), so this allows
- * trees far deeper than anyone builds while bounding the recursion. */
-#define JSON_MAX_DEPTH 128
 #define STATS_MAX (256u << 20)
 #define LABEL_MAX 48 /* device column; longer names keep their tail */
 
@@ -45,236 +43,9 @@ static const char usage_text[] =
 	"\n"
 	"Exit status: 0 done or interrupted, 1 stats unreadable, 2 bad usage.\n";
 
-enum jtype { J_NULL, J_BOOL, J_NUM, J_STR, J_ARR, J_OBJ };
-
-/* A JSON value.  Strings and keys are decoded in place in the text they
- * came from, so that text lives as long as the tree. */
-struct jv {
-	enum jtype type;
-	const char *key; /* in an object: this member's name */
-	const char *str;
-	double num;
-	uint64_t u; /* numbers that are non-negative integers, exactly */
-	struct jv *kid, *next;
-};
-
-struct jp {
-	char *s, *p;
-	int depth;
-};
-
-static void jfree(struct jv *v)
-{
-	while (v) {
-		struct jv *next = v->next;
-
-		jfree(v->kid);
-		free(v);
-		v = next;
-	}
-}
-
-static void jws(struct jp *j)
-{
-	while (*j->p == ' ' || *j->p == '\t' || *j->p == '\n' || *j->p == '\r')
-		j->p++;
-}
-
 static bool digit(char c)
 {
 	return c >= '0' && c <= '9';
-}
-
-static int hex4(const char *p, unsigned *cp)
-{
-	*cp = 0;
-	for (int i = 0; i < 4; i++) { /* stops at a NUL: not hex */
-		int c = p[i] | 32;
-
-		if (!digit(p[i]) && (c < 'a' || c > 'f'))
-			return -EINVAL;
-		*cp = *cp << 4 | (unsigned)(digit(p[i]) ? p[i] - '0' : c - 'a' + 10);
-	}
-	return 0;
-}
-
-/* The string whose opening quote is at j->p, decoded in place: an escape
- * never decodes to more bytes than it is written with. */
-static int jstring(struct jp *j, const char **out)
-{
-	static const char esc[] = "\"\"\\\\//b\bf\fn\nr\rt\t";
-	char *w = ++j->p;
-	unsigned cp, lo;
-
-	*out = w;
-	while (*j->p != '"') {
-		unsigned char c = (unsigned char)*j->p;
-		const char *e;
-
-		if (c < 0x20) /* a control byte, or the end of the text */
-			return -EINVAL;
-		j->p++;
-		if (c != '\\') {
-			*w++ = (char)c;
-			continue;
-		}
-		if (*j->p != 'u') {
-			e = *j->p ? strchr(esc, *j->p) : NULL;
-			if (!e || (e - esc) % 2)
-				return -EINVAL;
-			*w++ = e[1];
-			j->p++;
-			continue;
-		}
-		if (hex4(++j->p, &cp))
-			return -EINVAL;
-		j->p += 4;
-		if (cp >= 0xd800 && cp < 0xdc00 && j->p[0] == '\\' && j->p[1] == 'u' &&
-		    !hex4(j->p + 2, &lo) && lo >= 0xdc00 && lo < 0xe000) {
-			cp = 0x10000 + ((cp - 0xd800) << 10) + (lo - 0xdc00);
-			j->p += 6;
-		}
-		if (!cp || (cp >= 0xd800 && cp < 0xe000)) { /* NUL, lone surrogate */
-			*w++ = '?';
-		} else if (cp < 0x80) {
-			*w++ = (char)cp;
-		} else { /* UTF-8: lead byte 110xxxxx, 1110xxxx or 11110xxx */
-			int n = cp < 0x800 ? 2 : cp < 0x10000 ? 3 : 4;
-
-			for (int i = n - 1; i > 0; i--, cp >>= 6)
-				w[i] = (char)(0x80 | (cp & 0x3f));
-			w[0] = (char)(((0xff00 >> n) & 0xff) | cp);
-			w += n;
-		}
-	}
-	*w = '\0'; /* may land on the closing quote, already passed over */
-	j->p++;
-	return 0;
-}
-
-/* JSON's number grammar checked by hand: strtod alone takes hex, inf. */
-static int jnumber(struct jp *j, struct jv *v)
-{
-	char *p = j->p, *end;
-	bool plain = *p != '-';
-
-	p += !plain;
-	if (!digit(*p))
-		return -EINVAL;
-	if (*p == '0')
-		p++;
-	else
-		while (digit(*p))
-			p++;
-	if (*p == '.') {
-		plain = false;
-		if (!digit(*++p))
-			return -EINVAL;
-		while (digit(*p))
-			p++;
-	}
-	if (*p == 'e' || *p == 'E') {
-		plain = false;
-		p += p[1] == '+' || p[1] == '-';
-		if (!digit(*++p))
-			return -EINVAL;
-		while (digit(*p))
-			p++;
-	}
-	v->type = J_NUM;
-	v->num = strtod(j->p, &end);
-	if (end != p)
-		return -EINVAL;
-	v->u = plain ? strtoull(j->p, NULL, 10) : 0; /* counters pass 2^53 */
-	j->p = p;
-	return 0;
-}
-
-/* One value at j->p.  *@out is set before anything can fail, so the
- * caller frees a partial tree with the whole. */
-static int jvalue(struct jp *j, struct jv **out)
-{
-	struct jv *v, **tail;
-	char close;
-	int ret;
-
-	jws(j);
-	v = calloc(1, sizeof(*v));
-	if (!v)
-		return -ENOMEM;
-	*out = v;
-	if (*j->p == '"') {
-		v->type = J_STR;
-		return jstring(j, &v->str);
-	}
-	if (*j->p != '{' && *j->p != '[') {
-		static const char *const lit[] = { "null", "false", "true" };
-
-		for (int i = 0; i < 3; i++) {
-			if (!strncmp(j->p, lit[i], strlen(lit[i]))) {
-				v->type = i ? J_BOOL : J_NULL;
-				v->num = i == 2;
-				j->p += strlen(lit[i]);
-				return 0;
-			}
-		}
-		return jnumber(j, v);
-	}
-	close = *j->p == '{' ? '}' : ']';
-	v->type = close == '}' ? J_OBJ : J_ARR;
-	if (++j->depth > JSON_MAX_DEPTH)
-		return -EINVAL;
-	j->p++;
-	jws(j);
-	for (tail = &v->kid; *j->p != close; tail = &(*tail)->next) {
-		const char *key = NULL;
-
-		if (tail != &v->kid) {
-			if (*j->p != ',')
-				return -EINVAL;
-			j->p++;
-			jws(j);
-		}
-		if (v->type == J_OBJ) {
-			if (*j->p != '"' || jstring(j, &key))
-				return -EINVAL;
-			jws(j);
-			if (*j->p != ':')
-				return -EINVAL;
-			j->p++;
-		}
-		ret = jvalue(j, tail);
-		if (*tail)
-			(*tail)->key = key;
-		if (ret)
-			return ret;
-		jws(j);
-	}
-	j->p++;
-	j->depth--;
-	return 0;
-}
-
-static const struct jv *jget(const struct jv *o, const char *key, enum jtype type)
-{
-	for (const struct jv *k = o && o->type == J_OBJ ? o->kid : NULL; k; k = k->next)
-		if (!strcmp(k->key, key))
-			return k->type == type ? k : NULL;
-	return NULL;
-}
-
-static uint64_t jnum(const struct jv *o, const char *key)
-{
-	const struct jv *v = jget(o, key, J_NUM);
-
-	return v ? v->u : 0;
-}
-
-static const char *jstr(const struct jv *o, const char *key)
-{
-	const struct jv *v = jget(o, key, J_STR);
-
-	return v ? v->str : "?";
 }
 
 enum { C_READS, C_WRITES, C_RBYTES, C_WBYTES, C_ERRORS, C_LAT_NS, NR_C };
@@ -303,7 +74,7 @@ struct dev {
 
 struct snap {
 	char *text;
-	struct jv *root;
+	struct json_val *root;
 	const char *transport;
 	struct dev *dev;
 	int nr, cap;
@@ -312,18 +83,18 @@ struct snap {
 
 static void snap_free(struct snap *s)
 {
-	jfree(s->root);
+	json_free(s->root);
 	free(s->text);
 	free(s->dev);
 	memset(s, 0, sizeof(*s));
 }
 
-static int collect(struct snap *s, const struct jv *node, const char *addr, int depth,
+static int collect(struct snap *s, const struct json_val *node, const char *addr, int depth,
 		   const char **why)
 {
-	const struct jv *members = jget(node, "members", J_ARR), *m;
-	const struct jv *sweep = jget(node, "sweep_done_pct", J_NUM);
-	const struct jv *running = jget(node, "sweep_running", J_BOOL);
+	const struct json_val *members = json_get(node, "members", JSON_ARR), *m;
+	const struct json_val *sweep = json_get(node, "sweep_done_pct", JSON_NUM);
+	const struct json_val *running = json_get(node, "sweep_running", JSON_BOOL);
 	struct dev *d;
 	int i = 0, ret;
 
@@ -340,36 +111,36 @@ static int collect(struct snap *s, const struct jv *node, const char *addr, int 
 	memset(d, 0, sizeof(*d));
 	snprintf(d->addr, sizeof(d->addr), "%s", addr);
 	d->depth = depth;
-	d->name = jstr(node, "name");
-	d->kind = jstr(node, "kind");
-	d->state = jstr(node, "state");
-	d->sweeping = running && running->num;
-	d->sweep_pct = sweep ? sweep->num : 0;
+	d->name = json_get_str(node, "name", "?");
+	d->kind = json_get_str(node, "kind", "?");
+	d->state = json_get_str(node, "state", "?");
+	d->sweeping = running && running->jv_num;
+	d->sweep_pct = sweep ? sweep->jv_num : 0;
 	for (int k = 0; k < C_LAT_NS; k++)
-		d->c[k] = jnum(node, count_field[k]);
-	d->parity = jget(node, stripe_field[S_FULL], J_NUM) != NULL;
+		d->c[k] = json_get_u64(node, count_field[k]);
+	d->parity = json_get(node, stripe_field[S_FULL], JSON_NUM) != NULL;
 	for (int k = 0; d->parity && k < NR_S; k++)
-		d->stripe[k] = jnum(node, stripe_field[k]);
+		d->stripe[k] = json_get_u64(node, stripe_field[k]);
 	for (int k = 0; k < 2; k++) {
-		const struct jv *lat = jget(node, k ? "write_lat" : "read_lat", J_OBJ);
-		const struct jv *h = jget(lat, "hist", J_OBJ);
+		const struct json_val *lat = json_get(node, k ? "write_lat" : "read_lat", JSON_OBJ);
+		const struct json_val *h = json_get(lat, "hist", JSON_OBJ);
 
-		d->c[C_LAT_NS] += jnum(lat, "sum_ns");
-		for (const struct jv *b = h ? h->kid : NULL; b; b = b->next) {
+		d->c[C_LAT_NS] += json_get_u64(lat, "sum_ns");
+		for (const struct json_val *b = h ? h->jv_kid : NULL; b; b = b->jv_next) {
 			char *end;
-			uint64_t lower = strtoull(b->key, &end, 10);
+			uint64_t lower = strtoull(b->jv_key, &end, 10);
 
-			if (!digit(*b->key) || *end || b->type != J_NUM) {
+			if (!digit(*b->jv_key) || *end || b->jv_type != JSON_NUM) {
 				*why = "latency histogram key or count is not a number";
 				return -EINVAL;
 			}
-			d->hist[bdev_lat_bucket(lower)] += b->u;
+			d->hist[bdev_lat_bucket(lower)] += b->jv_u;
 		}
 	}
-	for (m = members ? members->kid : NULL; m; m = m->next, i++) {
+	for (m = members ? members->jv_kid : NULL; m; m = m->jv_next, i++) {
 		char sub[sizeof(d->addr)];
 
-		if (m->type != J_OBJ) {
+		if (m->jv_type != JSON_OBJ) {
 			*why = "a member is not an object";
 			return -EINVAL;
 		}
@@ -388,9 +159,8 @@ static int collect(struct snap *s, const struct jv *node, const char *addr, int 
 /* Read and parse @path into @s; on failure say why on stderr. */
 static int snap_read(struct snap *s, const char *path)
 {
-	size_t len = 0, cap = 64 << 10;
+	size_t len = 0, cap = 64 << 10, bad_at;
 	const char *why = NULL;
-	struct jp j;
 	char *p;
 	ssize_t n;
 	int fd, ret = 0;
@@ -402,7 +172,7 @@ static int snap_read(struct snap *s, const char *path)
 		fprintf(stderr, "rawvec stat: %s: %s\n", path, strerror(-ret));
 		return ret;
 	}
-	s->t_ns = bdev_now_ns(); /* the file's snapshot is taken at open */
+	s->t_ns = loop_now_ns(); /* the file's snapshot is taken at open */
 	for (;;) {
 		if (!s->text || len + 1 == cap) {
 			if (s->text && cap >= STATS_MAX) {
@@ -431,28 +201,21 @@ static int snap_read(struct snap *s, const char *path)
 		len += (size_t)n;
 	}
 	s->text[len] = '\0';
-	j = (struct jp){ s->text, s->text, 0 };
-	ret = jvalue(&j, &s->root);
-	if (!ret) {
-		jws(&j);
-		if (j.p != s->text + len) /* trailing text, or a NUL inside */
-			ret = -EINVAL;
-	}
+	ret = json_parse(s->text, len, &s->root, &bad_at);
 	if (ret) {
 		if (ret == -ENOMEM)
 			why = strerror(ENOMEM);
 		else
-			fprintf(stderr, "rawvec stat: %s: bad JSON at byte %zu\n", path,
-				(size_t)(j.p - s->text));
+			fprintf(stderr, "rawvec stat: %s: bad JSON at byte %zu\n", path, bad_at);
 		goto out;
 	}
-	s->transport = jstr(s->root, "transport");
-	if (!jget(s->root, "target", J_OBJ)) {
+	s->transport = json_get_str(s->root, "transport", "?");
+	if (!json_get(s->root, "target", JSON_OBJ)) {
 		why = "no \"target\" device tree (not a rawvec mount?)";
 		ret = -EINVAL;
 		goto out;
 	}
-	ret = collect(s, jget(s->root, "target", J_OBJ), "", 0, &why);
+	ret = collect(s, json_get(s->root, "target", JSON_OBJ), "", 0, &why);
 	if (ret == -ENOMEM)
 		why = strerror(ENOMEM);
 out:
@@ -591,7 +354,7 @@ static int report(const struct snap *p, const struct snap *c, const char *mnt, b
 static bool pause_until(uint64_t deadline, const sigset_t *sigs)
 {
 	for (;;) {
-		uint64_t now = bdev_now_ns(), rel = now < deadline ? deadline - now : 0;
+		uint64_t now = loop_now_ns(), rel = now < deadline ? deadline - now : 0;
 		struct timespec ts = { (time_t)(rel / 1000000000), (long)(rel % 1000000000) };
 
 		if (sigtimedwait(sigs, NULL, &ts) > 0)
@@ -684,8 +447,8 @@ int rv_stat_main(int argc, char **argv)
 		t = prev, prev = cur, cur = t;
 		done++;
 		next += step_ns;
-		if (next < bdev_now_ns()) /* fell behind (slow read): no burst */
-			next = bdev_now_ns();
+		if (next < loop_now_ns()) /* fell behind (slow read): no burst */
+			next = loop_now_ns();
 	}
 	ret = 0;
 out:
