@@ -15,6 +15,7 @@ uint64_t ut_seed = UT_DEFAULT_SEED;
  * not they are there. */
 Suite *parity_suite(void) __attribute__((weak));
 Suite *super_suite(void) __attribute__((weak));
+Suite *levels_suite(void) __attribute__((weak));
 
 int main(void)
 {
@@ -37,6 +38,8 @@ int main(void)
 		srunner_add_suite(sr, parity_suite());
 	if (super_suite)
 		srunner_add_suite(sr, super_suite());
+	if (levels_suite)
+		srunner_add_suite(sr, levels_suite());
 	srunner_run_all(sr, CK_NORMAL);
 	nr_failed = srunner_ntests_failed(sr);
 	nr_run = srunner_ntests_run(sr);
