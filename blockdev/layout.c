@@ -1,6 +1,7 @@
 /* layout: a recursive-descent parser for TARGET expressions into a small
  * syntax tree, then a top-down build that sizes each layer for its parent. */
 #include "blockdev/layout.h"
+#include "blockdev/core/log.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -49,7 +50,7 @@ struct parser {
 	size_t pos;
 	char *err;
 	size_t errlen;
-	struct bdev_ring *ring;
+	struct loop *loop;
 	const struct bdev_layout_opts *opts;
 	struct {
 		uint64_t dev, ino;
@@ -295,7 +296,7 @@ static int open_leaf(struct parser *p, struct lnode *n, struct bdev **out)
 			       MAX_LEAVES);
 	memcpy(path, n->name, n->name_len);
 	path[n->name_len] = '\0';
-	ret = bdev_file_open(path, p->ring, &fo, &d, msg, sizeof(msg));
+	ret = bdev_file_open(path, &fo, &d, msg, sizeof(msg));
 	if (ret)
 		return fail_at(p, n->at, "%s", msg);
 	/* Twins are found by what was opened, so "./a.img" and a file just
@@ -320,7 +321,7 @@ static int open_leaf(struct parser *p, struct lnode *n, struct bdev **out)
 	}
 	if (p->opts->create_size && !d->bd_created && !d->bd_is_blockdev &&
 	    !p->opts->no_io)
-		fprintf(stderr, "rawvec: --create: %s exists (%llu bytes), used as it is\n",
+		bdev_log("--create: %s exists (%llu bytes), used as it is",
 			path, (unsigned long long)d->bd_size);
 	p->seen[p->nr_seen].dev = d->bd_id_dev;
 	p->seen[p->nr_seen].ino = d->bd_id_ino;
@@ -558,7 +559,7 @@ static void log_unused(const struct layer *l, const char *level)
 			big = l->l_members[i];
 	if (big->bd_size - l->l_data_offset < l->l_member_size + unit)
 		return;
-	fprintf(stderr, "rawvec: %s: members differ in size: each contributes %llu bytes (the smallest, in whole %llu-byte units); %llu bytes of %s are unused\n",
+	bdev_log("%s: members differ in size: each contributes %llu bytes (the smallest, in whole %llu-byte units); %llu bytes of %s are unused",
 		level, (unsigned long long)l->l_member_size, (unsigned long long)unit,
 		(unsigned long long)(big->bd_size - l->l_data_offset - l->l_member_size),
 		big->bd_name);
@@ -593,7 +594,7 @@ static int build_array(struct parser *p, struct lnode *n, struct bdev **members,
 		pr[i].bytes = members[i]->bd_size;
 		if (want.mode == SUPER_NONE)
 			continue;
-		ret = super_probe_member(p->ring, members[i], &pr[i], msg, sizeof(msg));
+		ret = super_probe_member(p->loop, members[i], &pr[i], msg, sizeof(msg));
 		if (ret) {
 			ret = fail_at(p, n->kids[i]->at, "%s", msg);
 			goto out_members;
@@ -607,7 +608,7 @@ static int build_array(struct parser *p, struct lnode *n, struct bdev **members,
 	}
 	if (plan.note[0] && !(plan.action == SUPER_PLAN_NONE && n->super == SUPER_AUTO &&
 			      p->said_headerless))
-		fprintf(stderr, "rawvec: %s: %s\n", level, plan.note);
+		bdev_log("%s: %s", level, plan.note);
 	p->said_headerless |= plan.action == SUPER_PLAN_NONE && n->super == SUPER_AUTO;
 	slots = calloc(nr, sizeof(*slots));
 	if (!slots) {
@@ -625,7 +626,7 @@ static int build_array(struct parser *p, struct lnode *n, struct bdev **members,
 	else if (!strcmp(plan.level, "raid5") || !strcmp(plan.level, "raid6"))
 		ret = raid56_create(plan.level[4] == '5' ? 1 : 2, slots, nr,
 				    plan.data_offset, chunk, max_io, in_segs,
-				    p->ring, out, msg, sizeof(msg));
+				    out, msg, sizeof(msg));
 	else if (!strcmp(plan.level, "raid1"))
 		ret = raid1_create(slots, nr, plan.data_offset, max_io, in_segs,
 				   out, msg, sizeof(msg));
@@ -648,7 +649,7 @@ static int build_array(struct parser *p, struct lnode *n, struct bdev **members,
 		goto out;
 	}
 	if (plan.action != SUPER_PLAN_NONE) {
-		ret = super_attach(layer_of(*out), p->ring, &plan, pr, nr, n->md_name);
+		ret = super_attach(layer_of(*out), p->loop, &plan, pr, nr, n->md_name);
 		if (ret) {
 			bdev_destroy(*out);
 			ret = fail_at(p, n->at, "%s: md metadata: %s", level,
@@ -713,10 +714,10 @@ static int build(struct parser *p, struct lnode *n, uint32_t in_segs,
 	m = members[0];
 	free(members);
 	if (name_is(n, "faulty"))
-		ret = faulty_create(m, n->fault_opts, p->ring, max_io, in_segs, out,
+		ret = faulty_create(m, n->fault_opts, max_io, in_segs, out,
 				    msg, sizeof(msg));
 	else if (name_is(n, "sim"))
-		ret = sim_create(m, n->fault_opts, p->ring, max_io, in_segs, out,
+		ret = sim_create(m, n->fault_opts, max_io, in_segs, out,
 				 msg, sizeof(msg));
 	else
 		ret = slice_create(m, n->offset, n->size, max_io, in_segs, out,
@@ -768,12 +769,12 @@ int bdev_layout_leaves(const char *expr, char **out, int max)
 	return nr;
 }
 
-int bdev_layout_open(const char *expr, struct bdev_ring *ring,
+int bdev_layout_open(const char *expr, struct loop *loop,
 		     const struct bdev_layout_opts *opts, struct bdev **out,
 		     char *err, size_t errlen)
 {
 	struct parser p = { .s = expr, .err = err, .errlen = errlen,
-			    .ring = ring, .opts = opts, .hi = UINT64_MAX };
+			    .loop = loop, .opts = opts, .hi = UINT64_MAX };
 	struct bdev_file_opts fo = { .read_only = opts->read_only,
 				     .create_size = opts->create_size };
 	struct lnode *root = NULL;
@@ -783,7 +784,7 @@ int bdev_layout_open(const char *expr, struct bdev_ring *ring,
 	/* An existing file is a path even if its name has parentheses; a
 	 * name with none of "()," is a path too. */
 	if (!stat(expr, &st) || !strpbrk(expr, "(),"))
-		return bdev_file_open(expr, ring, &fo, out, err, errlen);
+		return bdev_file_open(expr, &fo, out, err, errlen);
 	ret = parse_node(&p, &root);
 	if (!ret) {
 		skip_ws(&p);

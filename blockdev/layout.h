@@ -10,8 +10,9 @@
  * @max_io_bytes: the largest request the top will receive (sizes the
  *                layers' per-request vectors)
  * @create_size:  create missing image files of this size (0: never)
- * @no_io:        open only, from a thread other than the ring's: arrays
- *                read and write no superblocks (they are headerless)
+ * @no_io:        open only, from a thread other than the loop's: arrays
+ *                read and write no superblocks (they are headerless), and
+ *                the loop may be NULL
  */
 struct bdev_layout_opts {
 	bool read_only;
@@ -24,9 +25,11 @@ struct bdev_layout_opts {
  * bdev_layout_open() - open @expr: a path (an image file or block device)
  * or a layout expression.  On failure returns -errno and writes into @err
  * a message; for a bad expression it names the problem and shows the
- * expression with a caret under the offending character.
+ * expression with a caret under the offending character.  Superblocks are
+ * read on @loop (run until each read is done), and @loop owns the arrays'
+ * metadata from then on (super_attach()); the devices keep no loop.
  */
-int bdev_layout_open(const char *expr, struct bdev_ring *ring,
+int bdev_layout_open(const char *expr, struct loop *loop,
 		     const struct bdev_layout_opts *opts, struct bdev **out,
 		     char *err, size_t errlen);
 

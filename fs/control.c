@@ -49,7 +49,6 @@ struct ctl_prep {
 	int efd;
 	char *path;
 	char *mountpoint;
-	struct bdev_ring *ring; /* kept by the devices opened; nothing is submitted */
 	struct bdev_layout_opts lopts;
 	struct ctl_id *ids;
 	int nr_ids;
@@ -78,8 +77,8 @@ struct ctl_job {
 };
 
 struct rv_ctl {
-	struct bdev_ring_op efd_op;
-	struct bdev_ring_hook timeout;
+	struct loop_op efd_op;
+	struct loop_hook timeout;
 	struct rv_fs *fs;
 	struct ctl_job *job; /* waiting for its worker */
 	int efd;
@@ -180,7 +179,7 @@ static int prep_open(struct ctl_prep *p)
 	}
 	if (ret)
 		return ret;
-	ret = bdev_layout_open(p->path, p->ring, &p->lopts, &p->dev, p->err,
+	ret = bdev_layout_open(p->path, NULL, &p->lopts, &p->dev, p->err,
 			       sizeof(p->err));
 	if (ret)
 		return ret;
@@ -278,7 +277,7 @@ static void ctl_arm_efd(struct rv_ctl *c)
 {
 	if (c->efd_armed)
 		return;
-	io_uring_prep_read(bdev_ring_sqe(&c->fs->ring, &c->efd_op), c->efd,
+	io_uring_prep_read(loop_sqe(&c->fs->loop, &c->efd_op), c->efd,
 			   &c->efd_val, sizeof(c->efd_val), 0);
 	c->efd_armed = true;
 }
@@ -301,9 +300,8 @@ static int prep_start(struct rv_ctl *c, struct ctl_job *job, const char *path,
 	pthread_mutex_init(&p->lock, NULL);
 	s.p = p;
 	p->efd = c->efd;
-	p->ring = &fs->ring;
 	p->lopts.read_only = fs->read_only;
-	p->lopts.no_io = true; /* the worker may not use the loop's ring */
+	p->lopts.no_io = true; /* the worker may not use the loop */
 	p->lopts.max_io_bytes = fs->max_write + 2 * 65536;
 	/* A missing image is created at the size of what it replaces. */
 	p->old_size = job->l->l_members[job->m]->bd_size;
@@ -329,7 +327,7 @@ static int prep_start(struct rv_ctl *c, struct ctl_job *job, const char *path,
 	}
 	job->prep = p;
 	ctl_arm_efd(c);
-	bdev_ring_hook_arm_at(&fs->ring, &c->timeout, bdev_now_ns() + CTL_TIMEOUT_NS);
+	loop_hook_arm_at(&fs->loop, &c->timeout, loop_now_ns() + CTL_TIMEOUT_NS);
 	return 0;
 }
 
@@ -394,7 +392,7 @@ static int run_line(struct rv_ctl *c, struct ctl_job *job, char *line)
 		return 0;
 	}
 	if ((!strcmp(cmd, "check") || !strcmp(cmd, "repair")) && !a1) {
-		ret = member_scrub(fs->dev, cmd[0] == 'r');
+		ret = member_scrub(&fs->loop, fs->dev, cmd[0] == 'r');
 		if (ret == 0) {
 			snprintf(err, sizeof(err), "no redundant layer to %s", cmd);
 			ret = -EINVAL;
@@ -449,13 +447,13 @@ static void ctl_finish(struct rv_ctl *c)
 
 	c->job = NULL;
 	job->prep = NULL;
-	bdev_ring_hook_disarm(&fs->ring, &c->timeout);
+	loop_hook_disarm(&c->timeout);
 	if (ret) {
 		rv_log("control: '%s': %s", job->cmd, p->err);
 	} else {
 		/* job->l and job->m still hold: nothing else changes the
 		 * tree while a control write is being carried out. */
-		ret = member_replace(fs->dev, job->addr, job->l, job->m, p->dev, err,
+		ret = member_replace(&fs->loop, fs->dev, job->addr, job->l, job->m, p->dev, err,
 				     sizeof(err));
 		if (ret) {
 			/* Rare (the checks passed a moment ago); the device
@@ -476,7 +474,7 @@ static void ctl_finish(struct rv_ctl *c)
 	free(job);
 }
 
-static void ctl_efd_done(struct bdev_ring_op *op, int res, unsigned flags)
+static void ctl_efd_done(struct loop_op *op, int res, unsigned flags)
 {
 	struct rv_ctl *c = (struct rv_ctl *)op;
 	bool finished = false;
@@ -498,9 +496,9 @@ static void ctl_efd_done(struct bdev_ring_op *op, int res, unsigned flags)
 		ctl_arm_efd(c);
 }
 
-static void ctl_timeout(struct bdev_ring_hook *h)
+static void ctl_timeout(struct loop_hook *h)
 {
-	struct rv_ctl *c = (struct rv_ctl *)((char *)h - offsetof(struct rv_ctl, timeout));
+	struct rv_ctl *c = container_of(h, struct rv_ctl, timeout);
 	struct ctl_job *job = c->job;
 	bool abandoned = false;
 
@@ -534,8 +532,8 @@ static struct rv_ctl *ctl_get(struct rv_fs *fs)
 		return NULL;
 	}
 	c->fs = fs;
-	c->efd_op.ro_done = ctl_efd_done;
-	c->timeout.rh_fn = ctl_timeout;
+	c->efd_op.lo_done = ctl_efd_done;
+	c->timeout.lh_fn = ctl_timeout;
 	fs->ctl = c;
 	return c;
 }

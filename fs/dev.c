@@ -27,7 +27,7 @@ struct rv_dev_transport {
 	int nr_slots;
 	int nr_busy;
 	struct dev_slot *free;
-	struct bdev_ring_op poll_op;
+	struct loop_op poll_op;
 	bool poll_armed;
 	bool readable;
 	bool pumping; /* a synchronous reply inside dev_pump must not recurse */
@@ -70,10 +70,10 @@ static const struct rv_transport dev_transport = { .reply = dev_reply };
 
 static void dev_arm_poll(struct rv_dev_transport *t);
 
-static void dev_poll_done(struct bdev_ring_op *op, int res, unsigned flags)
+static void dev_poll_done(struct loop_op *op, int res, unsigned flags)
 {
 	struct rv_dev_transport *t =
-		(void *)((char *)op - offsetof(struct rv_dev_transport, poll_op));
+		container_of(op, struct rv_dev_transport, poll_op);
 
 	if (!(flags & IORING_CQE_F_MORE))
 		t->poll_armed = false;
@@ -94,7 +94,7 @@ static void dev_arm_poll(struct rv_dev_transport *t)
 
 	if (t->poll_armed || t->fs->stopping)
 		return;
-	sqe = bdev_ring_sqe(&t->fs->ring, &t->poll_op);
+	sqe = loop_sqe(&t->fs->loop, &t->poll_op);
 	io_uring_prep_poll_multishot(sqe, t->fs->fuse_fd, POLLIN);
 	t->poll_armed = true;
 }
@@ -168,11 +168,11 @@ int rv_dev_start(struct rv_fs *fs, int nr_slots)
 	t->fs = fs;
 	t->nr_slots = nr_slots;
 	t->read_len = slot_bytes - (PVEC_PAGE_SIZE - WRITE_HDR_BYTES);
-	t->poll_op.ro_done = dev_poll_done;
+	t->poll_op.lo_done = dev_poll_done;
 	for (int i = 0; i < nr_slots; i++) {
 		struct dev_slot *s = &t->slots[i];
 
-		s->buf = bdev_ring_pool_alloc(&fs->ring, slot_bytes);
+		s->buf = loop_pool_alloc(&fs->loop, slot_bytes);
 		if (!s->buf) {
 			free(t->slots);
 			free(t);

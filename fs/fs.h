@@ -9,7 +9,7 @@
 #include <sys/types.h>
 
 #include "blockdev/core/bdev.h"
-#include "blockdev/core/ring.h"
+#include "blockdev/core/loop.h"
 #include "blockdev/core/rw.h"
 
 /* Debian 12's <linux/fuse.h> is protocol 7.38: what newer kernels add. */
@@ -81,12 +81,16 @@ struct rv_counters {
 };
 
 /**
- * struct rv_fs - one mount.
+ * struct rv_fs - one mount.  State: @loop and everything reached from it
+ * run on the one thread that runs the loop: the counters, the flags, the
+ * transports (their slots and ring entries), the control jobs and the
+ * stats snapshot; only control.c's worker thread works beside it, on
+ * copies (struct ctl_prep).  The tree under @dev follows loop.h's rules.
  * @uring_offered: the kernel offered FUSE_OVER_IO_URING in INIT
  * @use_uring:     we accepted it; the ring transport registers entries
  */
 struct rv_fs {
-	struct bdev_ring ring;
+	struct loop loop;
 	struct bdev *dev;
 	struct bdev_rw_ctx rwc;
 	const char *target;

@@ -2,6 +2,7 @@
  * shutdown (drain in-flight I/O, fdatasync, unmount). */
 #define FUSE_USE_VERSION 35
 #include "fs/fs.h"
+#include "blockdev/core/log.h"
 #include "blockdev/layout.h"
 #include "blockdev/levels/super.h"
 #include "blockdev/core/trace.h"
@@ -430,7 +431,7 @@ static int size_pool(struct rv_fs *fs, bool expect_ring, enum pool_origin origin
 static struct rv_fs the_fs;
 
 struct sig_watch {
-	struct bdev_ring_op op;
+	struct loop_op op;
 	struct signalfd_siginfo si;
 	int fd;
 	struct rv_fs *fs;
@@ -438,7 +439,7 @@ struct sig_watch {
 
 static void sig_arm(struct sig_watch *w);
 
-static void sig_done(struct bdev_ring_op *op, int res, unsigned flags)
+static void sig_done(struct loop_op *op, int res, unsigned flags)
 {
 	struct sig_watch *w = (struct sig_watch *)op;
 
@@ -460,7 +461,7 @@ static void sig_done(struct bdev_ring_op *op, int res, unsigned flags)
 
 static void sig_arm(struct sig_watch *w)
 {
-	struct io_uring_sqe *sqe = bdev_ring_sqe(&w->fs->ring, &w->op);
+	struct io_uring_sqe *sqe = loop_sqe(&w->fs->loop, &w->op);
 
 	io_uring_prep_read(sqe, w->fd, &w->si, sizeof(w->si), 0);
 }
@@ -549,103 +550,78 @@ static int check_dev_fuse(void)
 	return -e;
 }
 
-static int run(struct rv_opts *o, int ready_fd)
+/* blockdev/'s messages go to the daemon's log. */
+static void log_bdev(const char *msg)
 {
-	struct rv_fs *fs = &the_fs;
-	struct fuse_args args = FUSE_ARGS_INIT(0, NULL);
-	struct fuse_lowlevel_ops no_ops;
-	struct bdev_layout_opts lopts = { .read_only = o->read_only,
-					  .create_size = o->create_size };
-	struct fuse_session *se = NULL;
-	struct sig_watch sw = { .op.ro_done = sig_done, .fs = fs };
-	struct bdev_trace *trace = NULL;
-	bool expect_ring, served = false;
-	char err[8192], optbuf[PATH_MAX + 128];
-	int dev_slots, bounces, ret, code = EXIT_USAGE;
-	enum pool_origin pool_origin = o->pool_set ? POOL_OPTION : POOL_DEFAULT;
-	sigset_t sigs;
-	struct sigaction sa = { .sa_handler = start_sig };
+	rv_log("%s", msg);
+}
 
-	fs->target = o->target;
-	fs->mountpoint = o->mountpoint;
-	fs->read_only = o->read_only;
-	fs->transport = o->transport;
-	fs->pool_bytes = o->pool_bytes;
-	fs->uid = getuid();
-	fs->gid = getgid();
-	fs->disk_uid = o->uid_set ? o->disk_uid : fs->uid;
-	fs->disk_gid = o->gid_set ? o->disk_gid : fs->gid;
-	fs->disk_mode = 0666 & ~o->disk_umask;
-	fs->mount_time = (uint64_t)time(NULL);
-	fs->nr_queues = get_nprocs_conf();
-	expect_ring = o->transport != RV_TRANSPORT_DEV && uring_param_on();
+/* Every phase of run() below returns 0 or the exit code to leave with. */
 
-	stop_signals(&sigs);
-	/* No SA_RESTART: a slow open returns EINTR rather than go on. */
-	sigaction(SIGINT, &sa, NULL);
-	sigaction(SIGTERM, &sa, NULL);
-	sigaction(SIGHUP, &sa, NULL);
-	sigprocmask(SIG_UNBLOCK, &sigs, NULL);
+/* The loop, and a pool that fits RLIMIT_MEMLOCK and the transports. */
+static int start_loop(struct rv_fs *fs, const struct rv_opts *o, bool expect_ring,
+		      int *dev_slots, int *bounces)
+{
+	enum pool_origin origin = o->pool_set ? POOL_OPTION : POOL_DEFAULT;
+	struct rlimit rl;
+	int ret;
 
-	ret = bdev_ring_init(&fs->ring, 256, o->transport != RV_TRANSPORT_DEV);
+	ret = loop_init(&fs->loop, 256, o->transport != RV_TRANSPORT_DEV);
 	if (ret) {
 		fprintf(stderr, "rawvec: io_uring set-up failed: %s\n", strerror(-ret));
-		code = EXIT_RUNTIME;
-		goto out;
+		return EXIT_RUNTIME;
 	}
-	if (geteuid()) {
-		struct rlimit rl;
+	/* A user's locked memory is bounded: fit the pool to it, leaving a
+	 * quarter for what io_uring accounts besides. */
+	if (geteuid() && !getrlimit(RLIMIT_MEMLOCK, &rl) &&
+	    rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur / 4 * 3 < fs->pool_bytes) {
+		uint64_t fit = (rl.rlim_cur / 4 * 3) & ~4095ull;
 
-		/* A user's locked memory is bounded: fit the pool to it,
-		 * leaving a quarter for what io_uring accounts besides. */
-		if (!getrlimit(RLIMIT_MEMLOCK, &rl) && rl.rlim_cur != RLIM_INFINITY &&
-		    rl.rlim_cur / 4 * 3 < fs->pool_bytes) {
-			uint64_t fit = (rl.rlim_cur / 4 * 3) & ~4095ull;
-
-			rv_log("pinned pool limited to %llu bytes by RLIMIT_MEMLOCK %llu (asked %llu); raise it (ulimit -l) for more",
-			       (unsigned long long)fit, (unsigned long long)rl.rlim_cur,
-			       (unsigned long long)fs->pool_bytes);
-			fs->pool_bytes = fit;
-			pool_origin = POOL_RLIMIT;
-		}
+		rv_log("pinned pool limited to %llu bytes by RLIMIT_MEMLOCK %llu (asked %llu); raise it (ulimit -l) for more",
+		       (unsigned long long)fit, (unsigned long long)rl.rlim_cur,
+		       (unsigned long long)fs->pool_bytes);
+		fs->pool_bytes = fit;
+		origin = POOL_RLIMIT;
 	}
-	if (size_pool(fs, expect_ring, pool_origin, &dev_slots, &bounces))
-		goto out_ring;
+	return size_pool(fs, expect_ring, origin, dev_slots, bounces) ? EXIT_USAGE : 0;
+}
+
+/* The device tree, its mem() members locked, and the trace file. */
+static int open_target(struct rv_fs *fs, const struct rv_opts *o,
+		       struct bdev_trace **trace)
+{
+	struct bdev_layout_opts lopts = { .read_only = o->read_only,
+					  .create_size = o->create_size };
+	char err[8192], a[32];
+	int ret;
+
 	/* rw.c hands the stack at most max_write plus an aligned head and
 	 * tail; 64 KiB each side covers any alignment a device reports. */
 	lopts.max_io_bytes = fs->max_write + 2 * 65536;
 	if (rv_target_outside(o->mountpoint, o->target, err, sizeof(err))) {
 		fprintf(stderr, "rawvec: %s\n", err);
-		goto out_ring;
+		return EXIT_USAGE;
 	}
 	/* mem() members are locked only once all of them, and the pool,
 	 * are known to fit. */
 	if (bdev_mem_defer_lock(fs->pool_bytes, err, sizeof(err))) {
 		fprintf(stderr, "rawvec: %s\n", err);
-		goto out_ring;
+		return EXIT_USAGE;
 	}
-	ret = bdev_layout_open(o->target, &fs->ring, &lopts, &fs->dev, err,
+	ret = bdev_layout_open(o->target, &fs->loop, &lopts, &fs->dev, err,
 			       sizeof(err));
 	if (ret) {
-		if (ret == -EINTR && start_stopped())
-			code = EXIT_RUNTIME;
 		fprintf(stderr, "rawvec: %s\n", err);
-		goto out_ring;
+		return ret == -EINTR && start_stopped() ? EXIT_RUNTIME : EXIT_USAGE;
 	}
-	if (start_stopped()) {
-		code = EXIT_RUNTIME;
-		goto out_dev;
-	}
+	if (start_stopped())
+		return EXIT_RUNTIME;
 	if (o->create_size && !fs->dev->bd_created &&
 	    (!strcmp(fs->dev->bd_kind, "file") || !strcmp(fs->dev->bd_kind, "blockdev"))) {
-		char a[32];
-
 		bdev_fmt_bytes(fs->dev->bd_size, a, sizeof(a));
 		rv_log("--create: %s exists (%s), used as it is", o->target, a);
 	}
 	if (bdev_mem_deferred_bytes()) {
-		char a[32];
-
 		bdev_fmt_bytes(bdev_mem_deferred_bytes(), a, sizeof(a));
 		rv_log("locking %s of mem() members", a);
 	}
@@ -655,19 +631,25 @@ static int run(struct rv_opts *o, int ready_fd)
 			fprintf(stderr, "rawvec: %s\n", err);
 		else
 			rv_log("%s", err);
-		code = EXIT_RUNTIME;
-		goto out_dev;
+		return EXIT_RUNTIME;
 	}
 	if (o->trace_path &&
-	    bdev_trace_open(o->trace_path, fs->dev, &trace, err, sizeof(err))) {
+	    bdev_trace_open(o->trace_path, fs->dev, trace, err, sizeof(err))) {
 		fprintf(stderr, "rawvec: %s\n", err);
-		goto out_dev;
+		return EXIT_USAGE;
 	}
-	ret = bdev_ring_pool_init(&fs->ring, fs->pool_bytes);
-	if (ret) {
-		struct rlimit rl;
-		char a[32], b[32];
+	return 0;
+}
 
+/* Pin and register the pool, then carve the RMW bounces out of it. */
+static int pin_pool(struct rv_fs *fs, int bounces)
+{
+	struct rlimit rl;
+	char a[32], b[32];
+	int ret;
+
+	ret = loop_pool_init(&fs->loop, fs->pool_bytes);
+	if (ret) {
 		bdev_fmt_bytes(fs->pool_bytes, a, sizeof(a));
 		fprintf(stderr, "rawvec: pinning the %s buffer pool failed: %s\n", a,
 			strerror(-ret));
@@ -679,31 +661,27 @@ static int run(struct rv_opts *o, int ready_fd)
 			fprintf(stderr, "rawvec: RLIMIT_MEMLOCK (%s) bounds what all of uid %u's processes pin with io_uring together: other rawvec mounts of the user's (and one that has just exited) count too; %s, or give a smaller -o pool=SIZE\n",
 				b, (unsigned)geteuid(), MEMLOCK_HOWTO);
 		}
-		code = EXIT_RUNTIME;
-		goto out_dev;
+		return EXIT_RUNTIME;
 	}
-	if (start_stopped()) {
-		code = EXIT_RUNTIME;
-		goto out_dev;
-	}
-	ret = bdev_rw_ctx_init(&fs->rwc, fs->dev, &fs->ring, fs->max_write, bounces);
+	if (start_stopped())
+		return EXIT_RUNTIME;
+	ret = bdev_rw_ctx_init(&fs->rwc, fs->dev, &fs->loop, fs->max_write, bounces);
 	if (ret) {
 		fprintf(stderr, "rawvec: bounce buffers: %s\n", strerror(-ret));
-		code = EXIT_RUNTIME;
-		goto out_dev;
+		return EXIT_RUNTIME;
 	}
+	return 0;
+}
 
-	/* From here signals wait for the ring (sig_done); one that came
-	 * just before is still a reason not to mount. */
-	sigprocmask(SIG_BLOCK, &sigs, NULL);
-	signal(SIGPIPE, SIG_IGN);
-	sw.fd = signalfd(-1, &sigs, SFD_CLOEXEC);
-	if (start_stopped()) {
-		code = EXIT_RUNTIME;
-		goto out_rw;
-	}
+/* A FUSE session for the mount, with rawvec's own options; libfuse does
+ * the mount and nothing else. */
+static struct fuse_session *new_session(const struct rv_opts *o,
+					struct fuse_args *args)
+{
+	static struct fuse_lowlevel_ops no_ops;
+	char optbuf[PATH_MAX + 128];
 
-	fuse_opt_add_arg(&args, "rawvec");
+	fuse_opt_add_arg(args, "rawvec");
 	snprintf(optbuf, sizeof(optbuf), "-osubtype=rawvec,fsname=%s,default_permissions%s%s",
 		 o->target, o->allow_other ? ",allow_other" : "",
 		 o->read_only ? ",ro" : "");
@@ -713,48 +691,23 @@ static int run(struct rv_opts *o, int ready_fd)
 		snprintf(optbuf, sizeof(optbuf), "-osubtype=rawvec,fsname=rawvec,default_permissions%s%s",
 			 o->allow_other ? ",allow_other" : "",
 			 o->read_only ? ",ro" : "");
-	fuse_opt_add_arg(&args, optbuf);
-	memset(&no_ops, 0, sizeof(no_ops));
-	se = fuse_session_new(&args, &no_ops, sizeof(no_ops), NULL);
-	if (!se) {
-		fprintf(stderr, "rawvec: FUSE session set-up failed\n");
-		code = EXIT_RUNTIME;
-		goto out_rw;
-	}
-	if (fuse_session_mount(se, o->mountpoint)) {
-		fprintf(stderr, "rawvec: mounting on %s failed\n", o->mountpoint);
-		code = EXIT_RUNTIME;
-		goto out_session;
-	}
-	fs->fuse_fd = fuse_session_fd(se);
-	ret = rv_dev_start(fs, dev_slots);
-	if (ret) {
-		fprintf(stderr, "rawvec: /dev/fuse transport: %s\n", strerror(-ret));
-		code = EXIT_RUNTIME;
-		goto out_unmount;
-	}
-	if (sw.fd >= 0)
-		sig_arm(&sw);
-	rv_log("serving %s (%llu bytes, %u-byte alignment) at %s/disk",
-	       o->target, (unsigned long long)fs->dev->bd_size,
-	       fs->dev->bd_align, o->mountpoint);
-	report_ready(ready_fd, 0);
-	served = true; /* from here on the image holds the user's data */
-	if (ready_fd >= 0)
-		rv_log_detach();
-	ready_fd = -1;
+	fuse_opt_add_arg(args, optbuf);
+	return fuse_session_new(args, &no_ops, sizeof(no_ops), NULL);
+}
 
-	code = 0;
-	/* A clean stop ends with every array's superblocks saying clean,
-	 * written from the loop like any other I/O. */
+/* Serve until a clean stop ends with every array's superblocks saying
+ * clean, written from the loop like any other I/O.  Returns the exit code. */
+static int serve(struct rv_fs *fs, const struct rv_opts *o)
+{
+	int ret, code = 0;
+
 	while (!fs->force_exit &&
 	       !(fs->stopping && fs_idle(fs) && super_quiesce(fs->dev))) {
 		if (fs->init_done && !fs->urt && fs->use_uring) {
 			rv_log("transport: FUSE-over-io_uring, %d queue%s x %u entries, max_write %u",
 			       fs->nr_queues, fs->nr_queues == 1 ? "" : "s",
 			       fs->ring_entries_per_queue, fs->max_write);
-			if (!fs->ring_entries_per_queue ||
-			    (ret = rv_uring_start(fs))) {
+			if (!fs->ring_entries_per_queue || rv_uring_start(fs)) {
 				rv_log("cannot start the ring transport: no pinned entries");
 				code = EXIT_RUNTIME;
 				fs->stopping = true;
@@ -771,15 +724,92 @@ static int run(struct rv_opts *o, int ready_fd)
 				       "" : " (kernel offers no FUSE-over-io_uring)");
 			}
 		}
-		ret = bdev_ring_run(&fs->ring, 1);
+		ret = loop_run(&fs->loop, 1);
 		if (fs->force_exit)
 			code = EXIT_RUNTIME;
 		if (ret < 0 && ret != -EINTR) {
 			rv_log("io_uring: %s", strerror(-ret));
-			code = EXIT_RUNTIME;
-			break;
+			return EXIT_RUNTIME;
 		}
 	}
+	return code;
+}
+
+static int run(struct rv_opts *o, int ready_fd)
+{
+	struct rv_fs *fs = &the_fs;
+	struct fuse_args args = FUSE_ARGS_INIT(0, NULL);
+	struct fuse_session *se = NULL;
+	struct sig_watch sw = { .op.lo_done = sig_done, .fs = fs };
+	struct bdev_trace *trace = NULL;
+	bool served = false;
+	char err[PATH_MAX + 256];
+	int dev_slots, bounces, ret, code;
+	sigset_t sigs;
+	struct sigaction sa = { .sa_handler = start_sig };
+
+	fs->target = o->target;
+	fs->mountpoint = o->mountpoint;
+	fs->read_only = o->read_only;
+	fs->transport = o->transport;
+	fs->pool_bytes = o->pool_bytes;
+	fs->uid = getuid();
+	fs->gid = getgid();
+	fs->disk_uid = o->uid_set ? o->disk_uid : fs->uid;
+	fs->disk_gid = o->gid_set ? o->disk_gid : fs->gid;
+	fs->disk_mode = 0666 & ~o->disk_umask;
+	fs->mount_time = (uint64_t)time(NULL);
+	fs->nr_queues = get_nprocs_conf();
+	bdev_log_set(log_bdev);
+
+	stop_signals(&sigs);
+	/* No SA_RESTART: a slow open returns EINTR rather than go on. */
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGTERM, &sa, NULL);
+	sigaction(SIGHUP, &sa, NULL);
+	sigprocmask(SIG_UNBLOCK, &sigs, NULL);
+
+	code = start_loop(fs, o, o->transport != RV_TRANSPORT_DEV && uring_param_on(),
+			  &dev_slots, &bounces);
+	if (code)
+		goto out_loop;
+	if ((code = open_target(fs, o, &trace)) || (code = pin_pool(fs, bounces)))
+		goto out_dev;
+
+	/* From here signals wait for the ring (sig_done); one that came
+	 * just before is still a reason not to mount. */
+	sigprocmask(SIG_BLOCK, &sigs, NULL);
+	signal(SIGPIPE, SIG_IGN);
+	sw.fd = signalfd(-1, &sigs, SFD_CLOEXEC);
+	code = EXIT_RUNTIME;
+	if (start_stopped())
+		goto out_rw;
+	se = new_session(o, &args);
+	if (!se) {
+		fprintf(stderr, "rawvec: FUSE session set-up failed\n");
+		goto out_rw;
+	}
+	if (fuse_session_mount(se, o->mountpoint)) {
+		fprintf(stderr, "rawvec: mounting on %s failed\n", o->mountpoint);
+		goto out_session;
+	}
+	fs->fuse_fd = fuse_session_fd(se);
+	ret = rv_dev_start(fs, dev_slots);
+	if (ret) {
+		fprintf(stderr, "rawvec: /dev/fuse transport: %s\n", strerror(-ret));
+		goto out_unmount;
+	}
+	if (sw.fd >= 0)
+		sig_arm(&sw);
+	rv_log("serving %s (%llu bytes, %u-byte alignment) at %s/disk",
+	       o->target, (unsigned long long)fs->dev->bd_size,
+	       fs->dev->bd_align, o->mountpoint);
+	report_ready(ready_fd, 0);
+	served = true; /* from here on the image holds the user's data */
+	if (ready_fd >= 0)
+		rv_log_detach();
+	ready_fd = -1;
+	code = serve(fs, o);
 out_unmount:
 	fuse_session_unmount(se);
 out_session:
@@ -800,11 +830,10 @@ out_dev:
 	/* A daemon's last word: that it stopped, and how. */
 	if (served)
 		rv_log("%s unmounted, exit status %d", o->mountpoint, code);
-out_ring:
+out_loop:
 	rv_dev_stop(fs);
 	rv_uring_stop(fs);
-	bdev_ring_exit(&fs->ring);
-out:
+	loop_exit(&fs->loop);
 	fuse_opt_free_args(&args);
 	report_ready(ready_fd, (unsigned char)code);
 	return code;

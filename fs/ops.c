@@ -66,7 +66,7 @@ static void log_line(const char *line, size_t len)
 	ssize_t w;
 	int n;
 
-	/* blockdev/ writes "rawvec: ..." to stderr itself: one prefix. */
+	/* Start-up errors go to stderr as "rawvec: ...": one prefix. */
 	if (len >= sizeof(prefix) - 1 && !memcmp(line, prefix, sizeof(prefix) - 1)) {
 		line += sizeof(prefix) - 1;
 		len -= sizeof(prefix) - 1;
@@ -131,7 +131,8 @@ static ssize_t log_cookie_write(void *cookie, const char *buf, size_t size)
 }
 
 /*
- * blockdev/ and libfuse report with fprintf(stderr, ...): point stderr
+ * Start-up errors and libfuse report with fprintf(stderr, ...) (blockdev/
+ * through bdev_log(), which main.c points at rv_log()): point stderr
  * at a stream that passes its bytes on to the terminal as they are (the
  * layout's caret lines stay aligned) and line by line to the log.
  */

@@ -1,5 +1,5 @@
 /* stats: the read-only JSON file MOUNTPOINT/stats.  Field names are a
- * contract (README documents each); add fields, never rename them. */
+ * contract (docs/stats.md documents each); add fields, never rename them. */
 #include "fs/fs.h"
 #include "blockdev/levels/layer.h"
 #include "blockdev/members/faulty.h"
@@ -221,7 +221,7 @@ size_t rv_stats_json(struct rv_fs *fs, char *buf, size_t len)
 	jprintf(&b, "{\n  \"transport\": \"%s\",\n",
 		fs->use_uring ? "uring" : "dev");
 	jprintf(&b, "  \"ring_task_flags\": %s,\n",
-		fs->ring.task_flags ? "true" : "false");
+		fs->loop.task_flags ? "true" : "false");
 	jprintf(&b, "  \"max_write\": %u,\n  \"read_only\": %s,\n",
 		fs->max_write, fs->read_only ? "true" : "false");
 	jprintf(&b, "  \"requests\": %llu, \"ring_requests\": %llu, "

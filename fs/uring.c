@@ -43,7 +43,7 @@ _Static_assert(sizeof(struct fuse_uring_cmd_req) == 24, "fuse ABI");
  */
 struct ring_ent {
 	struct rv_req req;
-	struct bdev_ring_op op;
+	struct loop_op op;
 	struct fuse_uring_req_header *hdr;
 	char *payload;
 	struct iovec iov[2]; /* the kernel keeps pointing at these buffers */
@@ -65,7 +65,7 @@ struct rv_uring_transport {
 static void ent_submit(struct ring_ent *e, uint32_t cmd_op, uint64_t commit_id)
 {
 	struct rv_fs *fs = e->req.fs;
-	struct io_uring_sqe *sqe = bdev_ring_sqe(&fs->ring, &e->op);
+	struct io_uring_sqe *sqe = loop_sqe(&fs->loop, &e->op);
 	struct fuse_uring_cmd_req *cmd = (void *)sqe->cmd;
 
 	sqe->opcode = IORING_OP_URING_CMD;
@@ -100,9 +100,9 @@ static void uring_reply(struct rv_req *req)
 
 static const struct rv_transport uring_transport = { .reply = uring_reply };
 
-static void ent_done(struct bdev_ring_op *op, int res, unsigned flags)
+static void ent_done(struct loop_op *op, int res, unsigned flags)
 {
-	struct ring_ent *e = (void *)((char *)op - offsetof(struct ring_ent, op));
+	struct ring_ent *e = container_of(op, struct ring_ent, op);
 	struct rv_uring_transport *t = e->req.fs->urt;
 	struct rv_fs *fs = e->req.fs;
 	const struct fuse_in_header *in = (const void *)e->hdr->in_out;
@@ -169,7 +169,7 @@ int rv_uring_start(struct rv_fs *fs)
 	for (int i = 0; i < nr; i++) {
 		struct ring_ent *e = &t->ents[i];
 
-		e->payload = bdev_ring_pool_alloc(&fs->ring, fs->max_write);
+		e->payload = loop_pool_alloc(&fs->loop, fs->max_write);
 		if (!e->payload) {
 			fs->urt = NULL;
 			goto out_nomem;
@@ -180,7 +180,7 @@ int rv_uring_start(struct rv_fs *fs)
 		e->iov[1].iov_base = e->payload;
 		e->iov[1].iov_len = fs->max_write;
 		e->qid = (uint16_t)(i % fs->nr_queues);
-		e->op.ro_done = ent_done;
+		e->op.lo_done = ent_done;
 		e->req.fs = fs;
 		e->req.t = &uring_transport;
 	}

@@ -55,7 +55,7 @@
 #   RAID_TRANSPORT  raid: rawvec's transport, uring or dev [uring]
 #
 # Output: a table per job on stdout; $BENCH_DIR/results.md (Markdown, for
-# the README: one table per section run, core first);
+# docs/bench.md: one table per section run, core first);
 # $BENCH_DIR/results.tsv and results-raid.tsv (every measurement of core
 # and raid); the fio JSON and rawvec stats of every run in $BENCH_DIR/runs/
 # (core) and $BENCH_DIR/runs/raid/ (with each raid run's rawvec log).

@@ -137,10 +137,10 @@ int pvec_merge(struct pvec *vec, int nr)
 int pvec_to_iovec(const struct pvec *vec, struct pvec_iter it,
 		  struct iovec *iov, int nr_max)
 {
+	struct pvec cur;
 	int nr = 0;
 
-	while (it.pi_size) {
-		struct pvec cur = pvec_iter_cur(vec, it);
+	pvec_for_each(cur, vec, it) {
 		char *addr = pvec_addr(&cur);
 
 		if (nr && (char *)iov[nr - 1].iov_base + iov[nr - 1].iov_len ==
@@ -153,23 +153,21 @@ int pvec_to_iovec(const struct pvec *vec, struct pvec_iter it,
 			iov[nr].iov_len = cur.pv_len;
 			nr++;
 		}
-		pvec_iter_advance(vec, &it, cur.pv_len);
 	}
 	return nr;
 }
 
 int pvec_runs(const struct pvec *vec, struct pvec_iter it)
 {
+	struct pvec cur;
 	const char *end = NULL;
 	int nr = 0;
 
-	while (it.pi_size) {
-		struct pvec cur = pvec_iter_cur(vec, it);
+	pvec_for_each(cur, vec, it) {
 		const char *addr = pvec_addr(&cur);
 
 		nr += addr != end;
 		end = addr + cur.pv_len;
-		pvec_iter_advance(vec, &it, cur.pv_len);
 	}
 	return nr;
 }
@@ -177,15 +175,14 @@ int pvec_runs(const struct pvec *vec, struct pvec_iter it)
 int pvec_append(struct pvec *dst, int nr, int cap, const struct pvec *src,
 		struct pvec_iter it)
 {
+	struct pvec cur;
 	/* Count first, so that -ENOSPC leaves @dst untouched. */
 	struct pvec_iter probe = it;
 	const char *end = nr ? pvec_addr(&dst[nr - 1]) + dst[nr - 1].pv_len : NULL;
 	uint64_t run = nr ? dst[nr - 1].pv_len : 0;
 	int need = nr;
 
-	while (probe.pi_size) {
-		struct pvec cur = pvec_iter_cur(src, probe);
-
+	pvec_for_each(cur, src, probe) {
 		/* The joining rule below, its 32-bit limit included. */
 		if (pvec_addr(&cur) != end || run + cur.pv_len > UINT32_MAX) {
 			need++;
@@ -193,13 +190,10 @@ int pvec_append(struct pvec *dst, int nr, int cap, const struct pvec *src,
 		}
 		run += cur.pv_len;
 		end = pvec_addr(&cur) + cur.pv_len;
-		pvec_iter_advance(src, &probe, cur.pv_len);
 	}
 	if (need > cap)
 		return -ENOSPC;
-	while (it.pi_size) {
-		struct pvec cur = pvec_iter_cur(src, it);
-
+	pvec_for_each(cur, src, it) {
 		if (nr && pvec_addr(&dst[nr - 1]) + dst[nr - 1].pv_len ==
 				  pvec_addr(&cur) &&
 		    (uint64_t)dst[nr - 1].pv_len + cur.pv_len <= UINT32_MAX) {
@@ -209,7 +203,6 @@ int pvec_append(struct pvec *dst, int nr, int cap, const struct pvec *src,
 				return -ENOSPC;
 			dst[nr++] = cur;
 		}
-		pvec_iter_advance(src, &it, cur.pv_len);
 	}
 	return nr;
 }
@@ -217,13 +210,11 @@ int pvec_append(struct pvec *dst, int nr, int cap, const struct pvec *src,
 bool pvec_is_aligned(const struct pvec *vec, struct pvec_iter it,
 		     size_t mem_align, size_t len_align)
 {
-	while (it.pi_size) {
-		struct pvec cur = pvec_iter_cur(vec, it);
-
+	struct pvec cur;
+	pvec_for_each(cur, vec, it) {
 		if (((uintptr_t)pvec_addr(&cur) & (mem_align - 1)) ||
 		    (cur.pv_len & (len_align - 1)))
 			return false;
-		pvec_iter_advance(vec, &it, cur.pv_len);
 	}
 	return true;
 }
@@ -231,15 +222,13 @@ bool pvec_is_aligned(const struct pvec *vec, struct pvec_iter it,
 size_t pvec_copy_to(void *dst, const struct pvec *vec, struct pvec_iter it,
 		    size_t len)
 {
+	struct pvec cur;
 	size_t done = 0;
 
 	it.pi_size = min_sz(it.pi_size, len);
-	while (it.pi_size) {
-		struct pvec cur = pvec_iter_cur(vec, it);
-
+	pvec_for_each(cur, vec, it) {
 		memcpy((char *)dst + done, pvec_addr(&cur), cur.pv_len);
 		done += cur.pv_len;
-		pvec_iter_advance(vec, &it, cur.pv_len);
 	}
 	return done;
 }
@@ -247,15 +236,13 @@ size_t pvec_copy_to(void *dst, const struct pvec *vec, struct pvec_iter it,
 size_t pvec_copy_from(const struct pvec *vec, struct pvec_iter it,
 		      const void *src, size_t len)
 {
+	struct pvec cur;
 	size_t done = 0;
 
 	it.pi_size = min_sz(it.pi_size, len);
-	while (it.pi_size) {
-		struct pvec cur = pvec_iter_cur(vec, it);
-
+	pvec_for_each(cur, vec, it) {
 		memcpy(pvec_addr(&cur), (const char *)src + done, cur.pv_len);
 		done += cur.pv_len;
-		pvec_iter_advance(vec, &it, cur.pv_len);
 	}
 	return done;
 }

@@ -65,6 +65,15 @@ struct pvec_iter pvec_iter_init(const struct pvec *vec, int nr);
 struct pvec pvec_iter_cur(const struct pvec *vec, struct pvec_iter it);
 
 /**
+ * pvec_for_each() - walk @it's range piece by piece, consuming @it (pass a
+ * copy to keep it): @cur is each piece in turn, as pvec_iter_cur() gives
+ * it.  The body may not advance @it itself.
+ */
+#define pvec_for_each(cur, vec, it)                                         \
+	for (; (it).pi_size && ((cur) = pvec_iter_cur((vec), (it)), 1);    \
+	     pvec_iter_advance((vec), &(it), (cur).pv_len))
+
+/**
  * pvec_iter_advance() - consume @bytes.  Returns 0, or -ERANGE (iterator
  * unchanged) when @bytes exceeds what is left.
  */

@@ -1,7 +1,6 @@
 /* bdev: request set-up, re-slicing into children, completion stacking and
  * per-device accounting.  Completion flows child -> parent, first error wins. */
 #include "blockdev/core/bdev.h"
-#include "blockdev/core/trace.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -60,6 +59,7 @@ void bdev_req_init(struct bdev_req *req, enum bdev_op op, uint64_t pos,
 	req->br_iov = req->br_iov_inline;
 	req->br_iov_max = BDEV_REQ_INLINE_IOV;
 	req->br_meta = false;
+	req->br_loop = NULL;
 }
 
 int bdev_req_child(struct bdev_req *parent, struct bdev_req *child,
@@ -83,6 +83,7 @@ void bdev_req_chain(struct bdev_req *parent, struct bdev_req *child)
 {
 	child->br_parent = parent;
 	child->br_meta = parent->br_meta;
+	child->br_loop = parent->br_loop;
 	parent->br_pending++;
 }
 
@@ -106,14 +107,14 @@ void bdev_req_complete(struct bdev_req *req, int err)
 		 * user's I/O. */
 		if (!req->br_meta)
 			dev->bd_stats.done[req->br_op]++;
-		if (!req->br_meta && (data || dev->bd_trace)) {
-			uint64_t now = bdev_now_ns();
+		if (!req->br_meta && (data || dev->bd_observe)) {
+			uint64_t now = loop_now_ns();
 
 			if (data)
 				bdev_lat_add(&dev->bd_stats.lat[req->br_op],
 					     now - req->br_start_ns);
-			if (dev->bd_trace)
-				bdev_trace_record(dev->bd_trace, dev, req, now);
+			if (dev->bd_observe)
+				dev->bd_observe(dev, req, now);
 		}
 	}
 	if (dev && dev->bd_hold_end && dev->bd_hold_end(dev, req))
@@ -138,7 +139,7 @@ void bdev_submit(struct bdev *dev, struct bdev_req *req)
 	struct bdev_stats *st = &dev->bd_stats;
 
 	req->br_dev = dev;
-	req->br_start_ns = bdev_now_ns();
+	req->br_start_ns = loop_now_ns();
 	if (!req->br_meta) {
 		st->ops[req->br_op]++;
 		st->bytes[req->br_op] += req->br_len;

@@ -10,7 +10,7 @@
 #include <sys/uio.h>
 
 #include "vec/pvec.h"
-#include "blockdev/core/ring.h"
+#include "blockdev/core/loop.h"
 
 enum bdev_op {
 	BDEV_READ,
@@ -23,7 +23,6 @@ enum bdev_op {
 
 struct bdev;
 struct bdev_req;
-struct bdev_trace;
 
 typedef void (*bdev_end_fn)(struct bdev_req *req);
 
@@ -43,6 +42,11 @@ typedef void (*bdev_end_fn)(struct bdev_req *req);
  * @br_end:     called once when br_pending drops to zero (may be NULL)
  * @br_iov:     iovecs the backend may use; inline unless the owner points
  *   it at a larger preallocated array
+ * @br_loop:    the event loop the request is submitted on and completes
+ *   on.  Whoever starts a request sets it; children inherit their
+ *   parent's (bdev_req_child, bdev_req_chain).  Devices never keep a loop
+ *   of their own: what they submit, arm or time goes on the request's.
+ *   NULL only for devices that complete inside submit (null, mem).
  * Nothing here is allocated by the core: owners embed requests.
  */
 struct bdev_req {
@@ -60,7 +64,8 @@ struct bdev_req {
 	void *br_private;
 	struct bdev_req *br_qnext; /* a queue it waits on (super.c's held writes) */
 	bool br_meta; /* rawvec's own metadata I/O (superblocks), not the user's */
-	struct bdev_ring_op br_ring;
+	struct loop *br_loop;
+	struct loop_op br_loop_op;
 	struct iovec *br_iov;
 	int br_iov_max;
 	struct iovec br_iov_inline[BDEV_REQ_INLINE_IOV];
@@ -190,7 +195,18 @@ struct bdev {
 	 * writes back while the superblocks do not yet record a member
 	 * failure they may have met). */
 	bool (*bd_hold_end)(struct bdev *dev, struct bdev_req *req);
-	struct bdev_trace *bd_trace; /* -o trace=FILE: record completions */
+	/* The devices this one is built from (a layer's members in slot
+	 * order; the array is the layer's), so that what walks the tree
+	 * needs to know no level.  NULL and 0 for a leaf. */
+	struct bdev **bd_members;
+	int bd_nr_members;
+	/* Called at every completion of the user's I/O (not br_meta), with
+	 * its completion time: how the -o trace=FILE recorder (trace.c) sees
+	 * completions; @bd_observer is its data, @bd_trace_id the device's
+	 * number in the trace.  NULL: nobody watches. */
+	void (*bd_observe)(struct bdev *dev, const struct bdev_req *req,
+			   uint64_t now_ns);
+	void *bd_observer;
 	uint16_t bd_trace_id;
 };
 
@@ -220,6 +236,17 @@ int bdev_req_child(struct bdev_req *parent, struct bdev_req *child,
  * (gathered pieces) and so are set up with bdev_req_init().
  */
 void bdev_req_chain(struct bdev_req *parent, struct bdev_req *child);
+
+/**
+ * bdev_req_like() - give @req the completion context of @from, for a
+ * request that stands in for @from without being its child: the loop it
+ * runs on and whether it is metadata I/O.
+ */
+static inline void bdev_req_like(struct bdev_req *req, const struct bdev_req *from)
+{
+	req->br_loop = from->br_loop;
+	req->br_meta = from->br_meta;
+}
 
 /**
  * bdev_req_complete() - drop one reference on @req, recording @err (<= 0)
@@ -256,7 +283,9 @@ struct bdev_file_opts {
 };
 
 /**
- * bdev_file_open() - open @path for O_DIRECT I/O through @ring.  Learns
+ * bdev_file_open() - open @path for O_DIRECT I/O, submitted on each
+ * request's loop (fixed buffers where a piece lies in that loop's pool,
+ * one SQE per request, short transfers resubmitted).  Learns
  * size and alignment (BLKGETSIZE64/BLKSSZGET, statx STATX_DIOALIGN, 4096).
  * An image file is locked (an OFD lock, shared under read_only) for as
  * long as any open of it in this process lasts; a block device is opened
@@ -264,8 +293,8 @@ struct bdev_file_opts {
  * holds it) and writes a message naming @path and the reason, and the
  * holder when one is found, into @err (size @err_len).
  */
-int bdev_file_open(const char *path, struct bdev_ring *ring,
-		   const struct bdev_file_opts *opts, struct bdev **out,
+int bdev_file_open(const char *path, const struct bdev_file_opts *opts,
+		   struct bdev **out,
 		   char *err, size_t err_len);
 
 /**

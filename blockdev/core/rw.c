@@ -1,5 +1,5 @@
 /* rw: clipping, alignment, read-modify-write and range locking above the
- * device stack.  Single-threaded: runs on the ring's issuing thread. */
+ * device stack.  Single-threaded: a context belongs to one loop. */
 #include "blockdev/core/rw.h"
 
 #include <errno.h>
@@ -16,19 +16,25 @@ enum {
 };
 
 int bdev_rw_ctx_init(struct bdev_rw_ctx *ctx, struct bdev *dev,
-		     struct bdev_ring *ring, size_t max_io_bytes, int nr_bounce)
+		     struct loop *loop, size_t max_io_bytes, int nr_bounce)
 {
 	memset(ctx, 0, sizeof(*ctx));
 	ctx->dev = dev;
+	ctx->loop = loop;
 	ctx->max_io_bytes = max_io_bytes;
 	ctx->bounce_bytes = max_io_bytes + 2 * (size_t)dev->bd_align;
 	ctx->bounce = calloc(nr_bounce, sizeof(*ctx->bounce));
 	if (!ctx->bounce)
 		return -ENOMEM;
 	for (int i = 0; i < nr_bounce; i++) {
-		ctx->bounce[i] = bdev_ring_pool_alloc(ring, ctx->bounce_bytes);
-		if (!ctx->bounce[i])
+		ctx->bounce[i] = loop_pool_alloc(loop, ctx->bounce_bytes);
+		if (!ctx->bounce[i]) {
+			/* The start-up that fails here exits without an
+			 * exit call: leave nothing to free. */
+			free(ctx->bounce);
+			ctx->bounce = NULL;
 			return -ENOMEM;
+		}
 		ctx->nr_bounce_free++;
 	}
 	return 0;
@@ -42,7 +48,7 @@ void bdev_rw_ctx_exit(struct bdev_rw_ctx *ctx)
 
 bool bdev_rw_busy(const struct bdev_rw_ctx *ctx)
 {
-	return ctx->locked || ctx->wait_head;
+	return ctx->locked || ctx->waiting.head;
 }
 
 static bool overlaps(const struct bdev_rw *a, const struct bdev_rw *b)
@@ -51,10 +57,20 @@ static bool overlaps(const struct bdev_rw *a, const struct bdev_rw *b)
 	       b->rw_lock_start < a->rw_lock_end;
 }
 
-static bool range_busy(const struct bdev_rw *rw, const struct bdev_rw *list,
-		       const struct bdev_rw *stop)
+/* Whether a locked range overlaps @rw's. */
+static bool range_locked(const struct bdev_rw *rw)
 {
-	for (const struct bdev_rw *o = list; o && o != stop; o = o->rw_next)
+	for (const struct bdev_rw *o = rw->rw_ctx->locked; o; o = o->rw_next)
+		if (overlaps(rw, o))
+			return true;
+	return false;
+}
+
+/* Whether a waiter older than @stop (NULL: any) wants a range @rw's overlaps. */
+static bool range_wanted(const struct bdev_rw *rw, const struct bdev_rw *stop)
+{
+	for (const struct bdev_rw *o = rw->rw_ctx->waiting.head; o && o != stop;
+	     o = o->rw_wait_next)
 		if (o->rw_need_lock && overlaps(rw, o))
 			return true;
 	return false;
@@ -68,7 +84,7 @@ static bool rw_try_acquire(struct bdev_rw *rw)
 {
 	struct bdev_rw_ctx *ctx = rw->rw_ctx;
 
-	if (rw->rw_need_lock && range_busy(rw, ctx->locked, NULL))
+	if (rw->rw_need_lock && range_locked(rw))
 		return false;
 	if (rw->rw_need_bounce && !ctx->nr_bounce_free)
 		return false;
@@ -85,26 +101,17 @@ static bool rw_try_acquire(struct bdev_rw *rw)
  * waiter never overtakes an older one on an overlapping range. */
 static void rw_wake(struct bdev_rw_ctx *ctx)
 {
-	struct bdev_rw *prev = NULL, *w = ctx->wait_head;
+	struct bdev_rw **pp = &ctx->waiting.head, *w;
 
-	while (w) {
-		struct bdev_rw *next = w->rw_next;
-
-		if (range_busy(w, ctx->wait_head, w) || !rw_try_acquire(w)) {
-			prev = w;
-			w = next;
+	while ((w = *pp)) {
+		if (range_wanted(w, w) || !rw_try_acquire(w)) {
+			pp = &w->rw_wait_next;
 			continue;
 		}
-		if (prev)
-			prev->rw_next = next;
-		else
-			ctx->wait_head = next;
-		if (ctx->wait_tail == w)
-			ctx->wait_tail = prev;
+		fifo_unlink(&ctx->waiting, pp, rw_wait_next);
 		rw_go(w);
 		/* rw_go may have finished I/Os and re-entered: rescan. */
-		prev = NULL;
-		w = ctx->wait_head;
+		pp = &ctx->waiting.head;
 	}
 }
 
@@ -134,7 +141,7 @@ static void rw_finish(struct bdev_rw *rw, ssize_t res)
 
 	rw_release(rw);
 	rw->rw_done(rw, res);
-	if (had && ctx->wait_head)
+	if (had && ctx->waiting.head)
 		rw_wake(ctx);
 }
 
@@ -164,6 +171,7 @@ static void rw_submit(struct bdev_rw *rw, enum bdev_op op, uint64_t pos,
 	}
 	bdev_req_init(&rw->rw_req, op, pos, len, buf ? rw->rw_vec : NULL, it,
 		      rw_req_end, rw);
+	rw->rw_req.br_loop = rw->rw_ctx->loop;
 	bdev_submit(rw->rw_ctx->dev, &rw->rw_req);
 }
 
@@ -180,6 +188,7 @@ static void rw_fill(struct bdev_rw *rw)
 	pvec_from_buf(rw->rw_vec, 1, rw->rw_bounce, a1 - a0, 0);
 	bdev_req_init(parent, BDEV_READ, a0, a1 - a0, rw->rw_vec,
 		      pvec_iter_init(rw->rw_vec, 1), rw_req_end, rw);
+	parent->br_loop = rw->rw_ctx->loop;
 	if (dev->bd_mem_align > dev->bd_align) {
 		/* The tail block's place in the bounce would break the
 		 * memory alignment: read the whole covering range. */
@@ -252,6 +261,7 @@ static void zero_stage(struct bdev_rw *rw)
 
 	bdev_req_init(&rw->rw_req, op, 0, 0, NULL, (struct pvec_iter){ 0 },
 		      rw_req_end, rw);
+	rw->rw_req.br_loop = rw->rw_ctx->loop;
 	if (!fill) {
 		if (z.head != UINT64_MAX) {
 			uint64_t from = rw->rw_pos - z.head;
@@ -387,14 +397,10 @@ void bdev_rw_start(struct bdev_rw_ctx *ctx, struct bdev_rw *rw,
 		rw_go(rw);
 		return;
 	}
-	if (!range_busy(rw, ctx->wait_head, NULL) && rw_try_acquire(rw)) {
+	if (!range_wanted(rw, NULL) && rw_try_acquire(rw)) {
 		rw_go(rw);
 		return;
 	}
 	ctx->lock_waits++;
-	if (ctx->wait_tail)
-		ctx->wait_tail->rw_next = rw;
-	else
-		ctx->wait_head = rw;
-	ctx->wait_tail = rw;
+	fifo_push(&ctx->waiting, rw, rw_wait_next);
 }

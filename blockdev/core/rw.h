@@ -10,16 +10,20 @@
 struct bdev_rw;
 
 /**
- * struct bdev_rw_ctx - per-device state shared by every bdev_rw.
+ * struct bdev_rw_ctx - the state every bdev_rw on one device and one loop
+ * shares: it belongs to @loop, which all its requests are submitted on;
+ * a second loop on the same device needs its own (and range locks that
+ * see each other's, which this does not provide).
  * @locked:   writes that hold their (aligned, covering) range
- * @waiting:  FIFO of I/Os waiting for a range or a bounce buffer
+ * @waiting:  I/Os waiting for a range or a bounce buffer, oldest first
  * @bounce:   free bounce buffers, each @bounce_bytes, pinned
  * Counters are exported by the stats file.
  */
 struct bdev_rw_ctx {
 	struct bdev *dev;
+	struct loop *loop;
 	struct bdev_rw *locked;
-	struct bdev_rw *wait_head, *wait_tail;
+	FIFO(struct bdev_rw) waiting;
 	char **bounce;
 	int nr_bounce_free;
 	size_t bounce_bytes;
@@ -50,7 +54,8 @@ struct bdev_rw {
 	struct bdev_req rw_sub[3];
 	uint64_t rw_lock_start, rw_lock_end;
 	char *rw_bounce;
-	struct bdev_rw *rw_next;
+	struct bdev_rw *rw_next;      /* on ctx->locked */
+	struct bdev_rw *rw_wait_next; /* on ctx->waiting */
 	int rw_stage;
 	bool rw_need_lock, rw_need_bounce;
 };
@@ -58,10 +63,10 @@ struct bdev_rw {
 /**
  * bdev_rw_ctx_init() - set up @ctx for @dev.  Carves @nr_bounce bounce
  * buffers big enough for @max_io_bytes plus an aligned head and tail from
- * @ring's pinned pool.  Returns 0 or -ENOMEM.
+ * @loop's pinned pool.  Returns 0, or -ENOMEM with nothing left to free.
  */
 int bdev_rw_ctx_init(struct bdev_rw_ctx *ctx, struct bdev *dev,
-		     struct bdev_ring *ring, size_t max_io_bytes, int nr_bounce);
+		     struct loop *loop, size_t max_io_bytes, int nr_bounce);
 
 /** bdev_rw_ctx_exit() - free what bdev_rw_ctx_init() allocated. */
 void bdev_rw_ctx_exit(struct bdev_rw_ctx *ctx);

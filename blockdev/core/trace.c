@@ -10,13 +10,12 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "blockdev/levels/layer.h"
 
 #define TRACE_BUF_RECS (4u << 20) / sizeof(struct bdev_trace_rec)
 
 struct bdev_trace {
 	int fd;
-	uint64_t t0_ns;		/* bdev_now_ns() when tracing began */
+	uint64_t t0_ns;		/* loop_now_ns() when tracing began */
 	int error;		/* first write error; recording stopped */
 	char *path;
 	unsigned used;
@@ -47,9 +46,13 @@ static void flush(struct bdev_trace *t)
 	t->used = 0;
 }
 
-void bdev_trace_record(struct bdev_trace *t, const struct bdev *dev,
-		       const struct bdev_req *req, uint64_t now_ns)
+/* bd_observe: one record per completion, buffered; a full buffer goes
+ * out in one write(2), and a failed one ends the trace (bdev_trace_close
+ * reports it). */
+static void trace_observe(struct bdev *dev, const struct bdev_req *req,
+			  uint64_t now_ns)
 {
+	struct bdev_trace *t = dev->bd_observer;
 	struct bdev_trace_rec *r;
 
 	if (t->error)
@@ -85,16 +88,15 @@ static int walk(struct bdev_trace *t, struct bdev *dev, int parent, int depth,
 	snprintf(d->td_addr, sizeof(d->td_addr), "%s", addr);
 	snprintf(d->td_kind, sizeof(d->td_kind), "%s", dev->bd_kind ? dev->bd_kind : "?");
 	snprintf(d->td_name, sizeof(d->td_name), "%s", dev->bd_name ? dev->bd_name : "");
-	dev->bd_trace = t;
+	dev->bd_observe = trace_observe;
+	dev->bd_observer = t;
 	dev->bd_trace_id = (uint16_t)id;
-	if (!bdev_is_layer(dev))
-		return 0;
-	for (int i = 0; i < layer_of(dev)->l_nr; i++) {
+	for (int i = 0; i < dev->bd_nr_members; i++) {
 		char sub[sizeof(d->td_addr)];
 		int ret;
 
 		snprintf(sub, sizeof(sub), *addr ? "%s.%d" : "%s%d", addr, i);
-		ret = walk(t, layer_of(dev)->l_members[i], id, depth + 1, sub,
+		ret = walk(t, dev->bd_members[i], id, depth + 1, sub,
 			   devs, nr, max);
 		if (ret)
 			return ret;
@@ -105,10 +107,10 @@ static int walk(struct bdev_trace *t, struct bdev *dev, int parent, int depth,
 /* Undo walk(): no device may point at a trace that is gone. */
 static void detach(struct bdev *dev)
 {
-	dev->bd_trace = NULL;
-	if (bdev_is_layer(dev))
-		for (int i = 0; i < layer_of(dev)->l_nr; i++)
-			detach(layer_of(dev)->l_members[i]);
+	dev->bd_observe = NULL;
+	dev->bd_observer = NULL;
+	for (int i = 0; i < dev->bd_nr_members; i++)
+		detach(dev->bd_members[i]);
 }
 
 int bdev_trace_open(const char *path, struct bdev *root, struct bdev_trace **out,
@@ -161,7 +163,7 @@ int bdev_trace_open(const char *path, struct bdev *root, struct bdev_trace **out
 		snprintf(err, errlen, "trace file %s: out of memory", path);
 		goto out_close;
 	}
-	t->t0_ns = bdev_now_ns();
+	t->t0_ns = loop_now_ns();
 	*out = t;
 	t = NULL;
 	goto out;

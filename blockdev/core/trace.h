@@ -65,19 +65,12 @@ struct bdev_trace;
 
 /**
  * bdev_trace_open() - create (or truncate) @path and start recording
- * every completion of @root and the devices below it.  Returns 0, or
+ * every completion of @root and the devices below it (through their
+ * bd_observe: one record each, buffered, one write(2) per 4 MiB).  Returns 0, or
  * -errno with a message naming @path in @err.
  */
 int bdev_trace_open(const char *path, struct bdev *root, struct bdev_trace **out,
 		    char *err, size_t errlen);
-
-/**
- * bdev_trace_record() - append one record for @req, which completed on
- * @dev at @now_ns.  Buffered; a full buffer is written out in one
- * write(2).  A failed write ends the trace (logged by bdev_trace_close).
- */
-void bdev_trace_record(struct bdev_trace *t, const struct bdev *dev,
-		       const struct bdev_req *req, uint64_t now_ns);
 
 /**
  * bdev_trace_close() - write what is buffered, detach the trace from

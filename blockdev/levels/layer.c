@@ -2,6 +2,7 @@
  * request becomes one child per contiguous run on a member; children carry
  * slices of the parent's segments (no data copied) and complete it. */
 #include "blockdev/levels/layer.h"
+#include "blockdev/core/log.h"
 #include "blockdev/levels/super.h"
 
 #include <errno.h>
@@ -78,7 +79,9 @@ int layer_create(const char *kind, struct bdev **members, int nr,
 	}
 	l->l_kind = kind;
 	l->l_members = members;
+	l->l_bdev.bd_members = members;
 	l->l_nr = nr;
+	l->l_bdev.bd_nr_members = nr;
 	l->l_chunk = chunk;
 	l->l_max_pieces = layer_max_pieces(max_io_bytes, chunk, nr);
 	l->l_vec_cap = in_segs + l->l_max_pieces;
@@ -204,7 +207,7 @@ static struct layer_io *io_start(struct layer *l, struct bdev_req *req)
 	io->li_mirrored = false;
 	bdev_req_init(&io->li_req, req->br_op, req->br_pos, req->br_len,
 		      req->br_vec, req->br_iter, io_end, io);
-	io->li_req.br_meta = req->br_meta;
+	bdev_req_like(&io->li_req, req);
 	return io;
 }
 
@@ -343,7 +346,7 @@ static void mirror_child_end(struct bdev_req *req)
 	io->li_nr_failed++;
 	if (l->l_state[m] != LAYER_MEMBER_FAILED) {
 		layer_set_state(l, m, LAYER_MEMBER_FAILED);
-		fprintf(stderr, "rawvec: %s member %d failed (%s): running degraded\n",
+		bdev_log("%s member %d failed (%s): running degraded",
 			l->l_kind, m, strerror(-req->br_error));
 	}
 }
@@ -363,6 +366,7 @@ static void mirror_read(struct layer *l, struct layer_io *io, int after)
 		io->li_read_from = m;
 		bdev_req_init(&io->li_req, req->br_op, req->br_pos, req->br_len,
 			      req->br_vec, req->br_iter, io_end, io);
+		bdev_req_like(&io->li_req, req);
 		add_whole_child(l, io, m, req->br_pos);
 		io->li_child[0].lc_req.br_end = mirror_child_end;
 		io->li_child[0].lc_req.br_private = io;
@@ -535,14 +539,15 @@ int layer_check_chunk(struct bdev **members, int nr, uint64_t data_offset,
 	return 0;
 }
 
-void layer_sweep_begin(struct layer *l, enum layer_sweep_kind kind,
-		       uint64_t total, uint64_t unit)
+void layer_sweep_begin(struct layer *l, struct loop *loop,
+		       enum layer_sweep_kind kind, uint64_t total, uint64_t unit)
 {
 	l->l_sweep_running = true;
+	l->l_sweep_loop = loop;
 	l->l_sweep_pos = 0;
 	l->l_sweep_total = total;
 	l->l_sweep_unit = unit;
-	l->l_sweep_start_ns = bdev_now_ns();
+	l->l_sweep_start_ns = loop_now_ns();
 	if (kind != LAYER_SWEEP_REBUILD)
 		l->l_mismatch_sectors = 0;
 }
@@ -550,12 +555,12 @@ void layer_sweep_begin(struct layer *l, enum layer_sweep_kind kind,
 void layer_sweep_end(struct layer *l)
 {
 	l->l_sweep_running = false;
-	l->l_sweep_end_ns = bdev_now_ns();
+	l->l_sweep_end_ns = loop_now_ns();
 }
 
 double layer_sweep_rate(const struct layer *l)
 {
-	uint64_t end = l->l_sweep_running ? bdev_now_ns() : l->l_sweep_end_ns;
+	uint64_t end = l->l_sweep_running ? loop_now_ns() : l->l_sweep_end_ns;
 	double secs = (double)(end - l->l_sweep_start_ns) / 1e9;
 
 	if (!l->l_sweep_start_ns || secs <= 0)

@@ -87,8 +87,9 @@ struct layer {
 	struct layer_io *l_writes; /* mirrored writes in flight */
 	/* Level hook for rebuild/check/repair, NULL for levels without
 	 * redundancy; calls done(l, err) when finished. */
-	int (*l_sweep)(struct layer *l, enum layer_sweep_kind kind,
+	int (*l_sweep)(struct layer *l, struct loop *loop, enum layer_sweep_kind kind,
 		       void (*done)(struct layer *l, int err));
+	struct loop *l_sweep_loop; /* the running sweep's: it submits and owns it */
 	bool l_autofail; /* a member failing mapped I/O is marked failed */
 	uint64_t l_mismatch_sectors;
 	uint64_t l_sweep_pos, l_sweep_total; /* in units of l_sweep_unit bytes */
@@ -200,10 +201,11 @@ void layer_sweep_release(struct layer *l);
 
 /**
  * layer_sweep_begin() / layer_sweep_end() - bracket a level's rebuild or
- * scrub over @total units of @unit member bytes (progress in l_sweep_pos).
+ * scrub over @total units of @unit member bytes (progress in l_sweep_pos),
+ * its requests submitted on @loop.
  */
-void layer_sweep_begin(struct layer *l, enum layer_sweep_kind kind,
-		       uint64_t total, uint64_t unit);
+void layer_sweep_begin(struct layer *l, struct loop *loop,
+		       enum layer_sweep_kind kind, uint64_t total, uint64_t unit);
 void layer_sweep_end(struct layer *l);
 
 /** layer_sweep_rate() - member bytes per second of the running or last sweep. */

@@ -1,6 +1,7 @@
 /* member: run-time member management across the layer tree.  Levels
  * provide the sweeps (l_sweep); this file keeps states and ownership. */
 #include "blockdev/levels/member.h"
+#include "blockdev/core/log.h"
 #include "blockdev/levels/super.h"
 
 #include <errno.h>
@@ -146,16 +147,16 @@ static void rebuild_done(struct layer *l, int err)
 			continue;
 		layer_set_state(l, i, err ? LAYER_MEMBER_FAILED : LAYER_MEMBER_OK);
 		member_addr(maddr, sizeof(maddr), laddr, i);
-		fprintf(stderr, "rawvec: member %s (%s of %s): rebuild %s%s\n", maddr,
+		bdev_log("member %s (%s of %s): rebuild %s%s", maddr,
 			l->l_members[i]->bd_name, l->l_kind,
 			err ? "failed: " : "complete", err ? strerror(-err) : "");
 	}
 }
 
-int member_rebuild(struct bdev *top, struct layer *l)
+int member_rebuild(struct loop *loop, struct bdev *top, struct layer *l)
 {
 	sweep_top = top;
-	return l->l_sweep(l, LAYER_SWEEP_REBUILD, rebuild_done);
+	return l->l_sweep(l, loop, LAYER_SWEEP_REBUILD, rebuild_done);
 }
 
 struct busy_ctx {
@@ -248,8 +249,8 @@ int member_can_replace(struct bdev *top, const char *addr, struct layer *l,
 	return 0;
 }
 
-int member_replace(struct bdev *top, const char *addr, struct layer *l, int m,
-		   struct bdev *dev, char *err, size_t errlen)
+int member_replace(struct loop *loop, struct bdev *top, const char *addr,
+		   struct layer *l, int m, struct bdev *dev, char *err, size_t errlen)
 {
 	struct bdev *old = l->l_members[m];
 	int ret = member_can_replace(top, addr, l, m, err, errlen);
@@ -277,7 +278,8 @@ int member_replace(struct bdev *top, const char *addr, struct layer *l, int m,
 		return -EINVAL;
 	}
 	l->l_members[m] = dev;
-	dev->bd_trace = old->bd_trace; /* a trace goes on under the old id */
+	dev->bd_observe = old->bd_observe; /* a trace goes on under the old id */
+	dev->bd_observer = old->bd_observer;
 	dev->bd_trace_id = old->bd_trace_id;
 	bdev_destroy(old);
 	if (!l->l_sweep) {
@@ -287,7 +289,7 @@ int member_replace(struct bdev *top, const char *addr, struct layer *l, int m,
 	}
 	l->l_rebuild_pos = 0;
 	layer_set_state(l, m, LAYER_MEMBER_REBUILDING);
-	ret = member_rebuild(top, l);
+	ret = member_rebuild(loop, top, l);
 	if (ret) {
 		layer_set_state(l, m, LAYER_MEMBER_FAILED);
 		snprintf(err, errlen, "cannot start the rebuild: %s", strerror(-ret));
@@ -302,11 +304,11 @@ static void scrub_done(struct layer *l, int err)
 
 	layer_addr(l, addr, sizeof(addr));
 	layer_desc(l, addr, desc, sizeof(desc));
-	fprintf(stderr, "rawvec: %s: scrub %s: %llu mismatched sectors\n", desc,
+	bdev_log("%s: scrub %s: %llu mismatched sectors", desc,
 		err ? "stopped" : "done", (unsigned long long)l->l_mismatch_sectors);
 }
 
-static int scrub_tree(struct bdev *d, bool repair, bool start)
+static int scrub_tree(struct loop *loop, struct bdev *d, bool repair, bool start)
 {
 	struct layer *l;
 	int n = 0, r;
@@ -315,7 +317,7 @@ static int scrub_tree(struct bdev *d, bool repair, bool start)
 		return 0;
 	l = layer_of(d);
 	for (int i = 0; i < l->l_nr; i++) {
-		r = scrub_tree(l->l_members[i], repair, start);
+		r = scrub_tree(loop, l->l_members[i], repair, start);
 		if (r < 0)
 			return r;
 		n += r;
@@ -324,14 +326,14 @@ static int scrub_tree(struct bdev *d, bool repair, bool start)
 		return n;
 	if (!start)
 		return l->l_sweep_running ? -EBUSY : n + 1;
-	r = l->l_sweep(l, repair ? LAYER_SWEEP_REPAIR : LAYER_SWEEP_CHECK, scrub_done);
+	r = l->l_sweep(l, loop, repair ? LAYER_SWEEP_REPAIR : LAYER_SWEEP_CHECK, scrub_done);
 	return r < 0 ? r : n + 1;
 }
 
-int member_scrub(struct bdev *top, bool repair)
+int member_scrub(struct loop *loop, struct bdev *top, bool repair)
 {
-	int r = scrub_tree(top, repair, false);
+	int r = scrub_tree(loop, top, repair, false);
 
 	sweep_top = top;
-	return r < 0 ? r : scrub_tree(top, repair, true);
+	return r < 0 ? r : scrub_tree(loop, top, repair, true);
 }

@@ -43,26 +43,27 @@ int member_can_replace(struct bdev *top, const char *addr, struct layer *l,
 /**
  * member_replace() - put @dev in place of failed member @m of @l (at
  * @addr under @top) and, for redundant levels, rebuild it in the
- * background.  @dev is owned by the layer on success.  Returns 0 or
+ * background, on @loop.  @dev is owned by the layer on success.  Returns 0 or
  * -errno with a reason in @err: what member_can_replace() refuses, and
  * -ENOSPC (@dev smaller than the member it replaces), -EINVAL (@dev needs
  * a stricter alignment than the layer's).
  */
-int member_replace(struct bdev *top, const char *addr, struct layer *l, int m,
-		   struct bdev *dev, char *err, size_t errlen);
+int member_replace(struct loop *loop, struct bdev *top, const char *addr,
+		   struct layer *l, int m, struct bdev *dev, char *err, size_t errlen);
 
 /**
  * member_rebuild() - start rebuilding @l's members that are in state
- * rebuilding, from l_rebuild_pos, in the background; @top is the tree
- * whose addresses its log lines give.  Returns 0 or -errno.
+ * rebuilding, from l_rebuild_pos, in the background on @loop (which owns
+ * the sweep from then on); @top is the tree whose addresses its log lines
+ * give.  Returns 0 or -errno.
  */
-int member_rebuild(struct bdev *top, struct layer *l);
+int member_rebuild(struct loop *loop, struct bdev *top, struct layer *l);
 
 /**
  * member_scrub() - start a check (or @repair) on every redundant layer
- * under @top.  Returns the number started, or -EBUSY when one is running.
+ * under @top, on @loop.  Returns the number started, or -EBUSY when one is running.
  */
-int member_scrub(struct bdev *top, bool repair);
+int member_scrub(struct loop *loop, struct bdev *top, bool repair);
 
 /** member_state_name() - "ok", "failed", "rebuilding". */
 const char *member_state_name(int state);

@@ -42,6 +42,7 @@ static void sweep_begin(struct r1_sweep *sw)
 {
 	bdev_req_init(&sw->agg, BDEV_READ, 0, 0, NULL, (struct pvec_iter){ 0 },
 		      sweep_agg_end, sw);
+	sw->agg.br_loop = sw->l->l_sweep_loop;
 }
 
 static void sweep_io(struct r1_sweep *sw, enum bdev_op op, int m, uint8_t *buf)
@@ -162,7 +163,7 @@ static void sweep_step(struct r1_sweep *sw)
 	bdev_req_complete(&sw->agg, 0);
 }
 
-static int raid1_sweep(struct layer *l, enum layer_sweep_kind kind,
+static int raid1_sweep(struct layer *l, struct loop *loop, enum layer_sweep_kind kind,
 		       void (*done)(struct layer *l, int err))
 {
 	struct r1_sweep *sw;
@@ -183,7 +184,7 @@ static int raid1_sweep(struct layer *l, enum layer_sweep_kind kind,
 	sw->l = l;
 	sw->kind = kind;
 	sw->done = done;
-	layer_sweep_begin(l, kind, l->l_member_size, 1);
+	layer_sweep_begin(l, loop, kind, l->l_member_size, 1);
 	sweep_step(sw);
 	return 0;
 }

@@ -2,6 +2,7 @@
  * layouts.  Healthy reads go through the mapped splitter; writes, degraded
  * reads, rebuild and scrub run as stripe operations under a stripe lock. */
 #include "blockdev/levels/raid56.h"
+#include "blockdev/core/log.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -53,6 +54,7 @@ enum so_mode { MODE_FULL, MODE_RCW, MODE_RMW, MODE_RECON };
 struct stripe_op {
 	struct stripe_op *so_next;
 	struct layer *so_l;
+	struct loop *so_loop; /* its request's, or the sweep's: it runs there */
 	enum so_kind so_kind;
 	enum so_mode so_mode;
 	uint64_t so_stripe;
@@ -114,11 +116,13 @@ struct r56 {
 	struct stripe_op *active;
 	struct stripe_op *wait_head, *wait_tail;
 	struct r56_cursor *cur_head, *cur_tail, *cur_free;
-	struct bdev_ring *ring;	     /* NULL: partial writes are never held */
-	struct bdev_ring_hook unplug;
+	struct loop_hook unplug;
 	uint64_t seq_end; /* where the last write op ended, array bytes */
 	uint64_t write_op_ns; /* moving average of a write op's run time */
 	int last_write_reqs;  /* requests the last write op carried */
+	/* A check or repair sweep's copy of the parity read (chunk bytes per
+	 * parity), allocated when it starts: no stripe can fail for memory. */
+	uint8_t *scrub_save;
 	struct raid56_stats st;
 };
 
@@ -334,7 +338,7 @@ static void so_lock_or_wait(struct stripe_op *so)
 	}
 	/* First come, first served per stripe: never pass a waiter. */
 	blocked = overlaps_any(r->wait_head, NULL, so) || overlaps_any(r->active, NULL, so);
-	if (!blocked && !(r->ring && mergeable(so) && !whole_stripe(r, so))) {
+	if (!blocked && !(so->so_loop && mergeable(so) && !whole_stripe(r, so))) {
 		so->so_next = r->active;
 		r->active = so;
 		so_run(so);
@@ -344,8 +348,8 @@ static void so_lock_or_wait(struct stripe_op *so)
 		r->st.stripe_waits++;
 	} else {
 		so->so_plugged = true;
-		so->so_plug_ns = bdev_now_ns();
-		bdev_ring_hook_arm(r->ring, &r->unplug);
+		so->so_plug_ns = loop_now_ns();
+		loop_hook_arm(so->so_loop, &r->unplug);
 	}
 	if (r->wait_tail)
 		r->wait_tail->so_next = so;
@@ -393,10 +397,10 @@ static void so_unlock(struct stripe_op *so)
 
 /* The end of a batch of requests, or the time a held write was due: what
  * was held for neighbours and is not to be held longer goes. */
-static void r56_unplug(struct bdev_ring_hook *h)
+static void r56_unplug(struct loop_hook *h)
 {
-	struct r56 *r = (void *)((char *)h - offsetof(struct r56, unplug));
-	uint64_t now = bdev_now_ns(), next = 0;
+	struct r56 *r = container_of(h, struct r56, unplug);
+	uint64_t now = loop_now_ns(), next = 0;
 
 	for (struct stripe_op *w = r->wait_head; w; w = w->so_next) {
 		if (!w->so_plugged)
@@ -410,7 +414,7 @@ static void r56_unplug(struct bdev_ring_hook *h)
 	}
 	start_waiters(r, NULL);
 	if (next)
-		bdev_ring_hook_arm_at(r->ring, &r->unplug, next);
+		loop_hook_arm_at(h->lh_loop, h, next);
 }
 
 static struct stripe_op *so_alloc(struct layer *l)
@@ -483,7 +487,7 @@ static void so_finish(struct stripe_op *so, int err)
 	int reqs = 1;
 
 	if (so->so_kind == SO_WRITE) {
-		int64_t d = (int64_t)(bdev_now_ns() - so->so_run_ns) - (int64_t)r->write_op_ns;
+		int64_t d = (int64_t)(loop_now_ns() - so->so_run_ns) - (int64_t)r->write_op_ns;
 
 		r->write_op_ns += d / 8;
 	}
@@ -528,6 +532,7 @@ static void stage_begin(struct stripe_op *so)
 {
 	bdev_req_init(&so->so_stage, BDEV_READ, 0, 0, NULL,
 		      (struct pvec_iter){ 0 }, stage_end, so);
+	so->so_stage.br_loop = so->so_loop;
 	so->so_nr_sub = 0;
 }
 
@@ -628,7 +633,7 @@ static void so_run(struct stripe_op *so)
 	int slots[LAYER_MAX_MEMBERS], n = r->ndata + r->nparity, lost = 0;
 
 	if (!so->so_tries)
-		so->so_run_ns = bdev_now_ns();
+		so->so_run_ns = loop_now_ns();
 	plan(so);
 	raid56_layout(l, so->so_stripe, slots);
 	so->so_stage.br_op = BDEV_READ;
@@ -800,11 +805,9 @@ static void scrub(struct stripe_op *so, uint8_t **blk)
 {
 	struct r56 *r = r56_of(so->so_l);
 	uint64_t w = so->so_c1 - so->so_c0;
-	uint8_t *save = malloc(w * r->nparity);
+	uint8_t *save = r->scrub_save;
 	bool bad = false;
 
-	if (!save)
-		return;
 	for (int k = 0; k < r->nparity; k++)
 		memcpy(save + k * w, blk[r->ndata + k], w);
 	parity_compute(blk, r->ndata, r->nparity, w);
@@ -827,7 +830,6 @@ static void scrub(struct stripe_op *so, uint8_t **blk)
 		so->so_mode = MODE_FULL; /* marker: no writes */
 		so->so_kind = SO_CHECK;
 	}
-	free(save);
 }
 
 /* A batch: parity of each stripe into its scratch columns, then one write
@@ -999,7 +1001,7 @@ static void stage_end(struct bdev_req *req)
 
 			if (so->so_sub[i].br_error && l->l_state[m] != LAYER_MEMBER_FAILED) {
 				layer_set_state(l, m, LAYER_MEMBER_FAILED);
-				fprintf(stderr, "rawvec: %s member %d failed (%s): running degraded\n",
+				bdev_log("%s member %d failed (%s): running degraded",
 					l->l_kind, m, strerror(-so->so_sub[i].br_error));
 				failed_one = true;
 			}
@@ -1059,6 +1061,7 @@ static uint64_t r56_issue(struct layer *l, struct bdev_req *req, uint64_t off,
 		so->so_hi = hi;
 		so->so_tries = 0;
 		so->so_has_req = true;
+		so->so_loop = req->br_loop;
 		so->so_peers = NULL;
 		so_set_cols(so);
 		bdev_req_child(req, &so->so_req, off, hi - lo, pos, NULL, NULL);
@@ -1174,7 +1177,7 @@ static void r56_submit(struct bdev *dev, struct bdev_req *req)
 			c->rc_l = l;
 			bdev_req_init(&c->rc_sub, BDEV_READ, req->br_pos, req->br_len,
 				      req->br_vec, req->br_iter, healthy_read_end, c);
-			c->rc_sub.br_meta = req->br_meta;
+			bdev_req_like(&c->rc_sub, req);
 			layer_submit_mapped(l, &c->rc_sub);
 			return;
 		}
@@ -1237,6 +1240,8 @@ static void sweep_step(struct r56_sweep *sw)
 
 		so_free(sw->so);
 		free(sw);
+		free(r->scrub_save);
+		r->scrub_save = NULL;
 		layer_sweep_end(l);
 		if (done)
 			done(l, err);
@@ -1252,6 +1257,7 @@ static void sweep_step(struct r56_sweep *sw)
 	so->so_c1 = r->chunk;
 	so->so_tries = 0;
 	so->so_has_req = false;
+	so->so_loop = l->l_sweep_loop;
 	so->so_done = sweep_op_done;
 	so->so_private = sw;
 	sw->inflight++;
@@ -1262,7 +1268,7 @@ static void sweep_step(struct r56_sweep *sw)
 /* The level's l_sweep: walk every stripe in the background, rebuilding the
  * members in state rebuilding or checking (repairing) parity; @done at the
  * end.  Returns 0, -EBUSY when a sweep already runs, or -ENOMEM. */
-static int r56_sweep(struct layer *l, enum layer_sweep_kind kind,
+static int r56_sweep(struct layer *l, struct loop *loop, enum layer_sweep_kind kind,
 		     void (*done)(struct layer *l, int err))
 {
 	static const enum so_kind op_of[] = {
@@ -1276,14 +1282,21 @@ static int r56_sweep(struct layer *l, enum layer_sweep_kind kind,
 	if (l->l_sweep_running)
 		return -EBUSY;
 	sw = calloc(1, sizeof(*sw));
-	if (!sw || !(sw->so = so_alloc(l))) {
+	if (kind != LAYER_SWEEP_REBUILD)
+		r->scrub_save = malloc(r->chunk * r->nparity);
+	if (!sw || !(sw->so = so_alloc(l)) ||
+	    (kind != LAYER_SWEEP_REBUILD && !r->scrub_save)) {
+		if (sw && sw->so)
+			so_free(sw->so);
 		free(sw);
+		free(r->scrub_save);
+		r->scrub_save = NULL;
 		return -ENOMEM;
 	}
 	sw->l = l;
 	sw->kind = op_of[kind];
 	sw->done = done;
-	layer_sweep_begin(l, kind, r->stripes, r->chunk);
+	layer_sweep_begin(l, loop, kind, r->stripes, r->chunk);
 	sweep_step(sw);
 	return 0;
 }
@@ -1301,8 +1314,8 @@ static void r56_free(struct layer *l)
 
 	if (!r)
 		return;
-	if (r->ring)
-		bdev_ring_hook_disarm(r->ring, &r->unplug);
+	loop_hook_disarm(&r->unplug);
+	free(r->scrub_save);
 	while (r->free_ops) {
 		struct stripe_op *so = r->free_ops;
 
@@ -1330,8 +1343,7 @@ bool bdev_is_raid56(const struct bdev *dev)
 
 int raid56_create(int nparity, struct bdev **members, int nr,
 		  uint64_t data_offset, uint64_t chunk,
-		  size_t max_io_bytes, uint32_t in_segs, struct bdev_ring *ring,
-		  struct bdev **out, char *err, size_t errlen)
+		  size_t max_io_bytes, uint32_t in_segs, struct bdev **out, char *err, size_t errlen)
 {
 	uint64_t msize;
 	struct layer *l;
@@ -1362,8 +1374,7 @@ int raid56_create(int nparity, struct bdev **members, int nr,
 	r->ndata = nr - nparity;
 	r->chunk = chunk;
 	r->stripes = msize / chunk;
-	r->ring = ring;
-	r->unplug.rh_fn = r56_unplug;
+	r->unplug.lh_fn = r56_unplug;
 	r->batch_max = chunk < R56_BATCH_BYTES ? R56_BATCH_BYTES / chunk : 1;
 	r->vec_cap = l->l_vec_cap + 2 * r->batch_max;
 	r->scratch_cols = r->batch_max * nparity > (uint32_t)nr ?

@@ -20,14 +20,20 @@ struct raid56_stats {
 /**
  * raid56_create() - RAID-5 (@nparity 1) or RAID-6 (@nparity 2) over
  * @members (owned from here on, also on failure), chunk in bytes.  A write
- * into part of a stripe is held until @ring next submits (the end of the
- * batch of requests it came in) and merged with neighbours on its stripe
- * that arrive meanwhile, so that a stripe written in pieces can still be a
- * full-stripe write; with @ring NULL it is never held.
+ * into part of a stripe is held until its request's loop next submits
+ * (the end of the batch of requests it came in) and merged with
+ * neighbours on its stripe that arrive meanwhile, so that a stripe written
+ * in pieces can still be a full-stripe write; a request without a loop is
+ * never held.
+ *
+ * State: the stripe-op pool, stripe-lock lists (active, waiting), the
+ * cursors, the unplug hook, seq_end/write_op_ns and the stats belong to
+ * the array, not to a loop: every request of one array runs on one loop
+ * (the unplug hook is armed on it).  Each stripe op records its loop.
  */
 int raid56_create(int nparity, struct bdev **members, int nr,
 		  uint64_t data_offset, uint64_t chunk,
-		  size_t max_io_bytes, uint32_t in_segs, struct bdev_ring *ring,
+		  size_t max_io_bytes, uint32_t in_segs,
 		  struct bdev **out, char *err, size_t errlen);
 
 /** bdev_is_raid56() - whether @dev is a RAID-5/6 layer. */

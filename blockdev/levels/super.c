@@ -1,419 +1,15 @@
-/* super: md v1.2 metadata.  The format follows md_p.h byte for byte; the
- * running part holds writes back until the superblocks say what md's would. */
+/* super: a running array's md v1.2 metadata: start-up reads, then updates
+ * that hold writes back until the superblocks say what md's would. */
 #include "blockdev/levels/super.h"
+#include "blockdev/core/log.h"
 #include "blockdev/levels/member.h"
 
 #include <errno.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
 #include <time.h>
-
-/* ---- the on-disk format ------------------------------------------------ */
-
-/* Byte offsets in struct mdp_superblock_1. */
-enum {
-	SB_MAGIC = 0, SB_MAJOR = 4, SB_FEATURE = 8, SB_SET_UUID = 16,
-	SB_SET_NAME = 32, SB_CTIME = 64, SB_LEVEL = 72, SB_LAYOUT = 76,
-	SB_SIZE = 80, SB_CHUNK = 88, SB_RAID_DISKS = 92, SB_DATA_OFFSET = 128,
-	SB_DATA_SIZE = 136, SB_SUPER_OFFSET = 144, SB_RECOVERY = 152,
-	SB_DEV_NUMBER = 160, SB_DEV_UUID = 168, SB_UTIME = 192, SB_EVENTS = 200,
-	SB_RESYNC = 208, SB_CSUM = 216, SB_MAX_DEV = 220, SB_ROLES = 256,
-};
-
-static void put16(uint8_t *b, uint16_t v) { b[0] = (uint8_t)v; b[1] = (uint8_t)(v >> 8); }
-static void put32(uint8_t *b, uint32_t v) { put16(b, (uint16_t)v); put16(b + 2, (uint16_t)(v >> 16)); }
-static void put64(uint8_t *b, uint64_t v) { put32(b, (uint32_t)v); put32(b + 4, (uint32_t)(v >> 32)); }
-static uint16_t get16(const uint8_t *b) { return (uint16_t)(b[0] | b[1] << 8); }
-static uint32_t get32(const uint8_t *b) { return get16(b) | (uint32_t)get16(b + 2) << 16; }
-static uint64_t get64(const uint8_t *b) { return get32(b) | (uint64_t)get32(b + 4) << 32; }
-
-uint32_t super_csum(const uint8_t *buf)
-{
-	uint32_t max_dev = get32(buf + SB_MAX_DEV);
-	size_t size = SB_ROLES + 2 * (size_t)(max_dev > SUPER_MAX_DEV ? SUPER_MAX_DEV : max_dev);
-	uint64_t sum = 0;
-	size_t i;
-
-	/* md sums little-endian words with the checksum itself as zero,
-	 * then folds the carries back in once. */
-	for (i = 0; i + 4 <= size; i += 4)
-		if (i != SB_CSUM)
-			sum += get32(buf + i);
-	if (size - i == 2)
-		sum += get16(buf + i);
-	return (uint32_t)((sum & 0xffffffffu) + (sum >> 32));
-}
-
-void super_encode(const struct super_info *si, uint8_t *b)
-{
-	memset(b, 0, SUPER_BLOCK_BYTES);
-	put32(b + SB_MAGIC, SUPER_MAGIC);
-	put32(b + SB_MAJOR, 1);
-	put32(b + SB_FEATURE, si->feature_map);
-	memcpy(b + SB_SET_UUID, si->set_uuid, 16);
-	memcpy(b + SB_SET_NAME, si->set_name, 32);
-	put64(b + SB_CTIME, si->ctime);
-	put32(b + SB_LEVEL, (uint32_t)si->level);
-	put32(b + SB_LAYOUT, si->layout);
-	put64(b + SB_SIZE, si->size);
-	put32(b + SB_CHUNK, si->chunksize);
-	put32(b + SB_RAID_DISKS, si->raid_disks);
-	put64(b + SB_DATA_OFFSET, si->data_offset);
-	put64(b + SB_DATA_SIZE, si->data_size);
-	put64(b + SB_SUPER_OFFSET, si->super_offset);
-	put64(b + SB_RECOVERY, si->recovery_offset);
-	put32(b + SB_DEV_NUMBER, si->dev_number);
-	memcpy(b + SB_DEV_UUID, si->device_uuid, 16);
-	put64(b + SB_UTIME, si->utime);
-	put64(b + SB_EVENTS, si->events);
-	put64(b + SB_RESYNC, si->resync_offset);
-	put32(b + SB_MAX_DEV, si->max_dev);
-	for (uint32_t i = 0; i < si->max_dev && i < SUPER_MAX_DEV; i++)
-		put16(b + SB_ROLES + 2 * i, si->dev_roles[i]);
-	put32(b + SB_CSUM, super_csum(b));
-}
-
-int super_decode(const uint8_t *b, struct super_info *si, char *err,
-		 size_t errlen)
-{
-	uint32_t csum;
-
-	if (get32(b + SB_MAGIC) != SUPER_MAGIC)
-		return -ENOENT;
-	memset(si, 0, sizeof(*si));
-	if (get32(b + SB_MAJOR) != 1) {
-		snprintf(err, errlen, "md superblock of major version %u (rawvec reads 1)",
-			 get32(b + SB_MAJOR));
-		return -EINVAL;
-	}
-	si->max_dev = get32(b + SB_MAX_DEV);
-	if (si->max_dev > SUPER_MAX_DEV) {
-		snprintf(err, errlen, "md superblock with %u device slots (rawvec reads up to %u)",
-			 si->max_dev, SUPER_MAX_DEV);
-		return -EINVAL;
-	}
-	csum = get32(b + SB_CSUM);
-	if (csum != super_csum(b)) {
-		snprintf(err, errlen, "md superblock checksum %08x, expected %08x: it is damaged",
-			 csum, super_csum(b));
-		return -EINVAL;
-	}
-	si->feature_map = get32(b + SB_FEATURE);
-	if (si->feature_map & ~SUPER_FEATURE_RECOVERY_OFFSET) {
-		snprintf(err, errlen, "md superblock with features 0x%x (bitmap, reshape, bad blocks or journal), which rawvec cannot run",
-			 si->feature_map);
-		return -EINVAL;
-	}
-	memcpy(si->set_uuid, b + SB_SET_UUID, 16);
-	memcpy(si->set_name, b + SB_SET_NAME, 32);
-	si->ctime = get64(b + SB_CTIME);
-	si->level = (int32_t)get32(b + SB_LEVEL);
-	si->layout = get32(b + SB_LAYOUT);
-	si->size = get64(b + SB_SIZE);
-	si->chunksize = get32(b + SB_CHUNK);
-	si->raid_disks = get32(b + SB_RAID_DISKS);
-	si->data_offset = get64(b + SB_DATA_OFFSET);
-	si->data_size = get64(b + SB_DATA_SIZE);
-	si->super_offset = get64(b + SB_SUPER_OFFSET);
-	si->recovery_offset = get64(b + SB_RECOVERY);
-	si->dev_number = get32(b + SB_DEV_NUMBER);
-	memcpy(si->device_uuid, b + SB_DEV_UUID, 16);
-	si->utime = get64(b + SB_UTIME);
-	si->events = get64(b + SB_EVENTS);
-	si->resync_offset = get64(b + SB_RESYNC);
-	for (uint32_t i = 0; i < si->max_dev; i++)
-		si->dev_roles[i] = get16(b + SB_ROLES + 2 * i);
-	if (si->dev_number >= SUPER_MAX_DEV) {
-		snprintf(err, errlen, "md superblock of device number %u (at most %u)",
-			 si->dev_number, SUPER_MAX_DEV - 1);
-		return -EINVAL;
-	}
-	/* Data after the superblock, on whole 4 KiB blocks. */
-	if (si->data_offset < (SUPER_OFFSET_BYTES + SUPER_BLOCK_BYTES) / 512 ||
-	    si->data_offset % 8) {
-		snprintf(err, errlen, "md superblock with its data at sector %llu (rawvec runs data at whole 4 KiB blocks past the superblock)",
-			 (unsigned long long)si->data_offset);
-		return -EINVAL;
-	}
-	if (si->super_offset != SUPER_OFFSET_BYTES / 512) {
-		snprintf(err, errlen, "md superblock says it lies at sector %llu, not 8 (not v1.2)",
-			 (unsigned long long)si->super_offset);
-		return -EINVAL;
-	}
-	if (!super_level_name(si->level)) {
-		snprintf(err, errlen, "md superblock of level %d, which rawvec cannot run",
-			 si->level);
-		return -EINVAL;
-	}
-	if (!si->raid_disks || si->raid_disks > LAYER_MAX_MEMBERS) {
-		snprintf(err, errlen, "md superblock with %u devices (rawvec runs 1 to %d)",
-			 si->raid_disks, LAYER_MAX_MEMBERS);
-		return -EINVAL;
-	}
-	return 0;
-}
-
-void super_uuid_str(const uint8_t *u, char out[36])
-{
-	char *o = out;
-
-	for (int i = 0; i < 16; i++)
-		o += sprintf(o, "%s%02x", i && !(i & 3) ? ":" : "", u[i]);
-}
-
-const char *super_level_name(int32_t level)
-{
-	switch (level) {
-	case -1: return "linear";
-	case 0: return "raid0";
-	case 1: return "raid1";
-	case 5: return "raid5";
-	case 6: return "raid6";
-	}
-	return NULL;
-}
-
-static int32_t level_number(const char *name)
-{
-	for (int32_t lv = -1; lv <= 6; lv++)
-		if (super_level_name(lv) && !strcmp(super_level_name(lv), name))
-			return lv;
-	return -100;
-}
-
-/* Members a level runs without. */
-static int redundancy(const char *level, int nr)
-{
-	if (!strcmp(level, "raid1"))
-		return nr - 1;
-	if (!strcmp(level, "raid5"))
-		return 1;
-	if (!strcmp(level, "raid6"))
-		return 2;
-	return 0;
-}
-
-/* ---- assembly --------------------------------------------------------- */
-
-static void note(struct super_plan *plan, const char *fmt, ...)
-	__attribute__((format(printf, 2, 3)));
-
-static void note(struct super_plan *plan, const char *fmt, ...)
-{
-	size_t n = strlen(plan->note);
-	va_list ap;
-
-	if (n >= sizeof(plan->note) - 1)
-		return;
-	va_start(ap, fmt);
-	vsnprintf(plan->note + n, sizeof(plan->note) - n, fmt, ap);
-	va_end(ap);
-}
-
-static int plan_assemble(const struct super_probe *p, int nr,
-			 const struct super_want *w, struct super_plan *plan,
-			 char *err, size_t errlen)
-{
-	bool md_form = !strcmp(w->level, "md");
-	const struct super_info *a;
-	int claimed[LAYER_MAX_MEMBERS], nr_bad = 0, au = -1;
-	char uuid[36], why[LAYER_MAX_MEMBERS][128];
-
-	for (int i = 0; i < nr; i++)
-		if (p[i].found && (au < 0 || p[i].sb.events > p[au].sb.events))
-			au = i;
-	a = &p[au].sb;
-	plan->authority = au;
-	super_uuid_str(a->set_uuid, uuid);
-	plan->level = super_level_name(a->level);
-	if (!md_form && strcmp(plan->level, w->level)) {
-		snprintf(err, errlen, "%s: its md superblock says %s (array %s), the expression %s",
-			 p[au].name, plan->level, uuid, w->level);
-		return -EINVAL;
-	}
-	if ((a->level == 5 || a->level == 6) && a->layout != SUPER_LAYOUT_LEFT_SYMMETRIC) {
-		snprintf(err, errlen, "%s: %s layout %u; rawvec runs md's default, left-symmetric (2)",
-			 p[au].name, plan->level, a->layout);
-		return -EINVAL;
-	}
-	plan->chunk = a->level == 0 || a->level >= 4 ? (uint64_t)a->chunksize * 512 : 0;
-	if (w->chunk && w->chunk != plan->chunk) {
-		snprintf(err, errlen, "%s: its md superblock says chunk=%lluk, the expression %lluk",
-			 p[au].name, (unsigned long long)plan->chunk >> 10,
-			 (unsigned long long)w->chunk >> 10);
-		return -EINVAL;
-	}
-	if (a->raid_disks != (uint32_t)nr) {
-		snprintf(err, errlen, "%s: array %s has %u devices, the expression names %d",
-			 p[au].name, uuid, a->raid_disks, nr);
-		return -EINVAL;
-	}
-	plan->data_offset = a->data_offset * 512;
-	for (int s = 0; s < nr; s++)
-		claimed[s] = -1;
-	for (int i = 0; i < nr; i++) {
-		const struct super_info *si = &p[i].sb;
-		unsigned role;
-
-		plan->slot_of[i] = -1;
-		why[i][0] = '\0';
-		if (!p[i].found) {
-			if (md_form) {
-				snprintf(err, errlen, "%s carries no md superblock: md() takes every member's role from its superblock",
-					 p[i].name);
-				return -EINVAL;
-			}
-			snprintf(why[i], sizeof(why[i]), "carries no md superblock");
-			continue;
-		}
-		if (memcmp(si->set_uuid, a->set_uuid, 16)) {
-			char other[36];
-
-			super_uuid_str(si->set_uuid, other);
-			snprintf(err, errlen, "%s belongs to array %s, %s to array %s: members of different arrays",
-				 p[i].name, other, p[au].name, uuid);
-			return -EINVAL;
-		}
-		if (si->data_offset != a->data_offset) {
-			snprintf(err, errlen, "%s: data offset %llu sectors, %s's is %llu",
-				 p[i].name, (unsigned long long)si->data_offset,
-				 p[au].name, (unsigned long long)a->data_offset);
-			return -EINVAL;
-		}
-		if (p[i].bytes < (si->data_offset + a->size) * 512) {
-			snprintf(err, errlen, "%s has %llu bytes, array %s needs %llu on each member",
-				 p[i].name, (unsigned long long)p[i].bytes, uuid,
-				 (unsigned long long)(si->data_offset + a->size) * 512);
-			return -EINVAL;
-		}
-		/* Geometry (linear's member starts above all) comes from the
-		 * sizes the array was made with. */
-		if (p[i].bytes / 512 != si->data_offset + si->data_size) {
-			snprintf(err, errlen, "%s has %llu bytes, its md superblock says %llu: it grew or shrank since array %s was made, and rawvec does not reshape",
-				 p[i].name, (unsigned long long)p[i].bytes,
-				 (unsigned long long)(si->data_offset + si->data_size) * 512,
-				 uuid);
-			return -EINVAL;
-		}
-		role = si->dev_number < a->max_dev ? a->dev_roles[si->dev_number] :
-						     SUPER_ROLE_SPARE;
-		if (role < (unsigned)nr) {
-			if (!md_form && role != (unsigned)i) {
-				snprintf(err, errlen, "%s is device %u of array %s, given as member %d: list the members in their order, or use md(...)",
-					 p[i].name, role, uuid, i);
-				return -EINVAL;
-			}
-			if (claimed[role] >= 0) {
-				snprintf(err, errlen, "%s and %s both say they are device %u of array %s",
-					 p[claimed[role]].name, p[i].name, role, uuid);
-				return -EINVAL;
-			}
-			claimed[role] = i;
-			plan->slot_of[i] = (int)role;
-		}
-		if (role == SUPER_ROLE_FAULTY)
-			snprintf(why[i], sizeof(why[i]), "marked faulty in the array's superblocks");
-		else if (role >= (unsigned)nr)
-			snprintf(why[i], sizeof(why[i]), "no longer part of the array (replaced)");
-		else if (si->events + 1 < a->events)
-			/* One behind is an update cut short by a crash: no write
-			 * passes before every member has it (md's margin too). */
-			snprintf(why[i], sizeof(why[i]), "events %llu, behind %llu: it missed writes",
-				 (unsigned long long)si->events,
-				 (unsigned long long)a->events);
-	}
-	/* Members without a place of their own keep their expression slot
-	 * (md(): the first free one) and count as failed. */
-	for (int i = 0; i < nr; i++) {
-		if (plan->slot_of[i] >= 0)
-			continue;
-		for (int s = md_form ? 0 : i; s < nr; s++) {
-			if (claimed[s] < 0) {
-				claimed[s] = i;
-				plan->slot_of[i] = s;
-				break;
-			}
-		}
-		if (plan->slot_of[i] < 0) {
-			snprintf(err, errlen, "%s: member %d's place is taken by %s",
-				 p[i].name, i, p[claimed[i]].name);
-			return -EINVAL;
-		}
-	}
-	for (int i = 0; i < nr; i++) {
-		int s = plan->slot_of[i];
-		const struct super_info *si = &p[i].sb;
-
-		plan->state[s] = LAYER_MEMBER_OK;
-		if (why[i][0]) {
-			plan->state[s] = LAYER_MEMBER_FAILED;
-			nr_bad++;
-			note(plan, "%s%s (member %d): %s", plan->note[0] ? "; " : "",
-			     p[i].name, s, why[i]);
-		} else if ((si->feature_map & SUPER_FEATURE_RECOVERY_OFFSET) &&
-			   si->recovery_offset < a->size) {
-			plan->state[s] = LAYER_MEMBER_REBUILDING;
-			nr_bad++;
-			note(plan, "%s%s (member %d): its rebuild was not finished",
-			     plan->note[0] ? "; " : "", p[i].name, s);
-		}
-	}
-	if (nr_bad > redundancy(plan->level, nr)) {
-		snprintf(err, errlen, "array %s cannot run: %s; %s runs with at most %d member%s missing",
-			 uuid, plan->note, plan->level, redundancy(plan->level, nr),
-			 redundancy(plan->level, nr) == 1 ? "" : "s");
-		return -EINVAL;
-	}
-	plan->resync = a->resync_offset != SUPER_MAX_SECTOR && redundancy(plan->level, nr);
-	if (plan->resync && nr_bad)
-		note(plan, "%sshut down uncleanly while degraded: parity or mirrors of stripes written then may not match, and what the missing member held there cannot be checked",
-		     plan->note[0] ? "; " : "");
-	else if (plan->resync)
-		note(plan, "%sshut down uncleanly: resyncing", plan->note[0] ? "; " : "");
-	plan->action = SUPER_PLAN_ASSEMBLE;
-	return 0;
-}
-
-int super_plan(const struct super_probe *p, int nr, const struct super_want *w,
-	       struct super_plan *plan, char *err, size_t errlen)
-{
-	int found = 0, fresh = 0;
-
-	memset(plan, 0, sizeof(*plan));
-	plan->level = w->level;
-	plan->chunk = w->chunk;
-	for (int i = 0; i < nr; i++) {
-		plan->slot_of[i] = i;
-		found += p[i].found;
-		fresh += p[i].fresh;
-	}
-	if (found && w->mode != SUPER_NONE)
-		return plan_assemble(p, nr, w, plan, err, errlen);
-	if (!strcmp(w->level, "md")) {
-		snprintf(err, errlen, "md() takes level, chunk and order from the members' md superblocks, and none carries one");
-		return -EINVAL;
-	}
-	if (found) {
-		note(plan, "super=none: the md superblocks on the members are read as data");
-		return 0;
-	}
-	if (w->mode == SUPER_V12 || (w->mode == SUPER_AUTO && fresh == nr)) {
-		plan->action = SUPER_PLAN_CREATE;
-		plan->data_offset = SUPER_DATA_OFFSET_BYTES;
-		/* New zeroes are in sync (parity of zeroes is zero); old
-		 * contents are not. */
-		plan->resync = fresh < nr && redundancy(w->level, nr);
-		note(plan, "new array with md v1.2 superblocks; data starts %u KiB into each member%s",
-		     SUPER_DATA_OFFSET_BYTES >> 10, plan->resync ? ", resyncing" : "");
-		return 0;
-	}
-	if (w->mode == SUPER_AUTO)
-		note(plan, "members carry no md superblock: failed members, rebuilds and unclean shutdowns will not be remembered across restarts (super=1.2 writes superblocks)");
-	return 0;
-}
 
 /* ---- start-up I/O ------------------------------------------------------ */
 
@@ -442,7 +38,7 @@ static bool sync_done(void *arg)
 
 /* Start-up only, before the loop serves anything: run the ring until the
  * read of the block at @pos of @m into @buf has completed. */
-static int sync_read_block(struct bdev_ring *ring, struct bdev *m, uint64_t pos,
+static int sync_read_block(struct loop *loop, struct bdev *m, uint64_t pos,
 			   uint8_t *buf)
 {
 	struct sync_io io = { 0 };
@@ -452,12 +48,13 @@ static int sync_read_block(struct bdev_ring *ring, struct bdev *m, uint64_t pos,
 	bdev_req_init(&io.req, BDEV_READ, pos, SUPER_BLOCK_BYTES, &io.vec,
 		      pvec_iter_init(&io.vec, 1), sync_end, &io);
 	io.req.br_meta = true;
+	io.req.br_loop = loop;
 	bdev_submit(m, &io.req);
-	ret = bdev_ring_run_until(ring, sync_done, &io);
+	ret = loop_run_until(loop, sync_done, &io);
 	return ret ? ret : io.req.br_error;
 }
 
-int super_probe_member(struct bdev_ring *ring, struct bdev *m,
+int super_probe_member(struct loop *loop, struct bdev *m,
 		       struct super_probe *p, char *err, size_t errlen)
 {
 	uint8_t *buf;
@@ -472,7 +69,7 @@ int super_probe_member(struct bdev_ring *ring, struct bdev *m,
 	buf = block_alloc();
 	if (!buf)
 		return -ENOMEM;
-	ret = sync_read_block(ring, m, SUPER_OFFSET_BYTES, buf);
+	ret = sync_read_block(loop, m, SUPER_OFFSET_BYTES, buf);
 	if (ret) {
 		snprintf(err, errlen, "%s: reading its md superblock: %s", m->bd_name,
 			 strerror(-ret));
@@ -493,7 +90,7 @@ out:
 
 struct super_array;
 static int new_dev(struct super_array *md, int s);
-static void resync_start(struct bdev_ring_hook *h);
+static void resync_start(struct loop_hook *h);
 
 /**
  * struct super_dev - a member slot's record: which device holds it, and
@@ -521,11 +118,14 @@ struct super_dev {
  */
 struct super_array {
 	struct layer *sa_l;
-	struct bdev_ring *sa_ring;
+	/* The loop that owns this array's metadata: superblock I/O, the
+	 * safe-mode timer and the resync start run on it (md's one thread
+	 * per array); the members' requests may come from any. */
+	struct loop *sa_loop;
 	struct super_info sa_sb;
 	struct super_dev sa_dev[LAYER_MAX_MEMBERS];
-	struct bdev_req *sa_held, **sa_held_tail;
-	struct bdev_req *sa_ended; /* completed writes waiting for the update */
+	FIFO(struct bdev_req) sa_held;
+	FIFO(struct bdev_req) sa_ended; /* completed writes waiting for the update */
 	int sa_io;
 	bool sa_round_active; /* what the round in flight writes */
 	bool sa_ondisk_active;
@@ -537,9 +137,9 @@ struct super_array {
 	bool sa_start_write; /* super_start() writes: new, or state changed */
 	uint64_t sa_last_write_ns;
 	uint64_t sa_updates;
-	struct bdev_ring_hook sa_idle; /* safe mode: mark clean when idle */
-	struct bdev_ring_hook sa_kick; /* a state change, seen off the I/O path */
-	struct bdev_ring_hook sa_resync_hook;
+	struct loop_hook sa_idle; /* safe mode: mark clean when idle */
+	struct loop_hook sa_kick; /* a state change, seen off the I/O path */
+	struct loop_hook sa_resync_hook;
 };
 
 static void kick(struct super_array *md);
@@ -605,7 +205,7 @@ static void round_done(struct super_array *md)
 	md->sa_ondisk_active = md->sa_round_active;
 	/* Safe mode watches every active spell, however it began. */
 	if (md->sa_ondisk_active)
-		bdev_ring_hook_arm_at(md->sa_ring, &md->sa_idle,
+		loop_hook_arm_at(md->sa_loop, &md->sa_idle,
 				      md->sa_last_write_ns + SUPER_SAFE_MODE_NS);
 	kick(md);
 }
@@ -625,6 +225,7 @@ static void dev_io(struct super_dev *d, enum bdev_op op)
 	}
 	d->sd_req.br_end = dev_end;
 	d->sd_req.br_meta = true;
+	d->sd_req.br_loop = d->sd_md->sa_loop;
 	bdev_submit(d->sd_bdev, &d->sd_req);
 }
 
@@ -640,7 +241,7 @@ static void dev_end(struct bdev_req *req)
 	if (req->br_error && md->sa_l->l_members[s] == d->sd_bdev &&
 	    md->sa_l->l_state[s] != LAYER_MEMBER_FAILED) {
 		/* md fails a member whose superblock cannot be written. */
-		fprintf(stderr, "rawvec: %s member %d (%s): superblock write failed: %s; member failed\n",
+		bdev_log("%s member %d (%s): superblock write failed: %s; member failed",
 			md->sa_l->l_kind, s, d->sd_bdev->bd_name, strerror(-req->br_error));
 		layer_set_state(md->sa_l, s, LAYER_MEMBER_FAILED);
 	}
@@ -686,26 +287,17 @@ static void write_round(struct super_array *md)
 /* Writes that completed while an update was due: out now that it is done. */
 static void release_ended(struct super_array *md)
 {
-	while (md->sa_ended && !md->sa_changed && !md->sa_io) {
-		struct bdev_req *req = md->sa_ended;
-
-		md->sa_ended = req->br_qnext;
-		bdev_req_end(req);
-	}
+	while (!fifo_empty(&md->sa_ended) && !md->sa_changed && !md->sa_io)
+		bdev_req_end(fifo_pop(&md->sa_ended, br_qnext));
 }
 
 static void release_held(struct super_array *md)
 {
 	struct bdev *dev = &md->sa_l->l_bdev;
 
-	while (md->sa_held && md->sa_ondisk_active && !md->sa_changed && !md->sa_io) {
-		struct bdev_req *req = md->sa_held;
-
-		md->sa_held = req->br_qnext;
-		if (!md->sa_held)
-			md->sa_held_tail = &md->sa_held;
-		dev->bd_ops->submit(dev, req);
-	}
+	while (!fifo_empty(&md->sa_held) && md->sa_ondisk_active && !md->sa_changed &&
+	       !md->sa_io)
+		dev->bd_ops->submit(dev, fifo_pop(&md->sa_held, br_qnext));
 }
 
 static void kick(struct super_array *md)
@@ -715,7 +307,7 @@ static void kick(struct super_array *md)
 		return;
 	/* raid0 and linear have nothing to resync: like md, they are never
 	 * marked active. */
-	if (md->sa_held && md->sa_l->l_sweep)
+	if (!fifo_empty(&md->sa_held) && md->sa_l->l_sweep)
 		md->sa_want_active = true;
 	if (md->sa_changed || md->sa_want_active != md->sa_ondisk_active) {
 		write_round(md);
@@ -725,25 +317,24 @@ static void kick(struct super_array *md)
 	release_held(md);
 }
 
-static void idle_check(struct bdev_ring_hook *h)
+static void idle_check(struct loop_hook *h)
 {
-	struct super_array *md = (struct super_array *)((char *)h -
-				 offsetof(struct super_array, sa_idle));
-	uint64_t due = md->sa_last_write_ns + SUPER_SAFE_MODE_NS, now = bdev_now_ns();
+	struct super_array *md = container_of(h, struct super_array, sa_idle);
+	uint64_t due = md->sa_last_write_ns + SUPER_SAFE_MODE_NS, now = loop_now_ns();
 
 	if (!md->sa_ondisk_active)
 		return;
-	if (now < due || writes_in_flight(md->sa_l) || md->sa_held) {
-		bdev_ring_hook_arm_at(md->sa_ring, h, now < due ? due : now + SUPER_SAFE_MODE_NS);
+	if (now < due || writes_in_flight(md->sa_l) || !fifo_empty(&md->sa_held)) {
+		loop_hook_arm_at(md->sa_loop, h, now < due ? due : now + SUPER_SAFE_MODE_NS);
 		return;
 	}
 	md->sa_want_active = false;
 	kick(md);
 }
 
-static void kick_hook(struct bdev_ring_hook *h)
+static void kick_hook(struct loop_hook *h)
 {
-	kick((struct super_array *)((char *)h - offsetof(struct super_array, sa_kick)));
+	kick(container_of(h, struct super_array, sa_kick));
 }
 
 /*
@@ -756,15 +347,11 @@ static void kick_hook(struct bdev_ring_hook *h)
 static bool super_hold_end(struct bdev *dev, struct bdev_req *req)
 {
 	struct super_array *md = layer_of(dev)->l_md;
-	struct bdev_req **pp = &md->sa_ended;
 
 	if (req->br_op == BDEV_READ || req->br_op == BDEV_FLUSH ||
 	    (!md->sa_changed && !md->sa_io))
 		return false;
-	while (*pp)
-		pp = &(*pp)->br_qnext;
-	req->br_qnext = NULL;
-	*pp = req;
+	fifo_push(&md->sa_ended, req, br_qnext);
 	return true;
 }
 
@@ -776,18 +363,16 @@ static bool super_hold(struct bdev *dev, struct bdev_req *req)
 	if (req->br_op == BDEV_READ || req->br_op == BDEV_FLUSH)
 		return false;
 	md->sa_last_write_ns = req->br_start_ns;
-	if (!md->sa_changed && !md->sa_io && !md->sa_held && !md->sa_l->l_sweep)
+	if (!md->sa_changed && !md->sa_io && fifo_empty(&md->sa_held) && !md->sa_l->l_sweep)
 		return false;
 	if (md->sa_ondisk_active && md->sa_want_active && !md->sa_changed &&
-	    !md->sa_io && !md->sa_held) {
-		if (!md->sa_idle.rh_armed)
-			bdev_ring_hook_arm_at(md->sa_ring, &md->sa_idle,
+	    !md->sa_io && fifo_empty(&md->sa_held)) {
+		if (!md->sa_idle.lh_armed)
+			loop_hook_arm_at(md->sa_loop, &md->sa_idle,
 					      req->br_start_ns + SUPER_SAFE_MODE_NS);
 		return false;
 	}
-	req->br_qnext = NULL;
-	*md->sa_held_tail = req;
-	md->sa_held_tail = &req->br_qnext;
+	fifo_push(&md->sa_held, req, br_qnext);
 	kick(md);
 	return true;
 }
@@ -799,18 +384,18 @@ void super_member_changed(struct layer *l, int m)
 	/* replace put a new device in the slot: it gets an identity of
 	 * its own, so its old superblock (if any) never counts as this. */
 	if (md->sa_dev[m].sd_bdev != l->l_members[m] && new_dev(md, m))
-		fprintf(stderr, "rawvec: %s member %d: no random bytes for its device UUID\n",
+		bdev_log("%s member %d: no random bytes for its device UUID",
 			l->l_kind, m);
 	else if (!l->l_sweep && md->sa_dev[m].sd_bdev == l->l_members[m])
 		return; /* raid0/linear: a fail changes nothing on disk */
 	md->sa_changed = true;
 	/* Called from completions and sweeps: write from the loop's next
 	 * turn, where one write covers every change of this batch. */
-	bdev_ring_hook_arm(md->sa_ring, &md->sa_kick);
+	loop_hook_arm(md->sa_loop, &md->sa_kick);
 	/* A resync put off while degraded runs once a rebuild is done. */
 	if (md->sa_resync_pending && !md->sa_resyncing && !l->l_nr_bad)
-		bdev_ring_hook_arm_at(md->sa_ring, &md->sa_resync_hook,
-				      bdev_now_ns() + 100000000ull);
+		loop_hook_arm_at(md->sa_loop, &md->sa_resync_hook,
+				      loop_now_ns() + 100000000ull);
 }
 
 static int random_bytes(uint8_t *b, size_t n)
@@ -848,7 +433,7 @@ static int new_dev(struct super_array *md, int s)
 	return random_bytes(d->sd_uuid, 16);
 }
 
-int super_attach(struct layer *l, struct bdev_ring *ring,
+int super_attach(struct layer *l, struct loop *loop,
 		 const struct super_plan *plan, const struct super_probe *p,
 		 int nr, const char *name)
 {
@@ -858,11 +443,10 @@ int super_attach(struct layer *l, struct bdev_ring *ring,
 	if (!md)
 		return -ENOMEM;
 	md->sa_l = l;
-	md->sa_ring = ring;
-	md->sa_held_tail = &md->sa_held;
-	md->sa_idle.rh_fn = idle_check;
-	md->sa_kick.rh_fn = kick_hook;
-	md->sa_resync_hook.rh_fn = resync_start;
+	md->sa_loop = loop;
+	md->sa_idle.lh_fn = idle_check;
+	md->sa_kick.lh_fn = kick_hook;
+	md->sa_resync_hook.lh_fn = resync_start;
 	for (int s = 0; s < nr; s++) {
 		md->sa_dev[s].sd_md = md;
 		md->sa_dev[s].sd_buf = block_alloc();
@@ -907,7 +491,7 @@ int super_attach(struct layer *l, struct bdev_ring *ring,
 			goto out_free;
 		snprintf(si->set_name, sizeof(si->set_name), "%s", name);
 		si->ctime = si->utime = md_time();
-		si->level = level_number(l->l_kind);
+		si->level = super_level_number(l->l_kind);
 		si->layout = si->level >= 5 ? SUPER_LAYOUT_LEFT_SYMMETRIC : 0;
 		si->size = si->level == -1 ? 0 : l->l_member_size / 512;
 		si->chunksize = (uint32_t)(l->l_chunk / 512);
@@ -935,9 +519,9 @@ void super_array_free(struct super_array *md)
 {
 	if (!md)
 		return;
-	bdev_ring_hook_disarm(md->sa_ring, &md->sa_idle);
-	bdev_ring_hook_disarm(md->sa_ring, &md->sa_kick);
-	bdev_ring_hook_disarm(md->sa_ring, &md->sa_resync_hook);
+	loop_hook_disarm(&md->sa_idle);
+	loop_hook_disarm(&md->sa_kick);
+	loop_hook_disarm(&md->sa_resync_hook);
 	for (int s = 0; s < LAYER_MAX_MEMBERS; s++)
 		free(md->sa_dev[s].sd_buf);
 	free(md);
@@ -947,7 +531,7 @@ static void resync_done(struct layer *l, int err)
 {
 	struct super_array *md = l->l_md;
 
-	fprintf(stderr, "rawvec: %s resync %s: %llu mismatched sectors repaired\n",
+	bdev_log("%s resync %s: %llu mismatched sectors repaired",
 		l->l_kind, err ? "stopped" : "done",
 		(unsigned long long)l->l_mismatch_sectors);
 	md->sa_resyncing = false;
@@ -955,17 +539,16 @@ static void resync_done(struct layer *l, int err)
 		md->sa_resync_pending = false;
 		l->l_reads_first = false;
 		md->sa_changed = true; /* the superblocks may say clean now */
-		bdev_ring_hook_arm(md->sa_ring, &md->sa_kick);
-		bdev_ring_hook_arm_at(md->sa_ring, &md->sa_idle,
-				      bdev_now_ns() + SUPER_SAFE_MODE_NS);
+		loop_hook_arm(md->sa_loop, &md->sa_kick);
+		loop_hook_arm_at(md->sa_loop, &md->sa_idle,
+				      loop_now_ns() + SUPER_SAFE_MODE_NS);
 	}
 }
 
 /* Start the resync once no other sweep (a rebuild) runs. */
-static void resync_start(struct bdev_ring_hook *h)
+static void resync_start(struct loop_hook *h)
 {
-	struct super_array *md = (struct super_array *)((char *)h -
-				 offsetof(struct super_array, sa_resync_hook));
+	struct super_array *md = container_of(h, struct super_array, sa_resync_hook);
 	struct layer *l = md->sa_l;
 	int ret;
 
@@ -975,13 +558,13 @@ static void resync_start(struct bdev_ring_hook *h)
 		/* Degraded: nothing to resync against; a rebuild that
 		 * completes rewrites the stripes anyway. */
 		if (l->l_sweep_running)
-			bdev_ring_hook_arm_at(md->sa_ring, h, bdev_now_ns() + 100000000ull);
+			loop_hook_arm_at(md->sa_loop, h, loop_now_ns() + 100000000ull);
 		return;
 	}
-	ret = l->l_sweep(l, LAYER_SWEEP_REPAIR, resync_done);
+	ret = l->l_sweep(l, md->sa_loop, LAYER_SWEEP_REPAIR, resync_done);
 	md->sa_resyncing = !ret;
 	if (ret)
-		fprintf(stderr, "rawvec: %s: cannot start the resync: %s\n", l->l_kind,
+		bdev_log("%s: cannot start the resync: %s", l->l_kind,
 			strerror(-ret));
 }
 
@@ -1007,7 +590,7 @@ static int start_tree(struct bdev *top, struct bdev *d, char *err, size_t errlen
 		return 0;
 	if (d->bd_read_only) {
 		if (md->sa_start_write || md->sa_rebuild_pending || md->sa_resync_pending)
-			fprintf(stderr, "rawvec: %s: read-only: its superblocks stay as they are, and the rebuild or resync it needs waits for a read-write start\n",
+			bdev_log("%s: read-only: its superblocks stay as they are, and the rebuild or resync it needs waits for a read-write start",
 				l->l_kind);
 		return 0;
 	}
@@ -1016,13 +599,13 @@ static int start_tree(struct bdev *top, struct bdev *d, char *err, size_t errlen
 	if (md->sa_start_write) {
 		md->sa_changed = true;
 		kick(md);
-		ret = bdev_ring_run_until(md->sa_ring, round_over, md);
+		ret = loop_run_until(md->sa_loop, round_over, md);
 		if (ret) {
 			snprintf(err, errlen, "%s: writing superblocks: %s", l->l_kind,
 				 strerror(-ret));
 			return ret;
 		}
-		if (l->l_nr_bad > redundancy(l->l_kind, l->l_nr)) {
+		if (l->l_nr_bad > super_redundancy(l->l_kind, l->l_nr)) {
 			snprintf(err, errlen, "%s: superblocks could not be written on enough members to run (see the log)",
 				 l->l_kind);
 			return -EIO;
@@ -1032,7 +615,7 @@ static int start_tree(struct bdev *top, struct bdev *d, char *err, size_t errlen
 		for (int s = 0; s < l->l_nr; s++)
 			if (l->l_state[s] == LAYER_MEMBER_REBUILDING)
 				l->l_rebuild_pos = 0;
-		ret = member_rebuild(top, l);
+		ret = member_rebuild(md->sa_loop, top, l);
 		if (ret) {
 			snprintf(err, errlen, "%s: cannot restart the rebuild: %s",
 				 l->l_kind, strerror(-ret));
@@ -1040,10 +623,10 @@ static int start_tree(struct bdev *top, struct bdev *d, char *err, size_t errlen
 		}
 	}
 	if (md->sa_ondisk_active)
-		bdev_ring_hook_arm_at(md->sa_ring, &md->sa_idle,
-				      bdev_now_ns() + SUPER_SAFE_MODE_NS);
+		loop_hook_arm_at(md->sa_loop, &md->sa_idle,
+				      loop_now_ns() + SUPER_SAFE_MODE_NS);
 	if (md->sa_resync_pending)
-		bdev_ring_hook_arm(md->sa_ring, &md->sa_resync_hook);
+		loop_hook_arm(md->sa_loop, &md->sa_resync_hook);
 	return 0;
 }
 
@@ -1066,7 +649,7 @@ static bool quiesce_tree(struct bdev *d)
 	md = l->l_md;
 	if (!md || d->bd_read_only)
 		return done;
-	if (md->sa_ondisk_active && !md->sa_held && !writes_in_flight(l))
+	if (md->sa_ondisk_active && fifo_empty(&md->sa_held) && !writes_in_flight(l))
 		md->sa_want_active = false;
 	kick(md);
 	return done && !md->sa_io && !md->sa_changed &&
@@ -1086,7 +669,7 @@ static int node_busy(struct bdev *d, const char *addr, void *ctx)
 	(void)ctx;
 	if (!bdev_is_layer(d) || !(md = layer_of(d)->l_md))
 		return 0;
-	return md->sa_io || md->sa_held || md->sa_ended || md->sa_kick.rh_armed;
+	return md->sa_io || !fifo_empty(&md->sa_held) || !fifo_empty(&md->sa_ended) || md->sa_kick.lh_armed;
 }
 
 bool super_busy(struct bdev *tree)

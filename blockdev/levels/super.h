@@ -71,6 +71,12 @@ void super_uuid_str(const uint8_t *uuid, char out[36]);
 /** super_level_name() - "raid5" for md level 5, ...; NULL if unknown. */
 const char *super_level_name(int32_t level);
 
+/** super_level_number() - md's level number of "raid5", ...; -100 if none. */
+int32_t super_level_number(const char *name);
+
+/** super_redundancy() - members an array of @level over @nr runs without. */
+int super_redundancy(const char *level, int nr);
+
 /* ---- assembly --------------------------------------------------------- */
 
 enum super_mode {
@@ -140,11 +146,11 @@ int super_plan(const struct super_probe *p, int nr, const struct super_want *w,
 	       struct super_plan *plan, char *err, size_t errlen);
 
 /**
- * super_probe_member() - read @m's superblock through @ring (start-up:
- * runs the ring until the read is done) into @p.  Returns 0, or -errno
+ * super_probe_member() - read @m's superblock on @loop (start-up: runs
+ * the loop until the read is done) into @p.  Returns 0, or -errno
  * with the reason in @err (a read error, a damaged superblock).
  */
-int super_probe_member(struct bdev_ring *ring, struct bdev *m,
+int super_probe_member(struct loop *loop, struct bdev *m,
 		       struct super_probe *p, char *err, size_t errlen);
 
 /* ---- a running array's metadata --------------------------------------- */
@@ -155,9 +161,11 @@ struct super_array;
  * super_attach() - give @l (built as @plan says, members in slot order)
  * its metadata: for an assembled array taken from the probes @p (in
  * expression order), for a new one fresh UUIDs and the name @name.
- * Nothing is written before super_start().  Returns 0 or -ENOMEM.
+ * @loop owns the metadata from here on: superblock I/O, the safe-mode
+ * timer and the resync start run on it.  Nothing is written before
+ * super_start().  Returns 0 or -ENOMEM.
  */
-int super_attach(struct layer *l, struct bdev_ring *ring,
+int super_attach(struct layer *l, struct loop *loop,
 		 const struct super_plan *plan, const struct super_probe *p,
 		 int nr, const char *name);
 

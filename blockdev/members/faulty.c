@@ -12,7 +12,7 @@
 
 /* A request held back by a latency spike. */
 struct spike {
-	struct bdev_ring_op timer;
+	struct loop_op timer;
 	struct __kernel_timespec due; /* read by the kernel at submit */
 	struct bdev_req *req;
 	struct layer *l;
@@ -27,7 +27,6 @@ struct faulty {
 	double spike_rate;	     /* ... this fraction of requests */
 	uint64_t nr_ios;
 	uint64_t rng;
-	struct bdev_ring *ring;
 	struct spike *free_spikes;
 	struct faulty_stats st;
 };
@@ -46,9 +45,9 @@ static double next_unit(struct faulty *f)
 	return (double)((f->rng * 0x2545f4914f6cdd1dull) >> 11) / (double)(1ull << 53);
 }
 
-static void spike_done(struct bdev_ring_op *op, int res, unsigned flags)
+static void spike_done(struct loop_op *op, int res, unsigned flags)
 {
-	struct spike *sp = (struct spike *)((char *)op - offsetof(struct spike, timer));
+	struct spike *sp = container_of(op, struct spike, timer);
 	struct faulty *f = faulty_of(sp->l);
 
 	(void)res; /* -ETIME: the timeout fired, as wanted */
@@ -63,14 +62,16 @@ static bool delay(struct layer *l, struct faulty *f, struct bdev_req *req)
 {
 	struct spike *sp = f->free_spikes;
 
+	if (!req->br_loop) /* nothing to time it on: a loopless caller */
+		return false;
 	if (sp)
 		f->free_spikes = sp->next;
 	else if (!(sp = calloc(1, sizeof(*sp))))
 		return false;
 	sp->req = req;
 	sp->l = l;
-	sp->timer.ro_done = spike_done;
-	bdev_ring_timer_at(f->ring, &sp->timer, &sp->due, bdev_now_ns() + f->spike_ns);
+	sp->timer.lo_done = spike_done;
+	loop_timer_at(req->br_loop, &sp->timer, &sp->due, loop_now_ns() + f->spike_ns);
 	return true;
 }
 
@@ -211,8 +212,7 @@ int faulty_configure(struct bdev *dev, const char *opts, char *err, size_t errle
 	return 0;
 }
 
-int faulty_create(struct bdev *member, const char *opts, struct bdev_ring *ring,
-		  size_t max_io_bytes, uint32_t in_segs, struct bdev **out,
+int faulty_create(struct bdev *member, const char *opts, size_t max_io_bytes, uint32_t in_segs, struct bdev **out,
 		  char *err, size_t errlen)
 {
 	struct layer *l;
@@ -223,7 +223,6 @@ int faulty_create(struct bdev *member, const char *opts, struct bdev_ring *ring,
 	if (ret)
 		return ret;
 	faulty_of(l)->rng = 0x9e3779b97f4a7c15ull;
-	faulty_of(l)->ring = ring;
 	if (faulty_configure(&l->l_bdev, opts, err, errlen)) {
 		layer_destroy(&l->l_bdev);
 		return -EINVAL;

@@ -17,11 +17,10 @@ struct faulty_stats {
  * write_eio=P (probabilities 0..1 per request), at=LO..HI (member bytes
  * where every read and write fails), after=N (requests that pass before
  * every one fails), lat_spike=DUR@P (a fraction P of reads and writes
- * reach the member DUR late, timed on @ring).  Returns 0 or -errno with
+ * reach the member DUR late, timed on the request's loop).  Returns 0 or -errno with
  * the reason in @err.
  */
-int faulty_create(struct bdev *member, const char *opts, struct bdev_ring *ring,
-		  size_t max_io_bytes, uint32_t in_segs, struct bdev **out,
+int faulty_create(struct bdev *member, const char *opts, size_t max_io_bytes, uint32_t in_segs, struct bdev **out,
 		  char *err, size_t errlen);
 
 /** faulty_configure() - change @dev's faults; unnamed ones stay. */

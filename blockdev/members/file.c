@@ -1,6 +1,7 @@
 /* file: the leaf backend, an image file or block device opened O_DIRECT and
  * driven through the shared io_uring; fixed buffers where a piece allows. */
 #include "blockdev/core/bdev.h"
+#include "blockdev/core/log.h"
 
 #include <ctype.h>
 #include <dirent.h>
@@ -42,7 +43,6 @@ static struct file_lock *file_locks;
 
 struct file_dev {
 	struct bdev fd_bdev;
-	struct bdev_ring *fd_ring;
 	struct file_lock *fd_lock; /* NULL: a block device, or unlockable */
 	int fd_fd;
 };
@@ -64,10 +64,9 @@ static int blkdev_range_ioctl(int fd, unsigned long cmd, uint64_t pos,
 	return ioctl(fd, cmd, range) ? -errno : 0;
 }
 
-static void file_done(struct bdev_ring_op *op, int res, unsigned flags)
+static void file_done(struct loop_op *op, int res, unsigned flags)
 {
-	struct bdev_req *req = (struct bdev_req *)((char *)op -
-			offsetof(struct bdev_req, br_ring));
+	struct bdev_req *req = container_of(op, struct bdev_req, br_loop_op);
 
 	(void)flags;
 	if (res == -EOPNOTSUPP && req->br_op == BDEV_DISCARD &&
@@ -113,8 +112,8 @@ static void file_queue(struct file_dev *f, struct bdev_req *req)
 			bdev_req_complete(req, nr);
 			return;
 		}
-		sqe = bdev_ring_sqe(f->fd_ring, &req->br_ring);
-		if (nr == 1 && bdev_ring_in_pool(f->fd_ring, req->br_iov[0].iov_base,
+		sqe = loop_sqe(req->br_loop, &req->br_loop_op);
+		if (nr == 1 && loop_in_pool(req->br_loop, req->br_iov[0].iov_base,
 						 req->br_iov[0].iov_len)) {
 			if (req->br_op == BDEV_READ)
 				io_uring_prep_read_fixed(sqe, f->fd_fd,
@@ -133,7 +132,7 @@ static void file_queue(struct file_dev *f, struct bdev_req *req)
 		}
 		return;
 	case BDEV_FLUSH:
-		sqe = bdev_ring_sqe(f->fd_ring, &req->br_ring);
+		sqe = loop_sqe(req->br_loop, &req->br_loop_op);
 		io_uring_prep_fsync(sqe, f->fd_fd, IORING_FSYNC_DATASYNC);
 		return;
 	case BDEV_DISCARD:
@@ -141,7 +140,7 @@ static void file_queue(struct file_dev *f, struct bdev_req *req)
 		/* io_uring runs fallocate in a worker, so a long zero-out
 		 * never stalls the loop.  On a block device PUNCH_HOLE is a
 		 * discard that reads back zeroes, ZERO_RANGE a zero-out. */
-		sqe = bdev_ring_sqe(f->fd_ring, &req->br_ring);
+		sqe = loop_sqe(req->br_loop, &req->br_loop_op);
 		io_uring_prep_fallocate(sqe, f->fd_fd,
 			FALLOC_FL_KEEP_SIZE | (req->br_op == BDEV_DISCARD ?
 				FALLOC_FL_PUNCH_HOLE : FALLOC_FL_ZERO_RANGE),
@@ -154,7 +153,11 @@ static void file_queue(struct file_dev *f, struct bdev_req *req)
 
 static void file_submit(struct bdev *dev, struct bdev_req *req)
 {
-	req->br_ring.ro_done = file_done;
+	if (!req->br_loop) { /* a caller's bug: nothing to submit it on */
+		bdev_req_complete(req, -EINVAL);
+		return;
+	}
+	req->br_loop_op.lo_done = file_done;
 	file_queue(to_file(dev), req);
 }
 
@@ -411,7 +414,7 @@ static int file_lock_take(const char *path, int fd, const struct stat *st,
 		if (e == EAGAIN || e == EACCES)
 			return file_lock_refused(path, fd, st, type, err, err_len);
 		if (e == ENOLCK || e == EOPNOTSUPP || e == ENOSYS || e == EINVAL) {
-			fprintf(stderr, "rawvec: %s: cannot be locked (%s): nothing keeps a second server off it\n",
+			bdev_log("%s: cannot be locked (%s): nothing keeps a second server off it",
 				path, strerror(e));
 			return 0;
 		}
@@ -442,33 +445,31 @@ static int file_lock_take(const char *path, int fd, const struct stat *st,
 	return 0;
 }
 
-int bdev_file_open(const char *path, struct bdev_ring *ring,
-		   const struct bdev_file_opts *opts, struct bdev **out,
-		   char *err, size_t err_len)
+/* Open @path as @opts say (creating a missing image when asked): returns
+ * the fd, with what it is in @st and whether it was made now in @created,
+ * or -errno with the reason in @err. */
+static int file_open_fd(const char *path, const struct bdev_file_opts *opts,
+			struct stat *st, bool *created, char *err, size_t err_len)
 {
 	int flags = (opts->read_only ? O_RDONLY : O_RDWR) | O_DIRECT | O_CLOEXEC;
-	struct file_lock *lock = NULL;
-	struct file_dev *f = NULL;
-	bool created = false;
-	struct stat st;
-	uint64_t size;
 	int fd, ret;
 
-	if (!stat(path, &st)) {
-		if (!S_ISREG(st.st_mode) && !S_ISBLK(st.st_mode)) {
+	*created = false;
+	if (!stat(path, st)) {
+		if (!S_ISREG(st->st_mode) && !S_ISBLK(st->st_mode)) {
 			snprintf(err, err_len, "%s: not a regular file or block device",
 				 path);
 			return -EINVAL;
 		}
 		/* Exclusive, as mkfs and md open devices: a device that is
 		 * mounted or in use elsewhere is refused (EBUSY). */
-		if (S_ISBLK(st.st_mode))
+		if (S_ISBLK(st->st_mode))
 			flags |= O_EXCL;
 	}
 	fd = open(path, flags);
 	if (fd < 0 && errno == ENOENT && opts->create_size && !opts->read_only) {
 		fd = open(path, flags | O_CREAT | O_EXCL, 0600);
-		created = fd >= 0;
+		*created = fd >= 0;
 	}
 	if (fd < 0 && errno == EINVAL) {
 		snprintf(err, err_len,
@@ -482,11 +483,65 @@ int bdev_file_open(const char *path, struct bdev_ring *ring,
 			 ret == -EBUSY ? " (mounted or in use)" : "");
 		return ret;
 	}
-	if (fstat(fd, &st)) {
+	if (fstat(fd, st)) {
 		ret = -errno;
 		snprintf(err, err_len, "%s: %s", path, strerror(-ret));
 		goto out_close;
 	}
+	if (!S_ISREG(st->st_mode) && !S_ISBLK(st->st_mode)) {
+		ret = -EINVAL;
+		snprintf(err, err_len, "%s: not a regular file or block device", path);
+		goto out_close;
+	}
+	return fd;
+out_close:
+	if (*created)
+		unlink(path);
+	close(fd);
+	return ret;
+}
+
+/* Size and alignment of the open @fd; a size alignment does not divide,
+ * or 0, is refused. */
+static int file_geometry(struct file_dev *f, const struct stat *st,
+			 const char *path, char *err, size_t err_len)
+{
+	struct bdev *d = &f->fd_bdev;
+	uint64_t size = (uint64_t)st->st_size;
+
+	d->bd_is_blockdev = S_ISBLK(st->st_mode);
+	if (d->bd_is_blockdev && ioctl(f->fd_fd, BLKGETSIZE64, &size)) {
+		int ret = -errno;
+
+		snprintf(err, err_len, "%s: BLKGETSIZE64: %s", path, strerror(-ret));
+		return ret;
+	}
+	learn_alignment(f->fd_fd, d->bd_is_blockdev, &d->bd_align, &d->bd_mem_align);
+	if (!size) {
+		snprintf(err, err_len, "%s: size is 0", path);
+		return -EINVAL;
+	}
+	if (size % d->bd_align) {
+		snprintf(err, err_len, "%s: size %llu is not a multiple of %u",
+			 path, (unsigned long long)size, d->bd_align);
+		return -EINVAL;
+	}
+	d->bd_size = size;
+	return 0;
+}
+
+int bdev_file_open(const char *path, const struct bdev_file_opts *opts, struct bdev **out,
+		   char *err, size_t err_len)
+{
+	struct file_lock *lock = NULL;
+	struct file_dev *f = NULL;
+	bool created;
+	struct stat st;
+	int fd, ret;
+
+	fd = file_open_fd(path, opts, &st, &created, err, err_len);
+	if (fd < 0)
+		return fd;
 	/* Block devices are exclusive through O_EXCL already.  A new image
 	 * is locked before it gets its size, so no one else serves it. */
 	if (S_ISREG(st.st_mode)) {
@@ -512,35 +567,10 @@ int bdev_file_open(const char *path, struct bdev_ring *ring,
 		snprintf(err, err_len, "%s: out of memory", path);
 		goto out_close;
 	}
-	if (S_ISBLK(st.st_mode)) {
-		f->fd_bdev.bd_is_blockdev = true;
-		if (ioctl(fd, BLKGETSIZE64, &size)) {
-			ret = -errno;
-			snprintf(err, err_len, "%s: BLKGETSIZE64: %s", path,
-				 strerror(-ret));
-			goto out_close;
-		}
-	} else if (S_ISREG(st.st_mode)) {
-		size = st.st_size;
-	} else {
-		ret = -EINVAL;
-		snprintf(err, err_len,
-			 "%s: not a regular file or block device", path);
+	f->fd_fd = fd;
+	ret = file_geometry(f, &st, path, err, err_len);
+	if (ret)
 		goto out_close;
-	}
-	learn_alignment(fd, f->fd_bdev.bd_is_blockdev, &f->fd_bdev.bd_align,
-			&f->fd_bdev.bd_mem_align);
-	if (!size) {
-		ret = -EINVAL;
-		snprintf(err, err_len, "%s: size is 0", path);
-		goto out_close;
-	}
-	if (size % f->fd_bdev.bd_align) {
-		ret = -EINVAL;
-		snprintf(err, err_len, "%s: size %llu is not a multiple of %u",
-			 path, (unsigned long long)size, f->fd_bdev.bd_align);
-		goto out_close;
-	}
 	f->fd_bdev.bd_created = created;
 	/* fallocate zeroes partial blocks itself; device ioctls do not. */
 	f->fd_bdev.bd_byte_zero = !S_ISBLK(st.st_mode);
@@ -549,11 +579,8 @@ int bdev_file_open(const char *path, struct bdev_ring *ring,
 	f->fd_bdev.bd_id_ino = S_ISBLK(st.st_mode) ? st.st_rdev : st.st_ino;
 	f->fd_bdev.bd_ops = &file_ops;
 	f->fd_bdev.bd_kind = f->fd_bdev.bd_is_blockdev ? "blockdev" : "file";
-	f->fd_bdev.bd_size = size;
 	f->fd_bdev.bd_read_only = opts->read_only;
-	f->fd_ring = ring;
 	f->fd_lock = lock;
-	f->fd_fd = fd;
 	*out = &f->fd_bdev;
 	return 0;
 out_close:

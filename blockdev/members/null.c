@@ -10,15 +10,13 @@
 static void null_submit(struct bdev *dev, struct bdev_req *req)
 {
 	struct pvec_iter it = req->br_iter;
+	struct pvec cur;
 
 	(void)dev;
 	/* Reads must not leak what the buffer held before. */
-	while (req->br_op == BDEV_READ && it.pi_size) {
-		struct pvec cur = pvec_iter_cur(req->br_vec, it);
-
-		memset(pvec_addr(&cur), 0, cur.pv_len);
-		pvec_iter_advance(req->br_vec, &it, cur.pv_len);
-	}
+	if (req->br_op == BDEV_READ)
+		pvec_for_each(cur, req->br_vec, it)
+			memset(pvec_addr(&cur), 0, cur.pv_len);
 	bdev_req_complete(req, 0);
 }
 

@@ -20,17 +20,17 @@ struct sim_io {
 
 struct sim {
 	struct layer *l;
-	struct bdev_ring *ring;
 	uint64_t lat_lo_ns, lat_hi_ns;
 	uint64_t bw;	  /* bytes per second, 0: unlimited */
 	int qd, inflight; /* qd 0: unlimited */
 	uint64_t next_free_ns; /* when the simulated disk's transfer ends */
 	uint64_t rng;
-	struct sim_io *free, *wait_head, *wait_tail;
+	struct sim_io *free;
+	FIFO(struct sim_io) waiting; /* beyond qd, oldest first */
 	/* Done below, waiting for their time, earliest first: one ring hook
 	 * due at the head's time completes them, not a timeout per I/O. */
 	struct sim_io *due_head, *due_tail;
-	struct bdev_ring_hook due_hook;
+	struct loop_hook due_hook;
 };
 
 static void sim_start(struct sim *s, struct sim_io *io);
@@ -45,20 +45,14 @@ static void sim_finish(struct sim_io *io)
 	io->next = s->free;
 	s->free = io;
 	bdev_req_complete(parent, err);
-	if (s->wait_head && (!s->qd || s->inflight < s->qd)) {
-		struct sim_io *w = s->wait_head;
-
-		s->wait_head = w->next;
-		if (!s->wait_head)
-			s->wait_tail = NULL;
-		sim_start(s, w);
-	}
+	if (!fifo_empty(&s->waiting) && (!s->qd || s->inflight < s->qd))
+		sim_start(s, fifo_pop(&s->waiting, next));
 }
 
-static void due_run(struct bdev_ring_hook *h)
+static void due_run(struct loop_hook *h)
 {
-	struct sim *s = (void *)((char *)h - offsetof(struct sim, due_hook));
-	uint64_t now = bdev_now_ns();
+	struct sim *s = container_of(h, struct sim, due_hook);
+	uint64_t now = loop_now_ns();
 
 	/* sim_finish() may start a waiting I/O that lands in the list. */
 	while (s->due_head && s->due_head->due_ns <= now) {
@@ -70,7 +64,7 @@ static void due_run(struct bdev_ring_hook *h)
 		sim_finish(io);
 	}
 	if (s->due_head)
-		bdev_ring_hook_arm_at(s->ring, &s->due_hook, s->due_head->due_ns);
+		loop_hook_arm_at(h->lh_loop, h, s->due_head->due_ns);
 }
 
 static void child_end(struct bdev_req *req)
@@ -80,7 +74,7 @@ static void child_end(struct bdev_req *req)
 	struct sim_io **pp = &s->due_head;
 
 	io->err = req->br_error;
-	if (io->due_ns <= bdev_now_ns()) {
+	if (io->due_ns <= loop_now_ns()) {
 		sim_finish(io);
 		return;
 	}
@@ -94,7 +88,7 @@ static void child_end(struct bdev_req *req)
 	if (!io->next)
 		s->due_tail = io;
 	if (s->due_head == io)
-		bdev_ring_hook_arm_at(s->ring, &s->due_hook, io->due_ns);
+		loop_hook_arm_at(req->br_loop, &s->due_hook, io->due_ns);
 }
 
 static uint64_t draw_latency(struct sim *s)
@@ -110,7 +104,7 @@ static uint64_t draw_latency(struct sim *s)
 static void sim_start(struct sim *s, struct sim_io *io)
 {
 	struct bdev_req *req = io->parent;
-	uint64_t now = bdev_now_ns(), due = now + draw_latency(s);
+	uint64_t now = loop_now_ns(), due = now + draw_latency(s);
 
 	s->inflight++;
 	if (s->bw && (req->br_op == BDEV_READ || req->br_op == BDEV_WRITE)) {
@@ -127,6 +121,7 @@ static void sim_start(struct sim *s, struct sim_io *io)
 	/* The parent is not submitted anywhere else: its iovecs are free. */
 	io->child.br_iov = req->br_iov;
 	io->child.br_iov_max = req->br_iov_max;
+	io->child.br_loop = req->br_loop;
 	if (s->l->l_state[0] == LAYER_MEMBER_FAILED)
 		bdev_req_complete(&io->child, -EIO);
 	else
@@ -146,13 +141,8 @@ static void sim_submit(struct bdev *dev, struct bdev_req *req)
 	}
 	io->sim = s;
 	io->parent = req;
-	io->next = NULL;
 	if (s->qd && s->inflight >= s->qd) {
-		if (s->wait_tail)
-			s->wait_tail->next = io;
-		else
-			s->wait_head = io;
-		s->wait_tail = io;
+		fifo_push(&s->waiting, io, next);
 		return;
 	}
 	sim_start(s, io);
@@ -162,7 +152,7 @@ static void sim_free(struct layer *l)
 {
 	struct sim *s = l->l_private;
 
-	bdev_ring_hook_disarm(s->ring, &s->due_hook);
+	loop_hook_disarm(&s->due_hook);
 	while (s->free) {
 		struct sim_io *io = s->free;
 
@@ -206,8 +196,7 @@ static int sim_set(void *ctx, const char *key, const char *v)
 	return -ENOENT;
 }
 
-int sim_create(struct bdev *member, const char *opts, struct bdev_ring *ring,
-	       size_t max_io_bytes, uint32_t in_segs, struct bdev **out,
+int sim_create(struct bdev *member, const char *opts, size_t max_io_bytes, uint32_t in_segs, struct bdev **out,
 	       char *err, size_t errlen)
 {
 	struct layer *l;
@@ -220,8 +209,7 @@ int sim_create(struct bdev *member, const char *opts, struct bdev_ring *ring,
 		return ret;
 	s = l->l_private;
 	s->l = l;
-	s->ring = ring;
-	s->due_hook.rh_fn = due_run;
+	s->due_hook.lh_fn = due_run;
 	s->rng = 0x2545f4914f6cdd1dull;
 	if (layer_parse_opts(opts, sim_set, s,
 			     "lat=200us or lat=100us..2ms, bw=500m, qd=32", err, errlen)) {

@@ -402,7 +402,7 @@ static int snap_read(struct snap *s, const char *path)
 		fprintf(stderr, "rawvec stat: %s: %s\n", path, strerror(-ret));
 		return ret;
 	}
-	s->t_ns = bdev_now_ns(); /* the file's snapshot is taken at open */
+	s->t_ns = loop_now_ns(); /* the file's snapshot is taken at open */
 	for (;;) {
 		if (!s->text || len + 1 == cap) {
 			if (s->text && cap >= STATS_MAX) {
@@ -591,7 +591,7 @@ static int report(const struct snap *p, const struct snap *c, const char *mnt, b
 static bool pause_until(uint64_t deadline, const sigset_t *sigs)
 {
 	for (;;) {
-		uint64_t now = bdev_now_ns(), rel = now < deadline ? deadline - now : 0;
+		uint64_t now = loop_now_ns(), rel = now < deadline ? deadline - now : 0;
 		struct timespec ts = { (time_t)(rel / 1000000000), (long)(rel % 1000000000) };
 
 		if (sigtimedwait(sigs, NULL, &ts) > 0)
@@ -684,8 +684,8 @@ int rv_stat_main(int argc, char **argv)
 		t = prev, prev = cur, cur = t;
 		done++;
 		next += step_ns;
-		if (next < bdev_now_ns()) /* fell behind (slow read): no burst */
-			next = bdev_now_ns();
+		if (next < loop_now_ns()) /* fell behind (slow read): no burst */
+			next = loop_now_ns();
 	}
 	ret = 0;
 out:

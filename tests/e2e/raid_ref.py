@@ -90,7 +90,7 @@ import shutil
 import sys
 
 ALIGN = 512
-R56_ALIGN = 4096  # raid5/6 work in whole 4k columns (README: Usage)
+R56_ALIGN = 4096  # raid5/6 work in whole 4k columns (docs/layouts.md: Sizes and chunks)
 DEFAULT_CHUNK = 512 * 1024
 ORIG = os.environ.get("ORIG", "orig")
 R56 = ("raid5", "raid6")

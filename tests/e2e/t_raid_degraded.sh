@@ -220,7 +220,7 @@ bad_ctl()
 	case $e in
 	accepted) die "$CASE: control accepted '$cmd' on the second try" ;;
 	EINVAL) ;;
-	*) FAILS+=("$CASE: control '$cmd' failed with $e; README: a bad command fails the write with EINVAL")
+	*) FAILS+=("$CASE: control '$cmd' failed with $e; docs/control.md: a refused command fails the write with EINVAL")
 	   log "NOTE: '$cmd' -> $e (want EINVAL)" ;;
 	esac
 	alive "after '$cmd'"

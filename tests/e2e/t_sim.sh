@@ -3,7 +3,7 @@
 # sim() members deliver their configured latency and bandwidth within
 # +-15% in short fio runs, and a latency does not serialise the queue:
 # lat=4ms at QD32 gives far more than 1/4ms IOPS (io_uring timeouts, not
-# sleeping threads).  Bounds are generous; exact figures go to the README.
+# sleeping threads).  Bounds are generous; exact figures go to docs/toolkit.md.
 . "$(dirname "$0")/lib.sh"
 requires_transport
 requires fio python3

@@ -952,13 +952,13 @@ END_TEST
 /* ---- ring hooks: the unplug a layer holds writes back with ---- */
 
 struct hook_case {
-	struct bdev_ring ring;
-	struct bdev_ring_hook first, second;
-	struct bdev_ring_op nop;
+	struct loop ring;
+	struct loop_hook first, second;
+	struct loop_op nop;
 	int runs_first, runs_second, nops;
 };
 
-static void nop_done(struct bdev_ring_op *op, int res, unsigned flags)
+static void nop_done(struct loop_op *op, int res, unsigned flags)
 {
 	struct hook_case *hc = (void *)((char *)op - offsetof(struct hook_case, nop));
 
@@ -971,20 +971,20 @@ static void nop_done(struct bdev_ring_op *op, int res, unsigned flags)
  * queues I/O.  That I/O must be submitted by the same run, or the event
  * loop's wait would sleep on a completion that never comes.  (A NOP
  * completes as it is submitted, so runs that do not wait can tell.) */
-static void second_hook(struct bdev_ring_hook *h)
+static void second_hook(struct loop_hook *h)
 {
 	struct hook_case *hc = (void *)((char *)h - offsetof(struct hook_case, second));
 
 	hc->runs_second++;
-	io_uring_prep_nop(bdev_ring_sqe(&hc->ring, &hc->nop));
+	io_uring_prep_nop(loop_sqe(&hc->ring, &hc->nop));
 }
 
-static void first_hook(struct bdev_ring_hook *h)
+static void first_hook(struct loop_hook *h)
 {
 	struct hook_case *hc = (void *)((char *)h - offsetof(struct hook_case, first));
 
 	hc->runs_first++;
-	bdev_ring_hook_arm(&hc->ring, &hc->second); /* armed while hooks run */
+	loop_hook_arm(&hc->ring, &hc->second); /* armed while hooks run */
 }
 
 /* A ring and its hooks; false when there is no io_uring to test against. */
@@ -993,13 +993,13 @@ static bool hook_case_init(struct hook_case *hc)
 	int ret;
 
 	memset(hc, 0, sizeof(*hc));
-	ret = bdev_ring_init(&hc->ring, 8, false);
+	ret = loop_init(&hc->ring, 8, false);
 	if (ret == -ENOSYS || ret == -EPERM)
 		return false;
 	ck_assert_int_eq(ret, 0);
-	hc->first.rh_fn = first_hook;
-	hc->second.rh_fn = second_hook;
-	hc->nop.ro_done = nop_done;
+	hc->first.lh_fn = first_hook;
+	hc->second.lh_fn = second_hook;
+	hc->nop.lo_done = nop_done;
 	return true;
 }
 
@@ -1011,15 +1011,15 @@ START_TEST(test_ring_hooks)
 		return;
 
 	/* Armed twice before a run: runs once, then no more. */
-	bdev_ring_hook_arm(&hc.ring, &hc.first);
-	bdev_ring_hook_arm(&hc.ring, &hc.first);
-	ck_assert_int_eq(bdev_ring_run(&hc.ring, 0), 1);
+	loop_hook_arm(&hc.ring, &hc.first);
+	loop_hook_arm(&hc.ring, &hc.first);
+	ck_assert_int_eq(loop_run(&hc.ring, 0), 1);
 	UT_EQ(hc.runs_first, 1, "the hook armed twice ran %d times", hc.runs_first);
 	UT_EQ(hc.runs_second, 1, "the hook armed by a hook ran %d times", hc.runs_second);
 	UT_EQ(hc.nops, 1, "the hook's I/O completed %d times", hc.nops);
-	ck_assert_int_eq(bdev_ring_run(&hc.ring, 0), 0);
+	ck_assert_int_eq(loop_run(&hc.ring, 0), 0);
 	UT_EQ(hc.runs_first + hc.runs_second, 2, "a hook ran without being armed");
-	bdev_ring_exit(&hc.ring);
+	loop_exit(&hc.ring);
 }
 END_TEST
 
@@ -1032,30 +1032,30 @@ START_TEST(test_ring_hook_due)
 
 	if (!hook_case_init(&hc))
 		return;
-	t0 = bdev_now_ns();
-	bdev_ring_hook_arm_at(&hc.ring, &hc.second, t0 + 20000000);
-	ck_assert_int_eq(bdev_ring_run(&hc.ring, 0), 0);
+	t0 = loop_now_ns();
+	loop_hook_arm_at(&hc.ring, &hc.second, t0 + 20000000);
+	ck_assert_int_eq(loop_run(&hc.ring, 0), 0);
 	UT_EQ(hc.runs_second, 0, "a hook due in 20 ms ran at once");
-	ck_assert_int_eq(bdev_ring_run(&hc.ring, 1), 0); /* nothing in flight */
-	waited = bdev_now_ns() - t0;
+	ck_assert_int_eq(loop_run(&hc.ring, 1), 0); /* nothing in flight */
+	waited = loop_now_ns() - t0;
 	ck_assert_msg(waited >= 20000000 && waited < 2000000000ull,
 		      "the wait for a hook due in 20 ms took %llu ns",
 		      (unsigned long long)waited);
-	ck_assert_int_eq(bdev_ring_run(&hc.ring, 1), 1);
+	ck_assert_int_eq(loop_run(&hc.ring, 1), 1);
 	UT_EQ(hc.runs_second, 1, "the due hook ran %d times", hc.runs_second);
 	UT_EQ(hc.nops, 1, "the due hook's I/O completed %d times", hc.nops);
-	bdev_ring_exit(&hc.ring);
+	loop_exit(&hc.ring);
 }
 END_TEST
 
 /* A hook that finishes the work itself, with no completion behind it, as
  * sim() does when a held I/O's time comes. */
 struct until_case {
-	struct bdev_ring_hook hook;
+	struct loop_hook hook;
 	bool done;
 };
 
-static void until_hook(struct bdev_ring_hook *h)
+static void until_hook(struct loop_hook *h)
 {
 	((struct until_case *)h)->done = true;
 }
@@ -1068,7 +1068,7 @@ static bool until_done(void *arg)
 START_TEST(test_ring_run_until)
 {
 	static struct hook_case hc;
-	struct until_case uc = { .hook.rh_fn = until_hook };
+	struct until_case uc = { .hook.lh_fn = until_hook };
 
 	if (!hook_case_init(&hc))
 		return;
@@ -1076,12 +1076,12 @@ START_TEST(test_ring_run_until)
 	 * pass, and the run must still not wait for a CQE that never comes. */
 	for (int i = 0; i < 20; i++) {
 		uc.done = false;
-		bdev_ring_hook_arm_at(&hc.ring, &uc.hook, bdev_now_ns() + 1000000);
-		ck_assert_int_eq(bdev_ring_run_until(&hc.ring, until_done, &uc), 0);
+		loop_hook_arm_at(&hc.ring, &uc.hook, loop_now_ns() + 1000000);
+		ck_assert_int_eq(loop_run_until(&hc.ring, until_done, &uc), 0);
 		ck_assert(uc.done);
 	}
 	ck_assert_ptr_null(hc.ring.hooks);
-	bdev_ring_exit(&hc.ring);
+	loop_exit(&hc.ring);
 }
 END_TEST
 
@@ -1124,11 +1124,11 @@ START_TEST(test_file_lock)
 	close(fd);
 
 	/* Opening and destroying a file device needs no ring. */
-	ret = bdev_file_open(path, NULL, &rw, &a, err, sizeof(err));
+	ret = bdev_file_open(path, &rw, &a, err, sizeof(err));
 	if (ret == -EINVAL && strstr(err, "O_DIRECT"))
 		goto out; /* a /tmp without O_DIRECT: nothing to lock here */
 	ck_assert_msg(!ret, "first open: %s", err);
-	ret = bdev_file_open(path, NULL, &rw, &b, err, sizeof(err));
+	ret = bdev_file_open(path, &rw, &b, err, sizeof(err));
 	ck_assert_msg(!ret, "second open in the same process: %s", err);
 	ck_assert_msg(!other_can_lock(path, F_RDLCK), "a read-write open left the image unlocked");
 	bdev_destroy(a);
@@ -1136,7 +1136,7 @@ START_TEST(test_file_lock)
 	bdev_destroy(b);
 	ck_assert_msg(other_can_lock(path, F_WRLCK), "the lock outlived the last open");
 
-	ck_assert_int_eq(bdev_file_open(path, NULL, &ro, &a, err, sizeof(err)), 0);
+	ck_assert_int_eq(bdev_file_open(path, &ro, &a, err, sizeof(err)), 0);
 	ck_assert_msg(other_can_lock(path, F_RDLCK), "-o ro opens do not share the image");
 	ck_assert_msg(!other_can_lock(path, F_WRLCK), "a -o ro open left the image open to writers");
 	bdev_destroy(a);
@@ -1164,14 +1164,14 @@ START_TEST(test_file_lock)
 		char c, want[128];
 
 		ck_assert_int_eq(read(ready[0], &c, 1), 1);
-		ret = bdev_file_open(path, NULL, &rw, &a, err, sizeof(err));
+		ret = bdev_file_open(path, &rw, &a, err, sizeof(err));
 		ck_assert_int_eq(ret, -EBUSY);
 		snprintf(want, sizeof(want), "%s: in use by another process (pid %d, ",
 			 path, (int)pid);
 		ck_assert_msg(strstr(err, want) && strstr(err, "holding a read lock"),
 			      "refusal '%s' does not name the image, pid %d and its read lock",
 			      err, (int)pid);
-		ck_assert_int_eq(bdev_file_open(path, NULL, &ro, &a, err, sizeof(err)), 0);
+		ck_assert_int_eq(bdev_file_open(path, &ro, &a, err, sizeof(err)), 0);
 		bdev_destroy(a);
 	}
 	close(done[1]);

@@ -49,8 +49,7 @@ static void files_setup(void)
 		return;
 	/* Where /tmp takes no O_DIRECT the file cases are left out. */
 	snprintf(path, sizeof(path), "%s/a.img", dir);
-	if (bdev_file_open(path, NULL, &(struct bdev_file_opts){ 0 }, &d, err,
-			   sizeof(err)))
+	if (bdev_file_open(path, &(struct bdev_file_opts){ 0 }, &d, err, sizeof(err)))
 		return;
 	bdev_destroy(d);
 	have_dir = true;
@@ -94,26 +93,15 @@ static bool needs_dir(const char *tmpl)
 	return strstr(tmpl, "@/") != NULL;
 }
 
-/* A ring for the levels whose teardown touches one (sim); NULL without
- * io_uring, and then those cases are left out. */
-static struct bdev_ring *ring_open(struct bdev_ring *r)
-{
-	int ret = bdev_ring_init(r, 8, false);
-
-	if (ret == -ENOSYS || ret == -EPERM)
-		return NULL;
-	ck_assert_int_eq(ret, 0);
-	return r;
-}
-
-static int open_expr(const char *expr, struct bdev_ring *ring,
-		     uint64_t create_size, struct bdev **out, char *err)
+/* Open @expr without superblock I/O, which needs no loop. */
+static int open_expr(const char *expr, uint64_t create_size, struct bdev **out,
+		     char *err)
 {
 	struct bdev_layout_opts o = { .no_io = true, .max_io_bytes = 1 << 20,
 				      .create_size = create_size };
 
 	err[0] = '\0';
-	return bdev_layout_open(expr, ring, &o, out, err, ERR_BYTES);
+	return bdev_layout_open(expr, NULL, &o, out, err, ERR_BYTES);
 }
 
 /* ---- accepted ---- */
@@ -180,7 +168,7 @@ static const struct good good[] = {
 };
 /* clang-format on */
 
-static void check_good(const struct good *g, struct bdev_ring *ring)
+static void check_good(const struct good *g)
 {
 	char expr[EXPR_BYTES], kinds[512] = "", err[ERR_BYTES];
 	struct bdev *dev;
@@ -189,7 +177,7 @@ static void check_good(const struct good *g, struct bdev_ring *ring)
 	int ret;
 
 	expand(g->expr, expr);
-	ret = open_expr(expr, ring, 0, &dev, err);
+	ret = open_expr(expr, 0, &dev, err);
 	ck_assert_msg(!ret, "%s: refused (%d): %s", expr, ret, err);
 	ck_assert_msg(!strcmp(dev->bd_kind, g->kind), "%s: kind %s, want %s", expr,
 		      dev->bd_kind, g->kind);
@@ -209,27 +197,21 @@ static void check_good(const struct good *g, struct bdev_ring *ring)
 
 START_TEST(test_accepts)
 {
-	struct bdev_ring r, *ring = ring_open(&r);
 	char expr[EXPR_BYTES], err[ERR_BYTES];
 	struct bdev *dev;
 	size_t n;
 
-	for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
-		if ((needs_dir(good[i].expr) && !have_dir) ||
-		    (!ring && !strncmp(good[i].expr, "sim(", 4)))
-			continue;
-		check_good(&good[i], ring);
-	}
+	for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++)
+		if (have_dir || !needs_dir(good[i].expr))
+			check_good(&good[i]);
 	/* As many members as a level takes. */
 	n = (size_t)snprintf(expr, sizeof(expr), "raid0(");
 	for (int i = 0; i < LAYER_MAX_MEMBERS; i++)
 		n += (size_t)snprintf(expr + n, sizeof(expr) - n, "null(size=1m), ");
 	snprintf(expr + n, sizeof(expr) - n, "chunk=4k)");
-	ck_assert_msg(!open_expr(expr, ring, 0, &dev, err), "64 members: %s", err);
+	ck_assert_msg(!open_expr(expr, 0, &dev, err), "64 members: %s", err);
 	UT_EQ(dev->bd_size, LAYER_MAX_MEMBERS * M, "64 members");
 	bdev_destroy(dev);
-	if (ring)
-		bdev_ring_exit(ring);
 }
 END_TEST
 
@@ -417,19 +399,17 @@ static void check_report(const char *expr, const char *err, const char *msg,
 
 START_TEST(test_refuses)
 {
-	struct bdev_ring r, *ring = ring_open(&r);
 	char expr[EXPR_BYTES], msg[EXPR_BYTES], err[ERR_BYTES];
 	struct bdev *dev;
 	size_t n;
 	int ret;
 
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
-		if ((needs_dir(bad[i].expr) && !have_dir) ||
-		    (!ring && !strncmp(bad[i].expr, "sim(", 4)))
+		if (needs_dir(bad[i].expr) && !have_dir)
 			continue;
 		expand(bad[i].expr, expr);
 		dev = NULL;
-		ret = open_expr(expr, ring, 0, &dev, err);
+		ret = open_expr(expr, 0, &dev, err);
 		if (!ret)
 			bdev_destroy(dev);
 		UT_EQ(ret, -EINVAL, "%s: accepted, or refused for another reason (%s)",
@@ -441,11 +421,9 @@ START_TEST(test_refuses)
 	for (int i = 0; i <= LAYER_MAX_MEMBERS; i++)
 		n += (size_t)snprintf(expr + n, sizeof(expr) - n, "%s" N1, i ? ", " : "");
 	snprintf(expr + n, sizeof(expr) - n, ")");
-	ck_assert_int_eq(open_expr(expr, ring, 0, &dev, err), -EINVAL);
+	ck_assert_int_eq(open_expr(expr, 0, &dev, err), -EINVAL);
 	check_report(expr, err, "more than 64 members",
 		     strlen("linear(") + LAYER_MAX_MEMBERS * strlen(N1 ", "));
-	if (ring)
-		bdev_ring_exit(ring);
 }
 END_TEST
 
@@ -481,13 +459,13 @@ START_TEST(test_create_leaves_nothing)
 	snprintf(path, sizeof(path), "%s/new.img", dir);
 	for (size_t i = 0; i < sizeof(t) / sizeof(t[0]); i++) {
 		expand(t[i].expr, expr);
-		UT_EQ(open_expr(expr, NULL, 4 * M, &dev, err), -EINVAL, "%s: %s", expr, err);
+		UT_EQ(open_expr(expr, 4 * M, &dev, err), -EINVAL, "%s: %s", expr, err);
 		check_report(expr, err, expand(t[i].msg, msg), want_col(&t[i], expr));
 		UT_CHECK(stat(path, &st) && errno == ENOENT, "%s left %s behind", expr, path);
 	}
 	/* The same, good: made at the size asked for. */
 	expand("raid1(@/new.img, @/b.img)", expr);
-	ck_assert_msg(!open_expr(expr, NULL, 4 * M, &dev, err), "%s: %s", expr, err);
+	ck_assert_msg(!open_expr(expr, 4 * M, &dev, err), "%s: %s", expr, err);
 	UT_CHECK(layer_of(dev)->l_members[0]->bd_created, "%s: not created", expr);
 	UT_EQ(dev->bd_size, 4 * M, "%s", expr);
 	bdev_destroy(dev);

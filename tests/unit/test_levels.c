@@ -47,23 +47,25 @@ static bool all_done(void *arg)
 }
 
 /*
- * run_until_done() - wait for @nr requests.  Without a ring there is
+ * run_until_done() - wait for @nr requests.  Without a loop there is
  * nothing to run: mem() members complete inside submit, and raid5/6 hold
  * no write back.  With one, run it until all of them are done.
  */
-static void run_until_done(struct bdev_ring *ring, struct io *ios, int nr)
+static void run_until_done(struct loop *loop, struct io *ios, int nr)
 {
 	struct io_set s = { ios, nr };
 
-	if (ring)
-		ck_assert_int_eq(bdev_ring_run_until(ring, all_done, &s), 0);
+	if (loop)
+		ck_assert_int_eq(loop_run_until(loop, all_done, &s), 0);
 	UT_CHECK(all_done(&s), "%d request(s), not all complete", nr);
 }
 
-/* Submit @op of [@buf, + @len) at @pos on @dev; the data in two segments
- * when @split falls inside it (front-end requests come in one or two). */
-static void io_submit(struct io *io, struct bdev *dev, enum bdev_op op,
-		      uint64_t pos, uint8_t *buf, size_t len, size_t split)
+/* Submit @op of [@buf, + @len) at @pos on @dev, on @loop (may be NULL);
+ * the data in two segments when @split falls inside it (front-end
+ * requests come in one or two). */
+static void io_submit(struct io *io, struct loop *loop, struct bdev *dev,
+		      enum bdev_op op, uint64_t pos, uint8_t *buf, size_t len,
+		      size_t split)
 {
 	int nr;
 
@@ -78,16 +80,17 @@ static void io_submit(struct io *io, struct bdev *dev, enum bdev_op op,
 	}
 	bdev_req_init(&io->io_req, op, pos, len, io->io_vec,
 		      pvec_iter_init(io->io_vec, nr), io_end, io);
+	io->io_req.br_loop = loop;
 	bdev_submit(dev, &io->io_req);
 }
 
-static int do_io(struct bdev_ring *ring, struct bdev *dev, enum bdev_op op,
+static int do_io(struct loop *loop, struct bdev *dev, enum bdev_op op,
 		 uint64_t pos, uint8_t *buf, size_t len, size_t split)
 {
 	struct io io;
 
-	io_submit(&io, dev, op, pos, buf, len, split);
-	run_until_done(ring, &io, 1);
+	io_submit(&io, loop, dev, op, pos, buf, len, split);
+	run_until_done(loop, &io, 1);
 	return io.io_req.br_error;
 }
 
@@ -97,7 +100,7 @@ struct arr {
 	const char *a_expr;
 	struct bdev *a_dev;
 	struct layer *a_l;
-	struct bdev_ring *a_ring;
+	struct loop *a_loop; /* the requests': NULL, or the merge test's */
 	uint64_t a_size;
 	uint32_t a_align;
 	uint8_t *a_model; /* what the array must hold */
@@ -106,12 +109,12 @@ struct arr {
 };
 
 static void arr_setup(struct arr *a, const char *expr, struct bdev *dev,
-		      struct bdev_ring *ring)
+		      struct loop *loop)
 {
 	a->a_expr = expr;
 	a->a_dev = dev;
 	a->a_l = layer_of(dev);
-	a->a_ring = ring;
+	a->a_loop = loop;
 	a->a_size = dev->bd_size;
 	a->a_align = dev->bd_align;
 	UT_CHECK(bdev_is_layer(dev), "%s: not a layer", expr);
@@ -126,15 +129,15 @@ static void arr_setup(struct arr *a, const char *expr, struct bdev *dev,
 }
 
 /* Open @expr as the daemon would, without superblock I/O (headerless). */
-static void arr_open(struct arr *a, const char *expr, struct bdev_ring *ring)
+static void arr_open(struct arr *a, const char *expr, struct loop *loop)
 {
 	struct bdev_layout_opts o = { .no_io = true, .max_io_bytes = MAX_IO };
 	struct bdev *dev;
 	char err[1024];
-	int ret = bdev_layout_open(expr, ring, &o, &dev, err, sizeof(err));
+	int ret = bdev_layout_open(expr, loop, &o, &dev, err, sizeof(err));
 
 	ck_assert_msg(!ret, "%s: %d %s", expr, ret, err);
-	arr_setup(a, expr, dev, ring);
+	arr_setup(a, expr, dev, loop);
 }
 
 static void arr_close(struct arr *a)
@@ -158,7 +161,7 @@ static void arr_write(struct arr *a, uint64_t pos, size_t len)
 	/* ut_fill() a word at a time: a tenth of the time under ASan. */
 	for (size_t i = 0; i < len / 8; i++)
 		w[i] = ut_next(&a->a_rng);
-	UT_EQ(do_io(a->a_ring, a->a_dev, BDEV_WRITE, pos, a->a_buf, len,
+	UT_EQ(do_io(a->a_loop, a->a_dev, BDEV_WRITE, pos, a->a_buf, len,
 		    rand_split(a, len)),
 	      0, "%s: write %llu+%zu", a->a_expr, (unsigned long long)pos, len);
 	memcpy(a->a_model + pos, a->a_buf, len);
@@ -166,7 +169,7 @@ static void arr_write(struct arr *a, uint64_t pos, size_t len)
 
 static void arr_check(struct arr *a, uint64_t pos, size_t len, const char *when)
 {
-	UT_EQ(do_io(a->a_ring, a->a_dev, BDEV_READ, pos, a->a_buf, len,
+	UT_EQ(do_io(a->a_loop, a->a_dev, BDEV_READ, pos, a->a_buf, len,
 		    rand_split(a, len)),
 	      0, "%s: read %llu+%zu (%s)", a->a_expr, (unsigned long long)pos,
 	      len, when);
@@ -206,7 +209,7 @@ static void member_read(struct arr *a, int m, uint64_t pos, uint8_t *buf,
 	for (uint64_t done = 0; done < len; done += MAX_IO) {
 		size_t n = len - done < MAX_IO ? len - done : MAX_IO;
 
-		UT_EQ(do_io(a->a_ring, d, BDEV_READ, pos + done, buf + done, n, 0),
+		UT_EQ(do_io(a->a_loop, d, BDEV_READ, pos + done, buf + done, n, 0),
 		      0, "%s: member %d read", a->a_expr, m);
 	}
 }
@@ -629,7 +632,7 @@ START_TEST(test_md_layout)
 	for (int npar = 1; npar <= 2; npar++) {
 		ck_assert_msg(!raid56_create(npar, mem_members(5, (1u << 20) + (96u << 10)),
 					     5, SUPER_DATA_OFFSET_BYTES, 16u << 10,
-					     MAX_IO, 1, NULL, &dev, err, sizeof(err)),
+					     MAX_IO, 1, &dev, err, sizeof(err)),
 			      "raid56_create: %s", err);
 		arr_setup(&a, with_sb, dev, NULL);
 		UT_EQ(a.a_size, (96u << 10) * (5 - npar), "size past the offset");
@@ -936,32 +939,32 @@ START_TEST(test_raid56_plan)
 }
 END_TEST
 
-/* Writes into one stripe, sent together, are merged while the ring holds
- * them: the stripe goes out whole, nothing read.  A lone partial write is
- * held only until the ring runs. */
+/* Writes into one stripe, sent together, are merged while their loop
+ * holds them: the stripe goes out whole, nothing read.  A lone partial
+ * write is held only until the loop runs. */
 START_TEST(test_raid56_merge)
 {
-	struct bdev_ring ring;
+	struct loop loop;
 	struct io ios[3];
 	struct snap b, e;
 	struct arr a;
-	int ret = bdev_ring_init(&ring, 64, false);
+	int ret = loop_init(&loop, 64, false);
 
 	if (ret == -ENOSYS || ret == -EPERM)
 		return; /* no io_uring to run */
 	ck_assert_int_eq(ret, 0);
 	arr_open(&a, "raid5(mem(size=512k), mem(size=512k), mem(size=512k), "
-		     "mem(size=512k), chunk=64k)", &ring);
+		     "mem(size=512k), chunk=64k)", &loop);
 	ut_fill(&a.a_rng, a.a_model, a.a_size);
 	take_snap(&a, &b);
 	/* Stripe 1's three chunks, the middle one first. */
 	for (int i = 0; i < 3; i++) {
 		uint64_t pos = 192 * K + ((uint64_t)(i + 1) % 3) * 64 * K;
 
-		io_submit(&ios[i], a.a_dev, BDEV_WRITE, pos, a.a_model + pos,
+		io_submit(&ios[i], &loop, a.a_dev, BDEV_WRITE, pos, a.a_model + pos,
 			  64 * K, 0);
 	}
-	run_until_done(&ring, ios, 3);
+	run_until_done(&loop, ios, 3);
 	take_snap(&a, &e);
 	UT_CHECK(e.sn_plan.full - b.sn_plan.full == 1 &&
 			 e.sn_plan.rmw == b.sn_plan.rmw &&
@@ -973,16 +976,17 @@ START_TEST(test_raid56_merge)
 		 (unsigned long long)(e.sn_plan.rcw - b.sn_plan.rcw),
 		 (unsigned long long)(e.sn_member_reads - b.sn_member_reads));
 	UT_EQ(raid56_stats(a.a_dev)->merged_writes, 2, "merged");
-	io_submit(&ios[0], a.a_dev, BDEV_WRITE, 4 * K, a.a_model + 4 * K, 4 * K, 0);
+	io_submit(&ios[0], &loop, a.a_dev, BDEV_WRITE, 4 * K, a.a_model + 4 * K,
+		  4 * K, 0);
 	UT_CHECK(!ios[0].io_done, "a partial write was not held for neighbours");
-	run_until_done(&ring, ios, 1);
+	run_until_done(&loop, ios, 1);
 	memset(a.a_model + 192 * K + 192 * K, 0, a.a_size - 384 * K);
 	memset(a.a_model, 0, 4 * K);
 	memset(a.a_model + 8 * K, 0, 192 * K - 8 * K);
 	arr_check_all(&a, "after merged writes");
 	check_md_r56(&a);
 	arr_close(&a);
-	bdev_ring_exit(&ring);
+	loop_exit(&loop);
 }
 END_TEST
 

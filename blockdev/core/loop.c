@@ -1,6 +1,6 @@
-/* ring: io_uring set-up, SQE handout, CQE dispatch and the pinned pool.
- * Single issuer: only the thread that created the ring may touch it. */
-#include "blockdev/core/ring.h"
+/* loop: io_uring set-up, SQE handout, CQE dispatch, hooks and the pinned
+ * pool.  Single issuer: only the thread that created the loop touches it. */
+#include "blockdev/core/loop.h"
 
 #include <errno.h>
 #include <string.h>
@@ -10,7 +10,7 @@
 
 #define HUGE_ALIGN (2u << 20)
 
-int bdev_ring_init(struct bdev_ring *r, unsigned entries, bool sqe128)
+int loop_init(struct loop *r, unsigned entries, bool sqe128)
 {
 	struct io_uring_params p;
 	unsigned base = sqe128 ? IORING_SETUP_SQE128 : 0;
@@ -31,13 +31,15 @@ int bdev_ring_init(struct bdev_ring *r, unsigned entries, bool sqe128)
 	} else if (!ret) {
 		r->task_flags = true;
 	}
-	if (ret)
+	if (ret) {
+		r->ring.ring_fd = -1; /* loop_exit() has nothing to tear down */
 		return ret;
+	}
 	r->sqe128 = sqe128;
 	return 0;
 }
 
-int bdev_ring_pool_init(struct bdev_ring *r, size_t bytes)
+int loop_pool_init(struct loop *r, size_t bytes)
 {
 	struct iovec iov;
 	void *p, *map;
@@ -76,7 +78,7 @@ out_unmap:
 	return ret;
 }
 
-void *bdev_ring_pool_alloc(struct bdev_ring *r, size_t bytes)
+void *loop_pool_alloc(struct loop *r, size_t bytes)
 {
 	void *p;
 
@@ -88,8 +90,8 @@ void *bdev_ring_pool_alloc(struct bdev_ring *r, size_t bytes)
 	return p;
 }
 
-struct io_uring_sqe *bdev_ring_sqe(struct bdev_ring *r,
-				   struct bdev_ring_op *op)
+struct io_uring_sqe *loop_sqe(struct loop *r,
+				   struct loop_op *op)
 {
 	struct io_uring_sqe *sqe;
 
@@ -101,7 +103,7 @@ struct io_uring_sqe *bdev_ring_sqe(struct bdev_ring *r,
 	return sqe;
 }
 
-uint64_t bdev_now_ns(void)
+uint64_t loop_now_ns(void)
 {
 	struct timespec ts;
 
@@ -109,71 +111,73 @@ uint64_t bdev_now_ns(void)
 	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
 
-void bdev_ring_timer_at(struct bdev_ring *r, struct bdev_ring_op *op,
+void loop_timer_at(struct loop *r, struct loop_op *op,
 			struct __kernel_timespec *ts, uint64_t due_ns)
 {
 	ts->tv_sec = (long long)(due_ns / 1000000000ull);
 	ts->tv_nsec = (long long)(due_ns % 1000000000ull);
-	io_uring_prep_timeout(bdev_ring_sqe(r, op), ts, 0, IORING_TIMEOUT_ABS);
+	io_uring_prep_timeout(loop_sqe(r, op), ts, 0, IORING_TIMEOUT_ABS);
 }
 
-void bdev_ring_hook_arm_at(struct bdev_ring *r, struct bdev_ring_hook *h,
+void loop_hook_arm_at(struct loop *r, struct loop_hook *h,
 			   uint64_t due_ns)
 {
-	if (h->rh_armed) {
-		if (due_ns < h->rh_due_ns)
-			h->rh_due_ns = due_ns;
+	if (h->lh_armed) {
+		if (due_ns < h->lh_due_ns)
+			h->lh_due_ns = due_ns;
 		return;
 	}
-	h->rh_armed = true;
-	h->rh_due_ns = due_ns;
-	h->rh_next = r->hooks;
+	h->lh_armed = true;
+	h->lh_loop = r;
+	h->lh_due_ns = due_ns;
+	h->lh_next = r->hooks;
 	r->hooks = h;
 }
 
-void bdev_ring_hook_disarm(struct bdev_ring *r, struct bdev_ring_hook *h)
+void loop_hook_disarm(struct loop_hook *h)
 {
-	struct bdev_ring_hook **pp = &r->hooks;
+	struct loop_hook **pp;
 
-	if (!h->rh_armed)
+	if (!h->lh_armed)
 		return;
+	pp = &h->lh_loop->hooks;
 	while (*pp != h)
-		pp = &(*pp)->rh_next;
-	*pp = h->rh_next;
-	h->rh_armed = false;
+		pp = &(*pp)->lh_next;
+	*pp = h->lh_next;
+	h->lh_armed = false;
 }
 
 
 /* Run every hook that is due, until none is: held work must never wait
  * behind the sleep it was held across.  Returns the earliest time a hook
  * still waits for (0: none). */
-static uint64_t run_hooks(struct bdev_ring *r)
+static uint64_t run_hooks(struct loop *r)
 {
 	uint64_t now = 0, next;
-	struct bdev_ring_hook **pp, *h;
+	struct loop_hook **pp, *h;
 
 again:
 	next = 0;
-	for (pp = &r->hooks; (h = *pp); pp = &h->rh_next) {
-		if (h->rh_due_ns) {
+	for (pp = &r->hooks; (h = *pp); pp = &h->lh_next) {
+		if (h->lh_due_ns) {
 			if (!now)
-				now = bdev_now_ns();
-			if (h->rh_due_ns > now) {
-				if (!next || h->rh_due_ns < next)
-					next = h->rh_due_ns;
+				now = loop_now_ns();
+			if (h->lh_due_ns > now) {
+				if (!next || h->lh_due_ns < next)
+					next = h->lh_due_ns;
 				continue;
 			}
 		}
 		/* The hook may arm hooks: unlink it, run it, look again. */
-		*pp = h->rh_next;
-		h->rh_armed = false;
-		h->rh_fn(h);
+		*pp = h->lh_next;
+		h->lh_armed = false;
+		h->lh_fn(h);
 		goto again;
 	}
 	return next;
 }
 
-int bdev_ring_run(struct bdev_ring *r, unsigned wait_nr)
+int loop_run(struct loop *r, unsigned wait_nr)
 {
 	struct io_uring_cqe *cqe;
 	uint64_t due = r->hooks ? run_hooks(r) : 0;
@@ -181,7 +185,7 @@ int bdev_ring_run(struct bdev_ring *r, unsigned wait_nr)
 
 	if (wait_nr && due) {
 		struct __kernel_timespec ts = { 0 };
-		uint64_t now = bdev_now_ns();
+		uint64_t now = loop_now_ns();
 
 		if (due > now) {
 			ts.tv_sec = (long long)((due - now) / 1000000000ull);
@@ -204,51 +208,54 @@ int bdev_ring_run(struct bdev_ring *r, unsigned wait_nr)
 		return ret;
 	/* Handlers may queue new SQEs; they go out on the next call. */
 	while (io_uring_peek_cqe(&r->ring, &cqe) == 0) {
-		struct bdev_ring_op *op = io_uring_cqe_get_data(cqe);
+		struct loop_op *op = io_uring_cqe_get_data(cqe);
 		int res = cqe->res;
 		unsigned flags = cqe->flags;
 
 		io_uring_cqe_seen(&r->ring, cqe);
 		if (op)
-			op->ro_done(op, res, flags);
+			op->lo_done(op, res, flags);
 		nr++;
 	}
 	return nr ? nr : (ret == -EINTR ? -EINTR : 0);
 }
 
 struct tick {
-	struct bdev_ring_hook t_hook;
-	struct bdev_ring *t_ring;
+	struct loop_hook t_hook;
+	struct loop *t_ring;
 };
 
 /* Always armed a little ahead, so that a run whose other hooks finish the
  * work still ends its wait. */
-static void tick(struct bdev_ring_hook *h)
+static void tick(struct loop_hook *h)
 {
 	struct tick *t = (struct tick *)h;
 
-	bdev_ring_hook_arm_at(t->t_ring, h, bdev_now_ns() + 1000000);
+	loop_hook_arm_at(t->t_ring, h, loop_now_ns() + 1000000);
 }
 
-int bdev_ring_run_until(struct bdev_ring *r, bool (*done)(void *arg), void *arg)
+int loop_run_until(struct loop *r, bool (*done)(void *arg), void *arg)
 {
-	struct tick t = { .t_hook.rh_fn = tick, .t_ring = r };
+	struct tick t = { .t_hook.lh_fn = tick, .t_ring = r };
 	int ret = 0;
 
 	tick(&t.t_hook);
 	while (!done(arg)) {
-		ret = bdev_ring_run(r, 1);
+		ret = loop_run(r, 1);
 		if (ret < 0 && ret != -EINTR)
 			break;
 		ret = 0;
 	}
-	bdev_ring_hook_disarm(r, &t.t_hook);
+	loop_hook_disarm(&t.t_hook);
 	return ret;
 }
 
-void bdev_ring_exit(struct bdev_ring *r)
+void loop_exit(struct loop *r)
 {
+	if (r->ring.ring_fd < 0)
+		return;
 	io_uring_queue_exit(&r->ring);
+	r->ring.ring_fd = -1;
 	if (r->pool)
 		munmap(r->pool_map, r->pool_bytes + HUGE_ALIGN);
 	r->pool = NULL;
