@@ -161,7 +161,7 @@ bool rv_uring_idle(struct rv_fs *fs);
 void rv_uring_stop(struct rv_fs *fs);
 
 /*
- * The log (ops.c): rv_log() writes one message, "rawvec: " and a newline
+ * The log (log.c): rv_log() writes one message, "rawvec: " and a newline
  * added.  It goes to stderr until rv_log_detach(); to the file that
  * rv_log_open() (-o log=FILE, O_APPEND, -errno on failure) opened, as
  * well; once detached without a file, to syslog.  From rv_log_open() or

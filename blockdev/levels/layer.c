@@ -3,7 +3,6 @@
  * slices of the parent's segments (no data copied) and complete it. */
 #include "blockdev/levels/layer.h"
 #include "blockdev/core/log.h"
-#include "blockdev/levels/super.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -113,7 +112,8 @@ void layer_destroy(struct bdev *dev)
 		free(io);
 	}
 	free(l->l_start);
-	super_array_free(l->l_md);
+	if (l->l_md_ops)
+		l->l_md_ops->free(l);
 	if (l->l_free_private)
 		l->l_free_private(l);
 	free(dev->bd_name);
@@ -488,8 +488,8 @@ void layer_set_state(struct layer *l, int m, enum layer_member_state st)
 	if ((l->l_state[m] == LAYER_MEMBER_OK) != (st == LAYER_MEMBER_OK))
 		l->l_nr_bad += st == LAYER_MEMBER_OK ? -1 : 1;
 	l->l_state[m] = (uint8_t)st;
-	if (l->l_md)
-		super_member_changed(l, m);
+	if (l->l_md_ops)
+		l->l_md_ops->changed(l, m);
 }
 
 static void layer_mapped_submit(struct bdev *dev, struct bdev_req *req)

@@ -43,6 +43,19 @@ enum layer_member_state {
 	LAYER_MEMBER_REBUILDING, /* written; readable below l_rebuild_pos */
 };
 
+/*
+ * What the engine asks of an array's metadata, so that it needs to know
+ * none (md v1.2 superblocks: super.c sets these with l_md).
+ * @changed: member @m's state changed: record it before the next write
+ * @busy:    metadata I/O in flight or due, or writes held back
+ * @free:    the layer is going away
+ */
+struct layer_md_ops {
+	void (*changed)(struct layer *l, int m);
+	bool (*busy)(const struct layer *l);
+	void (*free)(struct layer *l);
+};
+
 /**
  * struct layer - a bdev built from member bdevs.
  * @l_kind:        "linear", "raid0", ...
@@ -53,7 +66,8 @@ enum layer_member_state {
  *                 the parent brings plus one per piece; also the most a
  *                 member of this layer receives in one request
  * @l_data_offset: member bytes before the layer's data (md superblocks)
- * @l_md:          md v1.2 metadata (super.c), NULL for a headerless array
+ * @l_md:          md v1.2 metadata (super.c), NULL for a headerless array;
+ *                 @l_md_ops is what the engine asks of it
  * @l_start:       linear: logical start of each member (l_nr + 1 entries)
  * @l_next_read:   raid1: round-robin cursor
  */
@@ -66,6 +80,7 @@ struct layer {
 	uint64_t l_member_size;
 	uint64_t l_data_offset;
 	struct super_array *l_md;
+	const struct layer_md_ops *l_md_ops;
 	uint64_t l_offset;
 	uint64_t *l_start;
 	uint32_t l_max_pieces;

@@ -2,7 +2,6 @@
  * provide the sweeps (l_sweep); this file keeps states and ownership. */
 #include "blockdev/levels/member.h"
 #include "blockdev/core/log.h"
-#include "blockdev/levels/super.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -222,6 +221,20 @@ static int rebuild_possible(const struct layer *l, int m, const char *addr,
 	return -EINVAL;
 }
 
+/* An array under the member (itself included) whose metadata still has
+ * I/O in flight or due, or holds writes: it may not be freed yet. */
+static int md_busy(struct bdev *node, const char *addr, void *ctx)
+{
+	struct layer *l;
+
+	(void)addr;
+	(void)ctx;
+	if (!bdev_is_layer(node))
+		return 0;
+	l = layer_of(node);
+	return l->l_md_ops && l->l_md_ops->busy(l);
+}
+
 int member_can_replace(struct bdev *top, const char *addr, struct layer *l,
 		       int m, char *err, size_t errlen)
 {
@@ -241,7 +254,7 @@ int member_can_replace(struct bdev *top, const char *addr, struct layer *l,
 		if (ret)
 			return ret;
 	}
-	if (old->bd_stats.inflight || super_busy(old)) {
+	if (old->bd_stats.inflight || member_walk(old, md_busy, NULL)) {
 		snprintf(err, errlen, "member %s still has I/O in flight: retry",
 			 addr);
 		return -EBUSY;

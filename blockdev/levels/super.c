@@ -91,6 +91,8 @@ out:
 struct super_array;
 static int new_dev(struct super_array *md, int s);
 static void resync_start(struct loop_hook *h);
+static void array_free(struct super_array *md);
+static const struct layer_md_ops md_ops;
 
 /**
  * struct super_dev - a member slot's record: which device holds it, and
@@ -377,7 +379,9 @@ static bool super_hold(struct bdev *dev, struct bdev_req *req)
 	return true;
 }
 
-void super_member_changed(struct layer *l, int m)
+/* layer_set_state()'s note that member @m of @l changed state: the
+ * superblocks must say so before the next write. */
+static void md_changed(struct layer *l, int m)
 {
 	struct super_array *md = l->l_md;
 
@@ -454,6 +458,7 @@ int super_attach(struct layer *l, struct loop *loop,
 			goto out_free;
 	}
 	l->l_md = md;
+	l->l_md_ops = &md_ops;
 	if (plan->action == SUPER_PLAN_ASSEMBLE) {
 		const struct super_info *a = &p[plan->authority].sb;
 
@@ -511,14 +516,13 @@ int super_attach(struct layer *l, struct loop *loop,
 	return 0;
 out_free:
 	l->l_md = NULL;
-	super_array_free(md);
+	l->l_md_ops = NULL;
+	array_free(md);
 	return ret;
 }
 
-void super_array_free(struct super_array *md)
+static void array_free(struct super_array *md)
 {
-	if (!md)
-		return;
 	loop_hook_disarm(&md->sa_idle);
 	loop_hook_disarm(&md->sa_kick);
 	loop_hook_disarm(&md->sa_resync_hook);
@@ -661,21 +665,26 @@ bool super_quiesce(struct bdev *top)
 	return quiesce_tree(top);
 }
 
-static int node_busy(struct bdev *d, const char *addr, void *ctx)
+/* Superblock I/O in flight or due, or writes held: it may not be freed. */
+static bool md_busy(const struct layer *l)
 {
-	const struct super_array *md;
+	const struct super_array *md = l->l_md;
 
-	(void)addr;
-	(void)ctx;
-	if (!bdev_is_layer(d) || !(md = layer_of(d)->l_md))
-		return 0;
-	return md->sa_io || !fifo_empty(&md->sa_held) || !fifo_empty(&md->sa_ended) || md->sa_kick.lh_armed;
+	return md->sa_io || !fifo_empty(&md->sa_held) || !fifo_empty(&md->sa_ended) ||
+	       md->sa_kick.lh_armed;
 }
 
-bool super_busy(struct bdev *tree)
+static void md_free(struct layer *l)
 {
-	return member_walk(tree, node_busy, NULL);
+	array_free(l->l_md);
+	l->l_md = NULL;
 }
+
+static const struct layer_md_ops md_ops = {
+	.changed = md_changed,
+	.busy = md_busy,
+	.free = md_free,
+};
 
 bool super_stats(const struct layer *l, struct super_stats *st)
 {

@@ -184,18 +184,6 @@ int super_start(struct bdev *top, char *err, size_t errlen);
  */
 bool super_quiesce(struct bdev *top);
 
-/** super_member_changed() - layer_set_state()'s note that member @m of
- * @l changed state: the superblocks must say so before the next write. */
-void super_member_changed(struct layer *l, int m);
-
-/**
- * super_busy() - whether an array under @tree (itself included) has
- * superblock I/O in flight or due, or writes held: it may not be freed.
- */
-bool super_busy(struct bdev *tree);
-
-/** super_array_free() - release @md (the layer is going away). */
-void super_array_free(struct super_array *md);
 
 /**
  * struct super_stats - what the stats file shows of an array's metadata.
