@@ -16,6 +16,8 @@ uint64_t ut_seed = UT_DEFAULT_SEED;
 Suite *parity_suite(void) __attribute__((weak));
 Suite *super_suite(void) __attribute__((weak));
 Suite *json_suite(void) __attribute__((weak));
+Suite *levels_suite(void) __attribute__((weak));
+Suite *layout_suite(void) __attribute__((weak));
 
 int main(void)
 {
@@ -40,6 +42,10 @@ int main(void)
 		srunner_add_suite(sr, super_suite());
 	if (json_suite)
 		srunner_add_suite(sr, json_suite());
+	if (levels_suite)
+		srunner_add_suite(sr, levels_suite());
+	if (layout_suite)
+		srunner_add_suite(sr, layout_suite());
 	srunner_run_all(sr, CK_NORMAL);
 	nr_failed = srunner_ntests_failed(sr);
 	nr_run = srunner_ntests_run(sr);
