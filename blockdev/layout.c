@@ -180,8 +180,13 @@ static int parse_arg(struct parser *p, struct lnode *n)
 	if (n->nr_kids == LAYER_MAX_MEMBERS)
 		return fail_at(p, start, "more than %d members", LAYER_MAX_MEMBERS);
 	ret = parse_node(p, &n->kids[n->nr_kids]);
-	if (!ret)
+	if (!ret) {
 		n->nr_kids++;
+	} else {
+		/* A member cut short by a syntax error is not in the tree. */
+		free_tree(n->kids[n->nr_kids]);
+		n->kids[n->nr_kids] = NULL;
+	}
 	return ret;
 }
 
@@ -474,9 +479,12 @@ static int check_node(struct parser *p, struct lnode *n, char **future, int *nr_
 		if (!future[*nr_future])
 			return fail_at(p, n->at, "%s: cannot create it: %s", path,
 				       strerror(errno));
-		for (int i = 0; i < *nr_future; i++)
-			if (!strcmp(future[i], future[*nr_future]))
+		for (int i = 0; i < *nr_future; i++) {
+			if (!strcmp(future[i], future[*nr_future])) {
+				free(future[*nr_future]);
 				return fail_at(p, n->at, "%s is already a member", path);
+			}
+		}
 		(*nr_future)++;
 		return 0;
 	}

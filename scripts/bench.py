@@ -53,7 +53,8 @@ def cmd_stats(path, want):
 TARGETS = ["raw", "rawvec-uring", "rawvec-dev", "qsd"]
 PAIRS = [("rawvec-uring", "raw"), ("rawvec-uring", "qsd"),
          ("rawvec-dev", "raw"), ("rawvec-dev", "qsd")]
-SHORT = {"rawvec-uring": "uring", "rawvec-dev": "dev", "raw": "raw", "qsd": "qsd"}
+SHORT = {"rawvec-uring": "uring", "rawvec-dev": "dev", "raw": "raw", "qsd": "qsd",
+         "base-uring": "base"}
 # The issue's targets: (job, metric, numerator, denominator) -> (op, bound)
 GOALS = {
     ("rr4k32", "iops", "rawvec-uring", "raw"): (">=", 0.9),
@@ -102,14 +103,20 @@ def cmd_report(tsv, jobs_tsv, md_path, meta_path):
     with open(meta_path) as f:
         meta = f.read().strip().splitlines()
     rounds = sorted({r for d in data.values() for r in d})
+    # RAWVEC_BASE: the baseline binary's target, and this build against it.
+    base = any(t == "base-uring" for _, t in data)
+    targets = TARGETS + (["base-uring"] if base else [])
+    pairs = PAIRS + ([("rawvec-uring", "base-uring")] if base else [])
     out = []
     md = ["## rawvec benchmark", ""] + ["- " + m for m in meta] + [""]
     md += ["Medians over %d round%s; ratios are medians of the per-round "
            "ratios (latency ratios: lower is better)." %
            (len(rounds), "" if len(rounds) == 1 else "s"), ""]
-    md += ["| job | metric | raw | rawvec uring | rawvec dev | qsd | "
-           "uring/raw | uring/qsd | dev/raw | dev/qsd |",
-           "|---|---|--:|--:|--:|--:|--:|--:|--:|--:|"]
+    md += ["| job | metric | raw | rawvec uring | rawvec dev | qsd | " +
+           ("base uring | " if base else "") +
+           "uring/raw | uring/qsd | dev/raw | dev/qsd |" +
+           (" uring/base |" if base else ""),
+           "|---|---|--:|--:|--:|--:|--:|--:|--:|--:|" + ("--:|--:|" if base else "")]
     goals_out = []
     for jid, label, metrics in jobs:
         out.append("")
@@ -118,9 +125,9 @@ def cmd_report(tsv, jobs_tsv, md_path, meta_path):
         for m in metrics:
             unit, f, higher = METRICS[m]
             vals = {t: [data.get((jid, t), {}).get(r, {}).get(m) for r in rounds]
-                    for t in TARGETS}
+                    for t in targets}
             out.append("  %-14s %12s   per round" % ("target", unit))
-            for t in TARGETS:
+            for t in targets:
                 got = [v for v in vals[t] if v is not None]
                 out.append("  %-14s %12s   %s" % (
                     t, fmt(f, med(got)), " ".join(fmt(f, v) for v in vals[t])))
@@ -128,7 +135,7 @@ def cmd_report(tsv, jobs_tsv, md_path, meta_path):
                        ("ratio" + ("" if higher else " (lower is better)"),
                         "median", "target", ""))
             row_ratios = []
-            for num, den in PAIRS:
+            for num, den in pairs:
                 per = [a / b if a is not None and b else None
                        for a, b in zip(vals[num], vals[den])]
                 r = med([x for x in per if x is not None])
@@ -146,7 +153,7 @@ def cmd_report(tsv, jobs_tsv, md_path, meta_path):
             md.append("| %s | %s | %s | %s |" % (
                 label, unit,
                 " | ".join(fmt(f, med([v for v in vals[t] if v is not None]))
-                           for t in TARGETS),
+                           for t in targets),
                 " | ".join(row_ratios)))
     out.append("")
     out.append("== targets from the issue (median per-round ratio) ==")

@@ -48,6 +48,9 @@
 #              real disk, not tmpfs, for core [/var/tmp/rawvec-bench]
 #   RAWVEC     the rawvec binary [build/rawvec]; it is copied first, so a
 #              rebuild during the run does not mix two versions
+#   RAWVEC_BASE  core: a second rawvec binary (an earlier commit's build),
+#              measured as one more target, base-uring, in the same rounds:
+#              the report adds uring/base, the change's own speed-up [none]
 #   REFILL=1   core: rewrite the image even if a complete one of SIZE exists
 #   RAID_MEMBER     raid: size of each member image, a multiple of 1M, at
 #                   least 16M [256M]; the arrays and the single image hold
@@ -75,12 +78,14 @@ ROUNDS=${ROUNDS:-3}
 SIZE=${SIZE:-1G}
 BENCH_DIR=${BENCH_DIR:-/var/tmp/rawvec-bench}
 RAWVEC=${RAWVEC:-$here/build/rawvec}
+RAWVEC_BASE=${RAWVEC_BASE:-}
 REFILL=${REFILL:-0}
 RAID_MEMBER=${RAID_MEMBER:-256M}
 RAID_TRANSPORT=${RAID_TRANSPORT:-uring}
 
 URING_PARAM=/sys/module/fuse/parameters/enable_uring
 TARGETS=(raw rawvec-uring rawvec-dev qsd)
+[[ -z $RAWVEC_BASE ]] || TARGETS+=(base-uring)
 # id|label|fio rw|bs|iodepth
 JOBS=(
 	"rr4k32|4k randread QD32|randread|4k|32"
@@ -296,6 +301,11 @@ fi
 RV_BIN=$TMPD/rawvec
 cp "$RAWVEC" "$RV_BIN"
 RV_VERSION=$("$RV_BIN" -V 2>&1 | head -1) || die "$RAWVEC -V failed"
+BASE_BIN=$TMPD/rawvec-base
+if [[ -n $RAWVEC_BASE ]]; then
+	[[ -x $RAWVEC_BASE ]] || die "RAWVEC_BASE=$RAWVEC_BASE is not an executable"
+	cp "$RAWVEC_BASE" "$BASE_BIN"
+fi
 
 # ---- core: the image, fully written once, so no read hits a hole ---------
 prepare_image() {
@@ -367,9 +377,9 @@ stop_daemon() {
 
 # start_rawvec TRANSPORT [TARGET LOG DIR]: mount TARGET (default: the image)
 # at $MNT, logging to LOG [$RUNS/daemon.log], started in DIR (layouts name
-# their members relative to it).
+# their members relative to it); the binary is $START_BIN [$RV_BIN].
 start_rawvec() {
-	local transport=$1 target=${2:-$IMG} dir=${4:-.}
+	local transport=$1 target=${2:-$IMG} dir=${4:-.} bin=${START_BIN:-$RV_BIN}
 	local args=(-f "--transport=$transport")
 	[[ $transport == uring ]] && args+=(--enable-uring)
 	DAEMON_NAME="rawvec --transport=$transport"
@@ -378,7 +388,7 @@ start_rawvec() {
 	# Its own session: a Ctrl-C meant for the bench must not unmount it
 	# under fio; the cleanup stops it in order.  (The subshell execs
 	# setsid, which execs rawvec: $! is rawvec's pid.)
-	(cd "$dir" && exec setsid "$RV_BIN" "${args[@]}" "$MNT" "$target") >"$DAEMON_LOG" 2>&1 &
+	(cd "$dir" && exec setsid "$bin" "${args[@]}" "$MNT" "$target") >"$DAEMON_LOG" 2>&1 &
 	DAEMON_PID=$!
 	wait_mounted "$MNT" || die "$DAEMON_NAME failed to start"
 }
@@ -498,6 +508,7 @@ run_one() {
 	raw) file=$IMG ;;
 	rawvec-uring) start_rawvec uring; file=$MNT/disk ;;
 	rawvec-dev) start_rawvec dev; file=$MNT/disk ;;
+	base-uring) START_BIN=$BASE_BIN start_rawvec uring; file=$MNT/disk ;;
 	qsd)
 		start_qsd || die "$DAEMON_NAME failed to start"
 		file=$QMNT
@@ -507,10 +518,10 @@ run_one() {
 	res=$(helper fio "$out.json" "$rw") || die "fio $label on $target: bad result"
 	IFS=$'\t' read -r iops bw lat <<<"$res"
 	case $target in
-	rawvec-*)
+	rawvec-* | base-*)
 		cat "$MNT/stats" >"$out.stats" || die "reading $MNT/stats failed"
 		stop_watchdog
-		stats=$(helper stats "$out.stats" "${target#rawvec-}") ||
+		stats=$(helper stats "$out.stats" "${target#*-}") ||
 			die "$target: wrong transport or I/O errors (see $out.stats)"
 		stop_daemon "$MNT" umount
 		;;

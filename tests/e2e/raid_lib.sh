@@ -1,6 +1,6 @@
 #!/bin/bash
 # raid_lib: helpers the RAID e2e tests share, sourced after lib.sh.  The
-# caller sets REF (raid_md_ref.py), POOL/POOL_SIZE/POFF (random bytes to
+# caller sets REF (raid_ref.py), POOL/POOL_SIZE/POFF (random bytes to
 # write from), D (the disk), MODEL (its expected contents) and CASE.
 
 ref() { python3 "$REF" "$@"; }

@@ -1,9 +1,10 @@
 #!/usr/bin/env python3
-"""raid_ref: an independent reference model of rawvec's TARGET layouts, for
-t_raid_layouts.sh.  It shares no code with rawvec: its own little parser
-for the expression, its own mapping of logical bytes onto member bytes.
+"""raid_ref: an independent reference model of rawvec's TARGET layouts and
+of what Linux md holds on each member, for the e2e tests.  It shares no
+code with rawvec: its own little parser for the expression, its own
+mapping of logical bytes onto member bytes, its own parity.
 
-Layouts (what the test holds rawvec to):
+Layouts (what the tests hold rawvec to):
   alignment           files: ALIGN (512; the test skips otherwise); a level:
                       its members' largest, and at least 4096 for raid5/6
   linear(m...)        members back to back, each rounded down to the
@@ -23,9 +24,11 @@ Layouts (what the test holds rawvec to):
                       Q = sum 2^d D_d over GF(2^8) (poly 0x11d); members
                       used like raid0's; default chunk 512k; the layer's
                       direct-I/O alignment is at least 4096
+  raid10 (LEVEL only) raid0(raid1(m0, m1), raid1(m2, m3), ..., chunk=)
 
-Sub-commands (run in the directory holding the member images; pristine
-copies of the members live in ORIG, default ./orig):
+Sub-commands on an expression (t_raid_layouts.sh; run in the directory
+holding the member images; pristine copies of the members live in ORIG,
+default ./orig):
   init EXPR SEED NAME=SIZE...   create the member images with random
         bytes (raid1 mirrors made identical over the part in use, as after
         a resync; raid5/6 parity made consistent), copy them to ORIG, write
@@ -46,10 +49,8 @@ copies of the members live in ORIG, default ./orig):
         read across stripes instead), and STRIPE
   apply MODEL JOURNAL POOL      apply "OFF LEN POOLOFF" lines to MODEL
   check EXPR MODEL [STATS]      the member images must equal ORIG with the
-        logical image MODEL written through the reference mapping; every
-        raid5/6 node's members must also equal what raid_md_ref.py (md's
-        layout, written independently) computes from the node's final
-        logical data; with STATS, also `after`
+        logical image MODEL written through the reference mapping; with
+        STATS, also `after`
   stats EXPR STATS              the stats tree must have the layout's
         shape: kinds, names, sizes, chunk, member_size, alignment
   statsdelta EXPR S0 OP1 S1 [OP2 S2 ...]   the counters moved between
@@ -62,6 +63,24 @@ copies of the members live in ORIG, default ./orig):
   noerrors STATS                no layer or member counted an I/O error
   after EXPR STATS              mirrorreads and noerrors, and every node
         is ok (none failed, no level degraded)
+
+Sub-commands on one LEVEL (raid1, raid5, raid6, raid10) over member
+images in expression order, data offset 0 unless --offset, no superblock
+(t_raid_degraded/rebuild/scrub/mkfs/merge.sh, t_md_super.sh,
+t_control_safety.sh):
+  mdcheck LEVEL CHUNK MODEL MEMBER... [--skip I,J] [--offset BYTES]
+        every member (except those skipped) must equal, over its part in
+        use, what md holds for the logical image MODEL; the report names
+        the first differing byte's array byte or parity chunk.  --offset:
+        the data starts BYTES into each member (after an md superblock)
+  locate LEVEL N CHUNK STRIPE ROLE  "MEMBER OFFSET" of role P, Q or D<d>
+                                    in STRIPE (offset of its first byte)
+  churn DISK MODEL STOPFILE SEED [LO HI]
+        write random ranges (4k-aligned and not, 1 byte to 200 KB) inside
+        [LO, HI) (default: all of MODEL) to DISK with pwrite, and the same
+        bytes to the file MODEL, until STOPFILE exists (8 writes at least);
+        prints the number of writes.  Exits 1 on a failed write.
+  selftest                      Q against a byte-by-byte GF(2^8) multiply
 """
 import itertools
 import json
@@ -69,10 +88,6 @@ import os
 import random
 import shutil
 import sys
-
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-sys.dont_write_bytecode = True  # no __pycache__ in the source tree
-import raid_md_ref  # noqa: E402  (md's layout, another engineer's; read only)
 
 ALIGN = 512
 R56_ALIGN = 4096  # raid5/6 work in whole 4k columns (docs/layouts.md: Sizes and chunks)
@@ -218,27 +233,28 @@ def size_tree(n, leaf_size):
 
 # ---- raid5/6 -----------------------------------------------------------
 
-def r56_slots(n, s):
-    """Members of stripe @s: [data 0, ..., data ndata-1, P(, Q)], from the
-    left-symmetric rules in the module doc."""
-    nm = len(n.kids)
+def r56_slots(kind, nm, s):
+    """Members of stripe @s of a @kind ("raid5", "raid6") of @nm members:
+    [data 0, ..., data ndata-1, P(, Q)], from the left-symmetric rules in
+    the module doc."""
     p = nm - 1 - s % nm
-    if n.kind == "raid5":
-        return [(p + 1 + d) % nm for d in range(n.ndata)] + [p]
+    if kind == "raid5":
+        return [(p + 1 + d) % nm for d in range(nm - 1)] + [p]
     q = (p + 1) % nm
-    return [(p + 2 + d) % nm for d in range(n.ndata)] + [p, q]
+    return [(p + 2 + d) % nm for d in range(nm - 2)] + [p, q]
 
 
-def r56_selftest(n):
-    """Our slots must agree with raid_md_ref's roles (independent code)."""
-    for s in range(2 * len(n.kids) + 1):
-        roles = raid_md_ref.r56_roles(n.kind, len(n.kids), s)
-        want = [m for d in range(n.ndata) for m, r in roles.items() if r == ("D", d)]
-        want += [m for m, r in roles.items() if r == "P"]
-        want += [m for m, r in roles.items() if r == "Q"]
-        if want != r56_slots(n, s):
-            die("%s of %d, stripe %d: slots %s, raid_md_ref says %s" %
-                (n.kind, len(n.kids), s, r56_slots(n, s), want))
+def gf_mul_byte(a, b):
+    """a * b in GF(2^8), poly 0x11d, bit by bit (selftest's reference)."""
+    r = 0
+    while b:
+        if b & 1:
+            r ^= a
+        a <<= 1
+        if a & 0x100:
+            a ^= 0x11d
+        b >>= 1
+    return r
 
 
 # GF(2^8), poly 0x11d: multiply every byte by 2 with one bytes.translate.
@@ -250,12 +266,12 @@ def xor(a, b):
         len(a), "little")
 
 
-def r56_parity(n, data):
-    """[P] or [P, Q] of the data chunks @data (D_0 first)."""
+def r56_parity(npar, data):
+    """[P] or (@npar 2) [P, Q] of the data chunks @data (D_0 first)."""
     p = data[0]
     for d in data[1:]:
         p = xor(p, d)
-    if n.npar == 1:
+    if npar == 1:
         return [p]
     q = data[-1]                       # Horner: ((D_k-1 * 2) ^ D_k-2) * 2 ...
     for d in reversed(data[:-1]):
@@ -265,9 +281,9 @@ def r56_parity(n, data):
 
 def r56_fix_stripe(n, s, bufs):
     """Recompute the parity of stripe @s from its data chunks."""
-    c, slots = n.chunk, r56_slots(n, s)
+    c, slots = n.chunk, r56_slots(n.kind, len(n.kids), s)
     data = [read(n.kids[m], s * c, c, bufs) for m in slots[:n.ndata]]
-    for m, blk in zip(slots[n.ndata:], r56_parity(n, data)):
+    for m, blk in zip(slots[n.ndata:], r56_parity(n.npar, data)):
         write(n.kids[m], s * c, blk, bufs)
 
 
@@ -289,7 +305,8 @@ def pieces(n, off, length):
         elif n.kind in R56:
             c, k = n.chunk, off // n.chunk
             s, inside = k // n.ndata, off % c
-            m, mpos, room = r56_slots(n, s)[k % n.ndata], s * c + inside, c - inside
+            m = r56_slots(n.kind, len(n.kids), s)[k % n.ndata]
+            mpos, room = s * c + inside, c - inside
         else:
             raise AssertionError(n.kind)
         take = min(room, length)
@@ -354,7 +371,7 @@ def all_runs(n, off, length, logical):
         done += take
     if n.kind in R56 and length:
         for s in range(off // n.swidth, (off + length - 1) // n.swidth + 1):
-            for i, m in enumerate(r56_slots(n, s)[n.ndata:]):
+            for i, m in enumerate(r56_slots(n.kind, len(n.kids), s)[n.ndata:]):
                 what = "%s of stripe %d of %r" % ("PQ"[i], s, n)
                 out += [r[:3] + (what,) for r in
                         all_runs(n.kids[m], s * n.chunk, n.chunk, 0)]
@@ -365,9 +382,6 @@ def load(expr, from_dir=None):
     root = parse(expr)
     base = from_dir or "."
     size_tree(root, lambda p: os.path.getsize(os.path.join(base, p)))
-    for n in nodes(root):
-        if n.kind in R56:
-            r56_selftest(n)
     return root
 
 
@@ -389,9 +403,6 @@ def cmd_init(expr, seed, *specs):
         if l.path not in want:
             die("init: no size given for " + l.path)
     size_tree(root, lambda p: want[p])
-    for n in nodes(root):
-        if n.kind in R56:
-            r56_selftest(n)
     bufs = {p: bytearray(rnd.randbytes(s)) for p, s in want.items()}
     # Mirrors in sync and parity consistent over what is in use, as after
     # a resync (top-down, so nested levels inherit their parent's content).
@@ -529,29 +540,15 @@ def first_diff(got, want):
     return first + next(i for i in range(4096) if got[first + i] != want[first + i])
 
 
-def md_check(root, want_bufs, got_bufs):
-    """Every raid5/6 node's members against raid_md_ref's md layout of the
-    node's final logical data; returns the number of members that differ."""
-    bad = 0
-    for n in nodes(root):
-        if n.kind not in R56:
-            continue
-        image = read(n, 0, n.size, want_bufs)
-        mem, where = raid_md_ref.expected(n.kind, n.chunk, image,
-                                          [k.size for k in n.kids])
-        for m, k in enumerate(n.kids):
-            got = read(k, 0, len(mem[m]), got_bufs)
-            if got == mem[m]:
-                continue
-            bad += 1
-            first = first_diff(got, mem[m])
-            nsect = sum(1 for i in range(0, len(got), 512)
-                        if got[i:i + 512] != mem[m][i:i + 512])
-            print("raid_md_ref: %r member %d (%r): %d of %d sectors differ from md's "
-                  "layout; first at byte %d (%s): got %02x, want %02x" %
-                  (n, m, k, nsect, len(got) // 512, first, where(m, first),
-                   got[first], mem[m][first]))
-    return bad
+def whose(runs, path, off):
+    """What byte @off of leaf @path holds, from all_runs() @runs: a parity
+    chunk's description, "array byte N", or None outside the part in use."""
+    owner = [r for r in runs if r[0] == path and r[1] <= off < r[1] + r[2]]
+    if not owner:
+        return None
+    if isinstance(owner[0][3], str):
+        return owner[0][3]
+    return "array byte %d" % (owner[0][3] + off - owner[0][1])
 
 
 def cmd_check(expr, model, stats=None):
@@ -582,25 +579,20 @@ def cmd_check(expr, model, stats=None):
         first = first_diff(got, want)
         ndiff = sum(1 for i in range(0, len(got), 512)
                     if got[i:i + 512] != want[i:i + 512])
-        owner = [r for r in runs if r[0] == l.path and r[1] <= first < r[1] + r[2]]
-        if owner and isinstance(owner[0][3], str):
-            where = owner[0][3]
-        elif owner:
-            lo = owner[0][3] + first - owner[0][1]
-            where = "array byte %d" % lo
-            src = data.find(got[first:first + 64]) if first + 64 <= len(got) else -1
-            if src >= 0:
-                where += "; holds array byte %d's data instead" % src
-        else:
+        where = whose(runs, l.path, first)
+        if where is None:
             where = "outside the part in use (must keep its old bytes)"
             if got[first:first + 64] == orig[l.path][first:first + 64]:
                 where += "; it does"
+        elif where.startswith("array byte"):
+            src = data.find(got[first:first + 64]) if first + 64 <= len(got) else -1
+            if src >= 0:
+                where += "; holds array byte %d's data instead" % src
         print("%s: %d of %d 512-byte blocks differ; first at byte %d (%s)" %
               (l.path, ndiff, len(got) // 512, first, where))
-    mdbad = md_check(root, bufs, got_bufs) if has_r56(root) else 0
-    if bad or mdbad:
-        die("check: %d member image(s) differ from the reference mapping of %s%s"
-            % (bad, expr, ", %d from md's layout (raid_md_ref)" % mdbad if mdbad else ""))
+    if bad:
+        die("check: %d member image(s) differ from the reference mapping of %s"
+            % (bad, expr))
     if stats:
         after(root, stats)
 
@@ -764,7 +756,7 @@ def r56_write(n, s, lo, hi, path, e):
     and the parity columns; reconstruct-write reads the columns of the data
     chunks it does not wholly replace.  Then the new data goes to its
     members and the parity columns to theirs."""
-    c, slots, base = n.chunk, r56_slots(n, s), s * n.chunk
+    c, slots, base = n.chunk, r56_slots(n.kind, len(n.kids), s), s * n.chunk
     touched = []
     for j in range(n.ndata):
         a, b = max(lo, j * c) - j * c, min(hi, (j + 1) * c) - j * c
@@ -930,13 +922,142 @@ def cmd_noerrors(stats):
         die("I/O errors: " + "; ".join(errs))
 
 
+# ---- one md level over member images -------------------------------------
+
+def level_tree(level, chunk, paths):
+    """The tree of @level over the image files @paths (raid10: raid0 over
+    raid1 pairs), as an expression of it would parse."""
+    files = [Node("file", path=p) for p in paths]
+    if level == "raid1":
+        return Node("raid1", files)
+    if level in R56:
+        return Node(level, files, {"chunk": chunk})
+    if level == "raid10":
+        if len(files) % 2:
+            die("raid10 wants pairs")
+        pairs = [Node("raid1", files[i:i + 2]) for i in range(0, len(files), 2)]
+        return Node("raid0", pairs, {"chunk": chunk})
+    die("unknown level %s (raid1, raid5, raid6, raid10)" % level)
+
+
+def cmd_mdcheck(level, chunk, model_path, *members):
+    skip = set()
+    offset = 0
+    members = list(members)
+    if "--skip" in members:
+        i = members.index("--skip")
+        skip = {int(x) for x in members[i + 1].split(",") if x}
+        del members[i:i + 2]
+    if "--offset" in members:
+        i = members.index("--offset")
+        offset = int(members[i + 1])
+        del members[i:i + 2]
+    root = level_tree(level, int(chunk), members)
+    got = {}
+    for p in members:
+        with open(p, "rb") as f:
+            f.seek(offset)
+            got[p] = bytearray(f.read())
+    size_tree(root, lambda p: len(got[p]))
+    model = open(model_path, "rb").read()
+    if len(model) != root.size:
+        die("model is %d bytes, %s of %s holds %d" % (
+            len(model), level, " x ".join(str(len(got[p])) for p in members),
+            root.size))
+    # What md holds: the members as they are, the part in use rewritten
+    # with the model (so only that part is compared).
+    want = {p: bytearray(b) for p, b in got.items()}
+    write(root, 0, memoryview(model), want)
+    bad = 0
+    runs = None
+    for m, path in enumerate(members):
+        if m in skip or got[path] == want[path]:
+            continue
+        bad += 1
+        if runs is None:
+            runs = all_runs(root, 0, root.size, 0)
+        g, w = got[path], want[path]
+        first = first_diff(g, w)
+        nsect = sum(1 for i in range(0, len(g), 512) if g[i:i + 512] != w[i:i + 512])
+        print("member %d (%s): %d of %d sectors differ; first at byte %d (%s): "
+              "got %02x, want %02x" % (m, path, nsect, len(g) // 512, first,
+                                       whose(runs, path, first), g[first], w[first]))
+    if bad:
+        die("%d member(s) differ from md's %s layout of %s" % (bad, level, model_path))
+    print("%s: %d member(s) match md's layout" % (level, len(members) - len(skip)))
+
+
+def cmd_locate(level, n, chunk, stripe, role):
+    n, chunk, s = int(n), int(chunk), int(stripe)
+    if level not in R56:
+        die("locate: %s has no parity" % level)
+    slots = r56_slots(level, n, s)
+    ndata = n - (1 if level == "raid5" else 2)
+    if role == "P":
+        i = ndata
+    elif role == "Q" and level == "raid6":
+        i = ndata + 1
+    elif role[:1] == "D" and role[1:].isdigit() and int(role[1:]) < ndata:
+        i = int(role[1:])
+    else:
+        die("no role %s in %s stripe %d" % (role, level, s))
+    print(slots[i], s * chunk)
+
+
+def cmd_churn(disk, model, stopfile, seed, lo=0, hi=None):
+    rnd = random.Random(int(seed))
+    fd = os.open(disk, os.O_WRONLY)
+    md = os.open(model, os.O_WRONLY)
+    lo = int(lo)
+    hi = int(hi) if hi else os.path.getsize(model)
+    assert lo % 4096 == 0 and hi - lo >= 1 << 20
+    n = 0
+    while not os.path.exists(stopfile) or n < 8:
+        if rnd.random() < 0.5:
+            length = rnd.choice((4096, 8192, 65536, 131072, 4096 * rnd.randint(1, 48)))
+            off = rnd.randrange(lo, hi - length + 1) & ~4095
+        else:
+            length = rnd.randint(1, 200000)
+            off = rnd.randrange(lo, hi - length + 1)
+        buf = rnd.randbytes(length)
+        try:
+            done = os.pwrite(fd, buf, off)
+        except OSError as e:
+            die("churn: write of %d bytes at %d: %s" % (length, off, e))
+        if done != length:
+            die("churn: write of %d bytes at %d wrote %d" % (length, off, done))
+        os.pwrite(md, buf, off)
+        n += 1
+    os.close(fd)
+    os.close(md)
+    print(n)
+
+
+def cmd_selftest():
+    rnd = random.Random(7)
+    ds = [rnd.randbytes(64) for _ in range(7)]
+    got = r56_parity(2, ds)[1]
+    want = bytearray(64)
+    for d, blk in enumerate(ds):
+        g = 1
+        for _ in range(d):
+            g = gf_mul_byte(g, 2)
+        for i in range(64):
+            want[i] ^= gf_mul_byte(blk[i], g)
+    if got != bytes(want):
+        die("selftest: Q differs from the byte-by-byte Q")
+    print("selftest ok")
+
+
 def main():
     if len(sys.argv) < 2:
         die(__doc__)
     cmds = {"init": cmd_init, "size": cmd_size, "boundaries": cmd_boundaries,
             "statoff": cmd_statoff, "plan": cmd_plan, "apply": cmd_apply,
             "check": cmd_check, "stats": cmd_stats, "statsdelta": cmd_statsdelta,
-            "mirrorreads": cmd_mirrorreads, "noerrors": cmd_noerrors, "after": cmd_after}
+            "mirrorreads": cmd_mirrorreads, "noerrors": cmd_noerrors, "after": cmd_after,
+            "mdcheck": cmd_mdcheck, "locate": cmd_locate, "churn": cmd_churn,
+            "selftest": cmd_selftest}
     if sys.argv[1] not in cmds:
         die("unknown command " + sys.argv[1])
     cmds[sys.argv[1]](*sys.argv[2:])

@@ -35,7 +35,7 @@ requires_transport
 has_python || skip "requires python3"
 requires losetup
 
-REF=$E2E_DIR/raid_md_ref.py
+REF=$E2E_DIR/raid_ref.py
 . "$(dirname "$0")/raid_lib.sh"
 D=$MNT/disk
 MODEL=$T/model
@@ -149,7 +149,7 @@ if want members; then
 	wait_idle "rebuild of b.img"
 	verify "after taking b.img back"
 	stop_rawvec
-	ref check raid5 $((16 * K)) "$MODEL" a.img b.img c.img d.img ||
+	ref mdcheck raid5 $((16 * K)) "$MODEL" a.img b.img c.img d.img ||
 		die "$CASE: member images after the rebuild of b.img"
 fi
 
@@ -317,7 +317,7 @@ if want mount; then
 	wait_idle "rebuild of n.img"
 	verify "after the rebuild"
 	stop_rawvec
-	ref check raid5 $((16 * K)) "$MODEL" a.img n.img c.img d.img || die "$CASE: member images"
+	ref mdcheck raid5 $((16 * K)) "$MODEL" a.img n.img c.img d.img || die "$CASE: member images"
 fi
 
 # ---- startup: members inside the mountpoint -----------------------------------------

@@ -4,7 +4,7 @@
 #   - mdadm --examine of every member of raid0/1/5/6/linear created by
 #     --create agrees with stats: level, devices, layout, chunk, UUID,
 #     role, state, events, data offset; raid1/5/6 data lies at the data
-#     offset in md's layout (raid_md_ref.py --offset); after a restart a
+#     offset in md's layout (raid_ref.py mdcheck --offset); after a restart a
 #     single write marks the array active and 200 ms later clean again;
 #   - a failed member stays failed after a restart (superblocks and
 #     stats say so, no stale byte is read), a replaced one is in its role
@@ -23,7 +23,7 @@
 requires_transport
 requires mdadm python3
 
-REF=$E2E_DIR/raid_md_ref.py
+REF=$E2E_DIR/raid_ref.py
 . "$(dirname "$0")/raid_lib.sh"
 D=$MNT/disk
 MODEL=$T/model
@@ -131,7 +131,7 @@ for spec in "raid0 64k 2" "raid1 0 2" "raid5 64k 4" "raid6 32k 5" "linear 0 3"; 
 	stop_rawvec
 	case $level in
 	raid1 | raid5 | raid6)
-		ref check "$level" $(( ${chunk%k} * 1024 )) "$MODEL" "${imgs[@]}" --offset $OFF >/dev/null ||
+		ref mdcheck "$level" $(( ${chunk%k} * 1024 )) "$MODEL" "${imgs[@]}" --offset $OFF >/dev/null ||
 			die "$CASE: members differ from md's layout at the data offset" ;;
 	esac
 	# Restarted: the same array; one write, and it is clean again.

@@ -7,7 +7,7 @@
 #     while degraded (aligned direct ones: 4k, a chunk, a full stripe, 1M,
 #     the last 4k; unaligned: odd offsets and sizes, across chunk and
 #     stripe boundaries, ending at the very end) read back, and after
-#     unmount the surviving members hold what md would (raid_md_ref.py);
+#     unmount the surviving members hold what md would (raid_ref.py mdcheck);
 #   - one failure too many (raid1 both mirrors, raid5 two, raid6 three,
 #     raid0 one, linear one): reads of the affected ranges fail with EIO
 #     (and writes too), the daemon keeps running, stats stay readable,
@@ -28,7 +28,7 @@
 requires_transport
 has_python || skip "requires python3"
 
-REF=$E2E_DIR/raid_md_ref.py
+REF=$E2E_DIR/raid_ref.py
 . "$(dirname "$0")/raid_lib.sh"
 D=$MNT/disk
 MODEL=$T/model
@@ -232,7 +232,7 @@ surviving()
 {
 	local level=$1 chunk=$2 skip=$3
 	shift 3
-	(cd "$T/$CASE" && ref check "$level" "$chunk" "$MODEL" "$@" --skip "$skip") ||
+	(cd "$T/$CASE" && ref mdcheck "$level" "$chunk" "$MODEL" "$@" --skip "$skip") ||
 		die "$CASE: surviving members after unmount"
 }
 

@@ -35,9 +35,8 @@
 #     rewrites their parity afterwards);
 #   - after unmount, every member image equals, byte for byte, its pristine
 #     copy with the model written through the reference mapping (bytes
-#     outside the part in use keep their old contents), and the members of
-#     every raid5/6 equal what raid_md_ref.py (md's layout, written by
-#     another hand) computes from the final logical data.
+#     outside the part in use keep their old contents); for raid0/5/6 that
+#     mapping is md's layout.
 . "$(dirname "$0")/lib.sh"
 requires_transport
 requires fio head

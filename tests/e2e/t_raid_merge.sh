@@ -21,7 +21,7 @@ requires_transport
 requires fio
 has_python || skip "requires python3"
 
-REF=$E2E_DIR/raid_md_ref.py
+REF=$E2E_DIR/raid_ref.py
 . "$(dirname "$0")/raid_lib.sh"
 D=$MNT/disk
 MODEL=$T/model
@@ -57,7 +57,7 @@ members_match()
 	shift 2
 	dd if="$D" iflag=direct bs=1M status=none >"$MODEL" || die "$CASE: reading the disk"
 	stop_rawvec
-	(cd "$T/$CASE" && ref check "$level" "$chunk" "$MODEL" "$@") ||
+	(cd "$T/$CASE" && ref mdcheck "$level" "$chunk" "$MODEL" "$@") ||
 		die "$CASE: the members are not md's $level layout of the disk"
 }
 

@@ -9,13 +9,13 @@
 #     umount, e2fsck -fn clean;
 #   - replace the failed member(s), wait for the rebuild, e2fsck -fn
 #     clean; after unmount every member equals md's layout of the disk's
-#     final contents (raid_md_ref.py).
+#     final contents (raid_ref.py mdcheck).
 . "$(dirname "$0")/lib.sh"
 requires_transport
 requires mkfs.ext4 e2fsck losetup sha256sum
 has_python || skip "requires python3"
 
-REF=$E2E_DIR/raid_md_ref.py
+REF=$E2E_DIR/raid_ref.py
 . "$(dirname "$0")/raid_lib.sh"
 D=$MNT/disk
 FS=$T/ext4
@@ -122,7 +122,7 @@ mkfs_case()
 	umount_fs "rebuilt"
 	dd if="$D" iflag=direct bs=1M status=none >"$T/$name/final.bin" || die "$CASE: reading the disk"
 	stop_rawvec
-	ref check "$level" $((64 * 1024)) final.bin "${members[@]}" ||
+	ref mdcheck "$level" $((64 * 1024)) final.bin "${members[@]}" ||
 		die "$CASE: member images differ from md's layout of the disk's contents"
 	cd "$T" && rm -rf "${T:?}/$name"
 }

@@ -6,7 +6,7 @@
 # failed) and raid10 (raid0 over two raid1 pairs, nested address 1.0):
 #   - fill the disk with random data, `fail` a member, write more while
 #     degraded (aligned and unaligned);
-#   - start a writer (raid_md_ref.py churn: random aligned and unaligned
+#   - start a writer (raid_ref.py churn: random aligned and unaligned
 #     pwrites, the same bytes into a model file), `replace` the failed
 #     member with a new image (created by rawvec), and keep writing while
 #     the rebuild runs; poll stats until no member is "rebuilding" and no
@@ -21,13 +21,14 @@
 #   - the disk reads back as the model; stats say degraded 0, all ok,
 #     rebuild_pos = member_size;
 #   - after unmount every member image, the new one included, equals byte
-#     for byte what md holds for the model (raid_md_ref.py: raid5/6 parity
-#     from the model, raid1 mirrors equal the data, raid10 pairs equal).
+#     for byte what md holds for the model (raid_ref.py mdcheck: raid5/6
+#     parity from the model, raid1 mirrors equal the data, raid10 pairs
+#     equal).
 . "$(dirname "$0")/lib.sh"
 requires_transport
 has_python || skip "requires python3"
 
-REF=$E2E_DIR/raid_md_ref.py
+REF=$E2E_DIR/raid_ref.py
 . "$(dirname "$0")/raid_lib.sh"
 D=$MNT/disk
 MODEL=$T/model
@@ -197,7 +198,7 @@ cycles()
 
 final_check()
 {
-	(cd "$T/$CASE" && ref check "$@") || die "$CASE: member images after unmount"
+	(cd "$T/$CASE" && ref mdcheck "$@") || die "$CASE: member images after unmount"
 }
 
 # ---- raid1 ---------------------------------------------------------------

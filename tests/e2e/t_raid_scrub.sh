@@ -2,7 +2,7 @@
 # Scrub (`check`, `repair`) of raid5 (4 members), raid6 (5 members), raid1
 # (2 mirrors) and raid10 (raid0 over raid1 pairs):
 #   - fill the disk with random data, unmount; the members equal md's
-#     layout of it (raid_md_ref.py);
+#     layout of it (raid_ref.py mdcheck);
 #   - corrupt bytes of the member images where the reference says parity
 #     lives (raid5: P of two stripes, in different pages; raid6: P of one
 #     stripe, Q of another, and P and Q in the same page of a third; raid1
@@ -18,7 +18,7 @@
 requires_transport
 has_python || skip "requires python3"
 
-REF=$E2E_DIR/raid_md_ref.py
+REF=$E2E_DIR/raid_ref.py
 . "$(dirname "$0")/raid_lib.sh"
 D=$MNT/disk
 MODEL=$T/model
@@ -90,7 +90,7 @@ scrub_case()
 	got=$(scrub check) || exit 1
 	[ "$got" = 0 ] || die "$CASE: check right after filling counts $got mismatched sectors"
 	stop_rawvec
-	(cd "$T/$CASE" && ref check "$level" "$chunk" "$MODEL" "$@") ||
+	(cd "$T/$CASE" && ref mdcheck "$level" "$chunk" "$MODEL" "$@") ||
 		die "$CASE: members after filling"
 
 	for p in $POKES; do
@@ -122,7 +122,7 @@ scrub_case()
 	[ "$got" = 0 ] || die "$CASE: check after repair counts $got mismatched sectors, want 0"
 	verify "after repair and check"
 	stop_rawvec
-	(cd "$T/$CASE" && ref check "$level" "$chunk" "$MODEL" "$@") ||
+	(cd "$T/$CASE" && ref mdcheck "$level" "$chunk" "$MODEL" "$@") ||
 		die "$CASE: members after repair"
 }
 

@@ -2,6 +2,7 @@
  * UNIT_SEED=<n> reproduces a randomized run; CK_RUN_SUITE / CK_RUN_CASE
  * narrow it down as usual with Check. */
 #include "tests/unit/unit.h"
+#include "blockdev/core/log.h"
 
 #include <inttypes.h>
 #include <stdio.h>
@@ -16,6 +17,15 @@ uint64_t ut_seed = UT_DEFAULT_SEED;
 Suite *parity_suite(void) __attribute__((weak));
 Suite *super_suite(void) __attribute__((weak));
 Suite *json_suite(void) __attribute__((weak));
+Suite *levels_suite(void) __attribute__((weak));
+Suite *layout_suite(void) __attribute__((weak));
+
+/* The layers' log lines (a member failed, sizes differ) are what the
+ * tests provoke on purpose; UNIT_LOG=1 shows them. */
+static void quiet_log(const char *msg)
+{
+	(void)msg;
+}
 
 int main(void)
 {
@@ -26,6 +36,8 @@ int main(void)
 
 	if (env && *env)
 		ut_seed = strtoull(env, NULL, 0);
+	if (!getenv("UNIT_LOG"))
+		bdev_log_set(quiet_log);
 	printf("rawvec unit tests: UNIT_SEED=%" PRIu64 "\n", ut_seed);
 	/* Flush before Check forks, or every child repeats the line. */
 	fflush(stdout);
@@ -40,6 +52,10 @@ int main(void)
 		srunner_add_suite(sr, super_suite());
 	if (json_suite)
 		srunner_add_suite(sr, json_suite());
+	if (levels_suite)
+		srunner_add_suite(sr, levels_suite());
+	if (layout_suite)
+		srunner_add_suite(sr, layout_suite());
 	srunner_run_all(sr, CK_NORMAL);
 	nr_failed = srunner_ntests_failed(sr);
 	nr_run = srunner_ntests_run(sr);

@@ -1,0 +1,1186 @@
+/* test_levels: linear, slice, raid0, raid1, raid5 and raid6 driven in
+ * process over mem() members: every map is a bijection, data survives
+ * every chunk and member boundary, raid5/6 plan their writes as documented,
+ * degraded arrays read back what was written, and data and parity land
+ * where Linux md puts them (the expectations are the test's own formulas). */
+#include "tests/unit/unit.h"
+
+#include <errno.h>
+#include <stdio.h>
+
+#include "blockdev/layout.h"
+#include "blockdev/levels/layer.h"
+#include "blockdev/levels/member.h"
+#include "blockdev/levels/raid56.h"
+#include "blockdev/levels/super.h"
+
+/* Where @l's logical byte 0 lies on its member: a slice's offset, which
+ * the slice keeps to itself, and 0 for the other levels. */
+static uint64_t window_start(const struct layer *l)
+{
+	uint64_t mpos = 0, max;
+	int m;
+
+	if (l->l_map)
+		l->l_map(l, 0, &m, &mpos, &max);
+	return mpos;
+}
+
+#define MAX_IO (256u << 10) /* the largest request sent (max_io_bytes) */
+#define MAX_PIECES 4096
+#define MAX_BOUNDS 4096
+
+/* ---- requests, and the one place that runs the event loop ---- */
+
+struct io {
+	struct bdev_req io_req;
+	struct pvec io_vec[2];
+	bool io_done;
+};
+
+struct io_set {
+	struct io *s_ios;
+	int s_nr;
+};
+
+static void io_end(struct bdev_req *req)
+{
+	((struct io *)req->br_private)->io_done = true;
+}
+
+static bool all_done(void *arg)
+{
+	const struct io_set *s = arg;
+
+	for (int i = 0; i < s->s_nr; i++)
+		if (!s->s_ios[i].io_done)
+			return false;
+	return true;
+}
+
+/*
+ * run_until_done() - wait for @nr requests.  Without a loop there is
+ * nothing to run: mem() members complete inside submit, and raid5/6 hold
+ * no write back.  With one, run it until all of them are done.
+ */
+static void run_until_done(struct loop *loop, struct io *ios, int nr)
+{
+	struct io_set s = { ios, nr };
+
+	if (loop)
+		ck_assert_int_eq(loop_run_until(loop, all_done, &s), 0);
+	UT_CHECK(all_done(&s), "%d request(s), not all complete", nr);
+}
+
+/* Submit @op of [@buf, + @len) at @pos on @dev, on @loop (may be NULL);
+ * the data in two segments when @split falls inside it (front-end
+ * requests come in one or two). */
+static void io_submit(struct io *io, struct loop *loop, struct bdev *dev,
+		      enum bdev_op op, uint64_t pos, uint8_t *buf, size_t len,
+		      size_t split)
+{
+	int nr;
+
+	memset(io, 0, sizeof(*io));
+	if (split && split < len) {
+		nr = pvec_from_buf(io->io_vec, 1, buf, split, 0);
+		nr += pvec_from_buf(io->io_vec + 1, 1, buf + split, len - split, 0);
+		UT_EQ(nr, 2, "two segments");
+	} else {
+		nr = pvec_from_buf(io->io_vec, 1, buf, len, 0);
+		UT_EQ(nr, 1, "one segment");
+	}
+	bdev_req_init(&io->io_req, op, pos, len, io->io_vec,
+		      pvec_iter_init(io->io_vec, nr), io_end, io);
+	io->io_req.br_loop = loop;
+	bdev_submit(dev, &io->io_req);
+}
+
+static int do_io(struct loop *loop, struct bdev *dev, enum bdev_op op,
+		 uint64_t pos, uint8_t *buf, size_t len, size_t split)
+{
+	struct io io;
+
+	io_submit(&io, loop, dev, op, pos, buf, len, split);
+	run_until_done(loop, &io, 1);
+	return io.io_req.br_error;
+}
+
+/* ---- an array under test, and a model of its bytes ---- */
+
+struct arr {
+	const char *a_expr;
+	struct bdev *a_dev;
+	struct layer *a_l;
+	struct loop *a_loop; /* the requests': NULL, or the merge test's */
+	uint64_t a_size;
+	uint32_t a_align;
+	uint8_t *a_model; /* what the array must hold */
+	uint8_t *a_buf;	  /* MAX_IO of scratch */
+	struct ut_rng a_rng;
+};
+
+static void arr_setup(struct arr *a, const char *expr, struct bdev *dev,
+		      struct loop *loop)
+{
+	a->a_expr = expr;
+	a->a_dev = dev;
+	a->a_l = layer_of(dev);
+	a->a_loop = loop;
+	a->a_size = dev->bd_size;
+	a->a_align = dev->bd_align;
+	UT_CHECK(bdev_is_layer(dev), "%s: not a layer", expr);
+	UT_CHECK(a->a_size && a->a_size % a->a_align == 0, "%s: size %llu",
+		 expr, (unsigned long long)a->a_size);
+	/* mem() members start out zeroed, and so does the model. */
+	a->a_model = calloc(1, a->a_size);
+	a->a_buf = aligned_alloc(4096, MAX_IO);
+	ck_assert_ptr_nonnull(a->a_model);
+	ck_assert_ptr_nonnull(a->a_buf);
+	ut_rng_init(&a->a_rng, expr);
+}
+
+/* Open @expr as the daemon would, without superblock I/O (headerless). */
+static void arr_open(struct arr *a, const char *expr, struct loop *loop)
+{
+	struct bdev_layout_opts o = { .no_io = true, .max_io_bytes = MAX_IO };
+	struct bdev *dev;
+	char err[1024];
+	int ret = bdev_layout_open(expr, loop, &o, &dev, err, sizeof(err));
+
+	ck_assert_msg(!ret, "%s: %d %s", expr, ret, err);
+	arr_setup(a, expr, dev, loop);
+}
+
+static void arr_close(struct arr *a)
+{
+	bdev_destroy(a->a_dev);
+	free(a->a_model);
+	free(a->a_buf);
+}
+
+static size_t rand_split(struct arr *a, size_t len)
+{
+	return ut_chance(&a->a_rng, 50) ? 512 * ut_below(&a->a_rng, len / 512) : 0;
+}
+
+static void arr_write(struct arr *a, uint64_t pos, size_t len)
+{
+	uint64_t *w = (uint64_t *)a->a_buf;
+
+	UT_CHECK(len <= MAX_IO && pos + len <= a->a_size && len % 8 == 0,
+		 "%s: write %llu+%zu", a->a_expr, (unsigned long long)pos, len);
+	/* ut_fill() a word at a time: a tenth of the time under ASan. */
+	for (size_t i = 0; i < len / 8; i++)
+		w[i] = ut_next(&a->a_rng);
+	UT_EQ(do_io(a->a_loop, a->a_dev, BDEV_WRITE, pos, a->a_buf, len,
+		    rand_split(a, len)),
+	      0, "%s: write %llu+%zu", a->a_expr, (unsigned long long)pos, len);
+	memcpy(a->a_model + pos, a->a_buf, len);
+}
+
+static void arr_check(struct arr *a, uint64_t pos, size_t len, const char *when)
+{
+	UT_EQ(do_io(a->a_loop, a->a_dev, BDEV_READ, pos, a->a_buf, len,
+		    rand_split(a, len)),
+	      0, "%s: read %llu+%zu (%s)", a->a_expr, (unsigned long long)pos,
+	      len, when);
+	if (memcmp(a->a_buf, a->a_model + pos, len)) {
+		size_t i = 0;
+
+		while (a->a_buf[i] == a->a_model[pos + i])
+			i++;
+		ck_abort_msg("[UNIT_SEED=%llu] %s: read %llu+%zu (%s): array "
+			     "byte %llu differs from what was written",
+			     (unsigned long long)ut_seed, a->a_expr,
+			     (unsigned long long)pos, len, when,
+			     (unsigned long long)(pos + i));
+	}
+}
+
+static void arr_fill(struct arr *a)
+{
+	for (uint64_t pos = 0; pos < a->a_size; pos += MAX_IO)
+		arr_write(a, pos, a->a_size - pos < MAX_IO ? a->a_size - pos : MAX_IO);
+}
+
+static void arr_check_all(struct arr *a, const char *when)
+{
+	for (uint64_t pos = 0; pos < a->a_size; pos += MAX_IO)
+		arr_check(a, pos, a->a_size - pos < MAX_IO ? a->a_size - pos : MAX_IO,
+			  when);
+}
+
+/* Member @m's bytes [@pos, + @len), @pos past its data offset, into @buf. */
+static void member_read(struct arr *a, int m, uint64_t pos, uint8_t *buf,
+			uint64_t len)
+{
+	struct bdev *d = a->a_l->l_members[m];
+
+	pos += a->a_l->l_data_offset;
+	for (uint64_t done = 0; done < len; done += MAX_IO) {
+		size_t n = len - done < MAX_IO ? len - done : MAX_IO;
+
+		UT_EQ(do_io(a->a_loop, d, BDEV_READ, pos + done, buf + done, n, 0),
+		      0, "%s: member %d read", a->a_expr, m);
+	}
+}
+
+/* ---- maps ---- */
+
+/**
+ * struct piece - [@p_pos, + @p_len) of the array lives at [@p_mpos, +
+ * @p_len) of member @p_m's data; @p_pos is UINT64_MAX for parity.
+ */
+struct piece {
+	uint64_t p_pos, p_len, p_mpos;
+	int p_m;
+};
+
+static struct piece pieces[MAX_PIECES];
+
+/* The level's map walked over the whole array, piece after piece. */
+static int map_all(struct arr *a, struct piece *pc)
+{
+	const struct layer *l = a->a_l;
+	uint64_t pos = 0, mpos, room;
+	int n = 0, m;
+
+	while (pos < a->a_size) {
+		l->l_map(l, pos, &m, &mpos, &room);
+		UT_CHECK(room > 0 && m >= 0 && m < l->l_nr,
+			 "%s: map(%llu): member %d, %llu bytes", a->a_expr,
+			 (unsigned long long)pos, m, (unsigned long long)room);
+		if (room > a->a_size - pos)
+			room = a->a_size - pos;
+		UT_CHECK(n < MAX_PIECES, "%s: too many pieces", a->a_expr);
+		pc[n++] = (struct piece){ pos, room, mpos, m };
+		pos += room;
+	}
+	return n;
+}
+
+static int by_member(const void *x, const void *y)
+{
+	const struct piece *a = x, *b = y;
+
+	if (a->p_m != b->p_m)
+		return a->p_m - b->p_m;
+	return a->p_mpos < b->p_mpos ? -1 : a->p_mpos > b->p_mpos;
+}
+
+static int nparity_of(const struct arr *a)
+{
+	return !strcmp(a->a_l->l_kind, "raid6") ? 2 :
+	       !strcmp(a->a_l->l_kind, "raid5") ? 1 : 0;
+}
+
+/*
+ * Every array byte maps to one member byte (the pieces tile the array and
+ * the map agrees with them anywhere inside), and no two array bytes, nor
+ * an array byte and parity, share one: per member, the pieces follow each
+ * other without overlap, and without a gap over the part in use.
+ */
+static void check_bijection(struct arr *a)
+{
+	const struct layer *l = a->a_l;
+	int n = map_all(a, pieces), nr = n, npar = nparity_of(a);
+	uint64_t min_bytes = UINT64_MAX;
+
+	for (int i = 0; i < 300; i++) {
+		uint64_t pos = ut_below(&a->a_rng, a->a_size), mpos, room;
+		int lo = 0, hi = n - 1, m;
+		const struct piece *pc;
+
+		while (lo < hi) {
+			int mid = (lo + hi + 1) / 2;
+
+			if (pieces[mid].p_pos <= pos)
+				lo = mid;
+			else
+				hi = mid - 1;
+		}
+		pc = &pieces[lo];
+		l->l_map(l, pos, &m, &mpos, &room);
+		UT_CHECK(m == pc->p_m && mpos == pc->p_mpos + (pos - pc->p_pos) &&
+				 pos + room >= pc->p_pos + pc->p_len,
+			 "%s: map(%llu) = member %d at %llu, inside a piece on "
+			 "member %d at %llu", a->a_expr, (unsigned long long)pos,
+			 m, (unsigned long long)mpos, pc->p_m,
+			 (unsigned long long)pc->p_mpos);
+	}
+	if (npar) {
+		int slots[LAYER_MAX_MEMBERS], ndata = l->l_nr - npar;
+
+		for (uint64_t s = 0; s < l->l_member_size / l->l_chunk; s++) {
+			raid56_layout(l, s, slots);
+			for (int k = ndata; k < l->l_nr; k++) {
+				UT_CHECK(nr < MAX_PIECES, "%s", a->a_expr);
+				pieces[nr++] = (struct piece){ UINT64_MAX, l->l_chunk,
+							       s * l->l_chunk, slots[k] };
+			}
+		}
+	}
+	for (int m = 0; m < l->l_nr; m++) {
+		uint64_t b = l->l_members[m]->bd_size - l->l_data_offset;
+
+		min_bytes = b < min_bytes ? b : min_bytes;
+	}
+	qsort(pieces, nr, sizeof(pieces[0]), by_member);
+	for (int i = 0, m = 0; m < l->l_nr; m++) {
+		uint64_t at = !strcmp(l->l_kind, "slice") ? window_start(l) : 0, end;
+		uint64_t bytes = l->l_members[m]->bd_size - l->l_data_offset;
+
+		for (; i < nr && pieces[i].p_m == m; i++) {
+			UT_CHECK(pieces[i].p_mpos == at,
+				 "%s: member %d: a piece at %llu, want %llu (%s)",
+				 a->a_expr, m, (unsigned long long)pieces[i].p_mpos,
+				 (unsigned long long)at,
+				 pieces[i].p_mpos < at ? "overlap" : "gap");
+			at += pieces[i].p_len;
+		}
+		/* The part in use: a slice's window; a striped level's
+		 * smallest member in whole chunks; linear each member whole
+		 * in blocks of its alignment. */
+		if (!strcmp(l->l_kind, "slice"))
+			end = window_start(l) + a->a_size;
+		else if (l->l_chunk)
+			end = min_bytes - min_bytes % l->l_chunk;
+		else
+			end = bytes - bytes % a->a_align;
+		UT_CHECK(at == end && end <= bytes,
+			 "%s: member %d: used up to %llu, want %llu of %llu",
+			 a->a_expr, m, (unsigned long long)at,
+			 (unsigned long long)end, (unsigned long long)bytes);
+	}
+}
+
+/* Written through the array, the bytes are on the members where the map
+ * says (raid1: on every mirror at the same offsets). */
+static void check_placement(struct arr *a)
+{
+	const struct layer *l = a->a_l;
+	uint8_t *got = malloc(a->a_size);
+	int n;
+
+	ck_assert_ptr_nonnull(got);
+	arr_fill(a);
+	if (!l->l_map) {
+		for (int m = 0; m < l->l_nr; m++) {
+			member_read(a, m, 0, got, a->a_size);
+			UT_CHECK(!memcmp(got, a->a_model, a->a_size),
+				 "%s: mirror %d differs from the array", a->a_expr, m);
+		}
+		free(got);
+		return;
+	}
+	n = map_all(a, pieces);
+	for (int i = 0; i < n; i++) {
+		const struct piece *pc = &pieces[i];
+
+		member_read(a, pc->p_m, pc->p_mpos, got, pc->p_len);
+		UT_CHECK(!memcmp(got, a->a_model + pc->p_pos, pc->p_len),
+			 "%s: array bytes %llu+%llu are not at member %d's %llu",
+			 a->a_expr, (unsigned long long)pc->p_pos,
+			 (unsigned long long)pc->p_len, pc->p_m,
+			 (unsigned long long)pc->p_mpos);
+	}
+	free(got);
+}
+
+/* clang-format off */
+static const char *const layouts[] = {
+	"linear(mem(size=1m), mem(size=520k), mem(size=2m))",
+	"linear(mem(size=300k))",
+	"slice(mem(size=4m), offset=1m, size=2m)",
+	"slice(mem(size=2m), offset=4k)",
+	"raid0(mem(size=1m), mem(size=1m), mem(size=1m), chunk=64k)",
+	"raid0(mem(size=1m), mem(size=1100k), chunk=4k)",
+	"raid1(mem(size=1m), mem(size=1m), mem(size=1100k))",
+	"raid5(mem(size=512k), mem(size=512k), mem(size=512k), chunk=4k)",
+	"raid5(mem(size=1m), mem(size=1m), mem(size=1m), mem(size=1m), chunk=64k)",
+	"raid5(mem(size=768k), mem(size=768k), mem(size=800k), mem(size=768k), "
+	      "mem(size=768k), chunk=16k)",
+	"raid6(mem(size=1m), mem(size=1m), mem(size=1m), mem(size=1m), chunk=64k)",
+	"raid6(mem(size=512k), mem(size=512k), mem(size=512k), mem(size=512k), "
+	      "mem(size=512k), mem(size=512k), chunk=8k)",
+	/* Nested: RAID-10, levels under linear, levels under raid5. */
+	"raid0(raid1(mem(size=512k), mem(size=512k)), "
+	      "raid1(mem(size=512k), mem(size=512k)), chunk=16k)",
+	"linear(raid5(mem(size=256k), mem(size=256k), mem(size=256k), chunk=4k), "
+	       "slice(mem(size=1m), offset=256k), "
+	       "raid6(mem(size=256k), mem(size=256k), mem(size=256k), "
+		     "mem(size=256k), chunk=8k))",
+	"raid5(slice(mem(size=1m), offset=4k, size=512k), "
+	      "linear(mem(size=200k), mem(size=320k)), "
+	      "raid0(mem(size=256k), mem(size=256k), chunk=4k), chunk=8k)",
+};
+/* clang-format on */
+#define NR_LAYOUTS (int)(sizeof(layouts) / sizeof(layouts[0]))
+
+START_TEST(test_map_bijection)
+{
+	for (int i = 0; i < NR_LAYOUTS; i++) {
+		struct arr a;
+
+		arr_open(&a, layouts[i], NULL);
+		if (a.a_l->l_map)
+			check_bijection(&a);
+		check_placement(&a);
+		arr_close(&a);
+	}
+}
+END_TEST
+
+/* ---- md's layout, by the test's own formulas ---- */
+
+static uint8_t gf_mul2(uint8_t x)
+{
+	return (uint8_t)((x << 1) ^ (x & 0x80 ? 0x1d : 0));
+}
+
+/*
+ * Where Linux md's raid5_compute_sector() puts data chunk @k of a
+ * left-symmetric raid5 (@npar 1) or raid6 (@npar 2) of @n members: the
+ * member, and the stripe (its chunk on every member); *@pd, *@qd: the
+ * stripe's P and Q members.
+ *   raid5: pd_idx = data_disks - stripe % raid_disks,
+ *          dd_idx = (pd_idx + 1 + dd_idx) % raid_disks
+ *   raid6: pd_idx = raid_disks - 1 - stripe % raid_disks,
+ *          qd_idx = (pd_idx + 1) % raid_disks,
+ *          dd_idx = (pd_idx + 2 + dd_idx) % raid_disks
+ */
+static int md_member(int npar, int n, uint64_t k, uint64_t *stripe, int *pd,
+		     int *qd)
+{
+	int ndata = n - npar, dd = (int)(k % ndata);
+
+	*stripe = k / ndata;
+	if (npar == 1) {
+		*pd = ndata - (int)(*stripe % n);
+		*qd = -1;
+		return (*pd + 1 + dd) % n;
+	}
+	*pd = n - 1 - (int)(*stripe % n);
+	*qd = (*pd + 1) % n;
+	return (*pd + 2 + dd) % n;
+}
+
+/* Every stripe's data chunks are on the members md's formula names, and
+ * its P (XOR) and Q (sum of 2^d * D_d over GF(2^8), poly 0x11d) too. */
+static void check_md_r56(struct arr *a)
+{
+	const struct layer *l = a->a_l;
+	int n = l->l_nr, npar = nparity_of(a), ndata = n - npar;
+	uint64_t c = l->l_chunk, stripes = a->a_size / (c * ndata);
+	uint8_t *col = malloc(c), *p = malloc(c), *q = malloc(c);
+
+	ck_assert(col && p && q);
+	for (uint64_t s = 0; s < stripes; s++) {
+		int pd = -1, qd = -1, m;
+		uint64_t st;
+
+		memset(p, 0, c);
+		memset(q, 0, c);
+		for (int d = ndata - 1; d >= 0; d--) {
+			const uint8_t *want = a->a_model + (s * ndata + d) * c;
+
+			m = md_member(npar, n, s * ndata + d, &st, &pd, &qd);
+			UT_EQ(st, s, "formula");
+			member_read(a, m, s * c, col, c);
+			UT_CHECK(!memcmp(col, want, c),
+				 "%s: stripe %llu: data chunk %d is not on member "
+				 "%d at %llu, where md puts it", a->a_expr,
+				 (unsigned long long)s, d, m,
+				 (unsigned long long)(s * c));
+			/* Horner: Q = ((D_nd-1 * 2) ^ D_nd-2) * 2 ... ^ D_0 */
+			for (uint64_t i = 0; i < c; i++) {
+				p[i] ^= want[i];
+				q[i] = (uint8_t)(gf_mul2(q[i]) ^ want[i]);
+			}
+		}
+		member_read(a, pd, s * c, col, c);
+		UT_CHECK(!memcmp(col, p, c), "%s: stripe %llu: member %d does not "
+			 "hold P", a->a_expr, (unsigned long long)s, pd);
+		if (npar == 2) {
+			member_read(a, qd, s * c, col, c);
+			UT_CHECK(!memcmp(col, q, c), "%s: stripe %llu: member %d "
+				 "does not hold Q", a->a_expr,
+				 (unsigned long long)s, qd);
+		}
+	}
+	free(col);
+	free(p);
+	free(q);
+}
+
+/* md's own pictures (md(4), mdadm): left-symmetric raid5 of 4 and raid6
+ * of 5, stripes 0 to 3 and 0 to 4; a number is the array's data chunk. */
+#define P -1
+#define Q -2
+static const int md_r5x4[4][4] = {
+	{ 0, 1, 2, P },
+	{ 4, 5, P, 3 },
+	{ 8, P, 6, 7 },
+	{ P, 9, 10, 11 },
+};
+static const int md_r6x5[5][5] = {
+	{ Q, 0, 1, 2, P },
+	{ 3, 4, 5, P, Q },
+	{ 7, 8, P, Q, 6 },
+	{ 11, P, Q, 9, 10 },
+	{ P, Q, 12, 13, 14 },
+};
+
+/* The formula reproduces the picture, so it is md's. */
+static void check_picture(int npar, int n, const int *row0, int rows)
+{
+	for (int s = 0; s < rows; s++) {
+		for (int m = 0; m < n; m++) {
+			int want = row0[s * n + m], pd, qd, got = 0;
+			uint64_t st;
+
+			if (want >= 0) {
+				got = md_member(npar, n, (uint64_t)want, &st, &pd, &qd);
+				UT_CHECK(got == m && st == (uint64_t)s,
+					 "raid%d of %d: chunk %d on %d, stripe %llu",
+					 npar == 1 ? 5 : 6, n, want, got,
+					 (unsigned long long)st);
+				continue;
+			}
+			md_member(npar, n, (uint64_t)s * (n - npar), &st, &pd, &qd);
+			UT_EQ(want == P ? pd : qd, m, "raid%d of %d: stripe %d",
+			      npar == 1 ? 5 : 6, n, s);
+		}
+	}
+}
+#undef P
+#undef Q
+
+/* raid0 as md's: array chunk k is chunk k / n of member k % n. */
+static void check_md_raid0(struct arr *a)
+{
+	const struct layer *l = a->a_l;
+	uint64_t c = l->l_chunk;
+	uint8_t *col = malloc(c);
+
+	ck_assert_ptr_nonnull(col);
+	for (uint64_t k = 0; k < a->a_size / c; k++) {
+		member_read(a, (int)(k % l->l_nr), k / l->l_nr * c, col, c);
+		UT_CHECK(!memcmp(col, a->a_model + k * c, c),
+			 "%s: chunk %llu is not on member %d at %llu", a->a_expr,
+			 (unsigned long long)k, (int)(k % l->l_nr),
+			 (unsigned long long)(k / l->l_nr * c));
+	}
+	free(col);
+}
+
+/* @nr mem() members of @bytes each, for a level's constructor. */
+static struct bdev **mem_members(int nr, uint64_t bytes)
+{
+	struct bdev **m = calloc(nr, sizeof(*m));
+	char err[256];
+
+	ck_assert_ptr_nonnull(m);
+	for (int i = 0; i < nr; i++)
+		ck_assert_msg(!bdev_mem_create(bytes, &m[i], err, sizeof(err)),
+			      "mem: %s", err);
+	return m;
+}
+
+/* Members before the data offset keep their bytes (zeroes here). */
+static void check_head_untouched(struct arr *a)
+{
+	uint64_t off = a->a_l->l_data_offset;
+	uint8_t *got = calloc(1, off), *zero = calloc(1, off);
+
+	ck_assert(got && zero);
+	for (int m = 0; m < a->a_l->l_nr; m++) {
+		UT_EQ(do_io(NULL, a->a_l->l_members[m], BDEV_READ, 0, got, off, 0),
+		      0, "read");
+		UT_CHECK(!memcmp(got, zero, off),
+			 "%s: member %d written before its data offset", a->a_expr, m);
+	}
+	free(got);
+	free(zero);
+}
+
+START_TEST(test_md_layout)
+{
+	/* clang-format off */
+	static const char *const r56[] = {
+		"raid5(mem(size=64k), mem(size=64k), mem(size=64k), mem(size=64k), "
+		      "chunk=4k)",
+		"raid5(mem(size=96k), mem(size=96k), mem(size=96k), mem(size=96k), "
+		      "mem(size=96k), mem(size=96k), mem(size=96k), chunk=8k)",
+		"raid6(mem(size=64k), mem(size=64k), mem(size=64k), mem(size=64k), "
+		      "mem(size=64k), chunk=4k)",
+		"raid6(mem(size=128k), mem(size=128k), mem(size=128k), "
+		      "mem(size=128k), mem(size=128k), mem(size=128k), chunk=16k)",
+	};
+	/* clang-format on */
+	static const char with_sb[] = "raid5/raid6/raid0 with md's 1 MiB data offset";
+	char err[256];
+	struct bdev *dev;
+	struct arr a;
+
+	check_picture(1, 4, &md_r5x4[0][0], 4);
+	check_picture(2, 5, &md_r6x5[0][0], 5);
+	for (size_t i = 0; i < sizeof(r56) / sizeof(r56[0]); i++) {
+		arr_open(&a, r56[i], NULL);
+		UT_EQ(a.a_l->l_data_offset, 0, "headerless");
+		arr_fill(&a);
+		check_md_r56(&a);
+		arr_close(&a);
+	}
+	arr_open(&a, "raid0(mem(size=64k), mem(size=64k), mem(size=64k), chunk=4k)",
+		 NULL);
+	arr_fill(&a);
+	check_md_raid0(&a);
+	arr_close(&a);
+
+	/* With md superblocks the levels get SUPER_DATA_OFFSET_BYTES, and
+	 * md's layout starts there. */
+	for (int npar = 1; npar <= 2; npar++) {
+		ck_assert_msg(!raid56_create(npar, mem_members(5, (1u << 20) + (96u << 10)),
+					     5, SUPER_DATA_OFFSET_BYTES, 16u << 10,
+					     MAX_IO, 1, &dev, err, sizeof(err)),
+			      "raid56_create: %s", err);
+		arr_setup(&a, with_sb, dev, NULL);
+		UT_EQ(a.a_size, (96u << 10) * (5 - npar), "size past the offset");
+		arr_fill(&a);
+		check_md_r56(&a);
+		check_head_untouched(&a);
+		arr_close(&a);
+	}
+	ck_assert_msg(!raid0_kind.bk_create(&(struct bdev_kind_args){
+					    .ka_members = mem_members(3, (1u << 20) + (64u << 10)),
+					    .ka_nr = 3, .ka_data_offset = SUPER_DATA_OFFSET_BYTES,
+					    .ka_chunk = 16u << 10, .ka_max_io_bytes = MAX_IO,
+					    .ka_in_segs = 1 },
+					    &dev, err, sizeof(err)),
+		      "raid0: %s", err);
+	arr_setup(&a, with_sb, dev, NULL);
+	arr_fill(&a);
+	check_md_raid0(&a);
+	check_head_untouched(&a);
+	arr_close(&a);
+}
+END_TEST
+
+/* ---- data across every boundary ---- */
+
+static uint64_t bounds_buf[MAX_BOUNDS];
+
+/*
+ * The array offsets where bytes [@pos, + @len) of @d, met at array offset
+ * @at, cross a boundary of @d's map or of a level below it (raid1: its
+ * first mirror stands for all).  Appends to bounds_buf from @nr.
+ */
+static int collect_bounds(struct bdev *d, uint64_t at, uint64_t pos,
+			  uint64_t len, int nr)
+{
+	struct layer *l;
+	uint64_t done = 0;
+
+	if (!bdev_is_layer(d))
+		return nr;
+	l = layer_of(d);
+	if (!l->l_map)
+		return collect_bounds(l->l_members[0], at, pos + l->l_data_offset,
+				      len, nr);
+	while (done < len) {
+		uint64_t mpos, room;
+		int m;
+
+		l->l_map(l, pos + done, &m, &mpos, &room);
+		if (room > len - done)
+			room = len - done;
+		if (done && nr < MAX_BOUNDS)
+			bounds_buf[nr++] = at + done;
+		nr = collect_bounds(l->l_members[m], at + done,
+				    mpos + l->l_data_offset, room, nr);
+		done += room;
+	}
+	return nr;
+}
+
+static uint64_t blocks_upto(struct arr *a, uint64_t lo, uint64_t hi,
+			    uint64_t bytes)
+{
+	uint64_t most = bytes / a->a_align;
+
+	if (hi > most)
+		hi = most;
+	return a->a_align * ut_between(&a->a_rng, lo < hi ? lo : hi, hi);
+}
+
+/* A write across boundary @b, then a read of it and around it. */
+static void cross(struct arr *a, uint64_t b)
+{
+	/* Up to 96k each side, plus 8 blocks each side for the read. */
+	uint64_t lim = ut_chance(&a->a_rng, 20) ? 96 * 1024 : 12 * 1024;
+	uint64_t left, right, lo, hi;
+
+	/* A boundary of a level below may lie inside one of the array's
+	 * blocks: from the block's start a write still crosses it. */
+	b -= b % a->a_align;
+	left = blocks_upto(a, 1, lim / a->a_align, b);
+	right = blocks_upto(a, 1, lim / a->a_align, a->a_size - b);
+	arr_write(a, b - left, left + right);
+	lo = b - left - blocks_upto(a, 0, 8, b - left);
+	hi = b + right + blocks_upto(a, 0, 8, a->a_size - b - right);
+	arr_check(a, lo, hi - lo, "across a boundary");
+}
+
+START_TEST(test_boundaries)
+{
+	for (int i = 0; i < NR_LAYOUTS; i++) {
+		int nr;
+		struct arr a;
+
+		arr_open(&a, layouts[i], NULL);
+		nr = collect_bounds(a.a_dev, 0, 0, a.a_size, 0);
+		UT_CHECK(nr > 0 || !a.a_l->l_map || a.a_l->l_nr == 1,
+			 "%s: no boundaries", a.a_expr);
+		for (int k = 0; k < nr; k++)
+			cross(&a, bounds_buf[k]);
+		for (int k = 0; k < 150; k++) {
+			uint64_t len = ut_chance(&a.a_rng, 50) ?
+					       blocks_upto(&a, 1, 32, a.a_size) :
+					       blocks_upto(&a, 1, MAX_IO / a.a_align, a.a_size);
+			uint64_t pos = a.a_align *
+				       ut_below(&a.a_rng, (a.a_size - len) / a.a_align + 1);
+
+			if (ut_chance(&a.a_rng, 60))
+				arr_write(&a, pos, len);
+			else
+				arr_check(&a, pos, len, "random read");
+		}
+		arr_check_all(&a, "at the end");
+		if (nparity_of(&a))
+			check_md_r56(&a);
+		if (!a.a_l->l_map)
+			check_placement(&a);
+		arr_close(&a);
+	}
+}
+END_TEST
+
+/* ---- raid5/6: how writes are planned ---- */
+
+/**
+ * struct plan - how writes went on a parity layer: stripes written whole,
+ * by read-modify-write, by reconstruct-write, and the reads they made.
+ */
+struct plan {
+	uint64_t full, rmw, rcw, reads;
+};
+
+/**
+ * struct snap - a parity layer's counters: its plans (@sn_plan.reads is
+ * its own count of the reads), the reads its members served, and the
+ * stripe operations that reconstructed data.
+ */
+struct snap {
+	struct plan sn_plan;
+	uint64_t sn_member_reads, sn_degraded;
+};
+
+static void take_snap(struct arr *a, struct snap *sn)
+{
+	const struct raid56_stats *st = raid56_stats(a->a_dev);
+
+	sn->sn_plan.full = st->full_stripe_writes;
+	sn->sn_plan.rmw = st->rmw_writes;
+	sn->sn_plan.rcw = st->rcw_writes;
+	sn->sn_plan.reads = st->parity_reads;
+	sn->sn_degraded = st->degraded_ops;
+	sn->sn_member_reads = 0;
+	for (int m = 0; m < a->a_l->l_nr; m++)
+		sn->sn_member_reads += a->a_l->l_members[m]->bd_stats.ops[BDEV_READ];
+}
+
+/*
+ * What the documentation says a healthy array does with a write of array
+ * bytes [@pos, + @len), stripe by stripe: a whole stripe is written with
+ * no reads.  A part of one touches the in-chunk columns [c0, c1) (the
+ * union over the chunks it writes): read-modify-write reads the old bytes
+ * it replaces in each chunk, and the parity columns; reconstruct-write
+ * reads the columns of the data chunks it does not replace over all of
+ * [c0, c1).  The fewer reads win, reconstruct-write on a tie.
+ */
+static void expect_write(const struct arr *a, uint64_t pos, uint64_t len,
+			 struct plan *e)
+{
+	int npar = nparity_of(a), ndata = a->a_l->l_nr - npar;
+	uint64_t c = a->a_l->l_chunk, sw = c * ndata;
+
+	while (len) {
+		uint64_t lo = pos % sw, hi = lo + len < sw ? lo + len : sw;
+		uint64_t c0 = c, c1 = 0;
+		int touched = 0, whole = 0, rmw, rcw;
+
+		pos += hi - lo;
+		len -= hi - lo;
+		if (lo == 0 && hi == sw) {
+			e->full++;
+			continue;
+		}
+		for (int pass = 0; pass < 2; pass++) {
+			for (int d = 0; d < ndata; d++) {
+				uint64_t s = d * c, ca, cb;
+
+				if (hi <= s || lo >= s + c)
+					continue;
+				ca = lo > s ? lo - s : 0;
+				cb = hi < s + c ? hi - s : c;
+				if (!pass) {
+					touched++;
+					c0 = ca < c0 ? ca : c0;
+					c1 = cb > c1 ? cb : c1;
+				} else {
+					whole += ca == c0 && cb == c1;
+				}
+			}
+		}
+		rmw = touched + npar;
+		rcw = ndata - whole;
+		if (rmw < rcw) {
+			e->rmw++;
+			e->reads += rmw;
+		} else {
+			e->rcw++;
+			e->reads += rcw;
+		}
+	}
+}
+
+static void write_expect(struct arr *a, uint64_t pos, uint64_t len,
+			 const struct plan *want, const char *what)
+{
+	struct snap b, e;
+	const struct plan *p = &e.sn_plan, *q = &b.sn_plan;
+
+	take_snap(a, &b);
+	arr_write(a, pos, len);
+	take_snap(a, &e);
+	UT_CHECK(p->full - q->full == want->full && p->rmw - q->rmw == want->rmw &&
+			 p->rcw - q->rcw == want->rcw &&
+			 p->reads - q->reads == want->reads &&
+			 e.sn_member_reads - b.sn_member_reads == want->reads,
+		 "%s: %s: write %llu+%llu: full %llu rmw %llu rcw %llu, %llu "
+		 "reads (%llu on members); want full %llu rmw %llu rcw %llu, "
+		 "%llu reads", a->a_expr, what, (unsigned long long)pos,
+		 (unsigned long long)len, (unsigned long long)(p->full - q->full),
+		 (unsigned long long)(p->rmw - q->rmw),
+		 (unsigned long long)(p->rcw - q->rcw),
+		 (unsigned long long)(p->reads - q->reads),
+		 (unsigned long long)(e.sn_member_reads - b.sn_member_reads),
+		 (unsigned long long)want->full, (unsigned long long)want->rmw,
+		 (unsigned long long)want->rcw, (unsigned long long)want->reads);
+}
+
+#define K 1024ull
+#define R5x6 "raid5(mem(size=256k), mem(size=256k), mem(size=256k), " \
+	     "mem(size=256k), mem(size=256k), mem(size=256k), chunk=16k)"
+#define R5x3 "raid5(mem(size=256k), mem(size=256k), mem(size=256k), chunk=16k)"
+#define R6x6 "raid6(mem(size=256k), mem(size=256k), mem(size=256k), " \
+	     "mem(size=256k), mem(size=256k), mem(size=256k), chunk=16k)"
+#define R6x8 "raid6(mem(size=256k), mem(size=256k), mem(size=256k), " \
+	     "mem(size=256k), mem(size=256k), mem(size=256k), mem(size=256k), " \
+	     "mem(size=256k), chunk=16k)"
+
+START_TEST(test_raid56_plan)
+{
+	/* Worked by hand from the rule above (16k chunks). */
+	/* clang-format off */
+	static const struct {
+		const char *expr, *what;
+		uint64_t pos, len;
+		struct plan want;
+	} t[] = {
+		/* raid5 of 6: 5 data chunks, 80k stripes */
+		{ R5x6, "a whole stripe", 80 * K, 80 * K, { 1, 0, 0, 0 } },
+		{ R5x6, "4k inside one chunk", 116 * K, 4 * K, { 0, 1, 0, 2 } },
+		{ R5x6, "4 of 5 chunks whole", 0, 64 * K, { 0, 0, 1, 1 } },
+		{ R5x6, "8k across a chunk boundary", 12 * K, 8 * K, { 0, 1, 0, 3 } },
+		{ R5x6, "all but 4k at each end", 4 * K, 72 * K, { 0, 0, 1, 2 } },
+		{ R5x6, "two whole stripes", 160 * K, 160 * K, { 2, 0, 0, 0 } },
+		{ R5x6, "half, whole, half", 280 * K, 160 * K, { 1, 0, 2, 6 } },
+		/* raid5 of 3: the other data chunk is the one read */
+		{ R5x3, "4k", 4 * K, 4 * K, { 0, 0, 1, 1 } },
+		/* raid6 of 6: 1 + 2 reads against 3, a tie */
+		{ R6x6, "4k", 36 * K, 4 * K, { 0, 0, 1, 3 } },
+		/* raid6 of 8: 1 + 2 reads against 5 */
+		{ R6x8, "4k", 4 * K, 4 * K, { 0, 1, 0, 3 } },
+		{ R6x8, "8k across a chunk boundary", 12 * K, 8 * K, { 0, 1, 0, 4 } },
+	};
+	static const char *const rnd[] = { R5x6, R5x3, R6x6, R6x8 };
+	/* clang-format on */
+
+	for (size_t i = 0; i < sizeof(t) / sizeof(t[0]); i++) {
+		struct plan e = { 0 };
+		struct arr a;
+
+		arr_open(&a, t[i].expr, NULL);
+		expect_write(&a, t[i].pos, t[i].len, &e);
+		UT_CHECK(!memcmp(&e, &t[i].want, sizeof(e)),
+			 "%s: the rule and the table disagree", t[i].what);
+		write_expect(&a, t[i].pos, t[i].len, &t[i].want, t[i].what);
+		arr_check_all(&a, t[i].what);
+		check_md_r56(&a);
+		arr_close(&a);
+	}
+	for (size_t i = 0; i < sizeof(rnd) / sizeof(rnd[0]); i++) {
+		struct arr a;
+
+		arr_open(&a, rnd[i], NULL);
+		for (int k = 0; k < 150; k++) {
+			uint64_t sw = a.a_l->l_chunk * (a.a_l->l_nr - nparity_of(&a));
+			uint64_t len = 4 * K * ut_between(&a.a_rng, 1, 3 * sw / (4 * K));
+			uint64_t pos = 4 * K * ut_below(&a.a_rng, (a.a_size - len) / (4 * K) + 1);
+			struct plan e = { 0 };
+
+			if (len > MAX_IO)
+				len = MAX_IO;
+			expect_write(&a, pos, len, &e);
+			write_expect(&a, pos, len, &e, "random");
+		}
+		arr_check_all(&a, "after random writes");
+		check_md_r56(&a);
+		arr_close(&a);
+	}
+}
+END_TEST
+
+/* Writes into one stripe, sent together, are merged while their loop
+ * holds them: the stripe goes out whole, nothing read.  A lone partial
+ * write is held only until the loop runs. */
+START_TEST(test_raid56_merge)
+{
+	struct loop loop;
+	struct io ios[3];
+	struct snap b, e;
+	struct arr a;
+	int ret = loop_init(&loop, 64, false);
+
+	if (ret == -ENOSYS || ret == -EPERM)
+		return; /* no io_uring to run */
+	ck_assert_int_eq(ret, 0);
+	arr_open(&a, "raid5(mem(size=512k), mem(size=512k), mem(size=512k), "
+		     "mem(size=512k), chunk=64k)", &loop);
+	ut_fill(&a.a_rng, a.a_model, a.a_size);
+	take_snap(&a, &b);
+	/* Stripe 1's three chunks, the middle one first. */
+	for (int i = 0; i < 3; i++) {
+		uint64_t pos = 192 * K + ((uint64_t)(i + 1) % 3) * 64 * K;
+
+		io_submit(&ios[i], &loop, a.a_dev, BDEV_WRITE, pos, a.a_model + pos,
+			  64 * K, 0);
+	}
+	run_until_done(&loop, ios, 3);
+	take_snap(&a, &e);
+	UT_CHECK(e.sn_plan.full - b.sn_plan.full == 1 &&
+			 e.sn_plan.rmw == b.sn_plan.rmw &&
+			 e.sn_plan.rcw == b.sn_plan.rcw &&
+			 e.sn_member_reads == b.sn_member_reads,
+		 "three chunks of one stripe: full %llu rmw %llu rcw %llu reads %llu",
+		 (unsigned long long)(e.sn_plan.full - b.sn_plan.full),
+		 (unsigned long long)(e.sn_plan.rmw - b.sn_plan.rmw),
+		 (unsigned long long)(e.sn_plan.rcw - b.sn_plan.rcw),
+		 (unsigned long long)(e.sn_member_reads - b.sn_member_reads));
+	UT_EQ(raid56_stats(a.a_dev)->merged_writes, 2, "merged");
+	io_submit(&ios[0], &loop, a.a_dev, BDEV_WRITE, 4 * K, a.a_model + 4 * K,
+		  4 * K, 0);
+	UT_CHECK(!ios[0].io_done, "a partial write was not held for neighbours");
+	run_until_done(&loop, ios, 1);
+	memset(a.a_model + 192 * K + 192 * K, 0, a.a_size - 384 * K);
+	memset(a.a_model, 0, 4 * K);
+	memset(a.a_model + 8 * K, 0, 192 * K - 8 * K);
+	arr_check_all(&a, "after merged writes");
+	check_md_r56(&a);
+	arr_close(&a);
+	loop_exit(&loop);
+}
+END_TEST
+
+/* ---- degraded arrays ---- */
+
+static uint64_t member_ios(struct arr *a, int m)
+{
+	const struct bdev_stats *st = &a->a_l->l_members[m]->bd_stats;
+
+	return st->ops[BDEV_READ] + st->ops[BDEV_WRITE];
+}
+
+/* With members @m1 (and @m2, if not -1) failed, the array reads back
+ * what was written, from the others only. */
+static void check_degraded(struct arr *a, int m1, int m2)
+{
+	uint64_t io1 = member_ios(a, m1), io2 = m2 >= 0 ? member_ios(a, m2) : 0;
+	uint64_t deg = nparity_of(a) ? raid56_stats(a->a_dev)->degraded_ops : 0;
+	char when[64];
+
+	if (m2 >= 0)
+		snprintf(when, sizeof(when), "members %d and %d failed", m1, m2);
+	else
+		snprintf(when, sizeof(when), "member %d failed", m1);
+	member_fail(a->a_l, m1);
+	if (m2 >= 0)
+		member_fail(a->a_l, m2);
+	arr_check_all(a, when);
+	for (int k = 0; k < 20; k++) {
+		uint64_t len = blocks_upto(a, 1, 40, a->a_size);
+
+		arr_check(a, a->a_align * ut_below(&a->a_rng, (a->a_size - len) /
+								      a->a_align + 1),
+			  len, when);
+	}
+	UT_EQ(member_ios(a, m1), io1, "%s: I/O to a failed member", a->a_expr);
+	if (m2 >= 0)
+		UT_EQ(member_ios(a, m2), io2, "%s: I/O to a failed member", a->a_expr);
+	if (nparity_of(a))
+		UT_CHECK(raid56_stats(a->a_dev)->degraded_ops > deg,
+			 "%s: %s: nothing reconstructed", a->a_expr, when);
+	/* The members still hold their bytes: back in service as they are. */
+	layer_set_state(a->a_l, m1, LAYER_MEMBER_OK);
+	if (m2 >= 0)
+		layer_set_state(a->a_l, m2, LAYER_MEMBER_OK);
+}
+
+/* Written while degraded, read back while degraded. */
+static void write_degraded(struct arr *a, int m)
+{
+	struct snap b, e;
+
+	member_fail(a->a_l, m);
+	for (int k = 0; k < 60; k++) {
+		uint64_t len = blocks_upto(a, 1, ut_chance(&a->a_rng, 30) ?
+							 MAX_IO / a->a_align : 16,
+					   a->a_size);
+
+		arr_write(a, a->a_align * ut_below(&a->a_rng, (a->a_size - len) /
+								      a->a_align + 1),
+			  len);
+	}
+	arr_check_all(a, "written degraded");
+	if (nparity_of(a)) {
+		/* A whole stripe still reads nothing; a part reconstructs. */
+		uint64_t sw = a->a_l->l_chunk * (a->a_l->l_nr - nparity_of(a));
+
+		take_snap(a, &b);
+		arr_write(a, sw, sw);
+		take_snap(a, &e);
+		UT_CHECK(e.sn_plan.full - b.sn_plan.full == 1 &&
+				 e.sn_member_reads == b.sn_member_reads,
+			 "%s: a whole stripe, degraded: full %llu, %llu reads",
+			 a->a_expr,
+			 (unsigned long long)(e.sn_plan.full - b.sn_plan.full),
+			 (unsigned long long)(e.sn_member_reads - b.sn_member_reads));
+		take_snap(a, &b);
+		arr_write(a, 2 * sw + 4096, 4096);
+		take_snap(a, &e);
+		UT_CHECK(e.sn_plan.rmw == b.sn_plan.rmw &&
+				 e.sn_plan.rcw == b.sn_plan.rcw &&
+				 e.sn_degraded > b.sn_degraded,
+			 "%s: a partial stripe, degraded: rmw %llu rcw %llu, "
+			 "degraded ops %llu", a->a_expr,
+			 (unsigned long long)(e.sn_plan.rmw - b.sn_plan.rmw),
+			 (unsigned long long)(e.sn_plan.rcw - b.sn_plan.rcw),
+			 (unsigned long long)(e.sn_degraded - b.sn_degraded));
+		arr_check_all(a, "written degraded");
+	}
+}
+
+START_TEST(test_degraded)
+{
+	uint8_t *buf = aligned_alloc(4096, 64 * K);
+	struct arr a;
+	int nr;
+
+	ck_assert_ptr_nonnull(buf);
+	arr_open(&a, "raid1(mem(size=512k), mem(size=512k), mem(size=600k))", NULL);
+	arr_fill(&a);
+	for (int m = 0; m < 3; m++)
+		check_degraded(&a, m, -1);
+	check_degraded(&a, 0, 2);
+	member_fail(a.a_l, 0);
+	member_fail(a.a_l, 1);
+	member_fail(a.a_l, 2);
+	UT_EQ(do_io(NULL, a.a_dev, BDEV_READ, 0, buf, 4096, 0), -EIO,
+	      "raid1, every mirror failed");
+	layer_set_state(a.a_l, 0, LAYER_MEMBER_OK);
+	layer_set_state(a.a_l, 1, LAYER_MEMBER_OK);
+	write_degraded(&a, 1);
+	arr_close(&a);
+
+	arr_open(&a, "raid5(mem(size=256k), mem(size=256k), mem(size=256k), "
+		     "mem(size=256k), chunk=16k)", NULL);
+	nr = a.a_l->l_nr;
+	arr_fill(&a);
+	for (int m = 0; m < nr; m++)
+		check_degraded(&a, m, -1);
+	member_fail(a.a_l, 0);
+	member_fail(a.a_l, 2);
+	UT_EQ(do_io(NULL, a.a_dev, BDEV_READ, 0, buf, 64 * K, 0), -EIO,
+	      "raid5, two failed");
+	layer_set_state(a.a_l, 0, LAYER_MEMBER_OK);
+	layer_set_state(a.a_l, 2, LAYER_MEMBER_OK);
+	write_degraded(&a, 3);
+	arr_close(&a);
+
+	arr_open(&a, "raid6(mem(size=256k), mem(size=256k), mem(size=256k), "
+		     "mem(size=256k), mem(size=256k), chunk=8k)", NULL);
+	nr = a.a_l->l_nr;
+	arr_fill(&a);
+	for (int m1 = 0; m1 < nr; m1++) {
+		check_degraded(&a, m1, -1);
+		for (int m2 = m1 + 1; m2 < nr; m2++)
+			check_degraded(&a, m1, m2);
+	}
+	member_fail(a.a_l, 0);
+	member_fail(a.a_l, 1);
+	member_fail(a.a_l, 4);
+	UT_EQ(do_io(NULL, a.a_dev, BDEV_READ, 0, buf, 64 * K, 0), -EIO,
+	      "raid6, three failed");
+	layer_set_state(a.a_l, 0, LAYER_MEMBER_OK);
+	layer_set_state(a.a_l, 4, LAYER_MEMBER_OK);
+	write_degraded(&a, 2);
+	arr_close(&a);
+
+	/* No redundancy: EIO where the failed member holds data, and only
+	 * there. */
+	arr_open(&a, "raid0(mem(size=256k), mem(size=256k), chunk=16k)", NULL);
+	arr_fill(&a);
+	member_fail(a.a_l, 1);
+	UT_EQ(do_io(NULL, a.a_dev, BDEV_READ, 16 * K, buf, 4096, 0), -EIO,
+	      "raid0, chunk 1 on the failed member");
+	arr_check(&a, 32 * K, 16 * K, "raid0, chunk 2 on the healthy one");
+	arr_close(&a);
+	arr_open(&a, "linear(mem(size=64k), mem(size=64k))", NULL);
+	arr_fill(&a);
+	member_fail(a.a_l, 0);
+	UT_EQ(do_io(NULL, a.a_dev, BDEV_READ, 60 * K, buf, 8 * K, 0), -EIO,
+	      "linear, across into the failed member");
+	arr_check(&a, 64 * K, 64 * K, "linear, the healthy member");
+	arr_close(&a);
+	free(buf);
+}
+END_TEST
+
+Suite *levels_suite(void)
+{
+	Suite *s = suite_create("levels");
+	TCase *tc = tcase_create("levels");
+
+	tcase_set_timeout(tc, UT_TIMEOUT_SEC);
+	tcase_add_test(tc, test_map_bijection);
+	tcase_add_test(tc, test_md_layout);
+	tcase_add_test(tc, test_boundaries);
+	tcase_add_test(tc, test_raid56_plan);
+	tcase_add_test(tc, test_raid56_merge);
+	tcase_add_test(tc, test_degraded);
+	suite_add_tcase(s, tc);
+	return s;
+}
