@@ -19,6 +19,28 @@ LOOP_FIELDS = {
     'sa_loop': "an array's md metadata, the loop that owns it",
 }
 LAYER = {'vec': 0, 'blockdev': 1, 'fs': 2}
+# No file a newcomer must read whole, no function longer than a screenful
+# or two (issue 13: ~700 and ~100).
+MAX_FILE_LINES = 720
+MAX_FUNC_LINES = 110
+
+
+def long_functions(lines):
+    """(name, first line, length) of each function body longer than the limit:
+    a definition starts at column 0 and ends at the first '}' there."""
+    start = None
+    for i, l in enumerate(lines):
+        if start is None:
+            m = re.match(r'^(?:static )?(?:inline )?[a-zA-Z_][\w \*]*?\b(\w+)\(', l)
+            if m and not l.rstrip().endswith(';') and not l.startswith(('typedef', '#')):
+                start = (i, m.group(1))
+        elif l == '}':
+            if i - start[0] + 1 > MAX_FUNC_LINES:
+                yield start[1], start[0] + 1, i - start[0] + 1
+            start = None
+        elif l.rstrip().endswith(';') and lines[start[0] + 1:i + 1] and not any(
+                x.startswith('{') for x in lines[start[0]:i + 1]):
+            start = None  # a prototype over several lines
 
 
 def sources(root):
@@ -34,6 +56,12 @@ def main(root):
     for f in sources(root):
         text = open(os.path.join(root, f)).read()
         mod = f.rsplit('.', 1)[0]
+        lines = text.split('\n')
+        if len(lines) - 1 > MAX_FILE_LINES:
+            bad.append('%s: %d lines, more than %d: split it along its seams' %
+                       (f, len(lines) - 1, MAX_FILE_LINES))
+        for name, at, n in long_functions(lines):
+            bad.append('%s:%d: %s() is %d lines, more than %d' % (f, at, name, n, MAX_FUNC_LINES))
         for inc in re.findall(r'^#include "([^"]+)"', text, re.M):
             if not os.path.exists(os.path.join(root, inc)):
                 bad.append('%s: includes %s, which is not a path from the root' % (f, inc))
