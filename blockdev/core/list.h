@@ -45,4 +45,14 @@
 		fifo_e_;                                                   \
 	})
 
+/* Empty @q, returning its former head: the elements stay chained, oldest
+ * first, for the caller to walk. */
+#define fifo_take(q)                                                       \
+	({                                                                 \
+		__typeof__((q)->head) fifo_h_ = (q)->head;                 \
+		(q)->head = NULL;                                          \
+		(q)->tail = &(q)->head;                                    \
+		fifo_h_;                                                   \
+	})
+
 #endif

@@ -16,7 +16,7 @@
  *   compares; a write into it marks it @sweep_dirty, so the step is
  *   redone.  A step redone again and again (a write storm on one range)
  *   raises @sweep_barrier: new writes into the range then wait on
- *   @held..@held_tail until the step is done, so a rebuild always gets
+ *   @held until the step is done, so a rebuild always gets
  *   past it.
  */
 struct raid1 {
@@ -25,7 +25,7 @@ struct raid1 {
 	uint64_t sweep_lo, sweep_hi;
 	bool sweep_dirty;
 	bool sweep_barrier;
-	struct layer_io *held, *held_tail;
+	FIFO(struct layer_io) held;
 };
 
 static struct raid1 *raid1_of(const struct layer *l)
@@ -153,12 +153,7 @@ static void raid1_submit(struct bdev *dev, struct bdev_req *req)
 		return;
 	}
 	if (r->sweep_barrier && in_sweep_range(r, req)) {
-		io->li_next = NULL;
-		if (r->held_tail)
-			r->held_tail->li_next = io;
-		else
-			r->held = io;
-		r->held_tail = io;
+		fifo_push(&r->held, io, li_next);
 		l->l_stats.held_writes++;
 		return;
 	}
@@ -180,10 +175,9 @@ static bool writes_overlap(const struct raid1 *r, uint64_t lo, uint64_t hi)
 static void sweep_release(struct layer *l)
 {
 	struct raid1 *r = raid1_of(l);
-	struct layer_io *io = r->held;
+	struct layer_io *io = fifo_take(&r->held);
 
 	r->sweep_barrier = false;
-	r->held = r->held_tail = NULL;
 	while (io) {
 		struct layer_io *next = io->li_next; /* io may be recycled */
 

@@ -77,12 +77,7 @@ static void r56_defer(struct layer *l, struct bdev_req *req, uint64_t off)
 	}
 	c->rc_req = req;
 	c->rc_off = off;
-	c->rc_next = NULL;
-	if (r->cur_tail)
-		r->cur_tail->rc_next = c;
-	else
-		r->cur_head = c;
-	r->cur_tail = c;
+	fifo_push(&r->cursors, c, rc_next);
 }
 
 static enum so_kind kind_of(const struct layer *l, const struct bdev_req *req)
@@ -97,16 +92,14 @@ void r56_resume(struct layer *l)
 {
 	struct r56 *r = r56_of(l);
 
-	while (r->cur_head && r->free_ops) {
-		struct r56_cursor *c = r->cur_head;
+	while (!fifo_empty(&r->cursors) && r->free_ops) {
+		struct r56_cursor *c = r->cursors.head;
 		struct bdev_req *req = c->rc_req;
 
 		c->rc_off = r56_issue(l, req, c->rc_off, kind_of(l, req));
 		if (c->rc_off < req->br_len)
 			return;
-		r->cur_head = c->rc_next;
-		if (!r->cur_head)
-			r->cur_tail = NULL;
+		fifo_pop(&r->cursors, rc_next);
 		c->rc_next = r->cur_free;
 		r->cur_free = c;
 		bdev_req_complete(req, 0); /* the submitter's reference */
@@ -129,7 +122,7 @@ static void healthy_read_end(struct bdev_req *sub)
 		bdev_req_complete(req, sub->br_error);
 		return;
 	}
-	off = r->cur_head ? 0 : r56_issue(l, req, 0, SO_READ);
+	off = !fifo_empty(&r->cursors) ? 0 : r56_issue(l, req, 0, SO_READ);
 	if (off < req->br_len) {
 		r56_defer(l, req, off);
 		return;
@@ -170,7 +163,7 @@ static void r56_submit(struct bdev *dev, struct bdev_req *req)
 	/* A write or a degraded read always involves several members. */
 	l->l_stats.splits++;
 	/* Keep request order behind earlier deferred requests. */
-	off = r->cur_head ? 0 : r56_issue(l, req, 0, kind_of(l, req));
+	off = !fifo_empty(&r->cursors) ? 0 : r56_issue(l, req, 0, kind_of(l, req));
 	if (off < req->br_len) {
 		r56_defer(l, req, off);
 		return;

@@ -106,8 +106,9 @@ struct r56 {
 	struct stripe_op *free_ops;
 	int nr_ops, max_ops;
 	struct stripe_op *active;
-	struct stripe_op *wait_head, *wait_tail;
-	struct r56_cursor *cur_head, *cur_tail, *cur_free;
+	FIFO(struct stripe_op) waiting;  /* for a stripe lock, oldest first */
+	FIFO(struct r56_cursor) cursors; /* requests waiting for free ops */
+	struct r56_cursor *cur_free;
 	struct loop_hook unplug;
 	uint64_t seq_end; /* where the last write op ended, array bytes */
 	uint64_t write_op_ns; /* moving average of a write op's run time */

@@ -195,16 +195,14 @@ static void xor_from_req(struct stripe_op *so, uint32_t t, int j, uint8_t *dst,
 {
 	struct pvec_iter it = req_slice(so, t, j, so->so_c0, so->so_c1);
 	const struct pvec *vec = so->so_vec;
+	struct pvec cur;
 
-	while (it.pi_size) {
-		struct pvec cur = pvec_iter_cur(vec, it);
-
+	pvec_for_each(cur, vec, it) {
 		if (first)
 			memcpy(dst, pvec_addr(&cur), cur.pv_len);
 		else
 			parity_xor(dst, pvec_addr(&cur), cur.pv_len);
 		dst += cur.pv_len;
-		pvec_iter_advance(vec, &it, cur.pv_len);
 	}
 }
 

@@ -80,7 +80,7 @@ static bool so_merge(struct r56 *r, struct stripe_op *so)
 
 	if (!mergeable(so))
 		return false;
-	for (struct stripe_op *o = r->wait_head; o; o = o->so_next)
+	for (struct stripe_op *o = r->waiting.head; o; o = o->so_next)
 		if (overlap(o, so))
 			w = o;
 	if (!w || !mergeable(w))
@@ -168,7 +168,7 @@ void so_lock_or_wait(struct stripe_op *so)
 		r->seq_end = at + so->so_hi;
 	}
 	/* First come, first served per stripe: never pass a waiter. */
-	blocked = overlaps_any(r->wait_head, NULL, so) || overlaps_any(r->active, NULL, so);
+	blocked = overlaps_any(r->waiting.head, NULL, so) || overlaps_any(r->active, NULL, so);
 	if (!blocked && !(so->so_loop && mergeable(so) && !whole_stripe(r, so))) {
 		so->so_next = r->active;
 		r->active = so;
@@ -182,32 +182,23 @@ void so_lock_or_wait(struct stripe_op *so)
 		so->so_plug_ns = loop_now_ns();
 		loop_hook_arm(so->so_loop, &r->unplug);
 	}
-	if (r->wait_tail)
-		r->wait_tail->so_next = so;
-	else
-		r->wait_head = so;
-	r->wait_tail = so;
+	fifo_push(&r->waiting, so, so_next);
 }
 
 /* Start every waiter that overlaps neither a running op nor an older
  * waiter, nor is plugged; with @freed, only those it may have held up. */
 static void start_waiters(struct r56 *r, const struct stripe_op *freed)
 {
-	struct stripe_op *prev, *w;
+	struct stripe_op **pp, *w;
 
 	/* so_run() may finish ops and re-enter here, which changes both
 	 * lists: start one, then look again from the top. */
 again:
-	for (prev = NULL, w = r->wait_head; w; prev = w, w = w->so_next) {
+	for (pp = &r->waiting.head; (w = *pp); pp = &w->so_next) {
 		if ((freed && !overlap(w, freed)) || w->so_plugged ||
-		    overlaps_any(r->active, NULL, w) || overlaps_any(r->wait_head, w, w))
+		    overlaps_any(r->active, NULL, w) || overlaps_any(r->waiting.head, w, w))
 			continue;
-		if (prev)
-			prev->so_next = w->so_next;
-		else
-			r->wait_head = w->so_next;
-		if (r->wait_tail == w)
-			r->wait_tail = prev;
+		fifo_unlink(&r->waiting, pp, so_next);
 		w->so_next = r->active;
 		r->active = w;
 		so_run(w);
@@ -233,7 +224,7 @@ void r56_unplug(struct loop_hook *h)
 	struct r56 *r = container_of(h, struct r56, unplug);
 	uint64_t now = loop_now_ns(), next = 0;
 
-	for (struct stripe_op *w = r->wait_head; w; w = w->so_next) {
+	for (struct stripe_op *w = r->waiting.head; w; w = w->so_next) {
 		if (!w->so_plugged)
 			continue;
 		if (now - w->so_plug_ns < w->so_hold_ns) {
@@ -302,7 +293,7 @@ void so_put(struct stripe_op *so)
 
 	so->so_next = r->free_ops;
 	r->free_ops = so;
-	if (r->cur_head)
+	if (!fifo_empty(&r->cursors))
 		r56_resume(so->so_l);
 }
 
