@@ -38,10 +38,10 @@ deps:
 $(B)/rawvec: $(FS_SRC) $(CORE_SRC) $(HDRS) | $(B)
 	$(CC) $(CFLAGS) $(PKG_CFLAGS) -o $@ $(FS_SRC) $(CORE_SRC) $(PKG_LIBS)
 
-$(UNIT_BIN): $(UNIT_SRC) tests/unit/unit.h $(CORE_SRC) $(UNIT_FS_SRC) $(HDRS) | $(B)
+$(UNIT_BIN): $(UNIT_SRC) $(wildcard tests/unit/*.h) $(CORE_SRC) $(UNIT_FS_SRC) $(HDRS) | $(B)
 	$(CC) $(CFLAGS) $(PKG_CFLAGS) -o $@ $(UNIT_SRC) $(CORE_SRC) $(UNIT_FS_SRC) $(CHECK_LIBS) $(PKG_LIBS)
 
-$(SAN_BIN): $(UNIT_SRC) tests/unit/unit.h $(CORE_SRC) $(UNIT_FS_SRC) $(HDRS) | $(B)
+$(SAN_BIN): $(UNIT_SRC) $(wildcard tests/unit/*.h) $(CORE_SRC) $(UNIT_FS_SRC) $(HDRS) | $(B)
 	$(CC) $(CFLAGS) -O1 $(SAN) $(PKG_CFLAGS) -o $@ $(UNIT_SRC) $(CORE_SRC) $(UNIT_FS_SRC) $(CHECK_LIBS) $(PKG_LIBS)
 
 $(B):

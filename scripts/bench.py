@@ -84,6 +84,55 @@ def verdict(goal, v):
     ok = v >= bound if op == ">=" else v <= bound
     return "PASS" if ok else "MISS"
 
+def finish_report(out, md, goals_out, title, md_title, md_path,
+                  latency_word=False):
+    """The targets met and missed, then print the text and write the
+    Markdown."""
+    out.append("== %s (median per-round ratio) ==" % title)
+    md += ["", "### " + md_title, "", "| target | median ratio | result |",
+           "|---|--:|---|"]
+    npass = 0
+    for label, unit, num, den, r, goal, v in goals_out:
+        if latency_word and unit.startswith("mean"):
+            unit = "latency"
+        what = "%s %s: %s/%s %s %g" % (label, unit, num, den, goal[0], goal[1])
+        out.append("  %-52s %6s  %s" % (what, fmt("%.2f", r), v or "n/a"))
+        md.append("| %s | %s | %s |" % (what, fmt("%.2f", r), v or "n/a"))
+        npass += v == "PASS"
+    out.append("  %d of %d targets met" % (npass, len(goals_out)))
+    md.append("")
+    md.append("%d of %d targets met." % (npass, len(goals_out)))
+    print("\n".join(out))
+    with open(md_path, "w") as f:
+        f.write("\n".join(md) + "\n")
+
+def ratio_cells(out, goals_out, goals, pairs, vals, jid, m, label, unit,
+                present=None):
+    """One text line per (num, den) pair: the median of the per-round
+    ratios, its goal and verdict, each round's ratio; returns the Markdown
+    cells, and collects the goals met or missed in goals_out.  A pair with
+    a target not in @present is '-'."""
+    cells = []
+    for num, den in pairs:
+        if present is not None and (num not in present or den not in present):
+            cells.append("-")
+            continue
+        per = [a / b if a is not None and b else None
+               for a, b in zip(vals[num], vals[den])]
+        r = med([x for x in per if x is not None])
+        goal = goals.get((jid, m, num, den))
+        v = verdict(goal, r)
+        gtxt = "%s %.2f" % goal if goal else ""
+        out.append("  %-22s %7s   %-8s %-5s  %s" % (
+            "%s/%s" % (num, den), fmt("%.2f", r), gtxt, v,
+            " ".join(fmt("%.2f", x) for x in per)))
+        cell = fmt("%.2f", r)
+        if goal:
+            cell += " (%s %g: %s)" % (goal[0], goal[1], v)
+            goals_out.append((label, unit, num, den, r, goal, v))
+        cells.append(cell)
+    return cells
+
 def cmd_report(tsv, jobs_tsv, md_path, meta_path):
     jobs = []
     with open(jobs_tsv) as f:
@@ -134,44 +183,16 @@ def cmd_report(tsv, jobs_tsv, md_path, meta_path):
             out.append("  %-22s %7s   %-8s %-5s  per round" %
                        ("ratio" + ("" if higher else " (lower is better)"),
                         "median", "target", ""))
-            row_ratios = []
-            for num, den in pairs:
-                per = [a / b if a is not None and b else None
-                       for a, b in zip(vals[num], vals[den])]
-                r = med([x for x in per if x is not None])
-                goal = GOALS.get((jid, m, num, den))
-                v = verdict(goal, r)
-                gtxt = "%s %.2f" % goal if goal else ""
-                out.append("  %-22s %7s   %-8s %-5s  %s" % (
-                    "%s/%s" % (num, den), fmt("%.2f", r), gtxt, v,
-                    " ".join(fmt("%.2f", x) for x in per)))
-                cell = fmt("%.2f", r)
-                if goal:
-                    cell += " (%s %g: %s)" % (goal[0], goal[1], v)
-                    goals_out.append((label, unit, num, den, r, goal, v))
-                row_ratios.append(cell)
+            row_ratios = ratio_cells(out, goals_out, GOALS, pairs, vals,
+                                     jid, m, label, unit)
             md.append("| %s | %s | %s | %s |" % (
                 label, unit,
                 " | ".join(fmt(f, med([v for v in vals[t] if v is not None]))
                            for t in targets),
                 " | ".join(row_ratios)))
     out.append("")
-    out.append("== targets from the issue (median per-round ratio) ==")
-    md += ["", "### Targets", "", "| target | median ratio | result |",
-           "|---|--:|---|"]
-    npass = 0
-    for label, unit, num, den, r, goal, v in goals_out:
-        what = "%s %s: %s/%s %s %g" % (label, "latency" if unit.startswith("mean")
-                                        else unit, num, den, goal[0], goal[1])
-        out.append("  %-52s %6s  %s" % (what, fmt("%.2f", r), v or "n/a"))
-        md.append("| %s | %s | %s |" % (what, fmt("%.2f", r), v or "n/a"))
-        npass += v == "PASS"
-    out.append("  %d of %d targets met" % (npass, len(goals_out)))
-    md.append("")
-    md.append("%d of %d targets met." % (npass, len(goals_out)))
-    print("\n".join(out))
-    with open(md_path, "w") as f:
-        f.write("\n".join(md) + "\n")
+    finish_report(out, md, goals_out, "targets from the issue", "Targets", md_path,
+                  latency_word=True)
 
 # ---- raid section ----
 def walk(node):
@@ -296,25 +317,8 @@ def cmd_raid_report(tsv, jobs_tsv, stripes_tsv, md_path, meta_path):
             out.append("  %-22s %7s   %-8s %-5s  per round" %
                        ("ratio" + ("" if higher else " (lower is better)"),
                         "median", "target", ""))
-            cells = []
-            for num, den in RAID_PAIRS:
-                if num not in tgts or den not in tgts:
-                    cells.append("-")
-                    continue
-                per = [a / b if a is not None and b else None
-                       for a, b in zip(vals[num], vals[den])]
-                r = med([x for x in per if x is not None])
-                goal = RAID_GOALS.get((jid, m, num, den))
-                v = verdict(goal, r)
-                gtxt = "%s %.2f" % goal if goal else ""
-                out.append("  %-22s %7s   %-8s %-5s  %s" % (
-                    "%s/%s" % (num, den), fmt("%.2f", r), gtxt, v,
-                    " ".join(fmt("%.2f", x) for x in per)))
-                cell = fmt("%.2f", r)
-                if goal:
-                    cell += " (%s %g: %s)" % (goal[0], goal[1], v)
-                    goals_out.append((label, unit, num, den, r, goal, v))
-                cells.append(cell)
+            cells = ratio_cells(out, goals_out, RAID_GOALS, RAID_PAIRS, vals,
+                                jid, m, label, unit, tgts)
             md.append("| %s | %s | %s | %s |" % (
                 label, unit,
                 " | ".join(fmt(f, med([v for v in vals[t] if v is not None]))
@@ -351,21 +355,8 @@ def cmd_raid_report(tsv, jobs_tsv, stripes_tsv, md_path, meta_path):
                (tot[0], pct, tot[1], tot[2], tot[3], int(stripes[0][6]),
                 tot[4], ctxt)]
     out.append("")
-    out.append("== RAID targets from the issue (median per-round ratio) ==")
-    md += ["", "### Targets (RAID)", "", "| target | median ratio | result |",
-           "|---|--:|---|"]
-    npass = 0
-    for label, unit, num, den, r, goal, v in goals_out:
-        what = "%s %s: %s/%s %s %g" % (label, unit, num, den, goal[0], goal[1])
-        out.append("  %-52s %6s  %s" % (what, fmt("%.2f", r), v or "n/a"))
-        md.append("| %s | %s | %s |" % (what, fmt("%.2f", r), v or "n/a"))
-        npass += v == "PASS"
-    out.append("  %d of %d targets met" % (npass, len(goals_out)))
-    md.append("")
-    md.append("%d of %d targets met." % (npass, len(goals_out)))
-    print("\n".join(out))
-    with open(md_path, "w") as f:
-        f.write("\n".join(md) + "\n")
+    finish_report(out, md, goals_out, "RAID targets from the issue",
+                  "Targets (RAID)", md_path)
 
 if __name__ == "__main__":
     cmd = sys.argv[1]

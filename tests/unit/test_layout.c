@@ -3,6 +3,7 @@
  * caret under the column README and t_raid_bad_expr.sh promise, and leaves
  * no file behind; sizes and durations read as the options take them. */
 #include "tests/unit/unit.h"
+#include "tests/unit/unit_layer.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -13,18 +14,6 @@
 
 #include "blockdev/layout.h"
 #include "blockdev/levels/layer.h"
-
-/* Where @l's logical byte 0 lies on its member: a slice's offset, which
- * the slice keeps to itself, and 0 for the other levels. */
-static uint64_t window_start(const struct layer *l)
-{
-	uint64_t mpos = 0, max;
-	int m;
-
-	if (l->l_map)
-		l->l_map(l, 0, &m, &mpos, &max);
-	return mpos;
-}
 
 #define ERR_BYTES 16384
 #define EXPR_BYTES 4096
@@ -200,7 +189,7 @@ static void check_good(const struct good *g)
 			n += (size_t)snprintf(kinds + n, sizeof(kinds) - n, "%s%s",
 					      i ? "," : "", l->l_members[i]->bd_kind);
 		UT_EQ(l->l_chunk, g->chunk, "%s: chunk", expr);
-		UT_EQ(window_start(l), g->offset, "%s: offset", expr);
+		UT_EQ(ut_window_start(l), g->offset, "%s: offset", expr);
 	}
 	ck_assert_msg(!strcmp(kinds, g->members), "%s: members %s, want %s", expr,
 		      kinds, g->members);

@@ -4,6 +4,7 @@
  * degraded arrays read back what was written, and data and parity land
  * where Linux md puts them (the expectations are the test's own formulas). */
 #include "tests/unit/unit.h"
+#include "tests/unit/unit_layer.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -13,18 +14,6 @@
 #include "blockdev/levels/member.h"
 #include "blockdev/levels/raid56.h"
 #include "blockdev/levels/super.h"
-
-/* Where @l's logical byte 0 lies on its member: a slice's offset, which
- * the slice keeps to itself, and 0 for the other levels. */
-static uint64_t window_start(const struct layer *l)
-{
-	uint64_t mpos = 0, max;
-	int m;
-
-	if (l->l_map)
-		l->l_map(l, 0, &m, &mpos, &max);
-	return mpos;
-}
 
 #define MAX_IO (256u << 10) /* the largest request sent (max_io_bytes) */
 #define MAX_PIECES 4096
@@ -328,7 +317,7 @@ static void check_bijection(struct arr *a)
 	}
 	qsort(pieces, nr, sizeof(pieces[0]), by_member);
 	for (int i = 0, m = 0; m < l->l_nr; m++) {
-		uint64_t at = !strcmp(l->l_kind, "slice") ? window_start(l) : 0, end;
+		uint64_t at = !strcmp(l->l_kind, "slice") ? ut_window_start(l) : 0, end;
 		uint64_t bytes = l->l_members[m]->bd_size - l->l_data_offset;
 
 		for (; i < nr && pieces[i].p_m == m; i++) {
@@ -343,7 +332,7 @@ static void check_bijection(struct arr *a)
 		 * smallest member in whole chunks; linear each member whole
 		 * in blocks of its alignment. */
 		if (!strcmp(l->l_kind, "slice"))
-			end = window_start(l) + a->a_size;
+			end = ut_window_start(l) + a->a_size;
 		else if (l->l_chunk)
 			end = min_bytes - min_bytes % l->l_chunk;
 		else
