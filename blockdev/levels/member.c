@@ -282,7 +282,8 @@ int member_replace(struct loop *loop, struct bdev *top, const char *addr,
 		return -EINVAL;
 	}
 	l->l_members[m] = dev;
-	dev->bd_observe = old->bd_observe; /* a trace goes on under the old id */
+	/* A trace goes on under the old id. */
+	dev->bd_observe = old->bd_observe;
 	dev->bd_observer = old->bd_observer;
 	dev->bd_trace_id = old->bd_trace_id;
 	bdev_destroy(old);

@@ -51,7 +51,8 @@ struct stripe_op {
 	enum so_mode so_mode;
 	uint64_t so_stripe;
 	uint32_t so_nstripes;  /* stripes locked and written: 1 unless a batch */
-	uint64_t so_lo, so_hi; /* data bytes of the stripe, [0, ndata * chunk) */
+	/* data bytes of the stripe, [0, ndata * chunk) */
+	uint64_t so_lo, so_hi;
 	uint64_t so_c0, so_c1;
 	int so_tries;
 	uint8_t *so_buf;

@@ -73,7 +73,8 @@ static bool mergeable(const struct stripe_op *so)
 static bool so_merge(struct r56 *r, struct stripe_op *so)
 {
 	struct stripe_op *w = NULL, *first, *second;
-	struct pvec *v = so->so_dvec; /* unused by @so: build the new one here */
+	/* unused by @so: build the new one here */
+	struct pvec *v = so->so_dvec;
 	uint64_t c = r->chunk;
 	int cap = r->ndata * (int)so->so_l->l_vec_cap, n;
 	struct pvec_iter it;

@@ -127,7 +127,8 @@ struct super_array {
 	struct super_info sa_sb;
 	struct super_dev sa_dev[LAYER_MAX_MEMBERS];
 	FIFO(struct bdev_req) sa_held;
-	FIFO(struct bdev_req) sa_ended; /* completed writes waiting for the update */
+	/* completed writes waiting for the update */
+	FIFO(struct bdev_req) sa_ended;
 	int sa_io;
 	bool sa_round_active; /* what the round in flight writes */
 	bool sa_ondisk_active;

@@ -549,7 +549,8 @@ int bdev_file_open(const char *path, const struct bdev_file_opts *opts, struct b
 		ret = file_lock_take(path, fd, &st, opts->read_only, &lock, err,
 				     err_len);
 		if (ret == -EBUSY)
-			created = false; /* its holder opened it: not ours to remove */
+			/* Its holder opened it: not ours to remove. */
+			created = false;
 		if (ret)
 			goto out_close;
 	}

@@ -317,7 +317,8 @@ static void check_bijection(struct arr *a)
 	}
 	qsort(pieces, nr, sizeof(pieces[0]), by_member);
 	for (int i = 0, m = 0; m < l->l_nr; m++) {
-		uint64_t at = !strcmp(l->l_kind, "slice") ? ut_window_start(l) : 0, end;
+		uint64_t at = !strcmp(l->l_kind, "slice") ? ut_window_start(l) : 0;
+		uint64_t end;
 		uint64_t bytes = l->l_members[m]->bd_size - l->l_data_offset;
 
 		for (; i < nr && pieces[i].p_m == m; i++) {
