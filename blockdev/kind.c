@@ -7,8 +7,10 @@
 #include <string.h>
 
 #define BDEV_KIND_REF(n) &n##_kind,
-const struct bdev_kind *const bdev_levels[] = { BDEV_LEVELS(BDEV_KIND_REF) NULL };
-const struct bdev_kind *const bdev_members[] = { BDEV_MEMBERS(BDEV_KIND_REF) NULL };
+const struct bdev_kind *const bdev_levels[] = { BDEV_LEVELS(BDEV_KIND_REF)
+							NULL };
+const struct bdev_kind *const bdev_members[] = { BDEV_MEMBERS(BDEV_KIND_REF)
+							 NULL };
 
 const struct bdev_kind *bdev_kind_find(const char *name, size_t len)
 {
@@ -16,7 +18,8 @@ const struct bdev_kind *bdev_kind_find(const char *name, size_t len)
 
 	for (size_t i = 0; i < sizeof(lists) / sizeof(lists[0]); i++)
 		for (const struct bdev_kind *const *k = lists[i]; *k; k++)
-			if (!((*k)->bk_flags & BK_PATH) && strlen((*k)->bk_name) == len &&
+			if (!((*k)->bk_flags & BK_PATH) &&
+			    strlen((*k)->bk_name) == len &&
 			    !strncmp((*k)->bk_name, name, len))
 				return *k;
 	return NULL;
@@ -38,17 +41,21 @@ void bdev_kind_names(char *buf, size_t len)
 	buf[0] = '\0';
 	for (int leaves = 0; leaves < 2; leaves++)
 		for (size_t i = 0; i < sizeof(lists) / sizeof(lists[0]); i++)
-			for (const struct bdev_kind *const *k = lists[i]; *k; k++)
+			for (const struct bdev_kind *const *k = lists[i]; *k;
+			     k++)
 				if (!((*k)->bk_flags & BK_PATH) &&
-				    ((*k)->bk_max_members == 0) == leaves && n < len)
+				    ((*k)->bk_max_members == 0) == leaves &&
+				    n < len)
 					n += snprintf(buf + n, len - n, "%s%s",
-						      n ? ", " : "", (*k)->bk_name);
+						      n ? ", " : "",
+						      (*k)->bk_name);
 }
 
 /* "linear, raid0/1/5/6": the names of @list's kinds with BK_ARRAY, not
  * BK_FROM_SUPER; a name that only changes the previous one's number is
  * written as "/number". */
-static void array_names(const struct bdev_kind *const *list, char *buf, size_t len)
+static void array_names(const struct bdev_kind *const *list, char *buf,
+			size_t len)
 {
 	const char *prev = NULL;
 	size_t n = 0;
@@ -58,13 +65,16 @@ static void array_names(const struct bdev_kind *const *list, char *buf, size_t l
 		const char *name = (*list)->bk_name;
 		size_t stem = strcspn(name, "0123456789");
 
-		if (((*list)->bk_flags & (BK_ARRAY | BK_FROM_SUPER)) != BK_ARRAY)
+		if (((*list)->bk_flags & (BK_ARRAY | BK_FROM_SUPER)) !=
+		    BK_ARRAY)
 			continue;
 		if (n < len && prev && name[stem] && strlen(prev) > stem &&
-		    !strncmp(prev, name, stem) && isdigit((unsigned char)prev[stem]))
+		    !strncmp(prev, name, stem) &&
+		    isdigit((unsigned char)prev[stem]))
 			n += snprintf(buf + n, len - n, "/%s", name + stem);
 		else if (n < len)
-			n += snprintf(buf + n, len - n, "%s%s", prev ? ", " : "", name);
+			n += snprintf(buf + n, len - n, "%s%s",
+				      prev ? ", " : "", name);
 		prev = name;
 	}
 }
@@ -76,8 +86,9 @@ void bdev_kind_usage(FILE *f)
 	for (const struct bdev_kind *const *k = bdev_levels; *k; k++)
 		fputs((*k)->bk_help ? (*k)->bk_help : "", f);
 	array_names(bdev_levels, arrays, sizeof(arrays));
-	fprintf(f, "  %s also take super=auto|1.2|none (md v1.2\n"
-		   "  superblocks; auto writes them on members --create makes) and name=\n",
+	fprintf(f,
+		"  %s also take super=auto|1.2|none (md v1.2\n"
+		"  superblocks; auto writes them on members --create makes) and name=\n",
 		arrays);
 	for (const struct bdev_kind *const *k = bdev_members; *k; k++)
 		fputs((*k)->bk_help ? (*k)->bk_help : "", f);

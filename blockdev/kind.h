@@ -40,7 +40,7 @@ struct bdev_kind_args {
 enum bdev_opt_type {
 	BDEV_OPT_SIZE,	 /* a size above zero */
 	BDEV_OPT_OFFSET, /* a size, or 0 */
-	BDEV_OPT_CHUNK,	 /* a power of two of at least 4k, 512k when not given */
+	BDEV_OPT_CHUNK, /* a power of two of at least 4k, 512k when not given */
 };
 
 /**

@@ -23,8 +23,9 @@ static int open_leaf(struct parser *p, struct lnode *n, struct bdev **out)
 	if (n->name_len >= sizeof(path))
 		return layout_fail_at(p, n->at, "path too long");
 	if (p->nr_seen == MAX_LEAVES)
-		return layout_fail_at(p, n->at, "more than %d member files in one expression",
-			       MAX_LEAVES);
+		return layout_fail_at(p, n->at,
+				      "more than %d member files in one expression",
+				      MAX_LEAVES);
 	memcpy(path, n->name, n->name_len);
 	path[n->name_len] = '\0';
 	a.ka_path = path;
@@ -35,26 +36,30 @@ static int open_leaf(struct parser *p, struct lnode *n, struct bdev **out)
 	 * created count too.  Slices of one image that do not overlap are
 	 * two extents of one physical volume, not twins. */
 	for (int i = 0; i < p->nr_seen; i++) {
-		if (p->seen[i].dev == d->bd_id_dev && p->seen[i].ino == d->bd_id_ino &&
-		    p->seen[i].lo < p->hi && p->lo < p->seen[i].hi) {
+		if (p->seen[i].dev == d->bd_id_dev &&
+		    p->seen[i].ino == d->bd_id_ino && p->seen[i].lo < p->hi &&
+		    p->lo < p->seen[i].hi) {
 			size_t at = p->seen[i].at;
 			bool sliced = p->lo || p->hi != UINT64_MAX ||
-				      p->seen[i].lo || p->seen[i].hi != UINT64_MAX;
+				      p->seen[i].lo ||
+				      p->seen[i].hi != UINT64_MAX;
 
 			if (d->bd_created)
 				unlink(path);
 			bdev_destroy(d);
 			if (sliced)
-				return layout_fail_at(p, n->at, "%s is already a member (column %zu), and the two slices of it overlap",
-					       path, at);
-			return layout_fail_at(p, n->at, "%s is already a member (column %zu)",
-				       path, at);
+				return layout_fail_at(p, n->at,
+						      "%s is already a member (column %zu), and the two slices of it overlap",
+						      path, at);
+			return layout_fail_at(p, n->at,
+					      "%s is already a member (column %zu)",
+					      path, at);
 		}
 	}
 	if (p->opts->create_size && !d->bd_created && !d->bd_is_blockdev &&
 	    !p->opts->no_io)
 		bdev_log("--create: %s exists (%llu bytes), used as it is",
-			path, (unsigned long long)d->bd_size);
+			 path, (unsigned long long)d->bd_size);
 	p->seen[p->nr_seen].dev = d->bd_id_dev;
 	p->seen[p->nr_seen].ino = d->bd_id_ino;
 	p->seen[p->nr_seen].lo = p->lo;
@@ -95,9 +100,11 @@ static void log_unused(const struct layer *l, const struct bdev_kind *k,
 	if (big->bd_size - l->l_data_offset < l->l_member_size + unit)
 		return;
 	bdev_log("%s: members differ in size: each contributes %llu bytes (the smallest, in whole %llu-byte units); %llu bytes of %s are unused",
-		level, (unsigned long long)l->l_member_size, (unsigned long long)unit,
-		(unsigned long long)(big->bd_size - l->l_data_offset - l->l_member_size),
-		big->bd_name);
+		 level, (unsigned long long)l->l_member_size,
+		 (unsigned long long)unit,
+		 (unsigned long long)(big->bd_size - l->l_data_offset -
+				      l->l_member_size),
+		 big->bd_name);
 }
 
 /*
@@ -106,14 +113,16 @@ static void log_unused(const struct layer *l, const struct bdev_kind *k,
  * states), then build it with that level's create.  Takes ownership of
  * @a's members.
  */
-static int build_array(struct parser *p, struct lnode *n, struct bdev_kind_args *a,
-		       struct bdev **out)
+static int build_array(struct parser *p, struct lnode *n,
+		       struct bdev_kind_args *a, struct bdev **out)
 {
 	struct bdev **members = a->ka_members;
 	int nr = a->ka_nr;
 	struct super_probe *pr = calloc(nr, sizeof(*pr));
-	struct super_want want = { .chunk = n->chunk_given ? n->args.ka_chunk : 0,
-				   .mode = p->opts->no_io ? SUPER_NONE : n->super };
+	struct super_want want = {
+		.chunk = n->chunk_given ? n->args.ka_chunk : 0,
+		.mode = p->opts->no_io ? SUPER_NONE : n->super
+	};
 	const struct bdev_kind *built;
 	struct super_plan plan;
 	struct bdev **slots;
@@ -131,7 +140,8 @@ static int build_array(struct parser *p, struct lnode *n, struct bdev_kind_args 
 		pr[i].bytes = members[i]->bd_size;
 		if (want.mode == SUPER_NONE)
 			continue;
-		ret = super_probe_member(p->loop, members[i], &pr[i], msg, sizeof(msg));
+		ret = super_probe_member(p->loop, members[i], &pr[i], msg,
+					 sizeof(msg));
 		if (ret) {
 			ret = layout_fail_at(p, n->kids[i]->at, "%s", msg);
 			goto out_members;
@@ -143,10 +153,11 @@ static int build_array(struct parser *p, struct lnode *n, struct bdev_kind_args 
 		ret = layout_fail_at(p, n->at, "%s: %s", level, msg);
 		goto out_members;
 	}
-	if (plan.note[0] && !(plan.action == SUPER_PLAN_NONE && n->super == SUPER_AUTO &&
-			      p->said_headerless))
+	if (plan.note[0] && !(plan.action == SUPER_PLAN_NONE &&
+			      n->super == SUPER_AUTO && p->said_headerless))
 		bdev_log("%s: %s", level, plan.note);
-	p->said_headerless |= plan.action == SUPER_PLAN_NONE && n->super == SUPER_AUTO;
+	p->said_headerless |= plan.action == SUPER_PLAN_NONE &&
+			      n->super == SUPER_AUTO;
 	slots = calloc(nr, sizeof(*slots));
 	if (!slots) {
 		ret = -ENOMEM;
@@ -162,8 +173,9 @@ static int build_array(struct parser *p, struct lnode *n, struct bdev_kind_args 
 	built = bdev_kind_find(plan.level, strlen(plan.level));
 	if (!built || !built->bk_create) {
 		layer_free_members(slots, nr);
-		ret = layout_fail_at(p, n->at, "%s: rawvec cannot build a %s array", level,
-			      plan.level);
+		ret = layout_fail_at(p, n->at,
+				     "%s: rawvec cannot build a %s array",
+				     level, plan.level);
 		goto out;
 	}
 	/* The level's create owns @slots from here, also on failure. */
@@ -173,22 +185,29 @@ static int build_array(struct parser *p, struct lnode *n, struct bdev_kind_args 
 		goto out;
 	}
 	log_unused(layer_of(*out), n->kind, level);
-	if (plan.action == SUPER_PLAN_ASSEMBLE && !(built->bk_flags & BK_CONCAT) &&
+	if (plan.action == SUPER_PLAN_ASSEMBLE &&
+	    !(built->bk_flags & BK_CONCAT) &&
 	    layer_of(*out)->l_member_size != pr[plan.authority].sb.size * 512) {
 		/* mdadm --size, or members rounded another way: md would
 		 * serve the array at its recorded size, not this one. */
-		ret = layout_fail_at(p, n->at, "%s: the superblocks say each member holds %llu bytes, these give %llu: rawvec runs arrays at their members' common size",
-			      level, (unsigned long long)pr[plan.authority].sb.size * 512,
-			      (unsigned long long)layer_of(*out)->l_member_size);
+		ret = layout_fail_at(p, n->at,
+				     "%s: the superblocks say each member holds %llu bytes, these give %llu: rawvec runs arrays at their members' common size",
+				     level,
+				     (unsigned long long)pr[plan.authority]
+						     .sb.size *
+					     512,
+				     (unsigned long long)layer_of(*out)
+					     ->l_member_size);
 		bdev_destroy(*out);
 		goto out;
 	}
 	if (plan.action != SUPER_PLAN_NONE) {
-		ret = super_attach(layer_of(*out), p->loop, &plan, pr, nr, n->md_name);
+		ret = super_attach(layer_of(*out), p->loop, &plan, pr, nr,
+				   n->md_name);
 		if (ret) {
 			bdev_destroy(*out);
-			ret = layout_fail_at(p, n->at, "%s: md metadata: %s", level,
-				      strerror(-ret));
+			ret = layout_fail_at(p, n->at, "%s: md metadata: %s",
+					     level, strerror(-ret));
 		}
 	}
 	goto out;
@@ -218,14 +237,20 @@ static int build(struct parser *p, struct lnode *n, uint32_t in_segs,
 	a.ka_in_segs = in_segs;
 	if (!k->bk_max_members) {
 		ret = k->bk_create(&a, out, msg, sizeof(msg));
-		return ret ? layout_fail_at(p, n->at, "%.*s: %s", (int)n->name_len,
-				     n->name, msg) : 0;
+		return ret ? layout_fail_at(p, n->at, "%.*s: %s",
+					    (int)n->name_len, n->name, msg) :
+			     0;
 	}
 	/* An assembled array's chunk is known only from its superblocks:
 	 * size the members for the smallest one when none is given. */
-	child_segs = in_segs + layer_max_pieces(max_io, (a.ka_chunk && !n->chunk_given) ||
-							(k->bk_flags & BK_FROM_SUPER) ?
-							4096 : a.ka_chunk, nr);
+	child_segs =
+		in_segs +
+		layer_max_pieces(max_io,
+				 (a.ka_chunk && !n->chunk_given) ||
+						 (k->bk_flags & BK_FROM_SUPER) ?
+					 4096 :
+					 a.ka_chunk,
+				 nr);
 	members = calloc(nr, sizeof(*members));
 	if (!members)
 		return -ENOMEM;
@@ -233,7 +258,8 @@ static int build(struct parser *p, struct lnode *n, uint32_t in_segs,
 	hi = p->hi;
 	if (k->bk_flags & BK_WINDOW) {
 		p->lo = lo + a.ka_offset < lo ? UINT64_MAX : lo + a.ka_offset;
-		if (a.ka_size && p->lo + a.ka_size > p->lo && p->lo + a.ka_size < hi)
+		if (a.ka_size && p->lo + a.ka_size > p->lo &&
+		    p->lo + a.ka_size < hi)
 			p->hi = p->lo + a.ka_size;
 	} else if (!(k->bk_flags & BK_SAME_BYTES)) {
 		p->lo = 0;
@@ -254,7 +280,8 @@ static int build(struct parser *p, struct lnode *n, uint32_t in_segs,
 		return build_array(p, n, &a, out);
 	ret = k->bk_create(&a, out, msg, sizeof(msg));
 	if (ret)
-		return layout_fail_at(p, n->at, "%.*s: %s", (int)n->name_len, n->name, msg);
+		return layout_fail_at(p, n->at, "%.*s: %s", (int)n->name_len,
+				      n->name, msg);
 	return 0;
 }
 
@@ -262,8 +289,12 @@ int bdev_layout_open(const char *expr, struct loop *loop,
 		     const struct bdev_layout_opts *opts, struct bdev **out,
 		     char *err, size_t errlen)
 {
-	struct parser p = { .s = expr, .err = err, .errlen = errlen,
-			    .loop = loop, .opts = opts, .hi = UINT64_MAX };
+	struct parser p = { .s = expr,
+			    .err = err,
+			    .errlen = errlen,
+			    .loop = loop,
+			    .opts = opts,
+			    .hi = UINT64_MAX };
 	struct bdev_file_opts fo = { .read_only = opts->read_only,
 				     .create_size = opts->create_size };
 	struct bdev_kind_args a = { .ka_path = expr, .ka_file = &fo };
@@ -279,20 +310,25 @@ int bdev_layout_open(const char *expr, struct loop *loop,
 	if (!ret) {
 		layout_skip_ws(&p);
 		if (p.s[p.pos])
-			ret = layout_fail_at(&p, p.pos, p.s[p.pos] == ')' ?
-				      "unbalanced ')'" : "unexpected text after the expression");
+			ret = layout_fail_at(&p, p.pos,
+					     p.s[p.pos] == ')' ?
+						     "unbalanced ')'" :
+						     "unexpected text after the expression");
 	}
 	if (ret && root && !root->func && root->name_len &&
 	    memchr(root->name, ' ', root->name_len)) {
 		/* "linear a.img, b.img)": a level name without its '('. */
-		size_t sp = (const char *)memchr(root->name, ' ', root->name_len) -
-			    root->name;
+		size_t sp =
+			(const char *)memchr(root->name, ' ', root->name_len) -
+			root->name;
 
-		ret = layout_fail_at(&p, root->at + sp, "expected '(' after '%.*s'",
-			      (int)sp, root->name);
+		ret = layout_fail_at(&p, root->at + sp,
+				     "expected '(' after '%.*s'", (int)sp,
+				     root->name);
 	}
 	if (!ret && !root->func)
-		ret = layout_fail_at(&p, root->at, "expected a layout such as raid0(a.img, b.img)");
+		ret = layout_fail_at(&p, root->at,
+				     "expected a layout such as raid0(a.img, b.img)");
 	if (!ret) {
 		char *future[MAX_LEAVES];
 		int nr_future = 0;

@@ -10,13 +10,13 @@
 
 #define MAX_KEYS 5
 #define MAX_LEAVES (LAYER_MAX_MEMBERS * 4) /* member files in one expression */
-#define DEFAULT_CHUNK (512 * 1024) /* md's default */
+#define DEFAULT_CHUNK (512 * 1024)	   /* md's default */
 
 struct lnode {
 	bool func;
 	const char *name; /* path or function name, in the expression */
 	size_t name_len;
-	size_t at;	  /* column of name */
+	size_t at; /* column of name */
 	struct lnode *kids[LAYER_MAX_MEMBERS];
 	int nr_kids;
 	struct {
@@ -24,7 +24,7 @@ struct lnode {
 		size_t key_len;
 		const char *str; /* the value as written */
 		size_t str_len;
-		size_t at;	 /* column of the value */
+		size_t at; /* column of the value */
 	} kv[MAX_KEYS];
 	int nr_kv;
 	/* filled by check_node() */
@@ -66,6 +66,7 @@ int layout_parse_node(struct parser *p, struct lnode **out);
 void layout_free_tree(struct lnode *n);
 /* Kinds, member counts and options of the tree, and the member files it
  * will create (@future, @nr_future of them); 0 or -EINVAL. */
-int layout_check_node(struct parser *p, struct lnode *n, char **future, int *nr_future);
+int layout_check_node(struct parser *p, struct lnode *n, char **future,
+		      int *nr_future);
 
 #endif

@@ -12,8 +12,6 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-
-
 int bdev_parse_size(const char *s, size_t len, uint64_t *out)
 {
 	uint64_t v = 0;
@@ -29,11 +27,24 @@ int bdev_parse_size(const char *s, size_t len, uint64_t *out)
 	}
 	if (i < len) {
 		switch (s[i++]) {
-		case 'k': case 'K': shift = 10; break;
-		case 'm': case 'M': shift = 20; break;
-		case 'g': case 'G': shift = 30; break;
-		case 't': case 'T': shift = 40; break;
-		default: return -EINVAL;
+		case 'k':
+		case 'K':
+			shift = 10;
+			break;
+		case 'm':
+		case 'M':
+			shift = 20;
+			break;
+		case 'g':
+		case 'G':
+			shift = 30;
+			break;
+		case 't':
+		case 'T':
+			shift = 40;
+			break;
+		default:
+			return -EINVAL;
 		}
 	}
 	if (i != len || !v || v > (UINT64_MAX >> shift))
@@ -44,8 +55,14 @@ int bdev_parse_size(const char *s, size_t len, uint64_t *out)
 
 int bdev_parse_duration(const char *v, size_t len, uint64_t *ns)
 {
-	static const struct { const char *sfx; uint64_t mul; } units[] = {
-		{ "ns", 1 }, { "us", 1000 }, { "ms", 1000000 }, { "s", 1000000000 },
+	static const struct {
+		const char *sfx;
+		uint64_t mul;
+	} units[] = {
+		{ "ns", 1 },
+		{ "us", 1000 },
+		{ "ms", 1000000 },
+		{ "s", 1000000000 },
 	};
 	char buf[32], *end;
 	unsigned long long n;
@@ -99,7 +116,6 @@ void layout_free_tree(struct lnode *n)
 	free(n);
 }
 
-
 /* key=value, or a member expression. */
 static int parse_arg(struct parser *p, struct lnode *n)
 {
@@ -125,7 +141,8 @@ static int parse_arg(struct parser *p, struct lnode *n)
 		return 0;
 	}
 	if (n->nr_kids == LAYER_MAX_MEMBERS)
-		return layout_fail_at(p, start, "more than %d members", LAYER_MAX_MEMBERS);
+		return layout_fail_at(p, start, "more than %d members",
+				      LAYER_MAX_MEMBERS);
 	ret = layout_parse_node(p, &n->kids[n->nr_kids]);
 	if (!ret) {
 		n->nr_kids++;
@@ -157,8 +174,9 @@ int layout_parse_node(struct parser *p, struct lnode **out)
 		end--;
 	n->name_len = end - n->at;
 	if (!n->name_len)
-		return layout_fail_at(p, p->pos, p->s[p->pos] ? "expected a member here" :
-							 "expression ends early");
+		return layout_fail_at(p, p->pos,
+				      p->s[p->pos] ? "expected a member here" :
+						     "expression ends early");
 	if (p->s[p->pos] != '(')
 		return 0;
 	n->func = true;
@@ -177,8 +195,9 @@ int layout_parse_node(struct parser *p, struct lnode **out)
 			p->pos++;
 			return 0;
 		}
-		return layout_fail_at(p, p->pos, p->s[p->pos] ?
-			"expected ',' or ')'" : "missing ')'");
+		return layout_fail_at(p, p->pos,
+				      p->s[p->pos] ? "expected ',' or ')'" :
+						     "missing ')'");
 	}
 }
 
@@ -187,8 +206,9 @@ int layout_parse_node(struct parser *p, struct lnode **out)
  * column in *@at when present, 0 when absent, or -EINVAL after reporting
  * a bad size.  Unknown keys are left for check_opts_used().
  */
-static int take_opt(struct parser *p, struct lnode *n, const struct bdev_kind_opt *o,
-		    uint64_t def, uint64_t *val, size_t *at)
+static int take_opt(struct parser *p, struct lnode *n,
+		    const struct bdev_kind_opt *o, uint64_t def, uint64_t *val,
+		    size_t *at)
 {
 	const char *key = o->ko_key;
 
@@ -204,8 +224,9 @@ static int take_opt(struct parser *p, struct lnode *n, const struct bdev_kind_op
 			*val = 0;
 		else if (bdev_parse_size(n->kv[i].str, n->kv[i].str_len, val))
 			return layout_fail_at(p, n->kv[i].at,
-				       "bad size '%.*s' (a number with an optional k, m, g or t, above zero)",
-				       (int)n->kv[i].str_len, n->kv[i].str);
+					      "bad size '%.*s' (a number with an optional k, m, g or t, above zero)",
+					      (int)n->kv[i].str_len,
+					      n->kv[i].str);
 		if (at)
 			*at = n->kv[i].at - strlen(key) - 1;
 		return 1;
@@ -217,10 +238,13 @@ static int check_opts_used(struct parser *p, const struct lnode *n)
 {
 	for (int i = 0; i < n->nr_kv; i++)
 		if (n->kv[i].key_len)
-			return layout_fail_at(p, n->kv[i].at - n->kv[i].key_len - 1,
-				       "%.*s() takes no option '%.*s'",
-				       (int)n->name_len, n->name,
-				       (int)n->kv[i].key_len, n->kv[i].key);
+			return layout_fail_at(p,
+					      n->kv[i].at - n->kv[i].key_len -
+						      1,
+					      "%.*s() takes no option '%.*s'",
+					      (int)n->name_len, n->name,
+					      (int)n->kv[i].key_len,
+					      n->kv[i].key);
 	return 0;
 }
 
@@ -229,8 +253,8 @@ static int fail_unknown(struct parser *p, const struct lnode *n)
 	char names[512];
 
 	bdev_kind_names(names, sizeof(names));
-	return layout_fail_at(p, n->at, "unknown layout '%.*s' (%s)", (int)n->name_len,
-		       n->name, names);
+	return layout_fail_at(p, n->at, "unknown layout '%.*s' (%s)",
+			      (int)n->name_len, n->name, names);
 }
 
 /* The options in @n's kind's table, in its order. */
@@ -244,7 +268,8 @@ static int take_kind_opts(struct parser *p, struct lnode *n)
 		size_t at = n->at;
 		int ret;
 
-		ret = take_opt(p, n, o, o->ko_type == BDEV_OPT_CHUNK ? DEFAULT_CHUNK : 0,
+		ret = take_opt(p, n, o,
+			       o->ko_type == BDEV_OPT_CHUNK ? DEFAULT_CHUNK : 0,
 			       val, &at);
 		if (ret < 0)
 			return ret;
@@ -252,12 +277,14 @@ static int take_kind_opts(struct parser *p, struct lnode *n)
 			n->chunk_given = ret;
 			if ((*val & (*val - 1)) || *val < 4096)
 				return layout_fail_at(p, at,
-					       "chunk %llu is not a power of two of at least 4k",
-					       (unsigned long long)*val);
+						      "chunk %llu is not a power of two of at least 4k",
+						      (unsigned long long)*val);
 		}
 		if (!ret && o->ko_required)
-			return layout_fail_at(p, n->at + n->name_len + 1, "%.*s() needs %s=SIZE",
-				       (int)n->name_len, n->name, o->ko_key);
+			return layout_fail_at(p, n->at + n->name_len + 1,
+					      "%.*s() needs %s=SIZE",
+					      (int)n->name_len, n->name,
+					      o->ko_key);
 	}
 	return 0;
 }
@@ -271,11 +298,13 @@ static int take_own_opts(struct parser *p, struct lnode *n)
 		if (!n->kv[i].key_len)
 			continue;
 		len += snprintf(n->own_opts + len, sizeof(n->own_opts) - len,
-				"%.*s=%.*s,", (int)n->kv[i].key_len, n->kv[i].key,
-				(int)n->kv[i].str_len, n->kv[i].str);
+				"%.*s=%.*s,", (int)n->kv[i].key_len,
+				n->kv[i].key, (int)n->kv[i].str_len,
+				n->kv[i].str);
 		if (len >= sizeof(n->own_opts))
-			return layout_fail_at(p, n->at, "%.*s(): options too long",
-				       (int)n->name_len, n->name);
+			return layout_fail_at(p, n->at,
+					      "%.*s(): options too long",
+					      (int)n->name_len, n->name);
 		n->kv[i].key_len = 0;
 	}
 	return 0;
@@ -290,7 +319,8 @@ static int take_super_opts(struct parser *p, struct lnode *n)
 		const char *v = n->kv[i].str;
 		size_t len = n->kv[i].str_len;
 
-		if (n->kv[i].key_len == 5 && !strncmp(n->kv[i].key, "super", 5)) {
+		if (n->kv[i].key_len == 5 &&
+		    !strncmp(n->kv[i].key, "super", 5)) {
 			if (len == 4 && !strncmp(v, "auto", 4))
 				n->super = SUPER_AUTO;
 			else if (len == 3 && !strncmp(v, "1.2", 3))
@@ -298,21 +328,27 @@ static int take_super_opts(struct parser *p, struct lnode *n)
 			else if (len == 4 && !strncmp(v, "none", 4))
 				n->super = SUPER_NONE;
 			else
-				return layout_fail_at(p, n->kv[i].at, "super=%.*s: not auto, 1.2 or none",
-					       (int)len, v);
-		} else if (n->kv[i].key_len == 4 && !strncmp(n->kv[i].key, "name", 4)) {
+				return layout_fail_at(p, n->kv[i].at,
+						      "super=%.*s: not auto, 1.2 or none",
+						      (int)len, v);
+		} else if (n->kv[i].key_len == 4 &&
+			   !strncmp(n->kv[i].key, "name", 4)) {
 			if (!len || len >= sizeof(n->md_name))
-				return layout_fail_at(p, n->kv[i].at, "name=%.*s: 1 to %zu characters",
-					       (int)len, v, sizeof(n->md_name) - 1);
-			snprintf(n->md_name, sizeof(n->md_name), "%.*s", (int)len, v);
+				return layout_fail_at(p, n->kv[i].at,
+						      "name=%.*s: 1 to %zu characters",
+						      (int)len, v,
+						      sizeof(n->md_name) - 1);
+			snprintf(n->md_name, sizeof(n->md_name), "%.*s",
+				 (int)len, v);
 		} else {
 			continue;
 		}
 		n->kv[i].key_len = 0; /* consumed */
 	}
 	if ((n->kind->bk_flags & BK_FROM_SUPER) && n->super == SUPER_NONE)
-		return layout_fail_at(p, n->at, "%s() assembles from superblocks: super=none makes no sense here",
-			       n->kind->bk_name);
+		return layout_fail_at(p, n->at,
+				      "%s() assembles from superblocks: super=none makes no sense here",
+				      n->kind->bk_name);
 	return 0;
 }
 
@@ -347,7 +383,8 @@ static char *future_path(const char *path)
  * checked first, so that a bad expression leaves no trace: levels, member
  * counts, options, missing files, and twins among files to be created.
  */
-int layout_check_node(struct parser *p, struct lnode *n, char **future, int *nr_future)
+int layout_check_node(struct parser *p, struct lnode *n, char **future,
+		      int *nr_future)
 {
 	const struct bdev_kind *k;
 	int ret;
@@ -362,19 +399,25 @@ int layout_check_node(struct parser *p, struct lnode *n, char **future, int *nr_
 		path[n->name_len] = '\0';
 		if (!stat(path, &st))
 			return 0;
-		if (errno != ENOENT || !p->opts->create_size || p->opts->read_only)
-			return layout_fail_at(p, n->at, "%s: %s", path, strerror(errno));
+		if (errno != ENOENT || !p->opts->create_size ||
+		    p->opts->read_only)
+			return layout_fail_at(p, n->at, "%s: %s", path,
+					      strerror(errno));
 		if (*nr_future == MAX_LEAVES)
-			return layout_fail_at(p, n->at, "more than %d member files in one expression",
-				       MAX_LEAVES);
+			return layout_fail_at(p, n->at,
+					      "more than %d member files in one expression",
+					      MAX_LEAVES);
 		future[*nr_future] = future_path(path);
 		if (!future[*nr_future])
-			return layout_fail_at(p, n->at, "%s: cannot create it: %s", path,
-				       strerror(errno));
+			return layout_fail_at(p, n->at,
+					      "%s: cannot create it: %s", path,
+					      strerror(errno));
 		for (int i = 0; i < *nr_future; i++) {
 			if (!strcmp(future[i], future[*nr_future])) {
 				free(future[*nr_future]);
-				return layout_fail_at(p, n->at, "%s is already a member", path);
+				return layout_fail_at(p, n->at,
+						      "%s is already a member",
+						      path);
 			}
 		}
 		(*nr_future)++;
@@ -389,17 +432,21 @@ int layout_check_node(struct parser *p, struct lnode *n, char **future, int *nr_
 	    (ret = check_opts_used(p, n)))
 		return ret;
 	if (n->nr_kids < k->bk_min_members)
-		return layout_fail_at(p, n->at, "%s needs at least %d member%s, got %d",
-			       k->bk_name, k->bk_min_members,
-			       k->bk_min_members == 1 ? "" : "s", n->nr_kids);
+		return layout_fail_at(p, n->at,
+				      "%s needs at least %d member%s, got %d",
+				      k->bk_name, k->bk_min_members,
+				      k->bk_min_members == 1 ? "" : "s",
+				      n->nr_kids);
 	if (n->nr_kids > k->bk_max_members && !k->bk_max_members)
-		return layout_fail_at(p, n->kids[0]->at, "%s takes no members", k->bk_name);
+		return layout_fail_at(p, n->kids[0]->at, "%s takes no members",
+				      k->bk_name);
 	if (n->nr_kids > k->bk_max_members && k->bk_max_members == 1)
-		return layout_fail_at(p, n->kids[1]->at, "%s takes one member", k->bk_name);
+		return layout_fail_at(p, n->kids[1]->at, "%s takes one member",
+				      k->bk_name);
 	if (n->nr_kids > k->bk_max_members)
 		return layout_fail_at(p, n->kids[k->bk_max_members]->at,
-			       "%s takes at most %d members", k->bk_name,
-			       k->bk_max_members);
+				      "%s takes at most %d members", k->bk_name,
+				      k->bk_max_members);
 	for (int i = 0; i < n->nr_kids; i++) {
 		ret = layout_check_node(p, n->kids[i], future, nr_future);
 		if (ret)
@@ -428,8 +475,9 @@ static int collect_leaves(const struct lnode *n, char **out, int *nr, int max)
 int bdev_layout_leaves(const char *expr, char **out, int max)
 {
 	char err[512];
-	struct parser p = { .s = expr, .err = err, .errlen = sizeof(err),
-			    .hi = UINT64_MAX };
+	struct parser p = {
+		.s = expr, .err = err, .errlen = sizeof(err), .hi = UINT64_MAX
+	};
 	struct lnode *root = NULL;
 	struct stat st;
 	int nr = 0;
@@ -440,7 +488,8 @@ int bdev_layout_leaves(const char *expr, char **out, int max)
 		out[0] = strdup(expr);
 		return out[0] ? 1 : -ENOMEM;
 	}
-	layout_parse_node(&p, &root); /* a syntax error keeps what came before it */
+	layout_parse_node(&p,
+			  &root); /* a syntax error keeps what came before it */
 	if (root && collect_leaves(root, out, &nr, max)) {
 		while (nr--)
 			free(out[nr]);

@@ -11,7 +11,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-
 void rv_usage(FILE *f)
 {
 	fprintf(f,
@@ -121,13 +120,15 @@ static int parse_o(struct rv_opts *o, char *list)
 			o->allow_other = true;
 		} else if (!strncmp(tok, "trace=", 6)) {
 			if (!tok[6]) {
-				fprintf(stderr, "rawvec: -o trace: no file named\n");
+				fprintf(stderr,
+					"rawvec: -o trace: no file named\n");
 				return -EINVAL;
 			}
 			o->trace_path = tok + 6;
 		} else if (!strncmp(tok, "log=", 4)) {
 			if (!tok[4]) {
-				fprintf(stderr, "rawvec: -o log: no file named\n");
+				fprintf(stderr,
+					"rawvec: -o log: no file named\n");
 				return -EINVAL;
 			}
 			o->log_path = tok + 4;
@@ -144,7 +145,8 @@ static int parse_o(struct rv_opts *o, char *list)
 			unsigned long m = strtoul(tok + 6, &end, 8);
 
 			if (!tok[6] || *end || m > 0777) {
-				fprintf(stderr, "rawvec: -o umask=%s: not an octal mode from 0 to 777\n",
+				fprintf(stderr,
+					"rawvec: -o umask=%s: not an octal mode from 0 to 777\n",
 					tok + 6);
 				return -EINVAL;
 			}
@@ -152,18 +154,21 @@ static int parse_o(struct rv_opts *o, char *list)
 		} else if (!strncmp(tok, "pool=", 5)) {
 			o->pool_set = true;
 			if (parse_size(tok + 5, &o->pool_bytes)) {
-				fprintf(stderr, "rawvec: -o pool: bad size '%s'\n",
+				fprintf(stderr,
+					"rawvec: -o pool: bad size '%s'\n",
 					tok + 5);
 				return -EINVAL;
 			}
 			/* io_uring registers at most 1 GiB as one buffer. */
 			if (o->pool_bytes > (1ull << 30)) {
-				fprintf(stderr, "rawvec: -o pool=%s: at most 1g\n",
+				fprintf(stderr,
+					"rawvec: -o pool=%s: at most 1g\n",
 					tok + 5);
 				return -EINVAL;
 			}
 		} else {
-			fprintf(stderr, "rawvec: unknown mount option '%s'\n", tok);
+			fprintf(stderr, "rawvec: unknown mount option '%s'\n",
+				tok);
 			return -EINVAL;
 		}
 	}
@@ -197,7 +202,8 @@ int rv_parse_args(int argc, char **argv, struct rv_opts *o)
 			break;
 		case 'c':
 			if (parse_size(optarg, &o->create_size)) {
-				fprintf(stderr, "rawvec: --create: bad size '%s'\n",
+				fprintf(stderr,
+					"rawvec: --create: bad size '%s'\n",
 					optarg);
 				return -EINVAL;
 			}
@@ -227,12 +233,16 @@ int rv_parse_args(int argc, char **argv, struct rv_opts *o)
 			exit(0);
 		default:
 			if (optopt == 'c' || optopt == 't')
-				fprintf(stderr, "rawvec: option %s needs an argument\n",
-					optopt == 'c' ? "--create" : "--transport");
+				fprintf(stderr,
+					"rawvec: option %s needs an argument\n",
+					optopt == 'c' ? "--create" :
+							"--transport");
 			else if (optopt == 'o')
-				fprintf(stderr, "rawvec: option -o needs an argument\n");
+				fprintf(stderr,
+					"rawvec: option -o needs an argument\n");
 			else if (optopt && optopt != '?')
-				fprintf(stderr, "rawvec: unknown option -%c\n", optopt);
+				fprintf(stderr, "rawvec: unknown option -%c\n",
+					optopt);
 			else
 				fprintf(stderr, "rawvec: unknown option '%s'\n",
 					argv[optind - 1]);
@@ -240,7 +250,8 @@ int rv_parse_args(int argc, char **argv, struct rv_opts *o)
 		}
 	}
 	if (argc - optind != 2) {
-		fprintf(stderr, "rawvec: expected MOUNTPOINT and TARGET, got %d argument%s\n",
+		fprintf(stderr,
+			"rawvec: expected MOUNTPOINT and TARGET, got %d argument%s\n",
 			argc - optind, argc - optind == 1 ? "" : "s");
 		return -EINVAL;
 	}
@@ -252,8 +263,10 @@ int rv_parse_args(int argc, char **argv, struct rv_opts *o)
 				(o->gid_set && o->disk_gid != getgid()))) {
 		bool u = o->uid_set && o->disk_uid != getuid();
 
-		fprintf(stderr, "rawvec: -o %s=%u: another user or group reaches the disk only with -o allow_other\n",
-			u ? "uid" : "gid", u ? (unsigned)o->disk_uid : (unsigned)o->disk_gid);
+		fprintf(stderr,
+			"rawvec: -o %s=%u: another user or group reaches the disk only with -o allow_other\n",
+			u ? "uid" : "gid",
+			u ? (unsigned)o->disk_uid : (unsigned)o->disk_gid);
 		return -EINVAL;
 	}
 	return 0;

@@ -109,8 +109,9 @@ static int check_path(struct ctl_prep *p, dev_t self, const char *path)
 	int ret = 0;
 
 	if (!stat(path, &st))
-		ret = S_ISBLK(st.st_mode) ? id_match(p, 0, st.st_rdev, path) :
-					    id_match(p, st.st_dev, st.st_ino, path);
+		ret = S_ISBLK(st.st_mode) ?
+			      id_match(p, 0, st.st_rdev, path) :
+			      id_match(p, st.st_dev, st.st_ino, path);
 	return ret ? ret : rv_path_depends(self, path, p->err, sizeof(p->err));
 }
 
@@ -131,8 +132,10 @@ static int check_opened(struct bdev *node, const char *addr, void *ctx)
 		return 0;
 	ret = id_match(lc->p, node->bd_id_dev, node->bd_id_ino, node->bd_name);
 	if (!ret)
-		ret = rv_dev_check(lc->self, node->bd_is_blockdev ? node->bd_id_ino :
-				   node->bd_id_dev, node->bd_name, false, lc->p->err,
+		ret = rv_dev_check(lc->self,
+				   node->bd_is_blockdev ? node->bd_id_ino :
+							  node->bd_id_dev,
+				   node->bd_name, false, lc->p->err,
 				   sizeof(lc->p->err));
 	return ret;
 }
@@ -162,8 +165,9 @@ static int prep_open(struct ctl_prep *p)
 
 	if (stat(p->mountpoint, &st)) {
 		ret = -errno;
-		snprintf(p->err, sizeof(p->err), "cannot stat the mountpoint %s: %s",
-			 p->mountpoint, strerror(-ret));
+		snprintf(p->err, sizeof(p->err),
+			 "cannot stat the mountpoint %s: %s", p->mountpoint,
+			 strerror(-ret));
 		return ret;
 	}
 	lc.self = st.st_dev;
@@ -185,13 +189,15 @@ static int prep_open(struct ctl_prep *p)
 		return ret;
 	ret = member_walk(p->dev, check_opened, &lc);
 	if (!ret && p->dev->bd_size < p->old_size) {
-		snprintf(p->err, sizeof(p->err), "%s has %llu bytes, member %s needs %llu",
-			 p->path, (unsigned long long)p->dev->bd_size, p->addr,
+		snprintf(p->err, sizeof(p->err),
+			 "%s has %llu bytes, member %s needs %llu", p->path,
+			 (unsigned long long)p->dev->bd_size, p->addr,
 			 (unsigned long long)p->old_size);
 		ret = -ENOSPC;
 	}
 	if (!ret && p->dev->bd_align > p->align) {
-		snprintf(p->err, sizeof(p->err), "%s needs %u-byte alignment, the array uses %u",
+		snprintf(p->err, sizeof(p->err),
+			 "%s needs %u-byte alignment, the array uses %u",
 			 p->path, p->dev->bd_align, p->align);
 		ret = -EINVAL;
 	}
@@ -256,7 +262,9 @@ static int snap_id(struct bdev *node, const char *addr, void *ctx)
 	if (bdev_is_layer(node) || (!node->bd_id_dev && !node->bd_id_ino))
 		return 0;
 	if (p->nr_ids == s->cap) {
-		struct ctl_id *n = realloc(p->ids, sizeof(*n) * (s->cap ? s->cap * 2 : 16));
+		struct ctl_id *n =
+			realloc(p->ids,
+				sizeof(*n) * (s->cap ? s->cap * 2 : 16));
 
 		if (!n)
 			return -ENOMEM;
@@ -322,12 +330,14 @@ static int prep_start(struct rv_ctl *c, struct ctl_job *job, const char *path,
 	pthread_attr_destroy(&attr);
 	if (ret) {
 		prep_free(p);
-		snprintf(err, errlen, "cannot start a thread to open it: %s", strerror(ret));
+		snprintf(err, errlen, "cannot start a thread to open it: %s",
+			 strerror(ret));
 		return -ret;
 	}
 	job->prep = p;
 	ctl_arm_efd(c);
-	loop_hook_arm_at(&fs->loop, &c->timeout, loop_now_ns() + CTL_TIMEOUT_NS);
+	loop_hook_arm_at(&fs->loop, &c->timeout,
+			 loop_now_ns() + CTL_TIMEOUT_NS);
 	return 0;
 }
 
@@ -339,7 +349,8 @@ static int run_line(struct rv_ctl *c, struct ctl_job *job, char *line)
 
 	snprintf(orig, sizeof(orig), "%s", line); /* strtok_r cuts @line */
 	cmd = strtok_r(line, " \t", &save);
-	char *a1 = strtok_r(NULL, " \t", &save), *a2 = strtok_r(NULL, " \t", &save);
+	char *a1 = strtok_r(NULL, " \t", &save),
+	     *a2 = strtok_r(NULL, " \t", &save);
 	char *extra = strtok_r(NULL, " \t", &save);
 	char err[8192];
 	struct layer *l;
@@ -359,7 +370,8 @@ static int run_line(struct rv_ctl *c, struct ctl_job *job, char *line)
 	if (!strcmp(cmd, "replace") && a1 && a2 && !extra) {
 		ret = member_lookup(fs->dev, a1, &l, &m, err, sizeof(err));
 		if (!ret)
-			ret = member_can_replace(fs->dev, a1, l, m, err, sizeof(err));
+			ret = member_can_replace(fs->dev, a1, l, m, err,
+						 sizeof(err));
 		if (ret)
 			goto bad;
 		snprintf(job->cmd, sizeof(job->cmd), "replace %s %s", a1, a2);
@@ -379,7 +391,8 @@ static int run_line(struct rv_ctl *c, struct ctl_job *job, char *line)
 			goto bad;
 		node = l->l_members[m];
 		if (!node->bd_desc || !node->bd_desc->bk_configure) {
-			snprintf(err, sizeof(err), "member %s is %s, not faulty()", a1,
+			snprintf(err, sizeof(err),
+				 "member %s is %s, not faulty()", a1,
 				 node->bd_kind);
 			ret = -EINVAL;
 			goto bad;
@@ -389,24 +402,29 @@ static int run_line(struct rv_ctl *c, struct ctl_job *job, char *line)
 						  sizeof(err));
 		if (ret)
 			goto bad;
-		rv_log("control: faults of member %s now: %s", a1, orig + (a2 - line));
+		rv_log("control: faults of member %s now: %s", a1,
+		       orig + (a2 - line));
 		return 0;
 	}
 	if ((!strcmp(cmd, "check") || !strcmp(cmd, "repair")) && !a1) {
 		ret = member_scrub(&fs->loop, fs->dev, cmd[0] == 'r');
 		if (ret == 0) {
-			snprintf(err, sizeof(err), "no redundant layer to %s", cmd);
+			snprintf(err, sizeof(err), "no redundant layer to %s",
+				 cmd);
 			ret = -EINVAL;
 		}
 		if (ret < 0) {
 			if (ret == -EBUSY)
-				snprintf(err, sizeof(err), "a rebuild or scrub is running");
+				snprintf(err, sizeof(err),
+					 "a rebuild or scrub is running");
 			goto bad;
 		}
-		rv_log("control: %s started on %d layer%s", cmd, ret, ret == 1 ? "" : "s");
+		rv_log("control: %s started on %d layer%s", cmd, ret,
+		       ret == 1 ? "" : "s");
 		return 0;
 	}
-	snprintf(err, sizeof(err), "unknown command or wrong arguments (see: cat control)");
+	snprintf(err, sizeof(err),
+		 "unknown command or wrong arguments (see: cat control)");
 	ret = -EINVAL;
 bad:
 	rv_log("control: '%s%s%s%s%s': %s", cmd, a1 ? " " : "", a1 ? a1 : "",
@@ -419,7 +437,8 @@ bad:
 static int ctl_continue(struct rv_ctl *c, struct ctl_job *job)
 {
 	for (;;) {
-		char *line = strtok_r(job->started ? NULL : job->text, "\n", &job->save);
+		char *line = strtok_r(job->started ? NULL : job->text, "\n",
+				      &job->save);
 		int ret;
 
 		job->started = true;
@@ -454,16 +473,16 @@ static void ctl_finish(struct rv_ctl *c)
 	} else {
 		/* job->l and job->m still hold: nothing else changes the
 		 * tree while a control write is being carried out. */
-		ret = member_replace(&fs->loop, fs->dev, job->addr, job->l, job->m, p->dev, err,
-				     sizeof(err));
+		ret = member_replace(&fs->loop, fs->dev, job->addr, job->l,
+				     job->m, p->dev, err, sizeof(err));
 		if (ret) {
 			/* Rare (the checks passed a moment ago); the device
 			 * passed the path checks, so closing it here is safe. */
 			drop_dev(p->dev);
 			rv_log("control: '%s': %s", job->cmd, err);
 		} else {
-			rv_log("control: member %s of %s replaced by %s%s", job->addr,
-			       job->l->l_kind, p->path,
+			rv_log("control: member %s of %s replaced by %s%s",
+			       job->addr, job->l->l_kind, p->path,
 			       job->l->l_sweep ? ", rebuilding" : "");
 		}
 	}

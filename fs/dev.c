@@ -12,11 +12,12 @@
 
 /* A WRITE arrives as fuse_in_header + fuse_write_in + data: reading it at
  * a page boundary minus this puts the data on the boundary. */
-#define WRITE_HDR_BYTES (sizeof(struct fuse_in_header) + sizeof(struct fuse_write_in))
+#define WRITE_HDR_BYTES \
+	(sizeof(struct fuse_in_header) + sizeof(struct fuse_write_in))
 
 struct dev_slot {
 	struct rv_req req;
-	char *buf;	/* pinned: one header page, then the payload */
+	char *buf; /* pinned: one header page, then the payload */
 	struct fuse_out_header out;
 	struct dev_slot *next_free;
 };
@@ -123,7 +124,8 @@ static void dev_pump(struct rv_dev_transport *t)
 				break;
 			}
 			if (errno != ENODEV)
-				rv_log("/dev/fuse: read failed: %s", strerror(errno));
+				rv_log("/dev/fuse: read failed: %s",
+				       strerror(errno));
 			fs->stopping = true; /* ENODEV: unmounted */
 			break;
 		}
@@ -138,10 +140,13 @@ static void dev_pump(struct rv_dev_transport *t)
 		s->req.arg = start + sizeof(*in);
 		s->req.payload = s->buf + PVEC_PAGE_SIZE;
 		s->req.payload_len = in->opcode == FUSE_WRITE &&
-						     (size_t)n >= WRITE_HDR_BYTES ?
-					     (size_t)n - WRITE_HDR_BYTES : 0;
+						     (size_t)n >=
+							     WRITE_HDR_BYTES ?
+					     (size_t)n - WRITE_HDR_BYTES :
+					     0;
 		rv_dispatch(&s->req);
-		if (in->opcode == FUSE_FORGET || in->opcode == FUSE_BATCH_FORGET ||
+		if (in->opcode == FUSE_FORGET ||
+		    in->opcode == FUSE_BATCH_FORGET ||
 		    in->opcode == FUSE_INTERRUPT) {
 			t->nr_busy--;
 			s->next_free = t->free;

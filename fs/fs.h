@@ -24,7 +24,11 @@
 
 #define RV_MAX_WRITE (1u << 20) /* 256 pages: the kernel's default limit */
 
-enum rv_transport_kind { RV_TRANSPORT_AUTO, RV_TRANSPORT_URING, RV_TRANSPORT_DEV };
+enum rv_transport_kind {
+	RV_TRANSPORT_AUTO,
+	RV_TRANSPORT_URING,
+	RV_TRANSPORT_DEV
+};
 
 struct rv_req;
 
@@ -74,7 +78,7 @@ struct rv_counters {
 	uint64_t requests;
 	uint64_t reads, writes, read_bytes, write_bytes;
 	uint64_t fsyncs, discards, zeroes;
-	uint64_t errors;    /* every error reply, lookups of missing names too */
+	uint64_t errors; /* every error reply, lookups of missing names too */
 	uint64_t io_errors; /* reads, writes, fsyncs, fallocates of disk */
 	uint32_t inflight, inflight_max;
 	uint64_t ring_requests, dev_requests;
@@ -96,7 +100,7 @@ struct rv_fs {
 	const char *target;
 	const char *mountpoint;
 	int fuse_fd;
-	uid_t uid;	/* the mounting user: owns stats and control */
+	uid_t uid; /* the mounting user: owns stats and control */
 	gid_t gid;
 	uid_t disk_uid; /* -o uid=, gid=, umask=: disk's owner and mode */
 	gid_t disk_gid;
@@ -118,7 +122,7 @@ struct rv_fs {
 	struct rv_dev_transport *devt;
 	struct rv_uring_transport *urt;
 	struct rv_ctl *ctl; /* control writes being carried out (control.c) */
-	size_t pool_bytes; /* requested pinned pool */
+	size_t pool_bytes;  /* requested pinned pool */
 	unsigned ring_entries_per_queue;
 	int nr_queues;
 };

@@ -33,7 +33,8 @@ static void log_line(const char *line, size_t len)
 	int n;
 
 	/* Start-up errors go to stderr as "rawvec: ...": one prefix. */
-	if (len >= sizeof(prefix) - 1 && !memcmp(line, prefix, sizeof(prefix) - 1)) {
+	if (len >= sizeof(prefix) - 1 &&
+	    !memcmp(line, prefix, sizeof(prefix) - 1)) {
 		line += sizeof(prefix) - 1;
 		len -= sizeof(prefix) - 1;
 	}
@@ -58,8 +59,8 @@ static void log_line(const char *line, size_t len)
 /* @text split at newlines into log_line()s.  With @rest (a stream's
  * bytes), a line without its newline yet waits there for the next call;
  * a line longer than @cap is cut. */
-static void log_lines(const char *text, size_t len, char *rest, size_t *rest_len,
-		      size_t cap)
+static void log_lines(const char *text, size_t len, char *rest,
+		      size_t *rest_len, size_t cap)
 {
 	while (len) {
 		const char *nl = memchr(text, '\n', len);
@@ -92,7 +93,8 @@ static ssize_t log_cookie_write(void *cookie, const char *buf, size_t size)
 	(void)cookie;
 	if (log_stderr && write(STDERR_FILENO, buf, size) < 0)
 		log_stderr = false;
-	log_lines(buf, size, cookie_rest, &cookie_rest_len, sizeof(cookie_rest));
+	log_lines(buf, size, cookie_rest, &cookie_rest_len,
+		  sizeof(cookie_rest));
 	return (ssize_t)size;
 }
 
@@ -164,9 +166,9 @@ void rv_log(const char *fmt, ...)
 	if ((size_t)n >= sizeof(buf))
 		n = sizeof(buf) - 1;
 	if (log_stderr) {
-		struct iovec iov[3] = {
-			{ (void *)"rawvec: ", 8 }, { buf, (size_t)n }, { (void *)"\n", 1 }
-		};
+		struct iovec iov[3] = { { (void *)"rawvec: ", 8 },
+					{ buf, (size_t)n },
+					{ (void *)"\n", 1 } };
 
 		if (writev(STDERR_FILENO, iov, 3) < 0)
 			log_stderr = false;

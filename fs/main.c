@@ -31,16 +31,19 @@ static int check_mountpoint(const char *path)
 	struct statx stx;
 
 	if (statx(AT_FDCWD, path, 0, STATX_TYPE, &stx)) {
-		fprintf(stderr, "rawvec: mountpoint %s: %s\n", path, strerror(errno));
+		fprintf(stderr, "rawvec: mountpoint %s: %s\n", path,
+			strerror(errno));
 		return -errno;
 	}
 	if (!S_ISDIR(stx.stx_mode)) {
-		fprintf(stderr, "rawvec: mountpoint %s: not a directory\n", path);
+		fprintf(stderr, "rawvec: mountpoint %s: not a directory\n",
+			path);
 		return -ENOTDIR;
 	}
 	if ((stx.stx_attributes_mask & STATX_ATTR_MOUNT_ROOT) &&
 	    (stx.stx_attributes & STATX_ATTR_MOUNT_ROOT)) {
-		fprintf(stderr, "rawvec: mountpoint %s: something is already mounted there\n",
+		fprintf(stderr,
+			"rawvec: mountpoint %s: something is already mounted there\n",
 			path);
 		return -EBUSY;
 	}
@@ -65,7 +68,8 @@ static int enable_uring(void)
 	int fd, ret = 0;
 
 	if (geteuid()) {
-		fprintf(stderr, "rawvec: --enable-uring: needs root to write %s\n",
+		fprintf(stderr,
+			"rawvec: --enable-uring: needs root to write %s\n",
 			URING_PARAM);
 		return -EPERM;
 	}
@@ -75,7 +79,8 @@ static int enable_uring(void)
 	if (fd >= 0)
 		close(fd);
 	if (ret) {
-		fprintf(stderr, "rawvec: --enable-uring: %s: %s (kernel older than 6.14 or without CONFIG_FUSE_IO_URING?)\n",
+		fprintf(stderr,
+			"rawvec: --enable-uring: %s: %s (kernel older than 6.14 or without CONFIG_FUSE_IO_URING?)\n",
 			URING_PARAM, strerror(-ret));
 		return ret;
 	}
@@ -83,7 +88,8 @@ static int enable_uring(void)
 	return 0;
 }
 
-#define MEMLOCK_HOWTO "raise it (ulimit -l, or memlock in /etc/security/limits.conf)"
+#define MEMLOCK_HOWTO \
+	"raise it (ulimit -l, or memlock in /etc/security/limits.conf)"
 
 /* Where the pool's size came from, for the message when it is too small. */
 enum pool_origin { POOL_DEFAULT, POOL_OPTION, POOL_RLIMIT };
@@ -94,8 +100,8 @@ enum pool_origin { POOL_DEFAULT, POOL_OPTION, POOL_RLIMIT };
  * costs max_write plus headroom; when the pool is small the counts shrink
  * first and max_write (down to 128 KiB) after.
  */
-static int size_pool(struct rv_fs *fs, bool expect_ring, enum pool_origin origin,
-		     int *dev_slots, int *bounces)
+static int size_pool(struct rv_fs *fs, bool expect_ring,
+		     enum pool_origin origin, int *dev_slots, int *bounces)
 {
 	size_t need;
 	struct rlimit rl;
@@ -114,13 +120,15 @@ static int size_pool(struct rv_fs *fs, bool expect_ring, enum pool_origin origin
 		       (size_t)*dev_slots > min_slots)
 			(*dev_slots)--;
 		if ((size_t)(*dev_slots + *bounces) * unit <= pool) {
-			size_t left = pool - (size_t)(*dev_slots + *bounces) * unit;
+			size_t left =
+				pool - (size_t)(*dev_slots + *bounces) * unit;
 
 			if (!expect_ring)
 				return 0;
 			epq = left / ((size_t)fs->nr_queues * fs->max_write);
 			if (epq >= 8 || (epq && fs->max_write <= 128 * 1024)) {
-				fs->ring_entries_per_queue = epq > 64 ? 64 : (unsigned)epq;
+				fs->ring_entries_per_queue =
+					epq > 64 ? 64 : (unsigned)epq;
 				return 0;
 			}
 		}
@@ -129,17 +137,26 @@ static int size_pool(struct rv_fs *fs, bool expect_ring, enum pool_origin origin
 		min_slots = 2;
 	}
 	need = ((size_t)(4 + 2 + (expect_ring ? fs->nr_queues : 0)) *
-		(128 * 1024 + 2 * PVEC_PAGE_SIZE + 2 * 65536) >> 20) + 1;
+			(128 * 1024 + 2 * PVEC_PAGE_SIZE + 2 * 65536) >>
+		20) +
+	       1;
 	if (origin == POOL_RLIMIT && !getrlimit(RLIMIT_MEMLOCK, &rl)) {
 		bdev_fmt_bytes(rl.rlim_cur, a, sizeof(a));
 		bdev_fmt_bytes(pool, b, sizeof(b));
-		fprintf(stderr, "rawvec: RLIMIT_MEMLOCK (%s) leaves room for a %s pinned pool, and it needs at least %zum%s: %s%s\n",
-			a, b, need, expect_ring ? " with the ring's entry per CPU queue" : "",
-			MEMLOCK_HOWTO, expect_ring ? ", or use --transport=dev" : "");
+		fprintf(stderr,
+			"rawvec: RLIMIT_MEMLOCK (%s) leaves room for a %s pinned pool, and it needs at least %zum%s: %s%s\n",
+			a, b, need,
+			expect_ring ? " with the ring's entry per CPU queue" :
+				      "",
+			MEMLOCK_HOWTO,
+			expect_ring ? ", or use --transport=dev" : "");
 	} else {
-		fprintf(stderr, "rawvec: %s pool=%zu is too small: it needs at least %zum%s\n",
-			origin == POOL_OPTION ? "-o" : "the default", pool, need,
-			expect_ring ? " with the ring's entry per CPU queue" : "");
+		fprintf(stderr,
+			"rawvec: %s pool=%zu is too small: it needs at least %zum%s\n",
+			origin == POOL_OPTION ? "-o" : "the default", pool,
+			need,
+			expect_ring ? " with the ring's entry per CPU queue" :
+				      "");
 	}
 	return -EINVAL;
 }
@@ -233,7 +250,8 @@ static bool start_stopped(void)
 {
 	if (!start_signal)
 		return false;
-	rv_log("signal %d during start-up: stopping before the mount", (int)start_signal);
+	rv_log("signal %d during start-up: stopping before the mount",
+	       (int)start_signal);
 	return true;
 }
 
@@ -260,9 +278,10 @@ static int check_dev_fuse(void)
 		return 0; /* a missing module: libfuse says so */
 	if (stat("/dev/fuse", &st))
 		st.st_mode = st.st_uid = 0;
-	fprintf(stderr, "rawvec: /dev/fuse: %s: uid %u may not use FUSE here (mode %04o, owner uid %u; fusermount3 opens it as the user too): make it 0666 as udev's rule for it does (as root: chmod 0666 /dev/fuse), or run rawvec as root\n",
-		strerror(e), (unsigned)geteuid(), (unsigned)(st.st_mode & 07777),
-		(unsigned)st.st_uid);
+	fprintf(stderr,
+		"rawvec: /dev/fuse: %s: uid %u may not use FUSE here (mode %04o, owner uid %u; fusermount3 opens it as the user too): make it 0666 as udev's rule for it does (as root: chmod 0666 /dev/fuse), or run rawvec as root\n",
+		strerror(e), (unsigned)geteuid(),
+		(unsigned)(st.st_mode & 07777), (unsigned)st.st_uid);
 	return -e;
 }
 
@@ -275,8 +294,8 @@ static void log_bdev(const char *msg)
 /* Every phase of run() below returns 0 or the exit code to leave with. */
 
 /* The loop, and a pool that fits RLIMIT_MEMLOCK and the transports. */
-static int start_loop(struct rv_fs *fs, const struct rv_opts *o, bool expect_ring,
-		      int *dev_slots, int *bounces)
+static int start_loop(struct rv_fs *fs, const struct rv_opts *o,
+		      bool expect_ring, int *dev_slots, int *bounces)
 {
 	enum pool_origin origin = o->pool_set ? POOL_OPTION : POOL_DEFAULT;
 	struct rlimit rl;
@@ -284,13 +303,15 @@ static int start_loop(struct rv_fs *fs, const struct rv_opts *o, bool expect_rin
 
 	ret = loop_init(&fs->loop, 256, o->transport != RV_TRANSPORT_DEV);
 	if (ret) {
-		fprintf(stderr, "rawvec: io_uring set-up failed: %s\n", strerror(-ret));
+		fprintf(stderr, "rawvec: io_uring set-up failed: %s\n",
+			strerror(-ret));
 		return EXIT_RUNTIME;
 	}
 	/* A user's locked memory is bounded: fit the pool to it, leaving a
 	 * quarter for what io_uring accounts besides. */
 	if (geteuid() && !getrlimit(RLIMIT_MEMLOCK, &rl) &&
-	    rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur / 4 * 3 < fs->pool_bytes) {
+	    rl.rlim_cur != RLIM_INFINITY &&
+	    rl.rlim_cur / 4 * 3 < fs->pool_bytes) {
 		uint64_t fit = (rl.rlim_cur / 4 * 3) & ~4095ull;
 
 		rv_log("pinned pool limited to %llu bytes by RLIMIT_MEMLOCK %llu (asked %llu); raise it (ulimit -l) for more",
@@ -299,7 +320,9 @@ static int start_loop(struct rv_fs *fs, const struct rv_opts *o, bool expect_rin
 		fs->pool_bytes = fit;
 		origin = POOL_RLIMIT;
 	}
-	return size_pool(fs, expect_ring, origin, dev_slots, bounces) ? EXIT_USAGE : 0;
+	return size_pool(fs, expect_ring, origin, dev_slots, bounces) ?
+		       EXIT_USAGE :
+		       0;
 }
 
 /* The device tree, its mem() members locked, and the trace file. */
@@ -328,12 +351,13 @@ static int open_target(struct rv_fs *fs, const struct rv_opts *o,
 			       sizeof(err));
 	if (ret) {
 		fprintf(stderr, "rawvec: %s\n", err);
-		return ret == -EINTR && start_stopped() ? EXIT_RUNTIME : EXIT_USAGE;
+		return ret == -EINTR && start_stopped() ? EXIT_RUNTIME :
+							  EXIT_USAGE;
 	}
 	if (start_stopped())
 		return EXIT_RUNTIME;
-	if (o->create_size && !fs->dev->bd_created &&
-	    fs->dev->bd_desc && (fs->dev->bd_desc->bk_flags & BK_PATH)) {
+	if (o->create_size && !fs->dev->bd_created && fs->dev->bd_desc &&
+	    (fs->dev->bd_desc->bk_flags & BK_PATH)) {
 		bdev_fmt_bytes(fs->dev->bd_size, a, sizeof(a));
 		rv_log("--create: %s exists (%s), used as it is", o->target, a);
 	}
@@ -367,21 +391,25 @@ static int pin_pool(struct rv_fs *fs, int bounces)
 	ret = loop_pool_init(&fs->loop, fs->pool_bytes);
 	if (ret) {
 		bdev_fmt_bytes(fs->pool_bytes, a, sizeof(a));
-		fprintf(stderr, "rawvec: pinning the %s buffer pool failed: %s\n", a,
+		fprintf(stderr,
+			"rawvec: pinning the %s buffer pool failed: %s\n", a,
 			strerror(-ret));
 		/* io_uring charges what it pins to the user, not the
 		 * process: every mount of the user's shares the limit. */
 		if ((ret == -ENOMEM || ret == -EAGAIN) && geteuid() &&
-		    !getrlimit(RLIMIT_MEMLOCK, &rl) && rl.rlim_cur != RLIM_INFINITY) {
+		    !getrlimit(RLIMIT_MEMLOCK, &rl) &&
+		    rl.rlim_cur != RLIM_INFINITY) {
 			bdev_fmt_bytes(rl.rlim_cur, b, sizeof(b));
-			fprintf(stderr, "rawvec: RLIMIT_MEMLOCK (%s) bounds what all of uid %u's processes pin with io_uring together: other rawvec mounts of the user's (and one that has just exited) count too; %s, or give a smaller -o pool=SIZE\n",
+			fprintf(stderr,
+				"rawvec: RLIMIT_MEMLOCK (%s) bounds what all of uid %u's processes pin with io_uring together: other rawvec mounts of the user's (and one that has just exited) count too; %s, or give a smaller -o pool=SIZE\n",
 				b, (unsigned)geteuid(), MEMLOCK_HOWTO);
 		}
 		return EXIT_RUNTIME;
 	}
 	if (start_stopped())
 		return EXIT_RUNTIME;
-	ret = bdev_rw_ctx_init(&fs->rwc, fs->dev, &fs->loop, fs->max_write, bounces);
+	ret = bdev_rw_ctx_init(&fs->rwc, fs->dev, &fs->loop, fs->max_write,
+			       bounces);
 	if (ret) {
 		fprintf(stderr, "rawvec: bounce buffers: %s\n", strerror(-ret));
 		return EXIT_RUNTIME;
@@ -398,13 +426,15 @@ static struct fuse_session *new_session(const struct rv_opts *o,
 	char optbuf[PATH_MAX + 128];
 
 	fuse_opt_add_arg(args, "rawvec");
-	snprintf(optbuf, sizeof(optbuf), "-osubtype=rawvec,fsname=%s,default_permissions%s%s",
+	snprintf(optbuf, sizeof(optbuf),
+		 "-osubtype=rawvec,fsname=%s,default_permissions%s%s",
 		 o->target, o->allow_other ? ",allow_other" : "",
 		 o->read_only ? ",ro" : "");
 	/* fsname is a comma list element: a target with commas keeps its
 	 * name out of the mount table rather than breaking the options. */
 	if (strchr(o->target, ','))
-		snprintf(optbuf, sizeof(optbuf), "-osubtype=rawvec,fsname=rawvec,default_permissions%s%s",
+		snprintf(optbuf, sizeof(optbuf),
+			 "-osubtype=rawvec,fsname=rawvec,default_permissions%s%s",
 			 o->allow_other ? ",allow_other" : "",
 			 o->read_only ? ",ro" : "");
 	fuse_opt_add_arg(args, optbuf);
@@ -436,8 +466,10 @@ static int serve(struct rv_fs *fs, const struct rv_opts *o)
 				code = EXIT_RUNTIME;
 				fs->stopping = true;
 			} else {
-				rv_log("transport: /dev/fuse%s", fs->uring_offered ?
-				       "" : " (kernel offers no FUSE-over-io_uring)");
+				rv_log("transport: /dev/fuse%s",
+				       fs->uring_offered ?
+					       "" :
+					       " (kernel offers no FUSE-over-io_uring)");
 			}
 		}
 		ret = loop_run(&fs->loop, 1);
@@ -485,11 +517,13 @@ static int run(struct rv_opts *o, int ready_fd)
 	sigaction(SIGHUP, &sa, NULL);
 	sigprocmask(SIG_UNBLOCK, &sigs, NULL);
 
-	code = start_loop(fs, o, o->transport != RV_TRANSPORT_DEV && uring_param_on(),
+	code = start_loop(fs, o,
+			  o->transport != RV_TRANSPORT_DEV && uring_param_on(),
 			  &dev_slots, &bounces);
 	if (code)
 		goto out_loop;
-	if ((code = open_target(fs, o, &trace)) || (code = pin_pool(fs, bounces)))
+	if ((code = open_target(fs, o, &trace)) ||
+	    (code = pin_pool(fs, bounces)))
 		goto out_dev;
 
 	/* From here signals wait for the ring (sig_done); one that came
@@ -506,13 +540,15 @@ static int run(struct rv_opts *o, int ready_fd)
 		goto out_rw;
 	}
 	if (fuse_session_mount(se, o->mountpoint)) {
-		fprintf(stderr, "rawvec: mounting on %s failed\n", o->mountpoint);
+		fprintf(stderr, "rawvec: mounting on %s failed\n",
+			o->mountpoint);
 		goto out_session;
 	}
 	fs->fuse_fd = fuse_session_fd(se);
 	ret = rv_dev_start(fs, dev_slots);
 	if (ret) {
-		fprintf(stderr, "rawvec: /dev/fuse transport: %s\n", strerror(-ret));
+		fprintf(stderr, "rawvec: /dev/fuse transport: %s\n",
+			strerror(-ret));
 		goto out_unmount;
 	}
 	if (sw.fd >= 0)
@@ -587,7 +623,8 @@ int main(int argc, char **argv)
 	if (o.enable_uring && enable_uring())
 		return EXIT_USAGE;
 	if (o.transport == RV_TRANSPORT_URING && !uring_param_on()) {
-		fprintf(stderr, "rawvec: --transport=uring: the kernel does not offer FUSE-over-io_uring (%s is not Y; try --enable-uring)\n",
+		fprintf(stderr,
+			"rawvec: --transport=uring: the kernel does not offer FUSE-over-io_uring (%s is not Y; try --enable-uring)\n",
 			URING_PARAM);
 		return EXIT_USAGE;
 	}

@@ -75,7 +75,8 @@ static void fill_attr(struct rv_fs *fs, uint64_t ino, struct fuse_attr *a)
 	case RV_INO_DISK:
 		a->uid = fs->disk_uid;
 		a->gid = fs->disk_gid;
-		a->mode = S_IFREG | (fs->disk_mode & (fs->read_only ? 0444 : 0666));
+		a->mode = S_IFREG |
+			  (fs->disk_mode & (fs->read_only ? 0444 : 0666));
 		a->size = fs->dev->bd_size;
 		a->blocks = fs->dev->bd_size / 512;
 		break;
@@ -118,15 +119,15 @@ static void do_init(struct rv_req *req)
 	 * to have made the file empty and serves async direct reads as
 	 * past the end.  Without it the open sends SETATTR size 0 with no
 	 * file handle, which a disk ignores (do_setattr). */
-	want = FUSE_ASYNC_READ | FUSE_BIG_WRITES |
-	       FUSE_ASYNC_DIO | FUSE_PARALLEL_DIROPS | FUSE_MAX_PAGES |
-	       FUSE_INIT_EXT;
+	want = FUSE_ASYNC_READ | FUSE_BIG_WRITES | FUSE_ASYNC_DIO |
+	       FUSE_PARALLEL_DIROPS | FUSE_MAX_PAGES | FUSE_INIT_EXT;
 	if (fs->uring_offered && fs->transport != RV_TRANSPORT_DEV)
 		want |= FUSE_OVER_IO_URING;
 	want &= kflags;
 	fs->use_uring = !!(want & FUSE_OVER_IO_URING);
 	out->minor = in->minor < FUSE_KERNEL_MINOR_VERSION ?
-			     in->minor : FUSE_KERNEL_MINOR_VERSION;
+			     in->minor :
+			     FUSE_KERNEL_MINOR_VERSION;
 	/* The kernel only reads flags2 / ring setup past minor 36 when we
 	 * say we speak its minor; the struct layout is unchanged since. */
 	if (fs->use_uring)
@@ -208,7 +209,8 @@ static void do_setattr(struct rv_req *req)
 			rv_log("disk: truncate to %llu bytes ignored: a disk's size is fixed (%llu), nothing is discarded",
 			       (unsigned long long)in->size,
 			       (unsigned long long)fs->dev->bd_size);
-	} else if ((in->valid & FATTR_SIZE) && !(o_trunc && ino != RV_INO_STATS)) {
+	} else if ((in->valid & FATTR_SIZE) &&
+		   !(o_trunc && ino != RV_INO_STATS)) {
 		rv_log("refusing to resize a control file to %llu bytes",
 		       (unsigned long long)in->size);
 		reply(req, -EINVAL, NULL, 0);
@@ -311,7 +313,8 @@ static void io_done(struct bdev_rw *rw, ssize_t res)
 		c->write_bytes += res;
 		memset(&req->out_small.write, 0, sizeof(req->out_small.write));
 		req->out_small.write.size = (uint32_t)res;
-		reply(req, 0, &req->out_small.write, sizeof(req->out_small.write));
+		reply(req, 0, &req->out_small.write,
+		      sizeof(req->out_small.write));
 		break;
 	default:
 		reply(req, 0, NULL, 0);
@@ -351,7 +354,8 @@ static void do_read(struct rv_req *req)
 		size_t n = 0, total = sizeof(control_help) - 1;
 
 		if (in->offset < total) {
-			n = total - in->offset < in->size ? total - in->offset : in->size;
+			n = total - in->offset < in->size ? total - in->offset :
+							    in->size;
 			memcpy(req->payload, control_help + in->offset, n);
 		}
 		reply(req, 0, req->payload, n);
@@ -389,7 +393,8 @@ static void do_write(struct rv_req *req)
 	struct rv_fs *fs = req->fs;
 
 	if (req->in->nodeid == RV_INO_CONTROL && in->size <= req->payload_len) {
-		int err = rv_control(fs, req, req->payload, in->size, control_done);
+		int err = rv_control(fs, req, req->payload, in->size,
+				     control_done);
 
 		if (err != RV_CONTROL_PENDING)
 			control_done(req, err);
@@ -437,7 +442,8 @@ static void do_fallocate(struct rv_req *req)
 		return;
 	}
 	length = in->length;
-	if (in->offset >= fs->dev->bd_size || length > fs->dev->bd_size - in->offset) {
+	if (in->offset >= fs->dev->bd_size ||
+	    length > fs->dev->bd_size - in->offset) {
 		/* A disk cannot grow: allocating past the end fails; punching
 		 * or zeroing there acts on the part inside. */
 		if (!mode) {

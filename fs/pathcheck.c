@@ -15,9 +15,9 @@
 #include <sys/sysmacros.h>
 #include <unistd.h>
 
-#define DEP_DEPTH 8	     /* hops followed from a path to the mount */
-#define DEP_SEEN 64	     /* devices looked at per question */
-#define DEP_MOUNTS 64	     /* rawvec mounts considered */
+#define DEP_DEPTH 8	      /* hops followed from a path to the mount */
+#define DEP_SEEN 64	      /* devices looked at per question */
+#define DEP_MOUNTS 64	      /* rawvec mounts considered */
 #define STATS_MAX (16u << 20) /* the most of another mount's stats read */
 
 /* ---- where a path leads ----------------------------------------------------- */
@@ -48,8 +48,10 @@ static char *resolve_for_create(const char *path)
 		slash = strrchr(cur, '/');
 		if (link[0] == '/' || !slash)
 			snprintf(cur, sizeof(cur), "%s", link);
-		else if (snprintf(slash + 1, sizeof(cur) - (size_t)(slash + 1 - cur),
-				  "%s", link) >= (int)(sizeof(cur) - (size_t)(slash + 1 - cur)))
+		else if (snprintf(slash + 1,
+				  sizeof(cur) - (size_t)(slash + 1 - cur), "%s",
+				  link) >=
+			 (int)(sizeof(cur) - (size_t)(slash + 1 - cur)))
 			return NULL;
 	}
 	slash = strrchr(cur, '/');
@@ -79,7 +81,8 @@ int rv_target_outside(const char *mountpoint, const char *expr, char *err,
 
 	if (stat(mountpoint, &mp))
 		return 0; /* the mountpoint check has said why */
-	n = bdev_layout_leaves(expr, leaves, (int)(sizeof(leaves) / sizeof(leaves[0])));
+	n = bdev_layout_leaves(expr, leaves,
+			       (int)(sizeof(leaves) / sizeof(leaves[0])));
 	if (n < 0) {
 		snprintf(err, errlen, "%s: out of memory", expr);
 		return n;
@@ -90,7 +93,8 @@ int rv_target_outside(const char *mountpoint, const char *expr, char *err,
 		/* Up from the file: one of its directories may be the
 		 * mountpoint by another name (symlink, bind mount). */
 		for (char *p = res; p && !ret;) {
-			if (!stat(p, &st) && st.st_dev == mp.st_dev && st.st_ino == mp.st_ino) {
+			if (!stat(p, &st) && st.st_dev == mp.st_dev &&
+			    st.st_ino == mp.st_ino) {
 				snprintf(err, errlen,
 					 "%s is inside the mountpoint %s: the mount would hide it (keep members outside the mountpoint)",
 					 leaves[i], mountpoint);
@@ -136,7 +140,8 @@ static void unescape(char *s)
 	for (; *s; s++) {
 		if (s[0] == '\\' && s[1] >= '0' && s[1] <= '3' && s[2] >= '0' &&
 		    s[2] <= '7' && s[3] >= '0' && s[3] <= '7') {
-			*o++ = (char)((s[1] - '0') * 64 + (s[2] - '0') * 8 + (s[3] - '0'));
+			*o++ = (char)((s[1] - '0') * 64 + (s[2] - '0') * 8 +
+				      (s[3] - '0'));
 			s += 3;
 		} else {
 			*o++ = *s;
@@ -160,7 +165,8 @@ static void load_mounts(struct dep_walk *w)
 		unsigned maj = 0, min = 0;
 		bool ok = false, dash = false;
 
-		for (int i = 0; (tok = strtok_r(i ? NULL : line, " \n", &save)); i++) {
+		for (int i = 0; (tok = strtok_r(i ? NULL : line, " \n", &save));
+		     i++) {
 			if (i == 2)
 				ok = sscanf(tok, "%u:%u", &maj, &min) == 2;
 			else if (i == 4)
@@ -279,7 +285,8 @@ static bool blockdev_depends(struct dep_walk *w, dev_t d, int depth)
 		if (!read_line(path, line, sizeof(line)) &&
 		    sscanf(line, "%u:%u", &maj, &min) == 2) {
 			snprintf(w->hops[depth], sizeof(w->hops[depth]),
-				 "partition %u:%u of %u:%u", major(d), minor(d), maj, min);
+				 "partition %u:%u of %u:%u", major(d), minor(d),
+				 maj, min);
 			if (dev_depends(w, makedev(maj, min), depth + 1))
 				return true;
 		}
@@ -289,12 +296,14 @@ static bool blockdev_depends(struct dep_walk *w, dev_t d, int depth)
 	while (dir && !found && (de = readdir(dir))) {
 		if (de->d_name[0] == '.')
 			continue;
-		snprintf(path, sizeof(path), "%s/slaves/%s/dev", sys, de->d_name);
+		snprintf(path, sizeof(path), "%s/slaves/%s/dev", sys,
+			 de->d_name);
 		if (read_line(path, line, sizeof(line)) ||
 		    sscanf(line, "%u:%u", &maj, &min) != 2)
 			continue;
 		snprintf(w->hops[depth], sizeof(w->hops[depth]),
-			 "device %u:%u over %s", major(d), minor(d), de->d_name);
+			 "device %u:%u over %s", major(d), minor(d),
+			 de->d_name);
 		found = dev_depends(w, makedev(maj, min), depth + 1);
 	}
 	if (dir)
@@ -317,8 +326,8 @@ static bool dev_depends(struct dep_walk *w, dev_t d, int depth)
 	for (int i = 0; i < w->nr_mounts; i++) {
 		if (w->mounts[i].dev != d)
 			continue;
-		snprintf(w->hops[depth], sizeof(w->hops[depth]), "the rawvec mount at %s",
-			 w->mounts[i].path);
+		snprintf(w->hops[depth], sizeof(w->hops[depth]),
+			 "the rawvec mount at %s", w->mounts[i].path);
 		if (stats_depend(w, w->mounts[i].path, depth + 1))
 			return true;
 	}
@@ -339,26 +348,32 @@ int rv_dev_depends(dev_t self, dev_t d, char *why, size_t whylen)
 	if (found && whylen) {
 		why[0] = '\0';
 		for (int i = 0; i < w->nr_hops && len < whylen; i++)
-			len += (size_t)snprintf(why + len, whylen - len, "%s -> ", w->hops[i]);
+			len += (size_t)snprintf(why + len, whylen - len,
+						"%s -> ", w->hops[i]);
 	}
 	free(w);
 	return found;
 }
 
-int rv_dev_check(dev_t self, dev_t d, const char *name, bool created,
-		 char *err, size_t errlen)
+int rv_dev_check(dev_t self, dev_t d, const char *name, bool created, char *err,
+		 size_t errlen)
 {
 	char why[2048];
 
 	if (!rv_dev_depends(self, d, why, sizeof(why)))
 		return 0;
 	if (!why[0])
-		snprintf(err, errlen, "%s %s inside this rawvec mount: its I/O would wait on the mount itself",
+		snprintf(err, errlen,
+			 "%s %s inside this rawvec mount: its I/O would wait on the mount itself",
 			 name, created ? "would be created" : "is");
 	else
-		snprintf(err, errlen, "%s %s this rawvec mount (%sthis mount): its I/O would come back into the mount",
-			 name, created ? "would be created on a device that depends on" :
-					 "depends on", why);
+		snprintf(err, errlen,
+			 "%s %s this rawvec mount (%sthis mount): its I/O would come back into the mount",
+			 name,
+			 created ?
+				 "would be created on a device that depends on" :
+				 "depends on",
+			 why);
 	return -EINVAL;
 }
 
@@ -368,7 +383,9 @@ int rv_path_depends(dev_t self, const char *path, char *err, size_t errlen)
 	struct stat st;
 
 	if (!stat(path, &st))
-		return rv_dev_check(self, S_ISBLK(st.st_mode) ? st.st_rdev : st.st_dev,
+		return rv_dev_check(self,
+				    S_ISBLK(st.st_mode) ? st.st_rdev :
+							  st.st_dev,
 				    path, false, err, errlen);
 	if (errno != ENOENT)
 		return 0; /* opening it will say why */

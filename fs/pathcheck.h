@@ -33,8 +33,8 @@ int rv_dev_depends(dev_t self, dev_t d, char *why, size_t whylen);
  * rv_dev_check() - rv_dev_depends() as an error: 0, or -EINVAL with a
  * message about @name (a file on @d, or one to be @created there).
  */
-int rv_dev_check(dev_t self, dev_t d, const char *name, bool created,
-		 char *err, size_t errlen);
+int rv_dev_check(dev_t self, dev_t d, const char *name, bool created, char *err,
+		 size_t errlen);
 
 /**
  * rv_path_depends() - rv_dev_depends() for what @path leads to: its

@@ -12,15 +12,16 @@
 
 /* Per-op field names: "<count name>" and "<op>_bytes". */
 static const char *const op_count_names[BDEV_NR_OPS] = {
-	[BDEV_READ] = "reads",	     [BDEV_WRITE] = "writes",
-	[BDEV_FLUSH] = "flushes",    [BDEV_DISCARD] = "discards",
+	[BDEV_READ] = "reads",	      [BDEV_WRITE] = "writes",
+	[BDEV_FLUSH] = "flushes",     [BDEV_DISCARD] = "discards",
 	[BDEV_ZERO] = "write_zeroes",
 };
 
 /* "read_lat": p50/p99/mean/max in microseconds, and the histogram keyed by
  * each non-empty bucket's lower bound in ns, so readers such as
  * `rawvec stat` can take percentiles over an interval from two snapshots. */
-static void lat_json(struct json_w *w, const char *name, const struct bdev_lat *l)
+static void lat_json(struct json_w *w, const char *name,
+		     const struct bdev_lat *l)
 {
 	uint64_t n = 0;
 
@@ -30,7 +31,8 @@ static void lat_json(struct json_w *w, const char *name, const struct bdev_lat *
 	json_obj_open(w);
 	json_kv_double(w, "p50_us", bdev_lat_quantile(l, 0.5) / 1e3, 1);
 	json_kv_double(w, "p99_us", bdev_lat_quantile(l, 0.99) / 1e3, 1);
-	json_kv_double(w, "mean_us", n ? (double)l->sum_ns / (double)n / 1e3 : 0.0, 1);
+	json_kv_double(w, "mean_us",
+		       n ? (double)l->sum_ns / (double)n / 1e3 : 0.0, 1);
 	json_kv_double(w, "max_us", l->max_ns / 1e3, 1);
 	json_kv_u64(w, "sum_ns", l->sum_ns);
 	json_key(w, "hist");
@@ -67,7 +69,9 @@ static void super_json(struct json_w *w, const struct layer *l)
 	json_kv_u64(w, "events", st.sb->events);
 	json_kv_str(w, "state", st.active ? "active" : "clean");
 	json_kv_str(w, "resync",
-		    st.resyncing ? "running" : st.resync_pending ? "pending" : "none");
+		    st.resyncing      ? "running" :
+		    st.resync_pending ? "pending" :
+					"none");
 	json_kv_u64(w, "data_offset", (uint64_t)st.sb->data_offset * 512);
 	json_kv_u64(w, "updates", st.updates);
 	json_key(w, "devices");
@@ -106,9 +110,12 @@ static void layer_json(struct json_w *w, const struct bdev *d)
 		json_kv_i64(w, "degraded", l->l_nr_bad);
 		json_kv_bool(w, "sweep_running", l->l_sweep_running);
 		json_kv_double(w, "sweep_done_pct",
-			       l->l_sweep_total ? 100.0 * l->l_sweep_pos / l->l_sweep_total : 0.0,
+			       l->l_sweep_total ? 100.0 * l->l_sweep_pos /
+							  l->l_sweep_total :
+						  0.0,
 			       1);
-		json_kv_double(w, "sweep_bytes_per_sec", layer_sweep_rate(l), 0);
+		json_kv_double(w, "sweep_bytes_per_sec", layer_sweep_rate(l),
+			       0);
 		json_kv_u64(w, "rebuild_pos", l->l_rebuild_pos);
 		json_kv_u64(w, "mismatch_sectors", l->l_mismatch_sectors);
 		json_kv_u64(w, "sweep_held_writes", l->l_stats.held_writes);
@@ -168,7 +175,8 @@ static void bdev_json(struct json_w *w, const struct bdev *d, const char *state)
 		json_key(w, "members");
 		json_arr_open(w);
 		for (int i = 0; i < l->l_nr; i++)
-			bdev_json(w, l->l_members[i], member_state_name(l->l_state[i]));
+			bdev_json(w, l->l_members[i],
+				  member_state_name(l->l_state[i]));
 		json_arr_close(w);
 	} else {
 		json_kv_str(w, "kind", d->bd_kind ? d->bd_kind : "?");

@@ -118,9 +118,10 @@ static void ent_done(struct loop_op *op, int res, unsigned flags)
 	if (res < 0) {
 		/* ENOTCONN/ECONNABORTED: unmounted; anything else loses the
 		 * entry, and with the last one the transport. */
-		if (res != -ENOTCONN && res != -ECONNABORTED && res != -ECANCELED)
-			rv_log("fuse ring: entry on queue %u failed: %s", e->qid,
-			       strerror(-res));
+		if (res != -ENOTCONN && res != -ECONNABORTED &&
+		    res != -ECANCELED)
+			rv_log("fuse ring: entry on queue %u failed: %s",
+			       e->qid, strerror(-res));
 		e->dead = true;
 		if (++t->nr_dead == t->nr_ents)
 			fs->stopping = true;

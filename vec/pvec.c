@@ -123,9 +123,11 @@ int pvec_merge(struct pvec *vec, int nr)
 	for (int i = 0; i < nr; i++) {
 		if (!vec[i].pv_len)
 			continue;
-		if (out && pvec_addr(&vec[out - 1]) + vec[out - 1].pv_len ==
-				   pvec_addr(&vec[i]) &&
-		    (uint64_t)vec[out - 1].pv_len + vec[i].pv_len <= UINT32_MAX) {
+		if (out &&
+		    pvec_addr(&vec[out - 1]) + vec[out - 1].pv_len ==
+			    pvec_addr(&vec[i]) &&
+		    (uint64_t)vec[out - 1].pv_len + vec[i].pv_len <=
+			    UINT32_MAX) {
 			vec[out - 1].pv_len += vec[i].pv_len;
 			continue;
 		}
@@ -178,7 +180,8 @@ int pvec_append(struct pvec *dst, int nr, int cap, const struct pvec *src,
 	struct pvec cur;
 	/* Count first, so that -ENOSPC leaves @dst untouched. */
 	struct pvec_iter probe = it;
-	const char *end = nr ? pvec_addr(&dst[nr - 1]) + dst[nr - 1].pv_len : NULL;
+	const char *end = nr ? pvec_addr(&dst[nr - 1]) + dst[nr - 1].pv_len :
+			       NULL;
 	uint64_t run = nr ? dst[nr - 1].pv_len : 0;
 	int need = nr;
 
@@ -194,8 +197,9 @@ int pvec_append(struct pvec *dst, int nr, int cap, const struct pvec *src,
 	if (need > cap)
 		return -ENOSPC;
 	pvec_for_each(cur, src, it) {
-		if (nr && pvec_addr(&dst[nr - 1]) + dst[nr - 1].pv_len ==
-				  pvec_addr(&cur) &&
+		if (nr &&
+		    pvec_addr(&dst[nr - 1]) + dst[nr - 1].pv_len ==
+			    pvec_addr(&cur) &&
 		    (uint64_t)dst[nr - 1].pv_len + cur.pv_len <= UINT32_MAX) {
 			dst[nr - 1].pv_len += cur.pv_len;
 		} else {

@@ -69,8 +69,8 @@ struct pvec pvec_iter_cur(const struct pvec *vec, struct pvec_iter it);
  * copy to keep it): @cur is each piece in turn, as pvec_iter_cur() gives
  * it.  The body may not advance @it itself.
  */
-#define pvec_for_each(cur, vec, it)                                         \
-	for (; (it).pi_size && ((cur) = pvec_iter_cur((vec), (it)), 1);    \
+#define pvec_for_each(cur, vec, it)                                     \
+	for (; (it).pi_size && ((cur) = pvec_iter_cur((vec), (it)), 1); \
 	     pvec_iter_advance((vec), &(it), (cur).pv_len))
 
 /**

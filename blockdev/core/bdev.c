@@ -8,8 +8,8 @@
 #include <stdlib.h>
 
 static const char *const op_names[BDEV_NR_OPS] = {
-	[BDEV_READ] = "read",	    [BDEV_WRITE] = "write",
-	[BDEV_FLUSH] = "flush",	    [BDEV_DISCARD] = "discard",
+	[BDEV_READ] = "read",	      [BDEV_WRITE] = "write",
+	[BDEV_FLUSH] = "flush",	      [BDEV_DISCARD] = "discard",
 	[BDEV_ZERO] = "write_zeroes",
 };
 
@@ -33,7 +33,9 @@ uint64_t bdev_lat_percentile(const uint64_t *hist, double q)
 		seen += hist[b];
 		if (seen >= rank) {
 			uint64_t lo = bdev_lat_lower(b);
-			uint64_t hi = b + 1 < BDEV_LAT_BUCKETS ? bdev_lat_lower(b + 1) : lo + 1;
+			uint64_t hi = b + 1 < BDEV_LAT_BUCKETS ?
+					      bdev_lat_lower(b + 1) :
+					      lo + 1;
 
 			return lo + (hi - lo) / 2;
 		}
@@ -166,7 +168,8 @@ void bdev_destroy(struct bdev *dev)
 
 void bdev_fmt_bytes(uint64_t n, char *buf, size_t len)
 {
-	static const char *const unit[] = { "bytes", "KiB", "MiB", "GiB", "TiB" };
+	static const char *const unit[] = { "bytes", "KiB", "MiB", "GiB",
+					    "TiB" };
 	unsigned u = 0;
 	uint64_t d = 1;
 

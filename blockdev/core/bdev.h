@@ -63,7 +63,8 @@ struct bdev_req {
 	uint64_t br_start_ns; /* set by bdev_submit(), for latency */
 	bdev_end_fn br_end;
 	void *br_private;
-	struct bdev_req *br_qnext; /* a queue it waits on (super.c's held writes) */
+	struct bdev_req
+		*br_qnext; /* a queue it waits on (super.c's held writes) */
 	bool br_meta; /* rawvec's own metadata I/O (superblocks), not the user's */
 	struct loop *br_loop;
 	struct loop_op br_loop_op;
@@ -101,7 +102,6 @@ struct bdev_stats {
 	uint32_t inflight_max;
 	struct bdev_lat lat[2]; /* [BDEV_READ], [BDEV_WRITE] */
 };
-
 
 /** bdev_lat_bucket() - the histogram bucket of a @ns-long latency. */
 static inline int bdev_lat_bucket(uint64_t ns)
@@ -183,9 +183,9 @@ struct bdev {
 	uint32_t bd_mem_align;
 	bool bd_is_blockdev;
 	bool bd_read_only;
-	bool bd_created;	   /* file: made by --create just now */
-	bool bd_byte_zero;	   /* DISCARD/ZERO need no alignment (files) */
-	bool bd_discard_zeroes;	   /* a DISCARD reads back zeroes (a hole in a file) */
+	bool bd_created;	/* file: made by --create just now */
+	bool bd_byte_zero;	/* DISCARD/ZERO need no alignment (files) */
+	bool bd_discard_zeroes; /* a DISCARD reads back zeroes (a hole in a file) */
 	uint64_t bd_id_dev, bd_id_ino; /* file: what it is, to spot twins */
 	struct bdev_stats bd_stats;
 	/* A barrier in front of the backend: returns true when it takes
@@ -244,7 +244,8 @@ void bdev_req_chain(struct bdev_req *parent, struct bdev_req *child);
  * request that stands in for @from without being its child: the loop it
  * runs on and whether it is metadata I/O.
  */
-static inline void bdev_req_like(struct bdev_req *req, const struct bdev_req *from)
+static inline void bdev_req_like(struct bdev_req *req,
+				 const struct bdev_req *from)
 {
 	req->br_loop = from->br_loop;
 	req->br_meta = from->br_meta;
@@ -296,15 +297,15 @@ struct bdev_file_opts {
  * holder when one is found, into @err (size @err_len).
  */
 int bdev_file_open(const char *path, const struct bdev_file_opts *opts,
-		   struct bdev **out,
-		   char *err, size_t err_len);
+		   struct bdev **out, char *err, size_t err_len);
 
 /**
  * bdev_null_create() / bdev_mem_create() - a @size-byte member that
  * reads zeroes and drops writes (null), or that keeps its bytes in locked
  * RAM (mem).  Both complete every request inside submit.
  */
-int bdev_null_create(uint64_t size, struct bdev **out, char *err, size_t errlen);
+int bdev_null_create(uint64_t size, struct bdev **out, char *err,
+		     size_t errlen);
 int bdev_mem_create(uint64_t size, struct bdev **out, char *err, size_t errlen);
 
 /**

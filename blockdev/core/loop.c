@@ -21,8 +21,8 @@ int loop_init(struct loop *r, unsigned entries, bool sqe128)
 	 * every completion: measured 78k vs 93k IOPS and half the no-I/O
 	 * ceiling, so they are worth a fallback dance. */
 	memset(&p, 0, sizeof(p));
-	p.flags = base | IORING_SETUP_COOP_TASKRUN | IORING_SETUP_SINGLE_ISSUER |
-		  IORING_SETUP_DEFER_TASKRUN;
+	p.flags = base | IORING_SETUP_COOP_TASKRUN |
+		  IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN;
 	ret = io_uring_queue_init_params(entries, &r->ring, &p);
 	if (ret == -EINVAL) {
 		memset(&p, 0, sizeof(p));
@@ -56,7 +56,8 @@ int loop_pool_init(struct loop *r, size_t bytes)
 		   MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
 	if (map == MAP_FAILED)
 		return -errno;
-	p = (void *)(((uintptr_t)map + HUGE_ALIGN - 1) & ~(uintptr_t)(HUGE_ALIGN - 1));
+	p = (void *)(((uintptr_t)map + HUGE_ALIGN - 1) &
+		     ~(uintptr_t)(HUGE_ALIGN - 1));
 	madvise(p, bytes, MADV_HUGEPAGE);
 	/* Registration below pins the pages for good; mlock also faults
 	 * them in.  Where mlock is refused (a user's RLIMIT_MEMLOCK counts
@@ -90,8 +91,7 @@ void *loop_pool_alloc(struct loop *r, size_t bytes)
 	return p;
 }
 
-struct io_uring_sqe *loop_sqe(struct loop *r,
-				   struct loop_op *op)
+struct io_uring_sqe *loop_sqe(struct loop *r, struct loop_op *op)
 {
 	struct io_uring_sqe *sqe;
 
@@ -112,15 +112,14 @@ uint64_t loop_now_ns(void)
 }
 
 void loop_timer_at(struct loop *r, struct loop_op *op,
-			struct __kernel_timespec *ts, uint64_t due_ns)
+		   struct __kernel_timespec *ts, uint64_t due_ns)
 {
 	ts->tv_sec = (long long)(due_ns / 1000000000ull);
 	ts->tv_nsec = (long long)(due_ns % 1000000000ull);
 	io_uring_prep_timeout(loop_sqe(r, op), ts, 0, IORING_TIMEOUT_ABS);
 }
 
-void loop_hook_arm_at(struct loop *r, struct loop_hook *h,
-			   uint64_t due_ns)
+void loop_hook_arm_at(struct loop *r, struct loop_hook *h, uint64_t due_ns)
 {
 	if (h->lh_armed) {
 		if (due_ns < h->lh_due_ns)
@@ -146,7 +145,6 @@ void loop_hook_disarm(struct loop_hook *h)
 	*pp = h->lh_next;
 	h->lh_armed = false;
 }
-
 
 /* Run every hook that is due, until none is: held work must never wait
  * behind the sleep it was held across.  Returns the earliest time a hook
@@ -194,8 +192,9 @@ int loop_run(struct loop *r, unsigned wait_nr)
 		/* Kernels before 5.11 cannot bound a wait without a timeout
 		 * SQE of liburing's own: poll until the hook is due. */
 		if (r->ring.features & IORING_FEAT_EXT_ARG)
-			ret = io_uring_submit_and_wait_timeout(&r->ring, &cqe, wait_nr,
-							       &ts, NULL);
+			ret = io_uring_submit_and_wait_timeout(&r->ring, &cqe,
+							       wait_nr, &ts,
+							       NULL);
 		else
 			ret = io_uring_submit_and_get_events(&r->ring);
 	} else if (wait_nr) {

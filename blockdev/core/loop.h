@@ -54,7 +54,7 @@ struct loop_hook {
 	struct loop_hook *lh_next;
 	void (*lh_fn)(struct loop_hook *h);
 	struct loop *lh_loop; /* the loop it is armed on, or was last */
-	uint64_t lh_due_ns; /* CLOCK_MONOTONIC; 0: at the next run */
+	uint64_t lh_due_ns;   /* CLOCK_MONOTONIC; 0: at the next run */
 	bool lh_armed;
 };
 
@@ -98,8 +98,7 @@ int loop_pool_init(struct loop *r, size_t bytes);
 void *loop_pool_alloc(struct loop *r, size_t bytes);
 
 /** loop_in_pool() - whether [@p, @p + @len) is registered memory. */
-static inline bool loop_in_pool(const struct loop *r, const void *p,
-				     size_t len)
+static inline bool loop_in_pool(const struct loop *r, const void *p, size_t len)
 {
 	const char *c = p;
 
@@ -110,8 +109,7 @@ static inline bool loop_in_pool(const struct loop *r, const void *p,
  * loop_sqe() - a free SQE whose user_data is @op.  Submits to make
  * room when the SQ is full; never returns NULL.
  */
-struct io_uring_sqe *loop_sqe(struct loop *r,
-				   struct loop_op *op);
+struct io_uring_sqe *loop_sqe(struct loop *r, struct loop_op *op);
 
 /** loop_now_ns() - CLOCK_MONOTONIC in ns, the clock io_uring timeouts use. */
 uint64_t loop_now_ns(void);
@@ -122,7 +120,7 @@ uint64_t loop_now_ns(void);
  * is the caller's and must live until the SQE is submitted.
  */
 void loop_timer_at(struct loop *r, struct loop_op *op,
-			struct __kernel_timespec *ts, uint64_t due_ns);
+		   struct __kernel_timespec *ts, uint64_t due_ns);
 
 /**
  * loop_hook_arm_at() - have @h run at the start of the first
@@ -131,8 +129,7 @@ void loop_timer_at(struct loop *r, struct loop_op *op,
  * only until then.  An armed hook keeps the earlier of its two times.
  * Hooks armed while hooks run also run before that wait, once due.
  */
-void loop_hook_arm_at(struct loop *r, struct loop_hook *h,
-			   uint64_t due_ns);
+void loop_hook_arm_at(struct loop *r, struct loop_hook *h, uint64_t due_ns);
 
 /** loop_hook_disarm() - @h will not run (its owner goes away). */
 void loop_hook_disarm(struct loop_hook *h);

@@ -11,8 +11,8 @@ enum {
 	RW_BOUNCE_READ, /* covering read into the bounce, then copy out */
 	RW_RMW_FILL,	/* read head/tail blocks of an unaligned write */
 	RW_RMW_WRITE,	/* write the patched covering range */
-	RW_ZERO_FILL,	/* unaligned zero/discard: read the partial edge blocks */
-	RW_ZERO_WRITE,	/* write them zeroed, zero/discard the aligned middle */
+	RW_ZERO_FILL, /* unaligned zero/discard: read the partial edge blocks */
+	RW_ZERO_WRITE, /* write them zeroed, zero/discard the aligned middle */
 };
 
 int bdev_rw_ctx_init(struct bdev_rw_ctx *ctx, struct bdev *dev,
@@ -213,9 +213,9 @@ static void rw_fill(struct bdev_rw *rw)
  * aligned middle gets the op itself.  Both stages are children of rw_req.
  */
 struct zero_plan {
-	uint64_t head, tail;	/* block offsets, or UINT64_MAX when none */
-	uint64_t mid0, mid1;	/* aligned middle, empty when mid0 >= mid1 */
-	size_t tail_off;	/* where the tail block sits in the bounce */
+	uint64_t head, tail; /* block offsets, or UINT64_MAX when none */
+	uint64_t mid0, mid1; /* aligned middle, empty when mid0 >= mid1 */
+	size_t tail_off;     /* where the tail block sits in the bounce */
 };
 
 static struct zero_plan zero_plan(const struct bdev_rw *rw)
@@ -265,14 +265,16 @@ static void zero_stage(struct bdev_rw *rw)
 	if (!fill) {
 		if (z.head != UINT64_MAX) {
 			uint64_t from = rw->rw_pos - z.head;
-			uint64_t to = (end < z.head + a ? end : z.head + a) - z.head;
+			uint64_t to =
+				(end < z.head + a ? end : z.head + a) - z.head;
 
 			memset(rw->rw_bounce + from, 0, to - from);
 		}
 		if (z.tail != UINT64_MAX)
 			memset(rw->rw_bounce + z.tail_off, 0, end - z.tail);
 		if (z.mid0 < z.mid1)
-			zero_child(rw, &nr, rw->rw_op, z.mid0, z.mid1 - z.mid0, NULL);
+			zero_child(rw, &nr, rw->rw_op, z.mid0, z.mid1 - z.mid0,
+				   NULL);
 	}
 	if (z.head != UINT64_MAX)
 		zero_child(rw, &nr, op, z.head, a, rw->rw_bounce);
@@ -299,11 +301,13 @@ static void rw_req_end(struct bdev_req *req)
 		zero_stage(rw);
 		return;
 	case RW_BOUNCE_READ:
-		memcpy(rw->rw_buf, rw->rw_bounce + (rw->rw_pos - a0), rw->rw_len);
+		memcpy(rw->rw_buf, rw->rw_bounce + (rw->rw_pos - a0),
+		       rw->rw_len);
 		ctx->bytes_bounced += rw->rw_len;
 		break;
 	case RW_RMW_FILL:
-		memcpy(rw->rw_bounce + (rw->rw_pos - a0), rw->rw_buf, rw->rw_len);
+		memcpy(rw->rw_bounce + (rw->rw_pos - a0), rw->rw_buf,
+		       rw->rw_len);
 		ctx->bytes_bounced += rw->rw_len;
 		rw->rw_stage = RW_RMW_WRITE;
 		rw_submit(rw, BDEV_WRITE, a0, rw->rw_bounce,
@@ -313,7 +317,8 @@ static void rw_req_end(struct bdev_req *req)
 		break;
 	}
 	rw_finish(rw, (rw->rw_op == BDEV_READ || rw->rw_op == BDEV_WRITE) ?
-			      (ssize_t)rw->rw_len : 0);
+			      (ssize_t)rw->rw_len :
+			      0);
 }
 
 static void rw_go(struct bdev_rw *rw)
@@ -336,9 +341,9 @@ static void rw_go(struct bdev_rw *rw)
 	}
 }
 
-void bdev_rw_start(struct bdev_rw_ctx *ctx, struct bdev_rw *rw,
-		   enum bdev_op op, uint64_t pos, void *buf, size_t len,
-		   bdev_rw_done_fn done, void *private)
+void bdev_rw_start(struct bdev_rw_ctx *ctx, struct bdev_rw *rw, enum bdev_op op,
+		   uint64_t pos, void *buf, size_t len, bdev_rw_done_fn done,
+		   void *private)
 {
 	struct bdev *dev = ctx->dev;
 	bool data = op == BDEV_READ || op == BDEV_WRITE;

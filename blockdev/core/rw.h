@@ -31,7 +31,7 @@ struct bdev_rw_ctx {
 	uint64_t bytes_bounced; /* bytes memcpy'd in or out of bounces */
 	uint64_t rmw_ops;	/* unaligned writes done by read-modify-write */
 	uint64_t unaligned_reads;
-	uint64_t lock_waits;	/* I/Os that had to wait for a range */
+	uint64_t lock_waits; /* I/Os that had to wait for a range */
 };
 
 typedef void (*bdev_rw_done_fn)(struct bdev_rw *rw, ssize_t res);
@@ -78,9 +78,9 @@ void bdev_rw_ctx_exit(struct bdev_rw_ctx *ctx);
  * one across it writes the part inside and returns a short count.
  * @len must not exceed the context's max_io_bytes for READ/WRITE.
  */
-void bdev_rw_start(struct bdev_rw_ctx *ctx, struct bdev_rw *rw,
-		   enum bdev_op op, uint64_t pos, void *buf, size_t len,
-		   bdev_rw_done_fn done, void *private);
+void bdev_rw_start(struct bdev_rw_ctx *ctx, struct bdev_rw *rw, enum bdev_op op,
+		   uint64_t pos, void *buf, size_t len, bdev_rw_done_fn done,
+		   void *private);
 
 /** bdev_rw_busy() - whether any I/O holds or waits for a range. */
 bool bdev_rw_busy(const struct bdev_rw_ctx *ctx);

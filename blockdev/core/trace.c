@@ -10,13 +10,12 @@
 #include <time.h>
 #include <unistd.h>
 
-
 #define TRACE_BUF_RECS (4u << 20) / sizeof(struct bdev_trace_rec)
 
 struct bdev_trace {
 	int fd;
-	uint64_t t0_ns;		/* loop_now_ns() when tracing began */
-	int error;		/* first write error; recording stopped */
+	uint64_t t0_ns; /* loop_now_ns() when tracing began */
+	int error;	/* first write error; recording stopped */
 	char *path;
 	unsigned used;
 	struct bdev_trace_rec buf[];
@@ -42,7 +41,8 @@ static int write_all(int fd, const void *p, size_t len)
 static void flush(struct bdev_trace *t)
 {
 	if (t->used && !t->error)
-		t->error = write_all(t->fd, t->buf, t->used * sizeof(t->buf[0]));
+		t->error =
+			write_all(t->fd, t->buf, t->used * sizeof(t->buf[0]));
 	t->used = 0;
 }
 
@@ -61,11 +61,13 @@ static void trace_observe(struct bdev *dev, const struct bdev_req *req,
 	r->tr_start_ns = req->br_start_ns - t->t0_ns;
 	r->tr_lat_ns = now_ns - req->br_start_ns;
 	r->tr_pos = req->br_pos;
-	r->tr_len = req->br_len > UINT32_MAX ? UINT32_MAX : (uint32_t)req->br_len;
+	r->tr_len = req->br_len > UINT32_MAX ? UINT32_MAX :
+					       (uint32_t)req->br_len;
 	r->tr_dev = dev->bd_trace_id;
 	r->tr_op = (uint8_t)req->br_op;
 	r->tr_err = (uint8_t)(req->br_error < 0 && req->br_error > -256 ?
-				      -req->br_error : 0);
+				      -req->br_error :
+				      0);
 	if (++t->used == TRACE_BUF_RECS)
 		flush(t);
 }
@@ -86,8 +88,10 @@ static int walk(struct bdev_trace *t, struct bdev *dev, int parent, int depth,
 	d->td_depth = (uint16_t)depth;
 	d->td_size = dev->bd_size;
 	snprintf(d->td_addr, sizeof(d->td_addr), "%s", addr);
-	snprintf(d->td_kind, sizeof(d->td_kind), "%s", dev->bd_kind ? dev->bd_kind : "?");
-	snprintf(d->td_name, sizeof(d->td_name), "%s", dev->bd_name ? dev->bd_name : "");
+	snprintf(d->td_kind, sizeof(d->td_kind), "%s",
+		 dev->bd_kind ? dev->bd_kind : "?");
+	snprintf(d->td_name, sizeof(d->td_name), "%s",
+		 dev->bd_name ? dev->bd_name : "");
 	dev->bd_observe = trace_observe;
 	dev->bd_observer = t;
 	dev->bd_trace_id = (uint16_t)id;
@@ -96,8 +100,8 @@ static int walk(struct bdev_trace *t, struct bdev *dev, int parent, int depth,
 		int ret;
 
 		snprintf(sub, sizeof(sub), *addr ? "%s.%d" : "%s%d", addr, i);
-		ret = walk(t, dev->bd_members[i], id, depth + 1, sub,
-			   devs, nr, max);
+		ret = walk(t, dev->bd_members[i], id, depth + 1, sub, devs, nr,
+			   max);
 		if (ret)
 			return ret;
 	}
@@ -113,8 +117,8 @@ static void detach(struct bdev *dev)
 		detach(dev->bd_members[i]);
 }
 
-int bdev_trace_open(const char *path, struct bdev *root, struct bdev_trace **out,
-		    char *err, size_t errlen)
+int bdev_trace_open(const char *path, struct bdev *root,
+		    struct bdev_trace **out, char *err, size_t errlen)
 {
 	enum { MAX_DEVS = 4096 };
 	struct bdev_trace_hdr h = { .th_magic = BDEV_TRACE_MAGIC };
@@ -136,12 +140,14 @@ int bdev_trace_open(const char *path, struct bdev *root, struct bdev_trace **out
 	t->fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
 	if (t->fd < 0) {
 		ret = -errno;
-		snprintf(err, errlen, "trace file %s: %s", path, strerror(errno));
+		snprintf(err, errlen, "trace file %s: %s", path,
+			 strerror(errno));
 		goto out;
 	}
 	ret = walk(t, root, -1, 0, "", devs, &nr, MAX_DEVS);
 	if (ret) {
-		snprintf(err, errlen, "trace file %s: more than %d devices", path, MAX_DEVS);
+		snprintf(err, errlen, "trace file %s: more than %d devices",
+			 path, MAX_DEVS);
 		goto out_close;
 	}
 	clock_gettime(CLOCK_REALTIME, &now);
@@ -149,12 +155,14 @@ int bdev_trace_open(const char *path, struct bdev *root, struct bdev_trace **out
 	h.th_nr_devs = (uint32_t)nr;
 	h.th_dev_size = sizeof(*devs);
 	h.th_rec_size = sizeof(t->buf[0]);
-	h.th_start_unix_ns = (uint64_t)now.tv_sec * 1000000000ull + (uint64_t)now.tv_nsec;
+	h.th_start_unix_ns =
+		(uint64_t)now.tv_sec * 1000000000ull + (uint64_t)now.tv_nsec;
 	ret = write_all(t->fd, &h, sizeof(h));
 	if (!ret)
 		ret = write_all(t->fd, devs, nr * sizeof(*devs));
 	if (ret) {
-		snprintf(err, errlen, "trace file %s: %s", path, strerror(-ret));
+		snprintf(err, errlen, "trace file %s: %s", path,
+			 strerror(-ret));
 		goto out_close;
 	}
 	t->path = strdup(path);
@@ -190,7 +198,8 @@ int bdev_trace_close(struct bdev_trace *t, struct bdev *root, char *err,
 	if (close(t->fd) && !ret)
 		ret = -errno;
 	if (ret)
-		snprintf(err, errlen, "trace file %s: %s; records after that were dropped",
+		snprintf(err, errlen,
+			 "trace file %s: %s; records after that were dropped",
 			 t->path, strerror(-ret));
 	free(t->path);
 	free(t);

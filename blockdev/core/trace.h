@@ -16,15 +16,15 @@
  * A daemon that dies leaves a valid file up to its last flushed record;
  * a reader ignores a torn last record.
  */
-#define BDEV_TRACE_MAGIC   "RVTRACE1"
+#define BDEV_TRACE_MAGIC "RVTRACE1"
 #define BDEV_TRACE_VERSION 1
 
 struct bdev_trace_hdr {
 	char th_magic[8];
 	uint32_t th_version;
 	uint32_t th_nr_devs;
-	uint32_t th_dev_size; /* sizeof(struct bdev_trace_dev) */
-	uint32_t th_rec_size; /* sizeof(struct bdev_trace_rec) */
+	uint32_t th_dev_size;	   /* sizeof(struct bdev_trace_dev) */
+	uint32_t th_rec_size;	   /* sizeof(struct bdev_trace_rec) */
 	uint64_t th_start_unix_ns; /* wall clock when tracing began */
 };
 
@@ -69,8 +69,8 @@ struct bdev_trace;
  * bd_observe: one record each, buffered, one write(2) per 4 MiB).  Returns 0, or
  * -errno with a message naming @path in @err.
  */
-int bdev_trace_open(const char *path, struct bdev *root, struct bdev_trace **out,
-		    char *err, size_t errlen);
+int bdev_trace_open(const char *path, struct bdev *root,
+		    struct bdev_trace **out, char *err, size_t errlen);
 
 /**
  * bdev_trace_close() - write what is buffered, detach the trace from

@@ -195,8 +195,10 @@ void layer_submit_mapped(struct layer *l, struct bdev_req *req)
 			break;
 		}
 		pc = &io->li_piece[nr_pieces];
-		*pc = (struct layer_piece){ .lp_member = m, .lp_next = -1,
-					    .lp_mpos = mpos, .lp_off = off,
+		*pc = (struct layer_piece){ .lp_member = m,
+					    .lp_next = -1,
+					    .lp_mpos = mpos,
+					    .lp_off = off,
 					    .lp_len = n };
 		l->l_stats.pieces++;
 		if (open_child[m] >= 0 &&
@@ -226,12 +228,14 @@ void layer_submit_mapped(struct layer *l, struct bdev_req *req)
 		     p = io->li_piece[p].lp_next) {
 			struct pvec_iter it;
 
-			pvec_slice(req->br_vec, req->br_iter, io->li_piece[p].lp_off,
+			pvec_slice(req->br_vec, req->br_iter,
+				   io->li_piece[p].lp_off,
 				   io->li_piece[p].lp_len, &it);
 			/* A new child starts a new segment run: never join
 			 * across children. */
 			nv = pvec_append(io->li_vec + first, nv - first,
-					 (int)l->l_vec_cap - first, req->br_vec, it);
+					 (int)l->l_vec_cap - first, req->br_vec,
+					 it);
 			if (nv < 0) {
 				err = -EIO;
 				break;
@@ -241,10 +245,13 @@ void layer_submit_mapped(struct layer *l, struct bdev_req *req)
 		if (err)
 			break;
 		bdev_req_init(&c->lc_req, req->br_op, c->lc_pos,
-			      c->lc_end - c->lc_pos, data ? io->li_vec + first : NULL,
-			      data ? pvec_iter_init(io->li_vec + first, nv - first) :
+			      c->lc_end - c->lc_pos,
+			      data ? io->li_vec + first : NULL,
+			      data ? pvec_iter_init(io->li_vec + first,
+						    nv - first) :
 				     (struct pvec_iter){ 0 },
-			      l->l_autofail ? layer_child_autofail_end : NULL, io);
+			      l->l_autofail ? layer_child_autofail_end : NULL,
+			      io);
 		c->lc_req.br_iov = io->li_iov + first;
 		c->lc_req.br_iov_max = data ? nv - first : 0;
 		bdev_req_chain(&io->li_req, &c->lc_req);
@@ -259,8 +266,8 @@ struct layer_child *layer_io_add_whole(struct layer *l, struct layer_io *io,
 	struct layer_child *c = &io->li_child[i];
 
 	c->lc_member = m;
-	bdev_req_child(&io->li_req, &c->lc_req, 0, io->li_req.br_len, pos,
-		       NULL, NULL);
+	bdev_req_child(&io->li_req, &c->lc_req, 0, io->li_req.br_len, pos, NULL,
+		       NULL);
 	c->lc_req.br_iov = io->li_iov + (size_t)i * l->l_vec_cap;
 	c->lc_req.br_iov_max = (int)l->l_vec_cap;
 	return c;
@@ -278,7 +285,7 @@ void layer_child_autofail_end(struct bdev_req *req)
 	if (l->l_state[m] != LAYER_MEMBER_FAILED) {
 		layer_set_state(l, m, LAYER_MEMBER_FAILED);
 		bdev_log("%s member %d failed (%s): running degraded",
-			l->l_kind, m, strerror(-req->br_error));
+			 l->l_kind, m, strerror(-req->br_error));
 	}
 }
 
@@ -351,13 +358,15 @@ int layer_check_chunk(struct bdev **members, int nr, uint64_t data_offset,
 		      size_t errlen)
 {
 	if (!chunk || (chunk & (chunk - 1)) || chunk < 4096) {
-		snprintf(err, errlen, "chunk %llu is not a power of two of at least 4k",
+		snprintf(err, errlen,
+			 "chunk %llu is not a power of two of at least 4k",
 			 (unsigned long long)chunk);
 		return -EINVAL;
 	}
 	*member_size = layer_common_size(members, nr, data_offset, chunk);
 	if (!*member_size) {
-		snprintf(err, errlen, "members are smaller than one chunk (%llu bytes)",
+		snprintf(err, errlen,
+			 "members are smaller than one chunk (%llu bytes)",
 			 (unsigned long long)chunk);
 		return -EINVAL;
 	}
@@ -365,7 +374,8 @@ int layer_check_chunk(struct bdev **members, int nr, uint64_t data_offset,
 }
 
 void layer_sweep_begin(struct layer *l, struct loop *loop,
-		       enum layer_sweep_kind kind, uint64_t total, uint64_t unit)
+		       enum layer_sweep_kind kind, uint64_t total,
+		       uint64_t unit)
 {
 	l->l_sweep_running = true;
 	l->l_sweep_loop = loop;
@@ -438,15 +448,18 @@ int layer_parse_opts(const char *opts,
 		int ret;
 
 		if (!v) {
-			snprintf(err, errlen, "'%s' is not key=value (%s)", kv, usage);
+			snprintf(err, errlen, "'%s' is not key=value (%s)", kv,
+				 usage);
 			return -EINVAL;
 		}
 		*v++ = '\0';
 		ret = set(ctx, kv, v);
 		if (ret == -ENOENT)
-			snprintf(err, errlen, "unknown option '%s' (%s)", kv, usage);
+			snprintf(err, errlen, "unknown option '%s' (%s)", kv,
+				 usage);
 		else if (ret)
-			snprintf(err, errlen, "bad value '%s' for %s (%s)", v, kv, usage);
+			snprintf(err, errlen, "bad value '%s' for %s (%s)", v,
+				 kv, usage);
 		if (ret)
 			return -EINVAL;
 	}

@@ -35,7 +35,11 @@ typedef void (*layer_map_fn)(const struct layer *l, uint64_t pos, int *member,
 
 /* What a level's l_sweep hook is asked to do: rebuild the members in
  * state rebuilding, count mismatches, or count and rewrite them. */
-enum layer_sweep_kind { LAYER_SWEEP_REBUILD, LAYER_SWEEP_CHECK, LAYER_SWEEP_REPAIR };
+enum layer_sweep_kind {
+	LAYER_SWEEP_REBUILD,
+	LAYER_SWEEP_CHECK,
+	LAYER_SWEEP_REPAIR
+};
 
 /* A member slot's health, as md keeps it per rdev. */
 enum layer_member_state {
@@ -116,7 +120,8 @@ struct layer {
 	int l_nr_bad;
 	bool l_autofail;
 	bool l_reads_first;
-	int (*l_sweep)(struct layer *l, struct loop *loop, enum layer_sweep_kind kind,
+	int (*l_sweep)(struct layer *l, struct loop *loop,
+		       enum layer_sweep_kind kind,
 		       void (*done)(struct layer *l, int err));
 	struct loop *l_sweep_loop;
 	uint64_t l_rebuild_pos;
@@ -186,7 +191,8 @@ void layer_submit_one(struct layer *l, struct bdev_req *req, int m,
 static inline bool layer_readable(const struct layer *l, int m, uint64_t end)
 {
 	return l->l_state[m] == LAYER_MEMBER_OK ||
-	       (l->l_state[m] == LAYER_MEMBER_REBUILDING && end <= l->l_rebuild_pos);
+	       (l->l_state[m] == LAYER_MEMBER_REBUILDING &&
+		end <= l->l_rebuild_pos);
 }
 
 /**
@@ -195,7 +201,8 @@ static inline bool layer_readable(const struct layer *l, int m, uint64_t end)
  * its requests submitted on @loop.
  */
 void layer_sweep_begin(struct layer *l, struct loop *loop,
-		       enum layer_sweep_kind kind, uint64_t total, uint64_t unit);
+		       enum layer_sweep_kind kind, uint64_t total,
+		       uint64_t unit);
 void layer_sweep_end(struct layer *l);
 
 /** layer_sweep_rate() - member bytes per second of the running or last sweep. */

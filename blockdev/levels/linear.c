@@ -47,7 +47,8 @@ static int linear_create(const struct bdev_kind_args *a, struct bdev **out,
 		snprintf(err, errlen, "out of memory");
 		return -ENOMEM;
 	}
-	l->l_private = calloc(1, sizeof(struct linear) + (nr + 1) * sizeof(uint64_t));
+	l->l_private =
+		calloc(1, sizeof(struct linear) + (nr + 1) * sizeof(uint64_t));
 	if (!l->l_private) {
 		layer_destroy(&l->l_bdev);
 		snprintf(err, errlen, "out of memory");
@@ -59,8 +60,10 @@ static int linear_create(const struct bdev_kind_args *a, struct bdev **out,
 		uint64_t sz = members[i]->bd_size;
 
 		if (sz <= data_offset) {
-			snprintf(err, errlen, "%s holds no data past its %llu-byte metadata",
-				 members[i]->bd_name, (unsigned long long)data_offset);
+			snprintf(err, errlen,
+				 "%s holds no data past its %llu-byte metadata",
+				 members[i]->bd_name,
+				 (unsigned long long)data_offset);
 			layer_destroy(&l->l_bdev);
 			return -EINVAL;
 		}
@@ -74,7 +77,6 @@ static int linear_create(const struct bdev_kind_args *a, struct bdev **out,
 	*out = &l->l_bdev;
 	return 0;
 }
-
 
 const struct bdev_kind linear_kind = {
 	.bk_name = "linear",

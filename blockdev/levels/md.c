@@ -4,8 +4,9 @@
 
 const struct bdev_kind md_kind = {
 	.bk_name = "md",
-	.bk_help = "  md(M, M, ...)                     level, chunk, order from the md\n"
-		   "                                    superblocks on the members\n",
+	.bk_help =
+		"  md(M, M, ...)                     level, chunk, order from the md\n"
+		"                                    superblocks on the members\n",
 	.bk_min_members = 1,
 	.bk_max_members = LAYER_MAX_MEMBERS,
 	.bk_flags = BK_ARRAY | BK_FROM_SUPER,

@@ -15,9 +15,12 @@ static struct bdev *sweep_top;
 const char *member_state_name(int state)
 {
 	switch (state) {
-	case LAYER_MEMBER_OK: return "ok";
-	case LAYER_MEMBER_FAILED: return "failed";
-	case LAYER_MEMBER_REBUILDING: return "rebuilding";
+	case LAYER_MEMBER_OK:
+		return "ok";
+	case LAYER_MEMBER_FAILED:
+		return "failed";
+	case LAYER_MEMBER_REBUILDING:
+		return "rebuilding";
 	}
 	return "?";
 }
@@ -35,17 +38,20 @@ int member_lookup(struct bdev *top, const char *addr, struct layer **parent,
 		struct layer *l;
 
 		if (end == p || i < 0 || (*end && *end != '.')) {
-			snprintf(err, errlen, "'%s' is not a member address like 2 or 1.0", addr);
+			snprintf(err, errlen,
+				 "'%s' is not a member address like 2 or 1.0",
+				 addr);
 			return -EINVAL;
 		}
 		if (!bdev_is_layer(cur)) {
-			snprintf(err, errlen, "'%s': %s has no members", addr, cur->bd_name);
+			snprintf(err, errlen, "'%s': %s has no members", addr,
+				 cur->bd_name);
 			return -EINVAL;
 		}
 		l = layer_of(cur);
 		if (i >= l->l_nr) {
-			snprintf(err, errlen, "'%s': %s has members 0 to %d", addr,
-				 l->l_kind, l->l_nr - 1);
+			snprintf(err, errlen, "'%s': %s has members 0 to %d",
+				 addr, l->l_kind, l->l_nr - 1);
 			return -EINVAL;
 		}
 		if (!*end) {
@@ -144,11 +150,13 @@ static void rebuild_done(struct layer *l, int err)
 	for (int i = 0; i < l->l_nr; i++) {
 		if (l->l_state[i] != LAYER_MEMBER_REBUILDING)
 			continue;
-		layer_set_state(l, i, err ? LAYER_MEMBER_FAILED : LAYER_MEMBER_OK);
+		layer_set_state(l, i,
+				err ? LAYER_MEMBER_FAILED : LAYER_MEMBER_OK);
 		member_addr(maddr, sizeof(maddr), laddr, i);
 		bdev_log("member %s (%s of %s): rebuild %s%s", maddr,
-			l->l_members[i]->bd_name, l->l_kind,
-			err ? "failed: " : "complete", err ? strerror(-err) : "");
+			 l->l_members[i]->bd_name, l->l_kind,
+			 err ? "failed: " : "complete",
+			 err ? strerror(-err) : "");
 	}
 }
 
@@ -179,11 +187,15 @@ static int find_sweep(struct bdev *node, const char *addr, void *ctx)
 		member_addr(what, sizeof(what), addr, i);
 		snprintf(b->err, b->errlen,
 			 "a rebuild of member %s is running (%.0f%% done): one rebuild at a time, wait for it to finish",
-			 what, l->l_sweep_total ? 100.0 * l->l_sweep_pos / l->l_sweep_total : 0.0);
+			 what,
+			 l->l_sweep_total ?
+				 100.0 * l->l_sweep_pos / l->l_sweep_total :
+				 0.0);
 		return 1;
 	}
 	layer_desc(l, addr, what, sizeof(what));
-	snprintf(b->err, b->errlen, "a check or repair of %s is running: wait for it to finish",
+	snprintf(b->err, b->errlen,
+		 "a check or repair of %s is running: wait for it to finish",
 		 what);
 	return 1;
 }
@@ -207,7 +219,8 @@ static int rebuild_possible(const struct layer *l, int m, const char *addr,
 			bad++;
 	if (bad <= k->bk_redundancy(l->l_nr) - 1)
 		return 0;
-	snprintf(err, errlen, "%s has %d failed members: rebuilding member %s needs %s",
+	snprintf(err, errlen,
+		 "%s has %d failed members: rebuilding member %s needs %s",
 		 l->l_kind, bad + 1, addr, k->bk_rebuild_needs);
 	return -EINVAL;
 }
@@ -236,8 +249,10 @@ int member_can_replace(struct bdev *top, const char *addr, struct layer *l,
 	if (member_walk(top, find_sweep, &b))
 		return -EBUSY;
 	if (l->l_state[m] != LAYER_MEMBER_FAILED) {
-		snprintf(err, errlen, "member %s (%s of %s) is %s: fail it first", addr,
-			 old->bd_name, l->l_kind, member_state_name(l->l_state[m]));
+		snprintf(err, errlen,
+			 "member %s (%s of %s) is %s: fail it first", addr,
+			 old->bd_name, l->l_kind,
+			 member_state_name(l->l_state[m]));
 		return -EBUSY;
 	}
 	if (l->l_sweep) {
@@ -246,15 +261,16 @@ int member_can_replace(struct bdev *top, const char *addr, struct layer *l,
 			return ret;
 	}
 	if (old->bd_stats.inflight || member_walk(old, md_busy, NULL)) {
-		snprintf(err, errlen, "member %s still has I/O in flight: retry",
-			 addr);
+		snprintf(err, errlen,
+			 "member %s still has I/O in flight: retry", addr);
 		return -EBUSY;
 	}
 	return 0;
 }
 
 int member_replace(struct loop *loop, struct bdev *top, const char *addr,
-		   struct layer *l, int m, struct bdev *dev, char *err, size_t errlen)
+		   struct layer *l, int m, struct bdev *dev, char *err,
+		   size_t errlen)
 {
 	struct bdev *old = l->l_members[m];
 	int ret = member_can_replace(top, addr, l, m, err, errlen);
@@ -267,17 +283,20 @@ int member_replace(struct loop *loop, struct bdev *top, const char *addr,
 			 (unsigned long long)old->bd_size);
 		return -ENOSPC;
 	}
-	if ((l->l_bdev.bd_desc->bk_flags & BK_CONCAT) && dev->bd_size != old->bd_size) {
+	if ((l->l_bdev.bd_desc->bk_flags & BK_CONCAT) &&
+	    dev->bd_size != old->bd_size) {
 		/* linear lays its members back to back by their sizes: one of
 		 * another size would move every later member's data at the
 		 * next start. */
-		snprintf(err, errlen, "%s has %llu bytes, %s member %s has %llu: a replacement must have the same size",
-			 dev->bd_name, (unsigned long long)dev->bd_size, l->l_kind, addr,
-			 (unsigned long long)old->bd_size);
+		snprintf(err, errlen,
+			 "%s has %llu bytes, %s member %s has %llu: a replacement must have the same size",
+			 dev->bd_name, (unsigned long long)dev->bd_size,
+			 l->l_kind, addr, (unsigned long long)old->bd_size);
 		return -EINVAL;
 	}
 	if (dev->bd_align > l->l_bdev.bd_align) {
-		snprintf(err, errlen, "%s needs %u-byte alignment, the array uses %u",
+		snprintf(err, errlen,
+			 "%s needs %u-byte alignment, the array uses %u",
 			 dev->bd_name, dev->bd_align, l->l_bdev.bd_align);
 		return -EINVAL;
 	}
@@ -297,7 +316,8 @@ int member_replace(struct loop *loop, struct bdev *top, const char *addr,
 	ret = member_rebuild(loop, top, l);
 	if (ret) {
 		layer_set_state(l, m, LAYER_MEMBER_FAILED);
-		snprintf(err, errlen, "cannot start the rebuild: %s", strerror(-ret));
+		snprintf(err, errlen, "cannot start the rebuild: %s",
+			 strerror(-ret));
 		return ret;
 	}
 	return 0;
@@ -310,10 +330,12 @@ static void scrub_done(struct layer *l, int err)
 	layer_addr(l, addr, sizeof(addr));
 	layer_desc(l, addr, desc, sizeof(desc));
 	bdev_log("%s: scrub %s: %llu mismatched sectors", desc,
-		err ? "stopped" : "done", (unsigned long long)l->l_mismatch_sectors);
+		 err ? "stopped" : "done",
+		 (unsigned long long)l->l_mismatch_sectors);
 }
 
-static int scrub_tree(struct loop *loop, struct bdev *d, bool repair, bool start)
+static int scrub_tree(struct loop *loop, struct bdev *d, bool repair,
+		      bool start)
 {
 	struct layer *l;
 	int n = 0, r;
@@ -331,7 +353,8 @@ static int scrub_tree(struct loop *loop, struct bdev *d, bool repair, bool start
 		return n;
 	if (!start)
 		return l->l_sweep_running ? -EBUSY : n + 1;
-	r = l->l_sweep(l, loop, repair ? LAYER_SWEEP_REPAIR : LAYER_SWEEP_CHECK, scrub_done);
+	r = l->l_sweep(l, loop, repair ? LAYER_SWEEP_REPAIR : LAYER_SWEEP_CHECK,
+		       scrub_done);
 	return r < 0 ? r : n + 1;
 }
 

@@ -49,7 +49,8 @@ int member_can_replace(struct bdev *top, const char *addr, struct layer *l,
  * a stricter alignment than the layer's).
  */
 int member_replace(struct loop *loop, struct bdev *top, const char *addr,
-		   struct layer *l, int m, struct bdev *dev, char *err, size_t errlen);
+		   struct layer *l, int m, struct bdev *dev, char *err,
+		   size_t errlen);
 
 /**
  * member_rebuild() - start rebuilding @l's members that are in state

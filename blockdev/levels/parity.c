@@ -109,8 +109,8 @@ void parity_compute(uint8_t **blk, int ndata, int nparity, size_t len)
 }
 
 /* P or Q of the data blocks, those at @skip1/@skip2 taken as zero. */
-static void p_of(uint8_t *dst, uint8_t **blk, int ndata, int skip1,
-		 int skip2, size_t len)
+static void p_of(uint8_t *dst, uint8_t **blk, int ndata, int skip1, int skip2,
+		 size_t len)
 {
 	memset(dst, 0, len);
 	for (int i = 0; i < ndata; i++)
@@ -118,8 +118,8 @@ static void p_of(uint8_t *dst, uint8_t **blk, int ndata, int skip1,
 			parity_xor(dst, blk[i], len);
 }
 
-static void q_of(uint8_t *dst, uint8_t **blk, int ndata, int skip1,
-		 int skip2, size_t len)
+static void q_of(uint8_t *dst, uint8_t **blk, int ndata, int skip1, int skip2,
+		 size_t len)
 {
 	memset(dst, 0, len);
 	for (int i = ndata - 1; i >= 0; i--) {

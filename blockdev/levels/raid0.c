@@ -29,10 +29,12 @@ static int raid0_create(const struct bdev_kind_args *a, struct bdev **out,
 	struct layer *l;
 
 	if (nr < 2) {
-		snprintf(err, errlen, "raid0 needs at least 2 members, got %d", nr);
+		snprintf(err, errlen, "raid0 needs at least 2 members, got %d",
+			 nr);
 		goto out_free;
 	}
-	if (layer_check_chunk(members, nr, data_offset, chunk, &msize, err, errlen))
+	if (layer_check_chunk(members, nr, data_offset, chunk, &msize, err,
+			      errlen))
 		goto out_free;
 	if (layer_create(&raid0_kind, members, nr, chunk, a->ka_max_io_bytes,
 			 a->ka_in_segs, &layer_mapped_ops, &l)) {
@@ -49,7 +51,6 @@ out_free:
 	layer_free_members(members, nr);
 	return -EINVAL;
 }
-
 
 const struct bdev_kind raid0_kind = {
 	.bk_name = "raid0",

@@ -37,7 +37,8 @@ static struct raid1 *raid1_of(const struct layer *l)
 
 static bool in_sweep_range(const struct raid1 *r, const struct bdev_req *req)
 {
-	return r->sweep_lo < req->br_pos + req->br_len && req->br_pos < r->sweep_hi;
+	return r->sweep_lo < req->br_pos + req->br_len &&
+	       req->br_pos < r->sweep_hi;
 }
 
 static void mirror_read(struct layer *l, struct layer_io *io, int after);
@@ -264,14 +265,21 @@ static void sweep_agg_end(struct bdev_req *req)
 			bool write = false;
 
 			if (sw->kind == LAYER_SWEEP_REBUILD)
-				write = l->l_state[i] == LAYER_MEMBER_REBUILDING;
-			else if (i != sw->src && l->l_state[i] == LAYER_MEMBER_OK) {
+				write = l->l_state[i] ==
+					LAYER_MEMBER_REBUILDING;
+			else if (i != sw->src &&
+				 l->l_state[i] == LAYER_MEMBER_OK) {
 				for (uint64_t o = 0; o < sw->len; o += 4096) {
-					uint64_t n = sw->len - o < 4096 ? sw->len - o : 4096;
+					uint64_t n = sw->len - o < 4096 ?
+							     sw->len - o :
+							     4096;
 
-					if (memcmp(sw->buf[i] + o, sw->buf[sw->src] + o, n)) {
-						l->l_mismatch_sectors += n / 512;
-						write = sw->kind == LAYER_SWEEP_REPAIR;
+					if (memcmp(sw->buf[i] + o,
+						   sw->buf[sw->src] + o, n)) {
+						l->l_mismatch_sectors +=
+							n / 512;
+						write = sw->kind ==
+							LAYER_SWEEP_REPAIR;
 					}
 				}
 			}
@@ -328,9 +336,8 @@ static void sweep_step(struct r1_sweep *sw)
 	sw->stage = 0;
 	sweep_begin(sw);
 	for (int i = 0; i < l->l_nr; i++) {
-		bool read = i == sw->src ||
-			    (sw->kind != LAYER_SWEEP_REBUILD &&
-			     l->l_state[i] == LAYER_MEMBER_OK);
+		bool read = i == sw->src || (sw->kind != LAYER_SWEEP_REBUILD &&
+					     l->l_state[i] == LAYER_MEMBER_OK);
 
 		if (read)
 			sweep_io(sw, BDEV_READ, i, sw->buf[i]);
@@ -338,7 +345,8 @@ static void sweep_step(struct r1_sweep *sw)
 	bdev_req_complete(&sw->agg, 0);
 }
 
-static int raid1_sweep(struct layer *l, struct loop *loop, enum layer_sweep_kind kind,
+static int raid1_sweep(struct layer *l, struct loop *loop,
+		       enum layer_sweep_kind kind,
 		       void (*done)(struct layer *l, int err))
 {
 	struct r1_sweep *sw;
@@ -379,7 +387,8 @@ static int raid1_create(const struct bdev_kind_args *a, struct bdev **out,
 	struct layer *l;
 
 	if (nr < 2) {
-		snprintf(err, errlen, "raid1 needs at least 2 members, got %d", nr);
+		snprintf(err, errlen, "raid1 needs at least 2 members, got %d",
+			 nr);
 		layer_free_members(members, nr);
 		return -EINVAL;
 	}
@@ -397,7 +406,8 @@ static int raid1_create(const struct bdev_kind_args *a, struct bdev **out,
 	msize = layer_common_size(members, nr, data_offset, l->l_bdev.bd_align);
 	if (!msize) {
 		layer_destroy(&l->l_bdev);
-		snprintf(err, errlen, "members hold no data past their %llu-byte metadata",
+		snprintf(err, errlen,
+			 "members hold no data past their %llu-byte metadata",
 			 (unsigned long long)data_offset);
 		return -EINVAL;
 	}

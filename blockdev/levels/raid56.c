@@ -27,10 +27,12 @@ static uint64_t r56_issue(struct layer *l, struct bdev_req *req, uint64_t off,
 		if (hi - lo > req->br_len - off)
 			hi = lo + (req->br_len - off);
 		if (kind == SO_WRITE && nfull > 1 && r->batch_max > 1) {
-			ns = nfull < r->batch_max ? (uint32_t)nfull : r->batch_max;
+			ns = nfull < r->batch_max ? (uint32_t)nfull :
+						    r->batch_max;
 			hi = ns * sdata;
 		} else if (kind == SO_ZERO && nfull > 1) {
-			ns = nfull < R56_ZERO_BATCH_MAX ? (uint32_t)nfull : R56_ZERO_BATCH_MAX;
+			ns = nfull < R56_ZERO_BATCH_MAX ? (uint32_t)nfull :
+							  R56_ZERO_BATCH_MAX;
 			hi = ns * sdata;
 		}
 		so = so_get(l);
@@ -150,8 +152,9 @@ static void r56_submit(struct bdev *dev, struct bdev_req *req)
 			}
 			c->rc_req = req;
 			c->rc_l = l;
-			bdev_req_init(&c->rc_sub, BDEV_READ, req->br_pos, req->br_len,
-				      req->br_vec, req->br_iter, healthy_read_end, c);
+			bdev_req_init(&c->rc_sub, BDEV_READ, req->br_pos,
+				      req->br_len, req->br_vec, req->br_iter,
+				      healthy_read_end, c);
 			bdev_req_like(&c->rc_sub, req);
 			layer_submit_mapped(l, &c->rc_sub);
 			return;
@@ -163,7 +166,8 @@ static void r56_submit(struct bdev *dev, struct bdev_req *req)
 	/* A write or a degraded read always involves several members. */
 	l->l_stats.splits++;
 	/* Keep request order behind earlier deferred requests. */
-	off = !fifo_empty(&r->cursors) ? 0 : r56_issue(l, req, 0, kind_of(l, req));
+	off = !fifo_empty(&r->cursors) ? 0 :
+					 r56_issue(l, req, 0, kind_of(l, req));
 	if (off < req->br_len) {
 		r56_defer(l, req, off);
 		return;
@@ -212,25 +216,27 @@ bool bdev_is_raid56(const struct bdev *dev)
 }
 
 int raid56_create(int nparity, struct bdev **members, int nr,
-		  uint64_t data_offset, uint64_t chunk,
-		  size_t max_io_bytes, uint32_t in_segs, struct bdev **out, char *err, size_t errlen)
+		  uint64_t data_offset, uint64_t chunk, size_t max_io_bytes,
+		  uint32_t in_segs, struct bdev **out, char *err, size_t errlen)
 {
 	uint64_t msize;
 	struct layer *l;
 	struct r56 *r;
 
 	if (nr < nparity + 2) {
-		snprintf(err, errlen, "raid%d needs at least %d members, got %d",
+		snprintf(err, errlen,
+			 "raid%d needs at least %d members, got %d",
 			 nparity == 1 ? 5 : 6, nparity + 2, nr);
 		layer_free_members(members, nr);
 		return -EINVAL;
 	}
-	if (layer_check_chunk(members, nr, data_offset, chunk, &msize, err, errlen)) {
+	if (layer_check_chunk(members, nr, data_offset, chunk, &msize, err,
+			      errlen)) {
 		layer_free_members(members, nr);
 		return -EINVAL;
 	}
-	if (layer_create(nparity == 1 ? &raid5_kind : &raid6_kind, members, nr, chunk,
-			 max_io_bytes, in_segs, &r56_ops, &l)) {
+	if (layer_create(nparity == 1 ? &raid5_kind : &raid6_kind, members, nr,
+			 chunk, max_io_bytes, in_segs, &r56_ops, &l)) {
 		snprintf(err, errlen, "out of memory");
 		return -ENOMEM;
 	}
@@ -248,7 +254,8 @@ int raid56_create(int nparity, struct bdev **members, int nr,
 	r->batch_max = chunk < R56_BATCH_BYTES ? R56_BATCH_BYTES / chunk : 1;
 	r->vec_cap = l->l_vec_cap + 2 * r->batch_max;
 	r->scratch_cols = r->batch_max * nparity > (uint32_t)nr ?
-				  r->batch_max * nparity : (uint32_t)nr;
+				  r->batch_max * nparity :
+				  (uint32_t)nr;
 	/* Bound the ops' scratch to ~64 MiB. */
 	r->max_ops = (int)((64ull << 20) / ((uint64_t)r->scratch_cols * chunk));
 	if (r->max_ops < 4)
@@ -298,7 +305,8 @@ static int raid6_redundancy(int nr)
 	return 2;
 }
 
-static void r56_stats_fields(const struct bdev *dev, bdev_stat_fn emit, void *ctx)
+static void r56_stats_fields(const struct bdev *dev, bdev_stat_fn emit,
+			     void *ctx)
 {
 	const struct raid56_stats *r = raid56_stats(dev);
 
@@ -312,11 +320,16 @@ static void r56_stats_fields(const struct bdev *dev, bdev_stat_fn emit, void *ct
 	emit(ctx, "merged_writes", r->merged_writes);
 }
 
-#define R56_CHUNK_OPT { "chunk", BDEV_OPT_CHUNK, offsetof(struct bdev_kind_args, ka_chunk), false }
+#define R56_CHUNK_OPT                                                    \
+	{                                                                \
+		"chunk", BDEV_OPT_CHUNK,                                 \
+			offsetof(struct bdev_kind_args, ka_chunk), false \
+	}
 
 const struct bdev_kind raid5_kind = {
 	.bk_name = "raid5",
-	.bk_help = "  raid5(M, M, M, ..., chunk=SIZE)   parity (md's left-symmetric)\n",
+	.bk_help =
+		"  raid5(M, M, M, ..., chunk=SIZE)   parity (md's left-symmetric)\n",
 	.bk_min_members = 3,
 	.bk_max_members = LAYER_MAX_MEMBERS,
 	.bk_flags = BK_ARRAY,

@@ -11,10 +11,10 @@ struct raid56_stats {
 	uint64_t rmw_writes;	     /* read-modify-write stripes */
 	uint64_t rcw_writes;	     /* reconstruct-write stripes */
 	uint64_t parity_reads;	     /* member reads caused by partial writes */
-	uint64_t parity_copy_bytes;  /* payload bytes read by the CPU for parity */
-	uint64_t degraded_ops;	     /* stripe ops that reconstructed data */
-	uint64_t stripe_waits;	     /* ops that waited for a stripe lock */
-	uint64_t merged_writes;	     /* writes merged into a neighbour's op */
+	uint64_t parity_copy_bytes; /* payload bytes read by the CPU for parity */
+	uint64_t degraded_ops;	    /* stripe ops that reconstructed data */
+	uint64_t stripe_waits;	    /* ops that waited for a stripe lock */
+	uint64_t merged_writes;	    /* writes merged into a neighbour's op */
 };
 
 /**
@@ -32,9 +32,9 @@ struct raid56_stats {
  * (the unplug hook is armed on it).  Each stripe op records its loop.
  */
 int raid56_create(int nparity, struct bdev **members, int nr,
-		  uint64_t data_offset, uint64_t chunk,
-		  size_t max_io_bytes, uint32_t in_segs,
-		  struct bdev **out, char *err, size_t errlen);
+		  uint64_t data_offset, uint64_t chunk, size_t max_io_bytes,
+		  uint32_t in_segs, struct bdev **out, char *err,
+		  size_t errlen);
 
 /** bdev_is_raid56() - whether @dev is a RAID-5/6 layer. */
 bool bdev_is_raid56(const struct bdev *dev);

@@ -50,7 +50,7 @@ struct stripe_op {
 	enum so_kind so_kind;
 	enum so_mode so_mode;
 	uint64_t so_stripe;
-	uint32_t so_nstripes;  /* stripes locked and written: 1 unless a batch */
+	uint32_t so_nstripes; /* stripes locked and written: 1 unless a batch */
 	/* data bytes of the stripe, [0, ndata * chunk) */
 	uint64_t so_lo, so_hi;
 	uint64_t so_c0, so_c1;
@@ -90,7 +90,7 @@ struct stripe_op {
 struct r56_cursor {
 	struct r56_cursor *rc_next;
 	struct bdev_req *rc_req;
-	uint64_t rc_off; /* bytes of the request already handed to ops */
+	uint64_t rc_off;	/* bytes of the request already handed to ops */
 	struct bdev_req rc_sub; /* a healthy read tried through the map */
 	struct layer *rc_l;
 };
@@ -107,11 +107,11 @@ struct r56 {
 	struct stripe_op *free_ops;
 	int nr_ops, max_ops;
 	struct stripe_op *active;
-	FIFO(struct stripe_op) waiting;  /* for a stripe lock, oldest first */
+	FIFO(struct stripe_op) waiting;	 /* for a stripe lock, oldest first */
 	FIFO(struct r56_cursor) cursors; /* requests waiting for free ops */
 	struct r56_cursor *cur_free;
 	struct loop_hook unplug;
-	uint64_t seq_end; /* where the last write op ended, array bytes */
+	uint64_t seq_end;     /* where the last write op ended, array bytes */
 	uint64_t write_op_ns; /* moving average of a write op's run time */
 	int last_write_reqs;  /* requests the last write op carried */
 	/* A check or repair sweep's copy of the parity read (chunk bytes per

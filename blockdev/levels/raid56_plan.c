@@ -27,9 +27,9 @@ static void stage_begin(struct stripe_op *so)
 
 /* One member I/O of the current stage over member bytes of this stripe
  * [so_c0 + @off, + @len), from @buf or (when NULL) from @vec/@it. */
-static void stage_io(struct stripe_op *so, enum bdev_op op, int m,
-		     uint64_t off, uint64_t len, uint8_t *buf,
-		     const struct pvec *vec, struct pvec_iter it)
+static void stage_io(struct stripe_op *so, enum bdev_op op, int m, uint64_t off,
+		     uint64_t len, uint8_t *buf, const struct pvec *vec,
+		     struct pvec_iter it)
 {
 	int i = so->so_nr_sub++;
 	struct bdev_req *sub = &so->so_sub[i];
@@ -134,10 +134,12 @@ void so_run(struct stripe_op *so)
 	case MODE_RCW:
 		r->st.rcw_writes++;
 		for (int j = 0; j < r->ndata; j++) {
-			if (so_touched(so, j, &a, &b) && a == so->so_c0 && b == so->so_c1)
+			if (so_touched(so, j, &a, &b) && a == so->so_c0 &&
+			    b == so->so_c1)
 				continue;
-			stage_io(so, BDEV_READ, slots[j], 0, w, col(so, slots[j]),
-				 NULL, (struct pvec_iter){ 0 });
+			stage_io(so, BDEV_READ, slots[j], 0, w,
+				 col(so, slots[j]), NULL,
+				 (struct pvec_iter){ 0 });
 			r->st.parity_reads++;
 		}
 		break;
@@ -152,8 +154,9 @@ void so_run(struct stripe_op *so)
 			r->st.parity_reads++;
 		}
 		for (int i = r->ndata; i < n; i++) {
-			stage_io(so, BDEV_READ, slots[i], 0, w, col(so, slots[i]),
-				 NULL, (struct pvec_iter){ 0 });
+			stage_io(so, BDEV_READ, slots[i], 0, w,
+				 col(so, slots[i]), NULL,
+				 (struct pvec_iter){ 0 });
 			r->st.parity_reads++;
 		}
 		break;
@@ -167,8 +170,9 @@ void so_run(struct stripe_op *so)
 		}
 		for (int i = 0; i < n; i++)
 			if (!(so->so_unreadable & (1ull << i)))
-				stage_io(so, BDEV_READ, slots[i], 0, w, col(so, slots[i]),
-					 NULL, (struct pvec_iter){ 0 });
+				stage_io(so, BDEV_READ, slots[i], 0, w,
+					 col(so, slots[i]), NULL,
+					 (struct pvec_iter){ 0 });
 		if (lost)
 			r->st.degraded_ops++;
 		break;
@@ -249,17 +253,23 @@ static int compute(struct stripe_op *so, int *slots, uint8_t **blk)
 				uint8_t tmp[4096];
 
 				for (uint64_t o = a; o < b; o += sizeof(tmp)) {
-					uint64_t len = b - o < sizeof(tmp) ? b - o : sizeof(tmp);
+					uint64_t len = b - o < sizeof(tmp) ?
+							       b - o :
+							       sizeof(tmp);
 
 					pvec_copy_to(tmp, so->so_vec,
-						     req_slice(so, 0, j, o, o + len), len);
+						     req_slice(so, 0, j, o,
+							       o + len),
+						     len);
 					parity_xor(delta + (o - a), tmp, len);
 				}
 				r->st.parity_copy_bytes += b - a;
 			}
-			parity_xor(blk[r->ndata] + (a - so->so_c0), delta, b - a);
+			parity_xor(blk[r->ndata] + (a - so->so_c0), delta,
+				   b - a);
 			if (r->nparity == 2)
-				parity_mul_xor(blk[r->ndata + 1] + (a - so->so_c0),
+				parity_mul_xor(blk[r->ndata + 1] +
+						       (a - so->so_c0),
 					       delta, gf_pow2(j), b - a);
 			if (so->so_kind == SO_ZERO)
 				memset(delta, 0, b - a); /* what gets written */
@@ -270,8 +280,8 @@ static int compute(struct stripe_op *so, int *slots, uint8_t **blk)
 		for (int i = 0; i < n; i++)
 			if (so->so_unreadable & (1ull << i))
 				lost[nr_lost++] = i;
-		if (nr_lost && parity_recover(blk, r->ndata, r->nparity, lost,
-					      nr_lost, w))
+		if (nr_lost &&
+		    parity_recover(blk, r->ndata, r->nparity, lost, nr_lost, w))
 			return -EIO;
 	}
 	if (so->so_mode == MODE_FULL && so->so_kind == SO_WRITE) {
@@ -304,7 +314,8 @@ static void scrub(struct stripe_op *so, uint8_t **blk)
 		bool page_bad = false;
 
 		for (int k = 0; k < r->nparity; k++)
-			page_bad |= memcmp(save + k * w + o, blk[r->ndata + k] + o, len) != 0;
+			page_bad |= memcmp(save + k * w + o,
+					   blk[r->ndata + k] + o, len) != 0;
 		if (page_bad) {
 			so->so_l->l_mismatch_sectors += len / 512;
 			bad = true;
@@ -346,9 +357,9 @@ static void batch_write_stage(struct stripe_op *so)
 				    md->bd_discard_zeroes;
 
 			if (l->l_state[m] != LAYER_MEMBER_FAILED)
-				stage_io(so, hole ? BDEV_DISCARD : BDEV_ZERO, m, 0,
-					 so->so_nstripes * r->chunk, NULL, NULL,
-					 (struct pvec_iter){ 0 });
+				stage_io(so, hole ? BDEV_DISCARD : BDEV_ZERO, m,
+					 0, so->so_nstripes * r->chunk, NULL,
+					 NULL, (struct pvec_iter){ 0 });
 		}
 		so->so_tries = -1;
 		stage_submit(so);
@@ -357,11 +368,13 @@ static void batch_write_stage(struct stripe_op *so)
 	for (uint32_t t = 0; t < so->so_nstripes; t++) {
 		raid56_layout(l, so->so_stripe + t, slots);
 		for (int k = 0; k < r->nparity; k++)
-			blk[r->ndata + k] = so->so_buf +
-					    ((size_t)t * r->nparity + k) * r->chunk;
+			blk[r->ndata + k] =
+				so->so_buf +
+				((size_t)t * r->nparity + k) * r->chunk;
 		full_stripe_parity(so, t, blk, r->chunk);
 		for (int i = 0; i < n; i++) {
-			struct pvec *dst = so->so_mvec + (size_t)slots[i] * r->vec_cap;
+			struct pvec *dst =
+				so->so_mvec + (size_t)slots[i] * r->vec_cap;
 			const struct pvec *src = &col_vec;
 			struct pvec_iter it;
 
@@ -372,10 +385,11 @@ static void batch_write_stage(struct stripe_op *so)
 				pvec_from_buf(&col_vec, 1, blk[i], r->chunk, 0);
 				it = pvec_iter_init(&col_vec, 1);
 			}
-			nv[slots[i]] = pvec_append(dst, nv[slots[i]], (int)r->vec_cap,
-						   src, it);
+			nv[slots[i]] = pvec_append(dst, nv[slots[i]],
+						   (int)r->vec_cap, src, it);
 			if (nv[slots[i]] < 0) {
-				so_finish(so, -EIO); /* the cap above is wrong */
+				so_finish(so,
+					  -EIO); /* the cap above is wrong */
 				return;
 			}
 		}
@@ -385,8 +399,9 @@ static void batch_write_stage(struct stripe_op *so)
 		const struct pvec *v = so->so_mvec + (size_t)m * r->vec_cap;
 
 		if (l->l_state[m] != LAYER_MEMBER_FAILED)
-			stage_io(so, BDEV_WRITE, m, 0, so->so_nstripes * r->chunk, NULL,
-				 v, pvec_iter_init(v, nv[m]));
+			stage_io(so, BDEV_WRITE, m, 0,
+				 so->so_nstripes * r->chunk, NULL, v,
+				 pvec_iter_init(v, nv[m]));
 	}
 	so->so_tries = -1; /* stage_end: this was the last stage */
 	stage_submit(so);
@@ -416,7 +431,8 @@ static void write_stage(struct stripe_op *so)
 	case SO_READ:
 		for (int j = 0; j < r->ndata; j++)
 			if (so_touched(so, j, &a, &b))
-				pvec_copy_from(so->so_vec, req_slice(so, 0, j, a, b),
+				pvec_copy_from(so->so_vec,
+					       req_slice(so, 0, j, a, b),
 					       blk[j] + (a - so->so_c0), b - a);
 		break;
 	case SO_CHECK:
@@ -425,20 +441,22 @@ static void write_stage(struct stripe_op *so)
 		if (so->so_kind == SO_REPAIR)
 			for (int i = r->ndata; i < n; i++)
 				if (l->l_state[slots[i]] != LAYER_MEMBER_FAILED)
-					stage_io(so, BDEV_WRITE, slots[i], 0, w, blk[i],
-						 NULL, (struct pvec_iter){ 0 });
+					stage_io(so, BDEV_WRITE, slots[i], 0, w,
+						 blk[i], NULL,
+						 (struct pvec_iter){ 0 });
 		break;
 	case SO_REBUILD:
 		for (int i = 0; i < n; i++)
 			if (l->l_state[slots[i]] == LAYER_MEMBER_REBUILDING)
-				stage_io(so, BDEV_WRITE, slots[i], 0, w, blk[i], NULL,
-					 (struct pvec_iter){ 0 });
+				stage_io(so, BDEV_WRITE, slots[i], 0, w, blk[i],
+					 NULL, (struct pvec_iter){ 0 });
 		break;
 	case SO_WRITE:
 	case SO_ZERO:
 		for (int i = 0; i < n; i++) {
 			int m = slots[i];
-			bool data_touched = i < r->ndata && so_touched(so, i, &a, &b);
+			bool data_touched = i < r->ndata &&
+					    so_touched(so, i, &a, &b);
 
 			if (l->l_state[m] == LAYER_MEMBER_FAILED)
 				continue;
@@ -448,8 +466,8 @@ static void write_stage(struct stripe_op *so)
 			} else if (data_touched && so->so_kind == SO_WRITE &&
 				   so->so_mode == MODE_FULL) {
 				/* The whole column, rebuilding or not. */
-				stage_io(so, BDEV_WRITE, m, 0, w, NULL, so->so_vec,
-					 req_slice(so, 0, i, a, b));
+				stage_io(so, BDEV_WRITE, m, 0, w, NULL,
+					 so->so_vec, req_slice(so, 0, i, a, b));
 			} else if (so->so_unreadable & (1ull << i)) {
 				/* Rebuilding past this stripe: bring the whole
 				 * column up to date while we have it. */
@@ -458,11 +476,12 @@ static void write_stage(struct stripe_op *so)
 			} else if (data_touched && so->so_kind == SO_WRITE) {
 				/* The payload goes to the member straight from
 				 * the request's vector: a re-slice, no copy. */
-				stage_io(so, BDEV_WRITE, m, a - so->so_c0, b - a, NULL,
-					 so->so_vec, req_slice(so, 0, i, a, b));
+				stage_io(so, BDEV_WRITE, m, a - so->so_c0,
+					 b - a, NULL, so->so_vec,
+					 req_slice(so, 0, i, a, b));
 			} else if (data_touched) {
-				stage_io(so, BDEV_WRITE, m, a - so->so_c0, b - a,
-					 blk[i] + (a - so->so_c0), NULL,
+				stage_io(so, BDEV_WRITE, m, a - so->so_c0,
+					 b - a, blk[i] + (a - so->so_c0), NULL,
 					 (struct pvec_iter){ 0 });
 			}
 		}
@@ -486,10 +505,12 @@ static void stage_end(struct bdev_req *req)
 		for (int i = 0; i < so->so_nr_sub; i++) {
 			int m = so->so_sub_member[i];
 
-			if (so->so_sub[i].br_error && l->l_state[m] != LAYER_MEMBER_FAILED) {
+			if (so->so_sub[i].br_error &&
+			    l->l_state[m] != LAYER_MEMBER_FAILED) {
 				layer_set_state(l, m, LAYER_MEMBER_FAILED);
 				bdev_log("%s member %d failed (%s): running degraded",
-					l->l_kind, m, strerror(-so->so_sub[i].br_error));
+					 l->l_kind, m,
+					 strerror(-so->so_sub[i].br_error));
 				failed_one = true;
 			}
 		}

@@ -27,7 +27,8 @@ static bool overlap(const struct stripe_op *a, const struct stripe_op *b)
 }
 
 /* Whether @so overlaps an op in @list before @stop (NULL: the whole list). */
-static bool overlaps_any(const struct stripe_op *list, const struct stripe_op *stop,
+static bool overlaps_any(const struct stripe_op *list,
+			 const struct stripe_op *stop,
 			 const struct stripe_op *so)
 {
 	for (const struct stripe_op *o = list; o != stop; o = o->so_next)
@@ -62,7 +63,8 @@ static bool whole_stripe(const struct r56 *r, const struct stripe_op *so)
 
 static bool mergeable(const struct stripe_op *so)
 {
-	return so->so_has_req && so->so_kind == SO_WRITE && so->so_nstripes == 1;
+	return so->so_has_req && so->so_kind == SO_WRITE &&
+	       so->so_nstripes == 1;
 }
 
 /* Merge write @so into the newest waiting op on its stripe when their
@@ -140,16 +142,20 @@ static bool so_merge(struct r56 *r, struct stripe_op *so)
  *    that many in flight, and the rest were sent with this one, so wait a
  *    little (at most R56_IDLE_HOLD_NS).
  * A writer at queue depth 1 meets neither and never waits. */
-static uint64_t hold_ns(const struct r56 *r, const struct stripe_op *so, bool seq)
+static uint64_t hold_ns(const struct r56 *r, const struct stripe_op *so,
+			bool seq)
 {
 	uint64_t op = r->write_op_ns;
 
-	op = op < R56_HOLD_MIN_NS ? R56_HOLD_MIN_NS : op > R56_HOLD_MAX_NS ? R56_HOLD_MAX_NS : op;
+	op = op < R56_HOLD_MIN_NS ? R56_HOLD_MIN_NS :
+	     op > R56_HOLD_MAX_NS ? R56_HOLD_MAX_NS :
+				    op;
 	if (!seq)
 		return 0;
 	if (r->active)
 		return op;
-	if (!so->so_lo && (uint64_t)r->last_write_reqs * so->so_hi >= r->ndata * r->chunk)
+	if (!so->so_lo &&
+	    (uint64_t)r->last_write_reqs * so->so_hi >= r->ndata * r->chunk)
 		return op < R56_IDLE_HOLD_NS ? op : R56_IDLE_HOLD_NS;
 	return 0;
 }
@@ -169,8 +175,10 @@ void so_lock_or_wait(struct stripe_op *so)
 		r->seq_end = at + so->so_hi;
 	}
 	/* First come, first served per stripe: never pass a waiter. */
-	blocked = overlaps_any(r->waiting.head, NULL, so) || overlaps_any(r->active, NULL, so);
-	if (!blocked && !(so->so_loop && mergeable(so) && !whole_stripe(r, so))) {
+	blocked = overlaps_any(r->waiting.head, NULL, so) ||
+		  overlaps_any(r->active, NULL, so);
+	if (!blocked &&
+	    !(so->so_loop && mergeable(so) && !whole_stripe(r, so))) {
 		so->so_next = r->active;
 		r->active = so;
 		so_run(so);
@@ -197,7 +205,8 @@ static void start_waiters(struct r56 *r, const struct stripe_op *freed)
 again:
 	for (pp = &r->waiting.head; (w = *pp); pp = &w->so_next) {
 		if ((freed && !overlap(w, freed)) || w->so_plugged ||
-		    overlaps_any(r->active, NULL, w) || overlaps_any(r->waiting.head, w, w))
+		    overlaps_any(r->active, NULL, w) ||
+		    overlaps_any(r->waiting.head, w, w))
 			continue;
 		fifo_unlink(&r->waiting, pp, so_next);
 		w->so_next = r->active;
@@ -249,10 +258,13 @@ struct stripe_op *so_alloc(struct layer *l)
 	if (!so)
 		return NULL;
 	so->so_iov = calloc(nvec, sizeof(*so->so_iov));
-	so->so_mvec = r->batch_max > 1 ? calloc(nvec, sizeof(*so->so_mvec)) : NULL;
-	so->so_dvec = calloc((size_t)r->ndata * l->l_vec_cap, sizeof(*so->so_dvec));
+	so->so_mvec = r->batch_max > 1 ? calloc(nvec, sizeof(*so->so_mvec)) :
+					 NULL;
+	so->so_dvec =
+		calloc((size_t)r->ndata * l->l_vec_cap, sizeof(*so->so_dvec));
 	if (!so->so_iov || (r->batch_max > 1 && !so->so_mvec) || !so->so_dvec ||
-	    posix_memalign((void **)&so->so_buf, 4096, (size_t)r->scratch_cols * l->l_chunk)) {
+	    posix_memalign((void **)&so->so_buf, 4096,
+			   (size_t)r->scratch_cols * l->l_chunk)) {
 		free(so->so_iov);
 		free(so->so_mvec);
 		free(so->so_dvec);
@@ -310,7 +322,8 @@ void so_finish(struct stripe_op *so, int err)
 	int reqs = 1;
 
 	if (so->so_kind == SO_WRITE) {
-		int64_t d = (int64_t)(loop_now_ns() - so->so_run_ns) - (int64_t)r->write_op_ns;
+		int64_t d = (int64_t)(loop_now_ns() - so->so_run_ns) -
+			    (int64_t)r->write_op_ns;
 
 		r->write_op_ns += d / 8;
 	}

@@ -30,7 +30,8 @@ static int slice_create(const struct bdev_kind_args *a, struct bdev **out,
 	struct layer *l;
 
 	if (offset >= msize || (size && size > msize - offset)) {
-		snprintf(err, errlen, "offset %llu + size %llu is beyond the member's %llu bytes",
+		snprintf(err, errlen,
+			 "offset %llu + size %llu is beyond the member's %llu bytes",
 			 (unsigned long long)offset, (unsigned long long)size,
 			 (unsigned long long)msize);
 		goto out_free;
@@ -63,7 +64,6 @@ out_free:
 	layer_free_members(members, 1);
 	return -EINVAL;
 }
-
 
 const struct bdev_kind slice_kind = {
 	.bk_name = "slice",

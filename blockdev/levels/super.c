@@ -1,5 +1,5 @@
-/* super: a running array's md v1.2 metadata: start-up reads, then updates
- * that hold writes back until the superblocks say what md's would. */
+/* super: a running array's md v1.2 metadata: updates that hold writes
+ * back until the superblocks say what md's would, resync and restarts. */
 #include "blockdev/levels/super.h"
 #include "blockdev/core/log.h"
 #include "blockdev/levels/member.h"
@@ -10,81 +10,6 @@
 #include <string.h>
 #include <sys/random.h>
 #include <time.h>
-
-/* ---- start-up I/O ------------------------------------------------------ */
-
-static void *block_alloc(void)
-{
-	void *b = NULL;
-
-	return posix_memalign(&b, 4096, SUPER_BLOCK_BYTES) ? NULL : b;
-}
-
-struct sync_io {
-	struct bdev_req req;
-	struct pvec vec;
-	bool done;
-};
-
-static void sync_end(struct bdev_req *req)
-{
-	((struct sync_io *)req->br_private)->done = true;
-}
-
-static bool sync_done(void *arg)
-{
-	return ((struct sync_io *)arg)->done;
-}
-
-/* Start-up only, before the loop serves anything: run the ring until the
- * read of the block at @pos of @m into @buf has completed. */
-static int sync_read_block(struct loop *loop, struct bdev *m, uint64_t pos,
-			   uint8_t *buf)
-{
-	struct sync_io io = { 0 };
-	int ret;
-
-	pvec_from_buf(&io.vec, 1, buf, SUPER_BLOCK_BYTES, 0);
-	bdev_req_init(&io.req, BDEV_READ, pos, SUPER_BLOCK_BYTES, &io.vec,
-		      pvec_iter_init(&io.vec, 1), sync_end, &io);
-	io.req.br_meta = true;
-	io.req.br_loop = loop;
-	bdev_submit(m, &io.req);
-	ret = loop_run_until(loop, sync_done, &io);
-	return ret ? ret : io.req.br_error;
-}
-
-int super_probe_member(struct loop *loop, struct bdev *m,
-		       struct super_probe *p, char *err, size_t errlen)
-{
-	uint8_t *buf;
-	char why[256];
-	int ret;
-
-	p->name = m->bd_name;
-	p->bytes = m->bd_size;
-	p->found = false;
-	if (m->bd_size < SUPER_OFFSET_BYTES + SUPER_BLOCK_BYTES)
-		return 0;
-	buf = block_alloc();
-	if (!buf)
-		return -ENOMEM;
-	ret = sync_read_block(loop, m, SUPER_OFFSET_BYTES, buf);
-	if (ret) {
-		snprintf(err, errlen, "%s: reading its md superblock: %s", m->bd_name,
-			 strerror(-ret));
-		goto out;
-	}
-	ret = super_decode(buf, &p->sb, why, sizeof(why));
-	p->found = !ret;
-	if (ret == -ENOENT)
-		ret = 0;
-	else if (ret)
-		snprintf(err, errlen, "%s: %s", m->bd_name, why);
-out:
-	free(buf);
-	return ret;
-}
 
 /* ---- a running array --------------------------------------------------- */
 
@@ -172,7 +97,8 @@ static uint16_t slot_role(const struct super_array *md, int s)
 	return slot_faulty(md, s) ? SUPER_ROLE_FAULTY : (uint16_t)s;
 }
 
-static void fill(struct super_array *md, int s, bool active, struct super_info *si)
+static void fill(struct super_array *md, int s, bool active,
+		 struct super_info *si)
 {
 	struct layer *l = md->sa_l;
 	struct super_dev *d = &md->sa_dev[s];
@@ -181,7 +107,8 @@ static void fill(struct super_array *md, int s, bool active, struct super_info *
 	si->dev_number = d->sd_number;
 	memcpy(si->device_uuid, d->sd_uuid, 16);
 	si->data_size = (d->sd_bdev->bd_size - l->l_data_offset) / 512;
-	si->resync_offset = active || md->sa_resync_pending ? 0 : SUPER_MAX_SECTOR;
+	si->resync_offset = active || md->sa_resync_pending ? 0 :
+							      SUPER_MAX_SECTOR;
 	si->feature_map = 0;
 	si->recovery_offset = 0;
 	if (l->l_state[s] == LAYER_MEMBER_REBUILDING) {
@@ -209,7 +136,7 @@ static void round_done(struct super_array *md)
 	/* Safe mode watches every active spell, however it began. */
 	if (md->sa_ondisk_active)
 		loop_hook_arm_at(md->sa_loop, &md->sa_idle,
-				      md->sa_last_write_ns + SUPER_SAFE_MODE_NS);
+				 md->sa_last_write_ns + SUPER_SAFE_MODE_NS);
 	kick(md);
 }
 
@@ -245,7 +172,8 @@ static void dev_end(struct bdev_req *req)
 	    md->sa_l->l_state[s] != LAYER_MEMBER_FAILED) {
 		/* md fails a member whose superblock cannot be written. */
 		bdev_log("%s member %d (%s): superblock write failed: %s; member failed",
-			md->sa_l->l_kind, s, d->sd_bdev->bd_name, strerror(-req->br_error));
+			 md->sa_l->l_kind, s, d->sd_bdev->bd_name,
+			 strerror(-req->br_error));
 		layer_set_state(md->sa_l, s, LAYER_MEMBER_FAILED);
 	}
 	if (!req->br_error && d->sd_stage < 2) {
@@ -298,8 +226,8 @@ static void release_held(struct super_array *md)
 {
 	struct bdev *dev = &md->sa_l->l_bdev;
 
-	while (!fifo_empty(&md->sa_held) && md->sa_ondisk_active && !md->sa_changed &&
-	       !md->sa_io)
+	while (!fifo_empty(&md->sa_held) && md->sa_ondisk_active &&
+	       !md->sa_changed && !md->sa_io)
 		dev->bd_ops->submit(dev, fifo_pop(&md->sa_held, br_qnext));
 }
 
@@ -323,12 +251,15 @@ static void kick(struct super_array *md)
 static void idle_check(struct loop_hook *h)
 {
 	struct super_array *md = container_of(h, struct super_array, sa_idle);
-	uint64_t due = md->sa_last_write_ns + SUPER_SAFE_MODE_NS, now = loop_now_ns();
+	uint64_t due = md->sa_last_write_ns + SUPER_SAFE_MODE_NS,
+		 now = loop_now_ns();
 
 	if (!md->sa_ondisk_active)
 		return;
-	if (now < due || writes_in_flight(md->sa_l) || !fifo_empty(&md->sa_held)) {
-		loop_hook_arm_at(md->sa_loop, h, now < due ? due : now + SUPER_SAFE_MODE_NS);
+	if (now < due || writes_in_flight(md->sa_l) ||
+	    !fifo_empty(&md->sa_held)) {
+		loop_hook_arm_at(md->sa_loop, h,
+				 now < due ? due : now + SUPER_SAFE_MODE_NS);
 		return;
 	}
 	md->sa_want_active = false;
@@ -366,13 +297,14 @@ static bool super_hold(struct bdev *dev, struct bdev_req *req)
 	if (req->br_op == BDEV_READ || req->br_op == BDEV_FLUSH)
 		return false;
 	md->sa_last_write_ns = req->br_start_ns;
-	if (!md->sa_changed && !md->sa_io && fifo_empty(&md->sa_held) && !md->sa_l->l_sweep)
+	if (!md->sa_changed && !md->sa_io && fifo_empty(&md->sa_held) &&
+	    !md->sa_l->l_sweep)
 		return false;
 	if (md->sa_ondisk_active && md->sa_want_active && !md->sa_changed &&
 	    !md->sa_io && fifo_empty(&md->sa_held)) {
 		if (!md->sa_idle.lh_armed)
 			loop_hook_arm_at(md->sa_loop, &md->sa_idle,
-					      req->br_start_ns + SUPER_SAFE_MODE_NS);
+					 req->br_start_ns + SUPER_SAFE_MODE_NS);
 		return false;
 	}
 	fifo_push(&md->sa_held, req, br_qnext);
@@ -390,7 +322,7 @@ static void md_changed(struct layer *l, int m)
 	 * its own, so its old superblock (if any) never counts as this. */
 	if (md->sa_dev[m].sd_bdev != l->l_members[m] && new_dev(md, m))
 		bdev_log("%s member %d: no random bytes for its device UUID",
-			l->l_kind, m);
+			 l->l_kind, m);
 	else if (!l->l_sweep && md->sa_dev[m].sd_bdev == l->l_members[m])
 		return; /* raid0/linear: a fail changes nothing on disk */
 	md->sa_changed = true;
@@ -400,7 +332,7 @@ static void md_changed(struct layer *l, int m)
 	/* A resync put off while degraded runs once a rebuild is done. */
 	if (md->sa_resync_pending && !md->sa_resyncing && !l->l_nr_bad)
 		loop_hook_arm_at(md->sa_loop, &md->sa_resync_hook,
-				      loop_now_ns() + 100000000ull);
+				 loop_now_ns() + 100000000ull);
 }
 
 static int random_bytes(uint8_t *b, size_t n)
@@ -454,7 +386,7 @@ int super_attach(struct layer *l, struct loop *loop,
 	md->sa_resync_hook.lh_fn = resync_start;
 	for (int s = 0; s < nr; s++) {
 		md->sa_dev[s].sd_md = md;
-		md->sa_dev[s].sd_buf = block_alloc();
+		md->sa_dev[s].sd_buf = super_block_alloc();
 		if (!md->sa_dev[s].sd_buf)
 			goto out_free;
 	}
@@ -478,7 +410,8 @@ int super_attach(struct layer *l, struct loop *loop,
 			}
 		}
 		for (int i = 0; i < nr; i++)
-			if (!p[i].found && (ret = new_dev(md, plan->slot_of[i])))
+			if (!p[i].found &&
+			    (ret = new_dev(md, plan->slot_of[i])))
 				goto out_free;
 		md->sa_ondisk_active = a->resync_offset != SUPER_MAX_SECTOR;
 		md->sa_resync_pending = plan->resync;
@@ -488,7 +421,8 @@ int super_attach(struct layer *l, struct loop *loop,
 				l->l_state[s] = plan->state[s];
 				l->l_nr_bad++;
 			}
-			md->sa_rebuild_pending |= plan->state[s] == LAYER_MEMBER_REBUILDING;
+			md->sa_rebuild_pending |= plan->state[s] ==
+						  LAYER_MEMBER_REBUILDING;
 		}
 	} else {
 		struct super_info *si = &md->sa_sb;
@@ -536,9 +470,9 @@ static void resync_done(struct layer *l, int err)
 {
 	struct super_array *md = l->l_md;
 
-	bdev_log("%s resync %s: %llu mismatched sectors repaired",
-		l->l_kind, err ? "stopped" : "done",
-		(unsigned long long)l->l_mismatch_sectors);
+	bdev_log("%s resync %s: %llu mismatched sectors repaired", l->l_kind,
+		 err ? "stopped" : "done",
+		 (unsigned long long)l->l_mismatch_sectors);
 	md->sa_resyncing = false;
 	if (!err) {
 		md->sa_resync_pending = false;
@@ -546,14 +480,15 @@ static void resync_done(struct layer *l, int err)
 		md->sa_changed = true; /* the superblocks may say clean now */
 		loop_hook_arm(md->sa_loop, &md->sa_kick);
 		loop_hook_arm_at(md->sa_loop, &md->sa_idle,
-				      loop_now_ns() + SUPER_SAFE_MODE_NS);
+				 loop_now_ns() + SUPER_SAFE_MODE_NS);
 	}
 }
 
 /* Start the resync once no other sweep (a rebuild) runs. */
 static void resync_start(struct loop_hook *h)
 {
-	struct super_array *md = container_of(h, struct super_array, sa_resync_hook);
+	struct super_array *md =
+		container_of(h, struct super_array, sa_resync_hook);
 	struct layer *l = md->sa_l;
 	int ret;
 
@@ -563,14 +498,15 @@ static void resync_start(struct loop_hook *h)
 		/* Degraded: nothing to resync against; a rebuild that
 		 * completes rewrites the stripes anyway. */
 		if (l->l_sweep_running)
-			loop_hook_arm_at(md->sa_loop, h, loop_now_ns() + 100000000ull);
+			loop_hook_arm_at(md->sa_loop, h,
+					 loop_now_ns() + 100000000ull);
 		return;
 	}
 	ret = l->l_sweep(l, md->sa_loop, LAYER_SWEEP_REPAIR, resync_done);
 	md->sa_resyncing = !ret;
 	if (ret)
 		bdev_log("%s: cannot start the resync: %s", l->l_kind,
-			strerror(-ret));
+			 strerror(-ret));
 }
 
 static bool round_over(void *arg)
@@ -578,7 +514,8 @@ static bool round_over(void *arg)
 	return !((struct super_array *)arg)->sa_io;
 }
 
-static int start_tree(struct bdev *top, struct bdev *d, char *err, size_t errlen)
+static int start_tree(struct bdev *top, struct bdev *d, char *err,
+		      size_t errlen)
 {
 	struct super_array *md;
 	struct layer *l;
@@ -594,9 +531,10 @@ static int start_tree(struct bdev *top, struct bdev *d, char *err, size_t errlen
 	if (!md)
 		return 0;
 	if (d->bd_read_only) {
-		if (md->sa_start_write || md->sa_rebuild_pending || md->sa_resync_pending)
+		if (md->sa_start_write || md->sa_rebuild_pending ||
+		    md->sa_resync_pending)
 			bdev_log("%s: read-only: its superblocks stay as they are, and the rebuild or resync it needs waits for a read-write start",
-				l->l_kind);
+				 l->l_kind);
 		return 0;
 	}
 	d->bd_hold = super_hold;
@@ -606,12 +544,13 @@ static int start_tree(struct bdev *top, struct bdev *d, char *err, size_t errlen
 		kick(md);
 		ret = loop_run_until(md->sa_loop, round_over, md);
 		if (ret) {
-			snprintf(err, errlen, "%s: writing superblocks: %s", l->l_kind,
-				 strerror(-ret));
+			snprintf(err, errlen, "%s: writing superblocks: %s",
+				 l->l_kind, strerror(-ret));
 			return ret;
 		}
 		if (l->l_nr_bad > super_redundancy(l->l_kind, l->l_nr)) {
-			snprintf(err, errlen, "%s: superblocks could not be written on enough members to run (see the log)",
+			snprintf(err, errlen,
+				 "%s: superblocks could not be written on enough members to run (see the log)",
 				 l->l_kind);
 			return -EIO;
 		}
@@ -622,14 +561,15 @@ static int start_tree(struct bdev *top, struct bdev *d, char *err, size_t errlen
 				l->l_rebuild_pos = 0;
 		ret = member_rebuild(md->sa_loop, top, l);
 		if (ret) {
-			snprintf(err, errlen, "%s: cannot restart the rebuild: %s",
+			snprintf(err, errlen,
+				 "%s: cannot restart the rebuild: %s",
 				 l->l_kind, strerror(-ret));
 			return ret;
 		}
 	}
 	if (md->sa_ondisk_active)
 		loop_hook_arm_at(md->sa_loop, &md->sa_idle,
-				      loop_now_ns() + SUPER_SAFE_MODE_NS);
+				 loop_now_ns() + SUPER_SAFE_MODE_NS);
 	if (md->sa_resync_pending)
 		loop_hook_arm(md->sa_loop, &md->sa_resync_hook);
 	return 0;
@@ -654,7 +594,8 @@ static bool quiesce_tree(struct bdev *d)
 	md = l->l_md;
 	if (!md || d->bd_read_only)
 		return done;
-	if (md->sa_ondisk_active && fifo_empty(&md->sa_held) && !writes_in_flight(l))
+	if (md->sa_ondisk_active && fifo_empty(&md->sa_held) &&
+	    !writes_in_flight(l))
 		md->sa_want_active = false;
 	kick(md);
 	return done && !md->sa_io && !md->sa_changed &&
@@ -671,8 +612,8 @@ static bool md_busy(const struct layer *l)
 {
 	const struct super_array *md = l->l_md;
 
-	return md->sa_io || !fifo_empty(&md->sa_held) || !fifo_empty(&md->sa_ended) ||
-	       md->sa_kick.lh_armed;
+	return md->sa_io || !fifo_empty(&md->sa_held) ||
+	       !fifo_empty(&md->sa_ended) || md->sa_kick.lh_armed;
 }
 
 static void md_free(struct layer *l)

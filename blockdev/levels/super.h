@@ -10,14 +10,14 @@
 #include "blockdev/levels/layer.h"
 
 #define SUPER_MAGIC 0xa92b4efcu
-#define SUPER_OFFSET_BYTES 4096u  /* v1.2: 8 sectors from the start */
-#define SUPER_BLOCK_BYTES 4096u   /* what is read and written there */
+#define SUPER_OFFSET_BYTES 4096u /* v1.2: 8 sectors from the start */
+#define SUPER_BLOCK_BYTES 4096u	 /* what is read and written there */
 /* Where a created array's data starts: mdadm's 1 MiB, which leaves room
  * between the superblock and the data for a write-intent bitmap. */
 #define SUPER_DATA_OFFSET_BYTES (1u << 20)
 /* dev_roles[] entries that fit the block (mdadm writes 384) */
 #define SUPER_MAX_DEV ((SUPER_BLOCK_BYTES - 256) / 2)
-#define SUPER_ROLE_SPARE 0xffffu  /* not (or no longer) part of the array */
+#define SUPER_ROLE_SPARE 0xffffu /* not (or no longer) part of the array */
 #define SUPER_ROLE_FAULTY 0xfffeu
 #define SUPER_MAX_SECTOR UINT64_MAX /* resync_offset of a clean array */
 #define SUPER_FEATURE_RECOVERY_OFFSET 2u
@@ -145,13 +145,16 @@ struct super_plan {
 int super_plan(const struct super_probe *p, int nr, const struct super_want *w,
 	       struct super_plan *plan, char *err, size_t errlen);
 
+/** super_block_alloc() - a buffer for one superblock, aligned for O_DIRECT. */
+void *super_block_alloc(void);
+
 /**
  * super_probe_member() - read @m's superblock on @loop (start-up: runs
  * the loop until the read is done) into @p.  Returns 0, or -errno
  * with the reason in @err (a read error, a damaged superblock).
  */
-int super_probe_member(struct loop *loop, struct bdev *m,
-		       struct super_probe *p, char *err, size_t errlen);
+int super_probe_member(struct loop *loop, struct bdev *m, struct super_probe *p,
+		       char *err, size_t errlen);
 
 /* ---- a running array's metadata --------------------------------------- */
 
@@ -183,7 +186,6 @@ int super_start(struct bdev *top, char *err, size_t errlen);
  * returns true (the superblocks are written).
  */
 bool super_quiesce(struct bdev *top);
-
 
 /**
  * struct super_stats - what the stats file shows of an array's metadata.

@@ -20,11 +20,11 @@ struct spike {
 };
 
 struct faulty {
-	double read_eio, write_eio;  /* probability per request */
-	uint64_t bad_lo, bad_hi;     /* [lo, hi): reads and writes fail */
-	uint64_t after;		     /* requests that pass before all fail */
-	uint64_t spike_ns;	     /* lat_spike=DUR@P: delay ... */
-	double spike_rate;	     /* ... this fraction of requests */
+	double read_eio, write_eio; /* probability per request */
+	uint64_t bad_lo, bad_hi;    /* [lo, hi): reads and writes fail */
+	uint64_t after;		    /* requests that pass before all fail */
+	uint64_t spike_ns;	    /* lat_spike=DUR@P: delay ... */
+	double spike_rate;	    /* ... this fraction of requests */
 	uint64_t nr_ios;
 	uint64_t rng;
 	struct spike *free_spikes;
@@ -42,7 +42,8 @@ static double next_unit(struct faulty *f)
 	f->rng ^= f->rng >> 12;
 	f->rng ^= f->rng << 25;
 	f->rng ^= f->rng >> 27;
-	return (double)((f->rng * 0x2545f4914f6cdd1dull) >> 11) / (double)(1ull << 53);
+	return (double)((f->rng * 0x2545f4914f6cdd1dull) >> 11) /
+	       (double)(1ull << 53);
 }
 
 static void spike_done(struct loop_op *op, int res, unsigned flags)
@@ -71,7 +72,8 @@ static bool delay(struct layer *l, struct faulty *f, struct bdev_req *req)
 	sp->req = req;
 	sp->l = l;
 	sp->timer.lo_done = spike_done;
-	loop_timer_at(req->br_loop, &sp->timer, &sp->due, loop_now_ns() + f->spike_ns);
+	loop_timer_at(req->br_loop, &sp->timer, &sp->due,
+		      loop_now_ns() + f->spike_ns);
 	return true;
 }
 
@@ -85,11 +87,13 @@ static void faulty_submit(struct bdev *dev, struct bdev_req *req)
 	/* Faults are the user's I/O's: superblock reads and writes pass,
 	 * so they neither use up after=N nor shift the seeded draws. */
 	if (data && !req->br_meta) {
-		double rate = req->br_op == BDEV_READ ? f->read_eio : f->write_eio;
+		double rate = req->br_op == BDEV_READ ? f->read_eio :
+							f->write_eio;
 
 		f->nr_ios++;
 		fail = (rate > 0 && next_unit(f) < rate) ||
-		       (req->br_pos < f->bad_hi && f->bad_lo < req->br_pos + req->br_len) ||
+		       (req->br_pos < f->bad_hi &&
+			f->bad_lo < req->br_pos + req->br_len) ||
 		       (f->after && f->nr_ios > f->after);
 	}
 	if (fail) {
@@ -97,8 +101,8 @@ static void faulty_submit(struct bdev *dev, struct bdev_req *req)
 		bdev_req_complete(req, -EIO);
 		return;
 	}
-	if (data && !req->br_meta && f->spike_rate > 0 && next_unit(f) < f->spike_rate &&
-	    delay(l, f, req)) {
+	if (data && !req->br_meta && f->spike_rate > 0 &&
+	    next_unit(f) < f->spike_rate && delay(l, f, req)) {
 		f->st.spikes++;
 		return;
 	}
@@ -198,7 +202,8 @@ static int faulty_set(void *ctx, const char *key, const char *v)
 	return -ENOENT;
 }
 
-int faulty_configure(struct bdev *dev, const char *opts, char *err, size_t errlen)
+int faulty_configure(struct bdev *dev, const char *opts, char *err,
+		     size_t errlen)
 {
 	struct faulty *f = faulty_of(layer_of(dev)), n = *f;
 
@@ -219,8 +224,9 @@ static int faulty_create(const struct bdev_kind_args *a, struct bdev **out,
 	struct layer *l;
 	int ret;
 
-	ret = layer_create_wrapper(&faulty_kind, a, &faulty_ops, sizeof(struct faulty),
-				   faulty_free, &l, err, errlen);
+	ret = layer_create_wrapper(&faulty_kind, a, &faulty_ops,
+				   sizeof(struct faulty), faulty_free, &l, err,
+				   errlen);
 	if (ret)
 		return ret;
 	faulty_of(l)->rng = 0x9e3779b97f4a7c15ull;
@@ -232,7 +238,8 @@ static int faulty_create(const struct bdev_kind_args *a, struct bdev **out,
 	return 0;
 }
 
-static void faulty_stats_fields(const struct bdev *dev, bdev_stat_fn emit, void *ctx)
+static void faulty_stats_fields(const struct bdev *dev, bdev_stat_fn emit,
+				void *ctx)
 {
 	const struct faulty_stats *st = faulty_stats(dev);
 
@@ -243,8 +250,9 @@ static void faulty_stats_fields(const struct bdev *dev, bdev_stat_fn emit, void 
 
 const struct bdev_kind faulty_kind = {
 	.bk_name = "faulty",
-	.bk_help = "  faulty(M, read_eio=P, write_eio=P, at=LO..HI, after=N, lat_spike=DUR@P)\n"
-		   "                                    fails or delays I/O on demand\n",
+	.bk_help =
+		"  faulty(M, read_eio=P, write_eio=P, at=LO..HI, after=N, lat_spike=DUR@P)\n"
+		"                                    fails or delays I/O on demand\n",
 	.bk_min_members = 1,
 	.bk_max_members = 1,
 	.bk_flags = BK_OWN_OPTS | BK_SAME_BYTES,

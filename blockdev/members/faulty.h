@@ -22,7 +22,8 @@ struct faulty_stats {
 extern const struct bdev_kind faulty_kind;
 
 /** faulty_configure() - change @dev's faults; unnamed ones stay. */
-int faulty_configure(struct bdev *dev, const char *opts, char *err, size_t errlen);
+int faulty_configure(struct bdev *dev, const char *opts, char *err,
+		     size_t errlen);
 
 bool bdev_is_faulty(const struct bdev *dev);
 const struct faulty_stats *faulty_stats(const struct bdev *dev);

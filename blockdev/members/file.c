@@ -35,8 +35,8 @@ struct file_lock {
 	struct file_lock *fl_next;
 	dev_t fl_dev;
 	ino_t fl_ino;
-	int fl_fd;	/* shares the open file description that holds it */
-	short fl_type;	/* F_RDLCK or F_WRLCK */
+	int fl_fd;     /* shares the open file description that holds it */
+	short fl_type; /* F_RDLCK or F_WRLCK */
 	int fl_refs;
 };
 
@@ -74,8 +74,8 @@ static void file_done(struct loop_op *op, int res, unsigned flags)
 	    req->br_dev->bd_is_blockdev) {
 		/* No zeroing discard (write-zeroes with unmap) on this
 		 * device: a plain one, synchronous, is what is left. */
-		res = blkdev_range_ioctl(to_file(req->br_dev)->fd_fd, BLKDISCARD,
-					 req->br_pos, req->br_len);
+		res = blkdev_range_ioctl(to_file(req->br_dev)->fd_fd,
+					 BLKDISCARD, req->br_pos, req->br_len);
 		bdev_req_complete(req, res);
 		return;
 	}
@@ -114,16 +114,20 @@ static void file_queue(struct file_dev *f, struct bdev_req *req)
 			return;
 		}
 		sqe = loop_sqe(req->br_loop, &req->br_loop_op);
-		if (nr == 1 && loop_in_pool(req->br_loop, req->br_iov[0].iov_base,
-						 req->br_iov[0].iov_len)) {
+		if (nr == 1 &&
+		    loop_in_pool(req->br_loop, req->br_iov[0].iov_base,
+				 req->br_iov[0].iov_len)) {
 			if (req->br_op == BDEV_READ)
 				io_uring_prep_read_fixed(sqe, f->fd_fd,
-					req->br_iov[0].iov_base,
-					req->br_iov[0].iov_len, req->br_pos, 0);
+							 req->br_iov[0].iov_base,
+							 req->br_iov[0].iov_len,
+							 req->br_pos, 0);
 			else
 				io_uring_prep_write_fixed(sqe, f->fd_fd,
-					req->br_iov[0].iov_base,
-					req->br_iov[0].iov_len, req->br_pos, 0);
+							  req->br_iov[0]
+								  .iov_base,
+							  req->br_iov[0].iov_len,
+							  req->br_pos, 0);
 		} else if (req->br_op == BDEV_READ) {
 			io_uring_prep_readv(sqe, f->fd_fd, req->br_iov, nr,
 					    req->br_pos);
@@ -143,9 +147,11 @@ static void file_queue(struct file_dev *f, struct bdev_req *req)
 		 * discard that reads back zeroes, ZERO_RANGE a zero-out. */
 		sqe = loop_sqe(req->br_loop, &req->br_loop_op);
 		io_uring_prep_fallocate(sqe, f->fd_fd,
-			FALLOC_FL_KEEP_SIZE | (req->br_op == BDEV_DISCARD ?
-				FALLOC_FL_PUNCH_HOLE : FALLOC_FL_ZERO_RANGE),
-			req->br_pos, req->br_len);
+					FALLOC_FL_KEEP_SIZE |
+						(req->br_op == BDEV_DISCARD ?
+							 FALLOC_FL_PUNCH_HOLE :
+							 FALLOC_FL_ZERO_RANGE),
+					req->br_pos, req->br_len);
 		return;
 	default:
 		bdev_req_complete(req, -EOPNOTSUPP);
@@ -212,7 +218,8 @@ static void learn_alignment(int fd, bool is_blk, uint32_t *align,
 		return;
 	}
 	if (!statx(fd, "", AT_EMPTY_PATH, STATX_DIOALIGN, &stx) &&
-	    (stx.stx_mask & STATX_DIOALIGN) && is_pow2(stx.stx_dio_offset_align) &&
+	    (stx.stx_mask & STATX_DIOALIGN) &&
+	    is_pow2(stx.stx_dio_offset_align) &&
 	    is_pow2(stx.stx_dio_mem_align)) {
 		*align = stx.stx_dio_offset_align;
 		*mem_align = stx.stx_dio_mem_align;
@@ -266,8 +273,8 @@ static void proc_comm(pid_t pid, char *comm, size_t len)
 
 /* Whether fd @fd of @pid holds a lock on @st's inode in conflict with
  * @type; if so, the lock's type in *@held. */
-static bool fd_holds_lock(pid_t pid, int fd, const struct stat *st,
-			  short type, short *held)
+static bool fd_holds_lock(pid_t pid, int fd, const struct stat *st, short type,
+			  short *held)
 {
 	char path[96], line[256], cls[16], mode[16], kind[16];
 	unsigned maj, min;
@@ -340,7 +347,8 @@ static pid_t file_lock_holder(const struct stat *st, short type, short *held,
 				if (!isdigit((unsigned char)fe->d_name[0]))
 					continue;
 				budget--;
-				if (fd_holds_lock(pid, atoi(fe->d_name), st, type, held))
+				if (fd_holds_lock(pid, atoi(fe->d_name), st,
+						  type, held))
 					found = pid;
 			}
 			closedir(fds);
@@ -402,7 +410,8 @@ static int file_lock_take(const char *path, int fd, const struct stat *st,
 		/* Every open in one process has the same -o ro, so a read
 		 * lock never needs to become a write lock here. */
 		if (lk->fl_type == F_RDLCK && type == F_WRLCK) {
-			snprintf(err, err_len, "%s: already open read-only here", path);
+			snprintf(err, err_len,
+				 "%s: already open read-only here", path);
 			return -EBUSY;
 		}
 		lk->fl_refs++;
@@ -413,13 +422,16 @@ static int file_lock_take(const char *path, int fd, const struct stat *st,
 		int e = errno;
 
 		if (e == EAGAIN || e == EACCES)
-			return file_lock_refused(path, fd, st, type, err, err_len);
-		if (e == ENOLCK || e == EOPNOTSUPP || e == ENOSYS || e == EINVAL) {
+			return file_lock_refused(path, fd, st, type, err,
+						 err_len);
+		if (e == ENOLCK || e == EOPNOTSUPP || e == ENOSYS ||
+		    e == EINVAL) {
 			bdev_log("%s: cannot be locked (%s): nothing keeps a second server off it",
-				path, strerror(e));
+				 path, strerror(e));
 			return 0;
 		}
-		snprintf(err, err_len, "%s: cannot lock: %s", path, strerror(e));
+		snprintf(err, err_len, "%s: cannot lock: %s", path,
+			 strerror(e));
 		return -e;
 	}
 	lk = calloc(1, sizeof(*lk));
@@ -450,15 +462,18 @@ static int file_lock_take(const char *path, int fd, const struct stat *st,
  * the fd, with what it is in @st and whether it was made now in @created,
  * or -errno with the reason in @err. */
 static int file_open_fd(const char *path, const struct bdev_file_opts *opts,
-			struct stat *st, bool *created, char *err, size_t err_len)
+			struct stat *st, bool *created, char *err,
+			size_t err_len)
 {
-	int flags = (opts->read_only ? O_RDONLY : O_RDWR) | O_DIRECT | O_CLOEXEC;
+	int flags = (opts->read_only ? O_RDONLY : O_RDWR) | O_DIRECT |
+		    O_CLOEXEC;
 	int fd, ret;
 
 	*created = false;
 	if (!stat(path, st)) {
 		if (!S_ISREG(st->st_mode) && !S_ISBLK(st->st_mode)) {
-			snprintf(err, err_len, "%s: not a regular file or block device",
+			snprintf(err, err_len,
+				 "%s: not a regular file or block device",
 				 path);
 			return -EINVAL;
 		}
@@ -468,7 +483,8 @@ static int file_open_fd(const char *path, const struct bdev_file_opts *opts,
 			flags |= O_EXCL;
 	}
 	fd = open(path, flags);
-	if (fd < 0 && errno == ENOENT && opts->create_size && !opts->read_only) {
+	if (fd < 0 && errno == ENOENT && opts->create_size &&
+	    !opts->read_only) {
 		fd = open(path, flags | O_CREAT | O_EXCL, 0600);
 		*created = fd >= 0;
 	}
@@ -491,7 +507,8 @@ static int file_open_fd(const char *path, const struct bdev_file_opts *opts,
 	}
 	if (!S_ISREG(st->st_mode) && !S_ISBLK(st->st_mode)) {
 		ret = -EINVAL;
-		snprintf(err, err_len, "%s: not a regular file or block device", path);
+		snprintf(err, err_len, "%s: not a regular file or block device",
+			 path);
 		goto out_close;
 	}
 	return fd;
@@ -514,10 +531,12 @@ static int file_geometry(struct file_dev *f, const struct stat *st,
 	if (d->bd_is_blockdev && ioctl(f->fd_fd, BLKGETSIZE64, &size)) {
 		int ret = -errno;
 
-		snprintf(err, err_len, "%s: BLKGETSIZE64: %s", path, strerror(-ret));
+		snprintf(err, err_len, "%s: BLKGETSIZE64: %s", path,
+			 strerror(-ret));
 		return ret;
 	}
-	learn_alignment(f->fd_fd, d->bd_is_blockdev, &d->bd_align, &d->bd_mem_align);
+	learn_alignment(f->fd_fd, d->bd_is_blockdev, &d->bd_align,
+			&d->bd_mem_align);
 	if (!size) {
 		snprintf(err, err_len, "%s: size is 0", path);
 		return -EINVAL;
@@ -531,8 +550,8 @@ static int file_geometry(struct file_dev *f, const struct stat *st,
 	return 0;
 }
 
-int bdev_file_open(const char *path, const struct bdev_file_opts *opts, struct bdev **out,
-		   char *err, size_t err_len)
+int bdev_file_open(const char *path, const struct bdev_file_opts *opts,
+		   struct bdev **out, char *err, size_t err_len)
 {
 	struct file_lock *lock = NULL;
 	struct file_dev *f = NULL;
@@ -557,8 +576,8 @@ int bdev_file_open(const char *path, const struct bdev_file_opts *opts, struct b
 	if (created) {
 		if (ftruncate(fd, opts->create_size)) {
 			ret = -errno;
-			snprintf(err, err_len, "%s: cannot set size: %s",
-				 path, strerror(-ret));
+			snprintf(err, err_len, "%s: cannot set size: %s", path,
+				 strerror(-ret));
 			goto out_close;
 		}
 		st.st_size = opts->create_size;

@@ -99,7 +99,8 @@ static void mem_what(uint64_t total, unsigned n, char *buf, size_t len)
 	if (n == 1)
 		snprintf(buf, len, "%s of locked memory", a);
 	else
-		snprintf(buf, len, "%s of locked memory (%u mem() members)", a, n);
+		snprintf(buf, len, "%s of locked memory (%u mem() members)", a,
+			 n);
 }
 
 /*
@@ -157,7 +158,8 @@ static int mem_lock(struct mem_dev *m, const volatile sig_atomic_t *stop,
 	uint64_t size = m->md_bdev.bd_size;
 
 	for (uint64_t off = 0; off < size; off += MEM_LOCK_STEP) {
-		uint64_t n = size - off < MEM_LOCK_STEP ? size - off : MEM_LOCK_STEP;
+		uint64_t n = size - off < MEM_LOCK_STEP ? size - off :
+							  MEM_LOCK_STEP;
 		char a[32], b[32];
 
 		if (stop && *stop)
@@ -167,7 +169,8 @@ static int mem_lock(struct mem_dev *m, const volatile sig_atomic_t *stop,
 
 			bdev_fmt_bytes(size, a, sizeof(a));
 			bdev_fmt_bytes(*done, b, sizeof(b));
-			snprintf(err, errlen, "locking a %s mem() member failed after %s: %s",
+			snprintf(err, errlen,
+				 "locking a %s mem() member failed after %s: %s",
 				 a, b, strerror(e));
 			return -e;
 		}
@@ -265,7 +268,8 @@ int bdev_mem_lock_deferred(const volatile sig_atomic_t *stop, char *err,
 	if (ret == -EINTR) {
 		bdev_fmt_bytes(done, a, sizeof(a));
 		bdev_fmt_bytes(total, b, sizeof(b));
-		snprintf(err, errlen, "stopped after locking %s of the %s of mem() members",
+		snprintf(err, errlen,
+			 "stopped after locking %s of the %s of mem() members",
 			 a, b);
 	}
 	return ret;

@@ -21,8 +21,8 @@ struct sim_io {
 struct sim {
 	struct layer *l;
 	uint64_t lat_lo_ns, lat_hi_ns;
-	uint64_t bw;	  /* bytes per second, 0: unlimited */
-	int qd, inflight; /* qd 0: unlimited */
+	uint64_t bw;	       /* bytes per second, 0: unlimited */
+	int qd, inflight;      /* qd 0: unlimited */
 	uint64_t next_free_ns; /* when the simulated disk's transfer ends */
 	uint64_t rng;
 	struct sim_io *free;
@@ -176,10 +176,13 @@ static int sim_set(void *ctx, const char *key, const char *v)
 
 	if (!strcmp(key, "lat")) {
 		dots = strstr(v, "..");
-		if (bdev_parse_duration(v, dots ? (size_t)(dots - v) : strlen(v), &s->lat_lo_ns))
+		if (bdev_parse_duration(v,
+					dots ? (size_t)(dots - v) : strlen(v),
+					&s->lat_lo_ns))
 			return -EINVAL;
 		s->lat_hi_ns = s->lat_lo_ns;
-		if (dots && (bdev_parse_duration(dots + 2, strlen(dots + 2), &s->lat_hi_ns) ||
+		if (dots && (bdev_parse_duration(dots + 2, strlen(dots + 2),
+						 &s->lat_hi_ns) ||
 			     s->lat_hi_ns < s->lat_lo_ns))
 			return -EINVAL;
 		return 0;
@@ -213,7 +216,8 @@ static int sim_create(const struct bdev_kind_args *a, struct bdev **out,
 	s->due_hook.lh_fn = due_run;
 	s->rng = 0x2545f4914f6cdd1dull;
 	if (layer_parse_opts(a->ka_opts, sim_set, s,
-			     "lat=200us or lat=100us..2ms, bw=500m, qd=32", err, errlen)) {
+			     "lat=200us or lat=100us..2ms, bw=500m, qd=32", err,
+			     errlen)) {
 		layer_destroy(&l->l_bdev);
 		return -EINVAL;
 	}
@@ -223,7 +227,8 @@ static int sim_create(const struct bdev_kind_args *a, struct bdev **out,
 
 const struct bdev_kind sim_kind = {
 	.bk_name = "sim",
-	.bk_help = "  sim(M, lat=DUR|LO..HI, bw=SIZE, qd=N)  M as a disk of its own\n",
+	.bk_help =
+		"  sim(M, lat=DUR|LO..HI, bw=SIZE, qd=N)  M as a disk of its own\n",
 	.bk_min_members = 1,
 	.bk_max_members = 1,
 	.bk_flags = BK_OWN_OPTS | BK_SAME_BYTES,

@@ -49,12 +49,14 @@ static bool digit(char c)
 }
 
 enum { C_READS, C_WRITES, C_RBYTES, C_WBYTES, C_ERRORS, C_LAT_NS, NR_C };
-static const char *const count_field[C_LAT_NS] = { "reads", "writes", "read_bytes",
-						   "write_bytes", "errors" };
+static const char *const count_field[C_LAT_NS] = { "reads", "writes",
+						   "read_bytes", "write_bytes",
+						   "errors" };
 
 enum { S_FULL, S_RMW, S_RCW, S_MERGED, S_PREADS, NR_S };
-static const char *const stripe_field[NR_S] = { "full_stripe_writes", "rmw_writes",
-						"rcw_writes", "merged_writes",
+static const char *const stripe_field[NR_S] = { "full_stripe_writes",
+						"rmw_writes", "rcw_writes",
+						"merged_writes",
 						"parity_reads" };
 static const char *const stripe_label[NR_S] = { "full", "rmw", "rcw", "merged",
 						"parity-reads" };
@@ -68,7 +70,7 @@ struct dev {
 	double sweep_pct;
 	uint64_t c[NR_C];
 	uint64_t hist[BDEV_LAT_BUCKETS]; /* reads and writes merged */
-	bool parity;	   /* raid5/6: @stripe holds its stripe counters */
+	bool parity; /* raid5/6: @stripe holds its stripe counters */
 	uint64_t stripe[NR_S];
 };
 
@@ -89,12 +91,15 @@ static void snap_free(struct snap *s)
 	memset(s, 0, sizeof(*s));
 }
 
-static int collect(struct snap *s, const struct json_val *node, const char *addr, int depth,
-		   const char **why)
+static int collect(struct snap *s, const struct json_val *node,
+		   const char *addr, int depth, const char **why)
 {
-	const struct json_val *members = json_get(node, "members", JSON_ARR), *m;
-	const struct json_val *sweep = json_get(node, "sweep_done_pct", JSON_NUM);
-	const struct json_val *running = json_get(node, "sweep_running", JSON_BOOL);
+	const struct json_val *members = json_get(node, "members", JSON_ARR),
+			      *m;
+	const struct json_val *sweep =
+		json_get(node, "sweep_done_pct", JSON_NUM);
+	const struct json_val *running =
+		json_get(node, "sweep_running", JSON_BOOL);
 	struct dev *d;
 	int i = 0, ret;
 
@@ -122,15 +127,18 @@ static int collect(struct snap *s, const struct json_val *node, const char *addr
 	for (int k = 0; d->parity && k < NR_S; k++)
 		d->stripe[k] = json_get_u64(node, stripe_field[k]);
 	for (int k = 0; k < 2; k++) {
-		const struct json_val *lat = json_get(node, k ? "write_lat" : "read_lat", JSON_OBJ);
+		const struct json_val *lat =
+			json_get(node, k ? "write_lat" : "read_lat", JSON_OBJ);
 		const struct json_val *h = json_get(lat, "hist", JSON_OBJ);
 
 		d->c[C_LAT_NS] += json_get_u64(lat, "sum_ns");
-		for (const struct json_val *b = h ? h->jv_kid : NULL; b; b = b->jv_next) {
+		for (const struct json_val *b = h ? h->jv_kid : NULL; b;
+		     b = b->jv_next) {
 			char *end;
 			uint64_t lower = strtoull(b->jv_key, &end, 10);
 
-			if (!digit(*b->jv_key) || *end || b->jv_type != JSON_NUM) {
+			if (!digit(*b->jv_key) || *end ||
+			    b->jv_type != JSON_NUM) {
 				*why = "latency histogram key or count is not a number";
 				return -EINVAL;
 			}
@@ -144,8 +152,8 @@ static int collect(struct snap *s, const struct json_val *node, const char *addr
 			*why = "a member is not an object";
 			return -EINVAL;
 		}
-		if (snprintf(sub, sizeof(sub), "%s%s%d", addr, depth ? "." : "", i) >=
-		    (int)sizeof(sub)) {
+		if (snprintf(sub, sizeof(sub), "%s%s%d", addr, depth ? "." : "",
+			     i) >= (int)sizeof(sub)) {
 			*why = "device tree too deep";
 			return -EINVAL;
 		}
@@ -206,7 +214,9 @@ static int snap_read(struct snap *s, const char *path)
 		if (ret == -ENOMEM)
 			why = strerror(ENOMEM);
 		else
-			fprintf(stderr, "rawvec stat: %s: bad JSON at byte %zu\n", path, bad_at);
+			fprintf(stderr,
+				"rawvec stat: %s: bad JSON at byte %zu\n", path,
+				bad_at);
 		goto out;
 	}
 	s->transport = json_get_str(s->root, "transport", "?");
@@ -261,21 +271,25 @@ static const struct dev *dev_base(const struct dev *p, const struct dev *c)
  * (a path) does not already say it.  A long name keeps its tail. */
 static void label(const struct dev *d, char *buf, size_t len)
 {
-	int pre = snprintf(buf, len, "%*s%s%s", 2 * d->depth, "", d->addr, *d->addr ? " " : "");
+	int pre = snprintf(buf, len, "%*s%s%s", 2 * d->depth, "", d->addr,
+			   *d->addr ? " " : "");
 	bool show_kind = strcmp(d->name, d->kind);
 	int kind_len = show_kind ? (int)strlen(d->kind) + 3 : 0;
-	int name_len = (int)strlen(d->name), keep = LABEL_MAX - pre - kind_len - 3;
+	int name_len = (int)strlen(d->name),
+	    keep = LABEL_MAX - pre - kind_len - 3;
 
 	if (keep < 8)
 		keep = 8;
 	if (pre + name_len + kind_len <= LABEL_MAX || keep > name_len)
 		keep = name_len;
-	snprintf(buf + pre, len - pre, "%s%s%s%s%s", keep < name_len ? "..." : "",
-		 d->name + name_len - keep, show_kind ? " (" : "", show_kind ? d->kind : "",
+	snprintf(buf + pre, len - pre, "%s%s%s%s%s",
+		 keep < name_len ? "..." : "", d->name + name_len - keep,
+		 show_kind ? " (" : "", show_kind ? d->kind : "",
 		 show_kind ? ")" : "");
 }
 
-static void fmt_lat(char *buf, size_t len, const uint64_t *hist, double q, uint64_t n)
+static void fmt_lat(char *buf, size_t len, const uint64_t *hist, double q,
+		    uint64_t n)
 {
 	double ns = (double)bdev_lat_percentile(hist, q);
 
@@ -291,8 +305,8 @@ static void fmt_lat(char *buf, size_t len, const uint64_t *hist, double q, uint6
 		snprintf(buf, len, "%.2fs", ns / 1e9);
 }
 
-static int report(const struct snap *p, const struct snap *c, const char *mnt, bool tty,
-		  bool first)
+static int report(const struct snap *p, const struct snap *c, const char *mnt,
+		  bool tty, bool first)
 {
 	double secs = (double)(c->t_ns - p->t_ns) / 1e9;
 	char when[64], lab[LABEL_MAX + 256], p50[16], p99[16];
@@ -302,17 +316,19 @@ static int report(const struct snap *p, const struct snap *c, const char *mnt, b
 
 	if (secs <= 0)
 		secs = 1e-9;
-	strftime(when, sizeof(when), "%Y-%m-%d %H:%M:%S", localtime_r(&now, &tm));
+	strftime(when, sizeof(when), "%Y-%m-%d %H:%M:%S",
+		 localtime_r(&now, &tm));
 	for (int i = 0; i < c->nr; i++) {
 		label(&c->dev[i], lab, sizeof(lab));
 		if ((int)strlen(lab) > w)
 			w = (int)strlen(lab);
 	}
 	printf("%s", tty ? "\033[H\033[J" : first ? "" : "\n");
-	printf("rawvec stat %s  transport %s  %s  (%.2f s)\n", mnt, c->transport, when, secs);
-	printf("%-*s %-10s %9s %9s %8s %8s %8s %7s %8s %8s %6s %s\n", w, "device", "state",
-	       "r/s", "w/s", "rMB/s", "wMB/s", "areq-KiB", "aqu-sz", "p50", "p99", "err",
-	       "sweep");
+	printf("rawvec stat %s  transport %s  %s  (%.2f s)\n", mnt,
+	       c->transport, when, secs);
+	printf("%-*s %-10s %9s %9s %8s %8s %8s %7s %8s %8s %6s %s\n", w,
+	       "device", "state", "r/s", "w/s", "rMB/s", "wMB/s", "areq-KiB",
+	       "aqu-sz", "p50", "p99", "err", "sweep");
 	for (int i = 0; i < c->nr; i++) {
 		const struct dev *d = &c->dev[i], *b = dev_base(&p->dev[i], d);
 		uint64_t dc[NR_C], hist[BDEV_LAT_BUCKETS], ios;
@@ -325,11 +341,15 @@ static int report(const struct snap *p, const struct snap *c, const char *mnt, b
 		fmt_lat(p50, sizeof(p50), hist, 0.5, ios);
 		fmt_lat(p99, sizeof(p99), hist, 0.99, ios);
 		label(d, lab, sizeof(lab));
-		printf("%-*s %-10s %9.1f %9.1f %8.2f %8.2f %8.1f %7.2f %8s %8s %6llu", w, lab,
-		       d->state, dc[C_READS] / secs, dc[C_WRITES] / secs,
-		       dc[C_RBYTES] / secs / 1e6, dc[C_WBYTES] / secs / 1e6,
-		       ios ? (double)(dc[C_RBYTES] + dc[C_WBYTES]) / ios / 1024 : 0.0,
-		       dc[C_LAT_NS] / secs / 1e9, p50, p99, (unsigned long long)dc[C_ERRORS]);
+		printf("%-*s %-10s %9.1f %9.1f %8.2f %8.2f %8.1f %7.2f %8s %8s %6llu",
+		       w, lab, d->state, dc[C_READS] / secs,
+		       dc[C_WRITES] / secs, dc[C_RBYTES] / secs / 1e6,
+		       dc[C_WBYTES] / secs / 1e6,
+		       ios ? (double)(dc[C_RBYTES] + dc[C_WBYTES]) / ios /
+				       1024 :
+			     0.0,
+		       dc[C_LAT_NS] / secs / 1e9, p50, p99,
+		       (unsigned long long)dc[C_ERRORS]);
 		if (d->sweeping)
 			printf(" %5.1f%%", d->sweep_pct);
 		putchar('\n');
@@ -337,12 +357,14 @@ static int report(const struct snap *p, const struct snap *c, const char *mnt, b
 			printf("%*s stripes/s:", 2 * d->depth, "");
 			for (int k = 0; k < NR_S; k++)
 				printf(" %s %.1f", stripe_label[k],
-				       (double)(d->stripe[k] - b->stripe[k]) / secs);
+				       (double)(d->stripe[k] - b->stripe[k]) /
+					       secs);
 			putchar('\n');
 		}
 	}
 	if (fflush(stdout)) {
-		fprintf(stderr, "rawvec stat: standard output: %s\n", strerror(errno));
+		fprintf(stderr, "rawvec stat: standard output: %s\n",
+			strerror(errno));
 		return -EIO;
 	}
 	return 0;
@@ -354,8 +376,10 @@ static int report(const struct snap *p, const struct snap *c, const char *mnt, b
 static bool pause_until(uint64_t deadline, const sigset_t *sigs)
 {
 	for (;;) {
-		uint64_t now = loop_now_ns(), rel = now < deadline ? deadline - now : 0;
-		struct timespec ts = { (time_t)(rel / 1000000000), (long)(rel % 1000000000) };
+		uint64_t now = loop_now_ns(),
+			 rel = now < deadline ? deadline - now : 0;
+		struct timespec ts = { (time_t)(rel / 1000000000),
+				       (long)(rel % 1000000000) };
 
 		if (sigtimedwait(sigs, NULL, &ts) > 0)
 			return true;
@@ -364,8 +388,8 @@ static bool pause_until(uint64_t deadline, const sigset_t *sigs)
 	}
 }
 
-__attribute__((format(printf, 1, 0)))
-static int usage_error(const char *fmt, const char *arg)
+__attribute__((format(printf, 1, 0))) static int usage_error(const char *fmt,
+							     const char *arg)
 {
 	fputs("rawvec stat: ", stderr);
 	fprintf(stderr, fmt, arg);
@@ -385,7 +409,8 @@ int rv_stat_main(int argc, char **argv)
 	bool tty;
 	int ret = 1;
 
-	if (argc >= 2 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h"))) {
+	if (argc >= 2 &&
+	    (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h"))) {
 		fputs(usage_text, stdout);
 		return 0;
 	}
@@ -399,18 +424,23 @@ int rv_stat_main(int argc, char **argv)
 	if (argc > 2) {
 		interval = strtod(argv[2], &end);
 		/* The bound keeps the ns arithmetic below from overflowing. */
-		if (end == argv[2] || *end || !(interval > 0 && interval <= 1e6))
+		if (end == argv[2] || *end ||
+		    !(interval > 0 && interval <= 1e6))
 			return usage_error("INTERVAL '%s' is not a positive number of seconds "
-					   "(at most 1000000)", argv[2]);
+					   "(at most 1000000)",
+					   argv[2]);
 	}
 	if (argc > 3) {
 		errno = 0;
 		count = strtoul(argv[3], &end, 10);
 		if (!digit(argv[3][0]) || *end || errno || !count)
-			return usage_error("COUNT '%s' is not a positive whole number", argv[3]);
+			return usage_error("COUNT '%s' is not a positive whole number",
+					   argv[3]);
 	}
-	if (snprintf(path, sizeof(path), "%s/stats", mnt) >= (int)sizeof(path)) {
-		fprintf(stderr, "rawvec stat: %s: %s\n", mnt, strerror(ENAMETOOLONG));
+	if (snprintf(path, sizeof(path), "%s/stats", mnt) >=
+	    (int)sizeof(path)) {
+		fprintf(stderr, "rawvec stat: %s: %s\n", mnt,
+			strerror(ENAMETOOLONG));
 		return 1;
 	}
 	sigemptyset(&sigs);
@@ -447,7 +477,8 @@ int rv_stat_main(int argc, char **argv)
 		t = prev, prev = cur, cur = t;
 		done++;
 		next += step_ns;
-		if (next < loop_now_ns()) /* fell behind (slow read): no burst */
+		if (next <
+		    loop_now_ns()) /* fell behind (slow read): no burst */
 			next = loop_now_ns();
 	}
 	ret = 0;

@@ -15,8 +15,8 @@ struct dev_sum {
 	uint64_t ops[BDEV_NR_OPS];
 	uint64_t bytes[BDEV_NR_OPS];
 	uint64_t errors;
-	struct bdev_lat lat; /* reads and writes */
-	uint64_t heat[HEAT_COLS];	     /* bytes read or written per column */
+	struct bdev_lat lat;	  /* reads and writes */
+	uint64_t heat[HEAT_COLS]; /* bytes read or written per column */
 };
 
 struct trace_file {
@@ -44,19 +44,22 @@ static int trace_open(struct trace_file *t)
 
 	t->f = fopen(t->path, "rb");
 	if (!t->f) {
-		fprintf(stderr, "rawvec trace: %s: %s\n", t->path, strerror(errno));
+		fprintf(stderr, "rawvec trace: %s: %s\n", t->path,
+			strerror(errno));
 		return -errno;
 	}
 	if (fread(&t->h, sizeof(t->h), 1, t->f) != 1 ||
 	    memcmp(t->h.th_magic, BDEV_TRACE_MAGIC, sizeof(t->h.th_magic))) {
-		fprintf(stderr, "rawvec trace: %s: not a rawvec trace\n", t->path);
+		fprintf(stderr, "rawvec trace: %s: not a rawvec trace\n",
+			t->path);
 		return -EINVAL;
 	}
 	if (t->h.th_version != BDEV_TRACE_VERSION ||
 	    t->h.th_dev_size != sizeof(struct bdev_trace_dev) ||
 	    t->h.th_rec_size != sizeof(struct bdev_trace_rec) ||
 	    !t->h.th_nr_devs || t->h.th_nr_devs > 65536) {
-		fprintf(stderr, "rawvec trace: %s: trace version %u is not this rawvec's (%d)\n",
+		fprintf(stderr,
+			"rawvec trace: %s: trace version %u is not this rawvec's (%d)\n",
 			t->path, t->h.th_version, BDEV_TRACE_VERSION);
 		return -EINVAL;
 	}
@@ -65,7 +68,8 @@ static int trace_open(struct trace_file *t)
 	if (!t->devs)
 		return -ENOMEM;
 	if (fread(t->devs, sizeof(*t->devs), n, t->f) != n) {
-		fprintf(stderr, "rawvec trace: %s: truncated device table\n", t->path);
+		fprintf(stderr, "rawvec trace: %s: truncated device table\n",
+			t->path);
 		return -EINVAL;
 	}
 	for (size_t i = 0; i < n; i++) {
@@ -78,8 +82,8 @@ static int trace_open(struct trace_file *t)
 
 /* Calls @fn on every whole record; a torn last one (a crash) is ignored. */
 static int for_each_rec(struct trace_file *t,
-			int (*fn)(struct trace_file *t, const struct bdev_trace_rec *r,
-				  void *ctx),
+			int (*fn)(struct trace_file *t,
+				  const struct bdev_trace_rec *r, void *ctx),
 			void *ctx)
 {
 	enum { CHUNK = 8192 };
@@ -92,7 +96,8 @@ static int for_each_rec(struct trace_file *t,
 			if ((ret = fn(t, &buf[i], ctx)))
 				return ret;
 	if (ferror(t->f)) {
-		fprintf(stderr, "rawvec trace: %s: %s\n", t->path, strerror(errno));
+		fprintf(stderr, "rawvec trace: %s: %s\n", t->path,
+			strerror(errno));
 		return -EIO;
 	}
 	return 0;
@@ -112,7 +117,8 @@ static int bad_rec(struct trace_file *t, const struct bdev_trace_rec *r)
 	return -EINVAL;
 }
 
-static int csv_rec(struct trace_file *t, const struct bdev_trace_rec *r, void *ctx)
+static int csv_rec(struct trace_file *t, const struct bdev_trace_rec *r,
+		   void *ctx)
 {
 	const struct bdev_trace_dev *d;
 
@@ -149,7 +155,8 @@ static void heat_add(uint64_t *heat, uint64_t size, uint64_t pos, uint64_t len)
 	}
 }
 
-static int sum_rec(struct trace_file *t, const struct bdev_trace_rec *r, void *ctx)
+static int sum_rec(struct trace_file *t, const struct bdev_trace_rec *r,
+		   void *ctx)
 {
 	struct summary *s = ctx;
 	struct dev_sum *d;
@@ -182,8 +189,11 @@ static void heat_row(const uint64_t *heat, char *out)
 		if (heat[c] > max)
 			max = heat[c];
 	for (int c = 0; c < HEAT_COLS; c++)
-		out[c] = !heat[c] ? ' ' :
-				    steps[(heat[c] * (sizeof(steps) - 2) + max - 1) / max];
+		out[c] =
+			!heat[c] ?
+				' ' :
+				steps[(heat[c] * (sizeof(steps) - 2) + max - 1) /
+				      max];
 	out[HEAT_COLS] = '\0';
 }
 
@@ -195,8 +205,8 @@ static void print_summary(struct trace_file *t, const struct summary *s)
 	printf("%s: %llu records over %.3f s, %u devices\n\n", t->path,
 	       (unsigned long long)s->records, secs, t->h.th_nr_devs);
 	printf("%-10s %-8s %9s %9s %7s %9s %9s %8s %9s %9s %9s %7s\n", "device",
-	       "kind", "reads", "writes", "other", "read_MB", "write_MB", "IOPS",
-	       "p50_us", "p99_us", "max_us", "errors");
+	       "kind", "reads", "writes", "other", "read_MB", "write_MB",
+	       "IOPS", "p50_us", "p99_us", "max_us", "errors");
 	for (uint32_t i = 0; i < t->h.th_nr_devs; i++) {
 		const struct bdev_trace_dev *d = &t->devs[i];
 		const struct dev_sum *m = &s->sums[i];
@@ -205,7 +215,8 @@ static void print_summary(struct trace_file *t, const struct summary *s)
 
 		for (int op = BDEV_FLUSH; op < BDEV_NR_OPS; op++)
 			other += m->ops[op];
-		snprintf(label, sizeof(label), "%*s%s", 2 * d->td_depth, "", addr_of(d));
+		snprintf(label, sizeof(label), "%*s%s", 2 * d->td_depth, "",
+			 addr_of(d));
 		printf("%-10s %-8s %9llu %9llu %7llu %9.1f %9.1f %8.0f %9.1f %9.1f %9.1f %7llu\n",
 		       label, d->td_kind, (unsigned long long)m->ops[BDEV_READ],
 		       (unsigned long long)m->ops[BDEV_WRITE],
@@ -223,7 +234,8 @@ static void print_summary(struct trace_file *t, const struct summary *s)
 		char label[64];
 
 		heat_row(s->sums[i].heat, heat);
-		snprintf(label, sizeof(label), "%*s%s", 2 * d->td_depth, "", addr_of(d));
+		snprintf(label, sizeof(label), "%*s%s", 2 * d->td_depth, "",
+			 addr_of(d));
 		printf("%-10s |%s| %s\n", label, heat, d->td_name);
 	}
 }
@@ -242,7 +254,9 @@ int rv_trace_main(int argc, char **argv)
 		} else if (!strcmp(argv[i], "--csv")) {
 			csv = true;
 		} else if (argv[i][0] == '-' || t.path) {
-			fprintf(stderr, "rawvec trace: unexpected argument '%s'\n", argv[i]);
+			fprintf(stderr,
+				"rawvec trace: unexpected argument '%s'\n",
+				argv[i]);
 			trace_usage(stderr);
 			return 2;
 		} else {
@@ -273,7 +287,8 @@ out:
 	if (ret == -ENOMEM)
 		fprintf(stderr, "rawvec trace: out of memory\n");
 	if (fflush(stdout) && !ret) {
-		fprintf(stderr, "rawvec trace: writing the output: %s\n", strerror(errno));
+		fprintf(stderr, "rawvec trace: writing the output: %s\n",
+			strerror(errno));
 		ret = -EIO;
 	}
 	free(s.sums);

@@ -380,10 +380,9 @@ START_TEST(test_split_complete_random)
 							    &kids[j].n_req);
 				for (int j = 0; j < f.f_nr_q; j++)
 					if (f.f_q[j] == &kids[order[i]].n_req) {
-						fake_complete(
-							&f, j,
-							kids[order[i]]
-								.n_want_err);
+						fake_complete(&f, j,
+							      kids[order[i]]
+								      .n_want_err);
 						break;
 					}
 			}
@@ -754,8 +753,9 @@ START_TEST(test_accounting_random)
 
 			if (op == BDEV_READ || op == BDEV_WRITE) {
 				len = ut_below(&r, DATA_BYTES);
-				ck_assert_int_ge(
-					pvec_from_buf(vec, 1, data, len, 0), 0);
+				ck_assert_int_ge(pvec_from_buf(vec, 1, data,
+							       len, 0),
+						 0);
 				it = pvec_iter_init(vec, 1);
 				v = vec;
 			}
@@ -870,8 +870,8 @@ START_TEST(test_lat_percentile)
 			uint64_t diff = got > exact ? got - exact : exact - got;
 
 			ck_assert_msg(diff * 8 <= exact + 8,
-				      "q %.3f n %d: exact %llu got %llu", qs[k], n,
-				      (unsigned long long)exact,
+				      "q %.3f n %d: exact %llu got %llu", qs[k],
+				      n, (unsigned long long)exact,
 				      (unsigned long long)got);
 		}
 	}
@@ -960,7 +960,8 @@ struct hook_case {
 
 static void nop_done(struct loop_op *op, int res, unsigned flags)
 {
-	struct hook_case *hc = (void *)((char *)op - offsetof(struct hook_case, nop));
+	struct hook_case *hc =
+		(void *)((char *)op - offsetof(struct hook_case, nop));
 
 	(void)flags;
 	ck_assert_int_eq(res, 0);
@@ -973,7 +974,8 @@ static void nop_done(struct loop_op *op, int res, unsigned flags)
  * completes as it is submitted, so runs that do not wait can tell.) */
 static void second_hook(struct loop_hook *h)
 {
-	struct hook_case *hc = (void *)((char *)h - offsetof(struct hook_case, second));
+	struct hook_case *hc =
+		(void *)((char *)h - offsetof(struct hook_case, second));
 
 	hc->runs_second++;
 	io_uring_prep_nop(loop_sqe(&hc->ring, &hc->nop));
@@ -981,7 +983,8 @@ static void second_hook(struct loop_hook *h)
 
 static void first_hook(struct loop_hook *h)
 {
-	struct hook_case *hc = (void *)((char *)h - offsetof(struct hook_case, first));
+	struct hook_case *hc =
+		(void *)((char *)h - offsetof(struct hook_case, first));
 
 	hc->runs_first++;
 	loop_hook_arm(&hc->ring, &hc->second); /* armed while hooks run */
@@ -1014,11 +1017,14 @@ START_TEST(test_ring_hooks)
 	loop_hook_arm(&hc.ring, &hc.first);
 	loop_hook_arm(&hc.ring, &hc.first);
 	ck_assert_int_eq(loop_run(&hc.ring, 0), 1);
-	UT_EQ(hc.runs_first, 1, "the hook armed twice ran %d times", hc.runs_first);
-	UT_EQ(hc.runs_second, 1, "the hook armed by a hook ran %d times", hc.runs_second);
+	UT_EQ(hc.runs_first, 1, "the hook armed twice ran %d times",
+	      hc.runs_first);
+	UT_EQ(hc.runs_second, 1, "the hook armed by a hook ran %d times",
+	      hc.runs_second);
 	UT_EQ(hc.nops, 1, "the hook's I/O completed %d times", hc.nops);
 	ck_assert_int_eq(loop_run(&hc.ring, 0), 0);
-	UT_EQ(hc.runs_first + hc.runs_second, 2, "a hook ran without being armed");
+	UT_EQ(hc.runs_first + hc.runs_second, 2,
+	      "a hook ran without being armed");
 	loop_exit(&hc.ring);
 }
 END_TEST
@@ -1130,15 +1136,20 @@ START_TEST(test_file_lock)
 	ck_assert_msg(!ret, "first open: %s", err);
 	ret = bdev_file_open(path, &rw, &b, err, sizeof(err));
 	ck_assert_msg(!ret, "second open in the same process: %s", err);
-	ck_assert_msg(!other_can_lock(path, F_RDLCK), "a read-write open left the image unlocked");
+	ck_assert_msg(!other_can_lock(path, F_RDLCK),
+		      "a read-write open left the image unlocked");
 	bdev_destroy(a);
-	ck_assert_msg(!other_can_lock(path, F_RDLCK), "the lock went with the first of two opens");
+	ck_assert_msg(!other_can_lock(path, F_RDLCK),
+		      "the lock went with the first of two opens");
 	bdev_destroy(b);
-	ck_assert_msg(other_can_lock(path, F_WRLCK), "the lock outlived the last open");
+	ck_assert_msg(other_can_lock(path, F_WRLCK),
+		      "the lock outlived the last open");
 
 	ck_assert_int_eq(bdev_file_open(path, &ro, &a, err, sizeof(err)), 0);
-	ck_assert_msg(other_can_lock(path, F_RDLCK), "-o ro opens do not share the image");
-	ck_assert_msg(!other_can_lock(path, F_WRLCK), "a -o ro open left the image open to writers");
+	ck_assert_msg(other_can_lock(path, F_RDLCK),
+		      "-o ro opens do not share the image");
+	ck_assert_msg(!other_can_lock(path, F_WRLCK),
+		      "a -o ro open left the image open to writers");
 	bdev_destroy(a);
 
 	/* A child holds it: the refusal names the image and the child. */
@@ -1166,12 +1177,16 @@ START_TEST(test_file_lock)
 		ck_assert_int_eq(read(ready[0], &c, 1), 1);
 		ret = bdev_file_open(path, &rw, &a, err, sizeof(err));
 		ck_assert_int_eq(ret, -EBUSY);
-		snprintf(want, sizeof(want), "%s: in use by another process (pid %d, ",
-			 path, (int)pid);
-		ck_assert_msg(strstr(err, want) && strstr(err, "holding a read lock"),
+		snprintf(want, sizeof(want),
+			 "%s: in use by another process (pid %d, ", path,
+			 (int)pid);
+		ck_assert_msg(strstr(err, want) &&
+				      strstr(err, "holding a read lock"),
 			      "refusal '%s' does not name the image, pid %d and its read lock",
 			      err, (int)pid);
-		ck_assert_int_eq(bdev_file_open(path, &ro, &a, err, sizeof(err)), 0);
+		ck_assert_int_eq(bdev_file_open(path, &ro, &a, err,
+						sizeof(err)),
+				 0);
 		bdev_destroy(a);
 	}
 	close(done[1]);

@@ -50,7 +50,8 @@ static void files_setup(void)
 		return;
 	/* Where /tmp takes no O_DIRECT the file cases are left out. */
 	snprintf(path, sizeof(path), "%s/a.img", dir);
-	if (bdev_file_open(path, &(struct bdev_file_opts){ 0 }, &d, err, sizeof(err)))
+	if (bdev_file_open(path, &(struct bdev_file_opts){ 0 }, &d, err,
+			   sizeof(err)))
 		return;
 	bdev_destroy(d);
 	have_dir = true;
@@ -81,7 +82,8 @@ static const char *expand(const char *tmpl, char *out)
 
 	for (const char *c = tmpl; *c; c++) {
 		if (c[0] == '@' && c[1] == '/')
-			n += (size_t)snprintf(out + n, EXPR_BYTES - n, "%s", dir);
+			n += (size_t)snprintf(out + n, EXPR_BYTES - n, "%s",
+					      dir);
 		else if (n + 1 < EXPR_BYTES)
 			out[n++] = *c;
 	}
@@ -98,7 +100,8 @@ static bool needs_dir(const char *tmpl)
 static int open_expr(const char *expr, uint64_t create_size, struct bdev **out,
 		     char *err)
 {
-	struct bdev_layout_opts o = { .no_io = true, .max_io_bytes = 1 << 20,
+	struct bdev_layout_opts o = { .no_io = true,
+				      .max_io_bytes = 1 << 20,
 				      .create_size = create_size };
 
 	err[0] = '\0';
@@ -180,19 +183,20 @@ static void check_good(const struct good *g)
 	expand(g->expr, expr);
 	ret = open_expr(expr, 0, &dev, err);
 	ck_assert_msg(!ret, "%s: refused (%d): %s", expr, ret, err);
-	ck_assert_msg(!strcmp(dev->bd_kind, g->kind), "%s: kind %s, want %s", expr,
-		      dev->bd_kind, g->kind);
+	ck_assert_msg(!strcmp(dev->bd_kind, g->kind), "%s: kind %s, want %s",
+		      expr, dev->bd_kind, g->kind);
 	UT_EQ(dev->bd_size, g->size, "%s: size", expr);
 	if (bdev_is_layer(dev)) {
 		l = layer_of(dev);
 		for (int i = 0; i < l->l_nr; i++)
-			n += (size_t)snprintf(kinds + n, sizeof(kinds) - n, "%s%s",
-					      i ? "," : "", l->l_members[i]->bd_kind);
+			n += (size_t)snprintf(kinds + n, sizeof(kinds) - n,
+					      "%s%s", i ? "," : "",
+					      l->l_members[i]->bd_kind);
 		UT_EQ(l->l_chunk, g->chunk, "%s: chunk", expr);
 		UT_EQ(ut_window_start(l), g->offset, "%s: offset", expr);
 	}
-	ck_assert_msg(!strcmp(kinds, g->members), "%s: members %s, want %s", expr,
-		      kinds, g->members);
+	ck_assert_msg(!strcmp(kinds, g->members), "%s: members %s, want %s",
+		      expr, kinds, g->members);
 	bdev_destroy(dev);
 }
 
@@ -208,7 +212,8 @@ START_TEST(test_accepts)
 	/* As many members as a level takes. */
 	n = (size_t)snprintf(expr, sizeof(expr), "raid0(");
 	for (int i = 0; i < LAYER_MAX_MEMBERS; i++)
-		n += (size_t)snprintf(expr + n, sizeof(expr) - n, "null(size=1m), ");
+		n += (size_t)snprintf(expr + n, sizeof(expr) - n,
+				      "null(size=1m), ");
 	snprintf(expr + n, sizeof(expr) - n, "chunk=4k)");
 	ck_assert_msg(!open_expr(expr, 0, &dev, err), "64 members: %s", err);
 	UT_EQ(dev->bd_size, LAYER_MAX_MEMBERS * M, "64 members");
@@ -230,7 +235,8 @@ struct bad {
 };
 
 #define N1 "null(size=1m)"
-#define UNKNOWN " (linear, slice, raid0, raid1, raid5, raid6, md, faulty, sim, null, mem)"
+#define UNKNOWN \
+	" (linear, slice, raid0, raid1, raid5, raid6, md, faulty, sim, null, mem)"
 #define BAD_SIZE " (a number with an optional k, m, g or t, above zero)"
 #define NOENT ": No such file or directory"
 
@@ -381,11 +387,13 @@ static void check_report(const char *expr, const char *err, const char *msg,
 
 	UT_CHECK(l2, "%s: no expression under the message '%s'", expr, err);
 	if (prefix)
-		UT_CHECK(!strncmp(err, msg, mlen - 3), "%s: message '%.*s', want '%s'",
-			 expr, (int)(l2 - err), err, msg);
+		UT_CHECK(!strncmp(err, msg, mlen - 3),
+			 "%s: message '%.*s', want '%s'", expr, (int)(l2 - err),
+			 err, msg);
 	else
 		UT_CHECK((size_t)(l2 - err) == mlen && !strncmp(err, msg, mlen),
-			 "%s: message '%.*s', want '%s'", expr, (int)(l2 - err), err, msg);
+			 "%s: message '%.*s', want '%s'", expr, (int)(l2 - err),
+			 err, msg);
 	l2++;
 	l3 = strchr(l2, '\n');
 	UT_CHECK(l3 && (size_t)(l3 - l2) == elen + 2 && !strncmp(l2, "  ", 2) &&
@@ -394,7 +402,8 @@ static void check_report(const char *expr, const char *err, const char *msg,
 		 l3 ? (int)(l3 - l2) : (int)strlen(l2), l2);
 	l3++;
 	got = strspn(l3, " ");
-	UT_CHECK(got >= 2 && !strcmp(l3 + got, "^"), "%s: no caret line: '%s'", expr, l3);
+	UT_CHECK(got >= 2 && !strcmp(l3 + got, "^"), "%s: no caret line: '%s'",
+		 expr, l3);
 	UT_EQ(got - 2, col, "%s: caret column (message '%s')", expr, msg);
 }
 
@@ -413,14 +422,17 @@ START_TEST(test_refuses)
 		ret = open_expr(expr, 0, &dev, err);
 		if (!ret)
 			bdev_destroy(dev);
-		UT_EQ(ret, -EINVAL, "%s: accepted, or refused for another reason (%s)",
-		      expr, err);
-		check_report(expr, err, expand(bad[i].msg, msg), want_col(&bad[i], expr));
+		UT_EQ(ret, -EINVAL,
+		      "%s: accepted, or refused for another reason (%s)", expr,
+		      err);
+		check_report(expr, err, expand(bad[i].msg, msg),
+			     want_col(&bad[i], expr));
 	}
 	/* One member more than a level takes: the caret under it. */
 	n = (size_t)snprintf(expr, sizeof(expr), "linear(");
 	for (int i = 0; i <= LAYER_MAX_MEMBERS; i++)
-		n += (size_t)snprintf(expr + n, sizeof(expr) - n, "%s" N1, i ? ", " : "");
+		n += (size_t)snprintf(expr + n, sizeof(expr) - n, "%s" N1,
+				      i ? ", " : "");
 	snprintf(expr + n, sizeof(expr) - n, ")");
 	ck_assert_int_eq(open_expr(expr, 0, &dev, err), -EINVAL);
 	check_report(expr, err, "more than 64 members",
@@ -460,17 +472,22 @@ START_TEST(test_create_leaves_nothing)
 	snprintf(path, sizeof(path), "%s/new.img", dir);
 	for (size_t i = 0; i < sizeof(t) / sizeof(t[0]); i++) {
 		expand(t[i].expr, expr);
-		UT_EQ(open_expr(expr, 4 * M, &dev, err), -EINVAL, "%s: %s", expr, err);
-		check_report(expr, err, expand(t[i].msg, msg), want_col(&t[i], expr));
-		UT_CHECK(stat(path, &st) && errno == ENOENT, "%s left %s behind", expr, path);
+		UT_EQ(open_expr(expr, 4 * M, &dev, err), -EINVAL, "%s: %s",
+		      expr, err);
+		check_report(expr, err, expand(t[i].msg, msg),
+			     want_col(&t[i], expr));
+		UT_CHECK(stat(path, &st) && errno == ENOENT,
+			 "%s left %s behind", expr, path);
 	}
 	/* The same, good: made at the size asked for. */
 	expand("raid1(@/new.img, @/b.img)", expr);
 	ck_assert_msg(!open_expr(expr, 4 * M, &dev, err), "%s: %s", expr, err);
-	UT_CHECK(layer_of(dev)->l_members[0]->bd_created, "%s: not created", expr);
+	UT_CHECK(layer_of(dev)->l_members[0]->bd_created, "%s: not created",
+		 expr);
 	UT_EQ(dev->bd_size, 4 * M, "%s", expr);
 	bdev_destroy(dev);
-	UT_CHECK(!stat(path, &st) && st.st_size == (off_t)(4 * M), "%s: %s", expr, path);
+	UT_CHECK(!stat(path, &st) && st.st_size == (off_t)(4 * M), "%s: %s",
+		 expr, path);
 	unlink(path);
 }
 END_TEST
@@ -499,8 +516,9 @@ START_TEST(test_leaves)
 
 		UT_EQ(nr, t[i].nr, "%s", t[i].expr);
 		for (int k = 0; k < nr; k++) {
-			UT_CHECK(!strcmp(out[k], t[i].want[k]), "%s: leaf %d is %s, want %s",
-				 t[i].expr, k, out[k], t[i].want[k]);
+			UT_CHECK(!strcmp(out[k], t[i].want[k]),
+				 "%s: leaf %d is %s, want %s", t[i].expr, k,
+				 out[k], t[i].want[k]);
 			free(out[k]);
 		}
 	}
@@ -542,23 +560,26 @@ START_TEST(test_sizes_and_durations)
 	uint64_t v;
 
 	for (size_t i = 0; i < sizeof(sz) / sizeof(sz[0]); i++) {
-		size_t len = sz[i].len < 0 ? strlen(sz[i].s) : (size_t)sz[i].len;
+		size_t len = sz[i].len < 0 ? strlen(sz[i].s) :
+					     (size_t)sz[i].len;
 
 		v = 7;
-		UT_EQ(bdev_parse_size(sz[i].s, len, &v), sz[i].ret, "size '%s'", sz[i].s);
+		UT_EQ(bdev_parse_size(sz[i].s, len, &v), sz[i].ret, "size '%s'",
+		      sz[i].s);
 		if (!sz[i].ret)
 			UT_CHECK(v == sz[i].want, "size '%s': %llu", sz[i].s,
 				 (unsigned long long)v);
 	}
 	for (size_t i = 0; i < sizeof(dur) / sizeof(dur[0]); i++) {
-		size_t len = dur[i].len < 0 ? strlen(dur[i].s) : (size_t)dur[i].len;
+		size_t len = dur[i].len < 0 ? strlen(dur[i].s) :
+					      (size_t)dur[i].len;
 
 		v = 7;
-		UT_EQ(bdev_parse_duration(dur[i].s, len, &v), dur[i].ret, "duration '%s'",
-		      dur[i].s);
+		UT_EQ(bdev_parse_duration(dur[i].s, len, &v), dur[i].ret,
+		      "duration '%s'", dur[i].s);
 		if (!dur[i].ret)
-			UT_CHECK(v == dur[i].want, "duration '%s': %llu", dur[i].s,
-				 (unsigned long long)v);
+			UT_CHECK(v == dur[i].want, "duration '%s': %llu",
+				 dur[i].s, (unsigned long long)v);
 	}
 }
 END_TEST

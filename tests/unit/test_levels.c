@@ -73,7 +73,8 @@ static void io_submit(struct io *io, struct loop *loop, struct bdev *dev,
 	memset(io, 0, sizeof(*io));
 	if (split && split < len) {
 		nr = pvec_from_buf(io->io_vec, 1, buf, split, 0);
-		nr += pvec_from_buf(io->io_vec + 1, 1, buf + split, len - split, 0);
+		nr += pvec_from_buf(io->io_vec + 1, 1, buf + split, len - split,
+				    0);
 		UT_EQ(nr, 2, "two segments");
 	} else {
 		nr = pvec_from_buf(io->io_vec, 1, buf, len, 0);
@@ -150,7 +151,8 @@ static void arr_close(struct arr *a)
 
 static size_t rand_split(struct arr *a, size_t len)
 {
-	return ut_chance(&a->a_rng, 50) ? 512 * ut_below(&a->a_rng, len / 512) : 0;
+	return ut_chance(&a->a_rng, 50) ? 512 * ut_below(&a->a_rng, len / 512) :
+					  0;
 }
 
 static void arr_write(struct arr *a, uint64_t pos, size_t len)
@@ -190,13 +192,15 @@ static void arr_check(struct arr *a, uint64_t pos, size_t len, const char *when)
 static void arr_fill(struct arr *a)
 {
 	for (uint64_t pos = 0; pos < a->a_size; pos += MAX_IO)
-		arr_write(a, pos, a->a_size - pos < MAX_IO ? a->a_size - pos : MAX_IO);
+		arr_write(a, pos,
+			  a->a_size - pos < MAX_IO ? a->a_size - pos : MAX_IO);
 }
 
 static void arr_check_all(struct arr *a, const char *when)
 {
 	for (uint64_t pos = 0; pos < a->a_size; pos += MAX_IO)
-		arr_check(a, pos, a->a_size - pos < MAX_IO ? a->a_size - pos : MAX_IO,
+		arr_check(a, pos,
+			  a->a_size - pos < MAX_IO ? a->a_size - pos : MAX_IO,
 			  when);
 }
 
@@ -210,7 +214,8 @@ static void member_read(struct arr *a, int m, uint64_t pos, uint8_t *buf,
 	for (uint64_t done = 0; done < len; done += MAX_IO) {
 		size_t n = len - done < MAX_IO ? len - done : MAX_IO;
 
-		UT_EQ(do_io(a->a_loop, d, BDEV_READ, pos + done, buf + done, n, 0),
+		UT_EQ(do_io(a->a_loop, d, BDEV_READ, pos + done, buf + done, n,
+			    0),
 		      0, "%s: member %d read", a->a_expr, m);
 	}
 }
@@ -261,7 +266,8 @@ static int by_member(const void *x, const void *y)
 static int nparity_of(const struct arr *a)
 {
 	return !strcmp(a->a_l->l_kind, "raid6") ? 2 :
-	       !strcmp(a->a_l->l_kind, "raid5") ? 1 : 0;
+	       !strcmp(a->a_l->l_kind, "raid5") ? 1 :
+						  0;
 }
 
 /*
@@ -291,11 +297,13 @@ static void check_bijection(struct arr *a)
 		}
 		pc = &pieces[lo];
 		l->l_map(l, pos, &m, &mpos, &room);
-		UT_CHECK(m == pc->p_m && mpos == pc->p_mpos + (pos - pc->p_pos) &&
+		UT_CHECK(m == pc->p_m &&
+				 mpos == pc->p_mpos + (pos - pc->p_pos) &&
 				 pos + room >= pc->p_pos + pc->p_len,
 			 "%s: map(%llu) = member %d at %llu, inside a piece on "
-			 "member %d at %llu", a->a_expr, (unsigned long long)pos,
-			 m, (unsigned long long)mpos, pc->p_m,
+			 "member %d at %llu",
+			 a->a_expr, (unsigned long long)pos, m,
+			 (unsigned long long)mpos, pc->p_m,
 			 (unsigned long long)pc->p_mpos);
 	}
 	if (npar) {
@@ -305,8 +313,10 @@ static void check_bijection(struct arr *a)
 			raid56_layout(l, s, slots);
 			for (int k = ndata; k < l->l_nr; k++) {
 				UT_CHECK(nr < MAX_PIECES, "%s", a->a_expr);
-				pieces[nr++] = (struct piece){ UINT64_MAX, l->l_chunk,
-							       s * l->l_chunk, slots[k] };
+				pieces[nr++] = (struct piece){ UINT64_MAX,
+							       l->l_chunk,
+							       s * l->l_chunk,
+							       slots[k] };
 			}
 		}
 	}
@@ -317,14 +327,16 @@ static void check_bijection(struct arr *a)
 	}
 	qsort(pieces, nr, sizeof(pieces[0]), by_member);
 	for (int i = 0, m = 0; m < l->l_nr; m++) {
-		uint64_t at = !strcmp(l->l_kind, "slice") ? ut_window_start(l) : 0;
+		uint64_t at = !strcmp(l->l_kind, "slice") ? ut_window_start(l) :
+							    0;
 		uint64_t end;
 		uint64_t bytes = l->l_members[m]->bd_size - l->l_data_offset;
 
 		for (; i < nr && pieces[i].p_m == m; i++) {
 			UT_CHECK(pieces[i].p_mpos == at,
 				 "%s: member %d: a piece at %llu, want %llu (%s)",
-				 a->a_expr, m, (unsigned long long)pieces[i].p_mpos,
+				 a->a_expr, m,
+				 (unsigned long long)pieces[i].p_mpos,
 				 (unsigned long long)at,
 				 pieces[i].p_mpos < at ? "overlap" : "gap");
 			at += pieces[i].p_len;
@@ -359,7 +371,8 @@ static void check_placement(struct arr *a)
 		for (int m = 0; m < l->l_nr; m++) {
 			member_read(a, m, 0, got, a->a_size);
 			UT_CHECK(!memcmp(got, a->a_model, a->a_size),
-				 "%s: mirror %d differs from the array", a->a_expr, m);
+				 "%s: mirror %d differs from the array",
+				 a->a_expr, m);
 		}
 		free(got);
 		return;
@@ -480,8 +493,8 @@ static void check_md_r56(struct arr *a)
 			member_read(a, m, s * c, col, c);
 			UT_CHECK(!memcmp(col, want, c),
 				 "%s: stripe %llu: data chunk %d is not on member "
-				 "%d at %llu, where md puts it", a->a_expr,
-				 (unsigned long long)s, d, m,
+				 "%d at %llu, where md puts it",
+				 a->a_expr, (unsigned long long)s, d, m,
 				 (unsigned long long)(s * c));
 			/* Horner: Q = ((D_nd-1 * 2) ^ D_nd-2) * 2 ... ^ D_0 */
 			for (uint64_t i = 0; i < c; i++) {
@@ -490,13 +503,16 @@ static void check_md_r56(struct arr *a)
 			}
 		}
 		member_read(a, pd, s * c, col, c);
-		UT_CHECK(!memcmp(col, p, c), "%s: stripe %llu: member %d does not "
-			 "hold P", a->a_expr, (unsigned long long)s, pd);
+		UT_CHECK(!memcmp(col, p, c),
+			 "%s: stripe %llu: member %d does not "
+			 "hold P",
+			 a->a_expr, (unsigned long long)s, pd);
 		if (npar == 2) {
 			member_read(a, qd, s * c, col, c);
-			UT_CHECK(!memcmp(col, q, c), "%s: stripe %llu: member %d "
-				 "does not hold Q", a->a_expr,
-				 (unsigned long long)s, qd);
+			UT_CHECK(!memcmp(col, q, c),
+				 "%s: stripe %llu: member %d "
+				 "does not hold Q",
+				 a->a_expr, (unsigned long long)s, qd);
 		}
 	}
 	free(col);
@@ -515,11 +531,8 @@ static const int md_r5x4[4][4] = {
 	{ P, 9, 10, 11 },
 };
 static const int md_r6x5[5][5] = {
-	{ Q, 0, 1, 2, P },
-	{ 3, 4, 5, P, Q },
-	{ 7, 8, P, Q, 6 },
-	{ 11, P, Q, 9, 10 },
-	{ P, Q, 12, 13, 14 },
+	{ Q, 0, 1, 2, P },   { 3, 4, 5, P, Q },	   { 7, 8, P, Q, 6 },
+	{ 11, P, Q, 9, 10 }, { P, Q, 12, 13, 14 },
 };
 
 /* The formula reproduces the picture, so it is md's. */
@@ -531,14 +544,16 @@ static void check_picture(int npar, int n, const int *row0, int rows)
 			uint64_t st;
 
 			if (want >= 0) {
-				got = md_member(npar, n, (uint64_t)want, &st, &pd, &qd);
+				got = md_member(npar, n, (uint64_t)want, &st,
+						&pd, &qd);
 				UT_CHECK(got == m && st == (uint64_t)s,
 					 "raid%d of %d: chunk %d on %d, stripe %llu",
 					 npar == 1 ? 5 : 6, n, want, got,
 					 (unsigned long long)st);
 				continue;
 			}
-			md_member(npar, n, (uint64_t)s * (n - npar), &st, &pd, &qd);
+			md_member(npar, n, (uint64_t)s * (n - npar), &st, &pd,
+				  &qd);
 			UT_EQ(want == P ? pd : qd, m, "raid%d of %d: stripe %d",
 			      npar == 1 ? 5 : 6, n, s);
 		}
@@ -558,8 +573,8 @@ static void check_md_raid0(struct arr *a)
 	for (uint64_t k = 0; k < a->a_size / c; k++) {
 		member_read(a, (int)(k % l->l_nr), k / l->l_nr * c, col, c);
 		UT_CHECK(!memcmp(col, a->a_model + k * c, c),
-			 "%s: chunk %llu is not on member %d at %llu", a->a_expr,
-			 (unsigned long long)k, (int)(k % l->l_nr),
+			 "%s: chunk %llu is not on member %d at %llu",
+			 a->a_expr, (unsigned long long)k, (int)(k % l->l_nr),
 			 (unsigned long long)(k / l->l_nr * c));
 	}
 	free(col);
@@ -586,10 +601,12 @@ static void check_head_untouched(struct arr *a)
 
 	ck_assert(got && zero);
 	for (int m = 0; m < a->a_l->l_nr; m++) {
-		UT_EQ(do_io(NULL, a->a_l->l_members[m], BDEV_READ, 0, got, off, 0),
+		UT_EQ(do_io(NULL, a->a_l->l_members[m], BDEV_READ, 0, got, off,
+			    0),
 		      0, "read");
 		UT_CHECK(!memcmp(got, zero, off),
-			 "%s: member %d written before its data offset", a->a_expr, m);
+			 "%s: member %d written before its data offset",
+			 a->a_expr, m);
 	}
 	free(got);
 	free(zero);
@@ -609,7 +626,8 @@ START_TEST(test_md_layout)
 		      "mem(size=128k), mem(size=128k), mem(size=128k), chunk=16k)",
 	};
 	/* clang-format on */
-	static const char with_sb[] = "raid5/raid6/raid0 with md's 1 MiB data offset";
+	static const char with_sb[] =
+		"raid5/raid6/raid0 with md's 1 MiB data offset";
 	char err[256];
 	struct bdev *dev;
 	struct arr a;
@@ -623,7 +641,8 @@ START_TEST(test_md_layout)
 		check_md_r56(&a);
 		arr_close(&a);
 	}
-	arr_open(&a, "raid0(mem(size=64k), mem(size=64k), mem(size=64k), chunk=4k)",
+	arr_open(&a,
+		 "raid0(mem(size=64k), mem(size=64k), mem(size=64k), chunk=4k)",
 		 NULL);
 	arr_fill(&a);
 	check_md_raid0(&a);
@@ -632,23 +651,34 @@ START_TEST(test_md_layout)
 	/* With md superblocks the levels get SUPER_DATA_OFFSET_BYTES, and
 	 * md's layout starts there. */
 	for (int npar = 1; npar <= 2; npar++) {
-		ck_assert_msg(!raid56_create(npar, mem_members(5, (1u << 20) + (96u << 10)),
-					     5, SUPER_DATA_OFFSET_BYTES, 16u << 10,
-					     MAX_IO, 1, &dev, err, sizeof(err)),
+		ck_assert_msg(!raid56_create(npar,
+					     mem_members(5,
+							 (1u << 20) +
+								 (96u << 10)),
+					     5, SUPER_DATA_OFFSET_BYTES,
+					     16u << 10, MAX_IO, 1, &dev, err,
+					     sizeof(err)),
 			      "raid56_create: %s", err);
 		arr_setup(&a, with_sb, dev, NULL);
-		UT_EQ(a.a_size, (96u << 10) * (5 - npar), "size past the offset");
+		UT_EQ(a.a_size, (96u << 10) * (5 - npar),
+		      "size past the offset");
 		arr_fill(&a);
 		check_md_r56(&a);
 		check_head_untouched(&a);
 		arr_close(&a);
 	}
-	ck_assert_msg(!raid0_kind.bk_create(&(struct bdev_kind_args){
-					    .ka_members = mem_members(3, (1u << 20) + (64u << 10)),
-					    .ka_nr = 3, .ka_data_offset = SUPER_DATA_OFFSET_BYTES,
-					    .ka_chunk = 16u << 10, .ka_max_io_bytes = MAX_IO,
-					    .ka_in_segs = 1 },
-					    &dev, err, sizeof(err)),
+	ck_assert_msg(!raid0_kind.bk_create(
+			      &(struct bdev_kind_args){
+				      .ka_members =
+					      mem_members(3,
+							  (1u << 20) +
+								  (64u << 10)),
+				      .ka_nr = 3,
+				      .ka_data_offset = SUPER_DATA_OFFSET_BYTES,
+				      .ka_chunk = 16u << 10,
+				      .ka_max_io_bytes = MAX_IO,
+				      .ka_in_segs = 1 },
+			      &dev, err, sizeof(err)),
 		      "raid0: %s", err);
 	arr_setup(&a, with_sb, dev, NULL);
 	arr_fill(&a);
@@ -677,8 +707,8 @@ static int collect_bounds(struct bdev *d, uint64_t at, uint64_t pos,
 		return nr;
 	l = layer_of(d);
 	if (!l->l_map)
-		return collect_bounds(l->l_members[0], at, pos + l->l_data_offset,
-				      len, nr);
+		return collect_bounds(l->l_members[0], at,
+				      pos + l->l_data_offset, len, nr);
 	while (done < len) {
 		uint64_t mpos, room;
 		int m;
@@ -736,11 +766,15 @@ START_TEST(test_boundaries)
 		for (int k = 0; k < nr; k++)
 			cross(&a, bounds_buf[k]);
 		for (int k = 0; k < 150; k++) {
-			uint64_t len = ut_chance(&a.a_rng, 50) ?
-					       blocks_upto(&a, 1, 32, a.a_size) :
-					       blocks_upto(&a, 1, MAX_IO / a.a_align, a.a_size);
-			uint64_t pos = a.a_align *
-				       ut_below(&a.a_rng, (a.a_size - len) / a.a_align + 1);
+			uint64_t len =
+				ut_chance(&a.a_rng, 50) ?
+					blocks_upto(&a, 1, 32, a.a_size) :
+					blocks_upto(&a, 1, MAX_IO / a.a_align,
+						    a.a_size);
+			uint64_t pos =
+				a.a_align *
+				ut_below(&a.a_rng,
+					 (a.a_size - len) / a.a_align + 1);
 
 			if (ut_chance(&a.a_rng, 60))
 				arr_write(&a, pos, len);
@@ -788,7 +822,8 @@ static void take_snap(struct arr *a, struct snap *sn)
 	sn->sn_degraded = st->degraded_ops;
 	sn->sn_member_reads = 0;
 	for (int m = 0; m < a->a_l->l_nr; m++)
-		sn->sn_member_reads += a->a_l->l_members[m]->bd_stats.ops[BDEV_READ];
+		sn->sn_member_reads +=
+			a->a_l->l_members[m]->bd_stats.ops[BDEV_READ];
 }
 
 /*
@@ -855,31 +890,38 @@ static void write_expect(struct arr *a, uint64_t pos, uint64_t len,
 	take_snap(a, &b);
 	arr_write(a, pos, len);
 	take_snap(a, &e);
-	UT_CHECK(p->full - q->full == want->full && p->rmw - q->rmw == want->rmw &&
+	UT_CHECK(p->full - q->full == want->full &&
+			 p->rmw - q->rmw == want->rmw &&
 			 p->rcw - q->rcw == want->rcw &&
 			 p->reads - q->reads == want->reads &&
 			 e.sn_member_reads - b.sn_member_reads == want->reads,
 		 "%s: %s: write %llu+%llu: full %llu rmw %llu rcw %llu, %llu "
 		 "reads (%llu on members); want full %llu rmw %llu rcw %llu, "
-		 "%llu reads", a->a_expr, what, (unsigned long long)pos,
-		 (unsigned long long)len, (unsigned long long)(p->full - q->full),
+		 "%llu reads",
+		 a->a_expr, what, (unsigned long long)pos,
+		 (unsigned long long)len,
+		 (unsigned long long)(p->full - q->full),
 		 (unsigned long long)(p->rmw - q->rmw),
 		 (unsigned long long)(p->rcw - q->rcw),
 		 (unsigned long long)(p->reads - q->reads),
 		 (unsigned long long)(e.sn_member_reads - b.sn_member_reads),
 		 (unsigned long long)want->full, (unsigned long long)want->rmw,
-		 (unsigned long long)want->rcw, (unsigned long long)want->reads);
+		 (unsigned long long)want->rcw,
+		 (unsigned long long)want->reads);
 }
 
 #define K 1024ull
-#define R5x6 "raid5(mem(size=256k), mem(size=256k), mem(size=256k), " \
-	     "mem(size=256k), mem(size=256k), mem(size=256k), chunk=16k)"
+#define R5x6                                                     \
+	"raid5(mem(size=256k), mem(size=256k), mem(size=256k), " \
+	"mem(size=256k), mem(size=256k), mem(size=256k), chunk=16k)"
 #define R5x3 "raid5(mem(size=256k), mem(size=256k), mem(size=256k), chunk=16k)"
-#define R6x6 "raid6(mem(size=256k), mem(size=256k), mem(size=256k), " \
-	     "mem(size=256k), mem(size=256k), mem(size=256k), chunk=16k)"
-#define R6x8 "raid6(mem(size=256k), mem(size=256k), mem(size=256k), " \
-	     "mem(size=256k), mem(size=256k), mem(size=256k), mem(size=256k), " \
-	     "mem(size=256k), chunk=16k)"
+#define R6x6                                                     \
+	"raid6(mem(size=256k), mem(size=256k), mem(size=256k), " \
+	"mem(size=256k), mem(size=256k), mem(size=256k), chunk=16k)"
+#define R6x8                                                               \
+	"raid6(mem(size=256k), mem(size=256k), mem(size=256k), "           \
+	"mem(size=256k), mem(size=256k), mem(size=256k), mem(size=256k), " \
+	"mem(size=256k), chunk=16k)"
 
 START_TEST(test_raid56_plan)
 {
@@ -927,9 +969,14 @@ START_TEST(test_raid56_plan)
 
 		arr_open(&a, rnd[i], NULL);
 		for (int k = 0; k < 150; k++) {
-			uint64_t sw = a.a_l->l_chunk * (a.a_l->l_nr - nparity_of(&a));
-			uint64_t len = 4 * K * ut_between(&a.a_rng, 1, 3 * sw / (4 * K));
-			uint64_t pos = 4 * K * ut_below(&a.a_rng, (a.a_size - len) / (4 * K) + 1);
+			uint64_t sw =
+				a.a_l->l_chunk * (a.a_l->l_nr - nparity_of(&a));
+			uint64_t len =
+				4 * K *
+				ut_between(&a.a_rng, 1, 3 * sw / (4 * K));
+			uint64_t pos = 4 * K *
+				       ut_below(&a.a_rng,
+						(a.a_size - len) / (4 * K) + 1);
 			struct plan e = { 0 };
 
 			if (len > MAX_IO)
@@ -958,16 +1005,18 @@ START_TEST(test_raid56_merge)
 	if (ret == -ENOSYS || ret == -EPERM)
 		return; /* no io_uring to run */
 	ck_assert_int_eq(ret, 0);
-	arr_open(&a, "raid5(mem(size=512k), mem(size=512k), mem(size=512k), "
-		     "mem(size=512k), chunk=64k)", &loop);
+	arr_open(&a,
+		 "raid5(mem(size=512k), mem(size=512k), mem(size=512k), "
+		 "mem(size=512k), chunk=64k)",
+		 &loop);
 	ut_fill(&a.a_rng, a.a_model, a.a_size);
 	take_snap(&a, &b);
 	/* Stripe 1's three chunks, the middle one first. */
 	for (int i = 0; i < 3; i++) {
 		uint64_t pos = 192 * K + ((uint64_t)(i + 1) % 3) * 64 * K;
 
-		io_submit(&ios[i], &loop, a.a_dev, BDEV_WRITE, pos, a.a_model + pos,
-			  64 * K, 0);
+		io_submit(&ios[i], &loop, a.a_dev, BDEV_WRITE, pos,
+			  a.a_model + pos, 64 * K, 0);
 	}
 	run_until_done(&loop, ios, 3);
 	take_snap(&a, &e);
@@ -983,7 +1032,8 @@ START_TEST(test_raid56_merge)
 	UT_EQ(raid56_stats(a.a_dev)->merged_writes, 2, "merged");
 	io_submit(&ios[0], &loop, a.a_dev, BDEV_WRITE, 4 * K, a.a_model + 4 * K,
 		  4 * K, 0);
-	UT_CHECK(!ios[0].io_done, "a partial write was not held for neighbours");
+	UT_CHECK(!ios[0].io_done,
+		 "a partial write was not held for neighbours");
 	run_until_done(&loop, ios, 1);
 	memset(a.a_model + 192 * K + 192 * K, 0, a.a_size - 384 * K);
 	memset(a.a_model, 0, 4 * K);
@@ -1013,7 +1063,8 @@ static void check_degraded(struct arr *a, int m1, int m2)
 	char when[64];
 
 	if (m2 >= 0)
-		snprintf(when, sizeof(when), "members %d and %d failed", m1, m2);
+		snprintf(when, sizeof(when), "members %d and %d failed", m1,
+			 m2);
 	else
 		snprintf(when, sizeof(when), "member %d failed", m1);
 	member_fail(a->a_l, m1);
@@ -1023,13 +1074,16 @@ static void check_degraded(struct arr *a, int m1, int m2)
 	for (int k = 0; k < 20; k++) {
 		uint64_t len = blocks_upto(a, 1, 40, a->a_size);
 
-		arr_check(a, a->a_align * ut_below(&a->a_rng, (a->a_size - len) /
-								      a->a_align + 1),
+		arr_check(a,
+			  a->a_align *
+				  ut_below(&a->a_rng,
+					   (a->a_size - len) / a->a_align + 1),
 			  len, when);
 	}
 	UT_EQ(member_ios(a, m1), io1, "%s: I/O to a failed member", a->a_expr);
 	if (m2 >= 0)
-		UT_EQ(member_ios(a, m2), io2, "%s: I/O to a failed member", a->a_expr);
+		UT_EQ(member_ios(a, m2), io2, "%s: I/O to a failed member",
+		      a->a_expr);
 	if (nparity_of(a))
 		UT_CHECK(raid56_stats(a->a_dev)->degraded_ops > deg,
 			 "%s: %s: nothing reconstructed", a->a_expr, when);
@@ -1046,12 +1100,16 @@ static void write_degraded(struct arr *a, int m)
 
 	member_fail(a->a_l, m);
 	for (int k = 0; k < 60; k++) {
-		uint64_t len = blocks_upto(a, 1, ut_chance(&a->a_rng, 30) ?
-							 MAX_IO / a->a_align : 16,
+		uint64_t len = blocks_upto(a, 1,
+					   ut_chance(&a->a_rng, 30) ?
+						   MAX_IO / a->a_align :
+						   16,
 					   a->a_size);
 
-		arr_write(a, a->a_align * ut_below(&a->a_rng, (a->a_size - len) /
-								      a->a_align + 1),
+		arr_write(a,
+			  a->a_align *
+				  ut_below(&a->a_rng,
+					   (a->a_size - len) / a->a_align + 1),
 			  len);
 	}
 	arr_check_all(a, "written degraded");
@@ -1067,7 +1125,8 @@ static void write_degraded(struct arr *a, int m)
 			 "%s: a whole stripe, degraded: full %llu, %llu reads",
 			 a->a_expr,
 			 (unsigned long long)(e.sn_plan.full - b.sn_plan.full),
-			 (unsigned long long)(e.sn_member_reads - b.sn_member_reads));
+			 (unsigned long long)(e.sn_member_reads -
+					      b.sn_member_reads));
 		take_snap(a, &b);
 		arr_write(a, 2 * sw + 4096, 4096);
 		take_snap(a, &e);
@@ -1075,7 +1134,8 @@ static void write_degraded(struct arr *a, int m)
 				 e.sn_plan.rcw == b.sn_plan.rcw &&
 				 e.sn_degraded > b.sn_degraded,
 			 "%s: a partial stripe, degraded: rmw %llu rcw %llu, "
-			 "degraded ops %llu", a->a_expr,
+			 "degraded ops %llu",
+			 a->a_expr,
 			 (unsigned long long)(e.sn_plan.rmw - b.sn_plan.rmw),
 			 (unsigned long long)(e.sn_plan.rcw - b.sn_plan.rcw),
 			 (unsigned long long)(e.sn_degraded - b.sn_degraded));
@@ -1090,7 +1150,8 @@ START_TEST(test_degraded)
 	int nr;
 
 	ck_assert_ptr_nonnull(buf);
-	arr_open(&a, "raid1(mem(size=512k), mem(size=512k), mem(size=600k))", NULL);
+	arr_open(&a, "raid1(mem(size=512k), mem(size=512k), mem(size=600k))",
+		 NULL);
 	arr_fill(&a);
 	for (int m = 0; m < 3; m++)
 		check_degraded(&a, m, -1);
@@ -1105,8 +1166,10 @@ START_TEST(test_degraded)
 	write_degraded(&a, 1);
 	arr_close(&a);
 
-	arr_open(&a, "raid5(mem(size=256k), mem(size=256k), mem(size=256k), "
-		     "mem(size=256k), chunk=16k)", NULL);
+	arr_open(&a,
+		 "raid5(mem(size=256k), mem(size=256k), mem(size=256k), "
+		 "mem(size=256k), chunk=16k)",
+		 NULL);
 	nr = a.a_l->l_nr;
 	arr_fill(&a);
 	for (int m = 0; m < nr; m++)
@@ -1120,8 +1183,10 @@ START_TEST(test_degraded)
 	write_degraded(&a, 3);
 	arr_close(&a);
 
-	arr_open(&a, "raid6(mem(size=256k), mem(size=256k), mem(size=256k), "
-		     "mem(size=256k), mem(size=256k), chunk=8k)", NULL);
+	arr_open(&a,
+		 "raid6(mem(size=256k), mem(size=256k), mem(size=256k), "
+		 "mem(size=256k), mem(size=256k), chunk=8k)",
+		 NULL);
 	nr = a.a_l->l_nr;
 	arr_fill(&a);
 	for (int m1 = 0; m1 < nr; m1++) {

@@ -32,9 +32,11 @@ START_TEST(gf_scalar_matches_reference)
 	for (int a = 0; a < 256; a++) {
 		for (int b = 0; b < 256; b++)
 			UT_EQ(gf_mul((uint8_t)a, (uint8_t)b),
-			      ref_mul((uint8_t)a, (uint8_t)b), "a=%d b=%d", a, b);
+			      ref_mul((uint8_t)a, (uint8_t)b), "a=%d b=%d", a,
+			      b);
 		if (a)
-			UT_EQ(gf_mul((uint8_t)a, gf_inv((uint8_t)a)), 1, "a=%d", a);
+			UT_EQ(gf_mul((uint8_t)a, gf_inv((uint8_t)a)), 1, "a=%d",
+			      a);
 	}
 	for (int i = 0; i < 300; i++)
 		UT_EQ(gf_pow2(i), ref_pow2(i), "i=%d", i);
@@ -71,7 +73,8 @@ START_TEST(compute_matches_reference)
 		parity_compute(blk, ndata, 2, LEN);
 		ref_parity(blk, ndata, rp, rq);
 		UT_CHECK(!memcmp(blk[ndata], rp, LEN), "P, ndata=%d", ndata);
-		UT_CHECK(!memcmp(blk[ndata + 1], rq, LEN), "Q, ndata=%d", ndata);
+		UT_CHECK(!memcmp(blk[ndata + 1], rq, LEN), "Q, ndata=%d",
+			 ndata);
 		for (int i = 0; i < ndata + 2; i++)
 			free(blk[i]);
 	}
@@ -104,8 +107,9 @@ START_TEST(recover_every_pair)
 					memcpy(blk[i], good[i], LEN);
 				memset(blk[a], 0xa5, LEN);
 				memset(blk[b], 0x5a, LEN);
-				UT_EQ(parity_recover(blk, ndata, 2, lost, nr, LEN), 0,
-				      "ndata=%d lost %d,%d", ndata, a, b);
+				UT_EQ(parity_recover(blk, ndata, 2, lost, nr,
+						     LEN),
+				      0, "ndata=%d lost %d,%d", ndata, a, b);
 				for (int i = 0; i < n; i++)
 					UT_CHECK(!memcmp(blk[i], good[i], LEN),
 						 "ndata=%d lost %d,%d: block %d wrong",
@@ -115,8 +119,8 @@ START_TEST(recover_every_pair)
 		{
 			int lost3[3] = { 0, 1, ndata };
 
-			UT_EQ(parity_recover(blk, ndata, 2, lost3, 3, LEN), -EIO,
-			      "three lost");
+			UT_EQ(parity_recover(blk, ndata, 2, lost3, 3, LEN),
+			      -EIO, "three lost");
 		}
 		for (int i = 0; i < n; i++) {
 			free(blk[i]);
@@ -144,13 +148,15 @@ START_TEST(raid5_recovers_any_one)
 		for (int i = 0; i <= ndata; i++)
 			memcpy(blk[i], good[i], LEN);
 		memset(blk[a], 0, LEN);
-		UT_EQ(parity_recover(blk, ndata, 1, &a, 1, LEN), 0, "lost %d", a);
+		UT_EQ(parity_recover(blk, ndata, 1, &a, 1, LEN), 0, "lost %d",
+		      a);
 		UT_CHECK(!memcmp(blk[a], good[a], LEN), "lost %d", a);
 	}
 	{
 		int two[2] = { 0, 1 };
 
-		UT_EQ(parity_recover(blk, ndata, 1, two, 2, LEN), -EIO, "two lost");
+		UT_EQ(parity_recover(blk, ndata, 1, two, 2, LEN), -EIO,
+		      "two lost");
 	}
 	for (int i = 0; i <= ndata; i++) {
 		free(blk[i]);

@@ -15,9 +15,9 @@
 #define MAX_IOV (MAX_SEGS + 4)
 #define CANARY 0x5a
 
-static unsigned char *pool; /* every generated segment points in here */
+static unsigned char *pool;    /* every generated segment points in here */
 static unsigned char *scratch; /* MAX_STREAM + 64 bytes for copies */
-static unsigned char *snap; /* POOL_BYTES: pool snapshot for copy tests */
+static unsigned char *snap;    /* POOL_BYTES: pool snapshot for copy tests */
 
 /**
  * struct model - a generated vector and what it must mean.  @m_addr and
@@ -471,12 +471,12 @@ END_TEST
 START_TEST(test_iter_table)
 {
 	struct pvec vec[] = {
-		mk_seg(pool + 7, 0), /* empty, unaligned address */
-		mk_seg(pool + 100, 5), /* A */
-		mk_seg(pool + 200, 0), /* empty */
-		mk_seg(pool + 5000, 0), /* empty */
-		mk_seg(pool + 9000, 7), /* B */
-		mk_seg(pool + 300, 0), /* empty at the end */
+		mk_seg(pool + 7, 0),	  /* empty, unaligned address */
+		mk_seg(pool + 100, 5),	  /* A */
+		mk_seg(pool + 200, 0),	  /* empty */
+		mk_seg(pool + 5000, 0),	  /* empty */
+		mk_seg(pool + 9000, 7),	  /* B */
+		mk_seg(pool + 300, 0),	  /* empty at the end */
 		mk_seg(pool + 4000, 200), /* C: crosses a page */
 	};
 	struct pvec_iter it = pvec_iter_init(vec, 6), saved;
@@ -936,8 +936,8 @@ START_TEST(test_to_iovec_random)
 		gen(model, &r, 0);
 		it = random_range(model, &r, &lo, &hi);
 		nr_want = ref_runs(model, lo, hi, want, MAX_IOV);
-		UT_EQ(pvec_runs(model->m_vec, it), nr_want, "iter %d: runs of [%zu, %zu)",
-		      iter, lo, hi);
+		UT_EQ(pvec_runs(model->m_vec, it), nr_want,
+		      "iter %d: runs of [%zu, %zu)", iter, lo, hi);
 		tries[0] = nr_want;
 		tries[1] = nr_want ? nr_want - 1 : 0;
 		tries[2] = nr_want ? (int)ut_below(&r, (uint64_t)nr_want) : 0;

@@ -442,7 +442,8 @@ START_TEST(test_ctx_init)
 		UT_EQ(bdev_rw_ctx_init(&small, &e.e_md.m_dev, &e.e_ring,
 				       t[c].max_io, t[c].nr_bounce + 1),
 		      -ENOMEM, "case %zu", c);
-		UT_CHECK(!small.bounce, "case %zu: a failed init keeps its array", c);
+		UT_CHECK(!small.bounce,
+			 "case %zu: a failed init keeps its array", c);
 		env_exit(&e);
 	}
 }
@@ -892,8 +893,9 @@ START_TEST(test_concurrent_overlap)
 		base = ut_below(&r, 32 * (uint64_t)A - region - 2 * A);
 		for (int i = 0; i < k; i++) {
 			w[i].w_pos = base + ut_below(&r, region);
-			w[i].w_len = ut_between(
-				&r, 1, region + A - (w[i].w_pos - base));
+			w[i].w_len =
+				ut_between(&r, 1,
+					   region + A - (w[i].w_pos - base));
 			if (ut_chance(&r, 20)) { /* some direct ones */
 				w[i].w_pos = w[i].w_pos / A * A;
 				w[i].w_len = round_up(w[i].w_len, A);
@@ -1295,7 +1297,8 @@ START_TEST(test_other_ops)
 				 "%s: res %zd", what, io.io_res);
 			UT_EQ(e.e_md.m_nr_log, t[c].nr_log, "%s", what);
 			if (t[c].nr_log == 1) {
-				UT_EQ(e.e_md.m_log[0].l_op, t[c].op, "%s", what);
+				UT_EQ(e.e_md.m_log[0].l_op, t[c].op, "%s",
+				      what);
 				UT_EQ(e.e_md.m_log[0].l_len, t[c].dev_len, "%s",
 				      what);
 			}

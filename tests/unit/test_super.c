@@ -55,17 +55,18 @@ START_TEST(test_layout_and_roundtrip)
 	p[2].sb.recovery_offset = 777;
 	super_encode(&p[2].sb, blk);
 	/* Fields where struct mdp_superblock_1 puts them, little-endian. */
-	ck_assert_uint_eq(blk[0] | blk[1] << 8 | blk[2] << 16 | (uint32_t)blk[3] << 24,
+	ck_assert_uint_eq(blk[0] | blk[1] << 8 | blk[2] << 16 |
+				  (uint32_t)blk[3] << 24,
 			  SUPER_MAGIC);
-	ck_assert_uint_eq(blk[72], 5);		      /* level */
-	ck_assert_uint_eq(blk[76], 2);		      /* layout */
-	ck_assert_uint_eq(blk[88], 128);	      /* chunksize */
+	ck_assert_uint_eq(blk[72], 5);			   /* level */
+	ck_assert_uint_eq(blk[76], 2);			   /* layout */
+	ck_assert_uint_eq(blk[88], 128);		   /* chunksize */
 	ck_assert_uint_eq(blk[128] | blk[129] << 8, 2048); /* data_offset */
-	ck_assert_uint_eq(blk[144], 8);		      /* super_offset */
-	ck_assert_uint_eq(blk[152] | blk[153] << 8, 777); /* recovery_offset */
-	ck_assert_uint_eq(blk[160], 2);		      /* dev_number */
-	ck_assert_uint_eq(blk[200], 42);	      /* events */
-	ck_assert_uint_eq(blk[220], 4);		      /* max_dev */
+	ck_assert_uint_eq(blk[144], 8);			   /* super_offset */
+	ck_assert_uint_eq(blk[152] | blk[153] << 8, 777);  /* recovery_offset */
+	ck_assert_uint_eq(blk[160], 2);			   /* dev_number */
+	ck_assert_uint_eq(blk[200], 42);		   /* events */
+	ck_assert_uint_eq(blk[220], 4);			   /* max_dev */
 	ck_assert_uint_eq(blk[256 + 2] | blk[257 + 2] << 8, SUPER_ROLE_FAULTY);
 	ck_assert_mem_eq(blk + 32, "host:data", 9);
 	ck_assert_int_eq(super_decode(blk, &back, err, sizeof(err)), 0);
@@ -102,7 +103,8 @@ START_TEST(test_checksum)
 	sum += blk[260] | blk[261] << 8;
 	sum = (sum & 0xffffffff) + (sum >> 32);
 	ck_assert_uint_eq(blk[216] | blk[217] << 8 | blk[218] << 16 |
-				  (uint32_t)blk[219] << 24, (uint32_t)sum);
+				  (uint32_t)blk[219] << 24,
+			  (uint32_t)sum);
 	blk[100] ^= 1;
 	ck_assert_int_eq(super_decode(blk, &back, err, sizeof(err)), -EINVAL);
 	ck_assert_ptr_nonnull(strstr(err, "checksum"));
@@ -123,8 +125,10 @@ static int plan(struct super_probe *p, int nr, const char *level,
 
 START_TEST(test_plan_headerless_and_create)
 {
-	struct super_probe p[4] = { { .name = "a" }, { .name = "b" },
-				    { .name = "c" }, { .name = "d" } };
+	struct super_probe p[4] = { { .name = "a" },
+				    { .name = "b" },
+				    { .name = "c" },
+				    { .name = "d" } };
 	struct super_plan pl;
 	char err[512];
 
@@ -171,7 +175,8 @@ START_TEST(test_plan_assemble)
 	/* The expression contradicts the superblocks. */
 	ck_assert_int_eq(plan(p, 4, "raid6", 0, SUPER_AUTO, &pl, err), -EINVAL);
 	ck_assert_ptr_nonnull(strstr(err, "says raid5"));
-	ck_assert_int_eq(plan(p, 4, "raid5", 128 << 10, SUPER_AUTO, &pl, err), -EINVAL);
+	ck_assert_int_eq(plan(p, 4, "raid5", 128 << 10, SUPER_AUTO, &pl, err),
+			 -EINVAL);
 	ck_assert_ptr_nonnull(strstr(err, "chunk=64k"));
 	ck_assert_int_eq(plan(p, 3, "raid5", 0, SUPER_AUTO, &pl, err), -EINVAL);
 	ck_assert_ptr_nonnull(strstr(err, "has 4 devices"));
@@ -235,7 +240,8 @@ START_TEST(test_plan_stale_and_failed)
 	ck_assert_int_eq(plan(p, 4, "raid5", 0, SUPER_AUTO, &pl, err), 0);
 	ck_assert_int_eq(pl.state[1], LAYER_MEMBER_FAILED);
 	ck_assert_int_eq(pl.state[0], LAYER_MEMBER_OK);
-	ck_assert_ptr_nonnull(strstr(pl.note, "m1.img (member 1): marked faulty"));
+	ck_assert_ptr_nonnull(
+		strstr(pl.note, "m1.img (member 1): marked faulty"));
 	/* Only stale (the failure never reached the others' table). */
 	make_array(p, 4, 5, 12);
 	p[1].sb.events = 10;
@@ -257,7 +263,8 @@ START_TEST(test_plan_stale_and_failed)
 	make_array(p, 2, 0, 5);
 	p[1].found = false;
 	ck_assert_int_eq(plan(p, 2, "raid0", 0, SUPER_AUTO, &pl, err), -EINVAL);
-	ck_assert_ptr_nonnull(strstr(err, "m1.img (member 1): carries no md superblock"));
+	ck_assert_ptr_nonnull(
+		strstr(err, "m1.img (member 1): carries no md superblock"));
 	/* An unfinished rebuild is resumed. */
 	make_array(p, 2, 1, 5);
 	p[1].sb.feature_map = SUPER_FEATURE_RECOVERY_OFFSET;
@@ -271,8 +278,11 @@ START_TEST(test_plan_stale_and_failed)
 	ck_assert_ptr_nonnull(strstr(err, "m0.img has 33554432 bytes"));
 	make_array(p, 2, -1, 5);
 	p[1].bytes = 65 << 20;
-	ck_assert_int_eq(plan(p, 2, "linear", 0, SUPER_AUTO, &pl, err), -EINVAL);
-	ck_assert_ptr_nonnull(strstr(err, "m1.img has 68157440 bytes, its md superblock says 67108864: it grew"));
+	ck_assert_int_eq(plan(p, 2, "linear", 0, SUPER_AUTO, &pl, err),
+			 -EINVAL);
+	ck_assert_ptr_nonnull(
+		strstr(err,
+		       "m1.img has 68157440 bytes, its md superblock says 67108864: it grew"));
 }
 END_TEST
 

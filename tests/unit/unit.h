@@ -103,13 +103,12 @@ static inline void ut_shuffle(struct ut_rng *r, int *a, int nr)
 }
 
 /* Fail with the seed in the message; no cost when the check passes. */
-#define UT_CHECK(cond, fmt, ...)                                            \
-	do {                                                                \
-		if (!(cond))                                                \
-			ck_abort_msg(                                       \
-				"[UNIT_SEED=%llu] check '%s' failed: " fmt, \
-				(unsigned long long)ut_seed, #cond,         \
-				##__VA_ARGS__);                             \
+#define UT_CHECK(cond, fmt, ...)                                                 \
+	do {                                                                     \
+		if (!(cond))                                                     \
+			ck_abort_msg("[UNIT_SEED=%llu] check '%s' failed: " fmt, \
+				     (unsigned long long)ut_seed, #cond,         \
+				     ##__VA_ARGS__);                             \
 	} while (0)
 
 /* Integer equality (values widened to long long) with both sides shown. */
