@@ -210,11 +210,6 @@ static const struct bdev_ops r56_ops = {
 	.destroy = layer_destroy,
 };
 
-bool bdev_is_raid56(const struct bdev *dev)
-{
-	return dev->bd_ops == &r56_ops;
-}
-
 int raid56_create(int nparity, struct bdev **members, int nr,
 		  uint64_t data_offset, uint64_t chunk, size_t max_io_bytes,
 		  uint32_t in_segs, struct bdev **out, char *err, size_t errlen)

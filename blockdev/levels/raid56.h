@@ -36,9 +36,6 @@ int raid56_create(int nparity, struct bdev **members, int nr,
 		  uint32_t in_segs, struct bdev **out, char *err,
 		  size_t errlen);
 
-/** bdev_is_raid56() - whether @dev is a RAID-5/6 layer. */
-bool bdev_is_raid56(const struct bdev *dev);
-
 /**
  * raid56_layout() - member slots of @stripe: slots[0..ndata) hold data
  * chunks in logical order, then P, then Q (RAID-6).

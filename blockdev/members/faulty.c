@@ -127,11 +127,6 @@ static const struct bdev_ops faulty_ops = {
 	.destroy = layer_destroy,
 };
 
-bool bdev_is_faulty(const struct bdev *dev)
-{
-	return dev->bd_ops == &faulty_ops;
-}
-
 const struct faulty_stats *faulty_stats(const struct bdev *dev)
 {
 	return &faulty_of(layer_of((struct bdev *)dev))->st;

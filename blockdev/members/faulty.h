@@ -25,7 +25,6 @@ extern const struct bdev_kind faulty_kind;
 int faulty_configure(struct bdev *dev, const char *opts, char *err,
 		     size_t errlen);
 
-bool bdev_is_faulty(const struct bdev *dev);
 const struct faulty_stats *faulty_stats(const struct bdev *dev);
 
 #endif
