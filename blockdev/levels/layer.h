@@ -91,6 +91,7 @@ struct layer_md_ops {
  * for levels without redundancy; it calls done(l, err) when finished)
  * and read by layer_readable(), member.c and stats:
  * @l_sweep_loop:  the running sweep's loop: it submits and owns it
+ * @l_sweep_top:   the tree the sweep's log lines give addresses in
  * @l_rebuild_pos: member bytes of the rebuilding member done (the cursor)
  * @l_sweep_running, @l_sweep_pos/@l_sweep_total (in units of
  *                 @l_sweep_unit bytes), @l_sweep_start_ns/@l_sweep_end_ns:
@@ -124,6 +125,7 @@ struct layer {
 		       enum layer_sweep_kind kind,
 		       void (*done)(struct layer *l, int err));
 	struct loop *l_sweep_loop;
+	struct bdev *l_sweep_top;
 	uint64_t l_rebuild_pos;
 	bool l_sweep_running;
 	uint64_t l_sweep_pos, l_sweep_total;

@@ -10,7 +10,6 @@
 
 /* A sweep's done callback gets only its layer: the layer's address, for
  * the log line, is looked up from the top the last command named. */
-static struct bdev *sweep_top;
 
 const char *member_state_name(int state)
 {
@@ -116,12 +115,13 @@ static int find_node(struct bdev *node, const char *addr, void *ctx)
 	return 1;
 }
 
-/* @l's address under sweep_top, "?" when it is not (or no longer) there. */
+/* @l's address in the tree its sweep was started on, "?" when it is not
+ * (or no longer) there. */
 static void layer_addr(const struct layer *l, char *buf, size_t len)
 {
 	struct find_ctx f = { .want = &l->l_bdev };
 
-	if (sweep_top && member_walk(sweep_top, find_node, &f))
+	if (l->l_sweep_top && member_walk(l->l_sweep_top, find_node, &f))
 		snprintf(buf, len, "%s", f.addr);
 	else
 		snprintf(buf, len, "?");
@@ -162,7 +162,7 @@ static void rebuild_done(struct layer *l, int err)
 
 int member_rebuild(struct loop *loop, struct bdev *top, struct layer *l)
 {
-	sweep_top = top;
+	l->l_sweep_top = top;
 	return l->l_sweep(l, loop, LAYER_SWEEP_REBUILD, rebuild_done);
 }
 
@@ -334,8 +334,8 @@ static void scrub_done(struct layer *l, int err)
 		 (unsigned long long)l->l_mismatch_sectors);
 }
 
-static int scrub_tree(struct loop *loop, struct bdev *d, bool repair,
-		      bool start)
+static int scrub_tree(struct loop *loop, struct bdev *top, struct bdev *d,
+		      bool repair, bool start)
 {
 	struct layer *l;
 	int n = 0, r;
@@ -344,7 +344,7 @@ static int scrub_tree(struct loop *loop, struct bdev *d, bool repair,
 		return 0;
 	l = layer_of(d);
 	for (int i = 0; i < l->l_nr; i++) {
-		r = scrub_tree(loop, l->l_members[i], repair, start);
+		r = scrub_tree(loop, top, l->l_members[i], repair, start);
 		if (r < 0)
 			return r;
 		n += r;
@@ -353,6 +353,7 @@ static int scrub_tree(struct loop *loop, struct bdev *d, bool repair,
 		return n;
 	if (!start)
 		return l->l_sweep_running ? -EBUSY : n + 1;
+	l->l_sweep_top = top;
 	r = l->l_sweep(l, loop, repair ? LAYER_SWEEP_REPAIR : LAYER_SWEEP_CHECK,
 		       scrub_done);
 	return r < 0 ? r : n + 1;
@@ -360,8 +361,7 @@ static int scrub_tree(struct loop *loop, struct bdev *d, bool repair,
 
 int member_scrub(struct loop *loop, struct bdev *top, bool repair)
 {
-	int r = scrub_tree(loop, top, repair, false);
+	int r = scrub_tree(loop, top, top, repair, false);
 
-	sweep_top = top;
-	return r < 0 ? r : scrub_tree(loop, top, repair, true);
+	return r < 0 ? r : scrub_tree(loop, top, top, repair, true);
 }
