@@ -18,11 +18,13 @@
  * - per loop: the ring and pool; a bdev_rw_ctx (range locks, wait FIFO,
  *   bounces) and the front end's transports and ring entries (fs.h);
  * - per device, touched only by the loop its requests run on: bd_stats
- *   and the trace buffer (bdev.h, trace.h); a layer's free list, member
- *   states, sweep cursor, barrier and held/write lists, l_stats (layer.h);
+ *   and its trace observer (bdev.h; the trace buffer is one per mount,
+ *   trace.c); a layer's free list, member states, sweep cursor, l_stats
+ *   (layer.h); raid1's barrier, held and in-flight writes (raid1.c);
  *   raid5/6's op pool, stripe locks, cursors, unplug hook and sequencing
  *   (raid56.h); faulty()'s RNG and counters; sim()'s queue model;
- * - owned by the loop that started it: a sweep (l_sweep_loop);
+ * - owned by the loop that started it: a sweep (l_sweep_loop, and the
+ *   tree its log lines name, l_sweep_top);
  * - owned by the loop given to super_attach(): an array's md metadata.
  * Shared and read-only once serving: sizes, alignments, the tree's shape
  * (changed only by member_replace(), on the owning loop, with no I/O in
