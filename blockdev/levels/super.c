@@ -431,7 +431,7 @@ int super_attach(struct layer *l, struct loop *loop,
 			goto out_free;
 		snprintf(si->set_name, sizeof(si->set_name), "%s", name);
 		si->ctime = si->utime = md_time();
-		si->level = super_level_number(l->l_kind);
+		si->level = l->l_bdev.bd_desc->bk_md_level;
 		si->layout = si->level >= 5 ? SUPER_LAYOUT_LEFT_SYMMETRIC : 0;
 		si->size = si->level == -1 ? 0 : l->l_member_size / 512;
 		si->chunksize = (uint32_t)(l->l_chunk / 512);
@@ -548,7 +548,8 @@ static int start_tree(struct bdev *top, struct bdev *d, char *err,
 				 l->l_kind, strerror(-ret));
 			return ret;
 		}
-		if (l->l_nr_bad > super_redundancy(l->l_kind, l->l_nr)) {
+		if (l->l_nr_bad >
+		    bdev_kind_redundancy(l->l_bdev.bd_desc, l->l_nr)) {
 			snprintf(err, errlen,
 				 "%s: superblocks could not be written on enough members to run (see the log)",
 				 l->l_kind);

@@ -71,9 +71,6 @@ void super_uuid_str(const uint8_t *uuid, char out[36]);
 /** super_level_name() - "raid5" for md level 5, ...; NULL if unknown. */
 const char *super_level_name(int32_t level);
 
-/** super_level_number() - md's level number of "raid5", ...; -100 if none. */
-int32_t super_level_number(const char *name);
-
 /** super_redundancy() - members an array of @level over @nr runs without. */
 int super_redundancy(const char *level, int nr);
 

@@ -225,13 +225,6 @@ const char *super_level_name(int32_t level)
 	return NULL;
 }
 
-int32_t super_level_number(const char *name)
-{
-	const struct bdev_kind *k = bdev_kind_find(name, strlen(name));
-
-	return k && numbered(k) ? k->bk_md_level : -100;
-}
-
 /* Members a level runs without. */
 int super_redundancy(const char *level, int nr)
 {
