@@ -84,8 +84,7 @@ int bdev_req_child(struct bdev_req *parent, struct bdev_req *child,
 void bdev_req_chain(struct bdev_req *parent, struct bdev_req *child)
 {
 	child->br_parent = parent;
-	child->br_meta = parent->br_meta;
-	child->br_loop = parent->br_loop;
+	bdev_req_like(child, parent);
 	parent->br_pending++;
 }
 

@@ -121,7 +121,7 @@ static void sim_start(struct sim *s, struct sim_io *io)
 	/* The parent is not submitted anywhere else: its iovecs are free. */
 	io->child.br_iov = req->br_iov;
 	io->child.br_iov_max = req->br_iov_max;
-	io->child.br_loop = req->br_loop;
+	bdev_req_like(&io->child, req);
 	if (s->l->l_state[0] == LAYER_MEMBER_FAILED)
 		bdev_req_complete(&io->child, -EIO);
 	else

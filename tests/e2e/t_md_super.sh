@@ -188,6 +188,20 @@ same_as_model "raid0 after fail and restart"
 stop_rawvec
 log "raid0: a failed member serves again after a restart"
 
+# Superblock I/O is the array's, not the user's: no member counts it, also
+# one below a one-member layer such as sim().
+newcase meta-uncounted "superblock I/O under sim()"
+start_rawvec --create 16m 'raid1(a.img, sim(b.img, lat=1ms))'
+[ "$(sb updates)" -ge 1 ] || die "$CASE: no superblock update at creation"
+for f in writes flushes; do
+	for m in 0 1 1.0; do
+		v=$(stat_value "target.members.${m//./.members.}.$f")
+		[ "$v" = 0 ] || die "$CASE: member $m counts $v $f of superblock I/O"
+	done
+done
+stop_rawvec
+log "superblock writes and flushes are counted on no member"
+
 # ---- a rebuild cut short by kill -9 starts again -----------------------
 newcase rebuild "kill -9 during a rebuild"
 start_rawvec --create 16m 'raid1(a.img, b.img)'
