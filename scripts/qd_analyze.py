@@ -345,7 +345,7 @@ def main():
         print('| app CQE posted -> app submits its next read (not in the total) | %d | %.1f | %.1f | %.1f | %.1f |' % (
             len(turn), pct(turn, 50), pct(turn, 90), mean, rate * mean / 1e6))
     print()
-    if st:
+    if fuse:
         print('; '.join('%s %d' % kv for kv in sorted(st.items())))
     for k in ('app', 'srv'):
         if tw[k]:
@@ -357,7 +357,10 @@ def main():
             continue
         print('%s-%d: on CPU %.0f%%; %d wake-ups, sched_waking -> sched_switch in: median %.1f us, p90 %.1f us' % (
             comm, p, 100 * oncpu.get(p, 0) / span, len(w), pct(w, 50), pct(w, 90)))
-    print('idle: ' + ', '.join('cpu%d %.0f%%' % (k[1], 100 * v / span) for k, v in sorted(oncpu.items(), key=str) if isinstance(k, tuple)))
+    idle = ['cpu%d %.0f%%' % (k[1], 100 * v / span)
+            for k, v in sorted(oncpu.items(), key=str) if isinstance(k, tuple)]
+    if idle:
+        print('idle: ' + ', '.join(idle))
 
 
 if __name__ == '__main__':

@@ -14,9 +14,10 @@
 # the block layer's and the device's) or MOUNTPOINT/disk of a FUSE server
 # on the FUSE-over-io_uring transport (the phases add the FUSE queue, the
 # server's loop and the COMMIT).  Only the events of this run's fio threads
-# and of the server serving FILE's mount count (the server is the process
-# whose name starts with SERVER, default rawvec, whose command line names that mount point;
-# SERVER_PID overrides), so other processes may run beside it.
+# and of the server serving FILE's mount count (the server: the process
+# whose name starts with SERVER, default rawvec, and whose command line
+# names that mount point; SERVER_PID overrides), so other processes may
+# run beside it.
 #
 # Block events count only inside the image's extents (filefrag): FILE
 # itself, or for a mount the server's last argument when it is a file
@@ -32,7 +33,8 @@
 #   -w WINDOW   seconds traced, starting RUNTIME/2 - WINDOW/2 in [1]
 #   -o OUT      directory for NAME.trace, NAME.fio.json, NAME.txt [/tmp/qd]
 #   -n NAME     [qdQD]
-# Environment: SERVER [rawvec], SERVER_PID [found], IMAGE [found], BUF_KB per-CPU trace buffer [131072].
+# Environment: SERVER [rawvec], SERVER_PID [found], IMAGE [found],
+#   BUF_KB per-CPU trace buffer [131072].
 # Needs root, fio, python3 and tracefs.  Tracing costs CPU: the traced
 # window runs slower than the rest (fio's JSON has the whole run's figures).
 # Exit status: 0 done, 2 bad usage, 1 a failure.
@@ -40,7 +42,7 @@ set -euo pipefail
 
 usage() {
 	sed -n '/^# usage:/,/^# Exit/p' "$0" | sed 's/^# \{0,1\}//' >&2
-	exit 2
+	exit "${1:-2}"
 }
 die2() { echo "qd_breakdown.sh: $*" >&2; exit 2; }
 
@@ -53,6 +55,7 @@ while getopts lq:r:w:o:n:h opt; do
 	w) WINDOW=$OPTARG ;;
 	o) OUT=$OPTARG ;;
 	n) NAME=$OPTARG ;;
+	h) usage 0 ;;
 	*) usage ;;
 	esac
 done
@@ -73,8 +76,10 @@ BUF_KB=${BUF_KB:-131072}
 HERE=$(cd "$(dirname "$0")" && pwd)
 
 T=/sys/kernel/tracing
+MOUNTED=
 if [ ! -d $T/events ]; then
 	mount -t tracefs nodev $T 2>/dev/null || die2 "no tracefs at $T"
+	MOUNTED=1
 fi
 for e in fuse io_uring block sched raw_syscalls; do
 	[ -d $T/events/$e ] || die2 "the kernel has no $e tracepoints"
@@ -116,7 +121,7 @@ block/block_rq_complete sched/sched_waking sched/sched_switch
 raw_syscalls/sys_enter"
 [ -z "$LIGHT" ] || EVENTS="block/block_rq_issue block/block_rq_complete"
 old_clock=$(sed 's/.*\[\(.*\)\].*/\1/' $T/trace_clock)
-old_buf=$(cat $T/buffer_size_kb)
+old_buf=$(sed 's/.*expanded: \([0-9]*\).*/\1/' $T/buffer_size_kb)
 cleanup() {
 	echo 0 >$T/tracing_on
 	for e in $EVENTS; do echo 0 >$T/events/$e/enable; done
@@ -125,6 +130,7 @@ cleanup() {
 	echo "$old_buf" >$T/buffer_size_kb
 	echo "$old_clock" >$T/trace_clock
 	[ -z "${FIO_PID:-}" ] || kill "$FIO_PID" 2>/dev/null || true
+	[ -z "$MOUNTED" ] || umount $T 2>/dev/null || true
 }
 trap cleanup EXIT
 
