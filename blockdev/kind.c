@@ -93,3 +93,27 @@ void bdev_kind_usage(FILE *f)
 	for (const struct bdev_kind *const *k = bdev_members; *k; k++)
 		fputs((*k)->bk_help ? (*k)->bk_help : "", f);
 }
+
+int bdev_tree_share(struct bdev *top, int nr_loops, struct loop *owner)
+{
+	bool shared = top->bd_desc && (top->bd_desc->bk_flags & BK_SHARED) &&
+		      !top->bd_hold && !top->bd_hold_end && !top->bd_observe;
+	int owned = 0, ret;
+
+	if (nr_loops < 2)
+		return 0;
+	ret = bdev_share(top, nr_loops, shared ? NULL : owner);
+	if (ret)
+		return ret;
+	for (int i = 0; i < top->bd_nr_members; i++) {
+		/* Below an owned device every request already runs on the
+		 * owner: nothing there needs shards. */
+		ret = shared ? bdev_tree_share(top->bd_members[i], nr_loops,
+					       owner) :
+			       0;
+		if (ret < 0)
+			return ret;
+		owned += ret;
+	}
+	return owned + !shared;
+}

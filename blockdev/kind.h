@@ -70,6 +70,8 @@ enum {
 				 * must be as big as the member it replaces */
 	BK_WINDOW = 1 << 5,	/* uses member bytes [offset, offset + size) */
 	BK_SAME_BYTES = 1 << 6, /* uses exactly its member's bytes */
+	BK_SHARED = 1 << 7,	/* keeps no state on the I/O path but its
+				 * sharded stats: runs on every loop at once */
 };
 
 /** bdev_stat_fn - one numeric stats field, "@name": @val. */
@@ -134,6 +136,15 @@ BDEV_MEMBERS(BDEV_KIND_DECLARE)
 /** bdev_levels / bdev_members - the registry, each ending with NULL. */
 extern const struct bdev_kind *const bdev_levels[];
 extern const struct bdev_kind *const bdev_members[];
+
+/**
+ * bdev_tree_share() - ready the tree under @top for @nr_loops loops.  A
+ * device whose kind is BK_SHARED, and that has no md metadata holding its
+ * I/O and no trace observer, gets a stats shard per loop; every other
+ * device is owned by @owner (bdev_share()), so that its state is only ever
+ * touched there.  Returns how many devices are owned, or -ENOMEM.
+ */
+int bdev_tree_share(struct bdev *top, int nr_loops, struct loop *owner);
 
 /**
  * bdev_kind_find() - the level or member kind written as @name(...) (the

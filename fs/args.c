@@ -28,7 +28,13 @@ void rv_usage(FILE *f)
 		"  -o uid=USER,gid=GROUP   disk's owner (default: the mounting user)\n"
 		"  -o umask=OCTAL          disk's mode is 0666 without these bits\n"
 		"                          (default 077: 0600)\n"
-		"  -o pool=SIZE            pinned buffer pool (default 256m)\n"
+		"  -o pool=SIZE            pinned buffer pool (default 256m), shared\n"
+		"                          out among the event loops\n"
+		"  -o threads=N|auto       event loops, each a thread serving the FUSE\n"
+		"                          queues q with q mod N = its number (default\n"
+		"                          auto: one per CPU, one when the target is a\n"
+		"                          level that keeps state, e.g. raid5)\n"
+		"  -o pin=auto|on|off      pin each loop to its queues' CPUs (auto: off)\n"
 		"  -o trace=FILE           record every device's I/O into FILE\n"
 		"                          (read it with `rawvec trace FILE`)\n"
 		"  -o log=FILE             append the log to FILE (default: stderr\n"
@@ -151,6 +157,31 @@ static int parse_o(struct rv_opts *o, char *list)
 				return -EINVAL;
 			}
 			o->disk_umask = (mode_t)m;
+		} else if (!strncmp(tok, "threads=", 8)) {
+			char *end;
+			long n = strtol(tok + 8, &end, 10);
+
+			if (!strcmp(tok + 8, "auto")) {
+				o->threads = 0;
+			} else if (!tok[8] || *end || n < 1 || n > LOOP_MAX) {
+				fprintf(stderr,
+					"rawvec: -o threads=%s: not auto or a number from 1 to %d\n",
+					tok + 8, LOOP_MAX);
+				return -EINVAL;
+			} else {
+				o->threads = (int)n;
+			}
+		} else if (!strncmp(tok, "pin=", 4)) {
+			if (!strcmp(tok + 4, "auto") || !strcmp(tok + 4, "off"))
+				o->pin = 0;
+			else if (!strcmp(tok + 4, "on"))
+				o->pin = 1;
+			else {
+				fprintf(stderr,
+					"rawvec: -o pin=%s: not auto, on or off\n",
+					tok + 4);
+				return -EINVAL;
+			}
 		} else if (!strncmp(tok, "pool=", 5)) {
 			o->pool_set = true;
 			if (parse_size(tok + 5, &o->pool_bytes)) {

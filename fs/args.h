@@ -32,6 +32,8 @@ struct rv_opts {
 	gid_t disk_gid;
 	mode_t disk_umask;
 	enum rv_transport_kind transport;
+	int threads; /* 0: auto */
+	int pin;     /* 1: on; 0: off (auto measured no better: docs/bench.md) */
 };
 
 /**

@@ -285,7 +285,7 @@ static void ctl_arm_efd(struct rv_ctl *c)
 {
 	if (c->efd_armed)
 		return;
-	io_uring_prep_read(loop_sqe(&c->fs->loop, &c->efd_op), c->efd,
+	io_uring_prep_read(loop_sqe(&c->fs->loops[0].loop, &c->efd_op), c->efd,
 			   &c->efd_val, sizeof(c->efd_val), 0);
 	c->efd_armed = true;
 }
@@ -336,7 +336,7 @@ static int prep_start(struct rv_ctl *c, struct ctl_job *job, const char *path,
 	}
 	job->prep = p;
 	ctl_arm_efd(c);
-	loop_hook_arm_at(&fs->loop, &c->timeout,
+	loop_hook_arm_at(&fs->loops[0].loop, &c->timeout,
 			 loop_now_ns() + CTL_TIMEOUT_NS);
 	return 0;
 }
@@ -407,7 +407,7 @@ static int run_line(struct rv_ctl *c, struct ctl_job *job, char *line)
 		return 0;
 	}
 	if ((!strcmp(cmd, "check") || !strcmp(cmd, "repair")) && !a1) {
-		ret = member_scrub(&fs->loop, fs->dev, cmd[0] == 'r');
+		ret = member_scrub(&fs->loops[0].loop, fs->dev, cmd[0] == 'r');
 		if (ret == 0) {
 			snprintf(err, sizeof(err), "no redundant layer to %s",
 				 cmd);
@@ -473,7 +473,7 @@ static void ctl_finish(struct rv_ctl *c)
 	} else {
 		/* job->l and job->m still hold: nothing else changes the
 		 * tree while a control write is being carried out. */
-		ret = member_replace(&fs->loop, fs->dev, job->addr, job->l,
+		ret = member_replace(&fs->loops[0].loop, fs->dev, job->addr, job->l,
 				     job->m, p->dev, err, sizeof(err));
 		if (ret) {
 			/* Rare (the checks passed a moment ago); the device

@@ -23,7 +23,7 @@ struct dev_slot {
 };
 
 struct rv_dev_transport {
-	struct rv_fs *fs;
+	struct rv_loop *rl;
 	struct dev_slot *slots;
 	int nr_slots;
 	int nr_busy;
@@ -40,7 +40,7 @@ static void dev_pump(struct rv_dev_transport *t);
 static void dev_reply(struct rv_req *req)
 {
 	struct dev_slot *s = (struct dev_slot *)req;
-	struct rv_dev_transport *t = req->fs->devt;
+	struct rv_dev_transport *t = req->rl->devt;
 	struct iovec iov[2];
 	int nr = 1;
 
@@ -56,7 +56,7 @@ static void dev_reply(struct rv_req *req)
 	}
 	/* ENOENT: the request was interrupted or aborted meanwhile;
 	 * ENODEV: the connection is gone.  Neither is ours to report. */
-	if (writev(req->fs->fuse_fd, iov, nr) < 0 && errno != ENOENT &&
+	if (writev(req->rl->fuse_fd, iov, nr) < 0 && errno != ENOENT &&
 	    errno != ENODEV)
 		rv_log("/dev/fuse: reply to opcode %u failed: %s",
 		       req->in->opcode, strerror(errno));
@@ -84,7 +84,7 @@ static void dev_poll_done(struct loop_op *op, int res, unsigned flags)
 		return;
 	}
 	if (res & (POLLERR | POLLHUP))
-		t->fs->stopping = true;
+		rv_stop(t->rl);
 	t->readable = true;
 	dev_pump(t);
 }
@@ -93,10 +93,10 @@ static void dev_arm_poll(struct rv_dev_transport *t)
 {
 	struct io_uring_sqe *sqe;
 
-	if (t->poll_armed || t->fs->stopping)
+	if (t->poll_armed || rv_stopping(t->rl))
 		return;
-	sqe = loop_sqe(&t->fs->loop, &t->poll_op);
-	io_uring_prep_poll_multishot(sqe, t->fs->fuse_fd, POLLIN);
+	sqe = loop_sqe(&t->rl->loop, &t->poll_op);
+	io_uring_prep_poll_multishot(sqe, t->rl->fuse_fd, POLLIN);
 	t->poll_armed = true;
 }
 
@@ -104,16 +104,16 @@ static void dev_arm_poll(struct rv_dev_transport *t)
  * free; the poll brings us back when more arrive. */
 static void dev_pump(struct rv_dev_transport *t)
 {
-	struct rv_fs *fs = t->fs;
+	struct rv_loop *rl = t->rl;
 
 	if (t->pumping)
 		return;
 	t->pumping = true;
-	while (t->free && !fs->stopping) {
+	while (t->free && !rv_stopping(rl)) {
 		struct dev_slot *s = t->free;
 		char *start = s->buf + PVEC_PAGE_SIZE - WRITE_HDR_BYTES;
 		const struct fuse_in_header *in = (const void *)start;
-		ssize_t n = read(fs->fuse_fd, start, t->read_len);
+		ssize_t n = read(rl->fuse_fd, start, t->read_len);
 
 		if (n < 0) {
 			if (errno == EINTR)
@@ -126,7 +126,7 @@ static void dev_pump(struct rv_dev_transport *t)
 			if (errno != ENODEV)
 				rv_log("/dev/fuse: read failed: %s",
 				       strerror(errno));
-			fs->stopping = true; /* ENODEV: unmounted */
+			rv_stop(rl); /* ENODEV: unmounted */
 			break;
 		}
 		if ((size_t)n < sizeof(*in) || in->len != (size_t)n) {
@@ -135,7 +135,7 @@ static void dev_pump(struct rv_dev_transport *t)
 		}
 		t->free = s->next_free;
 		t->nr_busy++;
-		fs->cnt.dev_requests++;
+		bdev_stat_add(&rl->cnt.dev_requests, 1);
 		s->req.in = in;
 		s->req.arg = start + sizeof(*in);
 		s->req.payload = s->buf + PVEC_PAGE_SIZE;
@@ -156,8 +156,9 @@ static void dev_pump(struct rv_dev_transport *t)
 	t->pumping = false;
 }
 
-int rv_dev_start(struct rv_fs *fs, int nr_slots)
+int rv_dev_start(struct rv_loop *rl, int nr_slots)
 {
+	struct rv_fs *fs = rl->fs;
 	struct rv_dev_transport *t;
 	size_t slot_bytes = PVEC_PAGE_SIZE + fs->max_write + PVEC_PAGE_SIZE;
 	int fl;
@@ -170,42 +171,43 @@ int rv_dev_start(struct rv_fs *fs, int nr_slots)
 		free(t);
 		return -ENOMEM;
 	}
-	t->fs = fs;
+	t->rl = rl;
 	t->nr_slots = nr_slots;
 	t->read_len = slot_bytes - (PVEC_PAGE_SIZE - WRITE_HDR_BYTES);
 	t->poll_op.lo_done = dev_poll_done;
 	for (int i = 0; i < nr_slots; i++) {
 		struct dev_slot *s = &t->slots[i];
 
-		s->buf = loop_pool_alloc(&fs->loop, slot_bytes);
+		s->buf = loop_pool_alloc(&rl->loop, slot_bytes);
 		if (!s->buf) {
 			free(t->slots);
 			free(t);
 			return -ENOMEM;
 		}
 		s->req.fs = fs;
+		s->req.rl = rl;
 		s->req.t = &dev_transport;
 		s->next_free = t->free;
 		t->free = s;
 	}
-	fl = fcntl(fs->fuse_fd, F_GETFL);
-	fcntl(fs->fuse_fd, F_SETFL, fl | O_NONBLOCK);
-	fs->devt = t;
+	fl = fcntl(rl->fuse_fd, F_GETFL);
+	fcntl(rl->fuse_fd, F_SETFL, fl | O_NONBLOCK);
+	rl->devt = t;
 	t->readable = true;
 	dev_pump(t);
 	return 0;
 }
 
-bool rv_dev_idle(struct rv_fs *fs)
+bool rv_dev_idle(struct rv_loop *rl)
 {
-	return !fs->devt || !fs->devt->nr_busy;
+	return !rl->devt || !rl->devt->nr_busy;
 }
 
-void rv_dev_stop(struct rv_fs *fs)
+void rv_dev_stop(struct rv_loop *rl)
 {
-	if (!fs->devt)
+	if (!rl->devt)
 		return;
-	free(fs->devt->slots);
-	free(fs->devt);
-	fs->devt = NULL;
+	free(rl->devt->slots);
+	free(rl->devt);
+	rl->devt = NULL;
 }

@@ -4,6 +4,7 @@
 #define RAWVEC_FS_H
 
 #include <linux/fuse.h>
+#include <pthread.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <sys/types.h>
@@ -31,6 +32,7 @@ enum rv_transport_kind {
 };
 
 struct rv_req;
+struct rv_loop;
 
 /**
  * struct rv_transport - how a reply leaves.  @reply sends @req's reply
@@ -53,6 +55,7 @@ struct rv_transport {
  */
 struct rv_req {
 	struct rv_fs *fs;
+	struct rv_loop *rl; /* the loop whose transport it came in on */
 	const struct rv_transport *t;
 	const struct fuse_in_header *in;
 	const void *arg;
@@ -62,6 +65,8 @@ struct rv_req {
 	size_t out_len;
 	int out_error;
 	struct bdev_rw rw;
+	struct loop_op fwd_op; /* served on loop 0 for another loop */
+	bool fwd;
 	union {
 		struct fuse_entry_out entry;
 		struct fuse_attr_out attr;
@@ -85,18 +90,55 @@ struct rv_counters {
 };
 
 /**
- * struct rv_fs - one mount.  State: @loop and everything reached from it
- * run on the one thread that runs the loop: the counters, the flags, the
- * transports (their slots and ring entries), the control jobs and the
- * stats snapshot; only control.c's worker thread works beside it, on
- * copies (struct ctl_prep).  The tree under @dev follows loop.h's rules.
+ * struct rv_loop - one event loop of the mount, run by one thread, and
+ * what it alone touches: its ring and pool, its rw context (range locks
+ * shared), its counters and its transport: the ring entries of its FUSE
+ * queues (q mod nr_loops == @id), or a /dev/fuse fd of its own.
+ * Loop 0 is the main thread's: it also runs signals, INIT, the control
+ * file, stats, sweeps, md metadata and every device not BK_SHARED
+ * (bdev_tree_share()); other loops forward what is not disk I/O to it.
+ * @fuse_fd:  loop 0: the session's; others: a clone (FUSE_DEV_IOC_CLONE)
+ * @stopping: another loop's: told by loop 0 (or its own transport ended)
+ */
+struct rv_loop {
+	struct loop loop;
+	struct rv_fs *fs;
+	int id;
+	int fuse_fd;
+	struct bdev_rw_ctx rwc;
+	struct rv_counters cnt;
+	struct rv_dev_transport *devt;
+	struct rv_uring_transport *urt;
+	int nr_queues; /* FUSE queues it serves */
+	int dev_slots, bounces; /* what its pool is carved into */
+	/* Another loop's life, driven by messages from and to loop 0. */
+	pthread_t thread;
+	bool thread_started;
+	bool stopping;
+	bool reported; /* told loop 0 it has drained */
+	bool exit;
+	int start_err;
+	struct loop_op go_op, stop_op, exit_op, drained_op;
+};
+
+/**
+ * struct rv_fs - one mount.  Each rv_loop's state is its own thread's;
+ * the rest is set before the loops start and read-only after, except what
+ * loop 0 alone touches: the flags below @init_done, the control jobs, the
+ * stats snapshot.  control.c's worker thread works beside it on copies
+ * (struct ctl_prep).  The tree under @dev follows loop.h's rules.
  * @uring_offered: the kernel offered FUSE_OVER_IO_URING in INIT
  * @use_uring:     we accepted it; the ring transport registers entries
+ * @nr_drained:    other loops that have drained since @stopping
  */
 struct rv_fs {
-	struct loop loop;
+	struct rv_loop loops[LOOP_MAX];
+	int nr_loops;
+	const char *threads_why; /* how nr_loops was chosen, for log and stats */
+	bool threads_set;	 /* -o threads=N */
+	bool pin;
+	int nr_drained;
 	struct bdev *dev;
-	struct bdev_rw_ctx rwc;
 	const char *target;
 	const char *mountpoint;
 	int fuse_fd;
@@ -117,12 +159,11 @@ struct rv_fs {
 	bool force_exit; /* second signal: leave without draining */
 	uint32_t proto_minor;
 	uint32_t max_write;
-	struct rv_counters cnt;
 	uint64_t create_size; /* --create: also for members given to replace */
-	struct rv_dev_transport *devt;
-	struct rv_uring_transport *urt;
 	struct rv_ctl *ctl; /* control writes being carried out (control.c) */
-	size_t pool_bytes;  /* requested pinned pool */
+	size_t pool_bytes;  /* each loop's pinned pool */
+	size_t pool_total;  /* asked (-o pool=, fit to RLIMIT_MEMLOCK) */
+	int pool_origin;
 	unsigned ring_entries_per_queue;
 	int nr_queues;
 };
@@ -157,15 +198,68 @@ int rv_control(struct rv_fs *fs, struct rv_req *req, const char *text,
  */
 ssize_t rv_stats_json(struct rv_fs *fs, char *buf, size_t len);
 
-/* /dev/fuse transport (dev.c) */
-int rv_dev_start(struct rv_fs *fs, int nr_slots);
-void rv_dev_stop(struct rv_fs *fs);
-bool rv_dev_idle(struct rv_fs *fs);
+/** rv_stopping() - whether @rl drains: loop 0 follows the mount's flag. */
+static inline bool rv_stopping(const struct rv_loop *rl)
+{
+	return rl->id ? rl->stopping : rl->fs->stopping;
+}
 
-/* FUSE-over-io_uring transport (uring.c) */
-int rv_uring_start(struct rv_fs *fs);
-bool rv_uring_idle(struct rv_fs *fs);
-void rv_uring_stop(struct rv_fs *fs);
+/** rv_stop() - @rl's transport ended (unmounted, or failed): drain. */
+static inline void rv_stop(struct rv_loop *rl)
+{
+	if (rl->id)
+		rl->stopping = true;
+	else
+		rl->fs->stopping = true;
+}
+
+#define RV_MEMLOCK_HOWTO \
+	"raise it (ulimit -l, or memlock in /etc/security/limits.conf)"
+
+/* Where the pool's size came from, for the message when it is too small. */
+enum rv_pool_origin { POOL_DEFAULT, POOL_OPTION, POOL_RLIMIT };
+
+struct rv_opts;
+
+/*
+ * Loops and the pool (pool.c).  rv_loops_choose() decides nr_loops from
+ * -o threads=, pin= and the CPUs; rv_pool_split() gives each loop an equal
+ * share of fs->pool_total and sizes its slots, bounces and ring entries
+ * (0, or EXIT_USAGE after a message); rv_loops_rechoose() goes back to
+ * one loop under threads=auto when the built tree's top device is owned.
+ */
+void rv_loops_choose(struct rv_fs *fs, const struct rv_opts *o);
+int rv_pool_split(struct rv_fs *fs, bool expect_ring, int *dev_slots,
+		  int *bounces);
+int rv_loops_rechoose(struct rv_fs *fs, const struct rv_opts *o,
+		      bool expect_ring, int *dev_slots, int *bounces);
+
+/* /dev/fuse transport (dev.c), on @rl's fuse_fd */
+int rv_dev_start(struct rv_loop *rl, int nr_slots);
+void rv_dev_stop(struct rv_loop *rl);
+bool rv_dev_idle(struct rv_loop *rl);
+
+/* FUSE-over-io_uring transport (uring.c): entries for @rl's queues */
+int rv_uring_start(struct rv_loop *rl);
+bool rv_uring_idle(struct rv_loop *rl);
+void rv_uring_stop(struct rv_loop *rl);
+
+/*
+ * The other loops (loops.c).  rv_loops_start() starts loops 1..nr_loops-1
+ * on threads of their own (ring, pool, rw context), before the mount;
+ * rv_loops_go() has them start their transports once INIT is done;
+ * rv_loops_stop() tells them to drain (fs->nr_drained counts those that
+ * have); rv_loops_exit() ends and joins them, after the unmount.
+ * rv_forward() serves @req on loop 0 and its reply back on req->rl.
+ */
+int rv_loops_start(struct rv_fs *fs, int dev_slots, int bounces);
+void rv_loops_go(struct rv_fs *fs);
+void rv_loops_stop(struct rv_fs *fs);
+void rv_loops_exit(struct rv_fs *fs);
+bool rv_loop_idle(struct rv_loop *rl);
+void rv_forward(struct rv_req *req);
+void rv_forward_reply(struct rv_req *req);
+void rv_serve(struct rv_req *req); /* ops.c: rv_dispatch() past routing */
 
 /*
  * The log (log.c): rv_log() writes one message, "rawvec: " and a newline

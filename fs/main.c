@@ -88,79 +88,6 @@ static int enable_uring(void)
 	return 0;
 }
 
-#define MEMLOCK_HOWTO \
-	"raise it (ulimit -l, or memlock in /etc/security/limits.conf)"
-
-/* Where the pool's size came from, for the message when it is too small. */
-enum pool_origin { POOL_DEFAULT, POOL_OPTION, POOL_RLIMIT };
-
-/*
- * Split the pinned pool: /dev/fuse slots, RMW bounces and, when the ring
- * may be used, entries for every possible CPU's queue.  Each slot or bounce
- * costs max_write plus headroom; when the pool is small the counts shrink
- * first and max_write (down to 128 KiB) after.
- */
-static int size_pool(struct rv_fs *fs, bool expect_ring,
-		     enum pool_origin origin, int *dev_slots, int *bounces)
-{
-	size_t need;
-	struct rlimit rl;
-	char a[32], b[32];
-	size_t pool = fs->pool_bytes, unit;
-	size_t min_slots = expect_ring ? 2 : 16;
-	size_t epq;
-
-	for (fs->max_write = RV_MAX_WRITE;; fs->max_write /= 2) {
-		/* A slot: header page + payload + a spare page; a bounce:
-		 * payload + head and tail blocks (rw.c, up to 64 KiB each). */
-		unit = fs->max_write + 2 * PVEC_PAGE_SIZE + 2 * 65536;
-		*bounces = pool / unit >= 64 ? 8 : 2;
-		*dev_slots = expect_ring ? 4 : 64;
-		while ((size_t)(*dev_slots + *bounces) * unit > pool &&
-		       (size_t)*dev_slots > min_slots)
-			(*dev_slots)--;
-		if ((size_t)(*dev_slots + *bounces) * unit <= pool) {
-			size_t left =
-				pool - (size_t)(*dev_slots + *bounces) * unit;
-
-			if (!expect_ring)
-				return 0;
-			epq = left / ((size_t)fs->nr_queues * fs->max_write);
-			if (epq >= 8 || (epq && fs->max_write <= 128 * 1024)) {
-				fs->ring_entries_per_queue =
-					epq > 64 ? 64 : (unsigned)epq;
-				return 0;
-			}
-		}
-		if (fs->max_write <= 128 * 1024)
-			break;
-		min_slots = 2;
-	}
-	need = ((size_t)(4 + 2 + (expect_ring ? fs->nr_queues : 0)) *
-			(128 * 1024 + 2 * PVEC_PAGE_SIZE + 2 * 65536) >>
-		20) +
-	       1;
-	if (origin == POOL_RLIMIT && !getrlimit(RLIMIT_MEMLOCK, &rl)) {
-		bdev_fmt_bytes(rl.rlim_cur, a, sizeof(a));
-		bdev_fmt_bytes(pool, b, sizeof(b));
-		fprintf(stderr,
-			"rawvec: RLIMIT_MEMLOCK (%s) leaves room for a %s pinned pool, and it needs at least %zum%s: %s%s\n",
-			a, b, need,
-			expect_ring ? " with the ring's entry per CPU queue" :
-				      "",
-			MEMLOCK_HOWTO,
-			expect_ring ? ", or use --transport=dev" : "");
-	} else {
-		fprintf(stderr,
-			"rawvec: %s pool=%zu is too small: it needs at least %zum%s\n",
-			origin == POOL_OPTION ? "-o" : "the default", pool,
-			need,
-			expect_ring ? " with the ring's entry per CPU queue" :
-				      "");
-	}
-	return -EINVAL;
-}
-
 static struct rv_fs the_fs;
 
 struct sig_watch {
@@ -178,10 +105,14 @@ static void sig_done(struct loop_op *op, int res, unsigned flags)
 
 	(void)flags;
 	if (res == (int)sizeof(w->si) && w->fs->stopping) {
+		uint32_t n = 0;
+
+		for (int i = 0; i < w->fs->nr_loops; i++)
+			n += __atomic_load_n(&w->fs->loops[i].cnt.inflight,
+					     __ATOMIC_RELAXED);
 		/* A second signal: do not wait for I/O that may never end. */
 		rv_log("signal %u again: unmounting without waiting for %u in-flight request%s",
-		       w->si.ssi_signo, w->fs->cnt.inflight,
-		       w->fs->cnt.inflight == 1 ? "" : "s");
+		       w->si.ssi_signo, n, n == 1 ? "" : "s");
 		w->fs->force_exit = true;
 	} else if (res == (int)sizeof(w->si)) {
 		rv_log("signal %u: finishing in-flight I/O and unmounting (again to force)",
@@ -194,15 +125,19 @@ static void sig_done(struct loop_op *op, int res, unsigned flags)
 
 static void sig_arm(struct sig_watch *w)
 {
-	struct io_uring_sqe *sqe = loop_sqe(&w->fs->loop, &w->op);
+	struct io_uring_sqe *sqe = loop_sqe(&w->fs->loops[0].loop, &w->op);
 
 	io_uring_prep_read(sqe, w->fd, &w->si, sizeof(w->si), 0);
 }
 
+/* Loop 0 idle and every other loop drained. */
 static bool fs_idle(struct rv_fs *fs)
 {
-	return !fs->cnt.inflight && rv_dev_idle(fs) && rv_uring_idle(fs) &&
-	       !bdev_rw_busy(&fs->rwc);
+	int started = 0;
+
+	for (int i = 1; i < fs->nr_loops; i++)
+		started += fs->loops[i].thread_started;
+	return rv_loop_idle(&fs->loops[0]) && fs->nr_drained >= started;
 }
 
 /* Child side of the start-up handshake: tell the waiting parent how the
@@ -297,11 +232,12 @@ static void log_bdev(const char *msg)
 static int start_loop(struct rv_fs *fs, const struct rv_opts *o,
 		      bool expect_ring, int *dev_slots, int *bounces)
 {
-	enum pool_origin origin = o->pool_set ? POOL_OPTION : POOL_DEFAULT;
+	enum rv_pool_origin origin = o->pool_set ? POOL_OPTION : POOL_DEFAULT;
 	struct rlimit rl;
 	int ret;
 
-	ret = loop_init(&fs->loop, 256, o->transport != RV_TRANSPORT_DEV);
+	ret = loop_init(&fs->loops[0].loop, 256,
+			o->transport != RV_TRANSPORT_DEV);
 	if (ret) {
 		fprintf(stderr, "rawvec: io_uring set-up failed: %s\n",
 			strerror(-ret));
@@ -320,9 +256,9 @@ static int start_loop(struct rv_fs *fs, const struct rv_opts *o,
 		fs->pool_bytes = fit;
 		origin = POOL_RLIMIT;
 	}
-	return size_pool(fs, expect_ring, origin, dev_slots, bounces) ?
-		       EXIT_USAGE :
-		       0;
+	fs->pool_total = fs->pool_bytes;
+	fs->pool_origin = origin;
+	return rv_pool_split(fs, expect_ring, dev_slots, bounces);
 }
 
 /* The device tree, its mem() members locked, and the trace file. */
@@ -343,11 +279,12 @@ static int open_target(struct rv_fs *fs, const struct rv_opts *o,
 	}
 	/* mem() members are locked only once all of them, and the pool,
 	 * are known to fit. */
-	if (bdev_mem_defer_lock(fs->pool_bytes, err, sizeof(err))) {
+	if (bdev_mem_defer_lock(fs->pool_total, err, sizeof(err))) {
 		fprintf(stderr, "rawvec: %s\n", err);
 		return EXIT_USAGE;
 	}
-	ret = bdev_layout_open(o->target, &fs->loop, &lopts, &fs->dev, err,
+	ret = bdev_layout_open(o->target, &fs->loops[0].loop, &lopts, &fs->dev,
+			       err,
 			       sizeof(err));
 	if (ret) {
 		fprintf(stderr, "rawvec: %s\n", err);
@@ -381,6 +318,25 @@ static int open_target(struct rv_fs *fs, const struct rv_opts *o,
 	return 0;
 }
 
+/* Devices that keep state become loop 0's; the rest get stats shards. */
+static int share_tree(struct rv_fs *fs)
+{
+	int owned = bdev_tree_share(fs->dev, fs->nr_loops, &fs->loops[0].loop);
+
+	if (owned < 0) {
+		fprintf(stderr, "rawvec: sharing the device tree: %s\n",
+			strerror(-owned));
+		return EXIT_RUNTIME;
+	}
+	rv_log("threads: %d event loop%s (%s)%s%s", fs->nr_loops,
+	       fs->nr_loops == 1 ? "" : "s", fs->threads_why,
+	       fs->pin ? ", each pinned to its queues' CPUs" : "",
+	       owned && fs->nr_loops > 1 ?
+		       "; devices that keep state run on loop 0" :
+		       "");
+	return 0;
+}
+
 /* Pin and register the pool, then carve the RMW bounces out of it. */
 static int pin_pool(struct rv_fs *fs, int bounces)
 {
@@ -388,7 +344,7 @@ static int pin_pool(struct rv_fs *fs, int bounces)
 	char a[32], b[32];
 	int ret;
 
-	ret = loop_pool_init(&fs->loop, fs->pool_bytes);
+	ret = loop_pool_init(&fs->loops[0].loop, fs->pool_bytes);
 	if (ret) {
 		bdev_fmt_bytes(fs->pool_bytes, a, sizeof(a));
 		fprintf(stderr,
@@ -402,14 +358,14 @@ static int pin_pool(struct rv_fs *fs, int bounces)
 			bdev_fmt_bytes(rl.rlim_cur, b, sizeof(b));
 			fprintf(stderr,
 				"rawvec: RLIMIT_MEMLOCK (%s) bounds what all of uid %u's processes pin with io_uring together: other rawvec mounts of the user's (and one that has just exited) count too; %s, or give a smaller -o pool=SIZE\n",
-				b, (unsigned)geteuid(), MEMLOCK_HOWTO);
+				b, (unsigned)geteuid(), RV_MEMLOCK_HOWTO);
 		}
 		return EXIT_RUNTIME;
 	}
 	if (start_stopped())
 		return EXIT_RUNTIME;
-	ret = bdev_rw_ctx_init(&fs->rwc, fs->dev, &fs->loop, fs->max_write,
-			       bounces);
+	ret = bdev_rw_ctx_init(&fs->loops[0].rwc, fs->dev, &fs->loops[0].loop,
+			       fs->max_write, bounces);
 	if (ret) {
 		fprintf(stderr, "rawvec: bounce buffers: %s\n", strerror(-ret));
 		return EXIT_RUNTIME;
@@ -445,20 +401,22 @@ static struct fuse_session *new_session(const struct rv_opts *o,
  * clean, written from the loop like any other I/O.  Returns the exit code. */
 static int serve(struct rv_fs *fs, const struct rv_opts *o)
 {
+	struct rv_loop *l0 = &fs->loops[0];
+	bool going = false, stop_sent = false;
 	int ret, code = 0;
 
 	while (!fs->force_exit &&
 	       !(fs->stopping && fs_idle(fs) && super_quiesce(fs->dev))) {
-		if (fs->init_done && !fs->urt && fs->use_uring) {
+		if (fs->init_done && !l0->urt && fs->use_uring) {
 			rv_log("transport: FUSE-over-io_uring, %d queue%s x %u entries, max_write %u",
 			       fs->nr_queues, fs->nr_queues == 1 ? "" : "s",
 			       fs->ring_entries_per_queue, fs->max_write);
-			if (!fs->ring_entries_per_queue || rv_uring_start(fs)) {
+			if (!fs->ring_entries_per_queue || rv_uring_start(l0)) {
 				rv_log("cannot start the ring transport: no pinned entries");
 				code = EXIT_RUNTIME;
 				fs->stopping = true;
 			}
-		} else if (fs->init_done && !fs->use_uring && !fs->urt &&
+		} else if (fs->init_done && !fs->use_uring && !l0->urt &&
 			   !fs->uring_logged) {
 			fs->uring_logged = true;
 			if (o->transport == RV_TRANSPORT_URING) {
@@ -472,7 +430,16 @@ static int serve(struct rv_fs *fs, const struct rv_opts *o)
 					       " (kernel offers no FUSE-over-io_uring)");
 			}
 		}
-		ret = loop_run(&fs->loop, 1);
+		/* INIT is done: the other loops start their transports. */
+		if (fs->init_done && !going && !fs->stopping) {
+			going = true;
+			rv_loops_go(fs);
+		}
+		if (fs->stopping && !stop_sent) {
+			stop_sent = true;
+			rv_loops_stop(fs);
+		}
+		ret = loop_run(&l0->loop, 1);
 		if (fs->force_exit)
 			code = EXIT_RUNTIME;
 		if (ret < 0 && ret != -EINTR) {
@@ -483,19 +450,8 @@ static int serve(struct rv_fs *fs, const struct rv_opts *o)
 	return code;
 }
 
-static int run(struct rv_opts *o, int ready_fd)
+static void init_fs(struct rv_fs *fs, const struct rv_opts *o)
 {
-	struct rv_fs *fs = &the_fs;
-	struct fuse_args args = FUSE_ARGS_INIT(0, NULL);
-	struct fuse_session *se = NULL;
-	struct sig_watch sw = { .op.lo_done = sig_done, .fs = fs };
-	struct bdev_trace *trace = NULL;
-	bool served = false;
-	char err[PATH_MAX + 256];
-	int dev_slots, bounces, ret, code;
-	sigset_t sigs;
-	struct sigaction sa = { .sa_handler = start_sig };
-
 	fs->target = o->target;
 	fs->mountpoint = o->mountpoint;
 	fs->read_only = o->read_only;
@@ -508,6 +464,28 @@ static int run(struct rv_opts *o, int ready_fd)
 	fs->disk_mode = 0666 & ~o->disk_umask;
 	fs->mount_time = (uint64_t)time(NULL);
 	fs->nr_queues = get_nprocs_conf();
+	rv_loops_choose(fs, o);
+	for (int i = 0; i < LOOP_MAX; i++) {
+		fs->loops[i].fs = fs;
+		fs->loops[i].id = i;
+	}
+}
+
+static int run(struct rv_opts *o, int ready_fd)
+{
+	struct rv_fs *fs = &the_fs;
+	struct fuse_args args = FUSE_ARGS_INIT(0, NULL);
+	struct fuse_session *se = NULL;
+	struct sig_watch sw = { .op.lo_done = sig_done, .fs = fs };
+	struct bdev_trace *trace = NULL;
+	bool served = false;
+	char err[PATH_MAX + 256];
+	int dev_slots, bounces, ret, code;
+	bool expect_ring;
+	sigset_t sigs;
+	struct sigaction sa = { .sa_handler = start_sig };
+
+	init_fs(fs, o);
 	bdev_log_set(log_bdev);
 
 	stop_signals(&sigs);
@@ -517,13 +495,14 @@ static int run(struct rv_opts *o, int ready_fd)
 	sigaction(SIGHUP, &sa, NULL);
 	sigprocmask(SIG_UNBLOCK, &sigs, NULL);
 
-	code = start_loop(fs, o,
-			  o->transport != RV_TRANSPORT_DEV && uring_param_on(),
-			  &dev_slots, &bounces);
+	expect_ring = o->transport != RV_TRANSPORT_DEV && uring_param_on();
+	code = start_loop(fs, o, expect_ring, &dev_slots, &bounces);
 	if (code)
 		goto out_loop;
 	if ((code = open_target(fs, o, &trace)) ||
-	    (code = pin_pool(fs, bounces)))
+	    (code = rv_loops_rechoose(fs, o, expect_ring, &dev_slots,
+					    &bounces)) ||
+	    (code = share_tree(fs)) || (code = pin_pool(fs, bounces)))
 		goto out_dev;
 
 	/* From here signals wait for the ring (sig_done); one that came
@@ -534,6 +513,13 @@ static int run(struct rv_opts *o, int ready_fd)
 	code = EXIT_RUNTIME;
 	if (start_stopped())
 		goto out_rw;
+	/* Signals are blocked now: the other loops' threads inherit that. */
+	ret = rv_loops_start(fs, dev_slots, bounces);
+	if (ret) {
+		fprintf(stderr, "rawvec: starting %d event loops failed: %s\n",
+			fs->nr_loops, strerror(-ret));
+		goto out_rw;
+	}
 	se = new_session(o, &args);
 	if (!se) {
 		fprintf(stderr, "rawvec: FUSE session set-up failed\n");
@@ -545,7 +531,8 @@ static int run(struct rv_opts *o, int ready_fd)
 		goto out_session;
 	}
 	fs->fuse_fd = fuse_session_fd(se);
-	ret = rv_dev_start(fs, dev_slots);
+	fs->loops[0].fuse_fd = fs->fuse_fd;
+	ret = rv_dev_start(&fs->loops[0], dev_slots);
 	if (ret) {
 		fprintf(stderr, "rawvec: /dev/fuse transport: %s\n",
 			strerror(-ret));
@@ -567,7 +554,9 @@ out_unmount:
 out_session:
 	fuse_session_destroy(se);
 out_rw:
-	bdev_rw_ctx_exit(&fs->rwc);
+	/* After the unmount: no loop has a request left to serve. */
+	rv_loops_exit(fs);
+	bdev_rw_ctx_exit(&fs->loops[0].rwc);
 out_dev:
 	/* Everything has completed: the trace holds the last record. */
 	if (bdev_trace_close(trace, fs->dev, err, sizeof(err))) {
@@ -583,9 +572,9 @@ out_dev:
 	if (served)
 		rv_log("%s unmounted, exit status %d", o->mountpoint, code);
 out_loop:
-	rv_dev_stop(fs);
-	rv_uring_stop(fs);
-	loop_exit(&fs->loop);
+	rv_dev_stop(&fs->loops[0]);
+	rv_uring_stop(&fs->loops[0]);
+	loop_exit(&fs->loops[0].loop);
 	fuse_opt_free_args(&args);
 	report_ready(ready_fd, (unsigned char)code);
 	return code;

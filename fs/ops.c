@@ -39,23 +39,33 @@ struct stats_snap {
 	char text[];
 };
 
-static void reply(struct rv_req *req, int err, const void *data, size_t len)
+/* The reply leaves from the loop the request came in on. */
+void rv_forward_reply(struct rv_req *req)
 {
-	struct rv_counters *c = &req->fs->cnt;
+	struct rv_counters *c = &req->rl->cnt;
+	int err = req->out_error;
 
 	if (err) {
 		uint32_t op = req->in->opcode;
 
-		c->errors++;
+		bdev_stat_add(&c->errors, 1);
 		if (req->in->nodeid == RV_INO_DISK &&
 		    (op == FUSE_READ || op == FUSE_WRITE || op == FUSE_FSYNC ||
 		     op == FUSE_FALLOCATE))
-			c->io_errors++;
+			bdev_stat_add(&c->io_errors, 1);
 	}
+	req->t->reply(req);
+}
+
+static void reply(struct rv_req *req, int err, const void *data, size_t len)
+{
 	req->out_error = err;
 	req->out_data = err ? NULL : data;
 	req->out_len = err ? 0 : len;
-	req->t->reply(req);
+	if (req->fwd)
+		rv_forward(req); /* back to its own loop */
+	else
+		rv_forward_reply(req);
 }
 
 static void fill_attr(struct rv_fs *fs, uint64_t ino, struct fuse_attr *a)
@@ -297,20 +307,20 @@ static void do_release(struct rv_req *req)
 static void io_done(struct bdev_rw *rw, ssize_t res)
 {
 	struct rv_req *req = rw->rw_private;
-	struct rv_counters *c = &req->fs->cnt;
+	struct rv_counters *c = &req->rl->cnt;
 
-	c->inflight--;
+	__atomic_store_n(&c->inflight, c->inflight - 1, __ATOMIC_RELAXED);
 	if (res < 0) {
 		reply(req, (int)res, NULL, 0);
 		return;
 	}
 	switch (req->in->opcode) {
 	case FUSE_READ:
-		c->read_bytes += res;
+		bdev_stat_add(&c->read_bytes, (uint64_t)res);
 		reply(req, 0, req->payload, res);
 		break;
 	case FUSE_WRITE:
-		c->write_bytes += res;
+		bdev_stat_add(&c->write_bytes, (uint64_t)res);
 		memset(&req->out_small.write, 0, sizeof(req->out_small.write));
 		req->out_small.write.size = (uint32_t)res;
 		reply(req, 0, &req->out_small.write,
@@ -324,12 +334,15 @@ static void io_done(struct bdev_rw *rw, ssize_t res)
 static void start_io(struct rv_req *req, enum bdev_op op, uint64_t pos,
 		     size_t len)
 {
-	struct rv_counters *c = &req->fs->cnt;
+	struct rv_counters *c = &req->rl->cnt;
 	void *buf = op == BDEV_READ || op == BDEV_WRITE ? req->payload : NULL;
 
-	if (++c->inflight > c->inflight_max)
-		c->inflight_max = c->inflight;
-	bdev_rw_start(&req->fs->rwc, &req->rw, op, pos, buf, len, io_done, req);
+	__atomic_store_n(&c->inflight, c->inflight + 1, __ATOMIC_RELAXED);
+	if (c->inflight > c->inflight_max)
+		__atomic_store_n(&c->inflight_max, c->inflight,
+				 __ATOMIC_RELAXED);
+	bdev_rw_start(&req->rl->rwc, &req->rw, op, pos, buf, len, io_done,
+		      req);
 }
 
 static void do_read(struct rv_req *req)
@@ -369,7 +382,7 @@ static void do_read(struct rv_req *req)
 		reply(req, -EINVAL, NULL, 0);
 		return;
 	}
-	fs->cnt.reads++;
+	bdev_stat_add(&req->rl->cnt.reads, 1);
 	start_io(req, BDEV_READ, in->offset, in->size);
 }
 
@@ -412,7 +425,7 @@ static void do_write(struct rv_req *req)
 		reply(req, -EINVAL, NULL, 0);
 		return;
 	}
-	fs->cnt.writes++;
+	bdev_stat_add(&req->rl->cnt.writes, 1);
 	start_io(req, BDEV_WRITE, in->offset, in->size);
 }
 
@@ -422,7 +435,7 @@ static void do_fsync(struct rv_req *req)
 		reply(req, 0, NULL, 0);
 		return;
 	}
-	req->fs->cnt.fsyncs++;
+	bdev_stat_add(&req->rl->cnt.fsyncs, 1);
 	start_io(req, BDEV_FLUSH, 0, 0);
 }
 
@@ -461,11 +474,11 @@ static void do_fallocate(struct rv_req *req)
 		reply(req, 0, NULL, 0); /* every block of a disk exists */
 		return;
 	case FALLOC_FL_PUNCH_HOLE:
-		fs->cnt.discards++;
+		bdev_stat_add(&req->rl->cnt.discards, 1);
 		start_io(req, BDEV_DISCARD, in->offset, length);
 		return;
 	case FALLOC_FL_ZERO_RANGE:
-		fs->cnt.zeroes++;
+		bdev_stat_add(&req->rl->cnt.zeroes, 1);
 		start_io(req, BDEV_ZERO, in->offset, length);
 		return;
 	default:
@@ -545,21 +558,51 @@ static void do_opendir(struct rv_req *req)
 	reply(req, 0, o, sizeof(*o));
 }
 
+/* What another loop serves itself: disk I/O, which touches nothing of
+ * loop 0's.  The rest (metadata, stats, control, DESTROY) is rare and
+ * goes to loop 0, which owns what it reads and changes. */
+static bool served_anywhere(const struct rv_req *req)
+{
+	switch (req->in->opcode) {
+	case FUSE_READ:
+	case FUSE_WRITE:
+	case FUSE_FSYNC:
+	case FUSE_FALLOCATE:
+	case FUSE_FLUSH:
+		return req->in->nodeid == RV_INO_DISK;
+	default:
+		return false;
+	}
+}
+
 void rv_dispatch(struct rv_req *req)
 {
-	struct rv_fs *fs = req->fs;
-
-	fs->cnt.requests++;
+	bdev_stat_add(&req->rl->cnt.requests, 1);
+	req->fwd = false;
 	switch (req->in->opcode) {
-	case FUSE_INIT:
-		do_init(req);
-		return;
 	case FUSE_FORGET:
 	case FUSE_BATCH_FORGET:
 	case FUSE_INTERRUPT: /* nothing we run can be interrupted */
 		return;
 	}
-	if (!fs->init_done) {
+	if (req->rl->id && !served_anywhere(req)) {
+		req->fwd = true;
+		rv_forward(req);
+		return;
+	}
+	rv_serve(req);
+}
+
+void rv_serve(struct rv_req *req)
+{
+	struct rv_fs *fs = req->fs;
+
+	if (req->in->opcode == FUSE_INIT) {
+		do_init(req);
+		return;
+	}
+	/* Other loops start serving after INIT: only loop 0 reads this. */
+	if (!req->rl->id && !fs->init_done) {
 		reply(req, -EIO, NULL, 0);
 		return;
 	}

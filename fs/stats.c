@@ -8,6 +8,7 @@
 #include "blockdev/levels/super.h"
 
 #include <stdio.h>
+#include <string.h>
 #include <sys/sysmacros.h>
 
 /* Per-op field names: "<count name>" and "<op>_bytes". */
@@ -99,13 +100,14 @@ static void stat_field(void *ctx, const char *name, uint64_t val)
 static void layer_json(struct json_w *w, const struct bdev *d)
 {
 	const struct layer *l = layer_of((struct bdev *)d);
+	struct layer_stats ls = layer_stats_sum(l);
 
 	json_kv_str(w, "kind", l->l_kind);
 	json_kv_u64(w, "chunk", l->l_chunk);
 	json_kv_u64(w, "member_size", l->l_member_size);
-	json_kv_u64(w, "splits", l->l_stats.splits);
-	json_kv_u64(w, "pieces", l->l_stats.pieces);
-	json_kv_u64(w, "merged", l->l_stats.merged);
+	json_kv_u64(w, "splits", ls.splits);
+	json_kv_u64(w, "pieces", ls.pieces);
+	json_kv_u64(w, "merged", ls.merged);
 	if (l->l_sweep) {
 		json_kv_i64(w, "degraded", l->l_nr_bad);
 		json_kv_bool(w, "sweep_running", l->l_sweep_running);
@@ -118,7 +120,7 @@ static void layer_json(struct json_w *w, const struct bdev *d)
 			       0);
 		json_kv_u64(w, "rebuild_pos", l->l_rebuild_pos);
 		json_kv_u64(w, "mismatch_sectors", l->l_mismatch_sectors);
-		json_kv_u64(w, "sweep_held_writes", l->l_stats.held_writes);
+		json_kv_u64(w, "sweep_held_writes", ls.held_writes);
 	}
 	super_json(w, l);
 	/* The level's or member kind's own fields. */
@@ -137,8 +139,10 @@ static void dev_json(struct json_w *w, const char *key, dev_t dev)
 
 static void bdev_json(struct json_w *w, const struct bdev *d, const char *state)
 {
-	const struct bdev_stats *s = &d->bd_stats;
+	static struct bdev_stats sum; /* 4 KiB: off the stack of a recursion */
+	const struct bdev_stats *s = &sum;
 
+	bdev_stats_sum(d, &sum);
 	json_obj_open(w);
 	json_kv_str(w, "name", d->bd_name);
 	json_kv_str(w, "state", state);
@@ -192,19 +196,78 @@ static void bdev_json(struct json_w *w, const struct bdev *d, const char *state)
 	json_obj_close(w);
 }
 
+/* Every loop's counters, summed (inflight_max: the largest loop's). */
+static void sum_loops(const struct rv_fs *fs, struct rv_counters *c,
+		      struct bdev_rw_ctx *rw)
+{
+	memset(c, 0, sizeof(*c));
+	memset(rw, 0, sizeof(*rw));
+	for (int i = 0; i < fs->nr_loops; i++) {
+		const struct rv_counters *l = &fs->loops[i].cnt;
+		const struct bdev_rw_ctx *r = &fs->loops[i].rwc;
+		uint32_t m = __atomic_load_n(&l->inflight_max, __ATOMIC_RELAXED);
+
+		c->requests += bdev_stat_read(&l->requests);
+		c->reads += bdev_stat_read(&l->reads);
+		c->writes += bdev_stat_read(&l->writes);
+		c->read_bytes += bdev_stat_read(&l->read_bytes);
+		c->write_bytes += bdev_stat_read(&l->write_bytes);
+		c->fsyncs += bdev_stat_read(&l->fsyncs);
+		c->discards += bdev_stat_read(&l->discards);
+		c->zeroes += bdev_stat_read(&l->zeroes);
+		c->errors += bdev_stat_read(&l->errors);
+		c->io_errors += bdev_stat_read(&l->io_errors);
+		c->ring_requests += bdev_stat_read(&l->ring_requests);
+		c->dev_requests += bdev_stat_read(&l->dev_requests);
+		c->inflight += __atomic_load_n(&l->inflight, __ATOMIC_RELAXED);
+		if (m > c->inflight_max)
+			c->inflight_max = m;
+		rw->bytes_bounced += bdev_stat_read(&r->bytes_bounced);
+		rw->rmw_ops += bdev_stat_read(&r->rmw_ops);
+		rw->unaligned_reads += bdev_stat_read(&r->unaligned_reads);
+		rw->lock_waits += bdev_stat_read(&r->lock_waits);
+	}
+}
+
+/* The loops: how many, why, and each one's share of the requests. */
+static void loops_json(struct json_w *w, const struct rv_fs *fs)
+{
+	json_kv_u64(w, "threads", (uint64_t)fs->nr_loops);
+	json_kv_str(w, "threads_why", fs->threads_why ? fs->threads_why : "");
+	json_kv_bool(w, "pinned", fs->pin);
+	json_key(w, "loops");
+	json_arr_open(w);
+	for (int i = 0; i < fs->nr_loops; i++) {
+		const struct rv_loop *rl = &fs->loops[i];
+
+		json_obj_open(w);
+		json_kv_u64(w, "queues", (uint64_t)rl->nr_queues);
+		json_kv_u64(w, "requests", bdev_stat_read(&rl->cnt.requests));
+		json_kv_u64(w, "msgs_sent",
+			    __atomic_load_n(&rl->loop.msgs_sent, __ATOMIC_RELAXED));
+		json_obj_close(w);
+	}
+	json_arr_close(w);
+}
+
 ssize_t rv_stats_json(struct rv_fs *fs, char *buf, size_t len)
 {
-	const struct rv_counters *c = &fs->cnt;
-	const struct bdev_rw_ctx *rw = &fs->rwc;
+	static struct rv_counters cnt;
+	static struct bdev_rw_ctx rwc;
+	const struct rv_counters *c = &cnt;
+	const struct bdev_rw_ctx *rw = &rwc;
 	struct json_w w;
 
+	sum_loops(fs, &cnt, &rwc);
 	/* A few fields to a line at the top, for a person reading it. */
 	json_w_init(&w, buf, len);
 	json_obj_open(&w);
 	json_newline(&w);
 	json_kv_str(&w, "transport", fs->use_uring ? "uring" : "dev");
 	json_newline(&w);
-	json_kv_bool(&w, "ring_task_flags", fs->loop.task_flags);
+	json_kv_bool(&w, "ring_task_flags", fs->loops[0].loop.task_flags);
+	json_newline(&w);
+	loops_json(&w, fs);
 	json_newline(&w);
 	json_kv_u64(&w, "max_write", fs->max_write);
 	json_newline(&w);

@@ -53,7 +53,7 @@ struct ring_ent {
 };
 
 struct rv_uring_transport {
-	struct rv_fs *fs;
+	struct rv_loop *rl;
 	struct ring_ent *ents;
 	struct fuse_uring_req_header *hdrs;
 	int nr_ents;
@@ -65,7 +65,7 @@ struct rv_uring_transport {
 static void ent_submit(struct ring_ent *e, uint32_t cmd_op, uint64_t commit_id)
 {
 	struct rv_fs *fs = e->req.fs;
-	struct io_uring_sqe *sqe = loop_sqe(&fs->loop, &e->op);
+	struct io_uring_sqe *sqe = loop_sqe(&e->req.rl->loop, &e->op);
 	struct fuse_uring_cmd_req *cmd = (void *)sqe->cmd;
 
 	sqe->opcode = IORING_OP_URING_CMD;
@@ -78,7 +78,7 @@ static void ent_submit(struct ring_ent *e, uint32_t cmd_op, uint64_t commit_id)
 	cmd->qid = e->qid;
 	cmd->commit_id = commit_id;
 	e->armed = true;
-	fs->urt->nr_armed++;
+	e->req.rl->urt->nr_armed++;
 }
 
 static void uring_reply(struct rv_req *req)
@@ -94,7 +94,7 @@ static void uring_reply(struct rv_req *req)
 	out->error = req->out_error;
 	out->unique = req->in->unique;
 	e->hdr->ring_ent_in_out.payload_sz = req->out_len;
-	req->fs->urt->nr_busy--;
+	req->rl->urt->nr_busy--;
 	ent_submit(e, FUSE_IO_URING_CMD_COMMIT_AND_FETCH, commit_id);
 }
 
@@ -103,7 +103,8 @@ static const struct rv_transport uring_transport = { .reply = uring_reply };
 static void ent_done(struct loop_op *op, int res, unsigned flags)
 {
 	struct ring_ent *e = container_of(op, struct ring_ent, op);
-	struct rv_uring_transport *t = e->req.fs->urt;
+	struct rv_loop *rl = e->req.rl;
+	struct rv_uring_transport *t = rl->urt;
 	struct rv_fs *fs = e->req.fs;
 	const struct fuse_in_header *in = (const void *)e->hdr->in_out;
 
@@ -124,17 +125,17 @@ static void ent_done(struct loop_op *op, int res, unsigned flags)
 			       e->qid, strerror(-res));
 		e->dead = true;
 		if (++t->nr_dead == t->nr_ents)
-			fs->stopping = true;
+			rv_stop(rl);
 		return;
 	}
-	if (fs->stopping) {
+	if (rv_stopping(rl)) {
 		/* Shutting down: leave it unanswered; closing /dev/fuse
 		 * fails it for the caller, and nothing unacknowledged is
 		 * lost. */
 		return;
 	}
 	t->nr_busy++;
-	fs->cnt.ring_requests++;
+	bdev_stat_add(&rl->cnt.ring_requests, 1);
 	e->req.in = in;
 	/* LOOKUP's name travels in the payload (op_in is empty since 6.14). */
 	e->req.arg = in->opcode == FUSE_LOOKUP ? e->payload : e->hdr->op_in;
@@ -152,10 +153,11 @@ static void ent_done(struct loop_op *op, int res, unsigned flags)
 	}
 }
 
-int rv_uring_start(struct rv_fs *fs)
+int rv_uring_start(struct rv_loop *rl)
 {
+	struct rv_fs *fs = rl->fs;
 	struct rv_uring_transport *t;
-	int nr = fs->nr_queues * (int)fs->ring_entries_per_queue;
+	int nr = rl->nr_queues * (int)fs->ring_entries_per_queue;
 
 	t = calloc(1, sizeof(*t));
 	if (!t)
@@ -164,15 +166,15 @@ int rv_uring_start(struct rv_fs *fs)
 	t->hdrs = calloc(nr, sizeof(*t->hdrs));
 	if (!t->ents || !t->hdrs)
 		goto out_nomem;
-	t->fs = fs;
+	t->rl = rl;
 	t->nr_ents = nr;
-	fs->urt = t;
+	rl->urt = t;
 	for (int i = 0; i < nr; i++) {
 		struct ring_ent *e = &t->ents[i];
 
-		e->payload = loop_pool_alloc(&fs->loop, fs->max_write);
+		e->payload = loop_pool_alloc(&rl->loop, fs->max_write);
 		if (!e->payload) {
-			fs->urt = NULL;
+			rl->urt = NULL;
 			goto out_nomem;
 		}
 		e->hdr = &t->hdrs[i];
@@ -180,9 +182,11 @@ int rv_uring_start(struct rv_fs *fs)
 		e->iov[0].iov_len = sizeof(*e->hdr);
 		e->iov[1].iov_base = e->payload;
 		e->iov[1].iov_len = fs->max_write;
-		e->qid = (uint16_t)(i % fs->nr_queues);
+		/* This loop's queues: q mod nr_loops == id, in turn. */
+		e->qid = (uint16_t)(rl->id + (i % rl->nr_queues) * fs->nr_loops);
 		e->op.lo_done = ent_done;
 		e->req.fs = fs;
+		e->req.rl = rl;
 		e->req.t = &uring_transport;
 	}
 	for (int i = 0; i < nr; i++)
@@ -195,17 +199,17 @@ out_nomem:
 	return -ENOMEM;
 }
 
-bool rv_uring_idle(struct rv_fs *fs)
+bool rv_uring_idle(struct rv_loop *rl)
 {
-	return !fs->urt || !fs->urt->nr_busy;
+	return !rl->urt || !rl->urt->nr_busy;
 }
 
-void rv_uring_stop(struct rv_fs *fs)
+void rv_uring_stop(struct rv_loop *rl)
 {
-	if (!fs->urt)
+	if (!rl->urt)
 		return;
-	free(fs->urt->ents);
-	free(fs->urt->hdrs);
-	free(fs->urt);
-	fs->urt = NULL;
+	free(rl->urt->ents);
+	free(rl->urt->hdrs);
+	free(rl->urt);
+	rl->urt = NULL;
 }

@@ -31,19 +31,24 @@ unit unit build/unit_tests
 unit unit-asan-ubsan build/unit_tests_san
 
 # End-to-end: each tests/e2e/t_*.sh is one test; a script whose first lines
-# say "# transports: uring dev" runs once per transport.  Exit 77 = skip.
+# say "# transports: uring dev" runs once per transport, one that says
+# "# variants: uring/1 dev/2" once per transport and -o threads= pair
+# (the data-integrity tests: both ways).  Exit 77 = skip.
 if [ "$(id -u)" = 0 ] && [ -c /dev/fuse ] && [ -w /sys/module/fuse/parameters/enable_uring ]; then
 	echo Y > /sys/module/fuse/parameters/enable_uring 2>/dev/null
 fi
 for t in tests/e2e/t_*.sh; do
 	[ -e "$t" ] || continue
-	trs=$(sed -n 's/^# transports: //p' "$t" | head -1)
+	trs=$(sed -n 's/^# variants: //p' "$t" | head -1)
+	[ -n "$trs" ] || trs=$(sed -n 's/^# transports: //p' "$t" | head -1)
 	[ -n "$trs" ] || trs=auto
-	for tr in $trs; do
-		name="$(basename "$t" .sh)[$tr]"
-		out="$log/$(basename "$t" .sh)-$tr.log"
+	for v in $trs; do
+		tr=${v%/*} th=
+		[ "$tr" = "$v" ] || th=${v#*/}
+		name="$(basename "$t" .sh)[$tr${th:+,threads=$th}]"
+		out="$log/$(basename "$t" .sh)-$tr${th:+-$th}.log"
 		start=$(date +%s)
-		RAWVEC_TRANSPORT=$tr timeout 300 bash "$t" >"$out" 2>&1
+		RAWVEC_TRANSPORT=$tr RAWVEC_THREADS=$th timeout 300 bash "$t" >"$out" 2>&1
 		rc=$?
 		secs=$(( $(date +%s) - start ))
 		case $rc in

@@ -5,7 +5,9 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
+#include <stddef.h>
 #include <stdlib.h>
+#include <string.h>
 
 static const char *const op_names[BDEV_NR_OPS] = {
 	[BDEV_READ] = "read",	      [BDEV_WRITE] = "write",
@@ -62,6 +64,7 @@ void bdev_req_init(struct bdev_req *req, enum bdev_op op, uint64_t pos,
 	req->br_iov_max = BDEV_REQ_INLINE_IOV;
 	req->br_meta = false;
 	req->br_loop = NULL;
+	req->br_home = NULL;
 }
 
 int bdev_req_child(struct bdev_req *parent, struct bdev_req *child,
@@ -98,21 +101,23 @@ void bdev_req_complete(struct bdev_req *req, int err)
 		return;
 	dev = req->br_dev;
 	if (dev) {
+		struct bdev_stats *st = bdev_stats_of(dev, req->br_loop);
 		bool data = req->br_op == BDEV_READ || req->br_op == BDEV_WRITE;
 
-		dev->bd_stats.inflight--;
+		__atomic_store_n(&st->inflight, st->inflight - 1,
+				 __ATOMIC_RELAXED);
 		if (req->br_error)
-			dev->bd_stats.errors++;
+			bdev_stat_add(&st->errors, 1);
 		/* Superblock I/O is in flight like any, but counted apart
 		 * (the array's super.updates): counters and traces stay the
 		 * user's I/O. */
 		if (!req->br_meta)
-			dev->bd_stats.done[req->br_op]++;
+			bdev_stat_add(&st->done[req->br_op], 1);
 		if (!req->br_meta && (data || dev->bd_observe)) {
 			uint64_t now = loop_now_ns();
 
 			if (data)
-				bdev_lat_add(&dev->bd_stats.lat[req->br_op],
+				bdev_lat_add(&st->lat[req->br_op],
 					     now - req->br_start_ns);
 			if (dev->bd_observe)
 				dev->bd_observe(dev, req, now);
@@ -123,10 +128,38 @@ void bdev_req_complete(struct bdev_req *req, int err)
 	bdev_req_end(req);
 }
 
+static void handoff_return(struct loop_op *op, int res, unsigned flags)
+{
+	struct bdev_req *req = container_of(op, struct bdev_req, br_loop_op);
+
+	(void)res;
+	(void)flags;
+	req->br_loop = req->br_home;
+	req->br_home = NULL;
+	bdev_req_end(req);
+}
+
+static void handoff_run(struct loop_op *op, int res, unsigned flags)
+{
+	struct bdev_req *req = container_of(op, struct bdev_req, br_loop_op);
+
+	(void)res;
+	(void)flags;
+	bdev_submit(req->br_dev, req);
+}
+
 void bdev_req_end(struct bdev_req *req)
 {
 	struct bdev_req *parent = req->br_parent;
 	int err = req->br_error;
+
+	if (req->br_home) {
+		/* Done on the owner: the rest of its completion (br_end, the
+		 * parent) belongs to the loop that submitted it. */
+		req->br_loop_op.lo_done = handoff_return;
+		loop_msg(req->br_loop, req->br_home, &req->br_loop_op);
+		return;
+	}
 
 	/* br_end may reuse or free req: read what we need first. */
 	if (req->br_end)
@@ -137,18 +170,31 @@ void bdev_req_end(struct bdev_req *req)
 
 void bdev_submit(struct bdev *dev, struct bdev_req *req)
 {
-	struct bdev_stats *st = &dev->bd_stats;
+	struct bdev_stats *st;
 
 	req->br_dev = dev;
+	if (dev->bd_owner && req->br_loop && req->br_loop != dev->bd_owner) {
+		/* Accounted, submitted and completed on the owner. */
+		req->br_home = req->br_loop;
+		req->br_loop = dev->bd_owner;
+		req->br_loop_op.lo_done = handoff_run;
+		loop_msg(req->br_home, dev->bd_owner, &req->br_loop_op);
+		return;
+	}
+	st = bdev_stats_of(dev, req->br_loop);
 	req->br_start_ns = loop_now_ns();
 	if (!req->br_meta) {
-		st->ops[req->br_op]++;
-		st->bytes[req->br_op] += req->br_len;
+		bdev_stat_add(&st->ops[req->br_op], 1);
+		bdev_stat_add(&st->bytes[req->br_op], req->br_len);
 		if (req->br_op == BDEV_READ || req->br_op == BDEV_WRITE)
-			st->size_hist[bdev_hist_bucket(req->br_len)]++;
+			bdev_stat_add(
+				&st->size_hist[bdev_hist_bucket(req->br_len)],
+				1);
 	}
-	if (++st->inflight > st->inflight_max)
-		st->inflight_max = st->inflight;
+	__atomic_store_n(&st->inflight, st->inflight + 1, __ATOMIC_RELAXED);
+	if (st->inflight > st->inflight_max)
+		__atomic_store_n(&st->inflight_max, st->inflight,
+				 __ATOMIC_RELAXED);
 	if (dev->bd_read_only && req->br_op != BDEV_READ &&
 	    req->br_op != BDEV_FLUSH) {
 		bdev_req_complete(req, -EROFS);
@@ -159,10 +205,56 @@ void bdev_submit(struct bdev *dev, struct bdev_req *req)
 	dev->bd_ops->submit(dev, req);
 }
 
+static void stats_add(struct bdev_stats *out, const struct bdev_stats *s)
+{
+	const uint64_t *from = (const uint64_t *)s;
+	uint64_t *to = (uint64_t *)out;
+
+	/* Every field but the 32-bit pair and the maxima is a sum. */
+	for (size_t i = 0; i < offsetof(struct bdev_stats, inflight) / 8; i++)
+		to[i] += bdev_stat_read(&from[i]);
+	out->inflight += __atomic_load_n(&s->inflight, __ATOMIC_RELAXED);
+	if (s->inflight_max > out->inflight_max)
+		out->inflight_max =
+			__atomic_load_n(&s->inflight_max, __ATOMIC_RELAXED);
+	for (int k = 0; k < 2; k++) {
+		const struct bdev_lat *l = &s->lat[k];
+
+		for (int b = 0; b < BDEV_LAT_BUCKETS; b++)
+			out->lat[k].hist[b] += bdev_stat_read(&l->hist[b]);
+		out->lat[k].sum_ns += bdev_stat_read(&l->sum_ns);
+		if (bdev_stat_read(&l->max_ns) > out->lat[k].max_ns)
+			out->lat[k].max_ns = bdev_stat_read(&l->max_ns);
+	}
+}
+
+void bdev_stats_sum(const struct bdev *dev, struct bdev_stats *out)
+{
+	memset(out, 0, sizeof(*out));
+	stats_add(out, &dev->bd_stats);
+	for (int i = 0; dev->bd_stats_more && i < dev->bd_nr_shards - 1; i++)
+		stats_add(out, &dev->bd_stats_more[i]);
+}
+
+int bdev_share(struct bdev *dev, int nr_loops, struct loop *owner)
+{
+	dev->bd_owner = owner;
+	if (owner || nr_loops < 2 || dev->bd_stats_more)
+		return 0;
+	dev->bd_stats_more = calloc(nr_loops - 1, sizeof(struct bdev_stats));
+	if (!dev->bd_stats_more)
+		return -ENOMEM;
+	dev->bd_nr_shards = nr_loops;
+	return 0;
+}
+
 void bdev_destroy(struct bdev *dev)
 {
-	if (dev)
+	if (dev) {
+		free(dev->bd_stats_more);
+		dev->bd_stats_more = NULL;
 		dev->bd_ops->destroy(dev);
+	}
 }
 
 void bdev_fmt_bytes(uint64_t n, char *buf, size_t len)

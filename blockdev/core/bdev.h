@@ -48,6 +48,9 @@ typedef void (*bdev_end_fn)(struct bdev_req *req);
  *   parent's (bdev_req_child, bdev_req_chain).  Devices never keep a loop
  *   of their own: what they submit, arm or time goes on the request's.
  *   NULL only for devices that complete inside submit (null, mem).
+ *   A request submitted to a device owned by another loop (bd_owner)
+ *   travels there and back (@br_home): it completes on the loop that
+ *   submitted it, like any other.
  * Nothing here is allocated by the core: owners embed requests.
  */
 struct bdev_req {
@@ -67,6 +70,7 @@ struct bdev_req {
 		*br_qnext; /* a queue it waits on (super.c's held writes) */
 	bool br_meta; /* rawvec's own metadata I/O (superblocks), not the user's */
 	struct loop *br_loop;
+	struct loop *br_home; /* handed to br_dev's owner: where it returns */
 	struct loop_op br_loop_op;
 	struct iovec *br_iov;
 	int br_iov_max;
@@ -103,6 +107,21 @@ struct bdev_stats {
 	struct bdev_lat lat[2]; /* [BDEV_READ], [BDEV_WRITE] */
 };
 
+/*
+ * Stats are written by one loop and read by the thread that serves the
+ * stats file: single-writer counters, so a relaxed load and store (plain
+ * moves on x86) make the reads well defined without a locked add.
+ */
+static inline void bdev_stat_add(uint64_t *c, uint64_t n)
+{
+	__atomic_store_n(c, *c + n, __ATOMIC_RELAXED);
+}
+
+static inline uint64_t bdev_stat_read(const uint64_t *c)
+{
+	return __atomic_load_n(c, __ATOMIC_RELAXED);
+}
+
 /** bdev_lat_bucket() - the histogram bucket of a @ns-long latency. */
 static inline int bdev_lat_bucket(uint64_t ns)
 {
@@ -124,10 +143,10 @@ static inline uint64_t bdev_lat_lower(int b)
 /** bdev_lat_add() - count one @ns-long completion in @l. */
 static inline void bdev_lat_add(struct bdev_lat *l, uint64_t ns)
 {
-	l->hist[bdev_lat_bucket(ns)]++;
-	l->sum_ns += ns;
+	bdev_stat_add(&l->hist[bdev_lat_bucket(ns)], 1);
+	bdev_stat_add(&l->sum_ns, ns);
 	if (ns > l->max_ns)
-		l->max_ns = ns;
+		__atomic_store_n(&l->max_ns, ns, __ATOMIC_RELAXED);
 }
 
 /**
@@ -187,7 +206,15 @@ struct bdev {
 	bool bd_byte_zero;	/* DISCARD/ZERO need no alignment (files) */
 	bool bd_discard_zeroes; /* a DISCARD reads back zeroes (a hole in a file) */
 	uint64_t bd_id_dev, bd_id_ino; /* file: what it is, to spot twins */
-	struct bdev_stats bd_stats;
+	struct bdev_stats bd_stats; /* loop 0's; see bdev_stats_of() */
+	struct bdev_stats *bd_stats_more; /* loops 1..: bdev_share() */
+	int bd_nr_shards;
+	/* NULL: requests may run on any loop at once (the device keeps no
+	 * state but its sharded stats).  Otherwise the one loop its state
+	 * belongs to: a request from another loop is handed to it and back
+	 * (loop_msg()), so the device, and all it submits below, only ever
+	 * runs there. */
+	struct loop *bd_owner;
 	/* A barrier in front of the backend: returns true when it takes
 	 * @req to submit later through bd_ops (md metadata holds writes
 	 * until the superblocks say the array is active).  NULL: none. */
@@ -264,8 +291,36 @@ void bdev_req_complete(struct bdev_req *req, int err);
  */
 void bdev_req_end(struct bdev_req *req);
 
-/** bdev_submit() - account @req on @dev and hand it to the backend. */
+/**
+ * bdev_submit() - account @req on @dev and hand it to the backend; or,
+ * when @dev is owned by a loop other than @req's, hand @req to that loop,
+ * which submits it there, and have it back at completion.
+ */
 void bdev_submit(struct bdev *dev, struct bdev_req *req);
+
+/** bdev_stats_of() - @dev's stats shard that @lp writes. */
+static inline struct bdev_stats *bdev_stats_of(struct bdev *dev,
+					       const struct loop *lp)
+{
+	unsigned id = lp ? lp->lp_id : 0;
+
+	return id && dev->bd_stats_more ? &dev->bd_stats_more[id - 1] :
+					  &dev->bd_stats;
+}
+
+/**
+ * bdev_stats_sum() - @dev's stats over every loop into @out: counters and
+ * histograms summed, maxima the largest; inflight_max is the largest of
+ * one loop's, a lower bound of the device's.
+ */
+void bdev_stats_sum(const struct bdev *dev, struct bdev_stats *out);
+
+/**
+ * bdev_share() - prepare @dev for @nr_loops loops (1..LOOP_MAX): when
+ * @owner is NULL, shards for its stats; otherwise it is owned by @owner.
+ * Before any I/O.  Returns 0 or -ENOMEM.
+ */
+int bdev_share(struct bdev *dev, int nr_loops, struct loop *owner);
 
 /** bdev_destroy() - release @dev and everything it owns. */
 void bdev_destroy(struct bdev *dev);

@@ -1,6 +1,7 @@
 /* loop: io_uring set-up, SQE handout, CQE dispatch, hooks and the pinned
  * pool.  Single issuer: only the thread that created the loop touches it. */
 #include "blockdev/core/loop.h"
+#include "blockdev/core/log.h"
 
 #include <errno.h>
 #include <string.h>
@@ -9,6 +10,16 @@
 #include <time.h>
 
 #define HUGE_ALIGN (2u << 20)
+
+static void msg_failed(struct loop_op *op, int res, unsigned flags)
+{
+	struct loop *r = container_of(op, struct loop, msg_failed);
+
+	(void)flags;
+	__atomic_store_n(&r->msgs_failed, r->msgs_failed + 1, __ATOMIC_RELAXED);
+	bdev_log("io_uring: a message from loop %u to another loop failed: %s",
+		 r->lp_id, strerror(-res));
+}
 
 int loop_init(struct loop *r, unsigned entries, bool sqe128)
 {
@@ -36,6 +47,7 @@ int loop_init(struct loop *r, unsigned entries, bool sqe128)
 		return ret;
 	}
 	r->sqe128 = sqe128;
+	r->msg_failed.lo_done = msg_failed;
 	return 0;
 }
 
@@ -101,6 +113,16 @@ struct io_uring_sqe *loop_sqe(struct loop *r, struct loop_op *op)
 		memset(sqe, 0, 128);
 	io_uring_sqe_set_data(sqe, op);
 	return sqe;
+}
+
+void loop_msg(struct loop *from, struct loop *to, struct loop_op *op)
+{
+	struct io_uring_sqe *sqe = loop_sqe(from, &from->msg_failed);
+
+	io_uring_prep_msg_ring(sqe, to->ring.ring_fd, 0, (uintptr_t)op, 0);
+	/* Only a refusal comes back to the sender. */
+	sqe->flags |= IOSQE_CQE_SKIP_SUCCESS;
+	__atomic_store_n(&from->msgs_sent, from->msgs_sent + 1, __ATOMIC_RELAXED);
 }
 
 uint64_t loop_now_ns(void)

@@ -13,19 +13,26 @@
  * it.  A hook remembers the loop it is armed on (lh_loop), so re-arming
  * from inside it needs no stored pointer.
  *
- * Owned by one loop (today the only one; named so that a second loop
- * can be given its own or hand work to the owner):
- * - per loop: the ring and pool; a bdev_rw_ctx (range locks, wait FIFO,
- *   bounces) and the front end's transports and ring entries (fs.h);
- * - per device, touched only by the loop its requests run on: bd_stats
- *   and its trace observer (bdev.h; the trace buffer is one per mount,
- *   trace.c); a layer's free list, member states, sweep cursor, l_stats
- *   (layer.h); raid1's barrier, held and in-flight writes (raid1.c);
- *   raid5/6's op pool, stripe locks, cursors, unplug hook and sequencing
- *   (raid56.h); faulty()'s RNG and counters; sim()'s queue model;
+ * Several loops, one thread each (fs/loops.c), and what is whose:
+ * - per loop: the ring and pool; a bdev_rw_ctx (wait FIFO, bounces; its
+ *   range locks are the device's, shared under a short mutex, rw.h) and
+ *   the front end's transports, ring entries and counters (fs.h);
+ * - sharded per loop (lp_id indexes the shard; summed when stats are
+ *   read): bd_stats (bdev_stats_of()), a layer's free list and l_stats;
+ * - a device that keeps state of its own (every kind not BK_SHARED, one
+ *   with md metadata or a trace observer) is owned by one loop
+ *   (bd_owner): a request from another loop is handed to it with
+ *   loop_msg() and back at completion (br_home), so its state, and all it
+ *   submits below, only ever runs there.  That covers raid1's barrier,
+ *   held and in-flight writes (raid1.c); raid5/6's op pool, stripe locks,
+ *   cursors, unplug hook and sequencing (raid56.h); faulty()'s RNG and
+ *   counters; sim()'s queue model (one disk, whatever loop asks); member
+ *   states and the sweep cursor; the trace buffer (one per mount);
  * - owned by the loop that started it: a sweep (l_sweep_loop, and the
  *   tree its log lines name, l_sweep_top);
  * - owned by the loop given to super_attach(): an array's md metadata.
+ * The front end makes loop 0 the owner of all of these, and runs the
+ * control file and sweeps there too.
  * Shared and read-only once serving: sizes, alignments, the tree's shape
  * (changed only by member_replace(), on the owning loop, with no I/O in
  * flight to the member swapped).
@@ -70,6 +77,7 @@ struct loop_hook {
  */
 struct loop {
 	struct io_uring ring;
+	unsigned lp_id; /* 0..LOOP_MAX-1: which shard of sharded state */
 	char *pool;
 	void *pool_map; /* the mapping pool lies in (aligned inside it) */
 	size_t pool_bytes;
@@ -78,7 +86,12 @@ struct loop {
 	bool sqe128;
 	unsigned pending_sqes;
 	struct loop_hook *hooks; /* armed, run by loop_run() */
+	struct loop_op msg_failed; /* a loop_msg() the kernel refused */
+	uint64_t msgs_sent, msgs_failed;
 };
+
+/* Most loops one process runs: what per-loop shards are sized by. */
+#define LOOP_MAX 64
 
 /**
  * loop_init() - set up a ring of @entries SQEs; @sqe128 for rings
@@ -112,6 +125,15 @@ static inline bool loop_in_pool(const struct loop *r, const void *p, size_t len)
  * room when the SQ is full; never returns NULL.
  */
 struct io_uring_sqe *loop_sqe(struct loop *r, struct loop_op *op);
+
+/**
+ * loop_msg() - have @op run on @to's thread, with res 0, as if a CQE of
+ * @to's ring completed it: queued on @from's ring (IORING_OP_MSG_RING),
+ * so it leaves with @from's next submit and wakes @to if it waits.  From
+ * @from's thread only.  The kernel refuses a message only when @to is
+ * gone or memory runs out; that is logged and counted (msgs_failed).
+ */
+void loop_msg(struct loop *from, struct loop *to, struct loop_op *op);
 
 /** loop_now_ns() - CLOCK_MONOTONIC in ns, the clock io_uring timeouts use. */
 uint64_t loop_now_ns(void);

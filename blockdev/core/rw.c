@@ -1,5 +1,5 @@
 /* rw: clipping, alignment, read-modify-write and range locking above the
- * device stack.  Single-threaded: a context belongs to one loop. */
+ * device stack.  A context belongs to one loop; range locks span loops. */
 #include "blockdev/core/rw.h"
 
 #include <errno.h>
@@ -15,12 +15,31 @@ enum {
 	RW_ZERO_WRITE, /* write them zeroed, zero/discard the aligned middle */
 };
 
+static void rw_wake(struct bdev_rw_ctx *ctx);
+
+/* Another loop released a range one of ours may wait for. */
+static void rw_wake_msg(struct loop_op *op, int res, unsigned flags)
+{
+	struct bdev_rw_ctx *ctx = container_of(op, struct bdev_rw_ctx, wake_op);
+
+	(void)res;
+	(void)flags;
+	pthread_mutex_lock(&ctx->locks->mu);
+	ctx->wake_sent = false;
+	pthread_mutex_unlock(&ctx->locks->mu);
+	rw_wake(ctx);
+}
+
 int bdev_rw_ctx_init(struct bdev_rw_ctx *ctx, struct bdev *dev,
 		     struct loop *loop, size_t max_io_bytes, int nr_bounce)
 {
 	memset(ctx, 0, sizeof(*ctx));
 	ctx->dev = dev;
 	ctx->loop = loop;
+	ctx->locks = &ctx->own_locks;
+	pthread_mutex_init(&ctx->own_locks.mu, NULL);
+	ctx->own_locks.ctx[ctx->own_locks.nr_ctx++] = ctx;
+	ctx->wake_op.lo_done = rw_wake_msg;
 	ctx->max_io_bytes = max_io_bytes;
 	ctx->bounce_bytes = max_io_bytes + 2 * (size_t)dev->bd_align;
 	ctx->bounce = calloc(nr_bounce, sizeof(*ctx->bounce));
@@ -40,6 +59,15 @@ int bdev_rw_ctx_init(struct bdev_rw_ctx *ctx, struct bdev *dev,
 	return 0;
 }
 
+void bdev_rw_ctx_share(struct bdev_rw_ctx *ctx, struct bdev_rw_ctx *first)
+{
+	struct bdev_rw_locks *lk = first->locks;
+
+	ctx->locks = lk;
+	if (lk->nr_ctx < LOOP_MAX)
+		lk->ctx[lk->nr_ctx++] = ctx;
+}
+
 void bdev_rw_ctx_exit(struct bdev_rw_ctx *ctx)
 {
 	free(ctx->bounce);
@@ -48,7 +76,7 @@ void bdev_rw_ctx_exit(struct bdev_rw_ctx *ctx)
 
 bool bdev_rw_busy(const struct bdev_rw_ctx *ctx)
 {
-	return ctx->locked || ctx->waiting.head;
+	return ctx->nr_locked || ctx->waiting.head;
 }
 
 static bool overlaps(const struct bdev_rw *a, const struct bdev_rw *b)
@@ -57,10 +85,11 @@ static bool overlaps(const struct bdev_rw *a, const struct bdev_rw *b)
 	       b->rw_lock_start < a->rw_lock_end;
 }
 
-/* Whether a locked range overlaps @rw's. */
+/* Whether a locked range, of any loop, overlaps @rw's.  Under mu. */
 static bool range_locked(const struct bdev_rw *rw)
 {
-	for (const struct bdev_rw *o = rw->rw_ctx->locked; o; o = o->rw_next)
+	for (const struct bdev_rw *o = rw->rw_ctx->locks->locked; o;
+	     o = o->rw_next)
 		if (overlaps(rw, o))
 			return true;
 	return false;
@@ -79,22 +108,32 @@ static bool range_wanted(const struct bdev_rw *rw, const struct bdev_rw *stop)
 static void rw_go(struct bdev_rw *rw);
 static void rw_finish(struct bdev_rw *rw, ssize_t res);
 
-/* Take the range and the bounce if both are free right now. */
-static bool rw_try_acquire(struct bdev_rw *rw)
+/*
+ * Take the range and the bounce if both are free right now.  @queued: @rw
+ * waits in ctx->waiting already.  One that fails and is not is counted as
+ * waiting in the same hold of mu, so that a release on another loop that
+ * comes next sees it and sends the wake-up.
+ */
+static bool rw_try_acquire(struct bdev_rw *rw, bool queued)
 {
 	struct bdev_rw_ctx *ctx = rw->rw_ctx;
+	struct bdev_rw_locks *lk = ctx->locks;
+	bool ok;
 
-	if (rw->rw_need_lock && range_locked(rw))
-		return false;
-	if (rw->rw_need_bounce && !ctx->nr_bounce_free)
-		return false;
-	if (rw->rw_need_bounce)
-		rw->rw_bounce = ctx->bounce[--ctx->nr_bounce_free];
-	if (rw->rw_need_lock) {
-		rw->rw_next = ctx->locked;
-		ctx->locked = rw;
+	pthread_mutex_lock(&lk->mu);
+	ok = !(rw->rw_need_lock && range_locked(rw)) &&
+	     !(rw->rw_need_bounce && !ctx->nr_bounce_free);
+	if (ok && rw->rw_need_lock) {
+		rw->rw_next = lk->locked;
+		lk->locked = rw;
+		ctx->nr_locked++;
 	}
-	return true;
+	if (ok != !queued)
+		ctx->nr_waiting += ok ? -1 : 1;
+	pthread_mutex_unlock(&lk->mu);
+	if (ok && rw->rw_need_bounce)
+		rw->rw_bounce = ctx->bounce[--ctx->nr_bounce_free];
+	return ok;
 }
 
 /* Start every waiter whose range and bounce are free, oldest first; a
@@ -104,7 +143,7 @@ static void rw_wake(struct bdev_rw_ctx *ctx)
 	struct bdev_rw **pp = &ctx->waiting.head, *w;
 
 	while ((w = *pp)) {
-		if (range_wanted(w, w) || !rw_try_acquire(w)) {
+		if (range_wanted(w, w) || !rw_try_acquire(w, true)) {
 			pp = &w->rw_wait_next;
 			continue;
 		}
@@ -118,13 +157,27 @@ static void rw_wake(struct bdev_rw_ctx *ctx)
 static void rw_release(struct bdev_rw *rw)
 {
 	struct bdev_rw_ctx *ctx = rw->rw_ctx;
+	struct bdev_rw_locks *lk = ctx->locks;
 
 	if (rw->rw_need_lock) {
-		struct bdev_rw **pp = &ctx->locked;
+		struct bdev_rw **pp = &lk->locked;
 
+		pthread_mutex_lock(&lk->mu);
 		while (*pp != rw)
 			pp = &(*pp)->rw_next;
 		*pp = rw->rw_next;
+		ctx->nr_locked--;
+		/* Waiters of other loops may want this range: wake them
+		 * there; this loop's own are woken by rw_finish(). */
+		for (int i = 0; i < lk->nr_ctx; i++) {
+			struct bdev_rw_ctx *o = lk->ctx[i];
+
+			if (o != ctx && o->nr_waiting && !o->wake_sent) {
+				o->wake_sent = true;
+				loop_msg(ctx->loop, o->loop, &o->wake_op);
+			}
+		}
+		pthread_mutex_unlock(&lk->mu);
 	}
 	if (rw->rw_bounce)
 		ctx->bounce[ctx->nr_bounce_free++] = rw->rw_bounce;
@@ -303,12 +356,12 @@ static void rw_req_end(struct bdev_req *req)
 	case RW_BOUNCE_READ:
 		memcpy(rw->rw_buf, rw->rw_bounce + (rw->rw_pos - a0),
 		       rw->rw_len);
-		ctx->bytes_bounced += rw->rw_len;
+		bdev_stat_add(&ctx->bytes_bounced, rw->rw_len);
 		break;
 	case RW_RMW_FILL:
 		memcpy(rw->rw_bounce + (rw->rw_pos - a0), rw->rw_buf,
 		       rw->rw_len);
-		ctx->bytes_bounced += rw->rw_len;
+		bdev_stat_add(&ctx->bytes_bounced, rw->rw_len);
 		rw->rw_stage = RW_RMW_WRITE;
 		rw_submit(rw, BDEV_WRITE, a0, rw->rw_bounce,
 			  covering_end(rw) - a0);
@@ -388,13 +441,13 @@ void bdev_rw_start(struct bdev_rw_ctx *ctx, struct bdev_rw *rw, enum bdev_op op,
 		rw->rw_need_bounce = true;
 		rw->rw_stage = op == BDEV_READ ? RW_BOUNCE_READ : RW_RMW_FILL;
 		if (op == BDEV_READ)
-			ctx->unaligned_reads++;
+			bdev_stat_add(&ctx->unaligned_reads, 1);
 		else
-			ctx->rmw_ops++;
+			bdev_stat_add(&ctx->rmw_ops, 1);
 	} else if (!aligned && !dev->bd_byte_zero) {
 		rw->rw_need_bounce = true;
 		rw->rw_stage = RW_ZERO_FILL;
-		ctx->rmw_ops++;
+		bdev_stat_add(&ctx->rmw_ops, 1);
 	}
 	rw->rw_lock_start = covering_start(rw);
 	rw->rw_lock_end = covering_end(rw);
@@ -402,10 +455,14 @@ void bdev_rw_start(struct bdev_rw_ctx *ctx, struct bdev_rw *rw, enum bdev_op op,
 		rw_go(rw);
 		return;
 	}
-	if (!range_wanted(rw, NULL) && rw_try_acquire(rw)) {
+	if (range_wanted(rw, NULL)) {
+		pthread_mutex_lock(&ctx->locks->mu);
+		ctx->nr_waiting++;
+		pthread_mutex_unlock(&ctx->locks->mu);
+	} else if (rw_try_acquire(rw, false)) {
 		rw_go(rw);
 		return;
 	}
-	ctx->lock_waits++;
+	bdev_stat_add(&ctx->lock_waits, 1);
 	fifo_push(&ctx->waiting, rw, rw_wait_next);
 }

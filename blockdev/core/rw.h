@@ -5,24 +5,47 @@
 #ifndef RAWVEC_RW_H
 #define RAWVEC_RW_H
 
+#include <pthread.h>
+
 #include "blockdev/core/bdev.h"
 
 struct bdev_rw;
+struct bdev_rw_ctx;
+
+/**
+ * struct bdev_rw_locks - the range locks of one device, shared by the
+ * contexts of every loop that writes to it: a short mutex over the list of
+ * held ranges, taken twice per write (acquire, release) and never across
+ * I/O.  A loop whose waiter a release on another loop may free is sent a
+ * wake-up (loop_msg()); @nr_waiting, under @mu, is how the releaser knows.
+ */
+struct bdev_rw_locks {
+	pthread_mutex_t mu;
+	struct bdev_rw *locked;
+	struct bdev_rw_ctx *ctx[LOOP_MAX];
+	int nr_ctx;
+};
 
 /**
  * struct bdev_rw_ctx - the state every bdev_rw on one device and one loop
- * shares: it belongs to @loop, which all its requests are submitted on;
- * a second loop on the same device needs its own (and range locks that
- * see each other's, which this does not provide).
- * @locked:   writes that hold their (aligned, covering) range
+ * shares: it belongs to @loop, which all its requests are submitted on.
+ * Each loop has its own; their range locks are one (@locks).
+ * @locks:    the device's range locks: @own_locks, or a first context's
+ * @nr_locked: ranges this context's writes hold
  * @waiting:  I/Os waiting for a range or a bounce buffer, oldest first
+ * @nr_waiting: their number, changed and read under locks->mu
  * @bounce:   free bounce buffers, each @bounce_bytes, pinned
- * Counters are exported by the stats file.
+ * Counters are exported by the stats file (written with bdev_stat_add()).
  */
 struct bdev_rw_ctx {
 	struct bdev *dev;
 	struct loop *loop;
-	struct bdev_rw *locked;
+	struct bdev_rw_locks *locks;
+	struct bdev_rw_locks own_locks;
+	int nr_locked;
+	int nr_waiting;
+	bool wake_sent; /* under locks->mu: a wake-up is on its way */
+	struct loop_op wake_op;
 	FIFO(struct bdev_rw) waiting;
 	char **bounce;
 	int nr_bounce_free;
@@ -68,6 +91,13 @@ struct bdev_rw {
 int bdev_rw_ctx_init(struct bdev_rw_ctx *ctx, struct bdev *dev,
 		     struct loop *loop, size_t max_io_bytes, int nr_bounce);
 
+/**
+ * bdev_rw_ctx_share() - make @ctx, of another loop on the same device,
+ * take its range locks with @first's, so that writers on both never lose
+ * each other's bytes.  Before any I/O on either.
+ */
+void bdev_rw_ctx_share(struct bdev_rw_ctx *ctx, struct bdev_rw_ctx *first);
+
 /** bdev_rw_ctx_exit() - free what bdev_rw_ctx_init() allocated. */
 void bdev_rw_ctx_exit(struct bdev_rw_ctx *ctx);
 
@@ -82,7 +112,7 @@ void bdev_rw_start(struct bdev_rw_ctx *ctx, struct bdev_rw *rw, enum bdev_op op,
 		   uint64_t pos, void *buf, size_t len, bdev_rw_done_fn done,
 		   void *private);
 
-/** bdev_rw_busy() - whether any I/O holds or waits for a range. */
+/** bdev_rw_busy() - whether any I/O of @ctx holds or waits for a range. */
 bool bdev_rw_busy(const struct bdev_rw_ctx *ctx);
 
 #endif

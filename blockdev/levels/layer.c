@@ -63,12 +63,13 @@ void layer_destroy(struct bdev *dev)
 	struct layer *l = layer_of(dev);
 
 	layer_free_members(l->l_members, l->l_nr);
-	while (l->l_free) {
-		struct layer_io *io = l->l_free;
+	for (int i = 0; i < LOOP_MAX; i++)
+		while (l->l_free[i]) {
+			struct layer_io *io = l->l_free[i];
 
-		l->l_free = io->li_next;
-		free(io);
-	}
+			l->l_free[i] = io->li_next;
+			free(io);
+		}
 	if (l->l_md_ops)
 		l->l_md_ops->free(l);
 	if (l->l_free_private)
@@ -79,9 +80,25 @@ void layer_destroy(struct bdev *dev)
 	free(l);
 }
 
-static struct layer_io *io_get(struct layer *l)
+struct layer_stats layer_stats_sum(const struct layer *l)
 {
-	struct layer_io *io = l->l_free;
+	struct layer_stats t = { 0 };
+
+	for (int i = 0; i < LOOP_MAX; i++) {
+		const struct layer_stats *s = &l->l_stats[i];
+
+		t.splits += bdev_stat_read(&s->splits);
+		t.merged += bdev_stat_read(&s->merged);
+		t.pieces += bdev_stat_read(&s->pieces);
+		t.held_writes += bdev_stat_read(&s->held_writes);
+	}
+	return t;
+}
+
+static struct layer_io *io_get(struct layer *l, const struct loop *lp)
+{
+	unsigned id = lp ? lp->lp_id : 0;
+	struct layer_io *io = l->l_free[id];
 	size_t nch = l->l_max_pieces, nv = l->l_vec_cap;
 	/* Whole-request children (mirrors, flushes) each need iovecs for
 	 * all of the parent's segments. */
@@ -89,7 +106,7 @@ static struct layer_io *io_get(struct layer *l)
 	char *p;
 
 	if (io) {
-		l->l_free = io->li_next;
+		l->l_free[id] = io->li_next;
 		return io;
 	}
 	/* Grows to the high-water mark of concurrent requests, then only
@@ -100,6 +117,7 @@ static struct layer_io *io_get(struct layer *l)
 	if (!io)
 		return NULL;
 	io->li_layer = l;
+	io->li_loop_id = id;
 	p = (char *)(io + 1);
 	io->li_child = (struct layer_child *)p;
 	p += nch * sizeof(struct layer_child);
@@ -116,8 +134,8 @@ void layer_io_finish(struct layer_io *io, int err)
 	struct layer *l = io->li_layer;
 	struct bdev_req *parent = io->li_parent;
 
-	io->li_next = l->l_free;
-	l->l_free = io;
+	io->li_next = l->l_free[io->li_loop_id];
+	l->l_free[io->li_loop_id] = io;
 	bdev_req_complete(parent, err);
 }
 
@@ -130,7 +148,7 @@ void layer_io_end(struct bdev_req *req)
 struct layer_io *layer_io_start(struct layer *l, struct bdev_req *req,
 				bdev_end_fn end)
 {
-	struct layer_io *io = io_get(l);
+	struct layer_io *io = io_get(l, req->br_loop);
 
 	if (!io) {
 		bdev_req_complete(req, -ENOMEM);
@@ -148,7 +166,7 @@ struct layer_io *layer_io_start(struct layer *l, struct bdev_req *req,
 void layer_io_submit(struct layer *l, struct layer_io *io, int err)
 {
 	if (io->li_nr_children > 1)
-		l->l_stats.splits++;
+		bdev_stat_add(&layer_stats_of(l, io->li_req.br_loop)->splits, 1);
 	for (int i = 0; i < io->li_nr_children && !err; i++) {
 		struct layer_child *c = &io->li_child[i];
 
@@ -170,6 +188,7 @@ void layer_submit_mapped(struct layer *l, struct bdev_req *req)
 	bool data = req->br_op == BDEV_READ || req->br_op == BDEV_WRITE;
 	uint64_t pos = req->br_pos, off = 0, left = req->br_len;
 	int open_child[LAYER_MAX_MEMBERS];
+	struct layer_stats *st = layer_stats_of(l, req->br_loop);
 	struct layer_io *io;
 	int nr_pieces = 0, nv = 0, err = 0;
 
@@ -200,13 +219,13 @@ void layer_submit_mapped(struct layer *l, struct bdev_req *req)
 					    .lp_mpos = mpos,
 					    .lp_off = off,
 					    .lp_len = n };
-		l->l_stats.pieces++;
+		bdev_stat_add(&st->pieces, 1);
 		if (open_child[m] >= 0 &&
 		    io->li_child[open_child[m]].lc_end == mpos) {
 			c = &io->li_child[open_child[m]];
 			io->li_piece[c->lc_last].lp_next = nr_pieces;
 			c->lc_last = nr_pieces;
-			l->l_stats.merged++;
+			bdev_stat_add(&st->merged, 1);
 		} else {
 			open_child[m] = io->li_nr_children++;
 			c = &io->li_child[open_child[m]];

@@ -78,7 +78,9 @@ struct layer_md_ops {
  * @l_private:     the level's state, freed by @l_free_private, or free()
  *                 when that is NULL
  * @l_map:         map-based levels: where a logical byte lives
- * @l_free:        recycled layer_ios (layer_io.h)
+ * @l_free:        recycled layer_ios (layer_io.h), one list per loop
+ * @l_stats:       one shard per loop (layer_stats_of()); a layer owned by
+ *                 a loop (bd_owner) only writes its own
  *
  * Member health, kept as md keeps it per rdev and recorded by super.c:
  * @l_state:       enum layer_member_state of each member
@@ -115,8 +117,8 @@ struct layer {
 	void *l_private;
 	void (*l_free_private)(struct layer *l);
 	layer_map_fn l_map;
-	struct layer_io *l_free;
-	struct layer_stats l_stats;
+	struct layer_io *l_free[LOOP_MAX];
+	struct layer_stats l_stats[LOOP_MAX];
 	uint8_t l_state[LAYER_MAX_MEMBERS];
 	int l_nr_bad;
 	bool l_autofail;
@@ -133,6 +135,16 @@ struct layer {
 	uint64_t l_sweep_start_ns, l_sweep_end_ns;
 	uint64_t l_mismatch_sectors;
 };
+
+/** layer_stats_of() - @l's stats shard that @lp writes. */
+static inline struct layer_stats *layer_stats_of(struct layer *l,
+						 const struct loop *lp)
+{
+	return &l->l_stats[lp ? lp->lp_id : 0];
+}
+
+/** layer_stats_sum() - @l's stats over every loop. */
+struct layer_stats layer_stats_sum(const struct layer *l);
 
 /** layer_of() - the layer behind a bdev created by layer_create(). */
 static inline struct layer *layer_of(struct bdev *dev)

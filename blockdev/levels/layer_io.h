@@ -41,6 +41,7 @@ struct layer_child {
 struct layer_io {
 	struct layer_io *li_next;
 	struct layer *li_layer;
+	unsigned li_loop_id; /* whose free list it goes back to */
 	struct bdev_req *li_parent;
 	struct bdev_req li_req;
 	int li_nr_children;

@@ -83,7 +83,7 @@ const struct bdev_kind linear_kind = {
 	.bk_help = "  linear(M, M, ...)                 concatenation\n",
 	.bk_min_members = 1,
 	.bk_max_members = LAYER_MAX_MEMBERS,
-	.bk_flags = BK_ARRAY | BK_CONCAT,
+	.bk_flags = BK_ARRAY | BK_CONCAT | BK_SHARED,
 	.bk_md_level = -1,
 	.bk_create = linear_create,
 };

@@ -57,7 +57,7 @@ const struct bdev_kind raid0_kind = {
 	.bk_help = "  raid0(M, M, ..., chunk=SIZE)      striping\n",
 	.bk_min_members = 2,
 	.bk_max_members = LAYER_MAX_MEMBERS,
-	.bk_flags = BK_ARRAY,
+	.bk_flags = BK_ARRAY | BK_SHARED,
 	.bk_opts = {
 		{ "chunk", BDEV_OPT_CHUNK, offsetof(struct bdev_kind_args, ka_chunk), false },
 	},

@@ -155,7 +155,7 @@ static void raid1_submit(struct bdev *dev, struct bdev_req *req)
 	}
 	if (r->sweep_barrier && in_sweep_range(r, req)) {
 		fifo_push(&r->held, io, li_next);
-		l->l_stats.held_writes++;
+		layer_stats_of(l, req->br_loop)->held_writes++;
 		return;
 	}
 	mirror_write(l, io);

@@ -164,7 +164,7 @@ static void r56_submit(struct bdev *dev, struct bdev_req *req)
 		break;
 	}
 	/* A write or a degraded read always involves several members. */
-	l->l_stats.splits++;
+	layer_stats_of(l, req->br_loop)->splits++;
 	/* Keep request order behind earlier deferred requests. */
 	off = !fifo_empty(&r->cursors) ? 0 :
 					 r56_issue(l, req, 0, kind_of(l, req));

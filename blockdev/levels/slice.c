@@ -70,7 +70,7 @@ const struct bdev_kind slice_kind = {
 	.bk_help = "  slice(M, offset=SIZE, size=SIZE)  a range of M\n",
 	.bk_min_members = 1,
 	.bk_max_members = 1,
-	.bk_flags = BK_WINDOW,
+	.bk_flags = BK_WINDOW | BK_SHARED,
 	.bk_opts = {
 		{ "offset", BDEV_OPT_OFFSET, offsetof(struct bdev_kind_args, ka_offset), false },
 		{ "size", BDEV_OPT_SIZE, offsetof(struct bdev_kind_args, ka_size), false },

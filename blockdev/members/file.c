@@ -624,6 +624,6 @@ static int file_create(const struct bdev_kind_args *a, struct bdev **out,
 
 const struct bdev_kind file_kind = {
 	.bk_name = "file",
-	.bk_flags = BK_PATH,
+	.bk_flags = BK_PATH | BK_SHARED,
 	.bk_create = file_create,
 };

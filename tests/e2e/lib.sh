@@ -30,6 +30,8 @@ ROOT=$(cd "$E2E_DIR/../.." && pwd)
 RAWVEC=${RAWVEC:-$ROOT/build/rawvec}
 # auto | uring | dev: check.sh sets it per "# transports:" line.
 TRANSPORT=${RAWVEC_TRANSPORT:-auto}
+# RAWVEC_THREADS=N: every mount gets -o threads=N (unless it names one).
+THREADS=${RAWVEC_THREADS:-}
 URING_PARAM=/sys/module/fuse/parameters/enable_uring
 
 T=                 # the temp dir (under /tmp)
@@ -230,15 +232,21 @@ make_image()
 transport_opt() { echo "--transport=$TRANSPORT"; }
 
 # start_rawvec [OPTIONS] TARGET: run rawvec -f in the background on $MNT,
-# with --transport=$TRANSPORT unless OPTIONS name one; wait until
+# with --transport=$TRANSPORT unless OPTIONS name one (and -o threads=
+# $RAWVEC_THREADS when set, unless they name that); wait until
 # $MNT/disk exists (10 s), else fail with the log.
 start_rawvec()
 {
-	local args=("$@") a have_tr=0 i
+	local args=("$@") a have_tr=0 have_th=0 i
 	for a in "${args[@]}"; do
-		case $a in --transport=*) have_tr=1 ;; esac
+		case $a in
+		--transport=*) have_tr=1 ;;
+		*threads=*) have_th=1 ;;
+		esac
 	done
 	[ $have_tr = 1 ] || args=("$(transport_opt)" "${args[@]}")
+	[ $have_th = 1 ] || [ -z "$THREADS" ] ||
+		args=(-o "threads=$THREADS" "${args[@]}")
 	local target=${args[${#args[@]} - 1]}
 	unset 'args[${#args[@]}-1]'
 	[ -z "$RAWVEC_PID" ] || die "start_rawvec: one is already running"

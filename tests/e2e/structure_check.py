@@ -17,6 +17,8 @@ LOOP_FIELDS = {
     'l_sweep_loop': 'a running sweep, the loop that started it',
     'so_loop': "a stripe op, its request's or its sweep's",
     'sa_loop': "an array's md metadata, the loop that owns it",
+    'br_home': 'a request handed to its owner, the loop it returns to',
+    'bd_owner': 'a device that keeps state, the one loop it runs on',
 }
 LAYER = {'vec': 0, 'blockdev': 1, 'fs': 2}
 # No file a newcomer must read whole, no function longer than a screenful

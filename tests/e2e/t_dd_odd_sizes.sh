@@ -1,5 +1,5 @@
 #!/bin/bash
-# transports: uring dev
+# variants: uring/1 uring/2 dev/1 dev/2
 # dd with odd block sizes (1000, 4095, 4096, 1M+1) at odd offsets, with and
 # without conv=notrunc: the disk must behave like a block device (O_TRUNC
 # neither truncates nor fails) and match a reference file byte for byte,

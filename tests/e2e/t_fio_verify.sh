@@ -1,5 +1,5 @@
 #!/bin/bash
-# transports: uring dev
+# variants: uring/1 uring/2 dev/1 dev/2
 # fio random writes with crc32c verification: io_uring and psync, direct
 # and buffered, 4k, unaligned (3584, 1000-9000) and over-max_write (1.5M)
 # block sizes, 2-4 jobs at once.  fio verifies through the mount, then (verify_only) once more in

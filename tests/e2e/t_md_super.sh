@@ -1,5 +1,5 @@
 #!/bin/bash
-# transports: uring dev
+# variants: uring/2 dev/1
 # md v1.2 superblocks: arrays remember their state across restarts.
 #   - mdadm --examine of every member of raid0/1/5/6/linear created by
 #     --create agrees with stats: level, devices, layout, chunk, UUID,

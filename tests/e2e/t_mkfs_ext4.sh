@@ -1,5 +1,5 @@
 #!/bin/bash
-# transports: uring dev
+# variants: uring/2 dev/1
 # A real filesystem on the disk: mkfs.ext4 on MNT/disk, mount -o loop,
 # copy a tree, umount, e2fsck -fn must be clean; then restart rawvec,
 # e2fsck the image itself, mount again and compare the tree.

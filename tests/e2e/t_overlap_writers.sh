@@ -1,5 +1,5 @@
 #!/bin/bash
-# transports: uring dev
+# variants: uring/1 uring/2 dev/1 dev/2
 # Concurrent unaligned writers on disjoint byte ranges inside shared 4k
 # blocks: every write is a read-modify-write of the same blocks, so a lost
 # range lock shows up as one writer's bytes overwritten with stale data.

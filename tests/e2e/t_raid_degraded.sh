@@ -1,5 +1,5 @@
 #!/bin/bash
-# transports: uring dev
+# variants: uring/2 dev/1
 # Degraded arrays through MOUNTPOINT/control:
 #   - raid1 (2 mirrors), raid5 (4 and 5 members), raid6 (6 members, one
 #     then two failures; 5 members, two at once): the disk, full of random

@@ -1,5 +1,5 @@
 #!/bin/bash
-# transports: uring dev
+# variants: uring/2 dev/1
 # Layout TARGETs (raid0 with 2 and 4 members and 4k, 64k and the default
 # chunk; linear over members of different sizes; slice; raid1 with 2 and 3
 # mirrors; raid10 = raid0 over raid1 pairs; linear over a slice; raid5 of

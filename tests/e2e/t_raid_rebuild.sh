@@ -1,5 +1,5 @@
 #!/bin/bash
-# transports: uring dev
+# variants: uring/2 dev/1
 # Rebuild after `replace`, with writes running throughout, for raid1 (2
 # mirrors), raid5 (4 members), raid6 (5 members, two failures replaced one
 # after the other: the first rebuild runs with the other member still

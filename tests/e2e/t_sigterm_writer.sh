@@ -1,5 +1,5 @@
 #!/bin/bash
-# transports: uring dev
+# variants: uring/1 uring/2 dev/1 dev/2
 # SIGTERM while writers run: rawvec finishes what is in flight, unmounts
 # and exits 0, and every write a writer saw complete is in the image.
 # (Then SIGINT and SIGHUP on an idle mount: exit 0, unmounted.)

@@ -1,0 +1,164 @@
+/* pool: how many event loops a mount runs, and how the pinned pool is
+ * shared out among them and carved into slots, bounces and ring entries. */
+#include "fs/fs.h"
+#include "fs/args.h"
+#include "blockdev/kind.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/sysinfo.h>
+
+/*
+ * Split the pinned pool: /dev/fuse slots, RMW bounces and, when the ring
+ * may be used, entries for every possible CPU's queue.  Each slot or bounce
+ * costs max_write plus headroom; when the pool is small the counts shrink
+ * first and max_write (down to 128 KiB) after.
+ */
+static int size_pool(struct rv_fs *fs, bool expect_ring,
+		     enum rv_pool_origin origin, int *dev_slots, int *bounces,
+		     bool report)
+{
+	size_t need;
+	struct rlimit rl;
+	char a[32], b[32];
+	size_t pool = fs->pool_bytes, unit;
+	size_t min_slots = expect_ring ? 2 : 16;
+	size_t epq;
+	/* Each loop carves its share of the pool for its own queues. */
+	int qpl = (fs->nr_queues + fs->nr_loops - 1) / fs->nr_loops;
+	uint32_t max_write = fs->max_write ? fs->max_write : RV_MAX_WRITE;
+
+	for (fs->max_write = max_write;; fs->max_write /= 2) {
+		/* A slot: header page + payload + a spare page; a bounce:
+		 * payload + head and tail blocks (rw.c, up to 64 KiB each). */
+		unit = fs->max_write + 2 * PVEC_PAGE_SIZE + 2 * 65536;
+		*bounces = pool / unit >= 64 ? 8 : 2;
+		*dev_slots = expect_ring ? 4 : 64;
+		while ((size_t)(*dev_slots + *bounces) * unit > pool &&
+		       (size_t)*dev_slots > min_slots)
+			(*dev_slots)--;
+		if ((size_t)(*dev_slots + *bounces) * unit <= pool) {
+			size_t left =
+				pool - (size_t)(*dev_slots + *bounces) * unit;
+
+			if (!expect_ring)
+				return 0;
+			epq = left / ((size_t)qpl * fs->max_write);
+			if (epq >= 8 || (epq && fs->max_write <= 128 * 1024)) {
+				fs->ring_entries_per_queue =
+					epq > 64 ? 64 : (unsigned)epq;
+				return 0;
+			}
+		}
+		if (fs->max_write <= 128 * 1024)
+			break;
+		min_slots = 2;
+	}
+	if (!report)
+		return -EINVAL;
+	need = (((size_t)(4 + 2 + (expect_ring ? qpl : 0)) *
+			 (128 * 1024 + 2 * PVEC_PAGE_SIZE + 2 * 65536) >>
+		 20) +
+		1) *
+	       (size_t)fs->nr_loops;
+	if (origin == POOL_RLIMIT && !getrlimit(RLIMIT_MEMLOCK, &rl)) {
+		bdev_fmt_bytes(rl.rlim_cur, a, sizeof(a));
+		bdev_fmt_bytes(fs->pool_total, b, sizeof(b));
+		fprintf(stderr,
+			"rawvec: RLIMIT_MEMLOCK (%s) leaves room for a %s pinned pool, and it needs at least %zum%s: %s%s\n",
+			a, b, need,
+			expect_ring ? " with the ring's entry per CPU queue" :
+				      "",
+			RV_MEMLOCK_HOWTO,
+			expect_ring ? ", or use --transport=dev" : "");
+	} else {
+		fprintf(stderr,
+			"rawvec: %s pool=%zu is too small: it needs at least %zum%s\n",
+			origin == POOL_OPTION ? "-o" : "the default",
+			(size_t)fs->pool_total, need,
+			expect_ring ? " with the ring's entry per CPU queue" :
+				      "");
+	}
+	return -EINVAL;
+}
+
+/* Each loop gets an equal share of the pool, carved the same way. */
+int rv_pool_split(struct rv_fs *fs, bool expect_ring, int *dev_slots,
+		      int *bounces)
+{
+	fs->pool_bytes = (fs->pool_total / (uint64_t)fs->nr_loops) & ~4095ull;
+	for (int i = 0; i < fs->nr_loops; i++) {
+		fs->loops[i].nr_queues = 0;
+		for (int q = i; q < fs->nr_queues; q += fs->nr_loops)
+			fs->loops[i].nr_queues++;
+	}
+	if (!size_pool(fs, expect_ring, fs->pool_origin, dev_slots, bounces,
+		       fs->nr_loops == 1 || fs->threads_set))
+		return 0;
+	if (fs->nr_loops == 1 || fs->threads_set)
+		return EXIT_USAGE;
+	/* threads=auto: a pool too small to share is one loop's. */
+	fs->threads_why = "auto: one, since the pool is too small to share";
+	fs->nr_loops = 1;
+	return rv_pool_split(fs, expect_ring, dev_slots, bounces);
+}
+
+/*
+ * How many loops: -o threads=N, or one per CPU up to the queue count;
+ * but one when the top device is owned by loop 0 (a level that keeps
+ * state: raid1/5/6, sim(), faulty(), md metadata, a trace): every request
+ * would travel there, and more loops would only add the trip.
+ */
+void rv_loops_choose(struct rv_fs *fs, const struct rv_opts *o)
+{
+	static char why[160];
+	int cpus = get_nprocs();
+
+	if (o->threads) {
+		fs->nr_loops = o->threads < fs->nr_queues ? o->threads :
+							    fs->nr_queues;
+		snprintf(why, sizeof(why), "-o threads=%d%s", o->threads,
+			 fs->nr_loops < o->threads ? ", one per FUSE queue at most" :
+						     "");
+	} else {
+		fs->nr_loops = cpus < fs->nr_queues ? cpus : fs->nr_queues;
+		if (fs->nr_loops > LOOP_MAX)
+			fs->nr_loops = LOOP_MAX;
+		snprintf(why, sizeof(why), "auto: one per CPU (%d online)",
+			 cpus);
+	}
+	if (fs->nr_loops < 1)
+		fs->nr_loops = 1;
+	fs->threads_set = o->threads != 0;
+	fs->threads_why = why;
+	fs->pin = o->pin > 0;
+}
+
+/* threads=auto with an owned top device: back to one loop. */
+int rv_loops_rechoose(struct rv_fs *fs, const struct rv_opts *o,
+			  bool expect_ring, int *dev_slots, int *bounces)
+{
+	static char why[160];
+	bool shared = fs->dev->bd_desc &&
+		      (fs->dev->bd_desc->bk_flags & BK_SHARED) &&
+		      !fs->dev->bd_hold && !fs->dev->bd_observe;
+	uint32_t max_write = fs->max_write;
+	int code;
+
+	if (o->threads || fs->nr_loops == 1 || shared)
+		return 0;
+	snprintf(why, sizeof(why),
+		 "auto: one, since %s%s runs on one loop (its state is that loop's)",
+		 fs->dev->bd_kind ? fs->dev->bd_kind : "the target",
+		 fs->dev->bd_observe ? " with a trace" : "");
+	fs->threads_why = why;
+	fs->nr_loops = 1;
+	code = rv_pool_split(fs, expect_ring, dev_slots, bounces);
+	/* The tree was built for the smaller share's max_write. */
+	if (fs->max_write > max_write)
+		fs->max_write = max_write;
+	return code;
+}
+
