@@ -8,7 +8,8 @@ Links: the app's io_uring_submit_req -> the next fuse_request_send (or
 block_bio_queue, raw image) of the same thread; fuse unique -> the server's
 COMMIT (the URING_CMD submit just before fuse_request_end on the server's
 thread); the server's handoff CQEs -> its READ SQEs and its read CQEs ->
-its COMMIT SQEs in ring order (its loop queues one SQE per CQE, in CQE order,
+its COMMIT SQEs in each ring's order, one ring per server event loop (a loop
+queues one SQE per CQE, in CQE order,
 and submits them on the next io_uring_enter), synchronised at the server's
 second io_uring_enter in the trace and checked by the entry (user_data) the
 COMMIT names; block requests by sector.
@@ -84,7 +85,8 @@ def main():
     t0, t1 = ev[0][0], ev[-1][0]
     span = t1 - t0
 
-    app_ring = srv_ring = None
+    app_ring = None
+    srv_rings = set()  # one per server event loop
     cmd_uds = set()
     for t, comm, pid, cpu, name, rest in ev:
         if name == 'io_uring_submit_req':
@@ -93,10 +95,10 @@ def main():
             if app(comm, pid) and app_ring is None and op in READ_OPS:
                 app_ring = r
             elif srv(comm, pid) and op in READ_OPS + ('URING_CMD',):
-                srv_ring = r
+                srv_rings.add(r)
                 if op == 'URING_CMD':
                     cmd_uds.add(ud)
-    fuse = srv_ring is not None
+    fuse = bool(srv_rings)
 
     st = defaultdict(int)
     st['handoffs at COMMIT (request waited in the FUSE queue)'] = 0
@@ -110,8 +112,8 @@ def main():
     by_sector = {}
     done = []
     enters = defaultdict(int)
-    cqe_q = deque()    # handoffs (E, t) in ring order
-    rd_q = deque()     # read CQEs (R) in ring order
+    cqe_q = defaultdict(deque)  # ring -> its handoffs (E, t) in order
+    rd_q = defaultdict(deque)   # ring -> its read CQEs in order
     read = {}          # R -> dict of the read in flight under that user_data
     reads = []
     read_uds = set()
@@ -148,11 +150,11 @@ def main():
                     turn.append(t - c)
                 if not fuse:
                     raw[ud] = {'t_fsub': t}
-            elif r == srv_ring and enters[pid] >= 2:
+            elif r in srv_rings and enters[pid] >= 2:
                 if op == 'URING_CMD':
                     pend_commit[pid] = (ud, t)
-                    if rd_q:
-                        d = rd_q.popleft()
+                    if rd_q[r]:
+                        d = rd_q[r].popleft()
                         if d is not None:
                             d['t_c'] = t
                             if d['E'] != ud:
@@ -160,8 +162,8 @@ def main():
                                 d['bad'] = True
                 elif op in READ_OPS:
                     read_uds.add(ud)
-                    if cqe_q:
-                        E, th = cqe_q.popleft()
+                    if cqe_q[r]:
+                        E, th = cqe_q[r].popleft()
                         read[ud] = {'E': E, 't_h': th, 't_rs': t}
                         reads.append(read[ud])
                         pend_srv[pid] = ud
@@ -188,7 +190,7 @@ def main():
             continue
         if name == 'io_uring_complete':
             r, ud = RING.search(rest).groups()
-            if r == srv_ring:
+            if r in srv_rings:
                 f = pend_fetch.pop(pid, None)
                 if ud in cmd_uds:
                     if int(RES.search(rest).group(1)) != 0:
@@ -197,12 +199,12 @@ def main():
                     if f and f[0] == ud and t - f[1] <= 5:
                         st['handoffs at COMMIT (request waited in the FUSE queue)'] += 1
                     if enters[pid] >= 1:
-                        cqe_q.append((ud, t))
+                        cqe_q[r].append((ud, t))
                 elif enters[pid] >= 1:
                     d = read.pop(ud, None)
                     if d is not None:
                         d['t_rc'] = t
-                    rd_q.append(d)
+                    rd_q[r].append(d)
             elif r == app_ring:
                 app_cqe[ud] = t
                 if fuse:
@@ -256,7 +258,7 @@ def main():
             r = rest.split(',')[0].split()[1]
             n = int(re.search(r'count (\d+)', rest).group(1))
             if n:
-                if r in (app_ring, srv_ring):
+                if r == app_ring or r in srv_rings:
                     tw['app' if r == app_ring else 'srv'].append(n)
             continue
         if name == 'sched_waking':
