@@ -170,7 +170,7 @@ void layer_io_submit(struct layer *l, struct layer_io *io, int err)
 	for (int i = 0; i < io->li_nr_children && !err; i++) {
 		struct layer_child *c = &io->li_child[i];
 
-		if (l->l_state[c->lc_member] == LAYER_MEMBER_FAILED)
+		if (layer_member_state(l, c->lc_member) == LAYER_MEMBER_FAILED)
 			bdev_req_complete(&c->lc_req, -EIO);
 		else
 			layer_member_submit(l, c->lc_member, &c->lc_req);
@@ -327,7 +327,7 @@ void layer_submit_all(struct layer *l, struct bdev_req *req)
 		return;
 	/* A failed member holds nothing to flush. */
 	for (int i = 0; i < l->l_nr; i++)
-		if (l->l_state[i] != LAYER_MEMBER_FAILED)
+		if (layer_member_state(l, i) != LAYER_MEMBER_FAILED)
 			layer_io_add_whole(l, io, i, req->br_pos);
 	layer_io_submit(l, io, 0);
 }
@@ -338,7 +338,7 @@ void layer_set_state(struct layer *l, int m, enum layer_member_state st)
 		return;
 	if ((l->l_state[m] == LAYER_MEMBER_OK) != (st == LAYER_MEMBER_OK))
 		l->l_nr_bad += st == LAYER_MEMBER_OK ? -1 : 1;
-	l->l_state[m] = (uint8_t)st;
+	__atomic_store_n(&l->l_state[m], (uint8_t)st, __ATOMIC_RELAXED);
 	if (l->l_md_ops)
 		l->l_md_ops->changed(l, m);
 }

@@ -136,6 +136,18 @@ struct layer {
 	uint64_t l_mismatch_sectors;
 };
 
+/*
+ * layer_member_state() - member @m's state, as the I/O path reads it.  A
+ * shared layer (raid0, linear) runs on every loop while `fail` changes a
+ * member's state on loop 0 (layer_set_state() stores it the same way).
+ */
+static inline enum layer_member_state layer_member_state(const struct layer *l,
+							  int m)
+{
+	return (enum layer_member_state)__atomic_load_n(&l->l_state[m],
+							__ATOMIC_RELAXED);
+}
+
 /** layer_stats_of() - @l's stats shard that @lp writes. */
 static inline struct layer_stats *layer_stats_of(struct layer *l,
 						 const struct loop *lp)
