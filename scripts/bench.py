@@ -7,6 +7,9 @@
   rstats PATH TRANSPORT KIND SIZE   check a raid run's stats (raid5: counters)
   sweep PATH                    the state of a parity check
   raid_report TSV JOBS STRIPES MD META   the raid section's tables
+  tfio PATH RW NJOBS            a threads run's fio result, summed over jobs
+  tstats PATH KIND SIZE TARGET  check a threads run's stats: what rawvec chose
+  threads_report TSV JOBS MD META   the threads section's tables
 """
 import json, statistics, sys
 
@@ -92,11 +95,15 @@ def finish_report(out, md, goals_out, title, md_title, md_path,
     md += ["", "### " + md_title, "", "| target | median ratio | result |",
            "|---|--:|---|"]
     npass = 0
+    rows = []
     for label, unit, num, den, r, goal, v in goals_out:
         if latency_word and unit.startswith("mean"):
             unit = "latency"
-        what = "%s %s: %s/%s %s %g" % (label, unit, num, den, goal[0], goal[1])
-        out.append("  %-52s %6s  %s" % (what, fmt("%.2f", r), v or "n/a"))
+        rows.append(("%s %s: %s/%s %s %g" % (label, unit, num, den, goal[0],
+                                             goal[1]), r, v))
+    w = max([52] + [len(x[0]) for x in rows])
+    for what, r, v in rows:
+        out.append("  %-*s %6s  %s" % (w, what, fmt("%.2f", r), v or "n/a"))
         md.append("| %s | %s | %s |" % (what, fmt("%.2f", r), v or "n/a"))
         npass += v == "PASS"
     out.append("  %d of %d targets met" % (npass, len(goals_out)))
@@ -209,13 +216,10 @@ def tree_problems(t):
             for n in walk(t) if n.get("degraded")]
     return bad
 
-def cmd_rstats(path, want, kind, size):
-    """Check a raid run's stats: transport, the layout, no errors or failed
-    members anywhere in the tree.  Print one line: a short summary, and for
-    raid5 '<TAB>full<TAB>rmw<TAB>rcw<TAB>parity_reads<TAB>write_bytes
-    <TAB>stripe_bytes' of the array."""
-    with open(path) as f:
-        s = json.load(f)
+def check_run(s, want, kind, size):
+    """Die unless the stats @s show transport @want, a target of @kind and
+    @size, and no errors or failed members anywhere in the tree; return the
+    target."""
     got = s.get("transport")
     if got != want:
         die("rawvec served over '%s', not '%s'" % (got, want))
@@ -231,6 +235,16 @@ def cmd_rstats(path, want, kind, size):
         die("rawvec reports " + "; ".join(bad))
     # (The top-level "errors" counts protocol replies such as ENOSYS for
     # xattrs too; I/O errors are the tree's, checked above.)
+    return t
+
+def cmd_rstats(path, want, kind, size):
+    """Check a raid run's stats: transport, the layout, no errors or failed
+    members anywhere in the tree.  Print one line: a short summary, and for
+    raid5 '<TAB>full<TAB>rmw<TAB>rcw<TAB>parity_reads<TAB>write_bytes
+    <TAB>stripe_bytes' of the array."""
+    with open(path) as f:
+        s = json.load(f)
+    t = check_run(s, want, kind, size)
     odd = ["%s=%s" % (k, s[k]) for k in ("copied_bytes", "rmw_writes")
            if s.get(k)]
     summary = "(rawvec stats: " + ", ".join(odd) + ")" if odd else ""
@@ -358,8 +372,171 @@ def cmd_raid_report(tsv, jobs_tsv, stripes_tsv, md_path, meta_path):
     finish_report(out, md, goals_out, "RAID targets from the issue",
                   "Targets (RAID)", md_path)
 
+# ---- threads section ----
+def cmd_tfio(path, rw, njobs):
+    """Print 'iops<TAB>bytes_per_s<TAB>mean_lat_us<TAB>least bytes one job
+    did after the ramp<TAB>each job's IOPS (a/b)' of an @njobs-job fio run
+    without group_reporting: IOPS and bandwidth summed, the mean latency
+    weighted by each job's I/Os (what group_reporting would print)."""
+    d = load_json(path)
+    jobs = d["jobs"]
+    if len(jobs) != int(njobs):
+        die("%s: %d fio jobs, not %s" % (path, len(jobs), njobs))
+    secs = []
+    for job in jobs:
+        if job.get("error"):
+            die("%s: fio reports error %d" % (path, job["error"]))
+        sec = job["write" if "write" in rw else "read"]
+        if not sec.get("total_ios"):
+            die(path + ": a fio job completed no I/O")
+        secs.append(sec)
+    ios = sum(x["total_ios"] for x in secs)
+    lat = sum(x["lat_ns"]["mean"] * x["total_ios"] for x in secs) / ios
+    print("%.1f\t%d\t%.2f\t%d\t%s" % (
+        sum(x["iops"] for x in secs), sum(x["bw_bytes"] for x in secs),
+        lat / 1000.0, min(x["io_bytes"] for x in secs),
+        "/".join("%.0f" % x["iops"] for x in secs)))
+
+# What each threads target must have run: (loops or None, pinned).
+THR_WANT = {"t1": (1, False), "auto": (None, False), "t2pin": (2, True)}
+
+def cmd_tstats(path, kind, size, target):
+    """Check a threads run's stats: the ring transport, the layout, no
+    errors, and the loops and pinning its options ask for (auto: whatever
+    it chose, unpinned, said to be auto).  Print 'threads<TAB>pinned
+    (0/1)<TAB>msgs_sent<TAB>requests per loop (a,b)<TAB>a summary<TAB>
+    threads_why'."""
+    with open(path) as f:
+        s = json.load(f)
+    check_run(s, "uring", kind, size)
+    n, pinned, why = s.get("threads"), s.get("pinned"), s.get("threads_why", "")
+    loops = s.get("loops") or []
+    if not isinstance(n, int) or n < 1 or len(loops) != n:
+        die("stats: threads=%r with %d loops[] entries" % (n, len(loops)))
+    wn, wpin = THR_WANT[target]
+    if wn is not None and n != wn:
+        die("%s ran %d loops (%s), not %d" % (target, n, why, wn))
+    if bool(pinned) != wpin:
+        die("%s ran with pinned=%s, not %s" % (target, pinned, wpin))
+    if target == "auto" and not why.startswith("auto"):
+        die("with no threads option, threads_why is '%s', not auto's" % why)
+    reqs = [l.get("requests", 0) for l in loops]
+    msgs = sum(l.get("msgs_sent", 0) for l in loops)
+    tot = sum(reqs) or 1
+    summary = "loops %d%s (requests %s), msgs %d" % (
+        n, " pinned" if pinned else "",
+        "/".join("%.0f%%" % (100.0 * r / tot) for r in reqs), msgs)
+    print("\t".join(str(x) for x in (
+        n, int(bool(pinned)), msgs, ",".join(str(r) for r in reqs), summary,
+        why or "-")))
+
+THR_TARGETS = ["t1", "auto", "t2pin"]
+THR_DESC = {"t1": "threads=1", "auto": "default", "t2pin": "threads=2,pin=on"}
+# (num, den) per metric kind, so that > 1 means num is better.
+THR_PAIRS = {True: [("auto", "t1"), ("t2pin", "auto")],
+             False: [("t1", "auto"), ("auto", "t2pin")]}
+THR_GOALS = {
+    ("rr4k32", "iops", "auto", "t1"): (">=", 0.97),
+    ("rr4k16x2", "iops", "auto", "t1"): (">=", 1.15),
+    ("rr4k16x2pin", "iops", "auto", "t1"): (">=", 1.15),
+    ("rr4k1", "lat", "t1", "auto"): (">=", 0.97),
+    ("null16x2", "iops", "auto", "t1"): (">=", 1.3),
+    ("r5sw1m8x2", "mbs", "auto", "t1"): (">=", 1.5),
+}
+
+def cmd_threads_report(tsv, jobs_tsv, md_path, meta_path):
+    jobs = []
+    with open(jobs_tsv) as f:
+        for line in f:
+            jid, label, rw, bs, qd, nj, cpus, on, tgts = \
+                line.rstrip("\n").split("\t")
+            metrics = ["mbs"] if bs.upper() == "1M" else ["iops"]
+            if qd == "1":
+                metrics.append("lat")
+            jobs.append((jid, label, metrics, tgts.split()))
+    data = {}   # (job, target) -> {round: {metric: value}}
+    chose = {}  # (job, target) -> {round: (threads, loop 0's share, why)}
+    checks = []
+    with open(tsv) as f:
+        next(f)
+        for line in f:
+            (rnd, jid, tgt, iops, bw, lat, n, pin, msgs, lreq, chk,
+             why) = line.rstrip("\n").split("\t")
+            data.setdefault((jid, tgt), {})[int(rnd)] = {
+                "iops": float(iops), "mbs": float(bw) / 1e6, "lat": float(lat)}
+            reqs = [int(x) for x in lreq.split(",")]
+            chose.setdefault((jid, tgt), {})[int(rnd)] = (
+                int(n), 100.0 * reqs[0] / (sum(reqs) or 1), why)
+            if jid.startswith("r5"):
+                checks.append((rnd, tgt, chk))
+    with open(meta_path) as f:
+        meta = f.read().strip().splitlines()
+    rounds = sorted({r for d in data.values() for r in d})
+    nr = "%d round%s" % (len(rounds), "" if len(rounds) == 1 else "s")
+    out = []
+    md = ["## rawvec event loops (-o threads=)", ""] + ["- " + m for m in meta]
+    md += ["", "Medians over %s; ratios are medians of the per-round ratios, "
+           "each the way round that makes > 1 mean the first named is better "
+           "(auto/t1 for IOPS and MB/s, t1/auto for latency)." % nr, "",
+           "| job | metric | %s | auto's loops | auto vs t1 | t2pin vs auto |" %
+           " | ".join("%s (%s)" % (t, THR_DESC[t]) for t in THR_TARGETS),
+           "|---|---|" + "--:|" * len(THR_TARGETS) + "---|--:|--:|"]
+    goals_out = []
+    whys = {}
+    for jid, label, metrics, tgts in jobs:
+        out.append("")
+        out.append("== threads: %s (median of %s) ==" % (label, nr))
+        # What auto chose, in every round, and how loop 0's share of the
+        # requests went.
+        ch = chose.get((jid, "auto"), {})
+        ns = sorted({c[0] for c in ch.values()})
+        for c in ch.values():
+            whys.setdefault(c[2], []).append(jid)
+        share = med([c[1] for c in ch.values()])
+        auto_loops = "/".join(str(n) for n in ns) or "-"
+        if ns and ns != [1]:
+            auto_loops += " (loop 0: %s)" % fmt("%.0f%%", share)
+        out.append("  auto chose %s loop%s: %s; loop 0 served %s of the "
+                   "requests (per round %s)" % (
+                       auto_loops.split()[0], "" if ns == [1] else "s",
+                       "; ".join(sorted({c[2] for c in ch.values()})) or "-",
+                       fmt("%.0f%%", share),
+                       " ".join("%.0f%%" % ch[r][1] for r in sorted(ch))))
+        for m in metrics:
+            unit, f, higher = METRICS[m]
+            vals = {t: [data.get((jid, t), {}).get(r, {}).get(m) for r in rounds]
+                    for t in tgts}
+            out.append("  %-24s %10s   per round" % ("target", unit))
+            for t in tgts:
+                got = [v for v in vals[t] if v is not None]
+                out.append("  %-24s %10s   %s" % (
+                    "%s (%s)" % (t, THR_DESC[t]), fmt(f, med(got)),
+                    " ".join(fmt(f, v) for v in vals[t])))
+            out.append("  %-22s %7s   %-8s %-5s  per round" %
+                       ("ratio, >1: 1st better", "median", "target", ""))
+            cells = ratio_cells(out, goals_out, THR_GOALS, THR_PAIRS[higher],
+                                vals, jid, m, label, unit, tgts)
+            md.append("| %s | %s | %s | %s | %s |" % (
+                label, unit,
+                " | ".join(fmt(f, med([v for v in vals[t] if v is not None]))
+                           if t in tgts else "-" for t in THR_TARGETS),
+                auto_loops, " | ".join(cells)))
+    md += [""] + ["auto's threads_why \"%s\" in: %s." % (w, ", ".join(sorted(set(j))))
+                  for w, j in sorted(whys.items())]
+    if checks:
+        done = [c for c in checks if c[2] != "-"]
+        ctxt = ("raid5 parity check after %d of %d runs (those in which each "
+                "job rewrote its whole half): %s mismatched sectors" %
+                (len(done), len(checks), "+".join(c[2] for c in done) or "-"))
+        out += ["", "  " + ctxt]
+        md += ["", ctxt + "."]
+    out.append("")
+    finish_report(out, md, goals_out, "threads targets from the issue",
+                  "Targets (threads)", md_path, latency_word=True)
+
 if __name__ == "__main__":
     cmd = sys.argv[1]
     {"fio": cmd_fio, "stats": cmd_stats, "report": cmd_report,
      "rstats": cmd_rstats, "sweep": cmd_sweep,
-     "raid_report": cmd_raid_report}[cmd](*sys.argv[2:])
+     "raid_report": cmd_raid_report, "tfio": cmd_tfio, "tstats": cmd_tstats,
+     "threads_report": cmd_threads_report}[cmd](*sys.argv[2:])

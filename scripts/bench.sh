@@ -1,16 +1,20 @@
 #!/usr/bin/env bash
 # bench: compare rawvec with the raw image and with qemu-storage-daemon's
-# FUSE export (section "core"), and measure the RAID layers (section "raid"),
-# in one run, in rounds.
+# FUSE export (section "core"), measure the RAID layers (section "raid")
+# and what several event loops gain over one (section "threads"), in one
+# run, in rounds.
 #
-# Usage: scripts/bench.sh [core|raid|all]...   (no argument: all, core first)
+# Usage: scripts/bench.sh [core|raid|threads|all]...
+#                         (no argument: all, in the order core, raid, threads)
 #        scripts/bench.sh -h|--help
-#   core   raw image vs rawvec (uring and dev transports) vs
-#          qemu-storage-daemon, on an image on the real disk
-#   raid   rawvec over RAID layouts of tmpfs-backed images: raid0 vs one
-#          image, and raid5 full-stripe writes vs raid0
-#   all    both sections
-# `make bench` runs both.
+#   core     raw image vs rawvec (uring and dev transports) vs
+#            qemu-storage-daemon, on an image on the real disk
+#   raid     rawvec over RAID layouts of tmpfs-backed images: raid0 vs one
+#            image, and raid5 full-stripe writes vs raid0
+#   threads  rawvec with one event loop vs the default (-o threads=auto):
+#            core's image, the null member, raid5 on tmpfs
+#   all      the three sections
+# `make bench` runs all three.
 #
 # core: the targets, all on the SAME image file (same extents, same disk),
 # never two of them at once: fio directly on the image (the limit), rawvec
@@ -34,6 +38,48 @@
 # rmw_writes/rcw_writes) after each run.  After a raid5 run that rewrote the
 # whole array, a parity `check` must find 0 mismatched sectors.
 #
+# threads: rawvec --transport=uring, one mount at a time, as
+#   t1     -o threads=1: one event loop, as before -o threads= existed
+#   auto   no threads option: the default a user gets (threads=auto: one
+#          loop per online CPU, or one when the tree holds a device that
+#          keeps state, such as raid5; pin=auto, i.e. unpinned).  What it
+#          chose (stats "threads", "threads_why") goes into the TSV and
+#          the report, per job.
+#   t2pin  -o threads=2,pin=on, in the pinned 2-job job only: the same two
+#          loops as auto on 2 CPUs, each pinned to its queue's CPU, which
+#          is then the CPU of the fio job feeding it.  It measures the
+#          choice pin=auto makes (off), so only where fio's jobs are
+#          pinned does it add anything: unpinned fio threads move between
+#          CPUs and so between queues.
+# Jobs, fio ioengine=io_uring, direct=1, 2-job ones with numjobs=2 (each
+# job QD16 or QD8, IOPS and bandwidth summed over the jobs):
+#   rr4k32       4k randread QD32, 1 job, on core's image (the same file,
+#                written once and reused; SIZE, REFILL as for core)
+#   rr4k16x2     4k randread 2 jobs x QD16, on the image, unpinned
+#   rr4k16x2pin  the same with the jobs pinned to separate CPUs
+#                (cpus_allowed=<first two CPUs>, cpus_allowed_policy=split);
+#                t1, auto and t2pin
+#   rr4k1        4k randread QD1, on the image: mean latency
+#   null16x2     4k randread 2 jobs x QD16 on null(size=4g): no disk, the
+#                loops' own ceiling
+#   r5sw1m8x2    1M seq write 2 jobs x QD8 over raid5(m0..m4, chunk=64k) of
+#                the raid section's tmpfs set-up (members only, no
+#                single.img); each job writes its own half of the array
+#                (size and offset_increment = half): full stripes only.
+#                After a run in which each job rewrote its whole half, a
+#                parity check must find 0 mismatched sectors.
+# fio runs without group_reporting, so each job's numbers stay in the JSON
+# (the parity check needs each half's bytes); bench.py sums IOPS and
+# bandwidth and weights the mean latency by I/Os, as group_reporting does.
+# Reported: auto vs t1, the median of the per-round ratios, "> 1: auto is
+# better": auto/t1 for IOPS and MB/s, t1/auto for QD1 latency.  Issue
+# targets (2 CPUs): rr4k16x2 >= 1.15, rr4k16x2pin >= 1.15, null16x2 >= 1.3,
+# r5sw1m8x2 >= 1.5, rr4k32 >= 0.97 (no loss for one job), QD1 latency
+# t1/auto >= 0.97.  The report says per job how many loops auto chose:
+# for raid5 it chooses one, so that ratio is ~1 and a MISS until raid5's
+# stripes are sharded across loops.  Also t2pin vs auto (no target).
+# Needs at least 2 CPUs: `all` skips the section on one, `threads` fails.
+#
 # The disk's speed drifts (2x within minutes), and CPU-bound numbers drift
 # with what else runs, so every round runs every job on every target back to
 # back, in an order rotated per round and per job, and what counts are the
@@ -43,29 +89,37 @@
 #   RUNTIME    seconds measured per fio job [10]
 #   RAMP       seconds of fio ramp-up before measuring [2]
 #   ROUNDS     rounds [3]
-#   SIZE       core: image size, k/M/G suffixes, a multiple of 1M [1G]
+#   SIZE       core, threads: image size, k/M/G suffixes, a multiple of 1M
+#              [1G]
 #   BENCH_DIR  where the image, mount points and results go; must be on the
-#              real disk, not tmpfs, for core [/var/tmp/rawvec-bench]
+#              real disk, not tmpfs, for core and threads
+#              [/var/tmp/rawvec-bench]
 #   RAWVEC     the rawvec binary [build/rawvec]; it is copied first, so a
 #              rebuild during the run does not mix two versions
 #   RAWVEC_BASE  core: a second rawvec binary (an earlier commit's build),
 #              measured as one more target, base-uring, in the same rounds:
 #              the report adds uring/base, the change's own speed-up [none]
-#   REFILL=1   core: rewrite the image even if a complete one of SIZE exists
-#   RAID_MEMBER     raid: size of each member image, a multiple of 1M, at
-#                   least 16M [256M]; the arrays and the single image hold
-#                   4 x RAID_MEMBER; the tmpfs needs 9 x RAID_MEMBER of RAM
+#   REFILL=1   core, threads: rewrite the image even if a complete one of
+#              SIZE exists
+#   RAID_MEMBER     raid, threads: size of each member image, a multiple of
+#                   1M, at least 16M [256M]; the arrays and the single image
+#                   hold 4 x RAID_MEMBER; the tmpfs needs 9 x RAID_MEMBER of
+#                   RAM (threads: 5 x RAID_MEMBER)
 #   RAID_TRANSPORT  raid: rawvec's transport, uring or dev [uring]
+#                   (threads always uses uring)
 #
 # Output: a table per job on stdout; $BENCH_DIR/results.md (Markdown, for
 # docs/bench.md: one table per section run, core first);
-# $BENCH_DIR/results.tsv and results-raid.tsv (every measurement of core
-# and raid); the fio JSON and rawvec stats of every run in $BENCH_DIR/runs/
-# (core) and $BENCH_DIR/runs/raid/ (with each raid run's rawvec log).
+# $BENCH_DIR/results.tsv, results-raid.tsv and results-threads.tsv (every
+# measurement of core, raid and threads; threads' also what each run's
+# rawvec chose: loops, pinning, threads_why, requests per loop, messages
+# between loops, the raid5 parity check); the fio JSON and rawvec stats of
+# every run in $BENCH_DIR/runs/ (core), $BENCH_DIR/runs/raid/ and
+# $BENCH_DIR/runs/threads/ (with each run's rawvec log).
 # Running one section replaces only that section's files (results.md
 # always holds just the sections of this run).
 # Targets that are missed are reported as MISS and do not fail the script;
-# errors, including wrong data found by the raid5 parity check, do
+# errors, including wrong data found by a raid5 parity check, do
 # (non-zero exit).
 #
 # Run it as root, via `make bench` (installs fio and qemu-storage-daemon).
@@ -100,6 +154,19 @@ RAID_JOBS=(
 	"sw1m8|1M seq write QD8|write|1M|8|single raid0 raid5"
 )
 RAID_CHUNK=64k  # the issue's chunk: raid5's full stripe is 4 x 64k = 256k
+# threads: id|label|fio rw|bs|iodepth per job|jobs|fio CPUs (pin: the jobs
+# pinned to separate CPUs; -: not)|what is mounted (image: core's image,
+# null, raid5: on the tmpfs)|targets (rotated like core's)
+THR_JOBS=(
+	"rr4k32|4k randread QD32|randread|4k|32|1|-|image|t1 auto"
+	"rr4k16x2|4k randread 2 jobs x QD16|randread|4k|16|2|-|image|t1 auto"
+	"rr4k16x2pin|4k randread 2 jobs x QD16 pinned|randread|4k|16|2|pin|image|t1 auto t2pin"
+	"rr4k1|4k randread QD1|randread|4k|1|1|-|image|t1 auto"
+	"null16x2|null 4k randread 2 jobs x QD16|randread|4k|16|2|-|null|t1 auto"
+	"r5sw1m8x2|raid5 1M seq write 2 jobs x QD8|write|1M|8|2|-|raid5|t1 auto"
+)
+THR_NULL="null(size=4g)"
+THR_NULL_BYTES=$((4 << 30))
 
 die() {
 	echo "bench: error: $*" >&2
@@ -113,19 +180,24 @@ usage() {
 }
 RUN_CORE=0
 RUN_RAID=0
+RUN_THREADS=0   # 1: asked for by name; 2: through all (skipped on 1 CPU)
 (($#)) || set -- all
 for arg in "$@"; do
 	case $arg in
 	core) RUN_CORE=1 ;;
 	raid) RUN_RAID=1 ;;
-	all) RUN_CORE=1 RUN_RAID=1 ;;
+	threads) RUN_THREADS=1 ;;
+	all)
+		RUN_CORE=1 RUN_RAID=1
+		((RUN_THREADS)) || RUN_THREADS=2
+		;;
 	-h | --help | help)
 		usage
 		exit 0
 		;;
 	*)
 		echo "bench: unknown section '$arg'" >&2
-		echo "usage: $0 [core|raid|all]...  (no argument: all; --help for more)" >&2
+		echo "usage: $0 [core|raid|threads|all]...  (no argument: all; --help for more)" >&2
 		exit 2
 		;;
 	esac
@@ -229,7 +301,18 @@ case $RAID_TRANSPORT in
 uring | dev) ;;
 *) die "RAID_TRANSPORT=$RAID_TRANSPORT: not uring or dev" ;;
 esac
-if ((RUN_CORE)) || [[ $RUN_RAID == 1 && $RAID_TRANSPORT == uring ]]; then
+# threads: the first two CPUs this process may run on (fio's pinned job).
+THR_CPUS=""
+if ((RUN_THREADS)); then
+	THR_CPUS=$("$PY" -c 'import os; c = sorted(os.sched_getaffinity(0)); print("%d,%d" % tuple(c[:2]) if len(c) > 1 else "")') ||
+		die "python3 cannot read this process's CPU affinity"
+	if [[ -z $THR_CPUS ]]; then
+		((RUN_THREADS == 2)) || die "threads: needs at least 2 CPUs to run on (nproc: $(nproc)): one loop per CPU is one loop"
+		note "threads: skipped, only one CPU to run on (nproc: $(nproc))"
+		RUN_THREADS=0
+	fi
+fi
+if ((RUN_CORE || RUN_THREADS)) || [[ $RUN_RAID == 1 && $RAID_TRANSPORT == uring ]]; then
 	[[ -e $URING_PARAM ]] ||
 		die "$URING_PARAM missing: this kernel has no FUSE-over-io_uring (needs 6.14+ with CONFIG_FUSE_IO_URING), so --transport=uring cannot be measured"
 fi
@@ -243,21 +326,26 @@ RAID_MEMBER_BYTES=$(numfmt --from=iec "${RAID_MEMBER^^}" 2>/dev/null) ||
 ((RAID_MEMBER_BYTES >= 16 << 20 && RAID_MEMBER_BYTES % (1 << 20) == 0)) ||
 	die "RAID_MEMBER=$RAID_MEMBER: must be a multiple of 1M and at least 16M"
 RAID_ARRAY_BYTES=$((4 * RAID_MEMBER_BYTES))
-# Five members and the single image, plus room for tmpfs's own blocks.
-RAID_TMPFS_BYTES=$((9 * RAID_MEMBER_BYTES + (16 << 20)))
-if ((RUN_RAID)); then
+# Five members and the single image (threads: the members only), plus
+# room for tmpfs's own blocks.
+raid_tmpfs_bytes() { echo $(($1 * RAID_MEMBER_BYTES + (16 << 20))); }
+check_raid_ram() {
+	local sec=$1 n=$2 need memavail
+	need=$(raid_tmpfs_bytes "$n")
 	memavail=$(awk '/^MemAvailable:/ { print $2 }' /proc/meminfo)
 	memavail=$((memavail * 1024))
-	((memavail > RAID_TMPFS_BYTES + (1 << 30))) ||
-		die "raid: the tmpfs needs $((RAID_TMPFS_BYTES >> 20)) MiB of RAM (9 x RAID_MEMBER=$RAID_MEMBER) plus 1 GiB to spare; MemAvailable is $((memavail >> 20)) MiB: lower RAID_MEMBER"
-fi
+	((memavail > need + (1 << 30))) ||
+		die "$sec: the tmpfs needs $((need >> 20)) MiB of RAM ($n x RAID_MEMBER=$RAID_MEMBER) plus 1 GiB to spare; MemAvailable is $((memavail >> 20)) MiB: lower RAID_MEMBER"
+}
+((!RUN_RAID)) || check_raid_ram raid 9
+((!RUN_THREADS)) || check_raid_ram threads 5
 
 mkdir -p "$BENCH_DIR" || die "cannot create BENCH_DIR=$BENCH_DIR"
 BENCH_DIR=$(cd "$BENCH_DIR" && pwd -P)
 fstype=$(findmnt -n -o FSTYPE -T "$BENCH_DIR" | head -1)
 [[ -n $fstype ]] || fstype=$(stat -f -c %T "$BENCH_DIR")
 case $fstype in
-tmpfs | ramfs) ((!RUN_CORE)) || die "BENCH_DIR=$BENCH_DIR is on $fstype: put it on the real disk (io_uring punts tmpfs reads to io-wq threads, so nothing there measures a disk)" ;;
+tmpfs | ramfs) ((!RUN_CORE && !RUN_THREADS)) || die "BENCH_DIR=$BENCH_DIR is on $fstype: put it on the real disk (io_uring punts tmpfs reads to io-wq threads, so nothing there measures a disk)" ;;
 fuse* | overlayfs | nfs*) note "warning: BENCH_DIR is on $fstype, not a local disk file system" ;;
 esac
 
@@ -272,6 +360,8 @@ TSV=$BENCH_DIR/results.tsv
 MD=$BENCH_DIR/results.md
 RAID_RUNS=$RUNS/raid
 RAID_TSV=$BENCH_DIR/results-raid.tsv
+THR_RUNS=$RUNS/threads
+THR_TSV=$BENCH_DIR/results-threads.tsv
 TMPD=$(mktemp -d)
 # Leftovers of a run that was killed hard: this directory is ours (locked).
 # The tmpfs last: a leftover rawvec mount may hold its images open.
@@ -295,6 +385,10 @@ fi
 if ((RUN_RAID)); then
 	rm -rf "$RAID_RUNS"
 	mkdir -p "$RAID_RUNS"
+fi
+if ((RUN_THREADS)); then
+	rm -rf "$THR_RUNS"
+	mkdir -p "$THR_RUNS"
 fi
 
 # A private copy of the binary: others may rebuild build/rawvec meanwhile.
@@ -377,12 +471,15 @@ stop_daemon() {
 
 # start_rawvec TRANSPORT [TARGET LOG DIR]: mount TARGET (default: the image)
 # at $MNT, logging to LOG [$RUNS/daemon.log], started in DIR (layouts name
-# their members relative to it); the binary is $START_BIN [$RV_BIN].
+# their members relative to it); the binary is $START_BIN [$RV_BIN], with
+# -o $START_OPTS if that is set.
 start_rawvec() {
 	local transport=$1 target=${2:-$IMG} dir=${4:-.} bin=${START_BIN:-$RV_BIN}
 	local args=(-f "--transport=$transport")
 	[[ $transport == uring ]] && args+=(--enable-uring)
+	[[ -n ${START_OPTS:-} ]] && args+=(-o "$START_OPTS")
 	DAEMON_NAME="rawvec --transport=$transport"
+	[[ -n ${START_OPTS:-} ]] && DAEMON_NAME+=" -o $START_OPTS"
 	[[ -n ${2:-} ]] && DAEMON_NAME+=" '$target'"
 	DAEMON_LOG=${3:-$RUNS/daemon.log}
 	# Its own session: a Ctrl-C meant for the bench must not unmount it
@@ -455,11 +552,13 @@ stop_watchdog() {
 	WATCHDOG_PID=""
 }
 
-# run_fio OUT FILE SIZE JID RW BS QD LABEL TARGET: run one fio job on FILE
-# into OUT.json, with the watchdog running (the caller stops it when done
-# with the daemon).  Dies if fio fails or hangs.
+# run_fio OUT FILE SIZE JID RW BS QD LABEL TARGET [FIO_OPTION...]: run one
+# fio job on FILE into OUT.json, with the watchdog running (the caller
+# stops it when done with the daemon).  Further --options go to the job.
+# Dies if fio fails or hangs.
 run_fio() {
 	local out=$1 file=$2 size=$3 jid=$4 rw=$5 bs=$6 qd=$7 label=$8 target=$9
+	shift 9
 	# fio --thread is one process, so timeout --foreground can kill all of
 	# it, and a Ctrl-C reaches it at once (timeout's own process group
 	# would keep the terminal's signals away from fio).  A FUSE daemon that
@@ -474,7 +573,7 @@ run_fio() {
 		--ioengine=io_uring --direct=1 --rw="$rw" --bs="$bs" \
 		--iodepth="$qd" --time_based --runtime="$RUNTIME" \
 		--ramp_time="$RAMP" --output-format=json --output="$out.json" \
-		>"$out.log" 2>&1; then
+		"$@" >"$out.log" 2>&1; then
 		stop_watchdog
 		tail -n 15 "$out.log" | sed 's/^/    /' >&2
 		[[ -n $DAEMON_LOG ]] && tail -n 15 "$DAEMON_LOG" | sed 's/^/    /' >&2
@@ -484,7 +583,8 @@ run_fio() {
 	fi
 }
 
-# print_result LABEL TARGET BS QD IOPS BW LAT STATS: one line per run.
+# print_result LABEL TARGET BS QD IOPS BW LAT STATS: one line per run, the
+# label $LABEL_W [17] wide.
 print_result() {
 	local label=$1 target=$2 bs=$3 qd=$4 iops=$5 bw=$6 lat=$7 stats=$8 res
 	if [[ $bs == 1M ]]; then
@@ -494,7 +594,7 @@ print_result() {
 	fi
 	[[ $qd == 1 ]] && res+=$(printf '  lat %7.1f us' "$lat")
 	[[ -n $stats ]] && res+="  $stats"
-	printf '  %-17s %-13s %s\n' "$label" "$target" "$res"
+	printf '  %-*s %-13s %s\n' "${LABEL_W:-17}" "$label" "$target" "$res"
 }
 
 # run_one ROUND JOB_SPEC TARGET: mount TARGET, run the fio job, unmount,
@@ -592,21 +692,34 @@ raid_expr() {
 	esac
 }
 
-# A private tmpfs with the five members and the single image, full of
-# random data (so no read hits a hole).  The cleanup unmounts it.
+# prepare_raid [members]: a private tmpfs with the five members and the
+# single image (with "members": the five members only), full of random
+# data (so no read hits a hole).  The cleanup unmounts it, and so does
+# raid_tmpfs_done.
 prepare_raid() {
-	local mb=$((RAID_MEMBER_BYTES >> 20)) i
+	local mb=$((RAID_MEMBER_BYTES >> 20)) i bytes sec=raid what
+	if [[ ${1:-} == members ]]; then
+		bytes=$(raid_tmpfs_bytes 5) sec=threads what=""
+	else
+		bytes=$(raid_tmpfs_bytes 9) what=" and one image of $((4 * mb))M"
+	fi
 	mkdir -p "$BENCH_DIR/raid-tmpfs"
 	RAID_TMPFS=$BENCH_DIR/raid-tmpfs
-	mount -t tmpfs -o "size=$RAID_TMPFS_BYTES,mode=0700" rawvec-bench "$RAID_TMPFS" ||
-		die "mounting a tmpfs of $((RAID_TMPFS_BYTES >> 20)) MiB at $RAID_TMPFS failed"
-	note "raid: filling 5 members of $RAID_MEMBER and one image of $((4 * mb))M with random data on a tmpfs at $RAID_TMPFS"
+	mount -t tmpfs -o "size=$bytes,mode=0700" rawvec-bench "$RAID_TMPFS" ||
+		die "mounting a tmpfs of $((bytes >> 20)) MiB at $RAID_TMPFS failed"
+	note "$sec: filling 5 members of $RAID_MEMBER$what with random data on a tmpfs at $RAID_TMPFS"
 	for i in 0 1 2 3 4; do
 		dd if=/dev/urandom of="$RAID_TMPFS/m$i.img" bs=1M count="$mb" \
 			iflag=fullblock status=none || die "writing $RAID_TMPFS/m$i.img failed"
 	done
+	[[ -n $what ]] || return 0
 	dd if=/dev/urandom of="$RAID_TMPFS/single.img" bs=1M count="$((4 * mb))" \
 		iflag=fullblock status=none || die "writing $RAID_TMPFS/single.img failed"
+}
+
+# Done with the images: give the RAM back now.
+raid_tmpfs_done() {
+	umount "$RAID_TMPFS" || die "unmounting the tmpfs $RAID_TMPFS failed"
 }
 
 # raid5_check OUT: run `check` on the mounted raid5 and wait for it; sets
@@ -705,8 +818,7 @@ run_raid() {
 		echo "single = rawvec on single.img; raid0 = rawvec on raid0(m0..m3, chunk=$RAID_CHUNK); raid5 = rawvec on raid5(m0..m4, chunk=$RAID_CHUNK), a $((4 * $(numfmt --from=iec "${RAID_CHUNK^^}") >> 10))k full stripe"
 		echo "fio io_uring, O_DIRECT on MOUNTPOINT/disk, ${RUNTIME}s per job after ${RAMP}s ramp, rounds: $ROUNDS, target order rotated per round and job"
 	} >"$TMPD/raid-meta"
-	# Done with the images: give the RAM back now.
-	umount "$RAID_TMPFS" || die "unmounting the tmpfs $RAID_TMPFS failed"
+	raid_tmpfs_done
 	helper raid_report "$RAID_TSV" "$TMPD/raid-jobs.tsv" "$TMPD/raid-stripes.tsv" \
 		"$TMPD/raid.md" "$TMPD/raid-meta"
 	write_md
@@ -715,17 +827,133 @@ run_raid() {
 	note "Markdown tables: $MD; all raid measurements: $RAID_TSV; fio JSON and stats: $RAID_RUNS/"
 }
 
-# results.md: the tables of the sections run so far, core first.
-write_md() {
-	local f parts=()
-	for f in "$TMPD/core.md" "$TMPD/raid.md"; do
-		[[ -f $f ]] && parts+=("$f")
-	done
-	if ((${#parts[@]} == 2)); then
-		{ cat "${parts[0]}"; echo; cat "${parts[1]}"; } >"$MD"
-	else
-		cat "${parts[@]}" >"$MD"
+# ---- threads: one event loop vs threads=auto ----------------------------
+# thr_opts TARGET: rawvec's -o options for a threads target.
+thr_opts() {
+	case $1 in
+	t1) echo "threads=1" ;;
+	auto) echo "" ;;
+	t2pin) echo "threads=2,pin=on" ;;
+	*) die "thr_opts: unknown target '$1'" ;;
+	esac
+}
+
+# thr_run_one ROUND JOB_SPEC TARGET: mount what the job names with TARGET's
+# options, run the fio job, check the stats (and after raid5 writes that
+# rewrote both halves, the parity), unmount; append a line to $THR_TSV.
+thr_run_one() {
+	local round=$1 spec=$2 target=$3 jid label rw bs qd nj cpus on _tg out res
+	local expr dir=. kind size fsize iops bw lat minio perjob nl pin msgs lreq
+	local stats why check=- full rmw rcw
+	local -a fopts=()
+	IFS='|' read -r jid label rw bs qd nj cpus on _tg <<<"$spec"
+	out=$THR_RUNS/r$round-$jid-$target
+	case $on in
+	image) expr=$IMG kind=file size=$SIZE_BYTES ;;
+	null) expr=$THR_NULL kind=null size=$THR_NULL_BYTES ;;
+	raid5) expr=$(raid_expr raid5) dir=$RAID_TMPFS kind=raid5 size=$RAID_ARRAY_BYTES ;;
+	*) die "threads: job $jid: unknown device '$on'" ;;
+	esac
+	fsize=$size
+	((nj == 1)) || fopts+=("--numjobs=$nj")
+	[[ $cpus == pin ]] && fopts+=("--cpus_allowed=$THR_CPUS" --cpus_allowed_policy=split)
+	if [[ $on == raid5 ]]; then
+		# Each job its own part of the array, written in order.
+		fsize=$((size / nj))
+		((nj == 1)) || fopts+=("--offset_increment=$fsize")
 	fi
+	START_OPTS=$(thr_opts "$target") start_rawvec uring "$expr" "$out.daemon.log" "$dir"
+	run_fio "$out" "$MNT/disk" "$fsize" "$jid" "$rw" "$bs" "$qd" "$label" "$target" "${fopts[@]}"
+	res=$(helper tfio "$out.json" "$rw" "$nj") || die "fio $label on $target: bad result"
+	IFS=$'\t' read -r iops bw lat minio perjob <<<"$res"
+	cat "$MNT/stats" >"$out.stats" || die "reading $MNT/stats failed"
+	res=$(helper tstats "$out.stats" "$kind" "$size" "$target") ||
+		die "threads: $target on $on: wrong transport, loops or layout, I/O errors or failed members (see $out.stats)"
+	IFS=$'\t' read -r nl pin msgs lreq stats why <<<"$res"
+	((nj == 1)) || stats+="; per job $perjob"
+	if [[ $on == raid5 ]]; then
+		res=$(helper rstats "$out.stats" uring raid5 "$size") ||
+			die "threads: raid5: bad stats (see $out.stats)"
+		IFS=$'\t' read -r _ full rmw rcw _ <<<"$res"
+		stats+="; stripes $full full, $rmw rmw, $rcw rcw"
+		# Every job rewrote its whole part since the ramp: no stripe is
+		# left with the random data's parity, so a check must find nothing.
+		if [[ $rw == write ]] && ((minio >= fsize)); then
+			raid5_check "$out"
+			check=$CHECK
+			stats+="; check: $check mismatched"
+		fi
+	fi
+	stop_watchdog
+	stop_daemon "$MNT" umount
+	printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$round" "$jid" "$target" \
+		"$iops" "$bw" "$lat" "$nl" "$pin" "$msgs" "$lreq" "$check" "$why" >>"$THR_TSV"
+	LABEL_W=32 print_result "$label" "$target" "$bs" "$qd" "$iops" "$bw" "$lat" "$stats"
+}
+
+run_threads() {
+	local nruns=0 est spec jid label rw bs qd nj cpus on tg r j t k start_time elapsed
+	local -a tgts
+	for spec in "${THR_JOBS[@]}"; do
+		IFS='|' read -r jid label rw bs qd nj cpus on tg <<<"$spec"
+		read -r -a tgts <<<"$tg"
+		nruns=$((nruns + ROUNDS * ${#tgts[@]}))
+	done
+	est=$((nruns * (RUNTIME + RAMP + 2)))
+	prepare_image
+	prepare_raid members
+	note "rawvec: $RV_VERSION ($RAWVEC); $(fio --version); transport: uring"
+	note "threads: image $IMG ($SIZE on $fstype), $THR_NULL, raid5 of $((RAID_ARRAY_BYTES >> 20))M on tmpfs; $(nproc) CPUs, the pinned job on CPUs $THR_CPUS"
+	note "threads: RUNTIME=${RUNTIME}s RAMP=${RAMP}s ROUNDS=$ROUNDS: $nruns fio runs, about $((est / 60)) min $((est % 60)) s"
+
+	printf 'round\tjob\ttarget\tiops\tbw_bytes\tlat_us\tthreads\tpinned\tmsgs_sent\tloop_requests\tcheck\tthreads_why\n' >"$THR_TSV"
+	: >"$TMPD/thr-jobs.tsv"
+	for spec in "${THR_JOBS[@]}"; do
+		IFS='|' read -r jid label rw bs qd nj cpus on tg <<<"$spec"
+		printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$jid" "$label" "$rw" "$bs" "$qd" \
+			"$nj" "$cpus" "$on" "$tg" >>"$TMPD/thr-jobs.tsv"
+	done
+
+	start_time=$SECONDS
+	for ((r = 1; r <= ROUNDS; r++)); do
+		note "threads: round $r of $ROUNDS"
+		for ((j = 0; j < ${#THR_JOBS[@]}; j++)); do
+			IFS='|' read -r jid label rw bs qd nj cpus on tg <<<"${THR_JOBS[j]}"
+			read -r -a tgts <<<"$tg"
+			# Rotated as in core.
+			for ((t = 0; t < ${#tgts[@]}; t++)); do
+				k=$(((t + r - 1 + j) % ${#tgts[@]}))
+				thr_run_one "$r" "${THR_JOBS[j]}" "${tgts[k]}"
+			done
+		done
+	done
+	elapsed=$((SECONDS - start_time))
+
+	{
+		echo "date: $(date -u '+%Y-%m-%d %H:%M UTC'), kernel $(uname -r), $(nproc) CPUs"
+		echo "$RV_VERSION, --transport=uring; $(fio --version)"
+		echo "t1 = rawvec -o threads=1; auto = rawvec with no threads option (threads=auto, pin=auto); t2pin = rawvec -o threads=2,pin=on (pinned 2-job job only)"
+		echo "image: core's, $SIZE, fully written, on $fstype; null: $THR_NULL; raid5: raid5(m0..m4, chunk=$RAID_CHUNK) of $RAID_MEMBER members on a tmpfs, full of random data, each fio job writing its own half"
+		echo "fio io_uring, O_DIRECT on MOUNTPOINT/disk, ${RUNTIME}s per job after ${RAMP}s ramp; 2-job jobs: numjobs=2, IOPS and MB/s summed; pinned: cpus_allowed=$THR_CPUS, cpus_allowed_policy=split; rounds: $ROUNDS, target order rotated per round and job"
+	} >"$TMPD/thr-meta"
+	raid_tmpfs_done
+	helper threads_report "$THR_TSV" "$TMPD/thr-jobs.tsv" "$TMPD/threads.md" "$TMPD/thr-meta"
+	write_md
+	echo
+	note "threads: measured for $((elapsed / 60)) min $((elapsed % 60)) s"
+	note "Markdown tables: $MD; all threads measurements: $THR_TSV; fio JSON, stats and logs: $THR_RUNS/"
+}
+
+# results.md: the tables of the sections run so far, core first, a blank
+# line between two.
+write_md() {
+	local f sep=""
+	for f in "$TMPD/core.md" "$TMPD/raid.md" "$TMPD/threads.md"; do
+		[[ -f $f ]] || continue
+		printf '%s' "$sep"
+		cat "$f"
+		sep=$'\n'
+	done >"$MD"
 }
 
 # ---- main ----------------------------------------------------------------
@@ -736,7 +964,10 @@ fi
 if ((RUN_RAID)); then
 	run_raid
 fi
-if ((RUN_CORE && RUN_RAID)); then
+if ((RUN_THREADS)); then
+	run_threads
+fi
+if ((RUN_CORE + RUN_RAID + (RUN_THREADS > 0) > 1)); then
 	echo
-	note "both sections took $(((SECONDS - start_all) / 60)) min $(((SECONDS - start_all) % 60)) s"
+	note "the sections took $(((SECONDS - start_all) / 60)) min $(((SECONDS - start_all) % 60)) s"
 fi
