@@ -118,6 +118,22 @@ wait_idle()
 	die "$CASE: $1: still busy after 30 s: $(cat "$T/st.json")"
 }
 
+# bounded PID SECS WHAT: wait for PID (a child) at most SECS; a server that
+# lost a request leaves it blocked: abort the connection and fail then.
+bounded()
+{
+	local i
+	for i in $(seq $(($2 * 10))); do
+		kill -0 "$1" 2>/dev/null || break
+		sleep 0.1
+	done
+	if kill -0 "$1" 2>/dev/null; then
+		fuse_abort "$MNT" 2>/dev/null
+		die "$CASE: $3 still running after $2 s (requests unanswered?); connection aborted"
+	fi
+	wait "$1"
+}
+
 ctl()
 {
 	echo "$1" >"$MNT/control" 2>"$T/ctl.err" ||
@@ -166,10 +182,10 @@ one()
 		fi
 	fi
 
-	wait $fpid || { grep -iE 'verify|err' "$T/fio.out" | head -20; die "$CASE: fio write+verify failed"; }
+	bounded $fpid 60 fio || { grep -iE 'verify|err' "$T/fio.out" | head -20; die "$CASE: fio write+verify failed"; }
 	touch "$T/stop"
-	wait $w0 || die "$CASE: writer 0: $(cat "$T/w0.out")"
-	wait $w1 || die "$CASE: writer 1: $(cat "$T/w1.out")"
+	bounded $w0 20 "writer 0" || die "$CASE: writer 0: $(cat "$T/w0.out")"
+	bounded $w1 20 "writer 1" || die "$CASE: writer 1: $(cat "$T/w1.out")"
 	r0=$(cat "$T/w0.out") r1=$(cat "$T/w1.out")
 	log "$CASE: fio done; unaligned writers did $r0 and $r1 rounds"
 
