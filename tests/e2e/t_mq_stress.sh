@@ -18,6 +18,8 @@ UBASE=$((32 * M)) # the unaligned writers' region, after fio's
 ULEN=$((1 * M))
 CASE=
 D=$MNT/disk
+# E2E_SLOW=N: N times the time limits below (check.sh: under TSan).
+SLOW=${E2E_SLOW:-1}
 
 # Images on tmpfs: the member I/O is not the bottleneck to test.
 mkdir "$T/img" && mount -t tmpfs -o size=1200m tmpfs "$T/img" || die "tmpfs"
@@ -107,29 +109,28 @@ sweep_state()
 
 wait_idle()
 {
-	local i st
-	for i in $(seq 300); do
+	local st end=$((SECONDS + 30 * SLOW))
+	while [ $SECONDS -lt $end ]; do
 		st=$(sweep_state)
 		[ "$st" = idle ] && return 0
 		[ "$st" = busy ] || die "$CASE: $1: cannot read stats"
 		kill -0 "$RAWVEC_PID" 2>/dev/null || die "$CASE: $1: rawvec died"
 		sleep 0.1
 	done
-	die "$CASE: $1: still busy after 30 s: $(cat "$T/st.json")"
+	die "$CASE: $1: still busy after $((30 * SLOW)) s: $(cat "$T/st.json")"
 }
 
 # bounded PID SECS WHAT: wait for PID (a child) at most SECS; a server that
 # lost a request leaves it blocked: abort the connection and fail then.
 bounded()
 {
-	local i
-	for i in $(seq $(($2 * 10))); do
-		kill -0 "$1" 2>/dev/null || break
+	local end=$((SECONDS + $2 * SLOW))
+	while [ $SECONDS -lt $end ] && kill -0 "$1" 2>/dev/null; do
 		sleep 0.1
 	done
 	if kill -0 "$1" 2>/dev/null; then
 		fuse_abort "$MNT" 2>/dev/null
-		die "$CASE: $3 still running after $2 s (requests unanswered?); connection aborted"
+		die "$CASE: $3 still running after $(($2 * SLOW)) s (requests unanswered?); connection aborted"
 	fi
 	wait "$1"
 }
