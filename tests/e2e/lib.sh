@@ -61,7 +61,7 @@ die()
 			# A sanitizer's report is longer than the tail: the lines
 			# before it, then all of it.
 			if grep -q "$SAN_REPORT" "$RAWVEC_LOG"; then
-				sed "/$SAN_REPORT/,\$d" "$RAWVEC_LOG" | tail -10
+				sed "/$SAN_REPORT/,\$d" "$RAWVEC_LOG" | grep -v "^=*\$" | tail -10
 				echo "--- sanitizer report ---"
 				sed -n "/$SAN_REPORT/,/^SUMMARY: /p" "$RAWVEC_LOG" | head -300
 			else

@@ -235,7 +235,7 @@ one()
 }
 
 one file 0 a.img
-one raid0 0 "raid0(a.img, b.img, c.img, chunk=64k)"
+one raid0 0 "raid0(a.img, b.img, c.img, chunk=64k, super=none)"
 one raid1 1 "raid1(a.img, b.img)"
 one raid5 1 "raid5(a.img, b.img, c.img, d.img, chunk=64k)"
 one raid6 1 "raid6(a.img, b.img, c.img, d.img, e.img, chunk=64k)"
