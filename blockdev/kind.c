@@ -94,10 +94,30 @@ void bdev_kind_usage(FILE *f)
 		fputs((*k)->bk_help ? (*k)->bk_help : "", f);
 }
 
+/* A device runs on every loop at once only when nothing of its own
+ * changes on the I/O path but its sharded stats. */
+static bool runs_anywhere(const struct bdev *d)
+{
+	return d->bd_desc && (d->bd_desc->bk_flags & BK_SHARED) &&
+	       !d->bd_hold && !d->bd_hold_end && !d->bd_observe;
+}
+
+const struct bdev *bdev_tree_first_owned(const struct bdev *top)
+{
+	if (!runs_anywhere(top))
+		return top;
+	for (int i = 0; i < top->bd_nr_members; i++) {
+		const struct bdev *d = bdev_tree_first_owned(top->bd_members[i]);
+
+		if (d)
+			return d;
+	}
+	return NULL;
+}
+
 int bdev_tree_share(struct bdev *top, int nr_loops, struct loop *owner)
 {
-	bool shared = top->bd_desc && (top->bd_desc->bk_flags & BK_SHARED) &&
-		      !top->bd_hold && !top->bd_hold_end && !top->bd_observe;
+	bool shared = runs_anywhere(top);
 	int owned = 0, ret;
 
 	if (nr_loops < 2)

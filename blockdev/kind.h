@@ -146,6 +146,10 @@ extern const struct bdev_kind *const bdev_members[];
  */
 int bdev_tree_share(struct bdev *top, int nr_loops, struct loop *owner);
 
+/** bdev_tree_first_owned() - the first device, top down, that
+ * bdev_tree_share() would make owned; NULL when all run anywhere. */
+const struct bdev *bdev_tree_first_owned(const struct bdev *top);
+
 /**
  * bdev_kind_find() - the level or member kind written as @name(...) (the
  * first @len bytes of @name); NULL when there is none.

@@ -118,6 +118,10 @@ bad bogus -- -o bogus "$MNT" "$W/img"
 bad pool -- -o pool=12x "$MNT" "$W/img"
 bad pool -- -f -o pool=1m "$MNT" "$W/img"  # too small for anything
 bad pool -- -f -o pool=2g "$MNT" "$W/img"  # over the 1 GiB a registered buffer may be
+bad threads -- -o threads=0 "$MNT" "$W/img"
+bad threads -- -o threads=many "$MNT" "$W/img"
+bad threads -- -o threads=65 "$MNT" "$W/img"
+bad pin -- -o pin=maybe "$MNT" "$W/img"
 bad MOUNTPOINT -- -f "$MNT"
 bad MOUNTPOINT -- -f "$MNT" "$W/img" extra
 for size in 0 12x -5 99999999999t 18446744073709551616 ''; do

@@ -1198,6 +1198,97 @@ out:
 }
 END_TEST
 
+/*
+ * A device owned by loop B: a request submitted on loop A must reach the
+ * device only on B (after A's submit carries the message), be accounted
+ * there, and end on A, with its parent's completion, as if it had never
+ * left.  One thread drives both rings.
+ */
+struct owned_dev {
+	struct bdev od_bdev;
+	struct loop *od_seen_loop;
+	int od_submits;
+};
+
+static void owned_submit(struct bdev *dev, struct bdev_req *req)
+{
+	struct owned_dev *od = (struct owned_dev *)dev;
+
+	od->od_seen_loop = req->br_loop;
+	od->od_submits++;
+	bdev_req_complete(req, 0);
+}
+
+static void owned_destroy(struct bdev *dev)
+{
+	(void)dev;
+}
+
+static const struct bdev_ops owned_ops = { .submit = owned_submit,
+					   .destroy = owned_destroy };
+
+static struct loop *owned_end_loop;
+static int owned_ends;
+
+static void owned_end(struct bdev_req *req)
+{
+	owned_end_loop = req->br_loop;
+	owned_ends++;
+}
+
+START_TEST(test_handoff_to_owner)
+{
+	static struct loop la, lb;
+	static struct owned_dev od;
+	struct bdev_req parent, req;
+	char buf[4096];
+	struct pvec v[1];
+	int ret;
+
+	ret = loop_init(&la, 16, false);
+	if (ret == -ENOSYS || ret == -EPERM)
+		return;
+	ck_assert_int_eq(ret, 0);
+	ck_assert_int_eq(loop_init(&lb, 16, false), 0);
+	lb.lp_id = 1;
+	memset(&od, 0, sizeof(od));
+	od.od_bdev.bd_ops = &owned_ops;
+	od.od_bdev.bd_size = 1 << 20;
+	od.od_bdev.bd_align = 512;
+	ck_assert_int_eq(bdev_share(&od.od_bdev, 2, &lb), 0);
+	owned_ends = 0;
+	pvec_from_buf(v, 1, buf, sizeof(buf), 0);
+	bdev_req_init(&parent, BDEV_READ, 0, sizeof(buf), v,
+		      pvec_iter_init(v, 1), owned_end, NULL);
+	parent.br_loop = &la;
+	ck_assert_int_eq(bdev_req_child(&parent, &req, 0, sizeof(buf), 0, NULL,
+					NULL),
+			 0);
+	bdev_submit(&od.od_bdev, &req);
+	bdev_req_complete(&parent, 0);
+	UT_EQ(od.od_submits, 0, "the owned device ran on the submitting loop");
+	for (int i = 0; i < 100 && owned_ends == 0; i++) {
+		loop_run(&la, 0);
+		loop_run(&lb, 0);
+	}
+	UT_EQ(od.od_submits, 1, "the owned device ran %d times",
+	      od.od_submits);
+	ck_assert_ptr_eq(od.od_seen_loop, &lb);
+	UT_EQ(owned_ends, 1, "the parent ended %d times", owned_ends);
+	ck_assert_ptr_eq(owned_end_loop, &la);
+	ck_assert_ptr_eq(req.br_loop, &la);
+	ck_assert_ptr_null(req.br_home);
+	UT_EQ(parent.br_error, 0, "error %d", parent.br_error);
+	UT_EQ(od.od_bdev.bd_stats.ops[BDEV_READ], 1, "reads accounted: %llu",
+	      (unsigned long long)od.od_bdev.bd_stats.ops[BDEV_READ]);
+	UT_EQ(od.od_bdev.bd_stats.done[BDEV_READ], 1, "reads done: %llu",
+	      (unsigned long long)od.od_bdev.bd_stats.done[BDEV_READ]);
+	ck_assert_uint_eq(la.msgs_sent + lb.msgs_sent, 2);
+	loop_exit(&la);
+	loop_exit(&lb);
+}
+END_TEST
+
 Suite *bdev_suite(void)
 {
 	Suite *s = suite_create("bdev");
@@ -1217,6 +1308,7 @@ Suite *bdev_suite(void)
 	tcase_add_test(tc, test_lat_buckets);
 	tcase_add_test(tc, test_lat_percentile);
 	tcase_add_test(tc, test_ring_hooks);
+	tcase_add_test(tc, test_handoff_to_owner);
 	tcase_add_test(tc, test_ring_hook_due);
 	tcase_add_test(tc, test_ring_run_until);
 	tcase_add_test(tc, test_file_lock);

@@ -1489,6 +1489,93 @@ START_TEST(test_done_frees_rw)
 END_TEST
 #endif
 
+/*
+ * Two loops writing one device: an unaligned write on loop A holds the
+ * block it patches; an overlapping write on loop B, with a context of its
+ * own sharing A's range locks, must wait for it (else A's read-modify-write
+ * would put back the bytes B wrote) and must be woken on B, by a message,
+ * when A's write ends.  Both rings are real; one thread drives them.
+ */
+START_TEST(test_two_loops_share_locks)
+{
+	struct ut_rng r;
+	struct env e;
+	struct loop lb;
+	struct bdev_rw_ctx cb;
+	struct io wa = { 0 }, wb = { 0 };
+	const uint32_t A = 512;
+	int ret;
+
+	ut_rng_init(&r, __func__);
+	env_init(&e, &r, A, A, 16, 4 * A, 2, true);
+	ret = loop_init(&lb, 16, false);
+	if (ret == -ENOSYS || ret == -EPERM) {
+		env_exit(&e);
+		return;
+	}
+	ck_assert_int_eq(ret, 0);
+	/* env's loop has no ring of its own: give it one for messages. */
+	{
+		struct loop la_pool = e.e_ring;
+
+		ck_assert_int_eq(loop_init(&e.e_ring, 16, false), 0);
+		e.e_ring.pool = la_pool.pool;
+		e.e_ring.pool_bytes = la_pool.pool_bytes;
+		e.e_ring.pool_used = la_pool.pool_used;
+	}
+	lb.lp_id = 1;
+	lb.pool_bytes = 2 * round_up(4 * A + 2 * A, PVEC_PAGE_SIZE);
+	lb.pool = aligned_alloc(PVEC_PAGE_SIZE, lb.pool_bytes);
+	ck_assert_int_eq(bdev_rw_ctx_init(&cb, &e.e_md.m_dev, &lb, 4 * A, 2),
+			 0);
+	bdev_rw_ctx_share(&cb, &e.e_ctx);
+
+	io_buf(&wa, 100, 0);
+	io_buf(&wb, A, 0);
+	memset(wa.io_buf, 0xaa, 100);
+	memset(wb.io_buf, 0xbb, A);
+	io_start(&e, &wa, BDEV_WRITE, 100, 100); /* RMW of block 0 */
+	UT_EQ(e.e_md.m_nr_q, 1, "A's fill read: %d requests queued",
+	      e.e_md.m_nr_q);
+	wb.io_calls = 0;
+	bdev_rw_start(&cb, &wb.io_rw, BDEV_WRITE, 0, wb.io_buf, A, io_done,
+		      &wb);
+	UT_EQ(e.e_md.m_nr_q, 1,
+	      "B's write of the block A patches went down beside A's (%d queued)",
+	      e.e_md.m_nr_q);
+	ck_assert(bdev_rw_busy(&cb));
+	md_drain(&e.e_md, NULL); /* A's fill, then its write */
+	UT_EQ(wa.io_calls, 1, "A's write did not end");
+	UT_EQ(e.e_md.m_nr_q, 0, "B's write went down before its wake-up");
+	/* The wake-up leaves with A's submit and runs on B. */
+	loop_run(&e.e_ring, 0);
+	for (int i = 0; i < 100 && !e.e_md.m_nr_q; i++)
+		loop_run(&lb, 0);
+	UT_EQ(e.e_md.m_nr_q, 1, "B's write was never woken");
+	md_drain(&e.e_md, NULL);
+	UT_EQ(wb.io_calls, 1, "B's write did not end");
+	ck_assert(!bdev_rw_busy(&cb) && !bdev_rw_busy(&e.e_ctx));
+	for (uint32_t i = 0; i < A; i++)
+		UT_EQ(e.e_md.m_disk[i], 0xbb,
+		      "byte %u: %#x, not B's (A's RMW put old bytes back)", i,
+		      e.e_md.m_disk[i]);
+	free(wa.io_mem);
+	free(wb.io_mem);
+	bdev_rw_ctx_exit(&cb);
+	free(lb.pool);
+	lb.pool = NULL;
+	loop_exit(&lb);
+	{
+		char *p = e.e_ring.pool;
+
+		e.e_ring.pool = NULL;
+		loop_exit(&e.e_ring);
+		e.e_ring.pool = p;
+	}
+	env_exit(&e);
+}
+END_TEST
+
 Suite *rw_suite(void)
 {
 	Suite *s = suite_create("rw");
@@ -1511,6 +1598,7 @@ Suite *rw_suite(void)
 #ifdef UT_ASAN
 	tcase_add_test(tc, test_done_frees_rw);
 #endif
+	tcase_add_test(tc, test_two_loops_share_locks);
 	suite_add_tcase(s, tc);
 	return s;
 }
