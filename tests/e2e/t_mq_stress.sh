@@ -12,8 +12,8 @@ requires fio python3 taskset
 M=$((1024 * 1024))
 MEMBER=64M        # each member image, created by rawvec
 JOB=6             # MiB each fio job writes (4 jobs from offset 0)
-FIO_LOOPS=2       # write + verify rounds (raid1/5/6: 8, so that the
-                  # rebuild runs during them)
+FIO_LOOPS=2       # write + verify rounds per fio run; raid1/5/6 run fio
+                  # again until the rebuild is over
 UBASE=$((32 * M)) # the unaligned writers' region, after fio's
 ULEN=$((1 * M))
 CASE=
@@ -159,12 +159,23 @@ one()
 	w0=$!
 	taskset -c 1 python3 "$T/uw.py" write "$D" 1 $UBASE $ULEN "$T/stop" >"$T/w1.out" 2>&1 &
 	w1=$!
-	LOOPS=$((red ? 4 * FIO_LOOPS : FIO_LOOPS)) fio --output="$T/fio.out" "$T/job.fio" &
+	# fio runs, write + verify, until fio.stop exists (once at least).
+	rm -f "$T/fio.stop" "$T/fio.runs"
+	[ "$red" = 1 ] || touch "$T/fio.stop"
+	(
+		n=0
+		while :; do
+			LOOPS=$FIO_LOOPS fio --output="$T/fio.out" "$T/job.fio" || exit 1
+			n=$((n + 1))
+			[ -e "$T/fio.stop" ] && break
+		done
+		echo $n >"$T/fio.runs"
+	) &
 	fpid=$!
 
 	if [ "$red" = 1 ]; then
 		sleep 0.5
-		kill -0 $fpid 2>/dev/null || die "$CASE: fio ended before the member failed: make JOB larger"
+		kill -0 $fpid 2>/dev/null || die "$CASE: fio ended before the member failed"
 		ctl "fail 1"
 		sleep 0.2
 		# A member with I/O in flight is refused (EBUSY): retry.
@@ -173,17 +184,14 @@ one()
 			sleep 0.1
 		done
 		[ "$i" -lt 50 ] || die "$CASE: replace 1 refused 50 times: $(tail -3 "$RAWVEC_LOG")"
-		kill -0 $fpid 2>/dev/null || die "$CASE: fio ended before the rebuild began: make JOB larger"
 		log "$CASE: member 1 failed and replaced while fio runs"
 		wait_idle "rebuild"
-		if kill -0 $fpid 2>/dev/null; then
-			log "$CASE: rebuild done, fio still running"
-		else
-			log "$CASE: rebuild done after fio ended"
-		fi
+		kill -0 $fpid 2>/dev/null || die "$CASE: fio ended (failed) during the rebuild"
+		touch "$T/fio.stop"
 	fi
 
 	bounded $fpid 60 fio || { grep -iE 'verify|err' "$T/fio.out" | head -20; die "$CASE: fio write+verify failed"; }
+	log "$CASE: $(cat "$T/fio.runs") fio run(s) of $FIO_LOOPS write+verify rounds"
 	touch "$T/stop"
 	bounded $w0 20 "writer 0" || die "$CASE: writer 0: $(cat "$T/w0.out")"
 	bounded $w1 20 "writer 1" || die "$CASE: writer 1: $(cat "$T/w1.out")"
