@@ -27,8 +27,11 @@ UNIT_SRC = $(wildcard tests/unit/test_*.c)
 UNIT_BIN = $(B)/unit_tests
 SAN_BIN  = $(B)/unit_tests_san
 SAN      = -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
+# rawvec under ThreadSanitizer: check.sh runs the many-loops stress test
+# (t_mq_stress) with it once more when it is built.
+TSAN_BIN = $(B)/rawvec_tsan
 
-.PHONY: all deps run stop check unit e2e install clean bench
+.PHONY: all deps run stop check unit tsan e2e install clean bench
 
 all: $(B)/rawvec
 
@@ -37,6 +40,9 @@ deps:
 
 $(B)/rawvec: $(FS_SRC) $(CORE_SRC) $(HDRS) | $(B)
 	$(CC) $(CFLAGS) $(PKG_CFLAGS) -o $@ $(FS_SRC) $(CORE_SRC) $(PKG_LIBS)
+
+$(TSAN_BIN): $(FS_SRC) $(CORE_SRC) $(HDRS) | $(B)
+	$(CC) $(CFLAGS) -O1 -g -fsanitize=thread $(PKG_CFLAGS) -o $@ $(FS_SRC) $(CORE_SRC) $(PKG_LIBS)
 
 $(UNIT_BIN): $(UNIT_SRC) $(wildcard tests/unit/*.h) $(CORE_SRC) $(UNIT_FS_SRC) $(HDRS) | $(B)
 	$(CC) $(CFLAGS) $(PKG_CFLAGS) -o $@ $(UNIT_SRC) $(CORE_SRC) $(UNIT_FS_SRC) $(CHECK_LIBS) $(PKG_LIBS)
@@ -55,8 +61,10 @@ stop:
 
 unit: $(UNIT_BIN) $(SAN_BIN)
 
+tsan: $(TSAN_BIN)
+
 check: deps
-	@$(MAKE) --no-print-directory all unit
+	@$(MAKE) --no-print-directory all unit tsan
 	@sh scripts/check.sh
 
 bench: deps all

@@ -1,6 +1,7 @@
 #!/bin/sh
 # check: run every test (Check unit tests, plain and under ASan/UBSan, then
-# the end-to-end scripts on each transport) and close with "N passed, N failed".
+# the end-to-end scripts on each transport, then t_mq_stress under TSan if
+# build/rawvec_tsan is built) and close with "N passed, N failed".
 cd "$(dirname "$0")/.." || exit 1
 passed=0 failed=0 skipped=0
 log=build/check-logs
@@ -58,6 +59,25 @@ for t in tests/e2e/t_*.sh; do
 		esac
 	done
 done
+
+# The many-loops stress test once more under ThreadSanitizer, when make
+# check built rawvec_tsan: a report ends rawvec with status 66 (or is found
+# in its log at the unmount), and the test fails showing it.
+if [ -x build/rawvec_tsan ]; then
+	t=tests/e2e/t_mq_stress.sh name="t_mq_stress[uring,threads=2,tsan]"
+	out="$log/t_mq_stress-tsan.log"
+	start=$(date +%s)
+	RAWVEC=$PWD/build/rawvec_tsan RAWVEC_TRANSPORT=uring E2E_SLOW=4 \
+		TSAN_OPTIONS="halt_on_error=1 exitcode=66 report_signal_unsafe=0" \
+		timeout 300 bash "$t" >"$out" 2>&1
+	rc=$?
+	secs=$(( $(date +%s) - start ))
+	case $rc in
+	0) passed=$((passed + 1)); echo "PASS $name (${secs}s)";;
+	77) skipped=$((skipped + 1)); echo "SKIP $name: $(tail -1 "$out")";;
+	*) failed=$((failed + 1)); echo "FAIL $name (exit $rc, ${secs}s; log $out)"; tail -60 "$out" | sed 's/^/    /';;
+	esac
+fi
 
 echo "$passed passed, $failed failed, $skipped skipped"
 [ $failed -eq 0 ]

@@ -11,6 +11,18 @@
 
 #define HUGE_ALIGN (2u << 20)
 
+/* A message (IORING_OP_MSG_RING) hands @op, and everything its sender
+ * wrote before, to the receiving loop's thread: the kernel orders the two,
+ * but ThreadSanitizer cannot see that, so it is told. */
+#if defined(__SANITIZE_THREAD__)
+#include <sanitizer/tsan_interface.h>
+#define msg_release(op) __tsan_release(op)
+#define msg_acquire(op) __tsan_acquire(op)
+#else
+#define msg_release(op) ((void)(op))
+#define msg_acquire(op) ((void)(op))
+#endif
+
 static void msg_failed(struct loop_op *op, int res, unsigned flags)
 {
 	struct loop *r = container_of(op, struct loop, msg_failed);
@@ -123,6 +135,8 @@ void loop_msg(struct loop *from, struct loop *to, struct loop_op *op)
 	/* Only a refusal comes back to the sender. */
 	sqe->flags |= IOSQE_CQE_SKIP_SUCCESS;
 	__atomic_store_n(&from->msgs_sent, from->msgs_sent + 1, __ATOMIC_RELAXED);
+	/* Last: the message leaves at the next submit, after all of this. */
+	msg_release(op);
 }
 
 uint64_t loop_now_ns(void)
@@ -234,8 +248,10 @@ int loop_run(struct loop *r, unsigned wait_nr)
 		unsigned flags = cqe->flags;
 
 		io_uring_cqe_seen(&r->ring, cqe);
-		if (op)
+		if (op) {
+			msg_acquire(op);
 			op->lo_done(op, res, flags);
+		}
 		nr++;
 	}
 	return nr ? nr : (ret == -EINTR ? -EINTR : 0);

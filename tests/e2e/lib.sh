@@ -46,6 +46,9 @@ _URING_RESTORE=    # enable_uring value to put back
 _ATEXIT=()         # commands (strings) run first by the cleanup
 _WATCHDOG=         # pid of the watchdog subshell
 
+# The first line of a ThreadSanitizer or AddressSanitizer report.
+SAN_REPORT='^WARNING: ThreadSanitizer\|^==[0-9]*==ERROR: '
+
 log() { printf '[%s] %s\n' "$(date +%T)" "$*"; }
 
 # die MSG: fail the test, with rawvec's log tail when there is one.
@@ -55,7 +58,15 @@ die()
 		printf 'FAIL: %s\n' "$*"
 		if [ -n "$RAWVEC_LOG" ] && [ -s "$RAWVEC_LOG" ]; then
 			echo "--- rawvec log ($RAWVEC_LOG) ---"
-			tail -20 "$RAWVEC_LOG"
+			# A sanitizer's report is longer than the tail: the lines
+			# before it, then all of it.
+			if grep -q "$SAN_REPORT" "$RAWVEC_LOG"; then
+				sed "/$SAN_REPORT/,\$d" "$RAWVEC_LOG" | grep -v "^=*\$" | tail -10
+				echo "--- sanitizer report ---"
+				sed -n "/$SAN_REPORT/,/^SUMMARY: /p" "$RAWVEC_LOG" | head -300
+			else
+				tail -20 "$RAWVEC_LOG"
+			fi
 		fi
 	} >&2
 	exit 1
@@ -298,6 +309,10 @@ stop_rawvec()
 	mountpoint -q "$MNT" && die "fusermount3 -u $MNT failed: $out"
 	wait_rawvec_exit 20
 	[ "$RAWVEC_STATUS" = 0 ] || die "rawvec exited with status $RAWVEC_STATUS after unmount"
+	# Under a sanitizer that does not halt (TSAN_OPTIONS halt_on_error=0),
+	# a report still fails the test.
+	! grep -q "$SAN_REPORT" "$RAWVEC_LOG" ||
+		die "sanitizer report in rawvec's log"
 	log "unmounted, rawvec exited 0"
 }
 
