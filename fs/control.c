@@ -74,6 +74,7 @@ struct ctl_job {
 	struct layer *l;
 	int m;
 	struct ctl_prep *prep;
+	bool quiesced; /* every loop has seen the member failed */
 };
 
 struct rv_ctl {
@@ -456,6 +457,13 @@ static int ctl_continue(struct rv_ctl *c, struct ctl_job *job)
 	}
 }
 
+static void ctl_finish(struct rv_ctl *c);
+
+static void ctl_quiesced(struct rv_fs *fs)
+{
+	ctl_finish(fs->ctl);
+}
+
 /* The worker is done: put its device in, then go on with the write. */
 static void ctl_finish(struct rv_ctl *c)
 {
@@ -465,6 +473,16 @@ static void ctl_finish(struct rv_ctl *c)
 	char err[8192];
 	int ret = p->ret;
 
+	/* A layer that runs on every loop (raid0, linear): the others may
+	 * have read the member's state before it failed and be about to
+	 * submit to it.  Once each has run a message sent now, all they
+	 * started is counted in its in-flight, and none starts more. */
+	if (!ret && fs->nr_loops > 1 && job->l->l_bdev.bd_stats_more &&
+	    !job->quiesced) {
+		job->quiesced = true;
+		rv_loops_barrier(fs, ctl_quiesced);
+		return;
+	}
 	c->job = NULL;
 	job->prep = NULL;
 	loop_hook_disarm(&c->timeout);

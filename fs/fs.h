@@ -116,9 +116,11 @@ struct rv_loop {
 	bool thread_started;
 	bool stopping;
 	bool reported; /* told loop 0 it has drained */
+	bool failed;   /* its transport or ring failed: exit status 1 */
 	bool exit;
 	int start_err;
 	struct loop_op go_op, stop_op, exit_op, drained_op;
+	struct loop_op barrier_op, barrier_ack_op;
 };
 
 /**
@@ -138,6 +140,9 @@ struct rv_fs {
 	bool threads_set;	 /* -o threads=N */
 	bool pin;
 	int nr_drained;
+	bool loop_failed; /* another loop failed: the mount ends with 1 */
+	int barrier_pending; /* rv_loops_barrier(): loops yet to answer */
+	void (*barrier_done)(struct rv_fs *fs);
 	struct bdev *dev;
 	const char *target;
 	const char *mountpoint;
@@ -256,6 +261,9 @@ int rv_loops_start(struct rv_fs *fs, int dev_slots, int bounces);
 void rv_loops_go(struct rv_fs *fs);
 void rv_loops_stop(struct rv_fs *fs);
 void rv_loops_exit(struct rv_fs *fs);
+/* rv_loops_barrier() - @done(@fs) on loop 0 once every other loop has run
+ * a message sent now: what each started before, it has submitted. */
+void rv_loops_barrier(struct rv_fs *fs, void (*done)(struct rv_fs *fs));
 bool rv_loop_idle(struct rv_loop *rl);
 void rv_forward(struct rv_req *req);
 void rv_forward_reply(struct rv_req *req);

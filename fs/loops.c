@@ -70,6 +70,7 @@ static void loop_go(struct loop_op *op, int res, unsigned flags)
 	if (ret) {
 		rv_log("loop %d: starting its transport failed: %s", rl->id,
 		       strerror(-ret));
+		rl->failed = true;
 		rl->stopping = true;
 	}
 }
@@ -98,6 +99,8 @@ static void loop_drained(struct loop_op *op, int res, unsigned flags)
 	(void)flags;
 	rl->fs->nr_drained++;
 	rl->fs->stopping = true;
+	if (rl->failed)
+		rl->fs->loop_failed = true;
 }
 
 static int loop_setup(struct rv_loop *rl)
@@ -132,6 +135,7 @@ static void *loop_thread(void *arg)
 {
 	struct rv_loop *rl = arg;
 	struct rv_fs *fs = rl->fs;
+	bool broken = false;
 	int ret;
 
 	if (fs->pin)
@@ -145,15 +149,19 @@ static void *loop_thread(void *arg)
 	while (!ret && !rl->exit) {
 		ret = loop_run(&rl->loop, 1);
 		if (ret < 0 && ret != -EINTR) {
+			/* Its ring is broken: the mount stops, with an error. */
 			rv_log("loop %d: io_uring: %s", rl->id, strerror(-ret));
-			break;
+			rl->failed = rl->stopping = broken = true;
 		}
 		ret = 0;
-		if (rl->stopping && !rl->reported && rv_loop_idle(rl)) {
+		if (rl->stopping && !rl->reported &&
+		    (rv_loop_idle(rl) || broken)) {
 			rl->reported = true;
 			loop_msg(&rl->loop, &loop0(fs)->loop, &rl->drained_op);
 			io_uring_submit(&rl->loop.ring);
 		}
+		if (broken)
+			break;
 	}
 	rv_dev_stop(rl);
 	rv_uring_stop(rl);
@@ -229,6 +237,42 @@ void rv_loops_exit(struct rv_fs *fs)
 			pthread_join(fs->loops[i].thread, NULL);
 			fs->loops[i].thread_started = false;
 		}
+}
+
+/* On loop 0: one more loop has run the barrier. */
+static void barrier_ack(struct loop_op *op, int res, unsigned flags)
+{
+	struct rv_fs *fs = container_of(op, struct rv_loop, barrier_ack_op)->fs;
+
+	(void)res;
+	(void)flags;
+	if (--fs->barrier_pending == 0)
+		fs->barrier_done(fs);
+}
+
+static void barrier_run(struct loop_op *op, int res, unsigned flags)
+{
+	struct rv_loop *rl = container_of(op, struct rv_loop, barrier_op);
+
+	(void)res;
+	(void)flags;
+	loop_msg(&rl->loop, &loop0(rl->fs)->loop, &rl->barrier_ack_op);
+}
+
+void rv_loops_barrier(struct rv_fs *fs, void (*done)(struct rv_fs *fs))
+{
+	fs->barrier_done = done;
+	fs->barrier_pending = 0;
+	for (int i = 1; i < fs->nr_loops; i++) {
+		fs->loops[i].barrier_op.lo_done = barrier_run;
+		fs->loops[i].barrier_ack_op.lo_done = barrier_ack;
+		fs->barrier_pending += fs->loops[i].thread_started;
+	}
+	if (!fs->barrier_pending) {
+		done(fs);
+		return;
+	}
+	send_all(fs, offsetof(struct rv_loop, barrier_op));
 }
 
 static void fwd_back(struct loop_op *op, int res, unsigned flags)

@@ -440,7 +440,7 @@ static int serve(struct rv_fs *fs, const struct rv_opts *o)
 			rv_loops_stop(fs);
 		}
 		ret = loop_run(&l0->loop, 1);
-		if (fs->force_exit)
+		if (fs->force_exit || fs->loop_failed)
 			code = EXIT_RUNTIME;
 		if (ret < 0 && ret != -EINTR) {
 			rv_log("io_uring: %s", strerror(-ret));

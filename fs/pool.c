@@ -102,6 +102,7 @@ int rv_pool_split(struct rv_fs *fs, bool expect_ring, int *dev_slots,
 	/* threads=auto: a pool too small to share is one loop's. */
 	fs->threads_why = "auto: one, since the pool is too small to share";
 	fs->nr_loops = 1;
+	fs->max_write = 0; /* the failed split left it at its smallest */
 	return rv_pool_split(fs, expect_ring, dev_slots, bounces);
 }
 
@@ -147,7 +148,6 @@ int rv_loops_rechoose(struct rv_fs *fs, const struct rv_opts *o,
 {
 	static char why[200];
 	const struct bdev *d = bdev_tree_first_owned(fs->dev);
-	uint32_t max_write = fs->max_write;
 	int code;
 
 	if (o->threads || fs->nr_loops == 1 || !d)
@@ -158,10 +158,8 @@ int rv_loops_rechoose(struct rv_fs *fs, const struct rv_opts *o,
 		 d->bd_observe ? " (traced)" : "");
 	fs->threads_why = why;
 	fs->nr_loops = 1;
+	/* From the current max_write down: the tree is built for it. */
 	code = rv_pool_split(fs, expect_ring, dev_slots, bounces);
-	/* The tree was built for the smaller share's max_write. */
-	if (fs->max_write > max_write)
-		fs->max_write = max_write;
 	return code;
 }
 

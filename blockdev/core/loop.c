@@ -23,16 +23,6 @@
 #define msg_acquire(op) ((void)(op))
 #endif
 
-static void msg_failed(struct loop_op *op, int res, unsigned flags)
-{
-	struct loop *r = container_of(op, struct loop, msg_failed);
-
-	(void)flags;
-	__atomic_store_n(&r->msgs_failed, r->msgs_failed + 1, __ATOMIC_RELAXED);
-	bdev_log("io_uring: a message from loop %u to another loop failed: %s",
-		 r->lp_id, strerror(-res));
-}
-
 int loop_init(struct loop *r, unsigned entries, bool sqe128)
 {
 	struct io_uring_params p;
@@ -59,7 +49,6 @@ int loop_init(struct loop *r, unsigned entries, bool sqe128)
 		return ret;
 	}
 	r->sqe128 = sqe128;
-	r->msg_failed.lo_done = msg_failed;
 	return 0;
 }
 
@@ -127,16 +116,34 @@ struct io_uring_sqe *loop_sqe(struct loop *r, struct loop_op *op)
 	return sqe;
 }
 
+/* A refused message's CQE: its op with the low bit set (ops are aligned). */
+#define MSG_REFUSED 1ul
+
 void loop_msg(struct loop *from, struct loop *to, struct loop_op *op)
 {
-	struct io_uring_sqe *sqe = loop_sqe(from, &from->msg_failed);
+	struct io_uring_sqe *sqe = loop_sqe(from, NULL);
 
+	op->lo_to = to;
 	io_uring_prep_msg_ring(sqe, to->ring.ring_fd, 0, (uintptr_t)op, 0);
-	/* Only a refusal comes back to the sender. */
+	/* Only a refusal comes back to the sender, marked as one. */
 	sqe->flags |= IOSQE_CQE_SKIP_SUCCESS;
+	sqe->user_data = (uintptr_t)op | MSG_REFUSED;
 	__atomic_store_n(&from->msgs_sent, from->msgs_sent + 1, __ATOMIC_RELAXED);
 	/* Last: the message leaves at the next submit, after all of this. */
 	msg_release(op);
+}
+
+/* The kernel refused a message of ours: it carries a request, a reply or a
+ * wake-up that must not be lost, so send it again unless its loop is gone. */
+static void msg_refused(struct loop *r, struct loop_op *op, int res)
+{
+	if (res == -ENOMEM || res == -EAGAIN) {
+		loop_msg(r, op->lo_to, op);
+		return;
+	}
+	__atomic_store_n(&r->msgs_failed, r->msgs_failed + 1, __ATOMIC_RELAXED);
+	bdev_log("io_uring: loop %u: a message to another loop was refused: %s",
+		 r->lp_id, strerror(-res));
 }
 
 uint64_t loop_now_ns(void)
@@ -248,7 +255,10 @@ int loop_run(struct loop *r, unsigned wait_nr)
 		unsigned flags = cqe->flags;
 
 		io_uring_cqe_seen(&r->ring, cqe);
-		if (op) {
+		if ((uintptr_t)op & MSG_REFUSED) {
+			msg_refused(r, (void *)((uintptr_t)op & ~MSG_REFUSED),
+				    res);
+		} else if (op) {
 			msg_acquire(op);
 			op->lo_done(op, res, flags);
 		}

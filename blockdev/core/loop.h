@@ -51,6 +51,7 @@
  */
 struct loop_op {
 	void (*lo_done)(struct loop_op *op, int res, unsigned flags);
+	struct loop *lo_to; /* loop_msg(): where it goes, to send it again */
 };
 
 /**
@@ -86,7 +87,6 @@ struct loop {
 	bool sqe128;
 	unsigned pending_sqes;
 	struct loop_hook *hooks; /* armed, run by loop_run() */
-	struct loop_op msg_failed; /* a loop_msg() the kernel refused */
 	uint64_t msgs_sent, msgs_failed;
 };
 
@@ -130,8 +130,10 @@ struct io_uring_sqe *loop_sqe(struct loop *r, struct loop_op *op);
  * loop_msg() - have @op run on @to's thread, with res 0, as if a CQE of
  * @to's ring completed it: queued on @from's ring (IORING_OP_MSG_RING),
  * so it leaves with @from's next submit and wakes @to if it waits.  From
- * @from's thread only.  The kernel refuses a message only when @to is
- * gone or memory runs out; that is logged and counted (msgs_failed).
+ * @from's thread only.  The kernel refuses a message only when memory
+ * runs out, and then it is sent again; or when @to is gone (its thread
+ * ended), and then it is logged and counted (msgs_failed): nothing is
+ * sent to a loop after it ends.
  */
 void loop_msg(struct loop *from, struct loop *to, struct loop_op *op);
 

@@ -64,8 +64,11 @@ void bdev_rw_ctx_share(struct bdev_rw_ctx *ctx, struct bdev_rw_ctx *first)
 	struct bdev_rw_locks *lk = first->locks;
 
 	ctx->locks = lk;
+	/* Loops start side by side, each sharing from its own thread. */
+	pthread_mutex_lock(&lk->mu);
 	if (lk->nr_ctx < LOOP_MAX)
 		lk->ctx[lk->nr_ctx++] = ctx;
+	pthread_mutex_unlock(&lk->mu);
 }
 
 void bdev_rw_ctx_exit(struct bdev_rw_ctx *ctx)
@@ -128,6 +131,8 @@ static bool rw_try_acquire(struct bdev_rw *rw, bool queued)
 		lk->locked = rw;
 		ctx->nr_locked++;
 	}
+	/* New and refused: now waiting (+1); waiting and taken: no longer
+	 * (-1); the other two cases change nothing. */
 	if (ok != !queued)
 		ctx->nr_waiting += ok ? -1 : 1;
 	pthread_mutex_unlock(&lk->mu);
@@ -161,6 +166,8 @@ static void rw_release(struct bdev_rw *rw)
 
 	if (rw->rw_need_lock) {
 		struct bdev_rw **pp = &lk->locked;
+		struct bdev_rw_ctx *wake[LOOP_MAX];
+		int nr_wake = 0;
 
 		pthread_mutex_lock(&lk->mu);
 		while (*pp != rw)
@@ -174,10 +181,12 @@ static void rw_release(struct bdev_rw *rw)
 
 			if (o != ctx && o->nr_waiting && !o->wake_sent) {
 				o->wake_sent = true;
-				loop_msg(ctx->loop, o->loop, &o->wake_op);
+				wake[nr_wake++] = o;
 			}
 		}
 		pthread_mutex_unlock(&lk->mu);
+		for (int i = 0; i < nr_wake; i++)
+			loop_msg(ctx->loop, wake[i]->loop, &wake[i]->wake_op);
 	}
 	if (rw->rw_bounce)
 		ctx->bounce[ctx->nr_bounce_free++] = rw->rw_bounce;

@@ -338,7 +338,7 @@ void layer_set_state(struct layer *l, int m, enum layer_member_state st)
 		return;
 	if ((l->l_state[m] == LAYER_MEMBER_OK) != (st == LAYER_MEMBER_OK))
 		l->l_nr_bad += st == LAYER_MEMBER_OK ? -1 : 1;
-	__atomic_store_n(&l->l_state[m], (uint8_t)st, __ATOMIC_RELAXED);
+	__atomic_store_n(&l->l_state[m], (uint8_t)st, __ATOMIC_RELEASE);
 	if (l->l_md_ops)
 		l->l_md_ops->changed(l, m);
 }

@@ -145,7 +145,7 @@ static inline enum layer_member_state layer_member_state(const struct layer *l,
 							  int m)
 {
 	return (enum layer_member_state)__atomic_load_n(&l->l_state[m],
-							__ATOMIC_RELAXED);
+							__ATOMIC_ACQUIRE);
 }
 
 /** layer_stats_of() - @l's stats shard that @lp writes. */

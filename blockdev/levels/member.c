@@ -244,6 +244,7 @@ int member_can_replace(struct bdev *top, const char *addr, struct layer *l,
 {
 	struct busy_ctx b = { err, errlen };
 	struct bdev *old = l->l_members[m];
+	static struct bdev_stats st; /* 4 KiB; loop 0 only */
 	int ret;
 
 	if (member_walk(top, find_sweep, &b))
@@ -260,7 +261,8 @@ int member_can_replace(struct bdev *top, const char *addr, struct layer *l,
 		if (ret)
 			return ret;
 	}
-	if (old->bd_stats.inflight || member_walk(old, md_busy, NULL)) {
+	bdev_stats_sum(old, &st);
+	if (st.inflight || member_walk(old, md_busy, NULL)) {
 		snprintf(err, errlen,
 			 "member %s still has I/O in flight: retry", addr);
 		return -EBUSY;
@@ -300,7 +302,18 @@ int member_replace(struct loop *loop, struct bdev *top, const char *addr,
 			 dev->bd_name, dev->bd_align, l->l_bdev.bd_align);
 		return -EINVAL;
 	}
-	l->l_members[m] = dev;
+	/* Under a layer that runs on every loop, so does the new member
+	 * (or it is owned, like any device that keeps state). */
+	if (l->l_bdev.bd_stats_more) {
+		ret = bdev_tree_share(dev, l->l_bdev.bd_nr_shards, loop);
+		if (ret < 0) {
+			snprintf(err, errlen, "sharing %s: %s", dev->bd_name,
+				 strerror(-ret));
+			return ret;
+		}
+	}
+	/* Published before the state that lets other loops use it. */
+	__atomic_store_n(&l->l_members[m], dev, __ATOMIC_RELEASE);
 	/* A trace goes on under the old id. */
 	dev->bd_observe = old->bd_observe;
 	dev->bd_observer = old->bd_observer;

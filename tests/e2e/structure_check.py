@@ -19,6 +19,7 @@ LOOP_FIELDS = {
     'sa_loop': "an array's md metadata, the loop that owns it",
     'br_home': 'a request handed to its owner, the loop it returns to',
     'bd_owner': 'a device that keeps state, the one loop it runs on',
+    'lo_to': 'a message in flight, the loop it goes to (to resend it)',
 }
 LAYER = {'vec': 0, 'blockdev': 1, 'fs': 2}
 # No file a newcomer must read whole, no function longer than a screenful
