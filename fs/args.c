@@ -32,7 +32,7 @@ void rv_usage(FILE *f)
 		"                          out among the event loops\n"
 		"  -o threads=N|auto       event loops, each a thread serving the FUSE\n"
 		"                          queues q with q mod N = its number (default\n"
-		"                          auto: one per CPU; one when the target holds\n"
+		"                          auto: one per two CPUs; one when the target holds\n"
 		"                          a device that keeps state: raid1/5/6, sim,\n"
 		"                          faulty, md superblocks, -o trace)\n"
 		"  -o pin=auto|on|off      pin each loop to its queues' CPUs (auto: off)\n"

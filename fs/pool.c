@@ -107,10 +107,13 @@ int rv_pool_split(struct rv_fs *fs, bool expect_ring, int *dev_slots,
 }
 
 /*
- * How many loops: -o threads=N, or one per CPU up to the queue count;
- * but one when the top device is owned by loop 0 (a level that keeps
- * state: raid1/5/6, sim(), faulty(), md metadata, a trace): every request
- * would travel there, and more loops would only add the trip.
+ * How many loops: -o threads=N, or one per two online CPUs (up to the
+ * queue count): every FUSE request costs the kernel and the application
+ * about as much CPU as the loop that serves it, so half the CPUs are
+ * left to them.  On this 2-CPU VM a second loop measured no gain
+ * (docs/bench.md, 2026-12-01: disk-bound 4k jobs 0.95-1.00x one loop,
+ * null() 2 jobs 0.68x), so auto runs one there.  And one when a device
+ * keeps state (rv_loops_rechoose()).
  */
 void rv_loops_choose(struct rv_fs *fs, const struct rv_opts *o)
 {
@@ -124,10 +127,13 @@ void rv_loops_choose(struct rv_fs *fs, const struct rv_opts *o)
 			 fs->nr_loops < o->threads ? ", one per FUSE queue at most" :
 						     "");
 	} else {
-		fs->nr_loops = cpus < fs->nr_queues ? cpus : fs->nr_queues;
+		int half = cpus / 2;
+
+		fs->nr_loops = half < fs->nr_queues ? half : fs->nr_queues;
 		if (fs->nr_loops > LOOP_MAX)
 			fs->nr_loops = LOOP_MAX;
-		snprintf(why, sizeof(why), "auto: one per CPU (%d online)",
+		snprintf(why, sizeof(why),
+			 "auto: one per two CPUs (%d online), half left to the applications and the kernel",
 			 cpus);
 	}
 	if (fs->nr_loops < 1)
