@@ -38,6 +38,16 @@ unit unit-asan-ubsan build/unit_tests_san
 if [ "$(id -u)" = 0 ] && [ -c /dev/fuse ] && [ -w /sys/module/fuse/parameters/enable_uring ]; then
 	echo Y > /sys/module/fuse/parameters/enable_uring 2>/dev/null
 fi
+# record NAME RC SECS LOG TAIL: count one e2e run, and show a failure's
+# last TAIL log lines.
+record() {
+	case $2 in
+	0) passed=$((passed + 1)); echo "PASS $1 ($3s)";;
+	77) skipped=$((skipped + 1)); echo "SKIP $1: $(tail -1 "$4")";;
+	*) failed=$((failed + 1)); echo "FAIL $1 (exit $2, $3s; log $4)"; tail -"$5" "$4" | sed 's/^/    /';;
+	esac
+}
+
 for t in tests/e2e/t_*.sh; do
 	[ -e "$t" ] || continue
 	trs=$(sed -n 's/^# variants: //p' "$t" | head -1)
@@ -50,13 +60,7 @@ for t in tests/e2e/t_*.sh; do
 		out="$log/$(basename "$t" .sh)-$tr${th:+-$th}.log"
 		start=$(date +%s)
 		RAWVEC_TRANSPORT=$tr RAWVEC_THREADS=$th timeout 300 bash "$t" >"$out" 2>&1
-		rc=$?
-		secs=$(( $(date +%s) - start ))
-		case $rc in
-		0) passed=$((passed + 1)); echo "PASS $name (${secs}s)";;
-		77) skipped=$((skipped + 1)); echo "SKIP $name: $(tail -1 "$out")";;
-		*) failed=$((failed + 1)); echo "FAIL $name (exit $rc, ${secs}s; log $out)"; tail -25 "$out" | sed 's/^/    /';;
-		esac
+		record "$name" $? $(( $(date +%s) - start )) "$out" 25
 	done
 done
 
@@ -70,13 +74,7 @@ if [ -x build/rawvec_tsan ]; then
 	RAWVEC=$PWD/build/rawvec_tsan RAWVEC_TRANSPORT=uring E2E_SLOW=4 \
 		TSAN_OPTIONS="halt_on_error=1 exitcode=66 report_signal_unsafe=0" \
 		timeout 300 bash "$t" >"$out" 2>&1
-	rc=$?
-	secs=$(( $(date +%s) - start ))
-	case $rc in
-	0) passed=$((passed + 1)); echo "PASS $name (${secs}s)";;
-	77) skipped=$((skipped + 1)); echo "SKIP $name: $(tail -1 "$out")";;
-	*) failed=$((failed + 1)); echo "FAIL $name (exit $rc, ${secs}s; log $out)"; tail -60 "$out" | sed 's/^/    /';;
-	esac
+	record "$name" $? $(( $(date +%s) - start )) "$out" 60
 fi
 
 echo "$passed passed, $failed failed, $skipped skipped"

@@ -242,6 +242,26 @@ make_image()
 # transport_opt: the --transport option for this run.
 transport_opt() { echo "--transport=$TRANSPORT"; }
 
+# ctl CMD: one control command; fail with rawvec's reason if refused.
+ctl()
+{
+	echo "$1" >"$MNT/control" 2>"$T/ctl.err" ||
+		die "$CASE: echo '$1' > control failed: $(cat "$T/ctl.err")"
+}
+
+# replace_retry ADDR PATH: `replace ADDR PATH` through the control file,
+# tried again for 5 s while it is refused: a member with I/O still in
+# flight is refused (EBUSY), and retrying is the documented answer.
+replace_retry()
+{
+	local i
+	for i in $(seq 50); do
+		echo "replace $1 $2" >"$MNT/control" 2>/dev/null && return 0
+		sleep 0.1
+	done
+	die "${CASE:+$CASE: }replace $1 $2 refused 50 times: $(tail -3 "$RAWVEC_LOG")"
+}
+
 # start_rawvec [OPTIONS] TARGET: run rawvec -f in the background on $MNT,
 # with --transport=$TRANSPORT unless OPTIONS name one (and -o threads=
 # $RAWVEC_THREADS when set, unless they name that); wait until

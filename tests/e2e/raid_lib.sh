@@ -40,13 +40,6 @@ newcase()
 	log "--- $CASE${2:+: $2}"
 }
 
-# ctl CMD: one control command; fail with rawvec's reason if refused.
-ctl()
-{
-	echo "$1" >"$MNT/control" 2>"$T/ctl.err" ||
-		die "$CASE: echo '$1' > control failed: $(cat "$T/ctl.err")"
-}
-
 # scrub CMD: run check or repair and wait (30 s) until no layer sweeps;
 # prints the sum of mismatch_sectors over the redundant layers.
 scrub()

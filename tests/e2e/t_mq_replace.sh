@@ -23,17 +23,11 @@ fio --name=w --filename="$MNT/disk" --rw=randrw --bs=4k --iodepth=16 \
 FIO=$!
 sleep 1
 
-# replace ADDR PATH: fail ADDR and put PATH in its place; "still has I/O
-# in flight" is the documented answer to retry.
+# replace ADDR PATH: fail ADDR and put PATH in its place.
 replace()
 {
-	local i
-	printf 'fail %s\n' "$1" >"$MNT/control" || die "fail $1 refused"
-	for i in $(seq 50); do
-		printf 'replace %s %s\n' "$1" "$2" >"$MNT/control" 2>/dev/null && return 0
-		sleep 0.1
-	done
-	die "replace $1 $2: refused 50 times: $(tail -3 "$RAWVEC_LOG")"
+	ctl "fail $1"
+	replace_retry "$1" "$2"
 }
 
 make_image "$T/n1.img" 32m

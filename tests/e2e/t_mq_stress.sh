@@ -135,12 +135,6 @@ bounded()
 	wait "$1"
 }
 
-ctl()
-{
-	echo "$1" >"$MNT/control" 2>"$T/ctl.err" ||
-		die "$CASE: echo '$1' > control failed: $(cat "$T/ctl.err")"
-}
-
 # one NAME REDUNDANT EXPR: the whole exercise on one target.
 one()
 {
@@ -178,12 +172,7 @@ one()
 		kill -0 $fpid 2>/dev/null || die "$CASE: fio ended before the member failed"
 		ctl "fail 1"
 		sleep 0.2
-		# A member with I/O in flight is refused (EBUSY): retry.
-		for i in $(seq 50); do
-			echo "replace 1 $T/img/$name/new.img" >"$MNT/control" 2>/dev/null && break
-			sleep 0.1
-		done
-		[ "$i" -lt 50 ] || die "$CASE: replace 1 refused 50 times: $(tail -3 "$RAWVEC_LOG")"
+		replace_retry 1 "$T/img/$name/new.img"
 		log "$CASE: member 1 failed and replaced while fio runs"
 		wait_idle "rebuild"
 		kill -0 $fpid 2>/dev/null || die "$CASE: fio ended (failed) during the rebuild"

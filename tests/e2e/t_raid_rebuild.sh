@@ -178,12 +178,7 @@ cycles()
 		for a in "$@"; do
 			ctl "fail $a"
 			sleep 0.05
-			# A member with I/O in flight is refused (EBUSY): retry.
-			for i in $(seq 50); do
-				echo "replace $a $T/$CASE/r$r-$a.img" >"$MNT/control" 2>/dev/null && break
-				sleep 0.1
-			done
-			[ "$i" -lt 50 ] || die "$CASE: replace $a refused 50 times: $(tail -3 "$RAWVEC_LOG")"
+			replace_retry "$a" "$T/$CASE/r$r-$a.img"
 			NEWIMGS+=("r$r-$a.img")
 			wait_rebuilt "round $r, member $a"
 		done
