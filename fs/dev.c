@@ -54,7 +54,9 @@ static void dev_reply(struct rv_req *req)
 		iov[1].iov_len = req->out_len;
 		nr = 2;
 	}
-	/* ENOENT: the request was interrupted or aborted meanwhile;
+	/* The reply goes to the fd the request was read from: the kernel
+	 * keeps each (cloned) fd's requests apart.
+	 * ENOENT: the request was interrupted or aborted meanwhile;
 	 * ENODEV: the connection is gone.  Neither is ours to report. */
 	if (writev(req->rl->fuse_fd, iov, nr) < 0 && errno != ENOENT &&
 	    errno != ENODEV)

@@ -289,6 +289,8 @@ static void fwd_serve(struct loop_op *op, int res, unsigned flags)
 	rv_serve(container_of(op, struct rv_req, fwd_op));
 }
 
+/* Each forwarded request gets exactly one reply, so the direction is
+ * known from where its op last pointed. */
 void rv_forward(struct rv_req *req)
 {
 	struct rv_loop *l0 = loop0(req->fs);

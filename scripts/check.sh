@@ -71,6 +71,9 @@ if [ -x build/rawvec_tsan ]; then
 	t=tests/e2e/t_mq_stress.sh name="t_mq_stress[uring,threads=2,tsan]"
 	out="$log/t_mq_stress-tsan.log"
 	start=$(date +%s)
+	# A shared device (file, raid0) and an owned one (raid5), so that
+	# both paths run under it; the plain run above has all five.
+	MQ_CASES="file raid0 raid5" \
 	RAWVEC=$PWD/build/rawvec_tsan RAWVEC_TRANSPORT=uring E2E_SLOW=4 \
 		TSAN_OPTIONS="halt_on_error=1 exitcode=66 report_signal_unsafe=0" \
 		timeout 300 bash "$t" >"$out" 2>&1

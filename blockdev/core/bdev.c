@@ -173,6 +173,8 @@ void bdev_submit(struct bdev *dev, struct bdev_req *req)
 	struct bdev_stats *st;
 
 	req->br_dev = dev;
+	/* A request with no loop is one of the unit tests' or a null/mem
+	 * member's, completed inside submit on the caller's thread. */
 	if (dev->bd_owner && req->br_loop && req->br_loop != dev->bd_owner) {
 		/* Accounted, submitted and completed on the owner. */
 		req->br_home = req->br_loop;
