@@ -107,7 +107,8 @@ const struct bdev *bdev_tree_first_owned(const struct bdev *top)
 	if (!runs_anywhere(top))
 		return top;
 	for (int i = 0; i < top->bd_nr_members; i++) {
-		const struct bdev *d = bdev_tree_first_owned(top->bd_members[i]);
+		const struct bdev *d =
+			bdev_tree_first_owned(top->bd_members[i]);
 
 		if (d)
 			return d;

@@ -491,8 +491,8 @@ static void ctl_finish(struct rv_ctl *c)
 	} else {
 		/* job->l and job->m still hold: nothing else changes the
 		 * tree while a control write is being carried out. */
-		ret = member_replace(&fs->loops[0].loop, fs->dev, job->addr, job->l,
-				     job->m, p->dev, err, sizeof(err));
+		ret = member_replace(&fs->loops[0].loop, fs->dev, job->addr,
+				     job->l, job->m, p->dev, err, sizeof(err));
 		if (ret) {
 			/* Rare (the checks passed a moment ago); the device
 			 * passed the path checks, so closing it here is safe. */

@@ -109,7 +109,7 @@ struct rv_loop {
 	struct rv_counters cnt;
 	struct rv_dev_transport *devt;
 	struct rv_uring_transport *urt;
-	int nr_queues; /* FUSE queues it serves */
+	int nr_queues;		/* FUSE queues it serves */
 	int dev_slots, bounces; /* what its pool is carved into */
 	/* Another loop's life, driven by messages from and to loop 0. */
 	pthread_t thread;
@@ -140,7 +140,7 @@ struct rv_fs {
 	bool threads_set;	 /* -o threads=N */
 	bool pin;
 	int nr_drained;
-	bool loop_failed; /* another loop failed: the mount ends with 1 */
+	bool loop_failed;    /* another loop failed: the mount ends with 1 */
 	int barrier_pending; /* rv_loops_barrier(): loops yet to answer */
 	void (*barrier_done)(struct rv_fs *fs);
 	struct bdev *dev;
@@ -165,9 +165,9 @@ struct rv_fs {
 	uint32_t proto_minor;
 	uint32_t max_write;
 	uint64_t create_size; /* --create: also for members given to replace */
-	struct rv_ctl *ctl; /* control writes being carried out (control.c) */
-	size_t pool_bytes;  /* each loop's pinned pool */
-	size_t pool_total;  /* asked (-o pool=, fit to RLIMIT_MEMLOCK) */
+	struct rv_ctl *ctl;   /* control writes being carried out (control.c) */
+	size_t pool_bytes;    /* each loop's pinned pool */
+	size_t pool_total;    /* asked (-o pool=, fit to RLIMIT_MEMLOCK) */
 	int pool_origin;
 	unsigned ring_entries_per_queue;
 	int nr_queues;

@@ -58,8 +58,8 @@ static void loop_go(struct loop_op *op, int res, unsigned flags)
 		ret = rv_uring_start(rl);
 	} else {
 		rl->fuse_fd = open("/dev/fuse", O_RDWR | O_CLOEXEC);
-		if (rl->fuse_fd < 0 || ioctl(rl->fuse_fd, FUSE_DEV_IOC_CLONE,
-					     &sfd)) {
+		if (rl->fuse_fd < 0 ||
+		    ioctl(rl->fuse_fd, FUSE_DEV_IOC_CLONE, &sfd)) {
 			ret = -errno;
 			rv_log("loop %d: cloning the /dev/fuse fd failed: %s",
 			       rl->id, strerror(errno));

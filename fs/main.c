@@ -284,8 +284,7 @@ static int open_target(struct rv_fs *fs, const struct rv_opts *o,
 		return EXIT_USAGE;
 	}
 	ret = bdev_layout_open(o->target, &fs->loops[0].loop, &lopts, &fs->dev,
-			       err,
-			       sizeof(err));
+			       err, sizeof(err));
 	if (ret) {
 		fprintf(stderr, "rawvec: %s\n", err);
 		return ret == -EINTR && start_stopped() ? EXIT_RUNTIME :
@@ -501,7 +500,7 @@ static int run(struct rv_opts *o, int ready_fd)
 		goto out_loop;
 	if ((code = open_target(fs, o, &trace)) ||
 	    (code = rv_loops_rechoose(fs, o, expect_ring, &dev_slots,
-					    &bounces)) ||
+				      &bounces)) ||
 	    (code = share_tree(fs)) || (code = pin_pool(fs, bounces)))
 		goto out_dev;
 

@@ -341,8 +341,7 @@ static void start_io(struct rv_req *req, enum bdev_op op, uint64_t pos,
 	if (c->inflight > c->inflight_max)
 		__atomic_store_n(&c->inflight_max, c->inflight,
 				 __ATOMIC_RELAXED);
-	bdev_rw_start(&req->rl->rwc, &req->rw, op, pos, buf, len, io_done,
-		      req);
+	bdev_rw_start(&req->rl->rwc, &req->rw, op, pos, buf, len, io_done, req);
 }
 
 static void do_read(struct rv_req *req)

@@ -86,7 +86,7 @@ static int size_pool(struct rv_fs *fs, bool expect_ring,
 
 /* Each loop gets an equal share of the pool, carved the same way. */
 int rv_pool_split(struct rv_fs *fs, bool expect_ring, int *dev_slots,
-		      int *bounces)
+		  int *bounces)
 {
 	fs->pool_bytes = (fs->pool_total / (uint64_t)fs->nr_loops) & ~4095ull;
 	for (int i = 0; i < fs->nr_loops; i++) {
@@ -124,8 +124,9 @@ void rv_loops_choose(struct rv_fs *fs, const struct rv_opts *o)
 		fs->nr_loops = o->threads < fs->nr_queues ? o->threads :
 							    fs->nr_queues;
 		snprintf(why, sizeof(why), "-o threads=%d%s", o->threads,
-			 fs->nr_loops < o->threads ? ", one per FUSE queue at most" :
-						     "");
+			 fs->nr_loops < o->threads ?
+				 ", one per FUSE queue at most" :
+				 "");
 	} else {
 		int half = cpus / 2;
 
@@ -168,4 +169,3 @@ int rv_loops_rechoose(struct rv_fs *fs, const struct rv_opts *o,
 	code = rv_pool_split(fs, expect_ring, dev_slots, bounces);
 	return code;
 }
-

@@ -205,7 +205,8 @@ static void sum_loops(const struct rv_fs *fs, struct rv_counters *c,
 	for (int i = 0; i < fs->nr_loops; i++) {
 		const struct rv_counters *l = &fs->loops[i].cnt;
 		const struct bdev_rw_ctx *r = &fs->loops[i].rwc;
-		uint32_t m = __atomic_load_n(&l->inflight_max, __ATOMIC_RELAXED);
+		uint32_t m =
+			__atomic_load_n(&l->inflight_max, __ATOMIC_RELAXED);
 
 		c->requests += bdev_stat_read(&l->requests);
 		c->reads += bdev_stat_read(&l->reads);
@@ -244,7 +245,8 @@ static void loops_json(struct json_w *w, const struct rv_fs *fs)
 		json_kv_u64(w, "queues", (uint64_t)rl->nr_queues);
 		json_kv_u64(w, "requests", bdev_stat_read(&rl->cnt.requests));
 		json_kv_u64(w, "msgs_sent",
-			    __atomic_load_n(&rl->loop.msgs_sent, __ATOMIC_RELAXED));
+			    __atomic_load_n(&rl->loop.msgs_sent,
+					    __ATOMIC_RELAXED));
 		json_obj_close(w);
 	}
 	json_arr_close(w);

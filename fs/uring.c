@@ -183,7 +183,8 @@ int rv_uring_start(struct rv_loop *rl)
 		e->iov[1].iov_base = e->payload;
 		e->iov[1].iov_len = fs->max_write;
 		/* This loop's queues: q mod nr_loops == id, in turn. */
-		e->qid = (uint16_t)(rl->id + (i % rl->nr_queues) * fs->nr_loops);
+		e->qid =
+			(uint16_t)(rl->id + (i % rl->nr_queues) * fs->nr_loops);
 		e->op.lo_done = ent_done;
 		e->req.fs = fs;
 		e->req.rl = rl;

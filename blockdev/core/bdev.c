@@ -189,9 +189,9 @@ void bdev_submit(struct bdev *dev, struct bdev_req *req)
 		bdev_stat_add(&st->ops[req->br_op], 1);
 		bdev_stat_add(&st->bytes[req->br_op], req->br_len);
 		if (req->br_op == BDEV_READ || req->br_op == BDEV_WRITE)
-			bdev_stat_add(
-				&st->size_hist[bdev_hist_bucket(req->br_len)],
-				1);
+			bdev_stat_add(&st->size_hist[bdev_hist_bucket(
+					      req->br_len)],
+				      1);
 	}
 	__atomic_store_n(&st->inflight, st->inflight + 1, __ATOMIC_RELAXED);
 	if (st->inflight > st->inflight_max)

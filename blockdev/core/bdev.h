@@ -205,8 +205,8 @@ struct bdev {
 	bool bd_created;	/* file: made by --create just now */
 	bool bd_byte_zero;	/* DISCARD/ZERO need no alignment (files) */
 	bool bd_discard_zeroes; /* a DISCARD reads back zeroes (a hole in a file) */
-	uint64_t bd_id_dev, bd_id_ino; /* file: what it is, to spot twins */
-	struct bdev_stats bd_stats; /* loop 0's; see bdev_stats_of() */
+	uint64_t bd_id_dev, bd_id_ino;	  /* file: what it is, to spot twins */
+	struct bdev_stats bd_stats;	  /* loop 0's; see bdev_stats_of() */
 	struct bdev_stats *bd_stats_more; /* loops 1..: bdev_share() */
 	int bd_nr_shards;
 	/* NULL: requests may run on any loop at once (the device keeps no

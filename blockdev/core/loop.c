@@ -128,7 +128,8 @@ void loop_msg(struct loop *from, struct loop *to, struct loop_op *op)
 	/* Only a refusal comes back to the sender, marked as one. */
 	sqe->flags |= IOSQE_CQE_SKIP_SUCCESS;
 	sqe->user_data = (uintptr_t)op | MSG_REFUSED;
-	__atomic_store_n(&from->msgs_sent, from->msgs_sent + 1, __ATOMIC_RELAXED);
+	__atomic_store_n(&from->msgs_sent, from->msgs_sent + 1,
+			 __ATOMIC_RELAXED);
 	/* Last: the message leaves at the next submit, after all of this. */
 	msg_release(op);
 }

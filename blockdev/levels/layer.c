@@ -166,7 +166,8 @@ struct layer_io *layer_io_start(struct layer *l, struct bdev_req *req,
 void layer_io_submit(struct layer *l, struct layer_io *io, int err)
 {
 	if (io->li_nr_children > 1)
-		bdev_stat_add(&layer_stats_of(l, io->li_req.br_loop)->splits, 1);
+		bdev_stat_add(&layer_stats_of(l, io->li_req.br_loop)->splits,
+			      1);
 	for (int i = 0; i < io->li_nr_children && !err; i++) {
 		struct layer_child *c = &io->li_child[i];
 

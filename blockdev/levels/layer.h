@@ -142,7 +142,7 @@ struct layer {
  * member's state on loop 0 (layer_set_state() stores it the same way).
  */
 static inline enum layer_member_state layer_member_state(const struct layer *l,
-							  int m)
+							 int m)
 {
 	return (enum layer_member_state)__atomic_load_n(&l->l_state[m],
 							__ATOMIC_ACQUIRE);

@@ -1271,8 +1271,7 @@ START_TEST(test_handoff_to_owner)
 		loop_run(&la, 0);
 		loop_run(&lb, 0);
 	}
-	UT_EQ(od.od_submits, 1, "the owned device ran %d times",
-	      od.od_submits);
+	UT_EQ(od.od_submits, 1, "the owned device ran %d times", od.od_submits);
 	ck_assert_ptr_eq(od.od_seen_loop, &lb);
 	UT_EQ(owned_ends, 1, "the parent ended %d times", owned_ends);
 	ck_assert_ptr_eq(owned_end_loop, &la);
