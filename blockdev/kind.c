@@ -124,17 +124,15 @@ int bdev_tree_share(struct bdev *top, int nr_loops, struct loop *owner)
 	if (nr_loops < 2)
 		return 0;
 	ret = bdev_share(top, nr_loops, shared ? NULL : owner);
-	if (ret)
-		return ret;
-	for (int i = 0; i < top->bd_nr_members; i++) {
+	if (ret || !shared)
 		/* Below an owned device every request already runs on the
 		 * owner: nothing there needs shards. */
-		ret = shared ? bdev_tree_share(top->bd_members[i], nr_loops,
-					       owner) :
-			       0;
+		return ret ? ret : 1;
+	for (int i = 0; i < top->bd_nr_members; i++) {
+		ret = bdev_tree_share(top->bd_members[i], nr_loops, owner);
 		if (ret < 0)
 			return ret;
 		owned += ret;
 	}
-	return owned + !shared;
+	return owned;
 }

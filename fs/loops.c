@@ -172,9 +172,29 @@ static void *loop_thread(void *arg)
 	return NULL;
 }
 
+/* On loop 0: one more loop has run the barrier. */
+static void barrier_ack(struct loop_op *op, int res, unsigned flags)
+{
+	struct rv_fs *fs = container_of(op, struct rv_loop, barrier_ack_op)->fs;
+
+	(void)res;
+	(void)flags;
+	if (--fs->barrier_pending == 0)
+		fs->barrier_done(fs);
+}
+
+static void barrier_run(struct loop_op *op, int res, unsigned flags)
+{
+	struct rv_loop *rl = container_of(op, struct rv_loop, barrier_op);
+
+	(void)res;
+	(void)flags;
+	loop_msg(&rl->loop, &loop0(rl->fs)->loop, &rl->barrier_ack_op);
+}
+
 int rv_loops_start(struct rv_fs *fs, int dev_slots, int bounces)
 {
-	int started = 0, err = 0;
+	int err = 0;
 
 	if (fs->pin)
 		pin_loop(loop0(fs));
@@ -186,6 +206,8 @@ int rv_loops_start(struct rv_fs *fs, int dev_slots, int bounces)
 		rl->stop_op.lo_done = loop_stop;
 		rl->exit_op.lo_done = loop_end;
 		rl->drained_op.lo_done = loop_drained;
+		rl->barrier_op.lo_done = barrier_run;
+		rl->barrier_ack_op.lo_done = barrier_ack;
 		rl->dev_slots = dev_slots;
 		rl->bounces = bounces;
 		if (pthread_create(&rl->thread, NULL, loop_thread, rl)) {
@@ -193,12 +215,12 @@ int rv_loops_start(struct rv_fs *fs, int dev_slots, int bounces)
 			break;
 		}
 		rl->thread_started = true;
-		started++;
+		fs->nr_started++;
 	}
 	pthread_mutex_lock(&start_mu);
-	while (nr_ready < started)
+	while (nr_ready < fs->nr_started)
 		pthread_cond_wait(&start_cv, &start_mu);
-	for (int i = 1; i <= started; i++)
+	for (int i = 1; i <= fs->nr_started; i++)
 		if (fs->loops[i].start_err < 0)
 			err = fs->loops[i].start_err;
 	pthread_mutex_unlock(&start_mu);
@@ -236,38 +258,14 @@ void rv_loops_exit(struct rv_fs *fs)
 		if (fs->loops[i].thread_started) {
 			pthread_join(fs->loops[i].thread, NULL);
 			fs->loops[i].thread_started = false;
+			fs->nr_started--;
 		}
-}
-
-/* On loop 0: one more loop has run the barrier. */
-static void barrier_ack(struct loop_op *op, int res, unsigned flags)
-{
-	struct rv_fs *fs = container_of(op, struct rv_loop, barrier_ack_op)->fs;
-
-	(void)res;
-	(void)flags;
-	if (--fs->barrier_pending == 0)
-		fs->barrier_done(fs);
-}
-
-static void barrier_run(struct loop_op *op, int res, unsigned flags)
-{
-	struct rv_loop *rl = container_of(op, struct rv_loop, barrier_op);
-
-	(void)res;
-	(void)flags;
-	loop_msg(&rl->loop, &loop0(rl->fs)->loop, &rl->barrier_ack_op);
 }
 
 void rv_loops_barrier(struct rv_fs *fs, void (*done)(struct rv_fs *fs))
 {
 	fs->barrier_done = done;
-	fs->barrier_pending = 0;
-	for (int i = 1; i < fs->nr_loops; i++) {
-		fs->loops[i].barrier_op.lo_done = barrier_run;
-		fs->loops[i].barrier_ack_op.lo_done = barrier_ack;
-		fs->barrier_pending += fs->loops[i].thread_started;
-	}
+	fs->barrier_pending = fs->nr_started;
 	if (!fs->barrier_pending) {
 		done(fs);
 		return;

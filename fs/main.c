@@ -133,11 +133,7 @@ static void sig_arm(struct sig_watch *w)
 /* Loop 0 idle and every other loop drained. */
 static bool fs_idle(struct rv_fs *fs)
 {
-	int started = 0;
-
-	for (int i = 1; i < fs->nr_loops; i++)
-		started += fs->loops[i].thread_started;
-	return rv_loop_idle(&fs->loops[0]) && fs->nr_drained >= started;
+	return rv_loop_idle(&fs->loops[0]) && fs->nr_drained >= fs->nr_started;
 }
 
 /* Child side of the start-up handshake: tell the waiting parent how the

@@ -309,7 +309,7 @@ static void io_done(struct bdev_rw *rw, ssize_t res)
 	struct rv_req *req = rw->rw_private;
 	struct rv_counters *c = &req->rl->cnt;
 
-	__atomic_store_n(&c->inflight, c->inflight - 1, __ATOMIC_RELAXED);
+	bdev_stat_leave(&c->inflight);
 	if (res < 0) {
 		reply(req, (int)res, NULL, 0);
 		return;
@@ -337,10 +337,7 @@ static void start_io(struct rv_req *req, enum bdev_op op, uint64_t pos,
 	struct rv_counters *c = &req->rl->cnt;
 	void *buf = op == BDEV_READ || op == BDEV_WRITE ? req->payload : NULL;
 
-	__atomic_store_n(&c->inflight, c->inflight + 1, __ATOMIC_RELAXED);
-	if (c->inflight > c->inflight_max)
-		__atomic_store_n(&c->inflight_max, c->inflight,
-				 __ATOMIC_RELAXED);
+	bdev_stat_enter(&c->inflight, &c->inflight_max);
 	bdev_rw_start(&req->rl->rwc, &req->rw, op, pos, buf, len, io_done, req);
 }
 

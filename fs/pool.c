@@ -148,14 +148,14 @@ void rv_loops_choose(struct rv_fs *fs, const struct rv_opts *o)
  * threads=auto with a device that keeps state anywhere in the tree: back
  * to one loop.  Every request to it would travel to loop 0 and back: on
  * this machine's VM that round trip costs ~40 us at QD1 (two cross-CPU
- * wake-ups), against ~10 us gained from a second loop.
+ * wake-ups), more than the 3 us QD1 latency a second loop gained in the
+ * 2026-12-01 bench (66.6 against 69.8 us).
  */
 int rv_loops_rechoose(struct rv_fs *fs, const struct rv_opts *o,
 		      bool expect_ring, int *dev_slots, int *bounces)
 {
 	static char why[200];
 	const struct bdev *d = bdev_tree_first_owned(fs->dev);
-	int code;
 
 	if (o->threads || fs->nr_loops == 1 || !d)
 		return 0;
@@ -166,6 +166,5 @@ int rv_loops_rechoose(struct rv_fs *fs, const struct rv_opts *o,
 	fs->threads_why = why;
 	fs->nr_loops = 1;
 	/* From the current max_write down: the tree is built for it. */
-	code = rv_pool_split(fs, expect_ring, dev_slots, bounces);
-	return code;
+	return rv_pool_split(fs, expect_ring, dev_slots, bounces);
 }

@@ -104,8 +104,7 @@ void bdev_req_complete(struct bdev_req *req, int err)
 		struct bdev_stats *st = bdev_stats_of(dev, req->br_loop);
 		bool data = req->br_op == BDEV_READ || req->br_op == BDEV_WRITE;
 
-		__atomic_store_n(&st->inflight, st->inflight - 1,
-				 __ATOMIC_RELAXED);
+		bdev_stat_leave(&st->inflight);
 		if (req->br_error)
 			bdev_stat_add(&st->errors, 1);
 		/* Superblock I/O is in flight like any, but counted apart
@@ -193,10 +192,7 @@ void bdev_submit(struct bdev *dev, struct bdev_req *req)
 					      req->br_len)],
 				      1);
 	}
-	__atomic_store_n(&st->inflight, st->inflight + 1, __ATOMIC_RELAXED);
-	if (st->inflight > st->inflight_max)
-		__atomic_store_n(&st->inflight_max, st->inflight,
-				 __ATOMIC_RELAXED);
+	bdev_stat_enter(&st->inflight, &st->inflight_max);
 	if (dev->bd_read_only && req->br_op != BDEV_READ &&
 	    req->br_op != BDEV_FLUSH) {
 		bdev_req_complete(req, -EROFS);
@@ -236,6 +232,16 @@ void bdev_stats_sum(const struct bdev *dev, struct bdev_stats *out)
 	stats_add(out, &dev->bd_stats);
 	for (int i = 0; dev->bd_stats_more && i < dev->bd_nr_shards - 1; i++)
 		stats_add(out, &dev->bd_stats_more[i]);
+}
+
+uint32_t bdev_inflight(const struct bdev *dev)
+{
+	uint32_t n = __atomic_load_n(&dev->bd_stats.inflight, __ATOMIC_RELAXED);
+
+	for (int i = 0; dev->bd_stats_more && i < dev->bd_nr_shards - 1; i++)
+		n += __atomic_load_n(&dev->bd_stats_more[i].inflight,
+				     __ATOMIC_RELAXED);
+	return n;
 }
 
 int bdev_share(struct bdev *dev, int nr_loops, struct loop *owner)

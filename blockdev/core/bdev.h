@@ -122,6 +122,20 @@ static inline uint64_t bdev_stat_read(const uint64_t *c)
 	return __atomic_load_n(c, __ATOMIC_RELAXED);
 }
 
+/* bdev_stat_enter() / bdev_stat_leave() - one more, one fewer in flight
+ * in *@n, written the same way; *@max follows the highest *@n. */
+static inline void bdev_stat_enter(uint32_t *n, uint32_t *max)
+{
+	__atomic_store_n(n, *n + 1, __ATOMIC_RELAXED);
+	if (*n > *max)
+		__atomic_store_n(max, *n, __ATOMIC_RELAXED);
+}
+
+static inline void bdev_stat_leave(uint32_t *n)
+{
+	__atomic_store_n(n, *n - 1, __ATOMIC_RELAXED);
+}
+
 /** bdev_lat_bucket() - the histogram bucket of a @ns-long latency. */
 static inline int bdev_lat_bucket(uint64_t ns)
 {
@@ -314,6 +328,9 @@ static inline struct bdev_stats *bdev_stats_of(struct bdev *dev,
  * one loop's, a lower bound of the device's.
  */
 void bdev_stats_sum(const struct bdev *dev, struct bdev_stats *out);
+
+/** bdev_inflight() - @dev's requests in flight, over every loop. */
+uint32_t bdev_inflight(const struct bdev *dev);
 
 /**
  * bdev_share() - prepare @dev for @nr_loops loops (1..LOOP_MAX): when

@@ -244,7 +244,6 @@ int member_can_replace(struct bdev *top, const char *addr, struct layer *l,
 {
 	struct busy_ctx b = { err, errlen };
 	struct bdev *old = l->l_members[m];
-	static struct bdev_stats st; /* 4 KiB; loop 0 only */
 	int ret;
 
 	if (member_walk(top, find_sweep, &b))
@@ -261,8 +260,7 @@ int member_can_replace(struct bdev *top, const char *addr, struct layer *l,
 		if (ret)
 			return ret;
 	}
-	bdev_stats_sum(old, &st);
-	if (st.inflight || member_walk(old, md_busy, NULL)) {
+	if (bdev_inflight(old) || member_walk(old, md_busy, NULL)) {
 		snprintf(err, errlen,
 			 "member %s still has I/O in flight: retry", addr);
 		return -EBUSY;
