@@ -12,8 +12,8 @@
  * @ka_members:     the members built so far, in expression order (arrays:
  *                  in slot order); owned by create from here on, also on
  *                  failure.  NULL for kinds that take none.
- * @ka_path:        BK_PATH kinds: the path as written
- * @ka_file:        BK_PATH kinds: read-only, --create
+ * @ka_path:        BK_PATH kinds: the path as written; BK_URI kinds: the URI
+ * @ka_file:        BK_PATH kinds: read-only, --create; BK_URI: read-only
  * @ka_data_offset: arrays: member bytes before the data (md superblocks)
  * @ka_chunk:       chunk= in bytes (its default when not given)
  * @ka_offset:      offset= in bytes
@@ -72,6 +72,8 @@ enum {
 	BK_SAME_BYTES = 1 << 6, /* uses exactly its member's bytes */
 	BK_SHARED = 1 << 7,	/* keeps no state on the I/O path but its
 				 * sharded stats: runs on every loop at once */
+	BK_URI = 1 << 8,	/* its first argument is a URI, taken as
+				 * written up to the next ',' or ')' */
 };
 
 /** bdev_stat_fn - one numeric stats field, "@name": @val. */
@@ -126,6 +128,7 @@ struct bdev_kind {
 	X(file)         \
 	X(null)         \
 	X(mem)          \
+	X(nbd)          \
 	X(faulty)       \
 	X(sim)
 

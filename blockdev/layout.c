@@ -11,6 +11,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+static int check_twin(struct parser *p, struct lnode *n, struct bdev *d,
+		      const char *path);
+
 static int open_leaf(struct parser *p, struct lnode *n, struct bdev **out)
 {
 	struct bdev_file_opts fo = { .read_only = p->opts->read_only,
@@ -32,9 +35,28 @@ static int open_leaf(struct parser *p, struct lnode *n, struct bdev **out)
 	ret = bdev_kind_path()->bk_create(&a, &d, msg, sizeof(msg));
 	if (ret)
 		return layout_fail_at(p, n->at, "%s", msg);
-	/* Twins are found by what was opened, so "./a.img" and a file just
-	 * created count too.  Slices of one image that do not overlap are
-	 * two extents of one physical volume, not twins. */
+	ret = check_twin(p, n, d, path);
+	if (!ret)
+		*out = d;
+	return ret;
+}
+
+/*
+ * Whether the leaf @d just opened (a file, or an export named @path) is
+ * one the expression already has; if not, remember it.  Twins are found by
+ * what was opened, so "./a.img" and a file just created count too.  Slices
+ * of one image that do not overlap are two extents of one physical
+ * volume, not twins.  On a twin @d is gone.
+ */
+static int check_twin(struct parser *p, struct lnode *n, struct bdev *d,
+		      const char *path)
+{
+	if (p->nr_seen == MAX_LEAVES) {
+		bdev_destroy(d);
+		return layout_fail_at(p, n->at,
+				      "more than %d member files in one expression",
+				      MAX_LEAVES);
+	}
 	for (int i = 0; i < p->nr_seen; i++) {
 		if (p->seen[i].dev == d->bd_id_dev &&
 		    p->seen[i].ino == d->bd_id_ino && p->seen[i].lo < p->hi &&
@@ -56,7 +78,8 @@ static int open_leaf(struct parser *p, struct lnode *n, struct bdev **out)
 					      path, at);
 		}
 	}
-	if (p->opts->create_size && !d->bd_created && !d->bd_is_blockdev &&
+	if (p->opts->create_size && d->bd_desc == bdev_kind_path() &&
+	    !d->bd_created && !d->bd_is_blockdev &&
 	    !p->opts->no_io)
 		bdev_log("--create: %s exists (%llu bytes), used as it is",
 			 path, (unsigned long long)d->bd_size);
@@ -67,7 +90,6 @@ static int open_leaf(struct parser *p, struct lnode *n, struct bdev **out)
 	p->seen[p->nr_seen].at = n->at;
 	p->seen[p->nr_seen].created = d->bd_created ? strdup(path) : NULL;
 	p->nr_seen++;
-	*out = d;
 	return 0;
 }
 
@@ -236,10 +258,21 @@ static int build(struct parser *p, struct lnode *n, uint32_t in_segs,
 	a.ka_max_io_bytes = max_io;
 	a.ka_in_segs = in_segs;
 	if (!k->bk_max_members) {
+		struct bdev_file_opts fo = { .read_only = p->opts->read_only };
+		char uri[1024];
+
+		if (n->uri_len >= sizeof(uri))
+			return layout_fail_at(p, n->uri_at, "URI too long");
+		snprintf(uri, sizeof(uri), "%.*s", (int)n->uri_len,
+			 n->uri ? n->uri : "");
+		a.ka_path = uri;
+		a.ka_file = &fo;
 		ret = k->bk_create(&a, out, msg, sizeof(msg));
-		return ret ? layout_fail_at(p, n->at, "%.*s: %s",
-					    (int)n->name_len, n->name, msg) :
-			     0;
+		if (ret)
+			return layout_fail_at(p, n->at, "%.*s: %s",
+					      (int)n->name_len, n->name, msg);
+		/* An export named twice is a twin like a file named twice. */
+		return (*out)->bd_id_ino ? check_twin(p, n, *out, uri) : 0;
 	}
 	/* An assembled array's chunk is known only from its superblocks:
 	 * size the members for the smallest one when none is given. */

@@ -17,6 +17,8 @@ struct lnode {
 	const char *name; /* path or function name, in the expression */
 	size_t name_len;
 	size_t at; /* column of name */
+	const char *uri; /* BK_URI kinds: the URI, as written */
+	size_t uri_len, uri_at;
 	struct lnode *kids[LAYER_MAX_MEMBERS];
 	int nr_kids;
 	struct {

@@ -156,6 +156,7 @@ static int parse_arg(struct parser *p, struct lnode *n)
 
 int layout_parse_node(struct parser *p, struct lnode **out)
 {
+	const struct bdev_kind *k;
 	struct lnode *n;
 	size_t end;
 	int ret;
@@ -181,6 +182,29 @@ int layout_parse_node(struct parser *p, struct lnode **out)
 		return 0;
 	n->func = true;
 	p->pos++;
+	k = bdev_kind_find(n->name, n->name_len);
+	if (k && (k->bk_flags & BK_URI)) {
+		/* A URI has '=' and '?' of its own: no key=value in it. */
+		layout_skip_ws(p);
+		n->uri = p->s + p->pos;
+		n->uri_at = p->pos;
+		while (p->s[p->pos] && !strchr(",) \t", p->s[p->pos]))
+			p->pos++;
+		n->uri_len = p->s + p->pos - n->uri;
+		if (!n->uri_len)
+			return layout_fail_at(p, p->pos,
+					      "%s() needs a URI first", k->bk_name);
+		layout_skip_ws(p);
+		if (p->s[p->pos] == ')') {
+			p->pos++;
+			return 0;
+		}
+		if (p->s[p->pos] != ',')
+			return layout_fail_at(p, p->pos,
+					      p->s[p->pos] ? "expected ',' or ')'" :
+							     "missing ')'");
+		p->pos++;
+	}
 	for (;;) {
 		layout_skip_ws(p);
 		ret = parse_arg(p, n);

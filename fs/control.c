@@ -350,9 +350,17 @@ static int run_line(struct rv_ctl *c, struct ctl_job *job, char *line)
 
 	snprintf(orig, sizeof(orig), "%s", line); /* strtok_r cuts @line */
 	cmd = strtok_r(line, " \t", &save);
-	char *a1 = strtok_r(NULL, " \t", &save),
-	     *a2 = strtok_r(NULL, " \t", &save);
-	char *extra = strtok_r(NULL, " \t", &save);
+	char *a1 = strtok_r(NULL, " \t", &save);
+	/* replace's expression is the rest of the line, spaces and all:
+	 * "nbd(URI, conns=2)" is one argument. */
+	char expr[CTL_TEXT_MAX];
+	size_t el;
+
+	snprintf(expr, sizeof(expr), "%s", save ? save : "");
+	el = strlen(expr);
+	while (el && strchr(" \t\n", expr[el - 1]))
+		expr[--el] = '\0';
+	char *a2 = strtok_r(NULL, " \t", &save);
 	char err[8192];
 	struct layer *l;
 	int m, ret;
@@ -368,7 +376,8 @@ static int run_line(struct rv_ctl *c, struct ctl_job *job, char *line)
 		       l->l_members[m]->bd_name, l->l_kind);
 		return 0;
 	}
-	if (!strcmp(cmd, "replace") && a1 && a2 && !extra) {
+	if (!strcmp(cmd, "replace") && a1 && a2) {
+		a2 = expr + strspn(expr, " \t");
 		ret = member_lookup(fs->dev, a1, &l, &m, err, sizeof(err));
 		if (!ret)
 			ret = member_can_replace(fs->dev, a1, l, m, err,

@@ -192,6 +192,8 @@ static void bdev_json(struct json_w *w, const struct bdev *d, const char *state)
 			dev_json(w, "st_dev", (dev_t)d->bd_id_dev);
 			json_kv_u64(w, "st_ino", d->bd_id_ino);
 		}
+		if (d->bd_desc && d->bd_desc->bk_stats)
+			d->bd_desc->bk_stats(d, stat_field, w);
 	}
 	json_obj_close(w);
 }

@@ -2,7 +2,7 @@
 # deps: install the Debian packages rawvec builds, tests and benchmarks with.
 # Idempotent: only missing packages are fetched, and apt-get update runs only then.
 set -e
-PKGS="build-essential libfuse3-dev fuse3 liburing-dev check pkg-config fio e2fsprogs xfsprogs util-linux kmod python3 gnuplot-nox mdadm groff-base"
+PKGS="build-essential libfuse3-dev fuse3 liburing-dev check pkg-config fio e2fsprogs xfsprogs util-linux kmod python3 gnuplot-nox mdadm groff-base libnbd-dev nbdkit libnbd-bin"
 [ "$1" = "--bench" ] && PKGS="$PKGS qemu-system-common"
 missing=""
 for p in $PKGS; do

@@ -13,6 +13,7 @@
 #   stop_rawvec                     # fusermount3 -u, wait, insist on exit 0
 #   wait_rawvec_exit [S]            # after a signal: status in RAWVEC_STATUS
 #   track_mount DIR / track_loop DEV / track_pid PID / at_exit 'CMD'
+#   nbd_serve NAME memory 64M ; nbd_uri NAME   # an nbdkit on $T/NAME.sock
 #   uring_set Y|N                   # enable_uring, restored at exit
 #   log MSG / die MSG / skip MSG / expect_fail DESC CMD... / file_state PATH
 #
@@ -261,6 +262,24 @@ replace_retry()
 	done
 	die "${CASE:+$CASE: }replace $1 $2 refused 50 times: $(tail -3 "$RAWVEC_LOG")"
 }
+
+# nbd_serve NAME NBDKIT_ARGS...: nbdkit (killed at exit) serving on
+# $T/NAME.sock, its pid in NBDKIT_NAME; waits for the socket.
+# nbd_uri NAME: its URI.
+nbd_serve()
+{
+	local name=$1 i
+	shift
+	nbdkit -f --exit-with-parent -U "$T/$name.sock" "$@" >>"$T/nbdkit-$name.log" 2>&1 &
+	track_pid $!
+	eval "NBDKIT_$name=$!"
+	for i in $(seq 50); do
+		[ -S "$T/$name.sock" ] && return 0
+		sleep 0.1
+	done
+	die "nbdkit $*: no socket after 5 s: $(cat "$T/nbdkit-$name.log")"
+}
+nbd_uri() { echo "nbd+unix:///?socket=$T/$1.sock"; }
 
 # start_rawvec [OPTIONS] TARGET: run rawvec -f in the background on $MNT,
 # with --transport=$TRANSPORT unless OPTIONS name one (and -o threads=

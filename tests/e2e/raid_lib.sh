@@ -66,3 +66,44 @@ scrub()
 	done
 	die "$CASE: $1 still running after 30 s: $(cat "$T/st.json")"
 }
+
+# sweep_state: "busy" while any node is rebuilding or sweeping, else
+# "idle"; and the sum of degraded over raid layers.
+sweep_state()
+{
+	cat "$MNT/stats" >"$T/st.json" 2>/dev/null || { echo "nostats"; return; }
+	python3 - "$T/st.json" <<-'EOF'
+		import json, sys
+		busy, deg = False, 0
+		def walk(n):
+		    global busy, deg
+		    if n.get("state") == "rebuilding" or n.get("sweep_running"):
+		        busy = True
+		    deg += n.get("degraded", 0)
+		    for m in n.get("members", []):
+		        walk(m)
+		walk(json.load(open(sys.argv[1]))["target"])
+		print("busy" if busy else "idle", deg)
+	EOF
+}
+
+# wait_rebuilt WHAT: poll until idle (40 s); counts the busy samples.
+wait_rebuilt()
+{
+	local i st busy=0
+	for i in $(seq 400); do
+		st=$(sweep_state)
+		case $st in
+		busy*) busy=$((busy + 1)) ;;
+		idle*) break ;;
+		*) die "$CASE: $1: cannot read stats" ;;
+		esac
+		kill -0 "$RAWVEC_PID" 2>/dev/null || die "$CASE: $1: rawvec died"
+		sleep 0.1
+	done
+	case $st in
+	idle*) ;;
+	*) die "$CASE: $1: still rebuilding after 40 s: $(cat "$T/st.json")" ;;
+	esac
+	log "$CASE: $1: rebuild done ($busy busy samples at 0.1 s)"
+}

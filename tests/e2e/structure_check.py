@@ -20,6 +20,7 @@ LOOP_FIELDS = {
     'br_home': 'a request handed to its owner, the loop it returns to',
     'bd_owner': 'a device that keeps state, the one loop it runs on',
     'lo_to': 'a message in flight, the loop it goes to (to resend it)',
+    'np_loop': 'a poll on an NBD socket, the loop it is armed on',
 }
 LAYER = {'vec': 0, 'blockdev': 1, 'fs': 2}
 # No file a newcomer must read whole, no function longer than a screenful

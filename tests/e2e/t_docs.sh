@@ -2,14 +2,14 @@
 # The docs match what rawvec emits and lists: every field of MOUNTPOINT/stats
 # (from a layout that emits every optional object: md superblocks, raid5's
 # stripe counters, sweeps, faulty(), sim(), an image file, a block device,
-# mem() and null()) is in docs/stats.md, and docs/stats.md lists no field
+# mem(), null() and nbd() over an nbdkit memory export) is in docs/stats.md, and docs/stats.md lists no field
 # that is not emitted; every level --help lists has a section in
 # docs/layouts.md and every command MOUNTPOINT/control lists one in
 # docs/control.md; every relative link in README.md and docs/*.md leads to
 # a file (and heading); the man page's SEE ALSO names every docs/*.md.
 . "$(dirname "$0")/lib.sh"
 requires_transport
-requires python3 losetup
+requires python3 losetup nbdkit
 
 check=$E2E_DIR/docs_check.py
 docs=$ROOT/docs
@@ -38,7 +38,8 @@ python3 "$check" headings "$docs/layouts.md" $levels >"$T/levels.out" ||
 make_image "$T/lo.img" 32M
 LOOP=$(losetup -f --show "$T/lo.img") || skip "no loop device"
 track_loop "$LOOP"
-start_rawvec --create 32m "raid5($T/f0.img, faulty($T/f1.img), sim($LOOP, lat=10us), raid1(mem(size=32m), null(size=32m)), chunk=64k, super=1.2)"
+nbd_serve n memory 32M
+start_rawvec --create 32m "raid5($T/f0.img, faulty($T/f1.img), sim($LOOP, lat=10us), raid1(mem(size=32m), null(size=32m), nbd($(nbd_uri n))), chunk=64k, super=1.2)"
 
 cmds=$(grep -o '^  [a-z]\+ ' "$MNT/control" | tr -d ' ' | sort -u)
 [ -n "$cmds" ] || die "no commands in MOUNTPOINT/control"

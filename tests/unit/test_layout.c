@@ -236,7 +236,7 @@ struct bad {
 
 #define N1 "null(size=1m)"
 #define UNKNOWN \
-	" (linear, slice, raid0, raid1, raid5, raid6, md, faulty, sim, null, mem)"
+	" (linear, slice, raid0, raid1, raid5, raid6, md, faulty, sim, null, mem, nbd)"
 #define BAD_SIZE " (a number with an optional k, m, g or t, above zero)"
 #define NOENT ": No such file or directory"
 
@@ -335,6 +335,17 @@ static const struct bad bad[] = {
 	{ "faulty(" N1 ", read_eio=2)", "faulty: bad value '2' for read_eio (...", NULL, 1, 0 },
 	{ "faulty(" N1 ", rate=1)", "faulty: unknown option 'rate' (...", NULL, 1, 0 },
 	{ "sim(" N1 ", lat=fast)", "sim: bad value 'fast' for lat (...", NULL, 1, 0 },
+	/* An NBD URI is one argument, its '=' and '?' its own; options come
+	 * after it and are checked before anything connects. */
+	{ "nbd()", "nbd() needs a URI first", ")", 1, 0 },
+	{ "nbd(nbd://h/e x)", "expected ',' or ')'", "x", 1, 0 },
+	{ "nbd(nbd+unix:///e?socket=@/s.sock, conns=0)",
+	  "nbd: bad value '0' for conns (...", NULL, 1, 0 },
+	{ "nbd(nbd+unix:///e?socket=@/s.sock, socket=1)",
+	  "nbd: unknown option 'socket' (...", NULL, 1, 0 },
+	{ "nbd(nbd+unix:///e?socket=@/nosuch.sock)",
+	  "nbd: nbd+unix:///e?socket=@/nosuch.sock: ...", NULL, 1, 0 },
+	{ "raid1(" N1 ", nbd(nbd+unix:///e?socket=@/s.sock)", "missing ')'", "$", 1, 0 },
 	/* Member files: missing, twice (by name, ./, symlink, hard link, in
 	 * two mirrors, sliced and bare), a level name without its '('. */
 	{ "raid0(@/a.img, @/nosuch.img)", "@/nosuch.img" NOENT, "@/nosuch.img", 1, 0 },

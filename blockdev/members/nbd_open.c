@@ -1,0 +1,422 @@
+/* nbd_open: an nbd(URI, ...) member's options, its connections (made
+ * within connect_timeout=, and again in the background when lost), stats. */
+#include "blockdev/members/nbd.h"
+#include "blockdev/core/log.h"
+#include "blockdev/kind.h"
+#include "blockdev/layout.h"
+#include "blockdev/levels/layer.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+struct nbdm_opts {
+	uint64_t conns;
+	uint64_t timeout_ns, connect_timeout_ns;
+};
+
+static int nbdm_set(void *ctx, const char *key, const char *v)
+{
+	struct nbdm_opts *o = ctx;
+	char *end;
+
+	if (!strcmp(key, "conns")) {
+		unsigned long n = strtoul(v, &end, 10);
+
+		if (end == v || *end || n < 1 || n > NBD_MAX_CONNS)
+			return -EINVAL;
+		o->conns = n;
+		return 0;
+	}
+	if (!strcmp(key, "timeout"))
+		return bdev_parse_duration(v, strlen(v), &o->timeout_ns);
+	if (!strcmp(key, "connect_timeout"))
+		return bdev_parse_duration(v, strlen(v),
+					   &o->connect_timeout_ns) ||
+				       !o->connect_timeout_ns ?
+			       -EINVAL :
+			       0;
+	return -ENOENT;
+}
+
+/*
+ * Connect @h to @uri within @timeout_ns: libnbd's own connect blocks for
+ * as long as TCP tries (minutes for an address nobody answers), so it is
+ * driven here through the asynchronous calls and poll(2).  Start-up and
+ * the control path's opening thread only: never on the event loop.
+ */
+static int connect_bounded(struct nbd_handle *h, const char *uri,
+			   uint64_t timeout_ns, char *err, size_t errlen)
+{
+	uint64_t deadline = loop_now_ns() + timeout_ns;
+
+	if (nbd_aio_connect_uri(h, uri) < 0)
+		goto fail;
+	while (!nbd_aio_is_ready(h)) {
+		struct pollfd pfd = { .fd = nbd_aio_get_fd(h) };
+		unsigned dir = nbd_aio_get_direction(h);
+		uint64_t now = loop_now_ns();
+		int r;
+
+		if (nbd_aio_is_dead(h) || nbd_aio_is_closed(h) || pfd.fd < 0)
+			goto fail;
+		if (now >= deadline) {
+			snprintf(err, errlen,
+				 "%s: no answer within connect_timeout=%" PRIu64
+				 "ms",
+				 uri, timeout_ns / 1000000);
+			return -ETIMEDOUT;
+		}
+		pfd.events = (dir & LIBNBD_AIO_DIRECTION_READ ? POLLIN : 0) |
+			     (dir & LIBNBD_AIO_DIRECTION_WRITE ? POLLOUT : 0);
+		r = poll(&pfd, 1, (int)((deadline - now) / 1000000) + 1);
+		if (r < 0 && errno != EINTR) {
+			snprintf(err, errlen, "%s: poll: %s", uri,
+				 strerror(errno));
+			return -errno;
+		}
+		if (r <= 0)
+			continue;
+		if ((pfd.revents & (POLLIN | POLLHUP | POLLERR)) &&
+		    nbd_aio_notify_read(h) < 0)
+			goto fail;
+		if ((pfd.revents & POLLOUT) && nbd_aio_notify_write(h) < 0)
+			goto fail;
+	}
+	return 0;
+fail:
+	snprintf(err, errlen, "%s: %s", uri,
+		 nbd_get_error() ? nbd_get_error() : "cannot connect");
+	return nbd_get_errno() ? -nbd_get_errno() : -EIO;
+}
+
+/* What the server offers, from the first connection. */
+static int learn_export(struct nbdm_dev *nd, const char *uri, bool read_only,
+			uint64_t conns, char *err, size_t errlen)
+{
+	struct nbd_handle *h = nd->conns[0].h;
+	int64_t size = nbd_get_size(h);
+	struct bdev *d = &nd->nd_bdev;
+
+	if (size < 0) {
+		snprintf(err, errlen, "%s: no size: %s", uri, nbd_get_error());
+		return -EIO;
+	}
+	d->bd_read_only = nbd_is_read_only(h) == 1;
+	if (d->bd_read_only && !read_only) {
+		snprintf(err, errlen,
+			 "%s: the export is read-only, and the layout writable (-o ro serves it read-only)",
+			 uri);
+		return -EROFS;
+	}
+	d->bd_read_only |= read_only;
+	nd->can_flush = nbd_can_flush(h) == 1;
+	nd->can_fua = nbd_can_fua(h) == 1;
+	nd->can_trim = nbd_can_trim(h) == 1;
+	nd->can_zero = nbd_can_zero(h) == 1;
+	d->bd_discard_zeroes = nd->can_zero;
+	nd->multi_conn = nbd_can_multi_conn(h) == 1;
+	nd->block_min = nbd_get_block_size(h, LIBNBD_SIZE_MINIMUM);
+	nd->block_pref = nbd_get_block_size(h, LIBNBD_SIZE_PREFERRED);
+	nd->block_max = nbd_get_block_size(h, LIBNBD_SIZE_MAXIMUM);
+	if (conns > 1 && !nd->multi_conn) {
+		snprintf(err, errlen,
+			 "%s: conns=%" PRIu64
+			 ": the server does not offer multi-conn, so writes on one connection are not seen on the others",
+			 uri, conns);
+		return -EINVAL;
+	}
+	d->bd_align = 512;
+	if (nd->block_min > 512) {
+		if (nd->block_min & (nd->block_min - 1) ||
+		    nd->block_min > 65536) {
+			snprintf(err, errlen,
+				 "%s: the server's minimum block size %" PRId64
+				 " is not a power of two up to 64k",
+				 uri, nd->block_min);
+			return -EINVAL;
+		}
+		d->bd_align = (uint32_t)nd->block_min;
+	}
+	if ((uint64_t)size % d->bd_align || !size) {
+		snprintf(err, errlen,
+			 "%s: size %" PRId64 " is not a multiple of %u", uri,
+			 size, d->bd_align);
+		return -EINVAL;
+	}
+	d->bd_size = (uint64_t)size;
+	nd->max_payload = NBD_DEFAULT_MAX_PAYLOAD;
+	if (nd->block_max > 0 && (uint64_t)nd->block_max < nd->max_payload)
+		nd->max_payload = (uint64_t)nd->block_max &
+				  ~(uint64_t)(d->bd_align - 1);
+	if (nd->max_payload < d->bd_align) {
+		snprintf(err, errlen,
+			 "%s: the server's maximum block size %" PRId64
+			 " is below its alignment %u",
+			 uri, nd->block_max, d->bd_align);
+		return -EINVAL;
+	}
+	return 0;
+}
+
+/* A stable number for the export, so that a layout or a replace naming
+ * the same URI twice is caught like a file named twice (FNV-1a). */
+static uint64_t uri_id(const char *uri)
+{
+	uint64_t h = 0xcbf29ce484222325ull;
+
+	for (; *uri; uri++)
+		h = (h ^ (unsigned char)*uri) * 0x100000001b3ull;
+	return h | 1ull << 63;
+}
+
+static int nbdm_create(const struct bdev_kind_args *a, struct bdev **out,
+		       char *err, size_t errlen)
+{
+	struct nbdm_opts o = { .conns = 1,
+			       .timeout_ns = 30ull * 1000000000,
+			       .connect_timeout_ns = 10ull * 1000000000 };
+	const char *uri = a->ka_path;
+	struct nbdm_dev *nd;
+	int ret, nr;
+
+	if (!uri || !*uri) {
+		snprintf(err, errlen,
+			 "nbd() needs a URI, such as nbd://127.0.0.1/export or nbd+unix:///export?socket=PATH");
+		return -EINVAL;
+	}
+	if (layer_parse_opts(a->ka_opts ? a->ka_opts : "", nbdm_set, &o,
+			     "conns=1..16, timeout=DUR (0: none), connect_timeout=DUR",
+			     err, errlen))
+		return -EINVAL;
+	nd = calloc(1, sizeof(*nd));
+	if (!nd || !(nd->nd_bdev.bd_name = strdup(uri))) {
+		free(nd);
+		snprintf(err, errlen, "out of memory");
+		return -ENOMEM;
+	}
+	nd->nd_bdev.bd_ops = &nbdm_ops;
+	nd->nd_bdev.bd_kind = nbd_kind.bk_name;
+	nd->nd_bdev.bd_desc = &nbd_kind;
+	nd->nd_bdev.bd_mem_align = 512;
+	nd->nd_bdev.bd_id_ino = uri_id(uri);
+	nd->timeout_ns = o.timeout_ns;
+	nd->connect_timeout_ns = o.connect_timeout_ns;
+	nbdm_init(nd);
+	nd->efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	if (nd->efd < 0) {
+		ret = -errno;
+		snprintf(err, errlen, "eventfd: %s", strerror(-ret));
+		goto fail;
+	}
+	for (uint64_t i = 0; i < o.conns; i++) {
+		struct nbd_handle *h = nbd_create();
+
+		nd->nr_conns++;
+		if (!h) {
+			snprintf(err, errlen, "%s: %s", uri, nbd_get_error());
+			ret = -ENOMEM;
+			goto fail;
+		}
+		ret = connect_bounded(h, uri, o.connect_timeout_ns, err,
+				      errlen);
+		if (ret) {
+			nbd_close(h);
+			goto fail;
+		}
+		nbdm_conn_up(&nd->conns[i], h, NULL);
+		if (!i &&
+		    (ret = learn_export(nd, uri,
+					a->ka_file && a->ka_file->read_only,
+					o.conns, err, errlen)))
+			goto fail;
+	}
+	nr = (int)o.conns * NBD_CMDS_PER_CONN;
+	if (a->ka_max_io_bytes) {
+		/* Room for the biggest request there is, in 4k runs. */
+		int big = (int)(a->ka_max_io_bytes / 4096 + a->ka_in_segs + 1);
+
+		if (nr < big)
+			nr = big;
+	}
+	ret = nbdm_cmds_alloc(nd, nr);
+	if (ret) {
+		snprintf(err, errlen, "out of memory");
+		goto fail;
+	}
+	*out = &nd->nd_bdev;
+	return 0;
+fail:
+	nbdm_destroy(&nd->nd_bdev);
+	return ret;
+}
+
+/* Reconnecting.  connect_bounded() may wait up to connect_timeout= and
+ * resolve a host name: never on the loop, so a thread per attempt. */
+#define RETRY_FIRST_NS 1000000000ull
+#define RETRY_MAX_NS 30000000000ull
+
+static void *reconnect_thread(void *arg)
+{
+	struct nbdm_conn *c = arg;
+	struct nbdm_dev *nd = c->nd;
+	struct nbd_handle *h = nbd_create();
+	const char *uri = nd->nd_bdev.bd_name;
+	uint64_t one = 1;
+	int64_t size;
+
+	c->new_err[0] = '\0';
+	if (!h)
+		snprintf(c->new_err, sizeof(c->new_err), "%s", nbd_get_error());
+	else if (!connect_bounded(h, uri, nd->connect_timeout_ns, c->new_err,
+				  sizeof(c->new_err)) &&
+		 (size = nbd_get_size(h)) != (int64_t)nd->nd_bdev.bd_size)
+		/* Another export answers there now: not the member's. */
+		snprintf(c->new_err, sizeof(c->new_err),
+			 "%s: the export has %" PRId64
+			 " bytes now, not %" PRIu64,
+			 uri, size, nd->nd_bdev.bd_size);
+	if (c->new_err[0] || __atomic_load_n(&nd->dying, __ATOMIC_ACQUIRE)) {
+		nbd_close(h);
+		h = NULL;
+	}
+	c->new_h = h;
+	__atomic_store_n(&c->finished, true, __ATOMIC_RELEASE);
+	if (write(nd->efd, &one, sizeof(one)) < 0)
+		bdev_log("%s: eventfd: %s", uri, strerror(errno));
+	nbdm_put(nd);
+	return NULL;
+}
+
+void nbdm_reconnect_later(struct nbdm_conn *c, struct loop *lp)
+{
+	uint64_t now = loop_now_ns();
+
+	if (__atomic_load_n(&c->nd->dying, __ATOMIC_ACQUIRE) || !lp)
+		return;
+	c->retry_ns = !c->retry_ns		     ? RETRY_FIRST_NS :
+		      c->retry_ns * 2 > RETRY_MAX_NS ? RETRY_MAX_NS :
+						       c->retry_ns * 2;
+	c->retry_at_ns = now + c->retry_ns;
+	loop_hook_arm_at(lp, &c->nd->retry, c->retry_at_ns);
+}
+
+void nbdm_reconnect_run(struct loop_hook *hk)
+{
+	struct nbdm_dev *nd = container_of(hk, struct nbdm_dev, retry);
+	uint64_t now = loop_now_ns();
+
+	for (int i = 0; i < nd->nr_conns; i++) {
+		struct nbdm_conn *c = &nd->conns[i];
+		pthread_attr_t attr;
+		pthread_t tid;
+		int ret;
+
+		if (!c->dead || c->reconnecting)
+			continue;
+		if (c->retry_at_ns > now) {
+			loop_hook_arm_at(hk->lh_loop, hk, c->retry_at_ns);
+			continue;
+		}
+		c->reconnecting = true;
+		c->finished = false;
+		__atomic_add_fetch(&nd->refs, 1, __ATOMIC_RELAXED);
+		pthread_attr_init(&attr);
+		pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+		ret = pthread_create(&tid, &attr, reconnect_thread, c);
+		pthread_attr_destroy(&attr);
+		if (ret) {
+			c->reconnecting = false;
+			__atomic_sub_fetch(&nd->refs, 1, __ATOMIC_RELAXED);
+			nbdm_reconnect_later(c, hk->lh_loop);
+			continue;
+		}
+		if (!nd->pefd.armed)
+			nbdm_poll_arm(&nd->pefd, POLLIN, hk->lh_loop);
+	}
+}
+
+void nbdm_reconnect_done(struct nbdm_dev *nd, struct loop *lp)
+{
+	bool waiting = false;
+	uint64_t n;
+
+	if (read(nd->efd, &n, sizeof(n)) < 0 && errno != EAGAIN)
+		bdev_log("%s: eventfd: %s", nd->nd_bdev.bd_name,
+			 strerror(errno));
+	for (int i = 0; i < nd->nr_conns; i++) {
+		struct nbdm_conn *c = &nd->conns[i];
+
+		if (!c->reconnecting)
+			continue;
+		if (!__atomic_load_n(&c->finished, __ATOMIC_ACQUIRE)) {
+			waiting = true;
+			continue;
+		}
+		c->reconnecting = false;
+		if (!c->new_h) {
+			/* Said once, not at every step of the backoff. */
+			if (!c->said_down)
+				bdev_log("%s (connection %d); trying again, at least every %d s",
+					 c->new_err, i,
+					 (int)(RETRY_MAX_NS / 1000000000));
+			c->said_down = true;
+			nbdm_reconnect_later(c, lp);
+			continue;
+		}
+		nbdm_conn_up(c, c->new_h, lp);
+		c->new_h = NULL;
+		c->retry_ns = 0;
+		c->said_down = false;
+		bdev_stat_add(&nd->st_reconnects, 1);
+		bdev_log("%s: connection %d is back", nd->nd_bdev.bd_name, i);
+	}
+	if (waiting)
+		nbdm_poll_arm(&nd->pefd, POLLIN, lp);
+}
+
+static void nbdm_stats_fields(const struct bdev *dev, bdev_stat_fn emit,
+			      void *ctx)
+{
+	const struct nbdm_dev *nd = (const struct nbdm_dev *)dev;
+
+	emit(ctx, "nbd_conns", (uint64_t)nd->nr_conns);
+	emit(ctx, "nbd_conns_live",
+	     (uint64_t)__atomic_load_n(&nd->nr_live, __ATOMIC_RELAXED));
+	emit(ctx, "nbd_conns_lost", bdev_stat_read(&nd->st_conns_lost));
+	emit(ctx, "nbd_reconnects", bdev_stat_read(&nd->st_reconnects));
+	emit(ctx, "nbd_timeouts", bdev_stat_read(&nd->st_timeouts));
+	emit(ctx, "nbd_commands", bdev_stat_read(&nd->st_cmds));
+	emit(ctx, "nbd_inflight", bdev_stat_read(&nd->st_inflight));
+	emit(ctx, "nbd_inflight_max", bdev_stat_read(&nd->st_inflight_max));
+	emit(ctx, "nbd_block_min",
+	     nd->block_min > 0 ? (uint64_t)nd->block_min : 0);
+	emit(ctx, "nbd_block_preferred",
+	     nd->block_pref > 0 ? (uint64_t)nd->block_pref : 0);
+	emit(ctx, "nbd_block_max",
+	     nd->block_max > 0 ? (uint64_t)nd->block_max : 0);
+	emit(ctx, "nbd_max_payload", nd->max_payload);
+	emit(ctx, "nbd_can_flush", nd->can_flush);
+	emit(ctx, "nbd_can_trim", nd->can_trim);
+	emit(ctx, "nbd_can_zero", nd->can_zero);
+	emit(ctx, "nbd_can_fua", nd->can_fua);
+	emit(ctx, "nbd_multi_conn", nd->multi_conn);
+	emit(ctx, "nbd_timeout_ms", nd->timeout_ns / 1000000);
+}
+
+const struct bdev_kind nbd_kind = {
+	.bk_name = "nbd",
+	.bk_help =
+		"  nbd(URI, conns=N, timeout=DUR, connect_timeout=DUR)\n"
+		"                                    an NBD export: nbd://HOST[:PORT]/NAME,\n"
+		"                                    nbd+unix:///NAME?socket=PATH\n",
+	.bk_flags = BK_URI | BK_OWN_OPTS,
+	.bk_create = nbdm_create,
+	.bk_stats = nbdm_stats_fields,
+};
