@@ -64,7 +64,7 @@ unit: $(UNIT_BIN) $(SAN_BIN)
 tsan: $(TSAN_BIN)
 
 check: deps
-	@$(MAKE) --no-print-directory all unit tsan
+	@$(MAKE) --no-print-directory -j$$(nproc) all unit tsan
 	@sh scripts/check.sh
 
 bench: deps all

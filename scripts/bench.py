@@ -10,6 +10,7 @@
   tfio PATH RW NJOBS            a threads run's fio result, summed over jobs
   tstats PATH KIND SIZE TARGET  check a threads run's stats: what rawvec chose
   threads_report TSV JOBS MD META   the threads section's tables
+  nbd_report TSV JOBS MD META   the nbd section's tables
 """
 import json, statistics, sys
 
@@ -283,7 +284,10 @@ RAID_GOALS = {
     ("sw1m8", "mbs", "raid5", "raid0"): (">=", 0.6),
 }
 
-def cmd_raid_report(tsv, jobs_tsv, stripes_tsv, md_path, meta_path):
+def jobs_tables(tsv, jobs_tsv, meta_path, heading, section, targets, desc,
+                pairs, goals):
+    """The tables of a section whose jobs each name their targets (raid,
+    nbd): the text lines, the Markdown lines and the goals met or missed."""
     jobs = []
     with open(jobs_tsv) as f:
         for line in f:
@@ -299,25 +303,22 @@ def cmd_raid_report(tsv, jobs_tsv, stripes_tsv, md_path, meta_path):
             rnd, jid, tgt, iops, bw, lat = line.rstrip("\n").split("\t")
             data.setdefault((jid, tgt), {})[int(rnd)] = {
                 "iops": float(iops), "mbs": float(bw) / 1e6, "lat": float(lat)}
-    stripes = []
-    with open(stripes_tsv) as f:
-        for line in f:
-            stripes.append(line.rstrip("\n").split("\t"))
     with open(meta_path) as f:
         meta = f.read().strip().splitlines()
     rounds = sorted({r for d in data.values() for r in d})
     nr = "%d round%s" % (len(rounds), "" if len(rounds) == 1 else "s")
     out = []
-    md = ["## rawvec RAID layers", ""] + ["- " + m for m in meta] + [""]
-    md += ["Medians over %s; ratios are medians of the per-round ratios." % nr,
+    md = ["## " + heading, ""] + ["- " + m for m in meta] + [""]
+    md += ["Medians over %s; ratios are medians of the per-round ratios "
+           "(latency ratios: lower is better)." % nr,
            "", "| job | metric | %s | %s |" % (
-               " | ".join("%s (%s)" % (t, RAID_DESC[t]) for t in RAID_TARGETS),
-               " | ".join("%s/%s" % p for p in RAID_PAIRS)),
-           "|---|---|" + "--:|" * (len(RAID_TARGETS) + len(RAID_PAIRS))]
+               " | ".join("%s (%s)" % (t, desc[t]) for t in targets),
+               " | ".join("%s/%s" % p for p in pairs)),
+           "|---|---|" + "--:|" * (len(targets) + len(pairs))]
     goals_out = []
     for jid, label, metrics, tgts in jobs:
         out.append("")
-        out.append("== RAID: %s (median of %s) ==" % (label, nr))
+        out.append("== %s: %s (median of %s) ==" % (section, label, nr))
         for m in metrics:
             unit, f, higher = METRICS[m]
             vals = {t: [data.get((jid, t), {}).get(r, {}).get(m) for r in rounds]
@@ -326,18 +327,29 @@ def cmd_raid_report(tsv, jobs_tsv, stripes_tsv, md_path, meta_path):
             for t in tgts:
                 got = [v for v in vals[t] if v is not None]
                 out.append("  %-22s %12s   %s" % (
-                    "%s (%s)" % (t, RAID_DESC[t]), fmt(f, med(got)),
+                    "%s (%s)" % (t, desc[t]), fmt(f, med(got)),
                     " ".join(fmt(f, v) for v in vals[t])))
             out.append("  %-22s %7s   %-8s %-5s  per round" %
                        ("ratio" + ("" if higher else " (lower is better)"),
                         "median", "target", ""))
-            cells = ratio_cells(out, goals_out, RAID_GOALS, RAID_PAIRS, vals,
+            cells = ratio_cells(out, goals_out, goals, pairs, vals,
                                 jid, m, label, unit, tgts)
             md.append("| %s | %s | %s | %s |" % (
                 label, unit,
                 " | ".join(fmt(f, med([v for v in vals[t] if v is not None]))
-                           if t in tgts else "-" for t in RAID_TARGETS),
+                           if t in tgts else "-" for t in targets),
                 " | ".join(cells)))
+    return out, md, goals_out
+
+def cmd_raid_report(tsv, jobs_tsv, stripes_tsv, md_path, meta_path):
+    out, md, goals_out = jobs_tables(tsv, jobs_tsv, meta_path,
+                                     "rawvec RAID layers", "RAID",
+                                     RAID_TARGETS, RAID_DESC, RAID_PAIRS,
+                                     RAID_GOALS)
+    stripes = []
+    with open(stripes_tsv) as f:
+        for line in f:
+            stripes.append(line.rstrip("\n").split("\t"))
     if stripes:
         out.append("")
         out.append("== raid5 stripe writes, per 1M seq write run (from its stats) ==")
@@ -534,9 +546,33 @@ def cmd_threads_report(tsv, jobs_tsv, md_path, meta_path):
     finish_report(out, md, goals_out, "threads targets from the issue",
                   "Targets (threads)", md_path, latency_word=True)
 
+# ---- nbd section ----
+NBD_DESC = {"rawvec": "nbd()", "nbdfuse": "nbdfuse", "qsd": "qsd driver=nbd",
+            "raid0": "raid0 of 2, conns=2"}
+NBD_TARGETS = ["rawvec", "nbdfuse", "qsd", "raid0"]
+# raid0/rawvec: two exports with two connections each against one export
+# with one.  Latency ratios: lower is better.
+NBD_PAIRS = [("rawvec", "nbdfuse"), ("rawvec", "qsd"), ("raid0", "rawvec")]
+NBD_GOALS = {
+    ("rr4k32", "iops", "rawvec", "nbdfuse"): (">=", 2.0),
+    ("rr4k32", "iops", "rawvec", "qsd"): (">=", 2.0),
+    ("rw4k32", "iops", "rawvec", "nbdfuse"): (">=", 2.0),
+    ("rw4k32", "iops", "rawvec", "qsd"): (">=", 2.0),
+    ("rr4k32", "iops", "raid0", "rawvec"): (">=", 1.6),
+}
+
+def cmd_nbd_report(tsv, jobs_tsv, md_path, meta_path):
+    out, md, goals_out = jobs_tables(tsv, jobs_tsv, meta_path,
+                                     "rawvec over NBD", "NBD", NBD_TARGETS,
+                                     NBD_DESC, NBD_PAIRS, NBD_GOALS)
+    out.append("")
+    finish_report(out, md, goals_out, "NBD targets from the issue",
+                  "Targets (NBD)", md_path, latency_word=True)
+
 if __name__ == "__main__":
     cmd = sys.argv[1]
     {"fio": cmd_fio, "stats": cmd_stats, "report": cmd_report,
      "rstats": cmd_rstats, "sweep": cmd_sweep,
      "raid_report": cmd_raid_report, "tfio": cmd_tfio, "tstats": cmd_tstats,
-     "threads_report": cmd_threads_report}[cmd](*sys.argv[2:])
+     "threads_report": cmd_threads_report,
+     "nbd_report": cmd_nbd_report}[cmd](*sys.argv[2:])

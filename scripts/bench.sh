@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
 # bench: compare rawvec with the raw image and with qemu-storage-daemon's
 # FUSE export (section "core"), measure the RAID layers (section "raid")
-# and what several event loops gain over one (section "threads"), in one
+# what several event loops gain over one (section "threads") and NBD
+# members against nbdfuse and qemu-storage-daemon (section "nbd"), in one
 # run, in rounds.
 #
-# Usage: scripts/bench.sh [core|raid|threads|all]...
-#                         (no argument: all, in the order core, raid, threads)
+# Usage: scripts/bench.sh [core|raid|threads|nbd|all]...
+#                         (no argument: all, in the order core, raid,
+#                         threads, nbd)
 #        scripts/bench.sh -h|--help
 #   core     raw image vs rawvec (uring and dev transports) vs
 #            qemu-storage-daemon, on an image on the real disk
@@ -13,8 +15,11 @@
 #            image, and raid5 full-stripe writes vs raid0
 #   threads  rawvec with one event loop vs the default (-o threads=auto):
 #            core's image, the null member, raid5 on tmpfs
-#   all      the three sections
-# `make bench` runs all three.
+#   nbd      rawvec's nbd() vs nbdfuse vs qemu-storage-daemon driver=nbd on
+#            one nbdkit memory export; raid0 of two exports vs one
+#            (scripts/bench_nbd.sh says how)
+#   all      the four sections
+# `make bench` runs all four.
 #
 # core: the targets, all on the SAME image file (same extents, same disk),
 # never two of them at once: fio directly on the image (the limit), rawvec
@@ -181,14 +186,16 @@ usage() {
 RUN_CORE=0
 RUN_RAID=0
 RUN_THREADS=0   # 1: asked for by name; 2: through all (skipped on 1 CPU)
+RUN_NBD=0
 (($#)) || set -- all
 for arg in "$@"; do
 	case $arg in
 	core) RUN_CORE=1 ;;
 	raid) RUN_RAID=1 ;;
 	threads) RUN_THREADS=1 ;;
+	nbd) RUN_NBD=1 ;;
 	all)
-		RUN_CORE=1 RUN_RAID=1
+		RUN_CORE=1 RUN_RAID=1 RUN_NBD=1
 		((RUN_THREADS)) || RUN_THREADS=2
 		;;
 	-h | --help | help)
@@ -197,7 +204,7 @@ for arg in "$@"; do
 		;;
 	*)
 		echo "bench: unknown section '$arg'" >&2
-		echo "usage: $0 [core|raid|threads|all]...  (no argument: all; --help for more)" >&2
+		echo "usage: $0 [core|raid|threads|nbd|all]...  (no argument: all; --help for more)" >&2
 		exit 2
 		;;
 	esac
@@ -258,7 +265,7 @@ cleanup() {
 		wait "$DAEMON_PID" 2>/dev/null
 		did+=" stopped $DAEMON_NAME (pid $DAEMON_PID);"
 	fi
-	for m in "$MNT" "$QMNT"; do
+	for m in "$MNT" "$QMNT" "${NBD_MNT:-}"; do
 		if [[ -n $m ]] && is_mounted "$m"; then
 			unmount_quietly "$m"
 			did+=" unmounted $m;"
@@ -284,7 +291,7 @@ for v in RUNTIME ROUNDS; do
 done
 [[ $RAMP =~ ^[0-9]+$ ]] || die "RAMP=$RAMP: not a non-negative integer"
 NEED=(fio)
-((RUN_CORE)) && NEED+=(qemu-storage-daemon)
+((RUN_CORE || RUN_NBD)) && NEED+=(qemu-storage-daemon)
 for c in "${NEED[@]}"; do
 	command -v "$c" >/dev/null ||
 		die "$c not found: run 'make bench' or 'sh scripts/deps.sh --bench' (as root) to install it"
@@ -312,7 +319,7 @@ if ((RUN_THREADS)); then
 		RUN_THREADS=0
 	fi
 fi
-if ((RUN_CORE || RUN_THREADS)) || [[ $RUN_RAID == 1 && $RAID_TRANSPORT == uring ]]; then
+if ((RUN_CORE || RUN_THREADS || RUN_NBD)) || [[ $RUN_RAID == 1 && $RAID_TRANSPORT == uring ]]; then
 	[[ -e $URING_PARAM ]] ||
 		die "$URING_PARAM missing: this kernel has no FUSE-over-io_uring (needs 6.14+ with CONFIG_FUSE_IO_URING), so --transport=uring cannot be measured"
 fi
@@ -365,7 +372,7 @@ THR_TSV=$BENCH_DIR/results-threads.tsv
 TMPD=$(mktemp -d)
 # Leftovers of a run that was killed hard: this directory is ours (locked).
 # The tmpfs last: a leftover rawvec mount may hold its images open.
-for m in "$MNT" "$QMNT" "$BENCH_DIR/raid-tmpfs"; do
+for m in "$MNT" "$QMNT" "$BENCH_DIR/nbdfuse-mnt" "$BENCH_DIR/raid-tmpfs"; do
 	if is_mounted "$m"; then
 		note "unmounting a leftover mount at $m"
 		unmount_quietly "$m"
@@ -373,10 +380,11 @@ for m in "$MNT" "$QMNT" "$BENCH_DIR/raid-tmpfs"; do
 	fi
 done
 mkdir -p "$MNT"
-if ((RUN_CORE)); then
+if ((RUN_CORE || RUN_NBD)); then
 	[[ -d $QMNT ]] && die "$QMNT is a directory; qemu-storage-daemon's FUSE export needs a regular file"
 	: >"$QMNT"
 fi
+. "$here/scripts/bench_nbd.sh"
 # Replace only the files of the sections that run.
 mkdir -p "$RUNS"
 if ((RUN_CORE)); then
@@ -948,7 +956,7 @@ run_threads() {
 # line between two.
 write_md() {
 	local f sep=""
-	for f in "$TMPD/core.md" "$TMPD/raid.md" "$TMPD/threads.md"; do
+	for f in "$TMPD/core.md" "$TMPD/raid.md" "$TMPD/threads.md" "$TMPD/nbd.md"; do
 		[[ -f $f ]] || continue
 		printf '%s' "$sep"
 		cat "$f"
@@ -967,7 +975,10 @@ fi
 if ((RUN_THREADS)); then
 	run_threads
 fi
-if ((RUN_CORE + RUN_RAID + (RUN_THREADS > 0) > 1)); then
+if ((RUN_NBD)); then
+	run_nbd
+fi
+if ((RUN_CORE + RUN_RAID + (RUN_THREADS > 0) + RUN_NBD > 1)); then
 	echo
 	note "the sections took $(((SECONDS - start_all) / 60)) min $(((SECONDS - start_all) % 60)) s"
 fi

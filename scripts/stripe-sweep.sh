@@ -32,7 +32,8 @@
 #   RUNTIME   seconds measured per job [2 | 1]
 #   RAMP      seconds of fio ramp-up before measuring [0.5 | 0.3]
 #   MEMBER    one member's expression; %i becomes the member's index, for
-#             image files: MEMBER='sim(/var/tmp/m%i.img, lat=4ms, qd=1)'
+#             image files: MEMBER='sim(/var/tmp/m%i.img, lat=4ms, qd=1)',
+#             NBD exports: MEMBER='nbd(nbd+unix:///?socket=/run/m%i.sock)'
 #             [sim(null(size=1g), lat=1ms, bw=200m, qd=4)]
 #   BALANCE_CHUNK  the chunk of the load-balance plots [64k, else the middle]
 #   OUT       output directory, must not hold a results.csv yet

@@ -116,6 +116,11 @@ struct io_uring_sqe *loop_sqe(struct loop *r, struct loop_op *op)
 	return sqe;
 }
 
+void loop_flush(struct loop *r)
+{
+	io_uring_submit(&r->ring);
+}
+
 /* A refused message's CQE: its op with the low bit set (ops are aligned). */
 #define MSG_REFUSED 1ul
 

@@ -127,6 +127,13 @@ static inline bool loop_in_pool(const struct loop *r, const void *p, size_t len)
 struct io_uring_sqe *loop_sqe(struct loop *r, struct loop_op *op);
 
 /**
+ * loop_flush() - submit the SQEs queued so far, now: before closing an fd
+ * that one of them names, which the kernel must see while it is still the
+ * same file (a number closed and reused meanwhile is another file).
+ */
+void loop_flush(struct loop *r);
+
+/**
  * loop_msg() - have @op run on @to's thread, with res 0, as if a CQE of
  * @to's ring completed it: queued on @from's ring (IORING_OP_MSG_RING),
  * so it leaves with @from's next submit and wakes @to if it waits.  From

@@ -36,6 +36,22 @@ static void conn_arm(struct nbdm_conn *c, struct loop *lp);
 static void nbdm_drain(struct nbdm_dev *nd);
 static void nbdm_start_waiting(struct nbdm_dev *nd);
 
+/* Shut @c's socket and close its handle.  A poll on it may still wait in
+ * the SQ: submitted first, it holds this socket, which the shutdown wakes,
+ * and not whatever file takes the number next. */
+static void conn_close(struct nbdm_conn *c)
+{
+	struct nbdm_poll *p = c->pin.armed ? &c->pin : &c->pout;
+
+	if (p->armed)
+		loop_flush(p->np_loop);
+	if (c->fd >= 0)
+		shutdown(c->fd, SHUT_RDWR);
+	nbd_close(c->h);
+	c->h = NULL;
+	c->fd = -1;
+}
+
 /* Mark @c dead and close it: after nbd_close() libnbd touches none of its
  * commands' buffers again, so they can be failed and reused.  It is
  * connected again later, from @lp. */
@@ -52,12 +68,7 @@ static void conn_kill(struct nbdm_conn *c, const char *why, struct loop *lp)
 		 (int)(c - nd->conns), why,
 		 nd->nr_live ? "" :
 			       "; the member fails its I/O until it is back");
-	/* The polls hold the socket open: shut it so that they return. */
-	if (c->fd >= 0)
-		shutdown(c->fd, SHUT_RDWR);
-	nbd_close(c->h);
-	c->h = NULL;
-	c->fd = -1;
+	conn_close(c);
 	for (int i = 0; i < nd->nr_cmds; i++) {
 		struct nbdm_cmd *cmd = &nd->cmds[i];
 
@@ -460,17 +471,12 @@ void nbdm_destroy(struct bdev *dev)
 	__atomic_store_n(&nd->dying, true, __ATOMIC_RELEASE);
 	loop_hook_disarm(&nd->timer);
 	loop_hook_disarm(&nd->retry);
-	for (int i = 0; i < nd->nr_conns; i++) {
-		struct nbdm_conn *c = &nd->conns[i];
-
-		/* Polls hold the sockets open: shut them so that they return
-		 * and let go (at exit the ring goes first, and what they hold
-		 * goes with the process). */
-		if (c->fd >= 0)
-			shutdown(c->fd, SHUT_RDWR);
-		nbd_close(c->h);
-		c->h = NULL;
-	}
+	/* The polls let go once they return (at exit the ring goes first,
+	 * and what they hold goes with the process). */
+	for (int i = 0; i < nd->nr_conns; i++)
+		conn_close(&nd->conns[i]);
+	if (nd->pefd.armed)
+		loop_flush(nd->pefd.np_loop);
 	if (nd->pefd.armed && write(nd->efd, &one, sizeof(one)) < 0)
 		bdev_log("%s: eventfd: %s", dev->bd_name, strerror(errno));
 	nbdm_put(nd);

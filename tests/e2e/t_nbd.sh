@@ -103,10 +103,10 @@ stop_rawvec
 # checked against the socket (see sock_readable() in nbd.c), a connection
 # stalled in this case three runs out of four, until timeout= failed it.
 CASE=raid1-conns
-nbd_serve c memory 64M
-make_image "$T/t.img" 64M zero
+nbd_serve c memory 32M
+make_image "$T/t.img" 32M zero
 start_rawvec "raid1(nbd($(nbd_uri c), conns=2, timeout=3s), $T/t.img, super=none)"
-fio_verify 64M --iodepth=32
+fio_verify 32M --iodepth=32
 fio --name=r --filename="$D" --rw=randread --bs=4k --iodepth=32 \
 	--ioengine=io_uring --direct=1 --runtime=3 --time_based >"$T/fio.out" 2>&1 ||
 	{ cat "$T/fio.out"; die "$CASE: fio randread"; }

@@ -19,6 +19,7 @@ Suite *super_suite(void) __attribute__((weak));
 Suite *json_suite(void) __attribute__((weak));
 Suite *levels_suite(void) __attribute__((weak));
 Suite *layout_suite(void) __attribute__((weak));
+Suite *nbd_suite(void) __attribute__((weak));
 
 /* The layers' log lines (a member failed, sizes differ) are what the
  * tests provoke on purpose; UNIT_LOG=1 shows them. */
@@ -56,6 +57,8 @@ int main(void)
 		srunner_add_suite(sr, levels_suite());
 	if (layout_suite)
 		srunner_add_suite(sr, layout_suite());
+	if (nbd_suite)
+		srunner_add_suite(sr, nbd_suite());
 	srunner_run_all(sr, CK_NORMAL);
 	nr_failed = srunner_ntests_failed(sr);
 	nr_run = srunner_ntests_run(sr);
