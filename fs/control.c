@@ -361,6 +361,7 @@ static int run_line(struct rv_ctl *c, struct ctl_job *job, char *line)
 	while (el && strchr(" \t\n", expr[el - 1]))
 		expr[--el] = '\0';
 	char *a2 = strtok_r(NULL, " \t", &save);
+	char *extra = strtok_r(NULL, " \t", &save);
 	char err[8192];
 	struct layer *l;
 	int m, ret;
@@ -376,8 +377,11 @@ static int run_line(struct rv_ctl *c, struct ctl_job *job, char *line)
 		       l->l_members[m]->bd_name, l->l_kind);
 		return 0;
 	}
-	if (!strcmp(cmd, "replace") && a1 && a2) {
-		a2 = expr + strspn(expr, " \t");
+	if (!strcmp(cmd, "replace") && a1 && a2 &&
+	    (!extra || strchr(expr, '('))) {
+		/* A layout is the rest of the line; a path is one word. */
+		if (strchr(expr, '('))
+			a2 = expr + strspn(expr, " \t");
 		ret = member_lookup(fs->dev, a1, &l, &m, err, sizeof(err));
 		if (!ret)
 			ret = member_can_replace(fs->dev, a1, l, m, err,

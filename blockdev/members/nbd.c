@@ -19,6 +19,9 @@ static struct nbdm_dev *to_nbd(struct bdev *dev)
 
 static void nbdm_free(struct nbdm_dev *nd)
 {
+	/* A reconnected handle the loop had no time to take. */
+	for (int i = 0; i < nd->nr_conns; i++)
+		nbd_close(nd->conns[i].new_h);
 	if (nd->efd >= 0)
 		close(nd->efd);
 	free(nd->cmds);
@@ -85,8 +88,11 @@ static int cmd_callback(void *user_data, int *error)
 {
 	struct nbdm_cmd *cmd = user_data;
 
-	/* libnbd's lock is held here: no nbd_* call, just note it. */
-	cmd->err = *error ? -*error : 0;
+	/* libnbd's lock is held here: no nbd_* call, just note it.  A
+	 * connection gone is EIO, as for every member. */
+	cmd->err = !*error				     ? 0 :
+		   *error == ENOTCONN || *error == ESHUTDOWN ? -EIO :
+							       -*error;
 	cmd->done = true;
 	fifo_push(&cmd->conn->nd->done, cmd, next);
 	return 1;
@@ -176,7 +182,10 @@ static void nbdm_drain(struct nbdm_dev *nd)
 			cmd->sent = false;
 			c->inflight--;
 		}
-		if (!cmd->err && cmd->left && !c->dead) {
+		if (!cmd->err && cmd->left && c->dead)
+			/* The rest of the range was never sent. */
+			cmd->err = -EIO;
+		if (!cmd->err && cmd->left) {
 			/* A ranged op's next step. */
 			uint64_t n = cmd->left < NBD_MAX_RANGE ? cmd->left :
 								 NBD_MAX_RANGE;
@@ -225,6 +234,12 @@ static void conn_arm(struct nbdm_conn *c, struct loop *lp)
 	if (c->dead)
 		return;
 	dir = nbd_aio_get_direction(c->h);
+	if (!dir && (nbd_aio_is_dead(c->h) || nbd_aio_is_closed(c->h))) {
+		/* libnbd queues a command even when sending it kills the
+		 * handle: a handle waiting for nothing may be dead. */
+		conn_kill(c, nbd_get_error() ? nbd_get_error() : "closed", lp);
+		return;
+	}
 	if ((dir & LIBNBD_AIO_DIRECTION_READ) && !c->pin.armed)
 		nbdm_poll_arm(&c->pin, POLLIN, lp);
 	if ((dir & LIBNBD_AIO_DIRECTION_WRITE) && !c->pout.armed)
@@ -421,6 +436,10 @@ static void nbdm_submit(struct bdev *dev, struct bdev_req *req)
 		return;
 	}
 	nr = cmds_needed(nd, req);
+	if (!nr) {
+		bdev_req_complete(req, 0); /* nothing to move */
+		return;
+	}
 	if (nr > nd->nr_cmds) {
 		bdev_req_complete(req, -EINVAL);
 		return;

@@ -21,6 +21,19 @@ struct nbdm_opts {
 	uint64_t timeout_ns, connect_timeout_ns;
 };
 
+/* A duration up to a day ("0" alone where @zero_ok: none). */
+static int parse_timeout(const char *v, uint64_t *ns, bool zero_ok)
+{
+	if (!strcmp(v, "0") && zero_ok) {
+		*ns = 0;
+		return 0;
+	}
+	if (bdev_parse_duration(v, strlen(v), ns) || (!*ns && !zero_ok) ||
+	    *ns > 86400ull * 1000000000)
+		return -EINVAL;
+	return 0;
+}
+
 static int nbdm_set(void *ctx, const char *key, const char *v)
 {
 	struct nbdm_opts *o = ctx;
@@ -35,13 +48,9 @@ static int nbdm_set(void *ctx, const char *key, const char *v)
 		return 0;
 	}
 	if (!strcmp(key, "timeout"))
-		return bdev_parse_duration(v, strlen(v), &o->timeout_ns);
+		return parse_timeout(v, &o->timeout_ns, true);
 	if (!strcmp(key, "connect_timeout"))
-		return bdev_parse_duration(v, strlen(v),
-					   &o->connect_timeout_ns) ||
-				       !o->connect_timeout_ns ?
-			       -EINVAL :
-			       0;
+		return parse_timeout(v, &o->connect_timeout_ns, false);
 	return -ENOENT;
 }
 
@@ -83,11 +92,18 @@ static int connect_bounded(struct nbd_handle *h, const char *uri,
 		}
 		if (r <= 0)
 			continue;
-		if ((pfd.revents & (POLLIN | POLLHUP | POLLERR)) &&
-		    nbd_aio_notify_read(h) < 0)
+		/* Only what libnbd waits for: while connecting it takes a
+		 * write notification alone, also for a refused address, which
+		 * it answers by trying the next one. */
+		if ((dir & LIBNBD_AIO_DIRECTION_WRITE) &&
+		    (pfd.revents & (POLLOUT | POLLHUP | POLLERR))) {
+			if (nbd_aio_notify_write(h) < 0)
+				goto fail;
+		} else if ((dir & LIBNBD_AIO_DIRECTION_READ) &&
+			   (pfd.revents & (POLLIN | POLLHUP | POLLERR)) &&
+			   nbd_aio_notify_read(h) < 0) {
 			goto fail;
-		if ((pfd.revents & POLLOUT) && nbd_aio_notify_write(h) < 0)
-			goto fail;
+		}
 	}
 	return 0;
 fail:
@@ -192,7 +208,7 @@ static int nbdm_create(const struct bdev_kind_args *a, struct bdev **out,
 		return -EINVAL;
 	}
 	if (layer_parse_opts(a->ka_opts ? a->ka_opts : "", nbdm_set, &o,
-			     "conns=1..16, timeout=DUR (0: none), connect_timeout=DUR",
+			     "conns=1..16, timeout=DUR up to 1 day (0: none), connect_timeout=DUR",
 			     err, errlen))
 		return -EINVAL;
 	nd = calloc(1, sizeof(*nd));

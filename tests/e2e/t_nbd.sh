@@ -151,6 +151,8 @@ nbd_serve k2 memory 32M
 nbd_serve tiny memory 16M
 expect_fail "replace onto a smaller export" sh -c "echo 'replace 1 nbd($(nbd_uri tiny))' >'$MNT/control'"
 expect_fail "replace onto the live member's twin" sh -c "echo 'replace 1 $T/b.img' >'$MNT/control'"
+expect_fail "replace with a word too many" sh -c "echo 'replace 1 $T/new.img junk' >'$MNT/control'"
+[ ! -e "$T/new.img junk" ] && [ ! -e "$T/new.img" ] || die "$CASE: a refused replace created a file"
 replace_retry 1 "nbd($(nbd_uri k2))"
 wait_rebuilt "replace onto a fresh export"
 m=$(scrub check)
@@ -164,7 +166,7 @@ CASE=error-filter
 make_image "$T/c.img" 16M zero
 head -c 16M /dev/zero >"$MODEL"
 nbd_serve e --filter=error memory 16M error=EIO error-rate=100% error-file="$T/errors.on"
-start_rawvec "raid1($T/c.img, nbd($(nbd_uri e)), super=none)"
+start_rawvec "raid1($T/c.img, nbd($(nbd_uri e), timeout=0), super=none)"
 put 0 1048576 direct
 touch "$T/errors.on"
 put 4096 65536 direct
