@@ -65,7 +65,12 @@ static int connect_bounded(struct nbd_handle *h, const char *uri,
 {
 	uint64_t deadline = loop_now_ns() + timeout_ns;
 
-	if (nbd_aio_connect_uri(h, uri) < 0)
+	/* Simple replies: a read's reply is its header and its data, two
+	 * reads of the socket where a structured one takes three, and rawvec
+	 * asks for nothing structured replies add (block status, sparse
+	 * reads). */
+	if (nbd_set_request_structured_replies(h, false) < 0 ||
+	    nbd_aio_connect_uri(h, uri) < 0)
 		goto fail;
 	while (!nbd_aio_is_ready(h)) {
 		struct pollfd pfd = { .fd = nbd_aio_get_fd(h) };
