@@ -118,7 +118,6 @@ static void cmd_issue(struct nbdm_cmd *cmd, enum bdev_op op, void *buf,
 		fifo_push(&c->nd->done, cmd, next);
 		return;
 	}
-	c->runs++;
 	switch (op) {
 	case BDEV_READ:
 		r = nbd_aio_pread(c->h, buf, len, pos, cb_of(cmd), 0);
@@ -222,7 +221,6 @@ void nbdm_poll_arm(struct nbdm_poll *p, unsigned mask, struct loop *lp)
 	io_uring_prep_poll_add(sqe, p->conn ? p->conn->fd : p->nd->efd, mask);
 	p->np_loop = lp;
 	p->np_gen = p->conn ? p->conn->gen : 0;
-	p->np_runs = p->conn ? p->conn->runs : 0;
 	p->armed = true;
 	__atomic_add_fetch(&p->nd->refs, 1, __ATOMIC_RELAXED);
 }
@@ -251,8 +249,7 @@ static void conn_arm(struct nbdm_conn *c, struct loop *lp)
 /*
  * Whether a reply is there to read now.  The poll that said so may be
  * stale: a command issued since can have run libnbd's state machine and
- * read it (without such a call since the poll was armed, c->runs says, it
- * cannot be, and this costs no syscall).  Told "readable" when idle, libnbd 1.14 leaves READY to wait
+ * read it.  Told "readable" when idle, libnbd 1.14 leaves READY to wait
  * for a reply, and commands issued meanwhile queue behind it unsent: with
  * none on the wire the connection stops for good (seen here under raid1
  * with conns=2 until timeout= failed it).
@@ -289,12 +286,9 @@ static void poll_done(struct loop_op *op, int res, unsigned flags)
 		conn_kill(c, strerror(-res), lp);
 	} else if (p == &c->pin) {
 		if ((nbd_aio_get_direction(c->h) & LIBNBD_AIO_DIRECTION_READ) &&
-		    (p->np_runs == c->runs || sock_readable(c->fd))) {
-			c->runs++;
+		    sock_readable(c->fd))
 			r = nbd_aio_notify_read(c->h);
-		}
 	} else if (nbd_aio_get_direction(c->h) & LIBNBD_AIO_DIRECTION_WRITE) {
-		c->runs++;
 		r = nbd_aio_notify_write(c->h);
 	}
 	if (!c->dead &&

@@ -41,7 +41,6 @@ struct nbdm_poll {
 	struct nbdm_conn *conn;
 	struct loop *np_loop; /* the loop it is armed on, or was last */
 	unsigned np_gen;      /* the connection's gen when armed */
-	unsigned np_runs;     /* and its runs */
 	bool armed;
 };
 
@@ -57,7 +56,6 @@ struct nbdm_conn {
 	int fd;
 	bool dead;
 	unsigned gen;	   /* one more for every handle: stale polls */
-	unsigned runs;	   /* libnbd calls that may read the socket */
 	unsigned inflight; /* commands */
 	struct nbdm_poll pin, pout;
 	bool reconnecting;		/* a thread is connecting for it */
