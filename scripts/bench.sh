@@ -783,40 +783,67 @@ raid_run_one() {
 	print_result "$label" "$target" "$bs" "$qd" "$iops" "$bw" "$lat" "$stats"
 }
 
-run_raid() {
-	local nruns=0 est spec jid label rw bs qd tg r j t k start_time elapsed
+# Sections whose jobs are "id|label|rw|bs|qd|targets" (raid, nbd); JOBS
+# is the name of the array of them.
+# spec_runs JOBS: how many fio runs ROUNDS rounds of them are.
+spec_runs() {
+	local -n specs=$1
+	local spec jid label rw bs qd tg n=0
 	local -a tgts
-	for spec in "${RAID_JOBS[@]}"; do
+	for spec in "${specs[@]}"; do
 		IFS='|' read -r jid label rw bs qd tg <<<"$spec"
 		read -r -a tgts <<<"$tg"
-		nruns=$((nruns + ROUNDS * ${#tgts[@]}))
+		n=$((n + ROUNDS * ${#tgts[@]}))
 	done
+	echo "$n"
+}
+
+# spec_jobs_tsv JOBS FILE: the jobs, one tab-separated line each, for
+# bench.py.
+spec_jobs_tsv() {
+	local -n specs=$1
+	local spec jid label rw bs qd tg
+	: >"$2"
+	for spec in "${specs[@]}"; do
+		IFS='|' read -r jid label rw bs qd tg <<<"$spec"
+		printf '%s\t%s\t%s\t%s\t%s\t%s\n' "$jid" "$label" "$rw" "$bs" "$qd" "$tg" >>"$2"
+	done
+}
+
+# spec_rounds JOBS SECTION RUN_ONE: ROUNDS rounds of every job on each of
+# its targets, RUN_ONE ROUND SPEC TARGET per run, the target order rotated
+# by round and job as in core.
+spec_rounds() {
+	local -n specs=$1
+	local jid label rw bs qd tg r j t k
+	local -a tgts
+	for ((r = 1; r <= ROUNDS; r++)); do
+		note "$2: round $r of $ROUNDS"
+		for ((j = 0; j < ${#specs[@]}; j++)); do
+			IFS='|' read -r jid label rw bs qd tg <<<"${specs[j]}"
+			read -r -a tgts <<<"$tg"
+			for ((t = 0; t < ${#tgts[@]}; t++)); do
+				k=$(((t + r - 1 + j) % ${#tgts[@]}))
+				"$3" "$r" "${specs[j]}" "${tgts[k]}"
+			done
+		done
+	done
+}
+
+run_raid() {
+	local nruns est start_time elapsed
+	nruns=$(spec_runs RAID_JOBS)
 	est=$((nruns * (RUNTIME + RAMP + 2)))
 	prepare_raid
 	note "rawvec: $RV_VERSION ($RAWVEC); $(fio --version); transport: $RAID_TRANSPORT"
 	note "raid: arrays of $((RAID_ARRAY_BYTES >> 20))M on tmpfs, chunk $RAID_CHUNK, RUNTIME=${RUNTIME}s RAMP=${RAMP}s ROUNDS=$ROUNDS: $nruns fio runs, about $((est / 60)) min $((est % 60)) s"
 
 	printf 'round\tjob\ttarget\tiops\tbw_bytes\tlat_us\n' >"$RAID_TSV"
-	: >"$TMPD/raid-jobs.tsv"
+	spec_jobs_tsv RAID_JOBS "$TMPD/raid-jobs.tsv"
 	: >"$TMPD/raid-stripes.tsv"
-	for spec in "${RAID_JOBS[@]}"; do
-		IFS='|' read -r jid label rw bs qd tg <<<"$spec"
-		printf '%s\t%s\t%s\t%s\t%s\t%s\n' "$jid" "$label" "$rw" "$bs" "$qd" "$tg" >>"$TMPD/raid-jobs.tsv"
-	done
 
 	start_time=$SECONDS
-	for ((r = 1; r <= ROUNDS; r++)); do
-		note "raid: round $r of $ROUNDS"
-		for ((j = 0; j < ${#RAID_JOBS[@]}; j++)); do
-			IFS='|' read -r jid label rw bs qd tg <<<"${RAID_JOBS[j]}"
-			read -r -a tgts <<<"$tg"
-			# Rotated as in core.
-			for ((t = 0; t < ${#tgts[@]}; t++)); do
-				k=$(((t + r - 1 + j) % ${#tgts[@]}))
-				raid_run_one "$r" "${RAID_JOBS[j]}" "${tgts[k]}"
-			done
-		done
-	done
+	spec_rounds RAID_JOBS raid raid_run_one
 	elapsed=$((SECONDS - start_time))
 
 	{

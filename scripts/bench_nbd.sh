@@ -1,5 +1,5 @@
 # bench_nbd: bench.sh's "nbd" section, sourced by it (it uses bench.sh's
-# start_rawvec, run_fio, stop_daemon, helper and print_result).
+# start_rawvec, run_fio, stop_daemon, spec_rounds, helper and print_result).
 #
 # Two nbdkit memory exports of NBD_SIZE each on Unix sockets in $TMPD (A
 # and B), written full of random data once (nbdcopy), served for the whole
@@ -112,8 +112,7 @@ nbd_run_one() {
 }
 
 run_nbd() {
-	local nruns=0 spec jid label rw bs qd tg r j t k start_time elapsed
-	local -a tgts
+	local nruns start_time elapsed
 	for c in nbdkit nbdcopy nbdfuse qemu-storage-daemon; do
 		command -v "$c" >/dev/null ||
 			die "$c not found: run 'make bench' or 'sh scripts/deps.sh --bench' (as root)"
@@ -123,31 +122,13 @@ run_nbd() {
 	rm -rf "$NBD_RUNS"
 	mkdir -p "$NBD_RUNS" "$NBD_MNT"
 	[[ -f $QMNT ]] || : >"$QMNT"
-	for spec in "${NBD_JOBS[@]}"; do
-		IFS='|' read -r jid label rw bs qd tg <<<"$spec"
-		read -r -a tgts <<<"$tg"
-		nruns=$((nruns + ROUNDS * ${#tgts[@]}))
-	done
+	nruns=$(spec_runs NBD_JOBS)
 	note "nbd: two nbdkit memory exports of $NBD_SIZE; $nruns fio runs, about $((nruns * (RUNTIME + RAMP + 3) / 60)) min"
 	nbd_servers
 	printf 'round\tjob\ttarget\tiops\tbw_bytes\tlat_us\n' >"$NBD_TSV"
-	: >"$TMPD/nbd-jobs.tsv"
-	for spec in "${NBD_JOBS[@]}"; do
-		IFS='|' read -r jid label rw bs qd tg <<<"$spec"
-		printf '%s\t%s\t%s\t%s\t%s\t%s\n' "$jid" "$label" "$rw" "$bs" "$qd" "$tg" >>"$TMPD/nbd-jobs.tsv"
-	done
+	spec_jobs_tsv NBD_JOBS "$TMPD/nbd-jobs.tsv"
 	start_time=$SECONDS
-	for ((r = 1; r <= ROUNDS; r++)); do
-		note "nbd: round $r of $ROUNDS"
-		for ((j = 0; j < ${#NBD_JOBS[@]}; j++)); do
-			IFS='|' read -r jid label rw bs qd tg <<<"${NBD_JOBS[j]}"
-			read -r -a tgts <<<"$tg"
-			for ((t = 0; t < ${#tgts[@]}; t++)); do
-				k=$(((t + r - 1 + j) % ${#tgts[@]}))
-				nbd_run_one "$r" "${NBD_JOBS[j]}" "${tgts[k]}"
-			done
-		done
-	done
+	spec_rounds NBD_JOBS nbd nbd_run_one
 	elapsed=$((SECONDS - start_time))
 	{
 		echo "date: $(date -u '+%Y-%m-%d %H:%M UTC'), kernel $(uname -r), $(nproc) CPUs"

@@ -84,6 +84,12 @@ static void conn_kill(struct nbdm_conn *c, const char *why, struct loop *lp)
 	nbdm_reconnect_later(c, lp);
 }
 
+/* The length of a ranged op's step that starts with @left bytes to go. */
+static uint64_t range_step(uint64_t left)
+{
+	return left < NBD_MAX_RANGE ? left : NBD_MAX_RANGE;
+}
+
 static int cmd_callback(void *user_data, int *error)
 {
 	struct nbdm_cmd *cmd = user_data;
@@ -154,7 +160,7 @@ static void cmd_issue(struct nbdm_cmd *cmd, enum bdev_op op, void *buf,
 	cmd->done = true;
 	fifo_push(&c->nd->done, cmd, next);
 	if (nbd_aio_is_dead(c->h) || nbd_aio_is_closed(c->h))
-		conn_kill(c, nbd_get_error() ? nbd_get_error() : "closed", lp);
+		conn_kill(c, nbdm_why("closed"), lp);
 }
 
 static void cmd_put(struct nbdm_dev *nd, struct nbdm_cmd *cmd)
@@ -187,17 +193,15 @@ static void nbdm_drain(struct nbdm_dev *nd)
 			cmd->err = -EIO;
 		if (!cmd->err && cmd->left) {
 			/* A ranged op's next step. */
-			uint64_t n = cmd->left < NBD_MAX_RANGE ? cmd->left :
-								 NBD_MAX_RANGE;
+			uint64_t n = range_step(cmd->left);
 
 			cmd->pos += n;
 			cmd->left -= n;
 			if (cmd->left) {
 				/* timeout= holds for each step. */
 				cmd->start_ns = loop_now_ns();
-				n = cmd->left < NBD_MAX_RANGE ? cmd->left :
-								NBD_MAX_RANGE;
-				cmd_issue(cmd, req->br_op, NULL, n, cmd->pos,
+				cmd_issue(cmd, req->br_op, NULL,
+					  range_step(cmd->left), cmd->pos,
 					  req->br_loop);
 				conn_arm(c, req->br_loop);
 				continue;
@@ -237,7 +241,7 @@ static void conn_arm(struct nbdm_conn *c, struct loop *lp)
 	if (!dir && (nbd_aio_is_dead(c->h) || nbd_aio_is_closed(c->h))) {
 		/* libnbd queues a command even when sending it kills the
 		 * handle: a handle waiting for nothing may be dead. */
-		conn_kill(c, nbd_get_error() ? nbd_get_error() : "closed", lp);
+		conn_kill(c, nbdm_why("closed"), lp);
 		return;
 	}
 	if ((dir & LIBNBD_AIO_DIRECTION_READ) && !c->pin.armed)
@@ -293,10 +297,7 @@ static void poll_done(struct loop_op *op, int res, unsigned flags)
 	}
 	if (!c->dead &&
 	    (r < 0 || nbd_aio_is_dead(c->h) || nbd_aio_is_closed(c->h)))
-		conn_kill(c,
-			  nbd_get_error() ? nbd_get_error() :
-					    "the server closed it",
-			  lp);
+		conn_kill(c, nbdm_why("the server closed it"), lp);
 	conn_arm(c, lp);
 	nbdm_drain(nd);
 out:
@@ -384,13 +385,11 @@ static void nbdm_start(struct nbdm_dev *nd, struct bdev_req *req, int nr)
 			}
 		}
 	} else {
-		uint64_t n = req->br_len < NBD_MAX_RANGE ? req->br_len :
-							   NBD_MAX_RANGE;
-
 		cmd = cmd_get(nd, c, req);
 		cmd->pos = req->br_pos;
 		cmd->left = req->br_op == BDEV_FLUSH ? 0 : req->br_len;
-		cmd_issue(cmd, req->br_op, NULL, n, req->br_pos, req->br_loop);
+		cmd_issue(cmd, req->br_op, NULL, range_step(req->br_len),
+			  req->br_pos, req->br_loop);
 	}
 	conn_arm(c, req->br_loop);
 	nbdm_drain(nd);

@@ -93,6 +93,12 @@ struct nbdm_dev {
 		st_inflight, st_inflight_max;
 };
 
+/** nbdm_why() - libnbd's last error on this thread, or @fallback. */
+static inline const char *nbdm_why(const char *fallback)
+{
+	return nbd_get_error() ? nbd_get_error() : fallback;
+}
+
 extern const struct bdev_kind nbd_kind;
 extern const struct bdev_ops nbdm_ops;
 

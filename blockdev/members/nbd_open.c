@@ -112,8 +112,7 @@ static int connect_bounded(struct nbd_handle *h, const char *uri,
 	}
 	return 0;
 fail:
-	snprintf(err, errlen, "%s: %s", uri,
-		 nbd_get_error() ? nbd_get_error() : "cannot connect");
+	snprintf(err, errlen, "%s: %s", uri, nbdm_why("cannot connect"));
 	return nbd_get_errno() ? -nbd_get_errno() : -EIO;
 }
 

@@ -102,30 +102,6 @@ static void io_start(struct bdev *dev, struct loop *lp, struct io *io,
 	bdev_submit(dev, &io->req);
 }
 
-struct tick {
-	struct loop_hook hook;
-	bool done;
-};
-
-static void tick_fn(struct loop_hook *h)
-{
-	((struct tick *)h)->done = true;
-}
-
-static bool tick_done(void *arg)
-{
-	return ((struct tick *)arg)->done;
-}
-
-/* Run @lp for @ms milliseconds, whatever completes meanwhile. */
-static void run_for_ms(struct loop *lp, unsigned ms)
-{
-	struct tick t = { .hook.lh_fn = tick_fn };
-
-	loop_hook_arm_at(lp, &t.hook, loop_now_ns() + ms * 1000000ull);
-	ck_assert_int_eq(loop_run_until(lp, tick_done, &t), 0);
-}
-
 static struct bdev *open_nbd(const struct srv *s, struct loop *lp,
 			     const char *opts)
 {
@@ -202,7 +178,7 @@ START_TEST(test_nbd_io)
 	/* Gone with its polls (and the retry hook) armed: what the kernel
 	 * still holds lets go on the next runs, then the memory goes. */
 	bdev_destroy(dev);
-	run_for_ms(&lp, 100);
+	ut_run_for_ns(&lp, 100000000);
 	loop_exit(&lp);
 }
 END_TEST
