@@ -94,21 +94,26 @@ void bdev_kind_usage(FILE *f)
 		fputs((*k)->bk_help ? (*k)->bk_help : "", f);
 }
 
-/* A device runs on every loop at once only when nothing of its own
- * changes on the I/O path but its sharded stats. */
-static bool runs_anywhere(const struct bdev *d)
+/* A device runs on @nr_loops loops at once only when nothing of its own
+ * changes on the I/O path but its sharded stats, or it keeps a part of
+ * its state for each loop. */
+static bool runs_anywhere(const struct bdev *d, int nr_loops)
 {
-	return d->bd_desc && (d->bd_desc->bk_flags & BK_SHARED) &&
+	const struct bdev_kind *k = d->bd_desc;
+
+	return k &&
+	       ((k->bk_flags & BK_SHARED) ||
+		(k->bk_max_loops && k->bk_max_loops(d) >= nr_loops)) &&
 	       !d->bd_hold && !d->bd_hold_end && !d->bd_observe;
 }
 
-const struct bdev *bdev_tree_first_owned(const struct bdev *top)
+const struct bdev *bdev_tree_first_owned(const struct bdev *top, int nr_loops)
 {
-	if (!runs_anywhere(top))
+	if (!runs_anywhere(top, nr_loops))
 		return top;
 	for (int i = 0; i < top->bd_nr_members; i++) {
 		const struct bdev *d =
-			bdev_tree_first_owned(top->bd_members[i]);
+			bdev_tree_first_owned(top->bd_members[i], nr_loops);
 
 		if (d)
 			return d;
@@ -118,12 +123,14 @@ const struct bdev *bdev_tree_first_owned(const struct bdev *top)
 
 int bdev_tree_share(struct bdev *top, int nr_loops, struct loop *owner)
 {
-	bool shared = runs_anywhere(top);
+	bool shared = runs_anywhere(top, nr_loops);
 	int owned = 0, ret;
 
 	if (nr_loops < 2)
 		return 0;
 	ret = bdev_share(top, nr_loops, shared ? NULL : owner);
+	if (!ret && shared && top->bd_desc->bk_share)
+		ret = top->bd_desc->bk_share(top, nr_loops);
 	if (ret || !shared)
 		/* Below an owned device every request already runs on the
 		 * owner: nothing there needs shards. */

@@ -93,6 +93,11 @@ typedef void (*bdev_stat_fn)(void *ctx, const char *name, uint64_t val);
  * @bk_stats:       its own stats fields, after the common ones (NULL: none)
  * @bk_configure:   change its options at run time, all or nothing
  *                  (the control file's `fault`; NULL: not possible)
+ * @bk_max_loops:   a kind that is not BK_SHARED but keeps its state per
+ *                  connection (nbd): on how many loops at once @dev can
+ *                  run, each with a part of that state (NULL: one)
+ * @bk_share:       split @dev's state over @nr_loops loops, at most
+ *                  bk_max_loops(), before any I/O; 0 or -errno
  */
 struct bdev_kind {
 	const char *bk_name;
@@ -108,6 +113,8 @@ struct bdev_kind {
 	void (*bk_stats)(const struct bdev *dev, bdev_stat_fn emit, void *ctx);
 	int (*bk_configure)(struct bdev *dev, const char *opts, char *err,
 			    size_t errlen);
+	int (*bk_max_loops)(const struct bdev *dev);
+	int (*bk_share)(struct bdev *dev, int nr_loops);
 };
 
 /*
@@ -142,16 +149,18 @@ extern const struct bdev_kind *const bdev_members[];
 
 /**
  * bdev_tree_share() - ready the tree under @top for @nr_loops loops.  A
- * device whose kind is BK_SHARED, and that has no md metadata holding its
+ * device whose kind is BK_SHARED, or splits its state over that many
+ * loops (bk_max_loops, bk_share), and that has no md metadata holding its
  * I/O and no trace observer, gets a stats shard per loop; every other
  * device is owned by @owner (bdev_share()), so that its state is only ever
- * touched there.  Returns how many devices are owned, or -ENOMEM.
+ * touched there.  Returns how many devices are owned, or -errno.
  */
 int bdev_tree_share(struct bdev *top, int nr_loops, struct loop *owner);
 
 /** bdev_tree_first_owned() - the first device, top down, that
- * bdev_tree_share() would make owned; NULL when all run anywhere. */
-const struct bdev *bdev_tree_first_owned(const struct bdev *top);
+ * bdev_tree_share() would make owned for @nr_loops loops; NULL when all
+ * run anywhere. */
+const struct bdev *bdev_tree_first_owned(const struct bdev *top, int nr_loops);
 
 /**
  * bdev_kind_find() - the level or member kind written as @name(...) (the

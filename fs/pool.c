@@ -155,7 +155,7 @@ int rv_loops_rechoose(struct rv_fs *fs, const struct rv_opts *o,
 		      bool expect_ring, int *dev_slots, int *bounces)
 {
 	static char why[200];
-	const struct bdev *d = bdev_tree_first_owned(fs->dev);
+	const struct bdev *d = bdev_tree_first_owned(fs->dev, fs->nr_loops);
 
 	if (o->threads || fs->nr_loops == 1 || !d)
 		return 0;

@@ -64,20 +64,26 @@ for t in tests/e2e/t_*.sh; do
 	done
 done
 
-# The many-loops stress test once more under ThreadSanitizer, when make
-# check built rawvec_tsan: a report ends rawvec with status 66 (or is found
-# in its log at the unmount), and the test fails showing it.
-if [ -x build/rawvec_tsan ]; then
-	t=tests/e2e/t_mq_stress.sh name="t_mq_stress[uring,threads=2,tsan]"
-	out="$log/t_mq_stress-tsan.log"
+# The many-loops tests once more under ThreadSanitizer, when make check
+# built rawvec_tsan: a report ends rawvec with status 66 (or is found in
+# its log at the unmount), and the test fails showing it.
+# tsan_run TEST TRANSPORT [VAR=VALUE...]
+tsan_run() {
+	local name=$1 t=tests/e2e/$1.sh tr=$2 out="$log/$1-tsan.log" start
+	shift 2
 	start=$(date +%s)
-	# A shared device (file, raid0) and an owned one (raid5), so that
-	# both paths run under it; the plain run above has all five.
-	MQ_CASES="file raid0 raid5" \
-	RAWVEC=$PWD/build/rawvec_tsan RAWVEC_TRANSPORT=uring E2E_SLOW=4 \
+	env "$@" RAWVEC=$PWD/build/rawvec_tsan RAWVEC_TRANSPORT=$tr E2E_SLOW=4 \
 		TSAN_OPTIONS="halt_on_error=1 exitcode=66 report_signal_unsafe=0" \
 		timeout 300 bash "$t" >"$out" 2>&1
-	record "$name" $? $(( $(date +%s) - start )) "$out" 60
+	record "$name[$tr,threads=2,tsan]" $? $(( $(date +%s) - start )) "$out" 60
+}
+if [ -x build/rawvec_tsan ]; then
+	# A shared device (file, raid0) and an owned one (raid5), so that
+	# both paths run under it; the plain run above has all five.
+	tsan_run t_mq_stress uring MQ_CASES="file raid0 raid5"
+	# nbd() parts on two loops, closed from the other one; the plain run
+	# above is uring's.
+	tsan_run t_nbd_loops dev
 fi
 
 echo "$passed passed, $failed failed, $skipped skipped"

@@ -49,6 +49,7 @@ int loop_init(struct loop *r, unsigned entries, bool sqe128)
 		return ret;
 	}
 	r->sqe128 = sqe128;
+	r->thread = pthread_self();
 	return 0;
 }
 
@@ -118,7 +119,13 @@ struct io_uring_sqe *loop_sqe(struct loop *r, struct loop_op *op)
 
 void loop_flush(struct loop *r)
 {
-	io_uring_submit(&r->ring);
+	if (r->ring.ring_fd >= 0)
+		io_uring_submit(&r->ring);
+}
+
+bool loop_is_mine(const struct loop *r)
+{
+	return r->ring.ring_fd < 0 || pthread_equal(r->thread, pthread_self());
 }
 
 /* A refused message's CQE: its op with the low bit set (ops are aligned). */

@@ -39,6 +39,7 @@
  */
 
 #include <liburing.h>
+#include <pthread.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -88,6 +89,7 @@ struct loop {
 	unsigned pending_sqes;
 	struct loop_hook *hooks; /* armed, run by loop_run() */
 	uint64_t msgs_sent, msgs_failed;
+	pthread_t thread; /* the one that set it up: its single issuer */
 };
 
 /* Most loops one process runs: what per-loop shards are sized by. */
@@ -130,8 +132,15 @@ struct io_uring_sqe *loop_sqe(struct loop *r, struct loop_op *op);
  * loop_flush() - submit the SQEs queued so far, now: before closing an fd
  * that one of them names, which the kernel must see while it is still the
  * same file (a number closed and reused meanwhile is another file).
+ * Nothing once loop_exit() has run: the ring and what it held are gone.
  */
 void loop_flush(struct loop *r);
+
+/**
+ * loop_is_mine() - whether the calling thread may touch what @r owns: it
+ * is the thread that set @r up, or @r has exited (loop_exit()).
+ */
+bool loop_is_mine(const struct loop *r);
 
 /**
  * loop_msg() - have @op run on @to's thread, with res 0, as if a CQE of

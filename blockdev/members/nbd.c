@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -19,12 +20,17 @@ static struct nbdm_dev *to_nbd(struct bdev *dev)
 
 static void nbdm_free(struct nbdm_dev *nd)
 {
-	/* A reconnected handle the loop had no time to take. */
-	for (int i = 0; i < nd->nr_conns; i++)
+	/* A reconnected handle the loop had no time to take, and one made
+	 * before a failed start-up handed it to a part. */
+	for (int i = 0; i < nd->nr_conns; i++) {
 		nbd_close(nd->conns[i].new_h);
-	if (nd->efd >= 0)
-		close(nd->efd);
-	free(nd->cmds);
+		nbd_close(nd->conns[i].h);
+	}
+	for (int i = 0; i < nd->nr_parts; i++) {
+		if (nd->parts[i].efd >= 0)
+			close(nd->parts[i].efd);
+		free(nd->parts[i].cmds);
+	}
 	free(nd->nd_bdev.bd_name);
 	free(nd);
 }
@@ -35,9 +41,9 @@ void nbdm_put(struct nbdm_dev *nd)
 		nbdm_free(nd);
 }
 
-static void conn_arm(struct nbdm_conn *c, struct loop *lp);
-static void nbdm_drain(struct nbdm_dev *nd);
-static void nbdm_start_waiting(struct nbdm_dev *nd);
+static void conn_arm(struct nbdm_conn *c);
+static void part_drain(struct nbdm_part *p);
+static void part_start_waiting(struct nbdm_part *p);
 
 /* Shut @c's socket and close its handle.  A poll on it may still wait in
  * the SQ: submitted first, it holds this socket, which the shutdown wakes,
@@ -55,33 +61,44 @@ static void conn_close(struct nbdm_conn *c)
 	c->fd = -1;
 }
 
+/* Live connections over every part. */
+static unsigned dev_live(const struct nbdm_dev *nd)
+{
+	unsigned n = 0;
+
+	for (int i = 0; i < nd->nr_parts; i++)
+		n += __atomic_load_n(&nd->parts[i].nr_live, __ATOMIC_RELAXED);
+	return n;
+}
+
 /* Mark @c dead and close it: after nbd_close() libnbd touches none of its
  * commands' buffers again, so they can be failed and reused.  It is
- * connected again later, from @lp. */
-static void conn_kill(struct nbdm_conn *c, const char *why, struct loop *lp)
+ * connected again later, from its part's loop. */
+static void conn_kill(struct nbdm_conn *c, const char *why)
 {
-	struct nbdm_dev *nd = c->nd;
+	struct nbdm_part *p = c->part;
+	struct nbdm_dev *nd = p->nd;
 
 	if (c->dead)
 		return;
 	c->dead = true;
-	__atomic_store_n(&nd->nr_live, nd->nr_live - 1, __ATOMIC_RELAXED);
-	bdev_stat_add(&nd->st_conns_lost, 1);
+	__atomic_sub_fetch(&p->nr_live, 1, __ATOMIC_RELAXED);
+	bdev_stat_add(&p->st_conns_lost, 1);
 	bdev_log("%s: connection %d lost: %s%s", nd->nd_bdev.bd_name,
 		 (int)(c - nd->conns), why,
-		 nd->nr_live ? "" :
-			       "; the member fails its I/O until it is back");
+		 dev_live(nd) ? "" :
+				"; the member fails its I/O until it is back");
 	conn_close(c);
-	for (int i = 0; i < nd->nr_cmds; i++) {
-		struct nbdm_cmd *cmd = &nd->cmds[i];
+	for (int i = 0; i < p->nr_cmds; i++) {
+		struct nbdm_cmd *cmd = &p->cmds[i];
 
 		if (cmd->req && cmd->conn == c && !cmd->done) {
 			cmd->err = -EIO;
 			cmd->done = true;
-			fifo_push(&nd->done, cmd, next);
+			fifo_push(&p->done, cmd, next);
 		}
 	}
-	nbdm_reconnect_later(c, lp);
+	nbdm_reconnect_later(c);
 }
 
 /* The length of a ranged op's step that starts with @left bytes to go. */
@@ -100,7 +117,7 @@ static int cmd_callback(void *user_data, int *error)
 		   *error == ENOTCONN || *error == ESHUTDOWN ? -EIO :
 							       -*error;
 	cmd->done = true;
-	fifo_push(&cmd->conn->nd->done, cmd, next);
+	fifo_push(&cmd->conn->part->done, cmd, next);
 	return 1;
 }
 
@@ -112,7 +129,7 @@ static nbd_completion_callback cb_of(struct nbdm_cmd *cmd)
 
 /* Issue @cmd's next piece on its connection; on refusal it is done. */
 static void cmd_issue(struct nbdm_cmd *cmd, enum bdev_op op, void *buf,
-		      uint64_t len, uint64_t pos, struct loop *lp)
+		      uint64_t len, uint64_t pos)
 {
 	struct nbdm_conn *c = cmd->conn;
 	int64_t r = -1;
@@ -121,7 +138,7 @@ static void cmd_issue(struct nbdm_cmd *cmd, enum bdev_op op, void *buf,
 	if (c->dead) {
 		cmd->err = -EIO;
 		cmd->done = true;
-		fifo_push(&c->nd->done, cmd, next);
+		fifo_push(&c->part->done, cmd, next);
 		return;
 	}
 	switch (op) {
@@ -152,35 +169,35 @@ static void cmd_issue(struct nbdm_cmd *cmd, enum bdev_op op, void *buf,
 	if (r >= 0) {
 		cmd->sent = true;
 		c->inflight++;
-		bdev_stat_add(&c->nd->st_cmds, 1);
+		bdev_stat_add(&c->part->st_cmds, 1);
 		return;
 	}
 	/* Refused before it was sent: the callback will not run. */
 	cmd->err = nbd_get_errno() ? -nbd_get_errno() : -EIO;
 	cmd->done = true;
-	fifo_push(&c->nd->done, cmd, next);
+	fifo_push(&c->part->done, cmd, next);
 	if (nbd_aio_is_dead(c->h) || nbd_aio_is_closed(c->h))
-		conn_kill(c, nbdm_why("closed"), lp);
+		conn_kill(c, nbdm_why("closed"));
 }
 
-static void cmd_put(struct nbdm_dev *nd, struct nbdm_cmd *cmd)
+static void cmd_put(struct nbdm_part *p, struct nbdm_cmd *cmd)
 {
 	cmd->req = NULL;
-	cmd->next = nd->free;
-	nd->free = cmd;
-	nd->nr_free++;
+	cmd->next = p->free;
+	p->free = cmd;
+	p->nr_free++;
 }
 
 /* Finish what libnbd called back, outside its lock; what they complete
  * may submit to this device again, which only queues more here. */
-static void nbdm_drain(struct nbdm_dev *nd)
+static void part_drain(struct nbdm_part *p)
 {
 	struct nbdm_cmd *cmd;
 
-	if (nd->draining)
+	if (p->draining)
 		return;
-	nd->draining = true;
-	while ((cmd = fifo_pop(&nd->done, next))) {
+	p->draining = true;
+	while ((cmd = fifo_pop(&p->done, next))) {
 		struct bdev_req *req = cmd->req;
 		struct nbdm_conn *c = cmd->conn;
 
@@ -201,53 +218,55 @@ static void nbdm_drain(struct nbdm_dev *nd)
 				/* timeout= holds for each step. */
 				cmd->start_ns = loop_now_ns();
 				cmd_issue(cmd, req->br_op, NULL,
-					  range_step(cmd->left), cmd->pos,
-					  req->br_loop);
-				conn_arm(c, req->br_loop);
+					  range_step(cmd->left), cmd->pos);
+				conn_arm(c);
 				continue;
 			}
 		}
-		__atomic_store_n(&nd->st_inflight, nd->st_inflight - 1,
+		__atomic_store_n(&p->st_inflight, p->st_inflight - 1,
 				 __ATOMIC_RELAXED);
-		cmd_put(nd, cmd);
+		cmd_put(p, cmd);
 		bdev_req_complete(req, cmd->err);
 	}
-	nd->draining = false;
-	nbdm_start_waiting(nd);
+	p->draining = false;
+	part_start_waiting(p);
 }
 
 static void poll_done(struct loop_op *op, int res, unsigned flags);
 
-void nbdm_poll_arm(struct nbdm_poll *p, unsigned mask, struct loop *lp)
+/* Poll @np's fd (the socket, or the part's eventfd) on its part's loop. */
+static void poll_arm(struct nbdm_poll *np, unsigned mask)
 {
-	struct io_uring_sqe *sqe = loop_sqe(lp, &p->op);
+	struct loop *lp = np->part->loop;
+	struct io_uring_sqe *sqe = loop_sqe(lp, &np->op);
 
-	io_uring_prep_poll_add(sqe, p->conn ? p->conn->fd : p->nd->efd, mask);
-	p->np_loop = lp;
-	p->np_gen = p->conn ? p->conn->gen : 0;
-	p->armed = true;
-	__atomic_add_fetch(&p->nd->refs, 1, __ATOMIC_RELAXED);
+	io_uring_prep_poll_add(sqe, np->conn ? np->conn->fd : np->part->efd,
+			       mask);
+	np->np_loop = lp;
+	np->np_gen = np->conn ? np->conn->gen : 0;
+	np->armed = true;
+	__atomic_add_fetch(&np->part->nd->refs, 1, __ATOMIC_RELAXED);
 }
 
 /* Poll for what libnbd waits on: replies (always, while connected) and
  * room to send when a request did not fit in the socket. */
-static void conn_arm(struct nbdm_conn *c, struct loop *lp)
+static void conn_arm(struct nbdm_conn *c)
 {
 	unsigned dir;
 
-	if (c->dead)
+	if (c->dead || !c->part->loop)
 		return;
 	dir = nbd_aio_get_direction(c->h);
 	if (!dir && (nbd_aio_is_dead(c->h) || nbd_aio_is_closed(c->h))) {
 		/* libnbd queues a command even when sending it kills the
 		 * handle: a handle waiting for nothing may be dead. */
-		conn_kill(c, nbdm_why("closed"), lp);
+		conn_kill(c, nbdm_why("closed"));
 		return;
 	}
 	if ((dir & LIBNBD_AIO_DIRECTION_READ) && !c->pin.armed)
-		nbdm_poll_arm(&c->pin, POLLIN, lp);
+		poll_arm(&c->pin, POLLIN);
 	if ((dir & LIBNBD_AIO_DIRECTION_WRITE) && !c->pout.armed)
-		nbdm_poll_arm(&c->pout, POLLOUT, lp);
+		poll_arm(&c->pout, POLLOUT);
 }
 
 /*
@@ -265,30 +284,45 @@ static bool sock_readable(int fd)
 	return poll(&pfd, 1, 0) == 1;
 }
 
+static void part_close(struct nbdm_part *p);
+
 static void poll_done(struct loop_op *op, int res, unsigned flags)
 {
-	struct nbdm_poll *p = container_of(op, struct nbdm_poll, op);
-	struct nbdm_conn *c = p->conn;
+	struct nbdm_poll *np = container_of(op, struct nbdm_poll, op);
+	struct nbdm_conn *c = np->conn;
+	struct nbdm_part *p = np->part;
 	struct nbdm_dev *nd = p->nd;
-	struct loop *lp = p->np_loop;
 	int r = 0;
 
 	(void)flags;
-	p->armed = false;
-	if (__atomic_load_n(&nd->dying, __ATOMIC_ACQUIRE))
+	np->armed = false;
+	if (np->np_loop != p->loop)
+		/* Armed before nbdm_split() moved its connection to another
+		 * part, and cancelled there. */
 		goto out;
 	if (!c) {
-		nbdm_reconnect_done(nd, lp);
+		/* The eventfd: a reconnecting thread is done, or the device
+		 * was destroyed (on another thread, or on this one after its
+		 * part was closed).  Its read may swallow the wake-up that
+		 * destroying sent, so the device is asked again after it. */
+		if (!__atomic_load_n(&nd->dying, __ATOMIC_ACQUIRE))
+			nbdm_reconnect_done(p);
+		if (__atomic_load_n(&nd->dying, __ATOMIC_ACQUIRE))
+			part_close(p);
+		else
+			poll_arm(np, POLLIN);
 		goto out;
 	}
-	if (c->dead || p->np_gen != c->gen) {
+	if (__atomic_load_n(&nd->dying, __ATOMIC_ACQUIRE))
+		goto out;
+	if (c->dead || np->np_gen != c->gen) {
 		/* A poll of a handle closed since: poll the new one. */
-		conn_arm(c, lp);
+		conn_arm(c);
 		goto out;
 	}
 	if (res < 0) {
-		conn_kill(c, strerror(-res), lp);
-	} else if (p == &c->pin) {
+		conn_kill(c, strerror(-res));
+	} else if (np == &c->pin) {
 		if ((nbd_aio_get_direction(c->h) & LIBNBD_AIO_DIRECTION_READ) &&
 		    sock_readable(c->fd))
 			r = nbd_aio_notify_read(c->h);
@@ -297,22 +331,22 @@ static void poll_done(struct loop_op *op, int res, unsigned flags)
 	}
 	if (!c->dead &&
 	    (r < 0 || nbd_aio_is_dead(c->h) || nbd_aio_is_closed(c->h)))
-		conn_kill(c, nbdm_why("the server closed it"), lp);
-	conn_arm(c, lp);
-	nbdm_drain(nd);
+		conn_kill(c, nbdm_why("the server closed it"));
+	conn_arm(c);
+	part_drain(p);
 out:
 	nbdm_put(nd);
 }
 
-/* The live connection with the fewest commands in flight. */
-static struct nbdm_conn *pick_conn(struct nbdm_dev *nd)
+/* The part's live connection with the fewest commands in flight. */
+static struct nbdm_conn *pick_conn(struct nbdm_part *p)
 {
 	struct nbdm_conn *best = NULL;
 
-	for (int i = 0; i < nd->nr_conns; i++)
-		if (!nd->conns[i].dead &&
-		    (!best || nd->conns[i].inflight < best->inflight))
-			best = &nd->conns[i];
+	for (int i = 0; i < p->nr_conns; i++)
+		if (!p->conns[i]->dead &&
+		    (!best || p->conns[i]->inflight < best->inflight))
+			best = p->conns[i];
 	return best;
 }
 
@@ -331,37 +365,90 @@ static int cmds_needed(struct nbdm_dev *nd, const struct bdev_req *req)
 	return n;
 }
 
-static struct nbdm_cmd *cmd_get(struct nbdm_dev *nd, struct nbdm_conn *c,
+static struct nbdm_cmd *cmd_get(struct nbdm_part *p, struct nbdm_conn *c,
 				struct bdev_req *req)
 {
-	struct nbdm_cmd *cmd = nd->free;
+	struct nbdm_cmd *cmd = p->free;
 
-	nd->free = cmd->next;
-	nd->nr_free--;
+	p->free = cmd->next;
+	p->nr_free--;
 	cmd->req = req;
 	cmd->conn = c;
 	cmd->err = 0;
 	cmd->left = 0;
 	cmd->start_ns = loop_now_ns();
-	bdev_stat_add(&nd->st_inflight, 1);
-	if (nd->st_inflight > nd->st_inflight_max)
-		__atomic_store_n(&nd->st_inflight_max, nd->st_inflight,
+	bdev_stat_add(&p->st_inflight, 1);
+	if (p->st_inflight > p->st_inflight_max)
+		__atomic_store_n(&p->st_inflight_max, p->st_inflight,
 				 __ATOMIC_RELAXED);
 	return cmd;
 }
 
-/* Start @req, whose @nr command slots are free. */
-static void nbdm_start(struct nbdm_dev *nd, struct bdev_req *req, int nr)
+static void part_submit(struct nbdm_part *p, struct bdev_req *req, int nr);
+
+static void handed_run(struct loop_op *op, int res, unsigned flags)
 {
-	struct nbdm_conn *c = pick_conn(nd);
+	struct bdev_req *req = container_of(op, struct bdev_req, br_loop_op);
+	struct nbdm_dev *nd = (struct nbdm_dev *)req->br_dev;
+	struct nbdm_part *p = &nd->parts[req->br_loop->lp_id % nd->nr_parts];
+	int nr = cmds_needed(nd, req);
+	struct bdev_stats *st;
+
+	(void)res;
+	(void)flags;
+	st = bdev_stats_of(&nd->nd_bdev, req->br_loop);
+	bdev_stat_enter(&st->inflight, &st->inflight_max);
+	if (nr > p->nr_cmds)
+		bdev_req_complete(req, -EINVAL);
+	else
+		part_submit(p, req, nr);
+}
+
+/*
+ * A part whose connections are all down hands its requests to a part
+ * that has one, as long as that part's loop is known (it has served a
+ * request), and once only; the request comes back at completion
+ * (br_home).  It is in flight on the other loop's stats shard meanwhile,
+ * as each loop writes only its own shard.
+ */
+static bool hand_over(struct nbdm_dev *nd, struct nbdm_part *from,
+		      struct bdev_req *req)
+{
+	if (req->br_home)
+		return false;
+	for (int i = 0; i < nd->nr_parts; i++) {
+		struct nbdm_part *to = &nd->parts[i];
+		struct loop *lp = __atomic_load_n(&to->loop, __ATOMIC_ACQUIRE);
+
+		if (to == from || !lp ||
+		    !__atomic_load_n(&to->nr_live, __ATOMIC_RELAXED))
+			continue;
+		bdev_stat_add(&from->st_handed, 1);
+		bdev_stat_leave(
+			&bdev_stats_of(&nd->nd_bdev, req->br_loop)->inflight);
+		req->br_home = req->br_loop;
+		req->br_loop = lp;
+		req->br_loop_op.lo_done = handed_run;
+		loop_msg(req->br_home, lp, &req->br_loop_op);
+		return true;
+	}
+	return false;
+}
+
+/* Start @req on @p, whose @nr command slots are free. */
+static void part_start(struct nbdm_part *p, struct bdev_req *req, int nr)
+{
+	struct nbdm_dev *nd = p->nd;
+	struct nbdm_conn *c = pick_conn(p);
 	struct nbdm_cmd *cmd;
 
 	if (!c) {
-		bdev_req_complete(req, -EIO);
+		if (!hand_over(nd, p, req))
+			bdev_req_complete(req, -EIO);
 		return;
 	}
-	if (nd->timeout_ns && !nd->timer.lh_armed)
-		loop_hook_arm_at(req->br_loop, &nd->timer,
+	if (nd->timeout_ns && !p->timer.lh_armed)
+		loop_hook_arm_at(p->loop, &p->timer,
 				 loop_now_ns() + nd->timeout_ns);
 	if (req->br_op == BDEV_READ || req->br_op == BDEV_WRITE) {
 		struct pvec_iter it = req->br_iter;
@@ -376,52 +463,81 @@ static void nbdm_start(struct nbdm_dev *nd, struct bdev_req *req, int nr)
 
 				if (n > nd->max_payload)
 					n = nd->max_payload;
-				cmd = cmd_get(nd, c, req);
+				cmd = cmd_get(p, c, req);
 				cmd_issue(cmd, req->br_op,
-					  pvec_addr(&cur) + off, n, pos,
-					  req->br_loop);
+					  pvec_addr(&cur) + off, n, pos);
 				off += n;
 				pos += n;
 			}
 		}
 	} else {
-		cmd = cmd_get(nd, c, req);
+		cmd = cmd_get(p, c, req);
 		cmd->pos = req->br_pos;
 		cmd->left = req->br_op == BDEV_FLUSH ? 0 : req->br_len;
 		cmd_issue(cmd, req->br_op, NULL, range_step(req->br_len),
-			  req->br_pos, req->br_loop);
+			  req->br_pos);
 	}
-	conn_arm(c, req->br_loop);
-	nbdm_drain(nd);
+	conn_arm(c);
+	part_drain(p);
 }
 
-static void nbdm_start_waiting(struct nbdm_dev *nd)
+static void part_start_waiting(struct nbdm_part *p)
 {
-	while (!fifo_empty(&nd->waiting)) {
-		struct bdev_req *req = nd->waiting.head;
-		int nr = cmds_needed(nd, req);
+	while (!fifo_empty(&p->waiting)) {
+		struct bdev_req *req = p->waiting.head;
+		int nr = cmds_needed(p->nd, req);
 
-		if (nr > nd->nr_free)
+		if (nr > p->nr_free)
 			return;
-		fifo_pop(&nd->waiting, br_qnext);
-		nbdm_start(nd, req, nr);
+		fifo_pop(&p->waiting, br_qnext);
+		part_start(p, req, nr);
+	}
+}
+
+/* On @p's loop: queue @req (@nr slots) or start it. */
+static void part_submit(struct nbdm_part *p, struct bdev_req *req, int nr)
+{
+	if (!fifo_empty(&p->waiting) || nr > p->nr_free) {
+		fifo_push(&p->waiting, req, br_qnext);
+		return;
+	}
+	part_start(p, req, nr);
+}
+
+/* @p's first request: it runs on @lp from now on, and polls its eventfd. */
+static void part_adopt(struct nbdm_part *p, struct loop *lp)
+{
+	__atomic_store_n(&p->loop, lp, __ATOMIC_RELEASE);
+	poll_arm(&p->pefd, POLLIN);
+	for (int i = 0; i < p->nr_conns; i++) {
+		struct nbdm_conn *c = p->conns[i];
+
+		if (!c->dead)
+			conn_arm(c);
+		else if (!c->reconnecting)
+			/* Lost before nbdm_split() moved it here. */
+			nbdm_reconnect_later(c);
 	}
 }
 
 static void nbdm_submit(struct bdev *dev, struct bdev_req *req)
 {
 	struct nbdm_dev *nd = to_nbd(dev);
+	struct nbdm_part *p;
 	int nr;
 
+	/* Its sockets are polled on the request's loop, the one its part
+	 * runs on: with one part, one loop owns the whole device
+	 * (bdev_tree_share()); split, part i is loop i's. */
 	if (!req->br_loop) {
-		/* Its sockets are polled on the request's loop.  The device
-		 * keeps state, so with several loops it is owned by one
-		 * (bdev_tree_share()) and every request comes from there. */
 		bdev_req_complete(req, -EINVAL);
 		return;
 	}
-	if (!nd->nr_live) {
-		bdev_req_complete(req, -EIO);
+	p = &nd->parts[req->br_loop->lp_id % nd->nr_parts];
+	if (!p->loop)
+		part_adopt(p, req->br_loop);
+	if (p->loop != req->br_loop) {
+		bdev_req_complete(req, -EINVAL);
 		return;
 	}
 	/* A server without FLUSH has no write cache to flush (the kernel's
@@ -439,15 +555,11 @@ static void nbdm_submit(struct bdev *dev, struct bdev_req *req)
 		bdev_req_complete(req, 0); /* nothing to move */
 		return;
 	}
-	if (nr > nd->nr_cmds) {
+	if (nr > p->nr_cmds) {
 		bdev_req_complete(req, -EINVAL);
 		return;
 	}
-	if (!fifo_empty(&nd->waiting) || nr > nd->nr_free) {
-		fifo_push(&nd->waiting, req, br_qnext);
-		return;
-	}
-	nbdm_start(nd, req, nr);
+	part_submit(p, req, nr);
 }
 
 /* A command older than timeout= takes its connection down with it: the
@@ -455,48 +567,73 @@ static void nbdm_submit(struct bdev *dev, struct bdev_req *req)
  * buffer ours again. */
 static void timer_run(struct loop_hook *h)
 {
-	struct nbdm_dev *nd = container_of(h, struct nbdm_dev, timer);
-	uint64_t now = loop_now_ns(), oldest = 0;
+	struct nbdm_part *p = container_of(h, struct nbdm_part, timer);
+	uint64_t now = loop_now_ns(), oldest = 0, tmo = p->nd->timeout_ns;
 	char why[64];
 
-	for (int i = 0; i < nd->nr_cmds; i++) {
-		struct nbdm_cmd *cmd = &nd->cmds[i];
+	for (int i = 0; i < p->nr_cmds; i++) {
+		struct nbdm_cmd *cmd = &p->cmds[i];
 
 		if (!cmd->req || cmd->done || cmd->conn->dead)
 			continue;
-		if (now - cmd->start_ns >= nd->timeout_ns) {
-			bdev_stat_add(&nd->st_timeouts, 1);
+		if (now - cmd->start_ns >= tmo) {
+			bdev_stat_add(&p->st_timeouts, 1);
 			snprintf(why, sizeof(why),
 				 "a request took more than timeout=%" PRIu64
 				 "ms",
-				 nd->timeout_ns / 1000000);
-			conn_kill(cmd->conn, why, h->lh_loop);
+				 tmo / 1000000);
+			conn_kill(cmd->conn, why);
 			continue;
 		}
 		if (!oldest || cmd->start_ns < oldest)
 			oldest = cmd->start_ns;
 	}
 	if (oldest)
-		loop_hook_arm_at(h->lh_loop, h, oldest + nd->timeout_ns);
-	nbdm_drain(nd);
+		loop_hook_arm_at(p->loop, h, oldest + tmo);
+	part_drain(p);
+}
+
+static void part_wake(struct nbdm_part *p)
+{
+	uint64_t one = 1;
+
+	if (write(p->efd, &one, sizeof(one)) < 0)
+		bdev_log("%s: eventfd: %s", p->nd->nd_bdev.bd_name,
+			 strerror(errno));
+}
+
+/* Close @p's hooks and connections, on its loop or with that loop gone.
+ * The polls let go once they return (at exit the ring goes first, and
+ * what they hold goes with the process). */
+static void part_close(struct nbdm_part *p)
+{
+	loop_hook_disarm(&p->timer);
+	loop_hook_disarm(&p->retry);
+	for (int i = 0; i < p->nr_conns; i++)
+		conn_close(p->conns[i]);
+	if (p->pefd.armed) {
+		loop_flush(p->pefd.np_loop);
+		part_wake(p);
+	}
 }
 
 void nbdm_destroy(struct bdev *dev)
 {
 	struct nbdm_dev *nd = to_nbd(dev);
-	uint64_t one = 1;
 
 	__atomic_store_n(&nd->dying, true, __ATOMIC_RELEASE);
-	loop_hook_disarm(&nd->timer);
-	loop_hook_disarm(&nd->retry);
-	/* The polls let go once they return (at exit the ring goes first,
-	 * and what they hold goes with the process). */
-	for (int i = 0; i < nd->nr_conns; i++)
-		conn_close(&nd->conns[i]);
-	if (nd->pefd.armed)
-		loop_flush(nd->pefd.np_loop);
-	if (nd->pefd.armed && write(nd->efd, &one, sizeof(one)) < 0)
-		bdev_log("%s: eventfd: %s", dev->bd_name, strerror(errno));
+	for (int i = 0; i < nd->nr_parts; i++) {
+		struct nbdm_part *p = &nd->parts[i];
+
+		struct loop *lp = __atomic_load_n(&p->loop, __ATOMIC_ACQUIRE);
+
+		if (!lp || loop_is_mine(lp))
+			part_close(p);
+		else
+			/* Its loop runs on another thread: its eventfd's poll
+			 * sees dying and closes it there. */
+			part_wake(p);
+	}
 	nbdm_put(nd);
 }
 
@@ -505,46 +642,44 @@ const struct bdev_ops nbdm_ops = {
 	.destroy = nbdm_destroy,
 };
 
-void nbdm_init(struct nbdm_dev *nd)
+int nbdm_part_init(struct nbdm_dev *nd, int i)
+{
+	struct nbdm_part *p = &nd->parts[i];
+
+	p->nd = nd;
+	p->timer.lh_fn = timer_run;
+	p->retry.lh_fn = nbdm_reconnect_run;
+	p->pefd.part = p;
+	p->pefd.op.lo_done = poll_done;
+	p->efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	if (p->efd < 0)
+		return -errno;
+	nd->nr_parts = i + 1;
+	return 0;
+}
+
+int nbdm_init(struct nbdm_dev *nd)
 {
 	nd->refs = 1;
-	nd->efd = -1;
-	nd->timer.lh_fn = timer_run;
-	nd->retry.lh_fn = nbdm_reconnect_run;
-	nd->pefd.nd = nd;
-	nd->pefd.op.lo_done = poll_done;
 	for (int i = 0; i < NBD_MAX_CONNS; i++) {
 		struct nbdm_conn *c = &nd->conns[i];
 
-		c->nd = nd;
+		nd->parts[i].efd = -1;
+		c->part = c->pin.part = c->pout.part = &nd->parts[0];
 		c->fd = -1;
 		c->dead = true;
-		c->pin.nd = c->pout.nd = nd;
 		c->pin.conn = c->pout.conn = c;
 		c->pin.op.lo_done = c->pout.op.lo_done = poll_done;
 	}
+	return nbdm_part_init(nd, 0);
 }
 
-void nbdm_conn_up(struct nbdm_conn *c, struct nbd_handle *h, struct loop *lp)
+void nbdm_conn_up(struct nbdm_conn *c, struct nbd_handle *h)
 {
-	struct nbdm_dev *nd = c->nd;
-
 	c->h = h;
 	c->fd = nbd_aio_get_fd(h);
 	c->dead = false;
 	c->gen++;
-	__atomic_store_n(&nd->nr_live, nd->nr_live + 1, __ATOMIC_RELAXED);
-	if (lp)
-		conn_arm(c, lp);
-}
-
-int nbdm_cmds_alloc(struct nbdm_dev *nd, int nr)
-{
-	nd->cmds = calloc(nr, sizeof(*nd->cmds));
-	if (!nd->cmds)
-		return -ENOMEM;
-	nd->nr_cmds = nr;
-	for (int i = nr - 1; i >= 0; i--)
-		cmd_put(nd, &nd->cmds[i]);
-	return 0;
+	__atomic_add_fetch(&c->part->nr_live, 1, __ATOMIC_RELAXED);
+	conn_arm(c);
 }

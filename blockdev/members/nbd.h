@@ -34,10 +34,10 @@ struct nbdm_cmd {
 };
 
 /* A poll on a connection's socket (one for reading, one for writing), or
- * on the device's eventfd (@conn NULL). */
+ * on its part's eventfd (@conn NULL). */
 struct nbdm_poll {
 	struct loop_op op;
-	struct nbdm_dev *nd;
+	struct nbdm_part *part;
 	struct nbdm_conn *conn;
 	struct loop *np_loop; /* the loop it is armed on, or was last */
 	unsigned np_gen;      /* the connection's gen when armed */
@@ -47,11 +47,11 @@ struct nbdm_poll {
 /*
  * One NBD connection (a libnbd handle).  A dead one is connected again in
  * the background (nbd_open.c): a thread makes a new handle within
- * connect_timeout= and signals the device's eventfd, and the loop adopts
- * it; attempts back off from 1 s to 30 s.
+ * connect_timeout= and signals its part's eventfd, and the part's loop
+ * adopts it; attempts back off from 1 s to 30 s.
  */
 struct nbdm_conn {
-	struct nbdm_dev *nd;
+	struct nbdm_part *part;
 	struct nbd_handle *h;
 	int fd;
 	bool dead;
@@ -66,10 +66,20 @@ struct nbdm_conn {
 	uint64_t retry_at_ns, retry_ns; /* next attempt, and the backoff */
 };
 
-struct nbdm_dev {
-	struct bdev nd_bdev;
-	struct nbdm_conn conns[NBD_MAX_CONNS];
-	int nr_conns, nr_live;
+/*
+ * What one loop runs of a device: some of its connections, command slots
+ * for them, the queues, the timeout and reconnect hooks, an eventfd.  A
+ * device has one part, on the loop its requests come from, until it is
+ * shared over several loops (nbdm_split(): conns= at least the loops);
+ * then part i has connections i, i + loops, ... and serves loop i, so no
+ * request travels to another loop while its own has a live connection.
+ * Everything in a part but the atomics is touched on @loop only.
+ */
+struct nbdm_part {
+	struct nbdm_dev *nd;
+	struct nbdm_conn *conns[NBD_MAX_CONNS];
+	int nr_conns;
+	unsigned nr_live; /* atomic: other loops look, to hand over */
 	struct nbdm_cmd *cmds;
 	int nr_cmds, nr_free;
 	struct nbdm_cmd *free;
@@ -77,20 +87,34 @@ struct nbdm_dev {
 	FIFO(struct bdev_req) waiting; /* for command slots, oldest first */
 	bool draining;
 	struct loop_hook timer;
+	struct loop_hook retry; /* the next reconnect attempt */
+	/* The loop it runs on, from its first request on (its eventfd is
+	 * polled there from then on); NULL: none came yet. */
+	struct loop *loop;
+	/* Reconnecting threads say they are done, and nbdm_destroy() from
+	 * another thread says the part is to close. */
+	int efd;
+	struct nbdm_poll pefd;
+	/* stats, written on @loop */
+	uint64_t st_cmds, st_timeouts, st_conns_lost, st_reconnects, st_handed,
+		st_inflight, st_inflight_max;
+};
+
+struct nbdm_dev {
+	struct bdev nd_bdev;
+	struct nbdm_conn conns[NBD_MAX_CONNS];
+	int nr_conns;
+	struct nbdm_part parts[NBD_MAX_CONNS];
+	int nr_parts;
 	uint64_t timeout_ns, connect_timeout_ns;
 	uint64_t max_payload;
+	int nr_cmds_min; /* command slots the biggest request takes */
 	int64_t block_min, block_pref, block_max;
 	bool can_flush, can_trim, can_zero, can_fua, multi_conn;
 	/* The device itself, each poll in the kernel and each reconnecting
 	 * thread hold one: the last to let go frees it (atomic). */
 	unsigned refs;
 	bool dying; /* destroyed: what still holds it only lets go */
-	struct loop_hook retry; /* the next reconnect attempt */
-	int efd;		/* reconnecting threads say they are done */
-	struct nbdm_poll pefd;
-	/* stats, written on the loop */
-	uint64_t st_cmds, st_timeouts, st_conns_lost, st_reconnects,
-		st_inflight, st_inflight_max;
 };
 
 /** nbdm_why() - libnbd's last error on this thread, or @fallback. */
@@ -102,33 +126,42 @@ static inline const char *nbdm_why(const char *fallback)
 extern const struct bdev_kind nbd_kind;
 extern const struct bdev_ops nbdm_ops;
 
-/** nbdm_init() - ready @nd's hooks and polls before any connection. */
-void nbdm_init(struct nbdm_dev *nd);
+/** nbdm_init() - ready @nd, one part holding every connection slot,
+ * before any connection.  0 or -errno (its eventfd). */
+int nbdm_init(struct nbdm_dev *nd);
+
+/** nbdm_part_init() - ready part @i of @nd, with its own eventfd (nd's
+ * parts are then 0..@i); 0 or -errno. */
+int nbdm_part_init(struct nbdm_dev *nd, int i);
 
 /** nbdm_put() - let go of @nd; the last one frees it. */
 void nbdm_put(struct nbdm_dev *nd);
-
-/** nbdm_poll_arm() - poll @p's fd (the socket, or the eventfd) for @mask
- * on @lp; its completion calls back into nbd.c. */
-void nbdm_poll_arm(struct nbdm_poll *p, unsigned mask, struct loop *lp);
 
 /**
  * nbdm_reconnect_later() - connect the dead @c again, at its next backoff
  * step (nbd_open.c).  nbdm_reconnect_run() - the retry hook: start the
  * attempts that are due.  nbdm_reconnect_done() - the eventfd said a
- * thread is done: adopt what it made, or try later.  On @lp, the loop the
- * device's requests run on.
+ * thread is done: adopt what it made, or try later.  On the part's loop.
  */
-void nbdm_reconnect_later(struct nbdm_conn *c, struct loop *lp);
+void nbdm_reconnect_later(struct nbdm_conn *c);
 void nbdm_reconnect_run(struct loop_hook *h);
-void nbdm_reconnect_done(struct nbdm_dev *nd, struct loop *lp);
+void nbdm_reconnect_done(struct nbdm_part *p);
 
 /** nbdm_conn_up() - @c runs on handle @h from now on: count it live and
- * poll it on @lp (NULL: not yet, at start-up). */
-void nbdm_conn_up(struct nbdm_conn *c, struct nbd_handle *h, struct loop *lp);
+ * poll it on its part's loop (none yet at start-up). */
+void nbdm_conn_up(struct nbdm_conn *c, struct nbd_handle *h);
 
-/** nbdm_cmds_alloc() - @nr command slots for @nd; 0 or -ENOMEM. */
-int nbdm_cmds_alloc(struct nbdm_dev *nd, int nr);
+/** nbdm_parts_ready() - hand the connections made to the parts, and give
+ * each part command slots: NBD_CMDS_PER_CONN per connection, and never
+ * fewer than nr_cmds_min.  0 or -ENOMEM. */
+int nbdm_parts_ready(struct nbdm_dev *nd);
+
+/**
+ * nbdm_split() - give each of @nr_loops loops a part of @dev's own (the
+ * kind's bk_share; conns= at least @nr_loops, checked by bk_max_loops).
+ * Before any I/O.  0 or -errno.
+ */
+int nbdm_split(struct bdev *dev, int nr_loops);
 
 /** nbdm_destroy() - close every connection and free @dev (bd_ops). */
 void nbdm_destroy(struct bdev *dev);

@@ -204,7 +204,7 @@ static int nbdm_create(const struct bdev_kind_args *a, struct bdev **out,
 			       .connect_timeout_ns = 10ull * 1000000000 };
 	const char *uri = a->ka_path;
 	struct nbdm_dev *nd;
-	int ret, nr;
+	int ret;
 
 	if (!uri || !*uri) {
 		snprintf(err, errlen,
@@ -228,10 +228,8 @@ static int nbdm_create(const struct bdev_kind_args *a, struct bdev **out,
 	nd->nd_bdev.bd_id_ino = uri_id(uri);
 	nd->timeout_ns = o.timeout_ns;
 	nd->connect_timeout_ns = o.connect_timeout_ns;
-	nbdm_init(nd);
-	nd->efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-	if (nd->efd < 0) {
-		ret = -errno;
+	ret = nbdm_init(nd);
+	if (ret) {
 		snprintf(err, errlen, "eventfd: %s", strerror(-ret));
 		goto fail;
 	}
@@ -250,22 +248,18 @@ static int nbdm_create(const struct bdev_kind_args *a, struct bdev **out,
 			nbd_close(h);
 			goto fail;
 		}
-		nbdm_conn_up(&nd->conns[i], h, NULL);
+		nbdm_conn_up(&nd->conns[i], h);
 		if (!i &&
 		    (ret = learn_export(nd, uri,
 					a->ka_file && a->ka_file->read_only,
 					o.conns, err, errlen)))
 			goto fail;
 	}
-	nr = (int)o.conns * NBD_CMDS_PER_CONN;
-	if (a->ka_max_io_bytes) {
+	if (a->ka_max_io_bytes)
 		/* Room for the biggest request there is, in 4k runs. */
-		int big = (int)(a->ka_max_io_bytes / 4096 + a->ka_in_segs + 1);
-
-		if (nr < big)
-			nr = big;
-	}
-	ret = nbdm_cmds_alloc(nd, nr);
+		nd->nr_cmds_min =
+			(int)(a->ka_max_io_bytes / 4096 + a->ka_in_segs + 1);
+	ret = nbdm_parts_ready(nd);
 	if (ret) {
 		snprintf(err, errlen, "out of memory");
 		goto fail;
@@ -277,6 +271,113 @@ fail:
 	return ret;
 }
 
+/* Connection @k goes to part @k mod the parts there are. */
+static void parts_assign(struct nbdm_dev *nd)
+{
+	for (int i = 0; i < nd->nr_parts; i++) {
+		nd->parts[i].nr_conns = 0;
+		nd->parts[i].nr_live = 0;
+	}
+	for (int k = 0; k < NBD_MAX_CONNS; k++) {
+		struct nbdm_conn *c = &nd->conns[k];
+		struct nbdm_part *p = &nd->parts[k % nd->nr_parts];
+
+		c->part = c->pin.part = c->pout.part = p;
+		if (k >= nd->nr_conns)
+			continue;
+		p->conns[p->nr_conns++] = c;
+		if (!c->dead)
+			p->nr_live++;
+	}
+}
+
+int nbdm_parts_ready(struct nbdm_dev *nd)
+{
+	parts_assign(nd);
+	for (int i = 0; i < nd->nr_parts; i++) {
+		struct nbdm_part *p = &nd->parts[i];
+		int nr = p->nr_conns * NBD_CMDS_PER_CONN;
+
+		if (nr < nd->nr_cmds_min)
+			nr = nd->nr_cmds_min;
+		free(p->cmds);
+		p->free = NULL;
+		p->cmds = calloc(nr, sizeof(*p->cmds));
+		if (!p->cmds)
+			return -ENOMEM;
+		p->nr_cmds = p->nr_free = nr;
+		for (int j = nr - 1; j >= 0; j--) {
+			p->cmds[j].next = p->free;
+			p->free = &p->cmds[j];
+		}
+	}
+	return 0;
+}
+
+struct moved {
+	struct nbdm_dev *nd;
+	int nr_loops;
+};
+
+/* Whether no connection that left part 0 has a poll armed any more. */
+static bool moved_unpolled(void *arg)
+{
+	const struct moved *m = arg;
+
+	for (int k = 0; k < m->nd->nr_conns; k++) {
+		const struct nbdm_conn *c = &m->nd->conns[k];
+
+		if (k % m->nr_loops && (c->pin.armed || c->pout.armed))
+			return false;
+	}
+	return true;
+}
+
+/*
+ * I/O ran before the split (an array's superblock probe, on part 0's
+ * loop, at start-up): the polls of the connections that left part 0 are
+ * still armed there.  Cancel them and wait, so that from now on only
+ * their new part's loop polls them (one that completes meanwhile finds
+ * its part on another loop and only lets go).
+ */
+static int unpoll_moved(struct nbdm_dev *nd, int nr_loops)
+{
+	struct loop *lp = nd->parts[0].loop;
+	struct moved m = { nd, nr_loops };
+
+	if (!lp)
+		return 0;
+	if (!loop_is_mine(lp))
+		return -EBUSY;
+	for (int k = 0; k < nd->nr_conns; k++) {
+		struct nbdm_conn *c = &nd->conns[k];
+		struct nbdm_poll *polls[2] = { &c->pin, &c->pout };
+
+		for (int i = 0; k % nr_loops && i < 2; i++)
+			if (polls[i]->armed)
+				io_uring_prep_poll_remove(loop_sqe(lp, NULL),
+							  (uintptr_t)&polls[i]
+								  ->op);
+	}
+	return loop_run_until(lp, moved_unpolled, &m);
+}
+
+int nbdm_split(struct bdev *dev, int nr_loops)
+{
+	struct nbdm_dev *nd = (struct nbdm_dev *)dev;
+	int ret;
+
+	if (nr_loops > nd->nr_conns)
+		return -EINVAL;
+	for (int i = nd->nr_parts; i < nr_loops; i++) {
+		ret = nbdm_part_init(nd, i);
+		if (ret)
+			return ret;
+	}
+	ret = nbdm_parts_ready(nd);
+	return ret ? ret : unpoll_moved(nd, nr_loops);
+}
+
 /* Reconnecting.  connect_bounded() may wait up to connect_timeout= and
  * resolve a host name: never on the loop, so a thread per attempt. */
 #define RETRY_FIRST_NS 1000000000ull
@@ -285,7 +386,7 @@ fail:
 static void *reconnect_thread(void *arg)
 {
 	struct nbdm_conn *c = arg;
-	struct nbdm_dev *nd = c->nd;
+	struct nbdm_dev *nd = c->part->nd;
 	struct nbd_handle *h = nbd_create();
 	const char *uri = nd->nd_bdev.bd_name;
 	uint64_t one = 1;
@@ -308,32 +409,34 @@ static void *reconnect_thread(void *arg)
 	}
 	c->new_h = h;
 	__atomic_store_n(&c->finished, true, __ATOMIC_RELEASE);
-	if (write(nd->efd, &one, sizeof(one)) < 0)
+	if (write(c->part->efd, &one, sizeof(one)) < 0)
 		bdev_log("%s: eventfd: %s", uri, strerror(errno));
 	nbdm_put(nd);
 	return NULL;
 }
 
-void nbdm_reconnect_later(struct nbdm_conn *c, struct loop *lp)
+void nbdm_reconnect_later(struct nbdm_conn *c)
 {
+	struct nbdm_part *p = c->part;
 	uint64_t now = loop_now_ns();
 
-	if (__atomic_load_n(&c->nd->dying, __ATOMIC_ACQUIRE) || !lp)
+	if (__atomic_load_n(&p->nd->dying, __ATOMIC_ACQUIRE) || !p->loop)
 		return;
 	c->retry_ns = !c->retry_ns		     ? RETRY_FIRST_NS :
 		      c->retry_ns * 2 > RETRY_MAX_NS ? RETRY_MAX_NS :
 						       c->retry_ns * 2;
 	c->retry_at_ns = now + c->retry_ns;
-	loop_hook_arm_at(lp, &c->nd->retry, c->retry_at_ns);
+	loop_hook_arm_at(p->loop, &p->retry, c->retry_at_ns);
 }
 
 void nbdm_reconnect_run(struct loop_hook *hk)
 {
-	struct nbdm_dev *nd = container_of(hk, struct nbdm_dev, retry);
+	struct nbdm_part *p = container_of(hk, struct nbdm_part, retry);
+	struct nbdm_dev *nd = p->nd;
 	uint64_t now = loop_now_ns();
 
-	for (int i = 0; i < nd->nr_conns; i++) {
-		struct nbdm_conn *c = &nd->conns[i];
+	for (int i = 0; i < p->nr_conns; i++) {
+		struct nbdm_conn *c = p->conns[i];
 		pthread_attr_t attr;
 		pthread_t tid;
 		int ret;
@@ -354,31 +457,26 @@ void nbdm_reconnect_run(struct loop_hook *hk)
 		if (ret) {
 			c->reconnecting = false;
 			__atomic_sub_fetch(&nd->refs, 1, __ATOMIC_RELAXED);
-			nbdm_reconnect_later(c, hk->lh_loop);
-			continue;
+			nbdm_reconnect_later(c);
 		}
-		if (!nd->pefd.armed)
-			nbdm_poll_arm(&nd->pefd, POLLIN, hk->lh_loop);
 	}
 }
 
-void nbdm_reconnect_done(struct nbdm_dev *nd, struct loop *lp)
+void nbdm_reconnect_done(struct nbdm_part *p)
 {
-	bool waiting = false;
+	struct nbdm_dev *nd = p->nd;
 	uint64_t n;
 
-	if (read(nd->efd, &n, sizeof(n)) < 0 && errno != EAGAIN)
+	if (read(p->efd, &n, sizeof(n)) < 0 && errno != EAGAIN)
 		bdev_log("%s: eventfd: %s", nd->nd_bdev.bd_name,
 			 strerror(errno));
-	for (int i = 0; i < nd->nr_conns; i++) {
-		struct nbdm_conn *c = &nd->conns[i];
+	for (int j = 0; j < p->nr_conns; j++) {
+		struct nbdm_conn *c = p->conns[j];
+		int i = (int)(c - nd->conns);
 
-		if (!c->reconnecting)
+		if (!c->reconnecting ||
+		    !__atomic_load_n(&c->finished, __ATOMIC_ACQUIRE))
 			continue;
-		if (!__atomic_load_n(&c->finished, __ATOMIC_ACQUIRE)) {
-			waiting = true;
-			continue;
-		}
 		c->reconnecting = false;
 		if (!c->new_h) {
 			/* Said once, not at every step of the backoff. */
@@ -387,34 +485,60 @@ void nbdm_reconnect_done(struct nbdm_dev *nd, struct loop *lp)
 					 c->new_err, i,
 					 (int)(RETRY_MAX_NS / 1000000000));
 			c->said_down = true;
-			nbdm_reconnect_later(c, lp);
+			nbdm_reconnect_later(c);
 			continue;
 		}
-		nbdm_conn_up(c, c->new_h, lp);
+		nbdm_conn_up(c, c->new_h);
 		c->new_h = NULL;
 		c->retry_ns = 0;
 		c->said_down = false;
-		bdev_stat_add(&nd->st_reconnects, 1);
+		bdev_stat_add(&p->st_reconnects, 1);
 		bdev_log("%s: connection %d is back", nd->nd_bdev.bd_name, i);
 	}
-	if (waiting)
-		nbdm_poll_arm(&nd->pefd, POLLIN, lp);
+}
+
+/* Every part's counters, summed (inflight_max: the largest part's). */
+struct part_sums {
+	uint64_t live, lost, reconnects, timeouts, cmds, handed, inflight,
+		inflight_max;
+};
+
+static void sum_parts(const struct nbdm_dev *nd, struct part_sums *s)
+{
+	memset(s, 0, sizeof(*s));
+	for (int i = 0; i < nd->nr_parts; i++) {
+		const struct nbdm_part *p = &nd->parts[i];
+		uint64_t m = bdev_stat_read(&p->st_inflight_max);
+
+		s->live += __atomic_load_n(&p->nr_live, __ATOMIC_RELAXED);
+		s->lost += bdev_stat_read(&p->st_conns_lost);
+		s->reconnects += bdev_stat_read(&p->st_reconnects);
+		s->timeouts += bdev_stat_read(&p->st_timeouts);
+		s->cmds += bdev_stat_read(&p->st_cmds);
+		s->handed += bdev_stat_read(&p->st_handed);
+		s->inflight += bdev_stat_read(&p->st_inflight);
+		if (m > s->inflight_max)
+			s->inflight_max = m;
+	}
 }
 
 static void nbdm_stats_fields(const struct bdev *dev, bdev_stat_fn emit,
 			      void *ctx)
 {
 	const struct nbdm_dev *nd = (const struct nbdm_dev *)dev;
+	struct part_sums s;
 
+	sum_parts(nd, &s);
 	emit(ctx, "nbd_conns", (uint64_t)nd->nr_conns);
-	emit(ctx, "nbd_conns_live",
-	     (uint64_t)__atomic_load_n(&nd->nr_live, __ATOMIC_RELAXED));
-	emit(ctx, "nbd_conns_lost", bdev_stat_read(&nd->st_conns_lost));
-	emit(ctx, "nbd_reconnects", bdev_stat_read(&nd->st_reconnects));
-	emit(ctx, "nbd_timeouts", bdev_stat_read(&nd->st_timeouts));
-	emit(ctx, "nbd_commands", bdev_stat_read(&nd->st_cmds));
-	emit(ctx, "nbd_inflight", bdev_stat_read(&nd->st_inflight));
-	emit(ctx, "nbd_inflight_max", bdev_stat_read(&nd->st_inflight_max));
+	emit(ctx, "nbd_conns_live", s.live);
+	emit(ctx, "nbd_conns_lost", s.lost);
+	emit(ctx, "nbd_reconnects", s.reconnects);
+	emit(ctx, "nbd_timeouts", s.timeouts);
+	emit(ctx, "nbd_loops", (uint64_t)nd->nr_parts);
+	emit(ctx, "nbd_handed", s.handed);
+	emit(ctx, "nbd_commands", s.cmds);
+	emit(ctx, "nbd_inflight", s.inflight);
+	emit(ctx, "nbd_inflight_max", s.inflight_max);
 	emit(ctx, "nbd_block_min",
 	     nd->block_min > 0 ? (uint64_t)nd->block_min : 0);
 	emit(ctx, "nbd_block_preferred",
@@ -430,6 +554,13 @@ static void nbdm_stats_fields(const struct bdev *dev, bdev_stat_fn emit,
 	emit(ctx, "nbd_timeout_ms", nd->timeout_ns / 1000000);
 }
 
+/* Loops it can run on at once: one part per loop, each with a
+ * connection of its own. */
+static int nbdm_max_loops(const struct bdev *dev)
+{
+	return ((const struct nbdm_dev *)dev)->nr_conns;
+}
+
 const struct bdev_kind nbd_kind = {
 	.bk_name = "nbd",
 	.bk_help =
@@ -438,5 +569,7 @@ const struct bdev_kind nbd_kind = {
 		"                                    nbd+unix:///NAME?socket=PATH\n",
 	.bk_flags = BK_URI | BK_OWN_OPTS,
 	.bk_create = nbdm_create,
+	.bk_max_loops = nbdm_max_loops,
+	.bk_share = nbdm_split,
 	.bk_stats = nbdm_stats_fields,
 };

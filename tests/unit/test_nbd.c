@@ -1,15 +1,20 @@
 /* test_nbd: the nbd() member's I/O engine against a real nbdkit (memory
- * plugin, a Unix socket), on one loop, so ASan and UBSan see nbd.c work. */
+ * plugin, a Unix socket), on one loop and split over two, under ASan. */
 #include "unit.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <sys/socket.h>
+
+#include "blockdev/kind.h"
 #include "blockdev/layout.h"
+#include "blockdev/members/nbd.h"
 
 Suite *nbd_suite(void);
 
@@ -183,6 +188,166 @@ START_TEST(test_nbd_io)
 }
 END_TEST
 
+/* Run both loops, without blocking, until @ios are done (or 10 s). */
+static void run_two(struct loop *a, struct loop *b, struct io *ios)
+{
+	uint64_t end = loop_now_ns() + 10000000000ull;
+
+	while (!all_done(ios)) {
+		ck_assert_int_ge(loop_run(a, 0), 0);
+		ck_assert_int_ge(loop_run(b, 0), 0);
+		ck_assert_msg(loop_now_ns() < end, "requests never completed");
+	}
+}
+
+/*
+ * conns=2 shared over two loops, after a read on the first (an array's
+ * superblock probe does that): the second loop alone completes a request
+ * (no poll of its connection is left on the first); each loop's requests
+ * go out on its own part's connection, what one loop wrote the other
+ * reads back, and once the second loop's connection is gone its requests
+ * are handed to the first loop's part instead of failing, each counted in
+ * flight on one loop's stats shard only.
+ */
+START_TEST(test_nbd_split)
+{
+	static char wbuf[4][2 * 65536 + 4096], rbuf[4][2 * 65536 + 4096];
+	struct loop la, lb, *lps[2] = { &la, &lb };
+	struct bdev_stats st;
+	struct nbdm_dev *nd;
+	struct ut_rng rng;
+	struct io ios[4];
+	struct srv s;
+	struct bdev *dev;
+
+	if (!srv_start(&s))
+		return;
+	ut_rng_init(&rng, "test_nbd_split");
+	ck_assert_int_eq(loop_init(&la, 64, false), 0);
+	ck_assert_int_eq(loop_init(&lb, 64, false), 0);
+	lb.lp_id = 1;
+	dev = open_nbd(&s, &la, ", conns=2");
+	io_start(dev, &la, &ios[0], BDEV_READ, 0, rbuf[0], 8192);
+	ios[1].done = ios[2].done = ios[3].done = true;
+	run_two(&la, &lb, ios);
+	ck_assert_ptr_null(bdev_tree_first_owned(dev, 2));
+	ck_assert_int_eq(bdev_tree_share(dev, 2, &la), 0);
+	nd = (struct nbdm_dev *)dev;
+	ck_assert_int_eq(nd->nr_parts, 2);
+	io_start(dev, &lb, &ios[0], BDEV_WRITE, 0, wbuf[0], 8192);
+	for (int i = 0; i < 2000 && !ios[0].done; i++)
+		ut_run_for_ns(&lb, 1000000);
+	ck_assert_msg(ios[0].done, "loop b alone did not complete its write");
+	ck_assert_int_eq(ios[0].err, 0);
+	ck_assert_uint_eq(nd->parts[1].st_cmds, 2);
+	nd->parts[0].st_cmds = nd->parts[1].st_cmds =
+		0; /* the probe, the write */
+	for (int i = 0; i < 4; i++) {
+		for (size_t b = 0; b < sizeof(wbuf[i]); b++)
+			wbuf[i][b] = (char)ut_next(&rng);
+		io_start(dev, lps[i % 2], &ios[i], BDEV_WRITE,
+			 (uint64_t)i * 131072, wbuf[i], 131072);
+	}
+	run_two(&la, &lb, ios);
+	ck_assert_uint_eq(nd->parts[0].st_cmds, 4);
+	ck_assert_uint_eq(nd->parts[1].st_cmds, 4);
+	for (int round = 0; round < 2; round++) {
+		/* Read on the other loop than the write; in round 1 with the
+		 * second loop's connection gone. */
+		for (int i = 0; i < 4; i++) {
+			ck_assert_int_eq(ios[i].err, 0);
+			memset(rbuf[i], 0, sizeof(rbuf[i]));
+			io_start(dev, lps[(i + 1) % 2], &ios[i], BDEV_READ,
+				 (uint64_t)i * 131072, rbuf[i], 131072);
+		}
+		run_two(&la, &lb, ios);
+		for (int i = 0; i < 4; i++) {
+			ck_assert_int_eq(ios[i].err, 0);
+			ck_assert(!memcmp(rbuf[i], wbuf[i], 65536));
+			ck_assert(!memcmp(rbuf[i] + 65536 + 4096,
+					  wbuf[i] + 65536 + 4096, 65536));
+		}
+		if (round)
+			break;
+		ck_assert_uint_eq(nd->parts[0].st_cmds, 8);
+		ck_assert_uint_eq(nd->parts[1].st_cmds, 8);
+		shutdown(nd->conns[1].fd, SHUT_RDWR);
+		for (int i = 0; i < 100 && nd->parts[1].nr_live; i++)
+			ut_run_for_ns(&lb, 1000000);
+		ck_assert_uint_eq(nd->parts[1].nr_live, 0);
+	}
+	ck_assert_uint_eq(nd->parts[1].st_handed, 2);
+	ck_assert_uint_eq(nd->parts[0].st_cmds, 16);
+	bdev_stats_sum(dev, &st);
+	ck_assert_uint_eq(st.inflight, 0);
+	ck_assert_uint_le(st.inflight_max, 4);
+	ck_assert_uint_eq(bdev_stats_of(dev, &la)->inflight, 0);
+	ck_assert_uint_eq(bdev_stats_of(dev, &lb)->inflight, 0);
+	bdev_destroy(dev);
+	ut_run_for_ns(&la, 50000000);
+	ut_run_for_ns(&lb, 50000000);
+	loop_exit(&la);
+	loop_exit(&lb);
+	srv_kill(&s);
+}
+END_TEST
+
+static void *no_op(void *arg)
+{
+	return arg;
+}
+
+/*
+ * Destroyed from a thread other than a part's loop (`replace` on loop 0
+ * while loop 1 runs): that part closes on its own loop, through its
+ * eventfd, also when the eventfd's poll ran on a reconnecting thread's
+ * word once the device was already dying; nothing of it stays armed (its
+ * timeout hook would run in freed memory, which ASan sees).
+ */
+START_TEST(test_nbd_destroy_elsewhere)
+{
+	static char buf[4][8192 + 4096];
+	struct loop la, lb;
+	struct nbdm_dev *nd;
+	struct io ios[4];
+	uint64_t one = 1;
+	struct srv s;
+	struct bdev *dev;
+	pthread_t t;
+
+	if (!srv_start(&s))
+		return;
+	ck_assert_int_eq(loop_init(&la, 64, false), 0);
+	ck_assert_int_eq(loop_init(&lb, 64, false), 0);
+	lb.lp_id = 1;
+	/* Loop b is another thread's, as far as nbdm_destroy() can tell. */
+	ck_assert_int_eq(pthread_create(&t, NULL, no_op, NULL), 0);
+	pthread_join(t, NULL);
+	lb.thread = t;
+	dev = open_nbd(&s, &la, ", conns=2, timeout=1s");
+	ck_assert_int_eq(bdev_tree_share(dev, 2, &la), 0);
+	nd = (struct nbdm_dev *)dev;
+	for (int i = 0; i < 4; i++)
+		io_start(dev, i % 2 ? &lb : &la, &ios[i], BDEV_READ, 0, buf[i],
+			 8192);
+	run_two(&la, &lb, ios);
+	ck_assert(nd->parts[1].timer.lh_armed);
+	/* A reconnecting thread's word, seen once dying is set (the first
+	 * thing nbdm_destroy() does): the part must close there. */
+	__atomic_store_n(&nd->dying, true, __ATOMIC_RELEASE);
+	ck_assert_int_eq(write(nd->parts[1].efd, &one, sizeof(one)), 8);
+	ut_run_for_ns(&lb, 10000000);
+	ck_assert_ptr_null(nd->conns[1].h);
+	ck_assert(!nd->parts[1].timer.lh_armed);
+	bdev_destroy(dev);
+	ut_run_for_ns(&la, 20000000);
+	ut_run_for_ns(&lb, 1100000000); /* past timeout=1s */
+	loop_exit(&la);
+	loop_exit(&lb);
+	srv_kill(&s);
+}
+END_TEST
+
 Suite *nbd_suite(void)
 {
 	Suite *s = suite_create("nbd");
@@ -190,6 +355,8 @@ Suite *nbd_suite(void)
 
 	tcase_set_timeout(tc, UT_TIMEOUT_SEC);
 	tcase_add_test(tc, test_nbd_io);
+	tcase_add_test(tc, test_nbd_split);
+	tcase_add_test(tc, test_nbd_destroy_elsewhere);
 	suite_add_tcase(s, tc);
 	return s;
 }
