@@ -40,6 +40,8 @@ void rv_usage(FILE *f)
 		"                          (read it with `rawvec trace FILE`)\n"
 		"  -o log=FILE             append the log to FILE (default: stderr\n"
 		"                          with -f, syslog once started without)\n"
+		"  -o control_timeout=DUR  how long a control write waits for its\n"
+		"                          paths to open (default 10s, up to 3600s)\n"
 		"  --create SIZE           create a missing image file of SIZE (sparse);\n"
 		"                          with a layout, every missing member image\n"
 		"  --transport=auto|uring|dev\n"
@@ -171,6 +173,18 @@ static int parse_o(struct rv_opts *o, char *list)
 				return -EINVAL;
 			} else {
 				o->threads = (int)n;
+			}
+		} else if (!strncmp(tok, "control_timeout=", 16)) {
+			const char *v = tok + 16;
+
+			if (bdev_parse_duration(v, strlen(v),
+						&o->control_timeout_ns) ||
+			    o->control_timeout_ns < 1000000000ull ||
+			    o->control_timeout_ns > 3600ull * 1000000000) {
+				fprintf(stderr,
+					"rawvec: -o control_timeout=%s: not a duration from 1s to 3600s\n",
+					v);
+				return -EINVAL;
 			}
 		} else if (!strncmp(tok, "pin=", 4)) {
 			if (!strcmp(tok + 4, "auto") || !strcmp(tok + 4, "off"))

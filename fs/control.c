@@ -28,7 +28,8 @@
 #define CTL_PENDING RV_CONTROL_PENDING
 /* A worker stuck on a hung filesystem must not keep the writer (in
  * uninterruptible sleep on its FUSE write) and the control file forever. */
-#define CTL_TIMEOUT_NS (10ull * 1000000000ull)
+#define CTL_TIMEOUT_NS \
+	(10ull * 1000000000ull) /* -o control_timeout='s default */
 #define CTL_MAX_LEAVES 256
 
 /* One file or block device of the tree, by identity (bdev bd_id_*). */
@@ -338,7 +339,7 @@ static int prep_start(struct rv_ctl *c, struct ctl_job *job, const char *path,
 	job->prep = p;
 	ctl_arm_efd(c);
 	loop_hook_arm_at(&fs->loops[0].loop, &c->timeout,
-			 loop_now_ns() + CTL_TIMEOUT_NS);
+			 loop_now_ns() + fs->ctl_timeout_ns);
 	return 0;
 }
 
@@ -561,8 +562,9 @@ static void ctl_timeout(struct loop_hook *h)
 	pthread_mutex_unlock(&job->prep->lock);
 	if (!abandoned)
 		return; /* its eventfd wake-up is on the way */
-	rv_log("control: '%s': given up after %llu s: checking and opening the path did not finish (a hung filesystem or mount?); what it opens is closed again",
-	       job->cmd, CTL_TIMEOUT_NS / 1000000000ull);
+	rv_log("control: '%s': given up after %llu s (-o control_timeout=): checking and opening the path did not finish (a hung filesystem or mount, or a server slow to answer?); what it opens is closed again",
+	       job->cmd,
+	       (unsigned long long)(c->fs->ctl_timeout_ns / 1000000000ull));
 	c->job = NULL;
 	job->done(job->req, -EINVAL);
 	free(job);
@@ -583,6 +585,8 @@ static struct rv_ctl *ctl_get(struct rv_fs *fs)
 		return NULL;
 	}
 	c->fs = fs;
+	if (!fs->ctl_timeout_ns)
+		fs->ctl_timeout_ns = CTL_TIMEOUT_NS;
 	c->efd_op.lo_done = ctl_efd_done;
 	c->timeout.lh_fn = ctl_timeout;
 	fs->ctl = c;

@@ -167,8 +167,9 @@ struct rv_fs {
 	uint32_t max_write;
 	uint64_t create_size; /* --create: also for members given to replace */
 	struct rv_ctl *ctl;   /* control writes being carried out (control.c) */
-	size_t pool_bytes;    /* each loop's pinned pool */
-	size_t pool_total;    /* asked (-o pool=, fit to RLIMIT_MEMLOCK) */
+	uint64_t ctl_timeout_ns; /* -o control_timeout= */
+	size_t pool_bytes;	 /* each loop's pinned pool */
+	size_t pool_total;	 /* asked (-o pool=, fit to RLIMIT_MEMLOCK) */
 	int pool_origin;
 	unsigned ring_entries_per_queue;
 	int nr_queues;

@@ -450,6 +450,7 @@ static void init_fs(struct rv_fs *fs, const struct rv_opts *o)
 	fs->target = o->target;
 	fs->mountpoint = o->mountpoint;
 	fs->read_only = o->read_only;
+	fs->ctl_timeout_ns = o->control_timeout_ns;
 	fs->transport = o->transport;
 	fs->pool_bytes = o->pool_bytes;
 	fs->uid = getuid();

@@ -122,6 +122,9 @@ bad threads -- -o threads=0 "$MNT" "$W/img"
 bad threads -- -o threads=many "$MNT" "$W/img"
 bad threads -- -o threads=65 "$MNT" "$W/img"
 bad pin -- -o pin=maybe "$MNT" "$W/img"
+bad control_timeout -- -o control_timeout=500ms "$MNT" "$W/img"
+bad control_timeout -- -o control_timeout=2h "$MNT" "$W/img"
+bad control_timeout -- -o control_timeout= "$MNT" "$W/img"
 bad MOUNTPOINT -- -f "$MNT"
 bad MOUNTPOINT -- -f "$MNT" "$W/img" extra
 for size in 0 12x -5 99999999999t 18446744073709551616 ''; do

@@ -24,7 +24,7 @@
 #            rawvec mount over MNT/disk, and a loop device over MNT/disk;
 #            while a replace waits on a hung (SIGSTOPped) second mount the
 #            disk and stats are served, and the replace gives up with
-#            EINVAL instead of hanging (on uring; on dev the hung mount
+#            EINVAL at -o control_timeout=3s instead of hanging (on uring; on dev the hung mount
 #            comes back after 1 s and the replace is refused); then a good replace in a two-line
 #            write with a bad second line rebuilds and fails the write;
 #   startup  members inside the mountpoint at start-up (--create MP
@@ -255,7 +255,7 @@ fi
 if want mount; then
 	newcase mount 'raid5(a.img, b.img, c.img, d.img, chunk=16k)'
 	for m in a b c d; do make_image $m.img 8M; done
-	start_rawvec 'raid5(a.img, b.img, c.img, d.img, chunk=16k)'
+	start_rawvec -o control_timeout=3s 'raid5(a.img, b.img, c.img, d.img, chunk=16k)'
 	fill
 	ctl 'fail 1'
 	keep a.img c.img d.img
@@ -295,16 +295,17 @@ if want mount; then
 	alive "while a replace waits on a hung mount"
 	timeout 10 dd if="$D" iflag=direct bs=1M count=4 status=none | cmp -s - <(head -c 4M "$MODEL") ||
 		die "$CASE: reading the disk while a replace waits on a hung mount"
-	# Giving up after 10 s is the control path's own timer, the same
-	# whatever the transport: waited for on uring; on dev the hung mount
-	# comes back instead, and the replace, which then opens it, is refused.
+	# Giving up after control_timeout=3s is the control path's own timer,
+	# the same whatever the transport: waited for on uring; on dev the
+	# hung mount comes back instead, and the replace, which then opens it,
+	# is refused.
 	[ "$TRANSPORT" = dev ] && kill -CONT "$PID2"
 	wait "$STUCK"
 	rc=$?
 	[ $rc = 124 ] && die "$CASE: a replace stuck on a hung mount never returned"
 	[ $rc = 0 ] && die "$CASE: a replace onto a hung mount was accepted"
-	[ "$TRANSPORT" = dev ] || grep -q "given up after" "$RAWVEC_LOG" ||
-		die "$CASE: no log line for the given-up replace"
+	[ "$TRANSPORT" = dev ] || grep -q "given up after 3 s" "$RAWVEC_LOG" ||
+		die "$CASE: no log line for the replace given up after 3 s: $(grep -m1 "given up" "$RAWVEC_LOG")"
 	kill -CONT "$PID2"
 	alive "after the given-up replace"
 	[ "$(state members.1.state)" = failed ] || die "$CASE: member 1 is $(state members.1.state) after the given-up replace"
