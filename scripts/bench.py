@@ -548,11 +548,14 @@ def cmd_threads_report(tsv, jobs_tsv, md_path, meta_path):
 
 # ---- nbd section ----
 NBD_DESC = {"rawvec": "nbd()", "nbdfuse": "nbdfuse", "qsd": "qsd driver=nbd",
-            "raid0": "raid0 of 2, conns=2"}
-NBD_TARGETS = ["rawvec", "nbdfuse", "qsd", "raid0"]
+            "raid0": "raid0 of 2, conns=2", "loops1": "conns=2, threads=1",
+            "loops2": "conns=2, threads=2"}
+NBD_TARGETS = ["rawvec", "nbdfuse", "qsd", "raid0", "loops1", "loops2"]
 # raid0/rawvec: two exports with two connections each against one export
-# with one.  Latency ratios: lower is better.
-NBD_PAIRS = [("rawvec", "nbdfuse"), ("rawvec", "qsd"), ("raid0", "rawvec")]
+# with one; loops2/loops1: a connection per event loop against both on
+# one.  Latency ratios: lower is better.
+NBD_PAIRS = [("rawvec", "nbdfuse"), ("rawvec", "qsd"), ("raid0", "rawvec"),
+             ("loops2", "loops1")]
 NBD_GOALS = {
     ("rr4k32", "iops", "rawvec", "nbdfuse"): (">=", 2.0),
     ("rr4k32", "iops", "rawvec", "qsd"): (">=", 2.0),
@@ -569,10 +572,15 @@ def cmd_nbd_report(tsv, jobs_tsv, md_path, meta_path):
     finish_report(out, md, goals_out, "NBD targets from the issue",
                   "Targets (NBD)", md_path, latency_word=True)
 
+def cmd_nbd_loops(path):
+    """Print the nbd_loops of the stats file's target (an nbd() member)."""
+    print(load_json(path)["target"]["nbd_loops"])
+
 if __name__ == "__main__":
     cmd = sys.argv[1]
     {"fio": cmd_fio, "stats": cmd_stats, "report": cmd_report,
      "rstats": cmd_rstats, "sweep": cmd_sweep,
      "raid_report": cmd_raid_report, "tfio": cmd_tfio, "tstats": cmd_tstats,
      "threads_report": cmd_threads_report,
-     "nbd_report": cmd_nbd_report}[cmd](*sys.argv[2:])
+     "nbd_report": cmd_nbd_report,
+     "nbd_loops": cmd_nbd_loops}[cmd](*sys.argv[2:])

@@ -308,14 +308,15 @@ case $RAID_TRANSPORT in
 uring | dev) ;;
 *) die "RAID_TRANSPORT=$RAID_TRANSPORT: not uring or dev" ;;
 esac
-# threads: the first two CPUs this process may run on (fio's pinned job).
+# threads and nbd: the first two CPUs this process may run on (fio's
+# pinned 2-job runs).
 THR_CPUS=""
-if ((RUN_THREADS)); then
+if ((RUN_THREADS || RUN_NBD)); then
 	THR_CPUS=$("$PY" -c 'import os; c = sorted(os.sched_getaffinity(0)); print("%d,%d" % tuple(c[:2]) if len(c) > 1 else "")') ||
 		die "python3 cannot read this process's CPU affinity"
 	if [[ -z $THR_CPUS ]]; then
-		((RUN_THREADS == 2)) || die "threads: needs at least 2 CPUs to run on (nproc: $(nproc)): one loop per CPU is one loop"
-		note "threads: skipped, only one CPU to run on (nproc: $(nproc))"
+		((RUN_THREADS != 1)) || die "threads: needs at least 2 CPUs to run on (nproc: $(nproc)): one loop per CPU is one loop"
+		((RUN_THREADS)) && note "threads: skipped, only one CPU to run on (nproc: $(nproc))"
 		RUN_THREADS=0
 	fi
 fi

@@ -10,8 +10,12 @@
 #            with --export type=fuse
 #   raid0    rawvec over raid0(nbd(A, conns=2), nbd(B, conns=2),
 #            chunk=64k), fio over its first NBD_SIZE bytes
+#   loops1, loops2  rawvec over nbd(A, conns=2) with -o threads=1, and
+#            with threads=2 (a connection per loop, nbd_loops 2)
 # Jobs as core's (4k randread/randwrite QD32, 1M seq read/write QD8, 4k
-# randread QD1) on rawvec, nbdfuse and qsd; 4k randread QD32 also on raid0.
+# randread QD1) on rawvec, nbdfuse and qsd; 4k randread QD32 also on
+# raid0; 4k randread 2 jobs x QD16, the jobs pinned to the first two CPUs
+# (a job id ending in j2), on loops1 and loops2.
 # Issue targets: rawvec >= 2x the best of nbdfuse and qsd at 4k QD32 (read
 # and write); raid0 of 2 members with conns=2 >= 1.6x one member at 4k
 # randread QD32.  Every target shares the 2 CPUs with nbdkit: the numbers
@@ -24,6 +28,7 @@ NBD_JOBS=(
 	"sr1m8|1M seq read QD8|read|1M|8|rawvec nbdfuse qsd"
 	"sw1m8|1M seq write QD8|write|1M|8|rawvec nbdfuse qsd"
 	"rr4k1|4k randread QD1|randread|4k|1|rawvec nbdfuse qsd"
+	"rr4k16j2|4k randread 2 jobs x QD16 pinned|randread|4k|16|loops1 loops2"
 )
 NBD_TSV=$BENCH_DIR/results-nbd.tsv
 NBD_RUNS=$RUNS/nbd
@@ -53,6 +58,9 @@ nbd_start() {
 	case $1 in
 	rawvec) start_rawvec uring "nbd($(nbd_uri A))" "$2.daemon.log" ;;
 	raid0) start_rawvec uring "raid0(nbd($(nbd_uri A), conns=2), nbd($(nbd_uri B), conns=2), chunk=64k)" "$2.daemon.log" ;;
+	loops1 | loops2)
+		START_OPTS=threads=${1#loops} start_rawvec uring "nbd($(nbd_uri A), conns=2)" "$2.daemon.log"
+		;;
 	nbdfuse)
 		DAEMON_NAME=nbdfuse
 		DAEMON_LOG=$2.daemon.log
@@ -75,7 +83,7 @@ nbd_start() {
 
 nbd_file() {
 	case $1 in
-	rawvec | raid0) echo "$MNT/disk" ;;
+	rawvec | raid0 | loops*) echo "$MNT/disk" ;;
 	nbdfuse) echo "$NBD_MNT/nbd" ;;
 	qsd) echo "$QMNT" ;;
 	esac
@@ -83,19 +91,32 @@ nbd_file() {
 
 nbd_run_one() {
 	local round=$1 spec=$2 target=$3 jid label rw bs qd _tg out res
-	local iops bw lat stats=""
+	local iops bw lat stats="" nj=1 perjob
+	local -a fopts=()
 	IFS='|' read -r jid label rw bs qd _tg <<<"$spec"
 	out=$NBD_RUNS/r$round-$jid-$target
+	if [[ $jid == *j2 ]]; then
+		[[ -n $THR_CPUS ]] || die "nbd: job $jid needs 2 CPUs"
+		nj=2
+		fopts=(--numjobs=2 "--cpus_allowed=$THR_CPUS" --cpus_allowed_policy=split)
+	fi
 	nbd_start "$target" "$out"
-	run_fio "$out" "$(nbd_file "$target")" "$NBD_SIZE_BYTES" "$jid" "$rw" "$bs" "$qd" "$label" "$target"
-	res=$(helper fio "$out.json" "$rw") || die "fio $label on $target: bad result"
-	IFS=$'\t' read -r iops bw lat <<<"$res"
+	run_fio "$out" "$(nbd_file "$target")" "$NBD_SIZE_BYTES" "$jid" "$rw" "$bs" "$qd" "$label" "$target" "${fopts[@]}"
+	if ((nj == 1)); then
+		res=$(helper fio "$out.json" "$rw") || die "fio $label on $target: bad result"
+		IFS=$'\t' read -r iops bw lat <<<"$res"
+	else
+		res=$(helper tfio "$out.json" "$rw" "$nj") || die "fio $label on $target: bad result"
+		IFS=$'\t' read -r iops bw lat _ perjob <<<"$res"
+	fi
 	case $target in
-	rawvec | raid0)
+	rawvec | raid0 | loops*)
 		cat "$MNT/stats" >"$out.stats" || die "reading $MNT/stats failed"
 		stop_watchdog
 		stats=$(helper stats "$out.stats" uring) ||
 			die "$target: wrong transport or I/O errors (see $out.stats)"
+		[[ $target == loops2 ]] && stats+="; nbd_loops $(helper nbd_loops "$out.stats")"
+		((nj == 1)) || stats+="; per job $perjob"
 		stop_daemon "$MNT" umount
 		;;
 	nbdfuse)
@@ -112,7 +133,7 @@ nbd_run_one() {
 }
 
 run_nbd() {
-	local nruns start_time elapsed
+	local nruns start_time elapsed j
 	for c in nbdkit nbdcopy nbdfuse qemu-storage-daemon; do
 		command -v "$c" >/dev/null ||
 			die "$c not found: run 'make bench' or 'sh scripts/deps.sh --bench' (as root)"
@@ -122,6 +143,13 @@ run_nbd() {
 	rm -rf "$NBD_RUNS"
 	mkdir -p "$NBD_RUNS" "$NBD_MNT"
 	[[ -f $QMNT ]] || : >"$QMNT"
+	if [[ -z $THR_CPUS ]]; then
+		note "nbd: the 2-job runs skipped, only one CPU to run on"
+		for j in "${!NBD_JOBS[@]}"; do
+			[[ ${NBD_JOBS[j]%%|*} == *j2 ]] && unset 'NBD_JOBS[j]'
+		done
+		NBD_JOBS=("${NBD_JOBS[@]}")
+	fi
 	nruns=$(spec_runs NBD_JOBS)
 	note "nbd: two nbdkit memory exports of $NBD_SIZE; $nruns fio runs, about $((nruns * (RUNTIME + RAMP + 3) / 60)) min"
 	nbd_servers
@@ -134,7 +162,7 @@ run_nbd() {
 		echo "date: $(date -u '+%Y-%m-%d %H:%M UTC'), kernel $(uname -r), $(nproc) CPUs"
 		echo "$RV_VERSION, --transport=uring; $(nbdkit --version | head -1); $(nbdfuse --version | head -1); $(qemu-storage-daemon --version | head -1 | sed 's/ (.*//'); $(fio --version)"
 		echo "two nbdkit memory exports of $NBD_SIZE (A, B) on Unix sockets, full of random data; nbdkit shares the CPUs with the client measured"
-		echo "rawvec = nbd(A); nbdfuse = nbdfuse over A; qsd = qemu-storage-daemon driver=nbd over A, FUSE export; raid0 = raid0(nbd(A, conns=2), nbd(B, conns=2), chunk=64k)"
+		echo "rawvec = nbd(A); nbdfuse = nbdfuse over A; qsd = qemu-storage-daemon driver=nbd over A, FUSE export; raid0 = raid0(nbd(A, conns=2), nbd(B, conns=2), chunk=64k); loops1/loops2 = nbd(A, conns=2) with -o threads=1/2, fio numjobs=2 on CPUs $THR_CPUS (split)"
 		echo "fio io_uring, O_DIRECT, ${RUNTIME}s per job after ${RAMP}s ramp, rounds: $ROUNDS, target order rotated per round and job"
 	} >"$TMPD/nbd-meta"
 	helper nbd_report "$NBD_TSV" "$TMPD/nbd-jobs.tsv" "$TMPD/nbd.md" "$TMPD/nbd-meta"
