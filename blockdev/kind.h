@@ -21,6 +21,7 @@
  * @ka_opts:        BK_OWN_OPTS kinds: the options as written, "k=v,k=v,"
  * @ka_max_io_bytes/@ka_in_segs: the largest request the device receives
  *                  and the most segments it arrives with (see layer_create)
+ * @ka_nr_loops:    the event loops that will submit to it (0: one)
  */
 struct bdev_kind_args {
 	struct bdev **ka_members;
@@ -34,6 +35,7 @@ struct bdev_kind_args {
 	const char *ka_opts;
 	size_t ka_max_io_bytes;
 	uint32_t ka_in_segs;
+	int ka_nr_loops;
 };
 
 /* How the parser reads an option's value. */

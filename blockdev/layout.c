@@ -79,8 +79,7 @@ static int check_twin(struct parser *p, struct lnode *n, struct bdev *d,
 		}
 	}
 	if (p->opts->create_size && d->bd_desc == bdev_kind_path() &&
-	    !d->bd_created && !d->bd_is_blockdev &&
-	    !p->opts->no_io)
+	    !d->bd_created && !d->bd_is_blockdev && !p->opts->no_io)
 		bdev_log("--create: %s exists (%llu bytes), used as it is",
 			 path, (unsigned long long)d->bd_size);
 	p->seen[p->nr_seen].dev = d->bd_id_dev;
@@ -257,6 +256,7 @@ static int build(struct parser *p, struct lnode *n, uint32_t in_segs,
 	a.ka_opts = n->own_opts;
 	a.ka_max_io_bytes = max_io;
 	a.ka_in_segs = in_segs;
+	a.ka_nr_loops = p->opts->nr_loops;
 	if (!k->bk_max_members) {
 		struct bdev_file_opts fo = { .read_only = p->opts->read_only };
 		char uri[1024];

@@ -13,12 +13,15 @@
  * @no_io:        open only, from a thread other than the loop's: arrays
  *                read and write no superblocks (they are headerless), and
  *                the loop may be NULL
+ * @nr_loops:     the event loops that will submit to it (nbd()'s
+ *                conns=auto opens one connection for each; 0: one)
  */
 struct bdev_layout_opts {
 	bool read_only;
 	bool no_io;
 	uint64_t create_size;
 	size_t max_io_bytes;
+	int nr_loops;
 };
 
 /**

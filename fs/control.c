@@ -313,6 +313,7 @@ static int prep_start(struct rv_ctl *c, struct ctl_job *job, const char *path,
 	p->lopts.read_only = fs->read_only;
 	p->lopts.no_io = true; /* the worker may not use the loop */
 	p->lopts.max_io_bytes = fs->max_write + 2 * 65536;
+	p->lopts.nr_loops = fs->nr_loops;
 	/* A missing image is created at the size of what it replaces. */
 	p->old_size = job->l->l_members[job->m]->bd_size;
 	p->lopts.create_size = p->old_size;

@@ -269,6 +269,7 @@ static int open_target(struct rv_fs *fs, const struct rv_opts *o,
 	/* rw.c hands the stack at most max_write plus an aligned head and
 	 * tail; 64 KiB each side covers any alignment a device reports. */
 	lopts.max_io_bytes = fs->max_write + 2 * 65536;
+	lopts.nr_loops = fs->nr_loops;
 	if (rv_target_outside(o->mountpoint, o->target, err, sizeof(err))) {
 		fprintf(stderr, "rawvec: %s\n", err);
 		return EXIT_USAGE;

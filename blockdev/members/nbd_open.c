@@ -17,7 +17,7 @@
 #include <unistd.h>
 
 struct nbdm_opts {
-	uint64_t conns;
+	uint64_t conns; /* 0: auto */
 	uint64_t timeout_ns, connect_timeout_ns;
 };
 
@@ -42,6 +42,10 @@ static int nbdm_set(void *ctx, const char *key, const char *v)
 	if (!strcmp(key, "conns")) {
 		unsigned long n = strtoul(v, &end, 10);
 
+		if (!strcmp(v, "auto")) {
+			o->conns = 0;
+			return 0;
+		}
 		if (end == v || *end || n < 1 || n > NBD_MAX_CONNS)
 			return -EINVAL;
 		o->conns = n;
@@ -196,10 +200,19 @@ static uint64_t uri_id(const char *uri)
 	return h | 1ull << 63;
 }
 
+/* conns=auto: a connection per event loop where the server offers
+ * multi-conn (so each loop runs a part of its own), else one. */
+static uint64_t auto_conns(const struct nbdm_dev *nd, int nr_loops)
+{
+	if (!nd->multi_conn || nr_loops < 2)
+		return 1;
+	return nr_loops < NBD_MAX_CONNS ? (uint64_t)nr_loops : NBD_MAX_CONNS;
+}
+
 static int nbdm_create(const struct bdev_kind_args *a, struct bdev **out,
 		       char *err, size_t errlen)
 {
-	struct nbdm_opts o = { .conns = 1,
+	struct nbdm_opts o = { .conns = 0,
 			       .timeout_ns = 30ull * 1000000000,
 			       .connect_timeout_ns = 10ull * 1000000000 };
 	const char *uri = a->ka_path;
@@ -212,7 +225,7 @@ static int nbdm_create(const struct bdev_kind_args *a, struct bdev **out,
 		return -EINVAL;
 	}
 	if (layer_parse_opts(a->ka_opts ? a->ka_opts : "", nbdm_set, &o,
-			     "conns=1..16, timeout=DUR up to 1 day (0: none), connect_timeout=DUR",
+			     "conns=1..16 or auto, timeout=DUR up to 1 day (0: none), connect_timeout=DUR",
 			     err, errlen))
 		return -EINVAL;
 	nd = calloc(1, sizeof(*nd));
@@ -233,7 +246,9 @@ static int nbdm_create(const struct bdev_kind_args *a, struct bdev **out,
 		snprintf(err, errlen, "eventfd: %s", strerror(-ret));
 		goto fail;
 	}
-	for (uint64_t i = 0; i < o.conns; i++) {
+	/* conns=auto: one per event loop, once the first connection says
+	 * the server offers multi-conn (otherwise one). */
+	for (uint64_t i = 0; i < (o.conns ? o.conns : 1); i++) {
 		struct nbd_handle *h = nbd_create();
 
 		nd->nr_conns++;
@@ -249,11 +264,14 @@ static int nbdm_create(const struct bdev_kind_args *a, struct bdev **out,
 			goto fail;
 		}
 		nbdm_conn_up(&nd->conns[i], h);
-		if (!i &&
-		    (ret = learn_export(nd, uri,
-					a->ka_file && a->ka_file->read_only,
-					o.conns, err, errlen)))
+		if (i)
+			continue;
+		ret = learn_export(nd, uri, a->ka_file && a->ka_file->read_only,
+				   o.conns, err, errlen);
+		if (ret)
 			goto fail;
+		if (!o.conns)
+			o.conns = auto_conns(nd, a->ka_nr_loops);
 	}
 	if (a->ka_max_io_bytes)
 		/* Room for the biggest request there is, in 4k runs. */
@@ -564,7 +582,7 @@ static int nbdm_max_loops(const struct bdev *dev)
 const struct bdev_kind nbd_kind = {
 	.bk_name = "nbd",
 	.bk_help =
-		"  nbd(URI, conns=N, timeout=DUR, connect_timeout=DUR)\n"
+		"  nbd(URI, conns=N|auto, timeout=DUR, connect_timeout=DUR)\n"
 		"                                    an NBD export: nbd://HOST[:PORT]/NAME,\n"
 		"                                    nbd+unix:///NAME?socket=PATH\n",
 	.bk_flags = BK_URI | BK_OWN_OPTS,

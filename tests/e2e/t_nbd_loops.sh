@@ -9,25 +9,31 @@
 #     over them is failed and replaced by another export while fio writes
 #     from both CPUs: both of the old member's connections close (one of
 #     them is loop 1's), the new member is split too and takes writes,
-#     every in-flight count comes back to 0; an nbd() with conns=1 beside
-#     them stays loop 0's.
+#     every in-flight count comes back to 0; nbd() of a server without
+#     multi-conn beside them has one connection and stays loop 0's;
+#   - conns=auto (the default) opens a connection per loop where the
+#     server offers multi-conn, at start-up and in a replace.
 . "$(dirname "$0")/lib.sh"
 requires_transport
 requires fio nbdkit
 [ "$(nproc)" -ge 2 ] || skip "needs 2 CPUs"
 
-for n in a b c d; do
+for n in a b c; do
 	nbd_serve $n --filter=log memory 64M logfile="$T/$n.log"
 done
+nbd_serve nomc --filter=multi-conn memory 64M multi-conn-mode=disable
 nbd2() { echo "nbd($(nbd_uri "$1"), conns=2)"; }
 
 CASE=raid0-super
-start_rawvec -o threads=2 "raid0($(nbd2 a), $(nbd2 b), chunk=16k)"
+start_rawvec -o threads=2 "raid0($(nbd2 a), nbd($(nbd_uri b)), chunk=16k)"
 [ "$(stat_value threads)" = 2 ] || die "$CASE: threads $(stat_value threads), want 2"
 for m in 0 1; do
 	n=$(stat_value "target.members.$m.nbd_loops")
 	[ "$n" = 2 ] || die "$CASE: member $m nbd_loops $n, want 2"
 done
+# conns=auto: a connection per loop, the server offering multi-conn.
+[ "$(stat_value target.members.1.nbd_conns)" = 2 ] ||
+	die "$CASE: nbd() without conns= has $(stat_value target.members.1.nbd_conns) connections, want one per loop"
 ! grep -q "keep state run on loop 0" "$RAWVEC_LOG" ||
 	die "$CASE: $(grep -m1 "keep state" "$RAWVEC_LOG")"
 fio --name=v --filename="$MNT/disk" --rw=randwrite --bs=4k --iodepth=16 \
@@ -46,13 +52,16 @@ stop_rawvec
 log "$CASE: loop 1 served $r1 requests and sent $m1 messages"
 
 CASE=raid0-replace
-start_rawvec -o threads=2 "raid0($(nbd2 a), $(nbd2 b), nbd($(nbd_uri d)), chunk=16k, super=none)"
+start_rawvec -o threads=2 "raid0($(nbd2 a), $(nbd2 b), nbd($(nbd_uri nomc)), chunk=16k, super=none)"
 for m in 0:2 1:2 2:1; do
 	n=$(stat_value "target.members.${m%:*}.nbd_loops")
 	[ "$n" = "${m#*:}" ] || die "$CASE: member ${m%:*} nbd_loops $n, want ${m#*:}"
 done
+# conns=auto without multi-conn is one connection, loop 0's.
+[ "$(stat_value target.members.2.nbd_conns)" = 1 ] ||
+	die "$CASE: nbd() of a server without multi-conn has $(stat_value target.members.2.nbd_conns) connections"
 grep -q "keep state run on loop 0" "$RAWVEC_LOG" ||
-	die "$CASE: nbd(conns=1) is not said to be loop 0's"
+	die "$CASE: nbd() with one connection is not said to be loop 0's"
 fio --name=w --filename="$MNT/disk" --rw=randrw --bs=4k --iodepth=16 \
 	--numjobs=2 --cpus_allowed=0-1 --cpus_allowed_policy=split \
 	--ioengine=io_uring --direct=1 --time_based --runtime=20 \
@@ -61,7 +70,7 @@ FIO=$!
 sleep 1
 ctl "fail 1"
 closed=$(grep -c Disconnect "$T/b.log")
-replace_retry 1 "$(nbd2 c)"
+replace_retry 1 "nbd($(nbd_uri c))"
 # Both of b's connections close: the loops stay up, nothing waits on b.
 for i in $(seq 50); do
 	[ "$(grep -c Disconnect "$T/b.log")" = $((closed + 2)) ] && break
