@@ -563,9 +563,9 @@ static void ctl_timeout(struct loop_hook *h)
 	pthread_mutex_unlock(&job->prep->lock);
 	if (!abandoned)
 		return; /* its eventfd wake-up is on the way */
-	rv_log("control: '%s': given up after %llu s (-o control_timeout=): checking and opening the path did not finish (a hung filesystem or mount, or a server slow to answer?); what it opens is closed again",
+	rv_log("control: '%s': given up after %llu ms (-o control_timeout=): checking and opening the path did not finish (a hung filesystem or mount, or a server slow to answer?); what it opens is closed again",
 	       job->cmd,
-	       (unsigned long long)(c->fs->ctl_timeout_ns / 1000000000ull));
+	       (unsigned long long)(c->fs->ctl_timeout_ns / 1000000ull));
 	c->job = NULL;
 	job->done(job->req, -EINVAL);
 	free(job);

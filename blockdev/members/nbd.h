@@ -7,7 +7,9 @@
 
 #include "blockdev/core/bdev.h"
 
-#define NBD_MAX_CONNS 16
+/* One per event loop there can be (LOOP_MAX), so that conns=auto splits a
+ * member over every loop. */
+#define NBD_MAX_CONNS 64
 /* NBD's own default for servers that state no maximum (the spec's 32 MiB). */
 #define NBD_DEFAULT_MAX_PAYLOAD (32u << 20)
 /* TRIM and WRITE_ZEROES carry a 32-bit length: longer ranges go in steps. */

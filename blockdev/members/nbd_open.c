@@ -217,6 +217,7 @@ static int nbdm_create(const struct bdev_kind_args *a, struct bdev **out,
 			       .connect_timeout_ns = 10ull * 1000000000 };
 	const char *uri = a->ka_path;
 	struct nbdm_dev *nd;
+	bool auto_n;
 	int ret;
 
 	if (!uri || !*uri) {
@@ -225,7 +226,7 @@ static int nbdm_create(const struct bdev_kind_args *a, struct bdev **out,
 		return -EINVAL;
 	}
 	if (layer_parse_opts(a->ka_opts ? a->ka_opts : "", nbdm_set, &o,
-			     "conns=1..16 or auto, timeout=DUR up to 1 day (0: none), connect_timeout=DUR",
+			     "conns=1..64 or auto, timeout=DUR up to 1 day (0: none), connect_timeout=DUR",
 			     err, errlen))
 		return -EINVAL;
 	nd = calloc(1, sizeof(*nd));
@@ -248,6 +249,7 @@ static int nbdm_create(const struct bdev_kind_args *a, struct bdev **out,
 	}
 	/* conns=auto: one per event loop, once the first connection says
 	 * the server offers multi-conn (otherwise one). */
+	auto_n = !o.conns;
 	for (uint64_t i = 0; i < (o.conns ? o.conns : 1); i++) {
 		struct nbd_handle *h = nbd_create();
 
@@ -259,6 +261,18 @@ static int nbdm_create(const struct bdev_kind_args *a, struct bdev **out,
 		}
 		ret = connect_bounded(h, uri, o.connect_timeout_ns, err,
 				      errlen);
+		if (ret && auto_n && i) {
+			/* A server that limits its clients: what it took is
+			 * enough (fewer than the loops: loop 0's). */
+			nbd_close(h);
+			nd->nr_conns--;
+			bdev_log("%s; conns=auto goes on with %d connection%s",
+				 err, nd->nr_conns,
+				 nd->nr_conns == 1 ? "" : "s");
+			err[0] = '\0';
+			ret = 0;
+			break;
+		}
 		if (ret) {
 			nbd_close(h);
 			goto fail;

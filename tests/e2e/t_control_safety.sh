@@ -304,8 +304,8 @@ if want mount; then
 	rc=$?
 	[ $rc = 124 ] && die "$CASE: a replace stuck on a hung mount never returned"
 	[ $rc = 0 ] && die "$CASE: a replace onto a hung mount was accepted"
-	[ "$TRANSPORT" = dev ] || grep -q "given up after 3 s" "$RAWVEC_LOG" ||
-		die "$CASE: no log line for the replace given up after 3 s: $(grep -m1 "given up" "$RAWVEC_LOG")"
+	[ "$TRANSPORT" = dev ] || grep -q "given up after 3000 ms" "$RAWVEC_LOG" ||
+		die "$CASE: no log line for the replace given up after 3000 ms: $(grep -m1 "given up" "$RAWVEC_LOG")"
 	kill -CONT "$PID2"
 	alive "after the given-up replace"
 	[ "$(state members.1.state)" = failed ] || die "$CASE: member 1 is $(state members.1.state) after the given-up replace"

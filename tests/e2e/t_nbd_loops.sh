@@ -12,7 +12,8 @@
 #     every in-flight count comes back to 0; nbd() of a server without
 #     multi-conn beside them has one connection and stays loop 0's;
 #   - conns=auto (the default) opens a connection per loop where the
-#     server offers multi-conn, at start-up and in a replace.
+#     server offers multi-conn, at start-up and in a replace; a server
+#     that takes one client leaves the member with one connection.
 . "$(dirname "$0")/lib.sh"
 requires_transport
 requires fio nbdkit
@@ -22,16 +23,18 @@ for n in a b c; do
 	nbd_serve $n --filter=log memory 64M logfile="$T/$n.log"
 done
 nbd_serve nomc --filter=multi-conn memory 64M multi-conn-mode=disable
+nbd_serve lim --filter=limit memory 64M limit=1
 nbd2() { echo "nbd($(nbd_uri "$1"), conns=2)"; }
 
 CASE=raid0-super
-start_rawvec -o threads=2 "raid0($(nbd2 a), nbd($(nbd_uri b)), chunk=16k)"
+start_rawvec -o threads=2 "raid0($(nbd2 a), nbd($(nbd_uri b), conns=auto), chunk=16k)"
 [ "$(stat_value threads)" = 2 ] || die "$CASE: threads $(stat_value threads), want 2"
 for m in 0 1; do
 	n=$(stat_value "target.members.$m.nbd_loops")
 	[ "$n" = 2 ] || die "$CASE: member $m nbd_loops $n, want 2"
 done
-# conns=auto: a connection per loop, the server offering multi-conn.
+# conns=auto (also the default, as in the replace below): a connection
+# per loop, the server offering multi-conn.
 [ "$(stat_value target.members.1.nbd_conns)" = 2 ] ||
 	die "$CASE: nbd() without conns= has $(stat_value target.members.1.nbd_conns) connections, want one per loop"
 ! grep -q "keep state run on loop 0" "$RAWVEC_LOG" ||
@@ -50,6 +53,17 @@ m1=$(stat_value loops.1.msgs_sent)
 	die "$CASE: loop 1 sent $m1 messages for $r1 requests: they went to loop 0"
 stop_rawvec
 log "$CASE: loop 1 served $r1 requests and sent $m1 messages"
+
+# conns=auto and a server that takes one client: the member goes on with
+# the connection it has (loop 0's), and the log says so.
+CASE=auto-limited
+start_rawvec -o threads=2 "nbd($(nbd_uri lim))"
+[ "$(stat_value target.nbd_conns)" = 1 ] ||
+	die "$CASE: $(stat_value target.nbd_conns) connections to a server that takes one"
+grep -q "conns=auto goes on with 1 connection" "$RAWVEC_LOG" ||
+	die "$CASE: no log line for the refused connection"
+dd if="$MNT/disk" of=/dev/null bs=1M count=4 iflag=direct status=none || die "$CASE: read"
+stop_rawvec
 
 CASE=raid0-replace
 start_rawvec -o threads=2 "raid0($(nbd2 a), $(nbd2 b), nbd($(nbd_uri nomc)), chunk=16k, super=none)"
