@@ -305,7 +305,9 @@ start_rawvec()
 	"$RAWVEC" -f "${args[@]}" "$MNT" "$target" >>"$RAWVEC_LOG" 2>&1 &
 	RAWVEC_PID=$!
 	echo "$RAWVEC_PID" >"$T/rawvec.pid"
-	for i in $(seq 100); do
+	# Polled every 20 ms: make check mounts ~280 times, and most mounts
+	# are ready within 50 ms.
+	for i in $(seq 500); do
 		if ! kill -0 "$RAWVEC_PID" 2>/dev/null; then
 			wait "$RAWVEC_PID"
 			a=$?
@@ -316,7 +318,7 @@ start_rawvec()
 			log "mounted (pid $RAWVEC_PID)"
 			return 0
 		fi
-		sleep 0.1
+		sleep 0.02
 	done
 	die "$MNT/disk did not appear within 10 s"
 }
@@ -326,9 +328,9 @@ start_rawvec()
 wait_rawvec_exit()
 {
 	local secs=${1:-20} i
-	for i in $(seq $((secs * 10))); do
+	for i in $(seq $((secs * 50))); do
 		kill -0 "$RAWVEC_PID" 2>/dev/null || break
-		sleep 0.1
+		sleep 0.02
 	done
 	kill -0 "$RAWVEC_PID" 2>/dev/null && die "rawvec (pid $RAWVEC_PID) still running after ${secs}s"
 	wait "$RAWVEC_PID"
