@@ -236,6 +236,10 @@ int rv_parse_args(int argc, char **argv, struct rv_opts *o)
 
 	o->pool_bytes = 256ull << 20;
 	o->disk_umask = 077;
+	/* A control worker stuck on a hung filesystem must not keep the
+	 * writer (in uninterruptible sleep on its FUSE write) and the control
+	 * file forever. */
+	o->control_timeout_ns = 10ull * 1000000000;
 	opterr = 0;
 	while ((c = getopt_long(argc, argv, "+fo:hV", longopts, NULL)) != -1) {
 		switch (c) {

@@ -34,7 +34,7 @@ struct rv_opts {
 	enum rv_transport_kind transport;
 	int threads; /* 0: auto */
 	int pin; /* 1: on; 0: off (auto measured no better: docs/bench.md) */
-	uint64_t control_timeout_ns; /* 0: the default */
+	uint64_t control_timeout_ns; /* -o control_timeout=, 10 s */
 };
 
 /**

@@ -26,10 +26,6 @@
 
 #define CTL_TEXT_MAX 4096
 #define CTL_PENDING RV_CONTROL_PENDING
-/* A worker stuck on a hung filesystem must not keep the writer (in
- * uninterruptible sleep on its FUSE write) and the control file forever. */
-#define CTL_TIMEOUT_NS \
-	(10ull * 1000000000ull) /* -o control_timeout='s default */
 #define CTL_MAX_LEAVES 256
 
 /* One file or block device of the tree, by identity (bdev bd_id_*). */
@@ -586,8 +582,6 @@ static struct rv_ctl *ctl_get(struct rv_fs *fs)
 		return NULL;
 	}
 	c->fs = fs;
-	if (!fs->ctl_timeout_ns)
-		fs->ctl_timeout_ns = CTL_TIMEOUT_NS;
 	c->efd_op.lo_done = ctl_efd_done;
 	c->timeout.lh_fn = ctl_timeout;
 	fs->ctl = c;

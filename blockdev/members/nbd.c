@@ -223,8 +223,7 @@ static void part_drain(struct nbdm_part *p)
 				continue;
 			}
 		}
-		__atomic_store_n(&p->st_inflight, p->st_inflight - 1,
-				 __ATOMIC_RELAXED);
+		bdev_stat_leave(&p->st_inflight);
 		cmd_put(p, cmd);
 		bdev_req_complete(req, cmd->err);
 	}
@@ -377,10 +376,7 @@ static struct nbdm_cmd *cmd_get(struct nbdm_part *p, struct nbdm_conn *c,
 	cmd->err = 0;
 	cmd->left = 0;
 	cmd->start_ns = loop_now_ns();
-	bdev_stat_add(&p->st_inflight, 1);
-	if (p->st_inflight > p->st_inflight_max)
-		__atomic_store_n(&p->st_inflight_max, p->st_inflight,
-				 __ATOMIC_RELAXED);
+	bdev_stat_enter(&p->st_inflight, &p->st_inflight_max);
 	return cmd;
 }
 
@@ -593,7 +589,7 @@ static void timer_run(struct loop_hook *h)
 	part_drain(p);
 }
 
-static void part_wake(struct nbdm_part *p)
+void nbdm_part_wake(struct nbdm_part *p)
 {
 	uint64_t one = 1;
 
@@ -613,7 +609,7 @@ static void part_close(struct nbdm_part *p)
 		conn_close(p->conns[i]);
 	if (p->pefd.armed) {
 		loop_flush(p->pefd.np_loop);
-		part_wake(p);
+		nbdm_part_wake(p);
 	}
 }
 
@@ -624,7 +620,6 @@ void nbdm_destroy(struct bdev *dev)
 	__atomic_store_n(&nd->dying, true, __ATOMIC_RELEASE);
 	for (int i = 0; i < nd->nr_parts; i++) {
 		struct nbdm_part *p = &nd->parts[i];
-
 		struct loop *lp = __atomic_load_n(&p->loop, __ATOMIC_ACQUIRE);
 
 		if (!lp || loop_is_mine(lp))
@@ -632,7 +627,7 @@ void nbdm_destroy(struct bdev *dev)
 		else
 			/* Its loop runs on another thread: its eventfd's poll
 			 * sees dying and closes it there. */
-			part_wake(p);
+			nbdm_part_wake(p);
 	}
 	nbdm_put(nd);
 }
@@ -672,6 +667,20 @@ int nbdm_init(struct nbdm_dev *nd)
 		c->pin.op.lo_done = c->pout.op.lo_done = poll_done;
 	}
 	return nbdm_part_init(nd, 0);
+}
+
+int nbdm_part_cmds(struct nbdm_part *p, int nr)
+{
+	free(p->cmds);
+	p->free = NULL;
+	p->nr_free = 0;
+	p->cmds = calloc(nr, sizeof(*p->cmds));
+	if (!p->cmds)
+		return -ENOMEM;
+	p->nr_cmds = nr;
+	for (int j = nr - 1; j >= 0; j--)
+		cmd_put(p, &p->cmds[j]);
+	return 0;
 }
 
 void nbdm_conn_up(struct nbdm_conn *c, struct nbd_handle *h)

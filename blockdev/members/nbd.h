@@ -98,8 +98,8 @@ struct nbdm_part {
 	int efd;
 	struct nbdm_poll pefd;
 	/* stats, written on @loop */
-	uint64_t st_cmds, st_timeouts, st_conns_lost, st_reconnects, st_handed,
-		st_inflight, st_inflight_max;
+	uint64_t st_cmds, st_timeouts, st_conns_lost, st_reconnects, st_handed;
+	uint32_t st_inflight, st_inflight_max; /* bdev_stat_enter/leave */
 };
 
 struct nbdm_dev {
@@ -136,6 +136,10 @@ int nbdm_init(struct nbdm_dev *nd);
  * parts are then 0..@i); 0 or -errno. */
 int nbdm_part_init(struct nbdm_dev *nd, int i);
 
+/** nbdm_part_wake() - signal @p's eventfd (any thread): its loop looks at
+ * reconnecting threads, and at the device dying. */
+void nbdm_part_wake(struct nbdm_part *p);
+
 /** nbdm_put() - let go of @nd; the last one frees it. */
 void nbdm_put(struct nbdm_dev *nd);
 
@@ -152,6 +156,10 @@ void nbdm_reconnect_done(struct nbdm_part *p);
 /** nbdm_conn_up() - @c runs on handle @h from now on: count it live and
  * poll it on its part's loop (none yet at start-up). */
 void nbdm_conn_up(struct nbdm_conn *c, struct nbd_handle *h);
+
+/** nbdm_part_cmds() - @nr free command slots for @p, in place of what it
+ * had (before any I/O); 0 or -ENOMEM. */
+int nbdm_part_cmds(struct nbdm_part *p, int nr);
 
 /** nbdm_parts_ready() - hand the connections made to the parts, and give
  * each part command slots: NBD_CMDS_PER_CONN per connection, and never

@@ -332,16 +332,8 @@ int nbdm_parts_ready(struct nbdm_dev *nd)
 
 		if (nr < nd->nr_cmds_min)
 			nr = nd->nr_cmds_min;
-		free(p->cmds);
-		p->free = NULL;
-		p->cmds = calloc(nr, sizeof(*p->cmds));
-		if (!p->cmds)
+		if (nbdm_part_cmds(p, nr))
 			return -ENOMEM;
-		p->nr_cmds = p->nr_free = nr;
-		for (int j = nr - 1; j >= 0; j--) {
-			p->cmds[j].next = p->free;
-			p->free = &p->cmds[j];
-		}
 	}
 	return 0;
 }
@@ -385,7 +377,9 @@ static int unpoll_moved(struct nbdm_dev *nd, int nr_loops)
 		struct nbdm_conn *c = &nd->conns[k];
 		struct nbdm_poll *polls[2] = { &c->pin, &c->pout };
 
-		for (int i = 0; k % nr_loops && i < 2; i++)
+		if (!(k % nr_loops))
+			continue; /* stays in part 0 */
+		for (int i = 0; i < 2; i++)
 			if (polls[i]->armed)
 				io_uring_prep_poll_remove(loop_sqe(lp, NULL),
 							  (uintptr_t)&polls[i]
@@ -421,7 +415,6 @@ static void *reconnect_thread(void *arg)
 	struct nbdm_dev *nd = c->part->nd;
 	struct nbd_handle *h = nbd_create();
 	const char *uri = nd->nd_bdev.bd_name;
-	uint64_t one = 1;
 	int64_t size;
 
 	c->new_err[0] = '\0';
@@ -441,8 +434,7 @@ static void *reconnect_thread(void *arg)
 	}
 	c->new_h = h;
 	__atomic_store_n(&c->finished, true, __ATOMIC_RELEASE);
-	if (write(c->part->efd, &one, sizeof(one)) < 0)
-		bdev_log("%s: eventfd: %s", uri, strerror(errno));
+	nbdm_part_wake(c->part);
 	nbdm_put(nd);
 	return NULL;
 }
@@ -540,7 +532,8 @@ static void sum_parts(const struct nbdm_dev *nd, struct part_sums *s)
 	memset(s, 0, sizeof(*s));
 	for (int i = 0; i < nd->nr_parts; i++) {
 		const struct nbdm_part *p = &nd->parts[i];
-		uint64_t m = bdev_stat_read(&p->st_inflight_max);
+		uint32_t m =
+			__atomic_load_n(&p->st_inflight_max, __ATOMIC_RELAXED);
 
 		s->live += __atomic_load_n(&p->nr_live, __ATOMIC_RELAXED);
 		s->lost += bdev_stat_read(&p->st_conns_lost);
@@ -548,7 +541,8 @@ static void sum_parts(const struct nbdm_dev *nd, struct part_sums *s)
 		s->timeouts += bdev_stat_read(&p->st_timeouts);
 		s->cmds += bdev_stat_read(&p->st_cmds);
 		s->handed += bdev_stat_read(&p->st_handed);
-		s->inflight += bdev_stat_read(&p->st_inflight);
+		s->inflight +=
+			__atomic_load_n(&p->st_inflight, __ATOMIC_RELAXED);
 		if (m > s->inflight_max)
 			s->inflight_max = m;
 	}
