@@ -358,8 +358,33 @@ static pid_t file_lock_holder(const struct stat *st, short type, short *held,
 	return found;
 }
 
-static int file_lock_refused(const char *path, int fd, const struct stat *st,
-			     short type, char *err, size_t err_len)
+/*
+ * A lock in the way that no process holds: the image's last server has
+ * just died, and the kernel has not yet let go of the files its io_uring
+ * held (the ring is torn down after the process is gone; seen right after
+ * kill -9 with I/O in flight).  Rather than refuse naming nobody, try
+ * again for up to FILE_ORPHAN_WAIT_MS.  Returns whether @type was taken.
+ */
+#define FILE_ORPHAN_WAIT_MS 1000
+
+static bool file_lock_orphan_wait(int fd, short type)
+{
+	struct flock fl = { .l_type = type, .l_whence = SEEK_SET };
+
+	for (int ms = 0; ms < FILE_ORPHAN_WAIT_MS; ms += 10) {
+		usleep(10000);
+		if (!fcntl(fd, F_OFD_SETLK, &fl))
+			return true;
+		if (errno != EAGAIN && errno != EACCES)
+			return false;
+	}
+	return false;
+}
+
+/* A lock of @type on @fd is in the way: refuse, naming its holder (-EBUSY),
+ * or take it once a holder that is no process lets go (0). */
+static int file_lock_busy(const char *path, int fd, const struct stat *st,
+			  short type, char *err, size_t err_len)
 {
 	struct flock fl = { .l_type = type, .l_whence = SEEK_SET };
 	short held = F_WRLCK;
@@ -383,6 +408,8 @@ static int file_lock_refused(const char *path, int fd, const struct stat *st,
 			 "%s: in use by another process (pid %d, %s) holding a %s lock; two servers on one image corrupt it",
 			 path, (int)pid, comm[0] ? comm : "?",
 			 held == F_WRLCK ? "write" : "read");
+	else if (file_lock_orphan_wait(fd, type))
+		return 0;
 	else
 		snprintf(err, err_len,
 			 "%s: in use by another process holding a %s lock; two servers on one image corrupt it",
@@ -421,18 +448,22 @@ static int file_lock_take(const char *path, int fd, const struct stat *st,
 	if (fcntl(fd, F_OFD_SETLK, &fl)) {
 		int e = errno;
 
-		if (e == EAGAIN || e == EACCES)
-			return file_lock_refused(path, fd, st, type, err,
+		if (e == EAGAIN || e == EACCES) {
+			int ret = file_lock_busy(path, fd, st, type, err,
 						 err_len);
-		if (e == ENOLCK || e == EOPNOTSUPP || e == ENOSYS ||
-		    e == EINVAL) {
+
+			if (ret)
+				return ret;
+		} else if (e == ENOLCK || e == EOPNOTSUPP || e == ENOSYS ||
+			   e == EINVAL) {
 			bdev_log("%s: cannot be locked (%s): nothing keeps a second server off it",
 				 path, strerror(e));
 			return 0;
+		} else {
+			snprintf(err, err_len, "%s: cannot lock: %s", path,
+				 strerror(e));
+			return -e;
 		}
-		snprintf(err, err_len, "%s: cannot lock: %s", path,
-			 strerror(e));
-		return -e;
 	}
 	lk = calloc(1, sizeof(*lk));
 	if (!lk) {
