@@ -1,5 +1,5 @@
-/* parity: XOR and GF(2^8) arithmetic over whole buffers, eight bytes at a
- * time where it can; plus the recovery of one or two lost blocks. */
+/* parity: XOR and GF(2^8) arithmetic over whole buffers, P and Q of all
+ * data blocks in one pass, and the recovery of one or two lost blocks. */
 #include "blockdev/levels/parity.h"
 
 #include <errno.h>
@@ -39,94 +39,124 @@ uint8_t gf_pow2(int i)
 	return gf_exp[i % 255];
 }
 
+/*
+ * The bulk loops are written once, with GCC's vector extensions, in
+ * parity_body.h, and compiled per implementation: 32-byte vectors for
+ * AVX2, 16-byte ones for the baseline (SSE2 on x86-64; a 32-byte vector
+ * there compiles to byte-at-a-time code).  One pass reads every data block
+ * once and writes P and Q once, as the kernel's raid6 gen_syndrome does:
+ * Horner's rule keeps Q in registers, where the pairwise loops this
+ * replaced went over Q twice per data block.
+ */
+static inline uint8_t mul2(uint8_t b)
+{
+	return (uint8_t)((b << 1) ^ ((b & 0x80) ? 0x1d : 0));
+}
+
+#define PB_NAME portable
+#define PB_VEC 16
+#define PB_ATTR
+#include "blockdev/levels/parity_body.h"
+
+#if defined(__x86_64__)
+#define PB_NAME avx2
+#define PB_VEC 32
+#define PB_ATTR __attribute__((target("avx2")))
+#include "blockdev/levels/parity_body.h"
+#endif
+
+struct parity_impl {
+	const char *name;
+	bool (*usable)(void);
+	void (*gen)(uint8_t *p, uint8_t *q, const uint8_t *const *d, int nd,
+		    size_t len);
+	void (*mul_xor)(uint8_t *dst, const uint8_t *src, int k, size_t len);
+};
+
+static bool always(void)
+{
+	return true;
+}
+
+#if defined(__x86_64__)
+static bool has_avx2(void)
+{
+	__builtin_cpu_init();
+	return __builtin_cpu_supports("avx2");
+}
+#endif
+
+/* Best first. */
+static const struct parity_impl impls[] = {
+#if defined(__x86_64__)
+	{ "avx2", has_avx2, avx2_gen, avx2_mul_xor },
+#endif
+	{ "portable", always, portable_gen, portable_mul_xor },
+};
+#define NR_IMPLS (sizeof(impls) / sizeof(impls[0]))
+
+static const struct parity_impl *impl = &impls[NR_IMPLS - 1];
+
+__attribute__((constructor)) static void impl_init(void)
+{
+	for (size_t i = 0; i < NR_IMPLS; i++)
+		if (impls[i].usable()) {
+			impl = &impls[i];
+			return;
+		}
+}
+
+int parity_use(const char *name)
+{
+	for (size_t i = 0; i < NR_IMPLS; i++)
+		if (!strcmp(impls[i].name, name)) {
+			if (!impls[i].usable())
+				return -ENOTSUP;
+			impl = &impls[i];
+			return 0;
+		}
+	return -ENOENT;
+}
+
+const char *parity_impl_name(int i)
+{
+	if (i < 0)
+		return impl->name;
+	return (size_t)i < NR_IMPLS ? impls[i].name : NULL;
+}
+
+void parity_gen(uint8_t *p, uint8_t *q, const uint8_t *const *d, int nd,
+		size_t len)
+{
+	impl->gen(p, q, d, nd, len);
+}
+
 void parity_xor(void *dst, const void *src, size_t len)
 {
-	uint8_t *d = dst;
-	const uint8_t *s = src;
-	size_t i = 0;
-
-	for (; i + 8 <= len; i += 8) {
-		uint64_t a, b;
-
-		memcpy(&a, d + i, 8);
-		memcpy(&b, s + i, 8);
-		a ^= b;
-		memcpy(d + i, &a, 8);
-	}
-	for (; i < len; i++)
-		d[i] ^= s[i];
+	impl->mul_xor(dst, src, 0, len);
 }
 
-void parity_mul2(void *buf, size_t len)
+void parity_mul2k_xor(void *dst, const void *src, int k, size_t len)
 {
-	uint8_t *b = buf;
-	size_t i = 0;
-
-	/* Eight lanes at once: shift, then fold 0x1d into the lanes whose
-	 * top bit fell out. */
-	for (; i + 8 <= len; i += 8) {
-		uint64_t v, hi;
-
-		memcpy(&v, b + i, 8);
-		hi = v & 0x8080808080808080ull;
-		v = ((v << 1) & 0xfefefefefefefefeull) ^ ((hi >> 7) * 0x1d);
-		memcpy(b + i, &v, 8);
-	}
-	for (; i < len; i++)
-		b[i] = (uint8_t)((b[i] << 1) ^ ((b[i] & 0x80) ? 0x1d : 0));
-}
-
-void parity_mul_xor(void *dst, const void *src, uint8_t c, size_t len)
-{
-	uint8_t tbl[256], *d = dst;
-	const uint8_t *s = src;
-
-	if (c == 1) {
-		parity_xor(dst, src, len);
-		return;
-	}
-	for (int x = 0; x < 256; x++)
-		tbl[x] = gf_mul((uint8_t)x, c);
-	for (size_t i = 0; i < len; i++)
-		d[i] ^= tbl[s[i]];
+	impl->mul_xor(dst, src, k, len);
 }
 
 void parity_compute(uint8_t **blk, int ndata, int nparity, size_t len)
 {
-	uint8_t *p = blk[ndata];
-
-	memcpy(p, blk[0], len);
-	for (int i = 1; i < ndata; i++)
-		parity_xor(p, blk[i], len);
-	if (nparity < 2)
-		return;
-	/* Horner: Q = (((D_n-1) * 2 ^ D_n-2) * 2 ...) ^ D_0. */
-	memcpy(blk[ndata + 1], blk[ndata - 1], len);
-	for (int i = ndata - 2; i >= 0; i--) {
-		parity_mul2(blk[ndata + 1], len);
-		parity_xor(blk[ndata + 1], blk[i], len);
-	}
+	parity_gen(blk[ndata], nparity > 1 ? blk[ndata + 1] : NULL,
+		   (const uint8_t *const *)blk, ndata, len);
 }
 
-/* P or Q of the data blocks, those at @skip1/@skip2 taken as zero. */
-static void p_of(uint8_t *dst, uint8_t **blk, int ndata, int skip1, int skip2,
-		 size_t len)
+/* P (into @p) or Q (into @q) of the data blocks, those at @skip1/@skip2
+ * taken as zero. */
+static void pq_of(uint8_t *p, uint8_t *q, uint8_t **blk, int ndata, int skip1,
+		  int skip2, size_t len)
 {
-	memset(dst, 0, len);
+	const uint8_t *d[PARITY_MAX_DATA];
+
 	for (int i = 0; i < ndata; i++)
-		if (i != skip1 && i != skip2)
-			parity_xor(dst, blk[i], len);
-}
-
-static void q_of(uint8_t *dst, uint8_t **blk, int ndata, int skip1, int skip2,
-		 size_t len)
-{
-	memset(dst, 0, len);
-	for (int i = ndata - 1; i >= 0; i--) {
-		parity_mul2(dst, len);
-		if (i != skip1 && i != skip2)
-			parity_xor(dst, blk[i], len);
-	}
+		d[i] = i == skip1 || i == skip2 ? NULL : blk[i];
+	parity_gen(p, q, d, ndata, len);
 }
 
 static void scale(uint8_t *buf, uint8_t c, size_t len)
@@ -172,9 +202,9 @@ int parity_recover(uint8_t **blk, int ndata, int nparity, const int *lost,
 		den = gf_inv(gyx ^ 1);
 		A = gf_mul(gyx, den);
 		B = gf_mul(gf_inv(gf_pow2(x)), den);
-		p_of(blk[x], blk, ndata, x, y, len);
+		pq_of(blk[x], NULL, blk, ndata, x, y, len);
 		parity_xor(blk[x], blk[P], len);
-		q_of(blk[y], blk, ndata, x, y, len);
+		pq_of(NULL, blk[y], blk, ndata, x, y, len);
 		parity_xor(blk[y], blk[Q], len);
 		for (int v = 0; v < 256; v++) {
 			ta[v] = gf_mul((uint8_t)v, A);
@@ -189,18 +219,17 @@ int parity_recover(uint8_t **blk, int ndata, int nparity, const int *lost,
 		return 0;
 	}
 	if (x >= 0 && !lost_p) {
-		p_of(blk[x], blk, ndata, x, -1, len);
+		pq_of(blk[x], NULL, blk, ndata, x, -1, len);
 		parity_xor(blk[x], blk[P], len);
 	} else if (x >= 0) {
 		/* Data and P lost: Q ^ Q(others) = 2^x D_x. */
-		q_of(blk[x], blk, ndata, x, -1, len);
+		pq_of(NULL, blk[x], blk, ndata, x, -1, len);
 		parity_xor(blk[x], blk[Q], len);
 		scale(blk[x], gf_inv(gf_pow2(x)), len);
 	}
 	/* Every data block is whole now: recompute lost parity. */
-	if (lost_p)
-		p_of(blk[P], blk, ndata, -1, -1, len);
-	if (lost_q)
-		q_of(blk[Q], blk, ndata, -1, -1, len);
+	if (lost_p || lost_q)
+		pq_of(lost_p ? blk[P] : NULL, lost_q ? blk[Q] : NULL, blk,
+		      ndata, -1, -1, len);
 	return 0;
 }

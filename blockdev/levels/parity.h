@@ -6,14 +6,37 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/* Data blocks one P/Q computation takes at most (a layer's members). */
+#define PARITY_MAX_DATA 64
+
+/**
+ * parity_gen() - P = XOR of the data blocks and Q = sum of 2^i * d[i], in
+ * one pass over the data: each block is read once, P and Q written once.
+ * @p, @q:  where they go (either may be NULL: not wanted); neither may
+ *          overlap a data block
+ * @d:      @nd data blocks of @len bytes, any alignment; a NULL block
+ *          counts as zeroes (recovery leaves out the lost ones)
+ */
+void parity_gen(uint8_t *p, uint8_t *q, const uint8_t *const *d, int nd,
+		size_t len);
+
 /** parity_xor() - dst ^= src over @len bytes. */
 void parity_xor(void *dst, const void *src, size_t len);
 
-/** parity_mul2() - buf = 2 * buf in GF(2^8), every byte, in place. */
-void parity_mul2(void *buf, size_t len);
+/** parity_mul2k_xor() - dst ^= 2^@k * src in GF(2^8): a RAID-6 Q update. */
+void parity_mul2k_xor(void *dst, const void *src, int k, size_t len);
 
-/** parity_mul_xor() - dst ^= @c * src in GF(2^8). */
-void parity_mul_xor(void *dst, const void *src, uint8_t c, size_t len);
+/**
+ * parity_use() - run the bulk loops with the implementation called @name
+ * ("avx2", "portable"), for tests and benchmarks; the best one this CPU
+ * has is chosen at start-up.  Returns 0, -ENOTSUP (this CPU lacks it) or
+ * -ENOENT (no such implementation).
+ */
+int parity_use(const char *name);
+
+/** parity_impl_name() - the @i-th implementation's name (NULL past the
+ * last), or with @i < 0 the one in use. */
+const char *parity_impl_name(int i);
 
 /** gf_mul() / gf_inv() / gf_pow2() - scalar GF(2^8) arithmetic. */
 uint8_t gf_mul(uint8_t a, uint8_t b);

@@ -192,41 +192,33 @@ static void overlay(struct stripe_op *so, int j, int m, uint64_t a, uint64_t b)
 	r56_of(so->so_l)->st.parity_copy_bytes += b - a;
 }
 
-/* dst ^= the request's bytes of data chunk @j over the op's columns,
- * straight from its segments (or dst = them, with @first). */
-static void xor_from_req(struct stripe_op *so, uint32_t t, int j, uint8_t *dst,
-			 bool first)
-{
-	struct pvec_iter it = req_slice(so, t, j, so->so_c0, so->so_c1);
-	const struct pvec *vec = so->so_vec;
-	struct pvec cur;
-
-	pvec_for_each(cur, vec, it) {
-		if (first)
-			memcpy(dst, pvec_addr(&cur), cur.pv_len);
-		else
-			parity_xor(dst, pvec_addr(&cur), cur.pv_len);
-		dst += cur.pv_len;
-	}
-}
-
 /* A full stripe's parity needs no copy of its data: P and Q are built
- * from the request's segments, which then go to the members as they are. */
+ * from the request's segments, which then go to the members as they are.
+ * The data chunks are walked side by side, a run at a time as long as
+ * the shortest of their current segments. */
 static void full_stripe_parity(struct stripe_op *so, uint32_t t, uint8_t **blk,
 			       uint64_t w)
 {
 	struct r56 *r = r56_of(so->so_l);
 	int nd = r->ndata;
+	struct pvec_iter it[LAYER_MAX_MEMBERS];
+	const uint8_t *d[LAYER_MAX_MEMBERS];
+	uint8_t *q = r->nparity > 1 ? blk[nd + 1] : NULL;
 
 	for (int j = 0; j < nd; j++)
-		xor_from_req(so, t, j, blk[nd], j == 0);
-	if (r->nparity < 2)
-		return;
-	/* Horner, as parity_compute(): Q = ((D_n-1 * 2) ^ D_n-2) * 2 ... */
-	xor_from_req(so, t, nd - 1, blk[nd + 1], true);
-	for (int j = nd - 2; j >= 0; j--) {
-		parity_mul2(blk[nd + 1], w);
-		xor_from_req(so, t, j, blk[nd + 1], false);
+		it[j] = req_slice(so, t, j, so->so_c0, so->so_c1);
+	for (uint64_t done = 0, run; done < w; done += run) {
+		run = w - done;
+		for (int j = 0; j < nd; j++) {
+			struct pvec cur = pvec_iter_cur(so->so_vec, it[j]);
+
+			d[j] = (const uint8_t *)pvec_addr(&cur);
+			if (cur.pv_len < run)
+				run = cur.pv_len;
+		}
+		parity_gen(blk[nd] + done, q ? q + done : NULL, d, nd, run);
+		for (int j = 0; j < nd; j++)
+			pvec_iter_advance(so->so_vec, &it[j], run);
 	}
 }
 
@@ -268,9 +260,9 @@ static int compute(struct stripe_op *so, int *slots, uint8_t **blk)
 			parity_xor(blk[r->ndata] + (a - so->so_c0), delta,
 				   b - a);
 			if (r->nparity == 2)
-				parity_mul_xor(blk[r->ndata + 1] +
-						       (a - so->so_c0),
-					       delta, gf_pow2(j), b - a);
+				parity_mul2k_xor(blk[r->ndata + 1] +
+							 (a - so->so_c0),
+						 delta, j, b - a);
 			if (so->so_kind == SO_ZERO)
 				memset(delta, 0, b - a); /* what gets written */
 		}

@@ -1,5 +1,6 @@
 /* test_parity: P/Q against a bit-by-bit reference (shift-and-add GF(2^8)
- * multiply, no tables), and recovery of every one- and two-block loss. */
+ * multiply, no tables), and recovery of every one- and two-block loss,
+ * with each implementation of the bulk loops (AVX2, portable). */
 #include "tests/unit/unit.h"
 
 #include "blockdev/levels/parity.h"
@@ -45,12 +46,16 @@ END_TEST
 
 #define LEN 4099 /* odd: exercises the byte tails after 8-byte lanes */
 
-static void ref_parity(uint8_t **d, int ndata, uint8_t *p, uint8_t *q)
+/* A NULL block counts as zeroes, as in parity_gen(). */
+static void ref_parity(const uint8_t *const *d, int ndata, uint8_t *p,
+		       uint8_t *q, size_t len)
 {
-	for (size_t b = 0; b < LEN; b++) {
+	for (size_t b = 0; b < len; b++) {
 		uint8_t pp = 0, qq = 0;
 
 		for (int i = 0; i < ndata; i++) {
+			if (!d[i])
+				continue;
 			pp ^= d[i][b];
 			qq ^= ref_mul(ref_pow2(i), d[i][b]);
 		}
@@ -59,11 +64,125 @@ static void ref_parity(uint8_t **d, int ndata, uint8_t *p, uint8_t *q)
 	}
 }
 
+/* Each test runs once per implementation (loop index _i), with the one in
+ * use put back at the end: false when this build or CPU lacks the i-th. */
+static bool use_impl(int i, const char **was)
+{
+	const char *name = parity_impl_name(i);
+	int ret;
+
+	*was = parity_impl_name(-1);
+	if (!name)
+		return false;
+	ret = parity_use(name);
+	if (ret == -ENOTSUP)
+		return false;
+	UT_EQ(ret, 0, "parity_use(%s)", name);
+	return true;
+}
+
+#define IMPL_LOOPS 4 /* more than there are */
+
+/* The best implementation the CPU has is the one chosen, and unknown
+ * names are refused. */
+START_TEST(impl_chosen)
+{
+	UT_CHECK(parity_impl_name(0) != NULL, "no implementation");
+	UT_CHECK(parity_impl_name(IMPL_LOOPS) == NULL, "raise IMPL_LOOPS");
+#if defined(__x86_64__)
+	__builtin_cpu_init();
+	if (__builtin_cpu_supports("avx2"))
+		UT_CHECK(!strcmp(parity_impl_name(-1), "avx2"), "in use: %s",
+			 parity_impl_name(-1));
+#endif
+	UT_EQ(parity_use("sse9"), -ENOENT, "unknown name");
+}
+END_TEST
+
+/* parity_gen() over every data count up to 20, with lengths around the
+ * vector loops' steps, blocks at odd addresses, some blocks NULL, and P
+ * or Q alone (the other output untouched). */
+START_TEST(gen_matches_reference)
+{
+	static const size_t lens[] = { 1, 31, 32, 63, 64, 65, 127, LEN };
+	const char *was;
+	struct ut_rng r;
+
+	if (!use_impl(_i, &was))
+		return;
+	ut_rng_init(&r, "gen_matches_reference");
+	for (int ndata = 1; ndata <= 20; ndata++) {
+		uint8_t *buf[20], p[LEN + 1], q[LEN + 1], rp[LEN], rq[LEN];
+		const uint8_t *d[20];
+
+		for (int i = 0; i < ndata; i++) {
+			buf[i] = malloc(LEN + 1);
+			ut_fill(&r, buf[i], LEN + 1);
+			d[i] = i % 3 == 2 ? NULL : buf[i] + (i & 1);
+		}
+		for (size_t k = 0; k < sizeof(lens) / sizeof(lens[0]); k++) {
+			size_t len = lens[k];
+
+			ref_parity(d, ndata, rp, rq, len);
+			parity_gen(p + 1, q + 1, d, ndata, len);
+			UT_CHECK(!memcmp(p + 1, rp, len),
+				 "%s P, ndata=%d len=%zu", parity_impl_name(-1),
+				 ndata, len);
+			UT_CHECK(!memcmp(q + 1, rq, len),
+				 "%s Q, ndata=%d len=%zu", parity_impl_name(-1),
+				 ndata, len);
+			memset(q, 0xa5, sizeof(q));
+			memset(p, 0, sizeof(p));
+			parity_gen(p, NULL, d, ndata, len);
+			UT_CHECK(!memcmp(p, rp, len) && q[0] == 0xa5,
+				 "%s P alone, ndata=%d len=%zu",
+				 parity_impl_name(-1), ndata, len);
+			memset(p, 0xa5, sizeof(p));
+			parity_gen(NULL, q, d, ndata, len);
+			UT_CHECK(!memcmp(q, rq, len) && p[0] == 0xa5,
+				 "%s Q alone, ndata=%d len=%zu",
+				 parity_impl_name(-1), ndata, len);
+		}
+		for (int i = 0; i < ndata; i++)
+			free(buf[i]);
+	}
+	parity_use(was);
+}
+END_TEST
+
+/* dst ^= 2^k * src, the RAID-6 read-modify-write update of Q. */
+START_TEST(mul2k_xor_matches_reference)
+{
+	uint8_t src[LEN + 1], dst[LEN + 1], want[LEN + 1];
+	const char *was;
+	struct ut_rng r;
+
+	if (!use_impl(_i, &was))
+		return;
+	ut_rng_init(&r, "mul2k_xor_matches_reference");
+	for (int k = 0; k < 40; k++) {
+		uint8_t c = ref_pow2(k);
+
+		ut_fill(&r, src, sizeof(src));
+		ut_fill(&r, dst, sizeof(dst));
+		for (size_t b = 0; b < LEN; b++)
+			want[b] = dst[b + 1] ^ ref_mul(c, src[b]);
+		parity_mul2k_xor(dst + 1, src, k, LEN);
+		UT_CHECK(!memcmp(dst + 1, want, LEN), "%s k=%d",
+			 parity_impl_name(-1), k);
+	}
+	parity_use(was);
+}
+END_TEST
+
 START_TEST(compute_matches_reference)
 {
 	struct ut_rng r;
 	uint8_t *blk[18], rp[LEN], rq[LEN];
+	const char *was;
 
+	if (!use_impl(_i, &was))
+		return;
 	ut_rng_init(&r, "compute_matches_reference");
 	for (int ndata = 1; ndata <= 16; ndata++) {
 		for (int i = 0; i < ndata + 2; i++) {
@@ -71,13 +190,14 @@ START_TEST(compute_matches_reference)
 			ut_fill(&r, blk[i], LEN);
 		}
 		parity_compute(blk, ndata, 2, LEN);
-		ref_parity(blk, ndata, rp, rq);
+		ref_parity((const uint8_t *const *)blk, ndata, rp, rq, LEN);
 		UT_CHECK(!memcmp(blk[ndata], rp, LEN), "P, ndata=%d", ndata);
 		UT_CHECK(!memcmp(blk[ndata + 1], rq, LEN), "Q, ndata=%d",
 			 ndata);
 		for (int i = 0; i < ndata + 2; i++)
 			free(blk[i]);
 	}
+	parity_use(was);
 }
 END_TEST
 
@@ -86,7 +206,10 @@ END_TEST
 START_TEST(recover_every_pair)
 {
 	struct ut_rng r;
+	const char *was;
 
+	if (!use_impl(_i, &was))
+		return;
 	ut_rng_init(&r, "recover_every_pair");
 	for (int ndata = 2; ndata <= 8; ndata++) {
 		int n = ndata + 2;
@@ -127,6 +250,7 @@ START_TEST(recover_every_pair)
 			free(good[i]);
 		}
 	}
+	parity_use(was);
 }
 END_TEST
 
@@ -135,7 +259,10 @@ START_TEST(raid5_recovers_any_one)
 	struct ut_rng r;
 	uint8_t *blk[6], *good[6];
 	int ndata = 5;
+	const char *was;
 
+	if (!use_impl(_i, &was))
+		return;
 	ut_rng_init(&r, "raid5_recovers_any_one");
 	for (int i = 0; i <= ndata; i++) {
 		blk[i] = malloc(LEN);
@@ -162,6 +289,7 @@ START_TEST(raid5_recovers_any_one)
 		free(blk[i]);
 		free(good[i]);
 	}
+	parity_use(was);
 }
 END_TEST
 
@@ -172,9 +300,12 @@ Suite *parity_suite(void)
 
 	tcase_set_timeout(tc, UT_TIMEOUT_SEC);
 	tcase_add_test(tc, gf_scalar_matches_reference);
-	tcase_add_test(tc, compute_matches_reference);
-	tcase_add_test(tc, recover_every_pair);
-	tcase_add_test(tc, raid5_recovers_any_one);
+	tcase_add_test(tc, impl_chosen);
+	tcase_add_loop_test(tc, gen_matches_reference, 0, IMPL_LOOPS);
+	tcase_add_loop_test(tc, mul2k_xor_matches_reference, 0, IMPL_LOOPS);
+	tcase_add_loop_test(tc, compute_matches_reference, 0, IMPL_LOOPS);
+	tcase_add_loop_test(tc, recover_every_pair, 0, IMPL_LOOPS);
+	tcase_add_loop_test(tc, raid5_recovers_any_one, 0, IMPL_LOOPS);
 	suite_add_tcase(s, tc);
 	return s;
 }
