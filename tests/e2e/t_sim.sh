@@ -42,8 +42,21 @@ within "$added" 3400 4600 "lat=4ms, QD1 latency added by sim (us)"
 # its null() member's does not.
 within "$(stat_value target.read_lat.p50_us)" 3400 4600 "stats: sim read p50 (us)"
 # The histogram reports a bucket's middle: 5505 us is that of the bucket
-# holding 5.5 ms (5.24-5.77 ms), so the bound is that bucket's top.
-within "$(stat_value target.read_lat.p99_us)" 3400 5770 "stats: sim read p99 (us)"
+# holding 5.5 ms (5.24-5.77 ms), so the bound is that bucket's top, or on
+# a VM whose timers wake late (a plain 4 ms sleep measured a p99 of
+# 7.6 ms on an idle machine here) the p99 of 500 such sleeps right after,
+# plus two buckets (25%) and 200 us.
+sleep_p99=$(python3 -c '
+import time
+d = []
+for _ in range(500):
+    t = time.monotonic_ns()
+    time.sleep(0.004)
+    d.append((time.monotonic_ns() - t) / 1000)
+print(sorted(d)[494])')
+p99_hi=$(python3 -c "import sys; print(max(5770, float(sys.argv[1]) * 1.25 + 200))" "$sleep_p99")
+log "a 4 ms sleep here: p99 ${sleep_p99} us"
+within "$(stat_value target.read_lat.p99_us)" 3400 "$p99_hi" "stats: sim read p99 (us)"
 within "$(stat_value target.members.0.read_lat.p50_us)" 0 300 "stats: null() read p50 (us)"
 stop_rawvec
 
