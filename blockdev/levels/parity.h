@@ -23,7 +23,8 @@ void parity_gen(uint8_t *p, uint8_t *q, const uint8_t *const *d, int nd,
 /** parity_xor() - dst ^= src over @len bytes. */
 void parity_xor(void *dst, const void *src, size_t len);
 
-/** parity_mul2k_xor() - dst ^= 2^@k * src in GF(2^8): a RAID-6 Q update. */
+/** parity_mul2k_xor() - dst ^= 2^@k * src in GF(2^8), @k >= 0: a RAID-6
+ * Q update. */
 void parity_mul2k_xor(void *dst, const void *src, int k, size_t len);
 
 /**
@@ -48,7 +49,8 @@ uint8_t gf_pow2(int i);	   /* 2^i */
  * @blk:   @ndata data blocks, then P, then (nparity 2) Q, each @len bytes
  * @lost:  indices into @blk of the blocks to rebuild (at most @nparity);
  *         their buffers are overwritten, the others are read
- * Returns 0, or -EIO when more blocks are lost than parity can cover.
+ * Returns 0, -EIO when more blocks are lost than parity can cover, or
+ * -EINVAL for more than PARITY_MAX_DATA data blocks.
  */
 int parity_recover(uint8_t **blk, int ndata, int nparity, const int *lost,
 		   int nr_lost, size_t len);

@@ -44,7 +44,7 @@ START_TEST(gf_scalar_matches_reference)
 }
 END_TEST
 
-#define LEN 4099 /* odd: exercises the byte tails after 8-byte lanes */
+#define LEN 4099 /* odd: exercises the byte tails after the vector loops */
 
 /* A NULL block counts as zeroes, as in parity_gen(). */
 static void ref_parity(const uint8_t *const *d, int ndata, uint8_t *p,
@@ -64,14 +64,13 @@ static void ref_parity(const uint8_t *const *d, int ndata, uint8_t *p,
 	}
 }
 
-/* Each test runs once per implementation (loop index _i), with the one in
- * use put back at the end: false when this build or CPU lacks the i-th. */
-static bool use_impl(int i, const char **was)
+/* Each test runs once per implementation (loop index _i): false when this
+ * build or CPU lacks the i-th. */
+static bool use_impl(int i)
 {
 	const char *name = parity_impl_name(i);
 	int ret;
 
-	*was = parity_impl_name(-1);
 	if (!name)
 		return false;
 	ret = parity_use(name);
@@ -79,6 +78,14 @@ static bool use_impl(int i, const char **was)
 		return false;
 	UT_EQ(ret, 0, "parity_use(%s)", name);
 	return true;
+}
+
+/* After each test, failed or not (also with CK_FORK=no): the best again. */
+static void use_best(void)
+{
+	for (int i = 0; parity_impl_name(i); i++)
+		if (!parity_use(parity_impl_name(i)))
+			return;
 }
 
 #define IMPL_LOOPS 4 /* more than there are */
@@ -99,21 +106,35 @@ START_TEST(impl_chosen)
 }
 END_TEST
 
+/* Output buffers: GUARD bytes of 0xa5 each side of where a call writes. */
+#define GUARD 64
+#define OUT_BYTES (LEN + 2 * GUARD + 1)
+
+/* Whether every byte of @buf outside [@off, @off + @len) is still 0xa5. */
+static bool guarded(const uint8_t *buf, size_t off, size_t len)
+{
+	for (size_t i = 0; i < OUT_BYTES; i++)
+		if ((i < off || i >= off + len) && buf[i] != 0xa5)
+			return false;
+	return true;
+}
+
 /* parity_gen() over every data count up to 20, with lengths around the
- * vector loops' steps, blocks at odd addresses, some blocks NULL, and P
- * or Q alone (the other output untouched). */
+ * vector loops' steps, blocks and outputs at odd addresses, some blocks
+ * NULL, and P or Q alone; nothing outside the output range is written. */
 START_TEST(gen_matches_reference)
 {
 	static const size_t lens[] = { 1, 31, 32, 63, 64, 65, 127, LEN };
-	const char *was;
+	const size_t at = GUARD + 1;
 	struct ut_rng r;
 
-	if (!use_impl(_i, &was))
+	if (!use_impl(_i))
 		return;
 	ut_rng_init(&r, "gen_matches_reference");
 	for (int ndata = 1; ndata <= 20; ndata++) {
-		uint8_t *buf[20], p[LEN + 1], q[LEN + 1], rp[LEN], rq[LEN];
+		uint8_t *buf[20], p[OUT_BYTES], q[OUT_BYTES], rp[LEN], rq[LEN];
 		const uint8_t *d[20];
+		const char *im = parity_impl_name(-1);
 
 		for (int i = 0; i < ndata; i++) {
 			buf[i] = malloc(LEN + 1);
@@ -124,54 +145,65 @@ START_TEST(gen_matches_reference)
 			size_t len = lens[k];
 
 			ref_parity(d, ndata, rp, rq, len);
-			parity_gen(p + 1, q + 1, d, ndata, len);
-			UT_CHECK(!memcmp(p + 1, rp, len),
-				 "%s P, ndata=%d len=%zu", parity_impl_name(-1),
-				 ndata, len);
-			UT_CHECK(!memcmp(q + 1, rq, len),
-				 "%s Q, ndata=%d len=%zu", parity_impl_name(-1),
-				 ndata, len);
-			memset(q, 0xa5, sizeof(q));
-			memset(p, 0, sizeof(p));
-			parity_gen(p, NULL, d, ndata, len);
-			UT_CHECK(!memcmp(p, rp, len) && q[0] == 0xa5,
-				 "%s P alone, ndata=%d len=%zu",
-				 parity_impl_name(-1), ndata, len);
 			memset(p, 0xa5, sizeof(p));
-			parity_gen(NULL, q, d, ndata, len);
-			UT_CHECK(!memcmp(q, rq, len) && p[0] == 0xa5,
-				 "%s Q alone, ndata=%d len=%zu",
-				 parity_impl_name(-1), ndata, len);
+			memset(q, 0xa5, sizeof(q));
+			parity_gen(p + at, q + at, d, ndata, len);
+			UT_CHECK(!memcmp(p + at, rp, len) &&
+					 guarded(p, at, len),
+				 "%s P, ndata=%d len=%zu", im, ndata, len);
+			UT_CHECK(!memcmp(q + at, rq, len) &&
+					 guarded(q, at, len),
+				 "%s Q, ndata=%d len=%zu", im, ndata, len);
+			memset(p, 0xa5, sizeof(p));
+			memset(q, 0xa5, sizeof(q));
+			parity_gen(p + at, NULL, d, ndata, len);
+			UT_CHECK(!memcmp(p + at, rp, len) &&
+					 guarded(p, at, len) &&
+					 guarded(q, 0, 0),
+				 "%s P alone, ndata=%d len=%zu", im, ndata,
+				 len);
+			memset(p, 0xa5, sizeof(p));
+			parity_gen(NULL, q + at, d, ndata, len);
+			UT_CHECK(!memcmp(q + at, rq, len) &&
+					 guarded(q, at, len) &&
+					 guarded(p, 0, 0),
+				 "%s Q alone, ndata=%d len=%zu", im, ndata,
+				 len);
 		}
 		for (int i = 0; i < ndata; i++)
 			free(buf[i]);
 	}
-	parity_use(was);
 }
 END_TEST
 
-/* dst ^= 2^k * src, the RAID-6 read-modify-write update of Q. */
+/* dst ^= 2^k * src, the RAID-6 read-modify-write update of Q, for every
+ * data index a layer can have (and k past 255, where 2^255 = 1), with
+ * nothing written outside dst. */
 START_TEST(mul2k_xor_matches_reference)
 {
-	uint8_t src[LEN + 1], dst[LEN + 1], want[LEN + 1];
-	const char *was;
+	static const int ks[] = { 0,  1,  2,  3,  4,  5,   15,	16,  17, 20,
+				  31, 32, 47, 62, 63, 254, 255, 256, 300 };
+	uint8_t src[LEN], dst[OUT_BYTES], want[OUT_BYTES];
+	const size_t at = GUARD + 1;
 	struct ut_rng r;
 
-	if (!use_impl(_i, &was))
+	if (!use_impl(_i))
 		return;
 	ut_rng_init(&r, "mul2k_xor_matches_reference");
-	for (int k = 0; k < 40; k++) {
+	for (size_t n = 0; n < sizeof(ks) / sizeof(ks[0]); n++) {
+		int k = ks[n];
 		uint8_t c = ref_pow2(k);
 
 		ut_fill(&r, src, sizeof(src));
-		ut_fill(&r, dst, sizeof(dst));
+		memset(dst, 0xa5, sizeof(dst));
+		ut_fill(&r, dst + at, LEN);
+		memcpy(want, dst, sizeof(dst));
 		for (size_t b = 0; b < LEN; b++)
-			want[b] = dst[b + 1] ^ ref_mul(c, src[b]);
-		parity_mul2k_xor(dst + 1, src, k, LEN);
-		UT_CHECK(!memcmp(dst + 1, want, LEN), "%s k=%d",
+			want[at + b] ^= ref_mul(c, src[b]);
+		parity_mul2k_xor(dst + at, src, k, LEN);
+		UT_CHECK(!memcmp(dst, want, sizeof(dst)), "%s k=%d",
 			 parity_impl_name(-1), k);
 	}
-	parity_use(was);
 }
 END_TEST
 
@@ -179,9 +211,8 @@ START_TEST(compute_matches_reference)
 {
 	struct ut_rng r;
 	uint8_t *blk[18], rp[LEN], rq[LEN];
-	const char *was;
 
-	if (!use_impl(_i, &was))
+	if (!use_impl(_i))
 		return;
 	ut_rng_init(&r, "compute_matches_reference");
 	for (int ndata = 1; ndata <= 16; ndata++) {
@@ -197,7 +228,6 @@ START_TEST(compute_matches_reference)
 		for (int i = 0; i < ndata + 2; i++)
 			free(blk[i]);
 	}
-	parity_use(was);
 }
 END_TEST
 
@@ -206,9 +236,8 @@ END_TEST
 START_TEST(recover_every_pair)
 {
 	struct ut_rng r;
-	const char *was;
 
-	if (!use_impl(_i, &was))
+	if (!use_impl(_i))
 		return;
 	ut_rng_init(&r, "recover_every_pair");
 	for (int ndata = 2; ndata <= 8; ndata++) {
@@ -224,7 +253,10 @@ START_TEST(recover_every_pair)
 		parity_compute(good, ndata, 2, LEN);
 		for (int a = 0; a < n; a++) {
 			for (int b = a; b < n; b++) {
-				int lost[2] = { a, b }, nr = a == b ? 1 : 2;
+				/* Both orders: recovery sorts them. */
+				int lost[2] = { (a + b) & 1 ? b : a,
+						(a + b) & 1 ? a : b },
+				    nr = a == b ? 1 : 2;
 
 				for (int i = 0; i < n; i++)
 					memcpy(blk[i], good[i], LEN);
@@ -250,7 +282,6 @@ START_TEST(recover_every_pair)
 			free(good[i]);
 		}
 	}
-	parity_use(was);
 }
 END_TEST
 
@@ -259,9 +290,8 @@ START_TEST(raid5_recovers_any_one)
 	struct ut_rng r;
 	uint8_t *blk[6], *good[6];
 	int ndata = 5;
-	const char *was;
 
-	if (!use_impl(_i, &was))
+	if (!use_impl(_i))
 		return;
 	ut_rng_init(&r, "raid5_recovers_any_one");
 	for (int i = 0; i <= ndata; i++) {
@@ -289,7 +319,6 @@ START_TEST(raid5_recovers_any_one)
 		free(blk[i]);
 		free(good[i]);
 	}
-	parity_use(was);
 }
 END_TEST
 
@@ -299,6 +328,7 @@ Suite *parity_suite(void)
 	TCase *tc = tcase_create("parity");
 
 	tcase_set_timeout(tc, UT_TIMEOUT_SEC);
+	tcase_add_checked_fixture(tc, NULL, use_best);
 	tcase_add_test(tc, gf_scalar_matches_reference);
 	tcase_add_test(tc, impl_chosen);
 	tcase_add_loop_test(tc, gen_matches_reference, 0, IMPL_LOOPS);
