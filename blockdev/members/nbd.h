@@ -113,6 +113,7 @@ struct nbdm_dev {
 	int nr_cmds_min; /* command slots the biggest request takes */
 	int64_t block_min, block_pref, block_max;
 	bool can_flush, can_trim, can_zero, can_fua, multi_conn;
+	bool tls; /* the first connection negotiated TLS (nbds:// URIs) */
 	/* The device itself, each poll in the kernel and each reconnecting
 	 * thread hold one: the last to let go frees it (atomic). */
 	unsigned refs;

@@ -74,6 +74,9 @@ static int connect_bounded(struct nbd_handle *h, const char *uri,
 	 * asks for nothing structured replies add (block status, sparse
 	 * reads). */
 	if (nbd_set_request_structured_replies(h, false) < 0 ||
+	    /* The URI is the user's, as on nbdinfo's command line: its
+	     * tls-psk-file= and tls-certificates= name their files. */
+	    nbd_set_uri_allow_local_file(h, true) < 0 ||
 	    nbd_aio_connect_uri(h, uri) < 0)
 		goto fail;
 	while (!nbd_aio_is_ready(h)) {
@@ -146,6 +149,7 @@ static int learn_export(struct nbdm_dev *nd, const char *uri, bool read_only,
 	nd->can_zero = nbd_can_zero(h) == 1;
 	d->bd_discard_zeroes = nd->can_zero;
 	nd->multi_conn = nbd_can_multi_conn(h) == 1;
+	nd->tls = nbd_get_tls_negotiated(h) == 1;
 	nd->block_min = nbd_get_block_size(h, LIBNBD_SIZE_MINIMUM);
 	nd->block_pref = nbd_get_block_size(h, LIBNBD_SIZE_PREFERRED);
 	nd->block_max = nbd_get_block_size(h, LIBNBD_SIZE_MAXIMUM);
@@ -577,6 +581,7 @@ static void nbdm_stats_fields(const struct bdev *dev, bdev_stat_fn emit,
 	emit(ctx, "nbd_can_zero", nd->can_zero);
 	emit(ctx, "nbd_can_fua", nd->can_fua);
 	emit(ctx, "nbd_multi_conn", nd->multi_conn);
+	emit(ctx, "nbd_tls", nd->tls);
 	emit(ctx, "nbd_timeout_ms", nd->timeout_ns / 1000000);
 }
 
@@ -592,7 +597,8 @@ const struct bdev_kind nbd_kind = {
 	.bk_help =
 		"  nbd(URI, conns=N|auto, timeout=DUR, connect_timeout=DUR)\n"
 		"                                    an NBD export: nbd://HOST[:PORT]/NAME,\n"
-		"                                    nbd+unix:///NAME?socket=PATH\n",
+		"                                    nbd+unix:///NAME?socket=PATH; TLS:\n"
+		"                                    nbds://USER@HOST/NAME?tls-psk-file=KEYS\n",
 	.bk_flags = BK_URI | BK_OWN_OPTS,
 	.bk_create = nbdm_create,
 	.bk_max_loops = nbdm_max_loops,

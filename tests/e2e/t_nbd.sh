@@ -21,7 +21,10 @@
 #     seconds: no socket, a refused port, an unanswered address
 #     (connect_timeout=), a read-only export under a writable layout,
 #     conns=2 without multi-conn, a URI named twice, bad options; and a
-#     replace onto an export too small or already a member: EINVAL/ENOSPC.
+#     replace onto an export too small or already a member: EINVAL/ENOSPC;
+#   - TLS with a pre-shared key named in the URI (nbds+unix://): fio
+#     verify, nbd_tls 1; a wrong key, an unknown user, a missing key file,
+#     and a plain URI to a server requiring TLS are refused (exit 2).
 . "$(dirname "$0")/lib.sh"
 requires fio python3 nbdkit nbdcopy
 
@@ -212,6 +215,32 @@ grep -q "connection 0 is back" "$RAWVEC_LOG" || die "$CASE: no 'is back' in the 
 log "$CASE: read back after the server returned (${i}00 ms of polling)"
 stop_rawvec
 
+# TLS with a pre-shared key, the URI naming the key file (libnbd refuses
+# a URI's local files unless told to take them): fio verify through an
+# encrypted connection, nbd_tls 1; a wrong key, an unknown user, a
+# missing key file and a plain URI to a server that requires TLS are each
+# refused with exit 2 and the reason.
+CASE=tls
+psk() { echo "alice:$(head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n')"; }
+psk >"$T/keys.psk"
+psk >"$T/wrong.psk"
+chmod 600 "$T/keys.psk" "$T/wrong.psk"
+nbd_serve tls --tls=require --tls-psk="$T/keys.psk" memory 16M
+tls_uri() { echo "nbds+unix://$1@/?socket=$T/tls.sock&tls-psk-file=$2"; }
+start_rawvec "nbd($(tls_uri alice "$T/keys.psk"))"
+fio_verify 8M
+[ "$(stat_value target.nbd_tls)" = 1 ] || die "$CASE: nbd_tls is not 1"
+[ "$(stat_value target.nbd_conns_lost)" = 0 ] || die "$CASE: a connection was lost"
+stop_rawvec
+start_rawvec "nbd($(nbd_uri a))"
+[ "$(stat_value target.nbd_tls)" = 0 ] || die "$CASE: nbd_tls is not 0 without TLS"
+stop_rawvec
+log "$CASE: fio verify over TLS with a pre-shared key"
+TLS_BAD=("nbd($(tls_uri alice "$T/wrong.psk"))|TLS"
+	"nbd($(tls_uri bob "$T/keys.psk"))|username bob was not found"
+	"nbd($(tls_uri alice "$T/none.psk"))|none.psk: No such file"
+	"nbd($(nbd_uri tls))|requires TLS")
+
 CASE=bad-input
 nbd_serve ro -r memory 16M
 nbd_serve nomc --filter=multi-conn memory 16M multi-conn-mode=disable
@@ -224,7 +253,7 @@ for e in "nbd($(nbd_uri missing))|No such file" \
 	"nbd($(nbd_uri a), conns=99)|conns" \
 	"nbd($(nbd_uri a), timeout=soon)|timeout" \
 	"nbd()|needs a URI" \
-	"nbd(http://example.com/x)|scheme"; do
+	"nbd(http://example.com/x)|scheme" "${TLS_BAD[@]}"; do
 	expr=${e%|*} want=${e##*|}
 	t0=$(date +%s%N)
 	out=$(timeout 20 "$RAWVEC" -f "$MNT" "$expr" 2>&1)
