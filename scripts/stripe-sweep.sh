@@ -42,6 +42,12 @@
 #   RAWVEC    the binary [build/rawvec]; copied first, so a rebuild during
 #             the sweep does not mix two versions
 #   TMPDIR    where the mount point and that copy live [/tmp]
+#   FAILED    member indexes to fail after each mount, before its jobs: a
+#             degraded sweep (FAILED=1: one member down; FAILED="0 3" two);
+#             in raid10 index i is pair i/2's member i%2.  Points whose
+#             level cannot lose those members (raid0, raid5 with two,
+#             both of a raid10 pair, all of a raid1) are skipped with a
+#             note, and so are counts that do not have such a member [none]
 #
 # Output in OUT:
 #   results.csv   one row per point: fio IOPS, MB/s (10^6 B/s), completion
@@ -129,6 +135,7 @@ else
 fi
 MEMBER=${MEMBER:-sim(null(size=1g), lat=1ms, bw=200m, qd=4)}
 BALANCE_CHUNK=${BALANCE_CHUNK:-}
+FAILED=${FAILED:-}
 TRANSPORT=${TRANSPORT:-auto}
 RAWVEC=${RAWVEC:-$ROOT/build/rawvec}
 OUT=${OUT:-./sweep-out/$(date +%Y%m%d-%H%M%S)}
@@ -256,6 +263,13 @@ check_input() {
 	is_seconds "$RUNTIME" && [ "$(ms "$RUNTIME")" -ge 200 ] ||
 		bad "RUNTIME=$RUNTIME: not a number of seconds of at least 0.2"
 	is_seconds "$RAMP" || bad "RAMP=$RAMP: not a number of seconds"
+	seen=" "
+	for n in $FAILED; do
+		[[ $n =~ ^[0-9]+$ ]] && [ "$((10#$n))" -lt 32 ] ||
+			bad "FAILED: '$n' is not a member index from 0 to 31"
+		case $seen in *" $((10#$n)) "*) bad "FAILED: member $n is listed twice" ;; esac
+		seen="$seen$((10#$n)) "
+	done
 	case $TRANSPORT in
 	auto | uring | dev) ;;
 	*) bad "TRANSPORT=$TRANSPORT: not auto, uring or dev" ;;
@@ -435,6 +449,40 @@ need_tools fio gnuplot fusermount3 timeout
 if [ -e "$OUT/results.csv" ]; then
 	bad "OUT=$OUT already holds a results.csv: choose another OUT"
 fi
+# survives LEVEL N: whether LEVEL over N members keeps serving with the
+# FAILED members down; prints why not.
+survives() {
+	local level=$1 n=$2 f nr=0 pairs=" "
+	for f in $FAILED; do
+		f=$((10#$f))
+		[ "$f" -lt "$n" ] || { echo "x$n has no member $f"; return 1; }
+		nr=$((nr + 1))
+		case $pairs in *" $((f / 2)) "*)
+			[ "$level" = raid10 ] && { echo "raid10 would lose both members of pair $((f / 2))"; return 1; } ;;
+		esac
+		pairs="$pairs$((f / 2)) "
+	done
+	case $level in
+	raid0) [ "$nr" = 0 ] || { echo "raid0 has no redundancy"; return 1; } ;;
+	raid1) [ "$nr" -lt "$n" ] || { echo "raid1 would lose every mirror"; return 1; } ;;
+	raid5) [ "$nr" -le 1 ] || { echo "raid5 survives one failed member, not $nr"; return 1; } ;;
+	raid6) [ "$nr" -le 2 ] || { echo "raid6 survives two failed members, not $nr"; return 1; } ;;
+	esac
+	return 0
+}
+
+# fail_members LEVEL: fail the FAILED members of the mounted layout.
+fail_members() {
+	local f addr
+	for f in $FAILED; do
+		f=$((10#$f))
+		addr=$f
+		[ "$1" = raid10 ] && addr=$((f / 2)).$((f % 2))
+		echo "fail $addr" >"$MNT/control" ||
+			die "'fail $addr' on $1 was refused (log: $dir/rawvec.log)"
+	done
+}
+
 # The points: skip (with a note) counts a level cannot use.
 POINTS=()
 for level in $LEVELS; do
@@ -449,6 +497,10 @@ for level in $LEVELS; do
 			note "skipping raid10 x$n: raid10 needs an even member count"
 			continue
 		fi
+		if ! why=$(survives "$level" "$n"); then
+			note "skipping $level x$n with FAILED=\"$FAILED\": $why"
+			continue
+		fi
 		if [ "$level" = raid1 ]; then
 			POINTS+=("$level|$n|0")
 		else
@@ -456,7 +508,7 @@ for level in $LEVELS; do
 		fi
 	done
 done
-[ ${#POINTS[@]} -gt 0 ] || bad "no level in LEVELS=\"$LEVELS\" can use MEMBERS=\"$MEMBERS\""
+[ ${#POINTS[@]} -gt 0 ] || bad "no level in LEVELS=\"$LEVELS\" can use MEMBERS=\"$MEMBERS\"${FAILED:+ with FAILED=\"$FAILED\"}"
 
 RV_BIN=$TMPD/rawvec
 cp "$RAWVEC" "$RV_BIN"
@@ -498,6 +550,7 @@ est=$(((${#POINTS[@]} * 700 + total * (run_ms + ramp_ms + 400)) / 1000))
 	echo "jobs: $JOBS"
 	echo "runtime: $RUNTIME s, ramp $RAMP s"
 	echo "transport requested: $TRANSPORT"
+	echo "failed: ${FAILED:-none}"
 } >"$OUT/sweep.txt"
 note "$total points (${#POINTS[@]} layouts x ${#JOB_SPECS[@]} jobs), about $est s; results in $OUT"
 
@@ -512,6 +565,7 @@ for p in "${POINTS[@]}"; do
 	mkdir -p "$dir"
 	echo "$expr" >"$dir/layout.txt"
 	mount_layout "$expr" "$dir"
+	fail_members "$level"
 	snap "$dir/stats-0.json"
 	[ -n "$transport" ] ||
 		transport=$(sed -n 's/.*"transport": *"\([a-z]*\)".*/\1/p' "$dir/stats-0.json" | head -1)

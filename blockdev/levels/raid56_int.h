@@ -24,7 +24,10 @@ enum so_kind {
 	SO_REBUILD, /* recompute the rebuilding member's chunk */
 };
 
-enum so_mode { MODE_FULL, MODE_RCW, MODE_RMW, MODE_RECON };
+/* MODE_DIRECT: a read of a degraded array whose data chunks are all
+ * readable reads them alone, into the request (md reads a healthy
+ * member's chunk directly too); MODE_RECON reads every readable member. */
+enum so_mode { MODE_FULL, MODE_RCW, MODE_RMW, MODE_RECON, MODE_DIRECT };
 
 /* A write that covers consecutive full stripes is done as one op over up
  * to this many member bytes per member: each member's chunks of those

@@ -90,6 +90,17 @@ static void plan(struct stripe_op *so)
 			lost++;
 		}
 	}
+	if (so->so_kind == SO_READ) {
+		/* An array that lost more than parity covers fails every
+		 * read (as md stops it), so those go the RECON way, to EIO. */
+		so->so_mode = l->l_nr_bad > r->nparity ? MODE_RECON :
+							 MODE_DIRECT;
+		for (int j = 0; j < r->ndata; j++)
+			if (so_touched(so, j, &a, &b) &&
+			    (so->so_unreadable & (1ull << j)))
+				so->so_mode = MODE_RECON;
+		return;
+	}
 	if (so->so_kind != SO_WRITE && so->so_kind != SO_ZERO) {
 		so->so_mode = MODE_RECON;
 		return;
@@ -159,6 +170,14 @@ void so_run(struct stripe_op *so)
 				 (struct pvec_iter){ 0 });
 			r->st.parity_reads++;
 		}
+		break;
+	case MODE_DIRECT:
+		/* Straight into the request; stage_end() then finishes. */
+		for (int j = 0; j < r->ndata; j++)
+			if (so_touched(so, j, &a, &b))
+				stage_io(so, BDEV_READ, slots[j], a - so->so_c0,
+					 b - a, NULL, so->so_vec,
+					 req_slice(so, 0, j, a, b));
 		break;
 	case MODE_RECON:
 		for (int i = 0; i < n; i++)
@@ -518,7 +537,9 @@ static void stage_end(struct bdev_req *req)
 		so_finish(so, err);
 		return;
 	}
-	if (so->so_tries < 0) {
+	if (so->so_tries < 0 || so->so_mode == MODE_DIRECT) {
+		/* A direct read that failed is tried again above, planned
+		 * anew (the member failed: reconstructed then). */
 		so_finish(so, 0);
 		return;
 	}

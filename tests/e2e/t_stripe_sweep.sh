@@ -5,7 +5,9 @@
 # striping shows) and within all four's, many I/Os in flight, p50 at least
 # sim's latency, even members; members.csv; and three real PNGs.  Bad input
 # exits 2 with the reason, a missing tool names scripts/deps.sh, and a sweep
-# stopped by SIGTERM mid-run leaves no mount and no rawvec behind.
+# stopped by SIGTERM mid-run leaves no mount and no rawvec behind; a
+# degraded sweep (FAILED=1) skips raid0 and reads raid5 at 1.5 member
+# reads per 4k read, member 1 untouched.
 . "$(dirname "$0")/lib.sh"
 requires fio gnuplot python3
 
@@ -40,7 +42,8 @@ sweep()
 
 # -- bad input: exit 2 with the reason, before anything runs
 for bad in 'LEVELS=raid7|unknown level' 'CHUNKS=3k|power of two' 'JOBS=randread|PATTERN:BS' \
-	'JOBS=mixed:4k|unknown pattern' 'MEMBERS=1|member count' 'RUNTIME=abc|RUNTIME'; do
+	'JOBS=mixed:4k|unknown pattern' 'MEMBERS=1|member count' 'RUNTIME=abc|RUNTIME' \
+	'FAILED=x|member index' 'FAILED=1 1|listed twice' 'FAILED=4|can use MEMBERS'; do
 	sweep OUT="$T/bad" "${bad%%|*}"
 	[ "$rc" = 2 ] || die "${bad%%|*}: exit $rc, want 2: $(cat "$T/sweep.out")"
 	grep -q "${bad#*|}" "$T/sweep.out" || die "${bad%%|*}: message lacks '${bad#*|}': $(cat "$T/sweep.out")"
@@ -119,6 +122,30 @@ grep -q "^transport used: " "$T/out/sweep.txt" || die "sweep.txt lacks the trans
 # The same OUT again is refused: results are never mixed.
 sweep OUT="$T/out"
 [ "$rc" = 2 ] || die "a second sweep into the same OUT: exit $rc, want 2"
+
+# -- a degraded sweep: member 1 failed after each mount.  raid0 cannot
+# run without it (skipped with a note); raid5 x4 reads member 1's chunks
+# from the three others and every other chunk from its own member alone,
+# so 4k random reads cost 0.75 * 1 + 0.25 * 3 = 1.5 member reads each
+# (3.0 when every degraded read read the whole stripe: half the IOPS).
+sweep OUT="$T/degraded" LEVELS="raid0 raid5" FAILED=1
+[ "$rc" = 0 ] || die "degraded sweep: exit $rc: $(cat "$T/sweep.out")"
+grep -q 'skipping raid0 x4 with FAILED="1": raid0 has no redundancy' "$T/sweep.out" ||
+	die "degraded sweep: no note on raid0: $(cat "$T/sweep.out")"
+grep -q '^failed: 1$' "$T/degraded/sweep.txt" || die "degraded sweep: sweep.txt lacks 'failed: 1'"
+python3 - "$T/degraded/results.csv" <<'EOF' || die "degraded results.csv is not sane"
+import csv, sys
+rows = list(csv.DictReader(open(sys.argv[1])))
+ok = len(rows) == 2 and all(r["level"] == "raid5" for r in rows)
+for r in rows:
+    mb = [int(x) for x in r["member_bytes"].split(";")]
+    amp = float(r["amplification"])
+    print("degraded raid5 x4 chunk %s: %s IOPS, member bytes %s, amplification %.3f" %
+          (r["chunk"], r["iops"], mb, amp))
+    ok = ok and mb[1] == 0 and min(mb[0], mb[2], mb[3]) > 0 and 1.35 <= amp <= 1.65
+sys.exit(0 if ok else 1)
+EOF
+left_behind "degraded sweep"
 
 # -- SIGTERM in the middle of a point: no mount or rawvec is left
 env RAWVEC="$RAWVEC" TRANSPORT="$TRANSPORT" MEMBER="$MEMBER" OUT="$T/stopped" RUNTIME=20 \
