@@ -187,11 +187,17 @@ void so_run(struct stripe_op *so)
 			bdev_req_complete(&so->so_stage, -EIO);
 			return;
 		}
-		for (int i = 0; i < n; i++)
-			if (!(so->so_unreadable & (1ull << i)))
+		for (int i = 0; i < n; i++) {
+			/* A read that lost one data chunk rebuilds it from P
+			 * alone (parity_recover() reads Q only for two). */
+			bool q_unneeded = so->so_kind == SO_READ && lost == 1 &&
+					  i == r->ndata + 1;
+
+			if (!(so->so_unreadable & (1ull << i)) && !q_unneeded)
 				stage_io(so, BDEV_READ, slots[i], 0, w,
 					 col(so, slots[i]), NULL,
 					 (struct pvec_iter){ 0 });
+		}
 		if (lost)
 			r->st.degraded_ops++;
 		break;

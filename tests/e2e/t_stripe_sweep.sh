@@ -7,7 +7,7 @@
 # exits 2 with the reason, a missing tool names scripts/deps.sh, and a sweep
 # stopped by SIGTERM mid-run leaves no mount and no rawvec behind; a
 # degraded sweep (FAILED=1) skips raid0 and reads raid5 at 1.5 member
-# reads per 4k read, member 1 untouched.
+# reads per 4k read and raid6 at 1.25, member 1 untouched.
 . "$(dirname "$0")/lib.sh"
 requires fio gnuplot python3
 
@@ -127,8 +127,10 @@ sweep OUT="$T/out"
 # run without it (skipped with a note); raid5 x4 reads member 1's chunks
 # from the three others and every other chunk from its own member alone,
 # so 4k random reads cost 0.75 * 1 + 0.25 * 3 = 1.5 member reads each
-# (3.0 when every degraded read read the whole stripe: half the IOPS).
-sweep OUT="$T/degraded" LEVELS="raid0 raid5" FAILED=1
+# (3.0 when every degraded read read the whole stripe: half the IOPS);
+# raid6 x4 rebuilds a lost chunk from the other data chunk and P, without
+# Q: 0.75 * 1 + 0.25 * 2 = 1.25 (1.5 when it read Q too).
+sweep OUT="$T/degraded" LEVELS="raid0 raid5 raid6" FAILED=1
 [ "$rc" = 0 ] || die "degraded sweep: exit $rc: $(cat "$T/sweep.out")"
 grep -q 'skipping raid0 x4 with FAILED="1": raid0 has no redundancy' "$T/sweep.out" ||
 	die "degraded sweep: no note on raid0: $(cat "$T/sweep.out")"
@@ -136,13 +138,15 @@ grep -q '^failed: 1$' "$T/degraded/sweep.txt" || die "degraded sweep: sweep.txt 
 python3 - "$T/degraded/results.csv" <<'EOF' || die "degraded results.csv is not sane"
 import csv, sys
 rows = list(csv.DictReader(open(sys.argv[1])))
-ok = len(rows) == 2 and all(r["level"] == "raid5" for r in rows)
+ok = [r["level"] for r in rows] == ["raid5", "raid5", "raid6", "raid6"]
+want = {"raid5": 1.5, "raid6": 1.25}
 for r in rows:
     mb = [int(x) for x in r["member_bytes"].split(";")]
     amp = float(r["amplification"])
-    print("degraded raid5 x4 chunk %s: %s IOPS, member bytes %s, amplification %.3f" %
-          (r["chunk"], r["iops"], mb, amp))
-    ok = ok and mb[1] == 0 and min(mb[0], mb[2], mb[3]) > 0 and 1.35 <= amp <= 1.65
+    print("degraded %s x4 chunk %s: %s IOPS, member bytes %s, amplification %.3f" %
+          (r["level"], r["chunk"], r["iops"], mb, amp))
+    ok = ok and mb[1] == 0 and min(mb[0], mb[2], mb[3]) > 0 and \
+        abs(amp - want[r["level"]]) <= 0.1
 sys.exit(0 if ok else 1)
 EOF
 left_behind "degraded sweep"
