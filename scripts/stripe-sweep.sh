@@ -265,7 +265,7 @@ check_input() {
 	is_seconds "$RAMP" || bad "RAMP=$RAMP: not a number of seconds"
 	seen=" "
 	for n in $FAILED; do
-		[[ $n =~ ^[0-9]+$ ]] && [ "$((10#$n))" -lt 32 ] ||
+		[[ $n =~ ^[0-9]{1,2}$ ]] && [ "$((10#$n))" -lt 32 ] ||
 			bad "FAILED: '$n' is not a member index from 0 to 31"
 		case $seen in *" $((10#$n)) "*) bad "FAILED: member $n is listed twice" ;; esac
 		seen="$seen$((10#$n)) "

@@ -91,8 +91,9 @@ static void plan(struct stripe_op *so)
 		}
 	}
 	if (so->so_kind == SO_READ) {
-		/* An array that lost more than parity covers fails every
-		 * read (as md stops it), so those go the RECON way, to EIO. */
+		/* With more members out than parity covers, reads go the
+		 * RECON way: EIO where a stripe lacks more than parity
+		 * covers (a rebuilding member may already cover this one). */
 		so->so_mode = l->l_nr_bad > r->nparity ? MODE_RECON :
 							 MODE_DIRECT;
 		for (int j = 0; j < r->ndata; j++)
@@ -522,13 +523,17 @@ static void stage_end(struct bdev_req *req)
 		for (int i = 0; i < so->so_nr_sub; i++) {
 			int m = so->so_sub_member[i];
 
-			if (so->so_sub[i].br_error &&
-			    l->l_state[m] != LAYER_MEMBER_FAILED) {
+			if (!so->so_sub[i].br_error)
+				continue;
+			/* Another op with I/O in flight to the same member
+			 * may have failed it first: this op is retried
+			 * (or, for a write, covered) all the same. */
+			failed_one = true;
+			if (l->l_state[m] != LAYER_MEMBER_FAILED) {
 				layer_set_state(l, m, LAYER_MEMBER_FAILED);
 				bdev_log("%s member %d failed (%s): running degraded",
 					 l->l_kind, m,
 					 strerror(-so->so_sub[i].br_error));
-				failed_one = true;
 			}
 		}
 		if (failed_one && so->so_tries >= 0 && so->so_tries++ < 3) {

@@ -13,6 +13,8 @@
 #     (and writes too), the daemon keeps running, stats stay readable,
 #     and the unaffected ranges of raid0/linear still read back right;
 #   - fsync of a degraded (but working) array succeeds;
+#   - a raid6 member that starts failing with 32 reads in flight to it:
+#     every one is retried degraded, none fails;
 #   - punch-hole and zero-range on raid5 and raid6, healthy and degraded,
 #     4k-aligned and not: reads return zeroes there, the rest is kept;
 #   - bad control commands (fail 9, fail x, fail 1.0 on flat arrays,
@@ -441,6 +443,30 @@ discard_case()
 
 discard_case discard-raid5 5 4 2
 discard_case discard-raid6 6 5 0
+
+# A member that dies under many reads at once: with member 0 of a raid6
+# already failed, member 4 (behind sim's 3 ms, so 32 reads wait on it)
+# starts failing every read.  The first stripe op whose read fails marks
+# it failed; every other op with a read in flight to it must be retried
+# degraded too, not fail (they found it failed by someone else and gave
+# EIO: 30-31 of them per run before).
+CASE=concurrent-fail
+start_rawvec "raid6(mem(size=32m), mem(size=32m), mem(size=32m), mem(size=32m), sim(faulty(mem(size=32m)), lat=3ms), chunk=4k, super=none)"
+ctl "fail 0"
+fio --name=r --filename="$MNT/disk" --rw=randread --bs=4k --iodepth=32 \
+	--ioengine=io_uring --direct=1 --time_based --runtime=1.5 \
+	--continue_on_error=all --output-format=json >"$T/conc.json" 2>"$T/conc.err" &
+fio_pid=$!
+sleep 0.5
+ctl "fault 4.0 read_eio=1"
+wait $fio_pid || true
+errs=$(python3 -c 'import json, sys; print(json.load(open(sys.argv[1]))["jobs"][0]["total_err"])' "$T/conc.json") ||
+	FAILS+=("$CASE: no fio result: $(cat "$T/conc.err")")
+[ "$(stat_value target.members.4.state)" = failed ] ||
+	FAILS+=("$CASE: member 4 is $(stat_value target.members.4.state), not failed")
+[ "${errs:-x}" = 0 ] || FAILS+=("$CASE: $errs reads failed with 2 of 5 raid6 members down")
+log "$CASE: reads failed: ${errs:-?}, member 4 $(stat_value target.members.4.state)"
+stop_rawvec
 
 if [ ${#FAILS[@]} -gt 0 ]; then
 	for s in "${FAILS[@]}"; do echo "FAIL: $s" >&2; done
