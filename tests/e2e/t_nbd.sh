@@ -23,7 +23,9 @@
 #     conns=2 without multi-conn, a URI named twice, bad options; and a
 #     replace onto an export too small or already a member: EINVAL/ENOSPC;
 #   - TLS with a pre-shared key named in the URI (nbds+unix://): fio
-#     verify, nbd_tls 1; a wrong key, an unknown user, a missing key file,
+#     verify, nbd_tls 1; `replace` onto a TLS export rebuilds it (the
+#     export equals the file mirror); a wrong key, an unknown user, a
+#     missing key file,
 #     and a plain URI to a server requiring TLS are refused (exit 2).
 . "$(dirname "$0")/lib.sh"
 requires fio python3 nbdkit nbdcopy
@@ -235,7 +237,21 @@ stop_rawvec
 start_rawvec "nbd($(nbd_uri a))"
 [ "$(stat_value target.nbd_tls)" = 0 ] || die "$CASE: nbd_tls is not 0 without TLS"
 stop_rawvec
-log "$CASE: fio verify over TLS with a pre-shared key"
+# Through the control path's opening thread: raid1 of a file and a TLS
+# export, the export failed and replaced by another TLS export, rebuilt.
+nbd_serve tls2 --tls=require --tls-psk="$T/keys.psk" memory 16M
+make_image "$T/t.img" 16M zero
+start_rawvec "raid1($T/t.img, nbd($(tls_uri alice "$T/keys.psk")), super=none)"
+fio_verify 8M
+ctl "fail 1"
+replace_retry 1 "nbd(nbds+unix://alice@/?socket=$T/tls2.sock&tls-psk-file=$T/keys.psk)"
+wait_rebuilt "replace onto a TLS export"
+[ "$(stat_value target.members.1.nbd_tls)" = 1 ] || die "$CASE: the new member's nbd_tls is not 1"
+stop_rawvec
+nbdcopy "nbds+unix://alice@/?socket=$T/tls2.sock&tls-psk-file=$T/keys.psk" "$T/tls2.back" ||
+	die "$CASE: nbdcopy of the rebuilt TLS export"
+same_bytes "$T/tls2.back" "$T/t.img" "$CASE: the rebuilt TLS export and the file member"
+log "$CASE: fio verify over TLS with a pre-shared key; replace onto a TLS export rebuilt"
 TLS_BAD=("nbd($(tls_uri alice "$T/wrong.psk"))|TLS"
 	"nbd($(tls_uri bob "$T/keys.psk"))|username bob was not found"
 	"nbd($(tls_uri alice "$T/none.psk"))|none.psk: No such file"
