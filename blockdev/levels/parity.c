@@ -69,6 +69,13 @@ static inline uint8_t mul2(uint8_t b)
 #include "blockdev/levels/parity_body.h"
 #endif
 
+/* tbl[x] = c * x, for the byte-at-a-time products below. */
+static void mul_table(uint8_t tbl[256], uint8_t c)
+{
+	for (int x = 0; x < 256; x++)
+		tbl[x] = gf_mul((uint8_t)x, c);
+}
+
 /* The byte-table forms of the two recovery products, for the baseline and
  * for the tails of the vector loops: buf = c * buf, and the two-data
  * solve (x, y) = (a * x ^ b * y, x ^ that). */
@@ -76,8 +83,7 @@ static void portable_scale(uint8_t *buf, uint8_t c, size_t len)
 {
 	uint8_t tbl[256];
 
-	for (int x = 0; x < 256; x++)
-		tbl[x] = gf_mul((uint8_t)x, c);
+	mul_table(tbl, c);
 	for (size_t i = 0; i < len; i++)
 		buf[i] = tbl[buf[i]];
 }
@@ -87,10 +93,8 @@ static void portable_solve2(uint8_t *x, uint8_t *y, uint8_t a, uint8_t b,
 {
 	uint8_t ta[256], tb[256];
 
-	for (int v = 0; v < 256; v++) {
-		ta[v] = gf_mul((uint8_t)v, a);
-		tb[v] = gf_mul((uint8_t)v, b);
-	}
+	mul_table(ta, a);
+	mul_table(tb, b);
 	for (size_t i = 0; i < len; i++) {
 		uint8_t pxy = x[i], dx = ta[pxy] ^ tb[y[i]];
 
@@ -105,8 +109,7 @@ static void table_mul_xor(uint8_t *dst, const uint8_t *src, uint8_t c,
 {
 	uint8_t tbl[256];
 
-	for (int x = 0; x < 256; x++)
-		tbl[x] = gf_mul((uint8_t)x, c);
+	mul_table(tbl, c);
 	for (size_t i = 0; i < len; i++)
 		dst[i] ^= tbl[src[i]];
 }
@@ -220,7 +223,7 @@ struct parity_impl {
 	bool (*usable)(void);
 	void (*gen)(uint8_t *p, uint8_t *q, const uint8_t *const *d, int nd,
 		    size_t len);
-	void (*mul_xor)(uint8_t *dst, const uint8_t *src, int k, size_t len);
+	/* dst ^= 2^k * src; k = 0 is the plain XOR */
 	void (*mulk_xor)(uint8_t *dst, const uint8_t *src, int k, size_t len);
 	void (*scale)(uint8_t *buf, uint8_t c, size_t len);
 	void (*solve2)(uint8_t *x, uint8_t *y, uint8_t a, uint8_t b,
@@ -243,11 +246,10 @@ static bool has_avx2(void)
 /* Best first. */
 static const struct parity_impl impls[] = {
 #if defined(__x86_64__)
-	{ "avx2", has_avx2, avx2_gen, avx2_mul_xor, avx2_mulk_xor, avx2_scale,
-	  avx2_solve2 },
+	{ "avx2", has_avx2, avx2_gen, avx2_mulk_xor, avx2_scale, avx2_solve2 },
 #endif
-	{ "portable", always, portable_gen, portable_mul_xor, portable_mulk_xor,
-	  portable_scale, portable_solve2 },
+	{ "portable", always, portable_gen, portable_mulk_xor, portable_scale,
+	  portable_solve2 },
 };
 #define NR_IMPLS (sizeof(impls) / sizeof(impls[0]))
 
@@ -298,7 +300,7 @@ void parity_gen(uint8_t *p, uint8_t *q, const uint8_t *const *d, int nd,
 
 void parity_xor(void *dst, const void *src, size_t len)
 {
-	impl()->mul_xor(dst, src, 0, len);
+	impl()->mulk_xor(dst, src, 0, len);
 }
 
 void parity_mul2k_xor(void *dst, const void *src, int k, size_t len)
@@ -312,8 +314,8 @@ void parity_compute(uint8_t **blk, int ndata, int nparity, size_t len)
 		   (const uint8_t *const *)blk, ndata, len);
 }
 
-/* P (into @p) or Q (into @q) of the data blocks, those at @skip1/@skip2
- * taken as zero. */
+/* P (into @p) and Q (into @q), either NULL, of the data blocks, those at
+ * @skip1/@skip2 taken as zero. */
 static void pq_of(uint8_t *p, uint8_t *q, uint8_t **blk, int ndata, int skip1,
 		  int skip2, size_t len)
 {
@@ -359,9 +361,9 @@ int parity_recover(uint8_t **blk, int ndata, int nparity, const int *lost,
 		den = gf_inv(gyx ^ 1);
 		A = gf_mul(gyx, den);
 		B = gf_mul(gf_inv(gf_pow2(x)), den);
-		pq_of(blk[x], NULL, blk, ndata, x, y, len);
+		/* P and Q of the others in one pass over them. */
+		pq_of(blk[x], blk[y], blk, ndata, x, y, len);
 		parity_xor(blk[x], blk[P], len);
-		pq_of(NULL, blk[y], blk, ndata, x, y, len);
 		parity_xor(blk[y], blk[Q], len);
 		impl()->solve2(blk[x], blk[y], A, B, len);
 		return 0;
