@@ -228,7 +228,8 @@ psk >"$T/keys.psk"
 psk >"$T/wrong.psk"
 chmod 600 "$T/keys.psk" "$T/wrong.psk"
 nbd_serve tls --tls=require --tls-psk="$T/keys.psk" memory 16M
-tls_uri() { echo "nbds+unix://$1@/?socket=$T/tls.sock&tls-psk-file=$2"; }
+# tls_uri USER KEYS [SERVER]: the URI of nbd_serve SERVER (default tls).
+tls_uri() { echo "nbds+unix://$1@/?socket=$T/${3:-tls}.sock&tls-psk-file=$2"; }
 start_rawvec "nbd($(tls_uri alice "$T/keys.psk"))"
 fio_verify 8M
 [ "$(stat_value target.nbd_tls)" = 1 ] || die "$CASE: nbd_tls is not 1"
@@ -244,11 +245,11 @@ make_image "$T/t.img" 16M zero
 start_rawvec "raid1($T/t.img, nbd($(tls_uri alice "$T/keys.psk")), super=none)"
 fio_verify 8M
 ctl "fail 1"
-replace_retry 1 "nbd(nbds+unix://alice@/?socket=$T/tls2.sock&tls-psk-file=$T/keys.psk)"
+replace_retry 1 "nbd($(tls_uri alice "$T/keys.psk" tls2))"
 wait_rebuilt "replace onto a TLS export"
 [ "$(stat_value target.members.1.nbd_tls)" = 1 ] || die "$CASE: the new member's nbd_tls is not 1"
 stop_rawvec
-nbdcopy "nbds+unix://alice@/?socket=$T/tls2.sock&tls-psk-file=$T/keys.psk" "$T/tls2.back" ||
+nbdcopy "$(tls_uri alice "$T/keys.psk" tls2)" "$T/tls2.back" ||
 	die "$CASE: nbdcopy of the rebuilt TLS export"
 same_bytes "$T/tls2.back" "$T/t.img" "$CASE: the rebuilt TLS export and the file member"
 log "$CASE: fio verify over TLS with a pre-shared key; replace onto a TLS export rebuilt"
