@@ -114,7 +114,7 @@ static int loop_setup(struct rv_loop *rl)
 		       strerror(-ret));
 		return ret;
 	}
-	rl->loop.lp_id = (unsigned)rl->id;
+	loop_register(&rl->loop, (unsigned)rl->id);
 	ret = loop_pool_init(&rl->loop, fs->pool_bytes);
 	if (ret) {
 		rv_log("loop %d: pinning its %llu-byte pool failed: %s", rl->id,

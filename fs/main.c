@@ -239,6 +239,7 @@ static int start_loop(struct rv_fs *fs, const struct rv_opts *o,
 			strerror(-ret));
 		return EXIT_RUNTIME;
 	}
+	loop_register(&fs->loops[0].loop, 0);
 	/* A user's locked memory is bounded: fit the pool to it, leaving a
 	 * quarter for what io_uring accounts besides. */
 	if (geteuid() && !getrlimit(RLIMIT_MEMLOCK, &rl) &&

@@ -410,7 +410,8 @@ def cmd_tfio(path, rw, njobs):
         "/".join("%.0f" % x["iops"] for x in secs)))
 
 # What each threads target must have run: (loops or None, pinned).
-THR_WANT = {"t1": (1, False), "auto": (None, False), "t2pin": (2, True)}
+THR_WANT = {"t1": (1, False), "auto": (None, False), "t2pin": (2, True),
+            "t2": (2, False)}
 
 def cmd_tstats(path, kind, size, target):
     """Check a threads run's stats: the ring transport, the layout, no
@@ -442,11 +443,12 @@ def cmd_tstats(path, kind, size, target):
         n, int(bool(pinned)), msgs, ",".join(str(r) for r in reqs), summary,
         why or "-")))
 
-THR_TARGETS = ["t1", "auto", "t2pin"]
-THR_DESC = {"t1": "threads=1", "auto": "default", "t2pin": "threads=2,pin=on"}
+THR_TARGETS = ["t1", "auto", "t2pin", "t2"]
+THR_DESC = {"t1": "threads=1", "auto": "default", "t2pin": "threads=2,pin=on",
+            "t2": "threads=2"}
 # (num, den) per metric kind, so that > 1 means num is better.
-THR_PAIRS = {True: [("auto", "t1"), ("t2pin", "auto")],
-             False: [("t1", "auto"), ("auto", "t2pin")]}
+THR_PAIRS = {True: [("auto", "t1"), ("t2pin", "auto"), ("t2", "t1")],
+             False: [("t1", "auto"), ("auto", "t2pin"), ("t1", "t2")]}
 THR_GOALS = {
     ("rr4k32", "iops", "auto", "t1"): (">=", 0.97),
     ("rr4k16x2", "iops", "auto", "t1"): (">=", 1.15),
@@ -454,6 +456,8 @@ THR_GOALS = {
     ("rr4k1", "lat", "t1", "auto"): (">=", 0.97),
     ("null16x2", "iops", "auto", "t1"): (">=", 1.3),
     ("r5sw1m8x2", "mbs", "auto", "t1"): (">=", 1.5),
+    # A headerless raid5 on two loops, its stripes sharded between them.
+    ("r5sw1m8x2", "mbs", "t2", "t1"): (">=", 1.5),
 }
 
 def cmd_threads_report(tsv, jobs_tsv, md_path, meta_path):
@@ -490,9 +494,10 @@ def cmd_threads_report(tsv, jobs_tsv, md_path, meta_path):
     md += ["", "Medians over %s; ratios are medians of the per-round ratios, "
            "each the way round that makes > 1 mean the first named is better "
            "(auto/t1 for IOPS and MB/s, t1/auto for latency)." % nr, "",
-           "| job | metric | %s | auto's loops | auto vs t1 | t2pin vs auto |" %
+           "| job | metric | %s | auto's loops | auto vs t1 | t2pin vs auto "
+           "| t2 vs t1 |" %
            " | ".join("%s (%s)" % (t, THR_DESC[t]) for t in THR_TARGETS),
-           "|---|---|" + "--:|" * len(THR_TARGETS) + "---|--:|--:|"]
+           "|---|---|" + "--:|" * len(THR_TARGETS) + "---|--:|--:|--:|"]
     goals_out = []
     whys = {}
     for jid, label, metrics, tgts in jobs:

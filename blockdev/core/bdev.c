@@ -169,20 +169,30 @@ void bdev_req_end(struct bdev_req *req)
 
 void bdev_submit(struct bdev *dev, struct bdev_req *req)
 {
-	struct bdev_stats *st;
+	struct bdev_stats *st = bdev_stats_of(dev, req->br_loop);
+	struct loop *owner = dev->bd_owner_moves ? NULL : dev->bd_owner;
 
 	req->br_dev = dev;
+	if (dev->bd_owner_moves) {
+		/* Counted in flight before bd_owner is read, and
+		 * bdev_owner_take() writes bd_owner before it reads the
+		 * counts: one of the two always sees the other. */
+		__atomic_store_n(&st->inflight, st->inflight + 1,
+				 __ATOMIC_SEQ_CST);
+		owner = __atomic_load_n(&dev->bd_owner, __ATOMIC_SEQ_CST);
+	}
 	/* A request with no loop is one of the unit tests' or a null/mem
 	 * member's, completed inside submit on the caller's thread. */
-	if (dev->bd_owner && req->br_loop && req->br_loop != dev->bd_owner) {
+	if (owner && req->br_loop && req->br_loop != owner) {
 		/* Accounted, submitted and completed on the owner. */
+		if (dev->bd_owner_moves)
+			bdev_stat_leave(&st->inflight);
 		req->br_home = req->br_loop;
-		req->br_loop = dev->bd_owner;
+		req->br_loop = owner;
 		req->br_loop_op.lo_done = handoff_run;
-		loop_msg(req->br_home, dev->bd_owner, &req->br_loop_op);
+		loop_msg(req->br_home, owner, &req->br_loop_op);
 		return;
 	}
-	st = bdev_stats_of(dev, req->br_loop);
 	req->br_start_ns = loop_now_ns();
 	if (!req->br_meta) {
 		bdev_stat_add(&st->ops[req->br_op], 1);
@@ -192,7 +202,13 @@ void bdev_submit(struct bdev *dev, struct bdev_req *req)
 					      req->br_len)],
 				      1);
 	}
-	bdev_stat_enter(&st->inflight, &st->inflight_max);
+	if (dev->bd_owner_moves) {
+		if (st->inflight > st->inflight_max)
+			__atomic_store_n(&st->inflight_max, st->inflight,
+					 __ATOMIC_RELAXED);
+	} else {
+		bdev_stat_enter(&st->inflight, &st->inflight_max);
+	}
 	if (dev->bd_read_only && req->br_op != BDEV_READ &&
 	    req->br_op != BDEV_FLUSH) {
 		bdev_req_complete(req, -EROFS);
@@ -201,6 +217,31 @@ void bdev_submit(struct bdev *dev, struct bdev_req *req)
 	if (dev->bd_hold && dev->bd_hold(dev, req))
 		return;
 	dev->bd_ops->submit(dev, req);
+}
+
+void bdev_owner_take(struct bdev *dev, struct loop *owner)
+{
+	__atomic_store_n(&dev->bd_owner, owner, __ATOMIC_SEQ_CST);
+}
+
+void bdev_owner_give_up(struct bdev *dev)
+{
+	__atomic_store_n(&dev->bd_owner, NULL, __ATOMIC_SEQ_CST);
+}
+
+uint32_t bdev_others_inflight(const struct bdev *dev, const struct loop *lp)
+{
+	unsigned me = lp ? lp->lp_id : 0;
+	uint32_t n = 0;
+
+	for (int i = 0; i < dev->bd_nr_shards; i++) {
+		const struct bdev_stats *st = i ? &dev->bd_stats_more[i - 1] :
+						  &dev->bd_stats;
+
+		if ((unsigned)i != me)
+			n += __atomic_load_n(&st->inflight, __ATOMIC_SEQ_CST);
+	}
+	return n;
 }
 
 static void stats_add(struct bdev_stats *out, const struct bdev_stats *s)

@@ -131,9 +131,11 @@ static inline void bdev_stat_enter(uint32_t *n, uint32_t *max)
 		__atomic_store_n(max, *n, __ATOMIC_RELAXED);
 }
 
+/* Release: bdev_others_inflight() seeing the count fall sees what the
+ * request's loop did before. */
 static inline void bdev_stat_leave(uint32_t *n)
 {
-	__atomic_store_n(n, *n - 1, __ATOMIC_RELAXED);
+	__atomic_store_n(n, *n - 1, __ATOMIC_RELEASE);
 }
 
 /** bdev_lat_bucket() - the histogram bucket of a @ns-long latency. */
@@ -229,6 +231,10 @@ struct bdev {
 	 * (loop_msg()), so the device, and all it submits below, only ever
 	 * runs there. */
 	struct loop *bd_owner;
+	/* bd_owner changes while serving (bdev_owner_take()): a loop counts
+	 * a request in flight before it reads bd_owner, so that the owner
+	 * taking over can wait for the others' requests to drain. */
+	bool bd_owner_moves;
 	/* A barrier in front of the backend: returns true when it takes
 	 * @req to submit later through bd_ops (md metadata holds writes
 	 * until the superblocks say the array is active).  NULL: none. */
@@ -338,6 +344,21 @@ uint32_t bdev_inflight(const struct bdev *dev);
  * Before any I/O.  Returns 0 or -ENOMEM.
  */
 int bdev_share(struct bdev *dev, int nr_loops, struct loop *owner);
+
+/**
+ * bdev_owner_take() - make @owner the owner of @dev (bd_owner_moves set)
+ * while serving, from @owner's thread: from now on every request to @dev
+ * is handed to @owner.  Those other loops have already taken are still
+ * theirs: bdev_others_inflight() counts them, and the caller waits for 0
+ * before it touches what they may touch.
+ */
+void bdev_owner_take(struct bdev *dev, struct loop *owner);
+
+/** bdev_owner_give_up() - requests to @dev run on their own loops again. */
+void bdev_owner_give_up(struct bdev *dev);
+
+/** bdev_others_inflight() - @dev's requests in flight on loops but @lp's. */
+uint32_t bdev_others_inflight(const struct bdev *dev, const struct loop *lp);
 
 /** bdev_destroy() - release @dev and everything it owns. */
 void bdev_destroy(struct bdev *dev);

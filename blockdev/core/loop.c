@@ -53,6 +53,23 @@ int loop_init(struct loop *r, unsigned entries, bool sqe128)
 	return 0;
 }
 
+/* The loops of this process by id: who a shard's or a part's loop is
+ * before it has served anything.  Written before serving, read after. */
+static struct loop *loops_by_id[LOOP_MAX];
+
+void loop_register(struct loop *r, unsigned id)
+{
+	r->lp_id = id;
+	__atomic_store_n(&loops_by_id[id], r, __ATOMIC_RELEASE);
+}
+
+struct loop *loop_by_id(unsigned id)
+{
+	return id < LOOP_MAX ?
+		       __atomic_load_n(&loops_by_id[id], __ATOMIC_ACQUIRE) :
+		       NULL;
+}
+
 int loop_pool_init(struct loop *r, size_t bytes)
 {
 	struct iovec iov;

@@ -19,13 +19,15 @@
  *   the front end's transports, ring entries and counters (fs.h);
  * - sharded per loop (lp_id indexes the shard; summed when stats are
  *   read): bd_stats (bdev_stats_of()), a layer's free list and l_stats;
+ *   a headerless raid5/6's stripe shards, each for the stripe groups its
+ *   loop owns (raid56.h), loop 0's alone while a sweep runs;
  * - a device that keeps state of its own (every kind not BK_SHARED, one
  *   with md metadata or a trace observer) is owned by one loop
  *   (bd_owner): a request from another loop is handed to it with
  *   loop_msg() and back at completion (br_home), so its state, and all it
  *   submits below, only ever runs there.  That covers raid1's barrier,
- *   held and in-flight writes (raid1.c); raid5/6's op pool, stripe locks,
- *   cursors, unplug hook and sequencing (raid56.h); faulty()'s RNG and
+ *   held and in-flight writes (raid1.c); an md raid5/6's one stripe
+ *   shard (raid56.h); faulty()'s RNG and
  *   counters; sim()'s queue model (one disk, whatever loop asks); member
  *   states and the sweep cursor; the trace buffer (one per mount);
  * - owned by the loop that started it: a sweep (l_sweep_loop, and the
@@ -101,6 +103,16 @@ struct loop {
  * task-work flags and falls back without them.  Returns 0 or -errno.
  */
 int loop_init(struct loop *r, unsigned entries, bool sqe128);
+
+/**
+ * loop_register() - make @r loop number @id (its lp_id), found by
+ * loop_by_id() from any thread: a device that shards its state per loop
+ * hands work to a loop by number.  Before the loop serves.
+ */
+void loop_register(struct loop *r, unsigned id);
+
+/** loop_by_id() - the loop registered as @id, or NULL. */
+struct loop *loop_by_id(unsigned id);
 
 /**
  * loop_pool_init() - map, lock and register @bytes of pinned memory.

@@ -333,15 +333,24 @@ void layer_submit_all(struct layer *l, struct bdev_req *req)
 	layer_io_submit(l, io, 0);
 }
 
-void layer_set_state(struct layer *l, int m, enum layer_member_state st)
+bool layer_set_state(struct layer *l, int m, enum layer_member_state st)
 {
-	if (l->l_state[m] == st)
-		return;
-	if ((l->l_state[m] == LAYER_MEMBER_OK) != (st == LAYER_MEMBER_OK))
-		l->l_nr_bad += st == LAYER_MEMBER_OK ? -1 : 1;
-	__atomic_store_n(&l->l_state[m], (uint8_t)st, __ATOMIC_RELEASE);
+	uint8_t old = __atomic_load_n(&l->l_state[m], __ATOMIC_ACQUIRE);
+
+	/* A raid5/6 on several loops may fail one member from two loops at
+	 * once: one of them changes it, and l_nr_bad counts it once. */
+	do {
+		if (old == st)
+			return false;
+	} while (!__atomic_compare_exchange_n(&l->l_state[m], &old, (uint8_t)st,
+					      false, __ATOMIC_ACQ_REL,
+					      __ATOMIC_ACQUIRE));
+	if ((old == LAYER_MEMBER_OK) != (st == LAYER_MEMBER_OK))
+		__atomic_fetch_add(&l->l_nr_bad, st == LAYER_MEMBER_OK ? -1 : 1,
+				   __ATOMIC_ACQ_REL);
 	if (l->l_md_ops)
 		l->l_md_ops->changed(l, m);
+	return true;
 }
 
 static void layer_mapped_submit(struct bdev *dev, struct bdev_req *req)

@@ -216,9 +216,17 @@ void layer_submit_one(struct layer *l, struct bdev_req *req, int m,
  */
 static inline bool layer_readable(const struct layer *l, int m, uint64_t end)
 {
-	return l->l_state[m] == LAYER_MEMBER_OK ||
-	       (l->l_state[m] == LAYER_MEMBER_REBUILDING &&
-		end <= l->l_rebuild_pos);
+	enum layer_member_state st = layer_member_state(l, m);
+
+	return st == LAYER_MEMBER_OK ||
+	       (st == LAYER_MEMBER_REBUILDING &&
+		end <= __atomic_load_n(&l->l_rebuild_pos, __ATOMIC_ACQUIRE));
+}
+
+/** layer_nr_bad() - l_nr_bad, as a level on several loops reads it. */
+static inline int layer_nr_bad(const struct layer *l)
+{
+	return __atomic_load_n(&l->l_nr_bad, __ATOMIC_ACQUIRE);
 }
 
 /**
@@ -237,8 +245,9 @@ double layer_sweep_rate(const struct layer *l);
 /**
  * layer_set_state() - change member @m's state, keeping l_nr_bad; an
  * array with md metadata records the change before its next write.
+ * Returns whether this call changed it (two loops may try at once).
  */
-void layer_set_state(struct layer *l, int m, enum layer_member_state st);
+bool layer_set_state(struct layer *l, int m, enum layer_member_state st);
 
 /**
  * layer_create_wrapper() - a layer of @kind over the one member of @a

@@ -322,7 +322,7 @@ int member_replace(struct loop *loop, struct bdev *top, const char *addr,
 		layer_set_state(l, m, LAYER_MEMBER_OK);
 		return 0;
 	}
-	l->l_rebuild_pos = 0;
+	__atomic_store_n(&l->l_rebuild_pos, 0, __ATOMIC_RELEASE);
 	layer_set_state(l, m, LAYER_MEMBER_REBUILDING);
 	ret = member_rebuild(loop, top, l);
 	if (ret) {

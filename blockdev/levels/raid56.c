@@ -9,12 +9,12 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* Hand the request's bytes from cursor @off on to stripe ops; returns the
- * offset reached (less than br_len when ops ran out). */
-static uint64_t r56_issue(struct layer *l, struct bdev_req *req, uint64_t off,
-			  enum so_kind kind)
+/* Hand the request's bytes from cursor @off on to @sh's stripe ops;
+ * returns the offset reached (less than br_len when ops ran out). */
+static uint64_t r56_issue(struct r56_shard *sh, struct bdev_req *req,
+			  uint64_t off, enum so_kind kind)
 {
-	struct r56 *r = r56_of(l);
+	const struct r56 *r = r56_of(sh->sh_l);
 	uint64_t sdata = r->chunk * r->ndata;
 
 	while (off < req->br_len) {
@@ -35,7 +35,7 @@ static uint64_t r56_issue(struct layer *l, struct bdev_req *req, uint64_t off,
 							  R56_ZERO_BATCH_MAX;
 			hi = ns * sdata;
 		}
-		so = so_get(l);
+		so = so_get(sh);
 		if (!so)
 			break;
 		so->so_kind = kind;
@@ -57,21 +57,28 @@ static uint64_t r56_issue(struct layer *l, struct bdev_req *req, uint64_t off,
 	return off;
 }
 
-static struct r56_cursor *cursor_get(struct r56 *r)
+static struct r56_cursor *cursor_get(struct r56_shard *sh)
 {
-	struct r56_cursor *c = r->cur_free;
+	struct r56_cursor *c = sh->cur_free;
 
 	if (c)
-		r->cur_free = c->rc_next;
+		sh->cur_free = c->rc_next;
 	else
 		c = malloc(sizeof(*c));
+	if (c)
+		c->rc_sh = sh;
 	return c;
 }
 
-static void r56_defer(struct layer *l, struct bdev_req *req, uint64_t off)
+static void cursor_put(struct r56_cursor *c)
 {
-	struct r56 *r = r56_of(l);
-	struct r56_cursor *c = cursor_get(r);
+	c->rc_next = c->rc_sh->cur_free;
+	c->rc_sh->cur_free = c;
+}
+
+static void r56_defer(struct r56_shard *sh, struct bdev_req *req, uint64_t off)
+{
+	struct r56_cursor *c = cursor_get(sh);
 
 	if (!c) {
 		bdev_req_complete(req, -ENOMEM);
@@ -79,32 +86,237 @@ static void r56_defer(struct layer *l, struct bdev_req *req, uint64_t off)
 	}
 	c->rc_req = req;
 	c->rc_off = off;
-	fifo_push(&r->cursors, c, rc_next);
+	fifo_push(&sh->cursors, c, rc_next);
 }
 
-static enum so_kind kind_of(const struct layer *l, const struct bdev_req *req)
+static enum so_kind kind_of(const struct bdev_req *req)
 {
 	if (req->br_op == BDEV_READ)
 		return SO_READ;
-	(void)l;
 	return req->br_op == BDEV_WRITE ? SO_WRITE : SO_ZERO;
 }
 
-void r56_resume(struct layer *l)
+void r56_resume(struct r56_shard *sh)
+{
+	while (!fifo_empty(&sh->cursors) && sh->free_ops) {
+		struct r56_cursor *c = sh->cursors.head;
+		struct bdev_req *req = c->rc_req;
+
+		c->rc_off = r56_issue(sh, req, c->rc_off, kind_of(req));
+		if (c->rc_off < req->br_len)
+			return;
+		fifo_pop(&sh->cursors, rc_next);
+		cursor_put(c);
+		bdev_req_complete(req, 0); /* the submitter's reference */
+	}
+}
+
+/* @req's stripes, all @sh's, become stripe ops (in request order behind
+ * the requests already waiting for ops). */
+static void shard_submit(struct r56_shard *sh, struct bdev_req *req)
+{
+	uint64_t off = !fifo_empty(&sh->cursors) ?
+			       0 :
+			       r56_issue(sh, req, 0, kind_of(req));
+
+	if (off < req->br_len) {
+		r56_defer(sh, req, off);
+		return;
+	}
+	bdev_req_complete(req, 0);
+}
+
+/* ---- several loops: stripes in groups, each group one loop's --------- */
+
+static unsigned loop_id(const struct loop *lp)
+{
+	return lp ? lp->lp_id : 0;
+}
+
+static struct r56_piece *piece_get(struct r56_shard *sh)
+{
+	struct r56_piece *pc = sh->pieces;
+
+	if (pc)
+		sh->pieces = pc->pc_next;
+	else
+		pc = malloc(sizeof(*pc));
+	if (pc)
+		pc->pc_from = sh;
+	return pc;
+}
+
+/* On the loop the piece came from: back to its list, then the parent. */
+static void piece_end(struct bdev_req *req)
+{
+	struct r56_piece *pc = req->br_private;
+	struct r56_shard *sh = pc->pc_from;
+
+	if (pc->pc_sent && !sh->sh_id)
+		sh->pieces_out--;
+	pc->pc_next = sh->pieces;
+	sh->pieces = pc;
+}
+
+static void piece_run(struct loop_op *op, int res, unsigned flags)
+{
+	struct bdev_req *req = container_of(op, struct bdev_req, br_loop_op);
+	struct r56_piece *pc = req->br_private;
+	struct r56 *r = r56_of(pc->pc_from->sh_l);
+
+	(void)res;
+	(void)flags;
+	shard_submit(r->sh[loop_id(req->br_loop)], req);
+}
+
+static void r56_stripes(struct layer *l, struct bdev_req *req);
+
+/* Sharded: cut @req at group boundaries; a group of this loop's goes to
+ * its shard here, another loop's travels there as a piece and back. */
+static void r56_split(struct layer *l, struct bdev_req *req)
+{
+	struct r56 *r = r56_of(l);
+	unsigned id = loop_id(req->br_loop);
+	struct r56_shard *mine = r->sh[id];
+	uint64_t off = 0;
+
+	while (off < req->br_len) {
+		uint64_t pos = req->br_pos + off, g = pos / r->group_bytes;
+		uint64_t end = (g + 1) * r->group_bytes - req->br_pos;
+		unsigned to = (unsigned)(g % (uint64_t)r->nr_shards);
+		struct r56_piece *pc;
+
+		if (end > req->br_len)
+			end = req->br_len;
+		if (!off && end == req->br_len && to == id) {
+			shard_submit(mine, req);
+			return;
+		}
+		pc = piece_get(mine);
+		if (!pc) {
+			bdev_req_complete(req, -ENOMEM);
+			return;
+		}
+		bdev_req_child(req, &pc->pc_req, off, end - off, pos, piece_end,
+			       pc);
+		pc->pc_sent = to != id;
+		off = end;
+		if (!pc->pc_sent) {
+			shard_submit(mine, &pc->pc_req);
+			continue;
+		}
+		if (!id)
+			mine->pieces_out++;
+		bdev_stat_add(&mine->st.pieces_handed, 1);
+		pc->pc_req.br_home = req->br_loop;
+		pc->pc_req.br_loop = loop_by_id(to);
+		pc->pc_req.br_loop_op.lo_done = piece_run;
+		loop_msg(req->br_loop, pc->pc_req.br_loop,
+			 &pc->pc_req.br_loop_op);
+	}
+	bdev_req_complete(req, 0);
+}
+
+/* Loop 0 takes the array over or gives it back (the shape hook): once
+ * the other loops' requests have drained, or shard 0's ops ended.  The
+ * requests held meanwhile go first, then what waited for the collapse
+ * (a sweep, which may end, and expand again, inside it). */
+static void r56_shape(struct loop_hook *h)
+{
+	struct r56 *r = container_of(h, struct r56, shape);
+	struct layer *l = r->sh0.sh_l;
+	struct r56_shard *sh0 = &r->sh0;
+	void (*then)(void *) = NULL;
+	struct r56_cursor *c;
+
+	if (r->mode == R56_COLLAPSING) {
+		if (bdev_others_inflight(&l->l_bdev, h->lh_loop) ||
+		    sh0->pieces_out)
+			goto later;
+		r->mode = R56_COLLAPSED;
+		then = r->then;
+		r->then = NULL;
+	} else if (r->mode == R56_EXPANDING) {
+		if (sh0->active || !fifo_empty(&sh0->waiting) ||
+		    !fifo_empty(&sh0->cursors))
+			goto later;
+		r->mode = R56_SHARDED;
+		bdev_owner_give_up(&l->l_bdev);
+	} else {
+		return;
+	}
+	c = fifo_take(&r->held);
+	while (c) {
+		struct r56_cursor *next = c->rc_next;
+
+		r56_stripes(l, c->rc_req);
+		cursor_put(c);
+		c = next;
+	}
+	if (then)
+		then(r->then_arg);
+	return;
+later:
+	loop_hook_arm_at(h->lh_loop, h, loop_now_ns() + R56_SHAPE_POLL_NS);
+}
+
+void r56_collapse(struct layer *l, struct loop *loop, void (*then)(void *),
+		  void *arg)
 {
 	struct r56 *r = r56_of(l);
 
-	while (!fifo_empty(&r->cursors) && r->free_ops) {
-		struct r56_cursor *c = r->cursors.head;
-		struct bdev_req *req = c->rc_req;
+	if (r->mode == R56_ONE || r->mode == R56_COLLAPSED) {
+		then(arg);
+		return;
+	}
+	r->then = then;
+	r->then_arg = arg;
+	if (r->mode == R56_SHARDED)
+		bdev_owner_take(&l->l_bdev, loop);
+	r->mode = R56_COLLAPSING;
+	loop_hook_arm(loop, &r->shape);
+}
 
-		c->rc_off = r56_issue(l, req, c->rc_off, kind_of(l, req));
-		if (c->rc_off < req->br_len)
+void r56_expand(struct layer *l, struct loop *loop)
+{
+	struct r56 *r = r56_of(l);
+
+	if (r->mode != R56_COLLAPSED)
+		return;
+	r->mode = R56_EXPANDING;
+	loop_hook_arm(loop, &r->shape);
+}
+
+/* A write or a degraded read: stripe ops, on the shards the array's
+ * state on several loops says. */
+static void r56_stripes(struct layer *l, struct bdev_req *req)
+{
+	struct r56 *r = r56_of(l);
+
+	/* Another loop gets here only while the array is sharded (or
+	 * before it saw loop 0 take it over, which then waits for it). */
+	if (r->nr_shards > 1 && loop_id(req->br_loop)) {
+		r56_split(l, req);
+		return;
+	}
+	switch (r->mode) {
+	case R56_SHARDED:
+		r56_split(l, req);
+		return;
+	case R56_COLLAPSING:
+	case R56_EXPANDING: {
+		struct r56_cursor *c = cursor_get(&r->sh0);
+
+		if (!c) {
+			bdev_req_complete(req, -ENOMEM);
 			return;
-		fifo_pop(&r->cursors, rc_next);
-		c->rc_next = r->cur_free;
-		r->cur_free = c;
-		bdev_req_complete(req, 0); /* the submitter's reference */
+		}
+		c->rc_req = req;
+		fifo_push(&r->held, c, rc_next);
+		return;
+	}
+	default:
+		shard_submit(&r->sh0, req);
 	}
 }
 
@@ -116,35 +328,30 @@ static void healthy_read_end(struct bdev_req *sub)
 	struct layer *l = c->rc_l;
 	struct r56 *r = r56_of(l);
 	struct bdev_req *req = c->rc_req;
-	uint64_t off;
+	int bad = layer_nr_bad(l);
 
-	c->rc_next = r->cur_free;
-	r->cur_free = c;
-	if (!sub->br_error || l->l_nr_bad > r->nparity || !l->l_nr_bad) {
+	cursor_put(c);
+	if (!sub->br_error || bad > r->nparity || !bad) {
 		bdev_req_complete(req, sub->br_error);
 		return;
 	}
-	off = !fifo_empty(&r->cursors) ? 0 : r56_issue(l, req, 0, SO_READ);
-	if (off < req->br_len) {
-		r56_defer(l, req, off);
-		return;
-	}
-	bdev_req_complete(req, 0);
+	r56_stripes(l, req);
 }
 
 static void r56_submit(struct bdev *dev, struct bdev_req *req)
 {
 	struct layer *l = layer_of(dev);
 	struct r56 *r = r56_of(l);
-	uint64_t off;
 
 	switch (req->br_op) {
 	case BDEV_FLUSH:
 		layer_submit_all(l, req);
 		return;
 	case BDEV_READ:
-		if (!l->l_nr_bad) {
-			struct r56_cursor *c = cursor_get(r);
+		if (!layer_nr_bad(l)) {
+			struct r56_cursor *c = cursor_get(
+				r->sh[r->nr_shards > 1 ? loop_id(req->br_loop) :
+							 0]);
 
 			if (!c) {
 				bdev_req_complete(req, -ENOMEM);
@@ -165,22 +372,56 @@ static void r56_submit(struct bdev *dev, struct bdev_req *req)
 	}
 	/* A write or a degraded read always involves several members. */
 	layer_stats_of(l, req->br_loop)->splits++;
-	/* Keep request order behind earlier deferred requests. */
-	off = !fifo_empty(&r->cursors) ? 0 :
-					 r56_issue(l, req, 0, kind_of(l, req));
-	if (off < req->br_len) {
-		r56_defer(l, req, off);
-		return;
-	}
-	bdev_req_complete(req, 0);
+	r56_stripes(l, req);
 }
 
-const struct raid56_stats *raid56_stats(const struct bdev *dev)
+void raid56_stats(const struct bdev *dev, struct raid56_stats *out)
 {
-	return &r56_of(layer_of((struct bdev *)dev))->st;
+	const struct r56 *r = r56_of(layer_of((struct bdev *)dev));
+
+	memset(out, 0, sizeof(*out));
+	for (int i = 0; i < r->nr_shards; i++) {
+		const uint64_t *from = (const uint64_t *)&r->sh[i]->st;
+		uint64_t *to = (uint64_t *)out;
+
+		for (size_t k = 0; k < sizeof(*out) / 8; k++)
+			to[k] += bdev_stat_read(&from[k]);
+	}
 }
 
 /* ---- creation ------------------------------------------------------------ */
+
+static void shard_init(struct r56_shard *sh, struct layer *l, unsigned id,
+		       int max_ops)
+{
+	sh->sh_l = l;
+	sh->sh_id = id;
+	sh->max_ops = max_ops;
+	sh->unplug.lh_fn = r56_unplug;
+}
+
+static void shard_free(struct r56_shard *sh)
+{
+	loop_hook_disarm(&sh->unplug);
+	while (sh->free_ops) {
+		struct stripe_op *so = sh->free_ops;
+
+		sh->free_ops = so->so_next;
+		so_free(so);
+	}
+	while (sh->cur_free) {
+		struct r56_cursor *c = sh->cur_free;
+
+		sh->cur_free = c->rc_next;
+		free(c);
+	}
+	while (sh->pieces) {
+		struct r56_piece *pc = sh->pieces;
+
+		sh->pieces = pc->pc_next;
+		free(pc);
+	}
+}
 
 static void r56_free(struct layer *l)
 {
@@ -188,21 +429,55 @@ static void r56_free(struct layer *l)
 
 	if (!r)
 		return;
-	loop_hook_disarm(&r->unplug);
+	loop_hook_disarm(&r->shape);
 	free(r->scrub_save);
-	while (r->free_ops) {
-		struct stripe_op *so = r->free_ops;
-
-		r->free_ops = so->so_next;
-		so_free(so);
-	}
-	while (r->cur_free) {
-		struct r56_cursor *c = r->cur_free;
-
-		r->cur_free = c->rc_next;
-		free(c);
+	for (int i = 0; i < r->nr_shards; i++) {
+		shard_free(r->sh[i]);
+		if (i)
+			free(r->sh[i]);
 	}
 	free(r);
+}
+
+/* A headerless array keeps nothing on the I/O path that a shard per loop
+ * cannot hold; md metadata is one array's, on one loop. */
+static int r56_max_loops(const struct bdev *dev)
+{
+	return layer_of((struct bdev *)dev)->l_md ? 0 : LOOP_MAX;
+}
+
+/* The kind's bk_share: a shard per loop, each owning every nr_loops-th
+ * group of stripes.  A group is at least 1 MiB of data and whole
+ * batches, so that a batch of full stripes, and most large requests,
+ * stay on one loop; random writes spread evenly. */
+static int r56_share(struct bdev *dev, int nr_loops)
+{
+	struct layer *l = layer_of(dev);
+	struct r56 *r = r56_of(l);
+	uint64_t sdata = r->chunk * r->ndata, stripes;
+	int per = r->max_ops / nr_loops;
+
+	if (r->nr_shards > 1 || nr_loops < 2)
+		return 0;
+	if (per < 4)
+		per = 4;
+	for (int i = 1; i < nr_loops; i++) {
+		r->sh[i] = calloc(1, sizeof(*r->sh[i]));
+		if (!r->sh[i]) {
+			while (--i > 0)
+				free(r->sh[i]);
+			return -ENOMEM;
+		}
+		shard_init(r->sh[i], l, (unsigned)i, per);
+	}
+	r->sh0.max_ops = per;
+	stripes = ((1u << 20) + sdata - 1) / sdata;
+	stripes = (stripes + r->batch_max - 1) / r->batch_max * r->batch_max;
+	r->group_bytes = stripes * sdata;
+	r->nr_shards = nr_loops;
+	r->mode = R56_SHARDED;
+	dev->bd_owner_moves = true;
+	return 0;
 }
 
 static const struct bdev_ops r56_ops = {
@@ -245,7 +520,6 @@ int raid56_create(int nparity, struct bdev **members, int nr,
 	r->ndata = nr - nparity;
 	r->chunk = chunk;
 	r->stripes = msize / chunk;
-	r->unplug.lh_fn = r56_unplug;
 	r->batch_max = chunk < R56_BATCH_BYTES ? R56_BATCH_BYTES / chunk : 1;
 	r->vec_cap = l->l_vec_cap + 2 * r->batch_max;
 	r->scratch_cols = r->batch_max * nparity > (uint32_t)nr ?
@@ -257,6 +531,10 @@ int raid56_create(int nparity, struct bdev **members, int nr,
 		r->max_ops = 4;
 	if (r->max_ops > 256)
 		r->max_ops = 256;
+	shard_init(&r->sh0, l, 0, r->max_ops);
+	r->sh[0] = &r->sh0;
+	r->nr_shards = 1;
+	r->shape.lh_fn = r56_shape;
 	l->l_private = r;
 	l->l_free_private = r56_free;
 	l->l_sweep = r56_sweep;
@@ -303,16 +581,22 @@ static int raid6_redundancy(int nr)
 static void r56_stats_fields(const struct bdev *dev, bdev_stat_fn emit,
 			     void *ctx)
 {
-	const struct raid56_stats *r = raid56_stats(dev);
+	const struct r56 *r = r56_of(layer_of((struct bdev *)dev));
+	struct raid56_stats st;
 
-	emit(ctx, "full_stripe_writes", r->full_stripe_writes);
-	emit(ctx, "rmw_writes", r->rmw_writes);
-	emit(ctx, "rcw_writes", r->rcw_writes);
-	emit(ctx, "parity_reads", r->parity_reads);
-	emit(ctx, "parity_copy_bytes", r->parity_copy_bytes);
-	emit(ctx, "degraded_ops", r->degraded_ops);
-	emit(ctx, "stripe_waits", r->stripe_waits);
-	emit(ctx, "merged_writes", r->merged_writes);
+	raid56_stats(dev, &st);
+	emit(ctx, "full_stripe_writes", st.full_stripe_writes);
+	emit(ctx, "rmw_writes", st.rmw_writes);
+	emit(ctx, "rcw_writes", st.rcw_writes);
+	emit(ctx, "parity_reads", st.parity_reads);
+	emit(ctx, "parity_copy_bytes", st.parity_copy_bytes);
+	emit(ctx, "degraded_ops", st.degraded_ops);
+	emit(ctx, "stripe_waits", st.stripe_waits);
+	emit(ctx, "merged_writes", st.merged_writes);
+	emit(ctx, "pieces_handed", st.pieces_handed);
+	/* Stats are read on loop 0, whose the mode is. */
+	emit(ctx, "stripe_loops",
+	     (uint64_t)(r->mode == R56_SHARDED ? r->nr_shards : 1));
 }
 
 #define R56_CHUNK_OPT                                                    \
@@ -334,6 +618,8 @@ const struct bdev_kind raid5_kind = {
 	.bk_rebuild_needs = "all the others",
 	.bk_create = raid5_create,
 	.bk_stats = r56_stats_fields,
+	.bk_max_loops = r56_max_loops,
+	.bk_share = r56_share,
 };
 
 const struct bdev_kind raid6_kind = {
@@ -348,4 +634,6 @@ const struct bdev_kind raid6_kind = {
 	.bk_rebuild_needs = "all but one of the others",
 	.bk_create = raid6_create,
 	.bk_stats = r56_stats_fields,
+	.bk_max_loops = r56_max_loops,
+	.bk_share = r56_share,
 };

@@ -15,6 +15,7 @@ struct raid56_stats {
 	uint64_t degraded_ops;	    /* stripe ops that reconstructed data */
 	uint64_t stripe_waits;	    /* ops that waited for a stripe lock */
 	uint64_t merged_writes;	    /* writes merged into a neighbour's op */
+	uint64_t pieces_handed;	    /* request parts run on another loop */
 };
 
 /**
@@ -26,10 +27,12 @@ struct raid56_stats {
  * in pieces can still be a full-stripe write; a request without a loop is
  * never held.
  *
- * State: the stripe-op pool, stripe-lock lists (active, waiting), the
- * cursors, the unplug hook, seq_end/write_op_ns and the stats belong to
- * the array, not to a loop: every request of one array runs on one loop
- * (the unplug hook is armed on it).  Each stripe op records its loop.
+ * State: the stripe-op pool, stripe locks (active, waiting), cursors,
+ * unplug hook, sequencing and counters are a shard's.  A headerless
+ * array on several loops has a shard per loop, each owning a group of
+ * stripes in turn, and a request's groups run on their loops; it is
+ * loop 0's alone (collapsed) while a sweep runs.  Otherwise one shard,
+ * on the loop that owns the array.  Each stripe op records its loop.
  */
 int raid56_create(int nparity, struct bdev **members, int nr,
 		  uint64_t data_offset, uint64_t chunk, size_t max_io_bytes,
@@ -42,7 +45,7 @@ int raid56_create(int nparity, struct bdev **members, int nr,
  */
 void raid56_layout(const struct layer *l, uint64_t stripe, int *slots);
 
-/** raid56_stats() - the parity layer's counters. */
-const struct raid56_stats *raid56_stats(const struct bdev *dev);
+/** raid56_stats() - the parity layer's counters, summed over its shards. */
+void raid56_stats(const struct bdev *dev, struct raid56_stats *out);
 
 #endif

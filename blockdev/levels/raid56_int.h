@@ -50,6 +50,7 @@ struct stripe_op {
 	struct stripe_op *so_next;
 	struct layer *so_l;
 	struct loop *so_loop; /* its request's, or the sweep's: it runs there */
+	struct r56_shard *so_sh; /* whose pool, locks and counters */
 	enum so_kind so_kind;
 	enum so_mode so_mode;
 	uint64_t so_stripe;
@@ -96,17 +97,29 @@ struct r56_cursor {
 	uint64_t rc_off;	/* bytes of the request already handed to ops */
 	struct bdev_req rc_sub; /* a healthy read tried through the map */
 	struct layer *rc_l;
+	struct r56_shard *rc_sh;
 };
 
-struct r56 {
-	int nparity, ndata;
-	uint64_t chunk, stripes;
-	uint32_t batch_max; /* stripes one batch may cover (1: no batches) */
-	/* Per op: segments a member I/O may gather (a run of the request's
-	 * segments per data chunk plus a parity column per stripe), and
-	 * scratch columns (one per member, or a batch's parity). */
-	uint32_t vec_cap;
-	uint32_t scratch_cols;
+/* A part of a request cut at a group boundary (several loops): run on
+ * the shard that owns the group, on its loop when that is another. */
+struct r56_piece {
+	struct bdev_req pc_req; /* child of the request */
+	struct r56_piece *pc_next;
+	struct r56_shard *pc_from; /* the shard of the loop that cut it */
+	bool pc_sent;		   /* to another loop */
+};
+
+/**
+ * struct r56_shard - the stripe state one event loop works on: its op
+ * pool, the stripe locks of the stripes it owns (active, waiting), the
+ * requests waiting for its ops, its unplug hook and sequencing, and its
+ * counters (bdev_stat_add: stats sums them from loop 0).  A headerless
+ * array on several loops has one per loop (raid56_shard.c); otherwise
+ * everything runs on shard 0.
+ */
+struct r56_shard {
+	struct layer *sh_l;
+	unsigned sh_id;
 	struct stripe_op *free_ops;
 	int nr_ops, max_ops;
 	struct stripe_op *active;
@@ -117,11 +130,60 @@ struct r56 {
 	uint64_t seq_end;     /* where the last write op ended, array bytes */
 	uint64_t write_op_ns; /* moving average of a write op's run time */
 	int last_write_reqs;  /* requests the last write op carried */
+	struct raid56_stats st;
+	struct r56_piece *pieces; /* free pieces this loop cuts */
+	uint32_t pieces_out;	  /* shard 0's: its pieces on other loops */
+};
+
+/*
+ * The array on several loops (r56.mode), changed by loop 0 only:
+ *   R56_ONE        one shard: one loop, or owned (md metadata, a trace)
+ *   R56_SHARDED    no owner; stripes in groups of group_bytes of data,
+ *                  group g shard (g mod nr_shards)'s, on that loop
+ *   R56_COLLAPSING loop 0 owns it and waits until the other loops'
+ *                  requests and its own pieces on them are done; the
+ *                  requests it gets meanwhile wait in @held
+ *   R56_COLLAPSED  loop 0's, every stripe on shard 0 (a sweep runs)
+ *   R56_EXPANDING  loop 0 waits for shard 0's ops to end, holding new
+ *                  requests, before the array is sharded again
+ */
+enum r56_mode {
+	R56_ONE,
+	R56_SHARDED,
+	R56_COLLAPSING,
+	R56_COLLAPSED,
+	R56_EXPANDING
+};
+
+/* How often loop 0 looks whether a collapse or an expansion can end. */
+#define R56_SHAPE_POLL_NS 200000ull
+
+struct r56 {
+	int nparity, ndata;
+	uint64_t chunk, stripes;
+	uint32_t batch_max; /* stripes one batch may cover (1: no batches) */
+	/* Per op: segments a member I/O may gather (a run of the request's
+	 * segments per data chunk plus a parity column per stripe), and
+	 * scratch columns (one per member, or a batch's parity). */
+	uint32_t vec_cap;
+	uint32_t scratch_cols;
+	int max_ops; /* over all shards */
+	int nr_shards;
+	struct r56_shard *sh[LOOP_MAX];
+	struct r56_shard sh0;
+	enum r56_mode mode;
+	uint64_t group_bytes;	      /* R56_SHARDED: data bytes a group */
+	FIFO(struct r56_cursor) held; /* loop 0's, while the mode moves */
+	struct loop_hook shape;	      /* r56_shape(), on loop 0 */
+	void (*then)(void *arg);      /* once collapsed */
+	void *then_arg;
 	/* A check or repair sweep's copy of the parity read (chunk bytes per
 	 * parity), allocated when it starts: no stripe can fail for memory. */
 	uint8_t *scrub_save;
-	struct raid56_stats st;
 };
+
+/* Count @n in an op's shard's counter @field. */
+#define R56_COUNT(so, field, n) bdev_stat_add(&(so)->so_sh->st.field, (n))
 
 static inline struct r56 *r56_of(const struct layer *l)
 {
@@ -167,12 +229,13 @@ void so_unlock(struct stripe_op *so);
 /** r56_unplug() - the loop hook that lets held partial writes go. */
 void r56_unplug(struct loop_hook *h);
 
-/** so_alloc() / so_free() - an op with its scratch, outside the pool. */
-struct stripe_op *so_alloc(struct layer *l);
+/** so_alloc() / so_free() - an op of shard @sh with its scratch, outside
+ * the pool. */
+struct stripe_op *so_alloc(struct r56_shard *sh);
 void so_free(struct stripe_op *so);
 
-/** so_get() / so_put() - an op from the pool (NULL: wait), and back. */
-struct stripe_op *so_get(struct layer *l);
+/** so_get() / so_put() - an op from @sh's pool (NULL: wait), and back. */
+struct stripe_op *so_get(struct r56_shard *sh);
 void so_put(struct stripe_op *so);
 
 /**
@@ -195,7 +258,19 @@ int r56_sweep(struct layer *l, struct loop *loop, enum layer_sweep_kind kind,
 
 /* ---- raid56.c ---------------------------------------------------------- */
 
-/** r56_resume() - hand deferred requests to ops freed meanwhile. */
-void r56_resume(struct layer *l);
+/** r56_resume() - hand @sh's deferred requests to ops freed meanwhile. */
+void r56_resume(struct r56_shard *sh);
+
+/**
+ * r56_collapse() - from loop 0 (@loop): make the array loop 0's alone,
+ * every stripe on shard 0, then call @then(@arg) (at once when it is).
+ * What changes the array's state beyond a member's failure (a sweep)
+ * runs collapsed.
+ */
+void r56_collapse(struct layer *l, struct loop *loop, void (*then)(void *),
+		  void *arg);
+
+/** r56_expand() - from loop 0: shard a collapsed array again. */
+void r56_expand(struct layer *l, struct loop *loop);
 
 #endif

@@ -94,8 +94,8 @@ static void plan(struct stripe_op *so)
 		/* With more members out than parity covers, reads go the
 		 * RECON way: EIO where a stripe lacks more than parity
 		 * covers (a rebuilding member may already cover this one). */
-		so->so_mode = l->l_nr_bad > r->nparity ? MODE_RECON :
-							 MODE_DIRECT;
+		so->so_mode = layer_nr_bad(l) > r->nparity ? MODE_RECON :
+							     MODE_DIRECT;
 		for (int j = 0; j < r->ndata; j++)
 			if (so_touched(so, j, &a, &b) &&
 			    (so->so_unreadable & (1ull << j)))
@@ -130,7 +130,7 @@ void so_run(struct stripe_op *so)
 {
 	struct layer *l = so->so_l;
 	struct r56 *r = r56_of(l);
-	uint64_t w = so->so_c1 - so->so_c0, a, b;
+	uint64_t w = so->so_c1 - so->so_c0, a = 0, b = 0;
 	int slots[LAYER_MAX_MEMBERS], n = r->ndata + r->nparity, lost = 0;
 
 	if (!so->so_tries)
@@ -141,10 +141,10 @@ void so_run(struct stripe_op *so)
 	stage_begin(so);
 	switch (so->so_mode) {
 	case MODE_FULL:
-		r->st.full_stripe_writes += so->so_nstripes;
+		R56_COUNT(so, full_stripe_writes, so->so_nstripes);
 		break;
 	case MODE_RCW:
-		r->st.rcw_writes++;
+		R56_COUNT(so, rcw_writes, 1);
 		for (int j = 0; j < r->ndata; j++) {
 			if (so_touched(so, j, &a, &b) && a == so->so_c0 &&
 			    b == so->so_c1)
@@ -152,24 +152,24 @@ void so_run(struct stripe_op *so)
 			stage_io(so, BDEV_READ, slots[j], 0, w,
 				 col(so, slots[j]), NULL,
 				 (struct pvec_iter){ 0 });
-			r->st.parity_reads++;
+			R56_COUNT(so, parity_reads, 1);
 		}
 		break;
 	case MODE_RMW:
-		r->st.rmw_writes++;
+		R56_COUNT(so, rmw_writes, 1);
 		for (int j = 0; j < r->ndata; j++) {
 			if (!so_touched(so, j, &a, &b))
 				continue;
 			stage_io(so, BDEV_READ, slots[j], a - so->so_c0, b - a,
 				 col(so, slots[j]) + (a - so->so_c0), NULL,
 				 (struct pvec_iter){ 0 });
-			r->st.parity_reads++;
+			R56_COUNT(so, parity_reads, 1);
 		}
 		for (int i = r->ndata; i < n; i++) {
 			stage_io(so, BDEV_READ, slots[i], 0, w,
 				 col(so, slots[i]), NULL,
 				 (struct pvec_iter){ 0 });
-			r->st.parity_reads++;
+			R56_COUNT(so, parity_reads, 1);
 		}
 		break;
 	case MODE_DIRECT:
@@ -200,7 +200,7 @@ void so_run(struct stripe_op *so)
 					 (struct pvec_iter){ 0 });
 		}
 		if (lost)
-			r->st.degraded_ops++;
+			R56_COUNT(so, degraded_ops, 1);
 		break;
 	}
 	stage_submit(so);
@@ -215,7 +215,7 @@ static void overlay(struct stripe_op *so, int j, int m, uint64_t a, uint64_t b)
 		memset(dst, 0, b - a);
 	else
 		pvec_copy_to(dst, so->so_vec, req_slice(so, 0, j, a, b), b - a);
-	r56_of(so->so_l)->st.parity_copy_bytes += b - a;
+	R56_COUNT(so, parity_copy_bytes, b - a);
 }
 
 /* A full stripe's parity needs no copy of its data: P and Q are built
@@ -252,7 +252,7 @@ static int compute(struct stripe_op *so, int *slots, uint8_t **blk)
 {
 	struct layer *l = so->so_l;
 	struct r56 *r = r56_of(l);
-	uint64_t w = so->so_c1 - so->so_c0, a, b;
+	uint64_t w = so->so_c1 - so->so_c0, a = 0, b = 0;
 	int n = r->ndata + r->nparity, lost[2], nr_lost = 0;
 
 	for (int i = 0; i < n; i++)
@@ -281,7 +281,7 @@ static int compute(struct stripe_op *so, int *slots, uint8_t **blk)
 						     len);
 					parity_xor(delta + (o - a), tmp, len);
 				}
-				r->st.parity_copy_bytes += b - a;
+				R56_COUNT(so, parity_copy_bytes, b - a);
 			}
 			parity_xor(blk[r->ndata] + (a - so->so_c0), delta,
 				   b - a);
@@ -359,7 +359,7 @@ static void batch_write_stage(struct stripe_op *so)
 	uint8_t *blk[LAYER_MAX_MEMBERS];
 	struct pvec col_vec;
 
-	if (l->l_nr_bad > r->nparity) {
+	if (layer_nr_bad(l) > r->nparity) {
 		so_finish(so, -EIO); /* as a stripe op that finds too few */
 		return;
 	}
@@ -374,7 +374,7 @@ static void batch_write_stage(struct stripe_op *so)
 			bool hole = so->so_req.br_op == BDEV_DISCARD &&
 				    md->bd_discard_zeroes;
 
-			if (l->l_state[m] != LAYER_MEMBER_FAILED)
+			if (layer_member_state(l, m) != LAYER_MEMBER_FAILED)
 				stage_io(so, hole ? BDEV_DISCARD : BDEV_ZERO, m,
 					 0, so->so_nstripes * r->chunk, NULL,
 					 NULL, (struct pvec_iter){ 0 });
@@ -416,7 +416,7 @@ static void batch_write_stage(struct stripe_op *so)
 	for (int m = 0; m < n; m++) {
 		const struct pvec *v = so->so_mvec + (size_t)m * r->vec_cap;
 
-		if (l->l_state[m] != LAYER_MEMBER_FAILED)
+		if (layer_member_state(l, m) != LAYER_MEMBER_FAILED)
 			stage_io(so, BDEV_WRITE, m, 0,
 				 so->so_nstripes * r->chunk, NULL, v,
 				 pvec_iter_init(v, nv[m]));
@@ -429,7 +429,7 @@ static void write_stage(struct stripe_op *so)
 {
 	struct layer *l = so->so_l;
 	struct r56 *r = r56_of(l);
-	uint64_t w = so->so_c1 - so->so_c0, a, b;
+	uint64_t w = so->so_c1 - so->so_c0, a = 0, b = 0;
 	int slots[LAYER_MAX_MEMBERS], n = r->ndata + r->nparity;
 	uint8_t *blk[LAYER_MAX_MEMBERS];
 	int err;
@@ -458,14 +458,16 @@ static void write_stage(struct stripe_op *so)
 		scrub(so, blk);
 		if (so->so_kind == SO_REPAIR)
 			for (int i = r->ndata; i < n; i++)
-				if (l->l_state[slots[i]] != LAYER_MEMBER_FAILED)
+				if (layer_member_state(l, slots[i]) !=
+				    LAYER_MEMBER_FAILED)
 					stage_io(so, BDEV_WRITE, slots[i], 0, w,
 						 blk[i], NULL,
 						 (struct pvec_iter){ 0 });
 		break;
 	case SO_REBUILD:
 		for (int i = 0; i < n; i++)
-			if (l->l_state[slots[i]] == LAYER_MEMBER_REBUILDING)
+			if (layer_member_state(l, slots[i]) ==
+			    LAYER_MEMBER_REBUILDING)
 				stage_io(so, BDEV_WRITE, slots[i], 0, w, blk[i],
 					 NULL, (struct pvec_iter){ 0 });
 		break;
@@ -476,7 +478,7 @@ static void write_stage(struct stripe_op *so)
 			bool data_touched = i < r->ndata &&
 					    so_touched(so, i, &a, &b);
 
-			if (l->l_state[m] == LAYER_MEMBER_FAILED)
+			if (layer_member_state(l, m) == LAYER_MEMBER_FAILED)
 				continue;
 			if (i >= r->ndata) {
 				stage_io(so, BDEV_WRITE, m, 0, w, blk[i], NULL,
@@ -529,12 +531,10 @@ static void stage_end(struct bdev_req *req)
 			 * may have failed it first: this op is retried
 			 * (or, for a write, covered) all the same. */
 			failed_one = true;
-			if (l->l_state[m] != LAYER_MEMBER_FAILED) {
-				layer_set_state(l, m, LAYER_MEMBER_FAILED);
+			if (layer_set_state(l, m, LAYER_MEMBER_FAILED))
 				bdev_log("%s member %d failed (%s): running degraded",
 					 l->l_kind, m,
 					 strerror(-so->so_sub[i].br_error));
-			}
 		}
 		if (failed_one && so->so_tries >= 0 && so->so_tries++ < 3) {
 			so_run(so);
@@ -543,7 +543,7 @@ static void stage_end(struct bdev_req *req)
 		/* A failed write to a member parity still covers leaves the
 		 * stripe consistent (parity holds the new data): done. */
 		if (failed_one && so->so_tries < 0 &&
-		    l->l_nr_bad <= r56_of(l)->nparity)
+		    layer_nr_bad(l) <= r56_of(l)->nparity)
 			err = 0;
 		so_finish(so, err);
 		return;

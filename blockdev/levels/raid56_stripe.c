@@ -18,7 +18,7 @@
 #define R56_HOLD_MAX_NS 100000000ull
 #define R56_IDLE_HOLD_NS 500000ull
 
-static void start_waiters(struct r56 *r, const struct stripe_op *freed);
+static void start_waiters(struct r56_shard *sh, const struct stripe_op *freed);
 
 static bool overlap(const struct stripe_op *a, const struct stripe_op *b)
 {
@@ -72,8 +72,9 @@ static bool mergeable(const struct stripe_op *so)
  * requests' vectors back to back, and @so completes with it.  The newest
  * waiter is the one @so would queue behind, so the order of overlapping
  * writes is kept. */
-static bool so_merge(struct r56 *r, struct stripe_op *so)
+static bool so_merge(struct r56_shard *sh, struct stripe_op *so)
 {
+	const struct r56 *r = r56_of(so->so_l);
 	struct stripe_op *w = NULL, *first, *second;
 	/* unused by @so: build the new one here */
 	struct pvec *v = so->so_dvec;
@@ -83,7 +84,7 @@ static bool so_merge(struct r56 *r, struct stripe_op *so)
 
 	if (!mergeable(so))
 		return false;
-	for (struct stripe_op *o = r->waiting.head; o; o = o->so_next)
+	for (struct stripe_op *o = sh->waiting.head; o; o = o->so_next)
 		if (overlap(o, so))
 			w = o;
 	if (!w || !mergeable(w))
@@ -122,12 +123,12 @@ static bool so_merge(struct r56 *r, struct stripe_op *so)
 	so_set_cols(w);
 	so->so_next = w->so_peers;
 	w->so_peers = so;
-	r->st.merged_writes++;
-	r->seq_end = w->so_stripe * r->ndata * r->chunk + w->so_hi;
+	R56_COUNT(so, merged_writes, 1);
+	sh->seq_end = w->so_stripe * r->ndata * r->chunk + w->so_hi;
 	if (w->so_plugged && whole_stripe(r, w)) {
 		/* Full now: nothing more to wait for. */
 		w->so_plugged = false;
-		start_waiters(r, NULL);
+		start_waiters(sh, NULL);
 	}
 	return true;
 }
@@ -142,75 +143,77 @@ static bool so_merge(struct r56 *r, struct stripe_op *so)
  *    that many in flight, and the rest were sent with this one, so wait a
  *    little (at most R56_IDLE_HOLD_NS).
  * A writer at queue depth 1 meets neither and never waits. */
-static uint64_t hold_ns(const struct r56 *r, const struct stripe_op *so,
+static uint64_t hold_ns(const struct r56_shard *sh, const struct stripe_op *so,
 			bool seq)
 {
-	uint64_t op = r->write_op_ns;
+	const struct r56 *r = r56_of(so->so_l);
+	uint64_t op = sh->write_op_ns;
 
 	op = op < R56_HOLD_MIN_NS ? R56_HOLD_MIN_NS :
 	     op > R56_HOLD_MAX_NS ? R56_HOLD_MAX_NS :
 				    op;
 	if (!seq)
 		return 0;
-	if (r->active)
+	if (sh->active)
 		return op;
 	if (!so->so_lo &&
-	    (uint64_t)r->last_write_reqs * so->so_hi >= r->ndata * r->chunk)
+	    (uint64_t)sh->last_write_reqs * so->so_hi >= r->ndata * r->chunk)
 		return op < R56_IDLE_HOLD_NS ? op : R56_IDLE_HOLD_NS;
 	return 0;
 }
 
 void so_lock_or_wait(struct stripe_op *so)
 {
-	struct r56 *r = r56_of(so->so_l);
+	struct r56_shard *sh = so->so_sh;
+	const struct r56 *r = r56_of(so->so_l);
 	uint64_t at = so->so_stripe * r->ndata * r->chunk;
 	bool blocked;
 
 	so->so_next = NULL;
 	so->so_plugged = false;
-	if (so_merge(r, so))
+	if (so_merge(sh, so))
 		return;
 	if (mergeable(so)) {
-		so->so_hold_ns = hold_ns(r, so, at + so->so_lo == r->seq_end);
-		r->seq_end = at + so->so_hi;
+		so->so_hold_ns = hold_ns(sh, so, at + so->so_lo == sh->seq_end);
+		sh->seq_end = at + so->so_hi;
 	}
 	/* First come, first served per stripe: never pass a waiter. */
-	blocked = overlaps_any(r->waiting.head, NULL, so) ||
-		  overlaps_any(r->active, NULL, so);
+	blocked = overlaps_any(sh->waiting.head, NULL, so) ||
+		  overlaps_any(sh->active, NULL, so);
 	if (!blocked &&
 	    !(so->so_loop && mergeable(so) && !whole_stripe(r, so))) {
-		so->so_next = r->active;
-		r->active = so;
+		so->so_next = sh->active;
+		sh->active = so;
 		so_run(so);
 		return;
 	}
 	if (blocked) {
-		r->st.stripe_waits++;
+		R56_COUNT(so, stripe_waits, 1);
 	} else {
 		so->so_plugged = true;
 		so->so_plug_ns = loop_now_ns();
-		loop_hook_arm(so->so_loop, &r->unplug);
+		loop_hook_arm(so->so_loop, &sh->unplug);
 	}
-	fifo_push(&r->waiting, so, so_next);
+	fifo_push(&sh->waiting, so, so_next);
 }
 
 /* Start every waiter that overlaps neither a running op nor an older
  * waiter, nor is plugged; with @freed, only those it may have held up. */
-static void start_waiters(struct r56 *r, const struct stripe_op *freed)
+static void start_waiters(struct r56_shard *sh, const struct stripe_op *freed)
 {
 	struct stripe_op **pp, *w;
 
 	/* so_run() may finish ops and re-enter here, which changes both
 	 * lists: start one, then look again from the top. */
 again:
-	for (pp = &r->waiting.head; (w = *pp); pp = &w->so_next) {
+	for (pp = &sh->waiting.head; (w = *pp); pp = &w->so_next) {
 		if ((freed && !overlap(w, freed)) || w->so_plugged ||
-		    overlaps_any(r->active, NULL, w) ||
-		    overlaps_any(r->waiting.head, w, w))
+		    overlaps_any(sh->active, NULL, w) ||
+		    overlaps_any(sh->waiting.head, w, w))
 			continue;
-		fifo_unlink(&r->waiting, pp, so_next);
-		w->so_next = r->active;
-		r->active = w;
+		fifo_unlink(&sh->waiting, pp, so_next);
+		w->so_next = sh->active;
+		sh->active = w;
 		so_run(w);
 		goto again;
 	}
@@ -218,23 +221,23 @@ again:
 
 void so_unlock(struct stripe_op *so)
 {
-	struct r56 *r = r56_of(so->so_l);
-	struct stripe_op **pp = &r->active;
+	struct r56_shard *sh = so->so_sh;
+	struct stripe_op **pp = &sh->active;
 
 	while (*pp != so)
 		pp = &(*pp)->so_next;
 	*pp = so->so_next;
-	start_waiters(r, so);
+	start_waiters(sh, so);
 }
 
 /* The end of a batch of requests, or the time a held write was due: what
  * was held for neighbours and is not to be held longer goes. */
 void r56_unplug(struct loop_hook *h)
 {
-	struct r56 *r = container_of(h, struct r56, unplug);
+	struct r56_shard *sh = container_of(h, struct r56_shard, unplug);
 	uint64_t now = loop_now_ns(), next = 0;
 
-	for (struct stripe_op *w = r->waiting.head; w; w = w->so_next) {
+	for (struct stripe_op *w = sh->waiting.head; w; w = w->so_next) {
 		if (!w->so_plugged)
 			continue;
 		if (now - w->so_plug_ns < w->so_hold_ns) {
@@ -244,13 +247,14 @@ void r56_unplug(struct loop_hook *h)
 		}
 		w->so_plugged = false;
 	}
-	start_waiters(r, NULL);
+	start_waiters(sh, NULL);
 	if (next)
 		loop_hook_arm_at(h->lh_loop, h, next);
 }
 
-struct stripe_op *so_alloc(struct layer *l)
+struct stripe_op *so_alloc(struct r56_shard *sh)
 {
+	struct layer *l = sh->sh_l;
 	const struct r56 *r = r56_of(l);
 	struct stripe_op *so = calloc(1, sizeof(*so));
 	size_t nvec = (size_t)l->l_nr * r->vec_cap;
@@ -272,6 +276,7 @@ struct stripe_op *so_alloc(struct layer *l)
 		return NULL;
 	}
 	so->so_l = l;
+	so->so_sh = sh;
 	return so;
 }
 
@@ -285,29 +290,28 @@ void so_free(struct stripe_op *so)
 }
 
 /* Ops grow to max_ops and are then recycled; NULL means wait. */
-struct stripe_op *so_get(struct layer *l)
+struct stripe_op *so_get(struct r56_shard *sh)
 {
-	struct r56 *r = r56_of(l);
-	struct stripe_op *so = r->free_ops;
+	struct stripe_op *so = sh->free_ops;
 
 	if (so) {
-		r->free_ops = so->so_next;
+		sh->free_ops = so->so_next;
 		return so;
 	}
-	if (r->nr_ops == r->max_ops || !(so = so_alloc(l)))
+	if (sh->nr_ops == sh->max_ops || !(so = so_alloc(sh)))
 		return NULL;
-	r->nr_ops++;
+	sh->nr_ops++;
 	return so;
 }
 
 void so_put(struct stripe_op *so)
 {
-	struct r56 *r = r56_of(so->so_l);
+	struct r56_shard *sh = so->so_sh;
 
-	so->so_next = r->free_ops;
-	r->free_ops = so;
-	if (!fifo_empty(&r->cursors))
-		r56_resume(so->so_l);
+	so->so_next = sh->free_ops;
+	sh->free_ops = so;
+	if (!fifo_empty(&sh->cursors))
+		r56_resume(sh);
 }
 
 void so_finish(struct stripe_op *so, int err)
@@ -318,14 +322,14 @@ void so_finish(struct stripe_op *so, int err)
 		so->so_done(so, err);
 		return;
 	}
-	struct r56 *r = r56_of(so->so_l);
+	struct r56_shard *sh = so->so_sh;
 	int reqs = 1;
 
 	if (so->so_kind == SO_WRITE) {
 		int64_t d = (int64_t)(loop_now_ns() - so->so_run_ns) -
-			    (int64_t)r->write_op_ns;
+			    (int64_t)sh->write_op_ns;
 
-		r->write_op_ns += d / 8;
+		sh->write_op_ns += d / 8;
 	}
 	so_unlock(so);
 	for (; so->so_peers; reqs++) {
@@ -336,7 +340,7 @@ void so_finish(struct stripe_op *so, int err)
 		so_put(p);
 	}
 	if (so->so_kind == SO_WRITE)
-		r->last_write_reqs = reqs;
+		sh->last_write_reqs = reqs;
 	bdev_req_complete(&so->so_req, err);
 	so_put(so);
 }

@@ -27,7 +27,9 @@ static void sweep_op_done(struct stripe_op *so, int err)
 	if (sw->kind == SO_REBUILD && !sw->err) {
 		struct layer *l = sw->l;
 		/* Stripes complete in order (one in flight at a time). */
-		l->l_rebuild_pos = (so->so_stripe + 1) * l->l_chunk;
+		__atomic_store_n(&l->l_rebuild_pos,
+				 (so->so_stripe + 1) * l->l_chunk,
+				 __ATOMIC_RELEASE);
 	}
 	so_unlock(so);
 	sweep_step(sw);
@@ -52,6 +54,7 @@ static void sweep_step(struct r56_sweep *sw)
 		layer_sweep_end(l);
 		if (done)
 			done(l, err);
+		r56_expand(l, l->l_sweep_loop);
 		return;
 	}
 	so = sw->so;
@@ -70,6 +73,11 @@ static void sweep_step(struct r56_sweep *sw)
 	sw->inflight++;
 	l->l_sweep_pos = sw->next_stripe;
 	so_lock_or_wait(so);
+}
+
+static void sweep_start(void *sw)
+{
+	sweep_step(sw);
 }
 
 /* The level's l_sweep: walk every stripe in the background, rebuilding the
@@ -91,7 +99,7 @@ int r56_sweep(struct layer *l, struct loop *loop, enum layer_sweep_kind kind,
 	sw = calloc(1, sizeof(*sw));
 	if (kind != LAYER_SWEEP_REBUILD)
 		r->scrub_save = malloc(r->chunk * r->nparity);
-	if (!sw || !(sw->so = so_alloc(l)) ||
+	if (!sw || !(sw->so = so_alloc(&r->sh0)) ||
 	    (kind != LAYER_SWEEP_REBUILD && !r->scrub_save)) {
 		if (sw && sw->so)
 			so_free(sw->so);
@@ -104,6 +112,7 @@ int r56_sweep(struct layer *l, struct loop *loop, enum layer_sweep_kind kind,
 	sw->kind = op_of[kind];
 	sw->done = done;
 	layer_sweep_begin(l, loop, kind, r->stripes, r->chunk);
-	sweep_step(sw);
+	/* Its stripe locks are shard 0's: no other loop may hold one. */
+	r56_collapse(l, loop, sweep_start, sw);
 	return 0;
 }

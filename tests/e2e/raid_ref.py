@@ -703,17 +703,12 @@ def account(n, op, off, length, path, e):
         e.add(path, "parity_copy_bytes", length)
         lo_key = (path, "parity_copy_bytes")
         e.atleast[lo_key] = e.atleast.get(lo_key, 0) + length
-        pos, end = off, off + length
-        while pos < end:
-            s = pos // n.swidth
-            lo, hi = pos - s * n.swidth, min(n.swidth, end - s * n.swidth)
-            k = min((end - pos) // n.swidth if lo == 0 else 0, r56_batch_max(n))
-            if k > 1:
-                r56_batch(n, s, k, path, e)
-                pos = (s + k) * n.swidth
-                continue
-            r56_write(n, s, lo, hi, path, e)
-            pos = s * n.swidth + hi
+        # Sharded over loops (mark_groups), each group of stripes is one
+        # loop's: the request is cut at group boundaries first.
+        g = getattr(n, "group", 0) or off + length
+        for part in range(off // g, (off + length - 1) // g + 1):
+            r56_part(n, max(off, part * g), min(off + length, (part + 1) * g),
+                     path, e)
         return
     # The map: pieces; a piece that continues its member's open run joins
     # it (merged), else it opens a new run; one member I/O per run.
@@ -738,6 +733,33 @@ R56_BATCH_BYTES = 128 << 10  # raid56.c's R56_BATCH_BYTES
 
 def r56_batch_max(n):
     return R56_BATCH_BYTES // n.chunk if n.chunk < R56_BATCH_BYTES else 1
+
+
+def r56_part(n, pos, end, path, e):
+    """Bytes [pos, end) of a raid5/6 write, all in one group: batches of
+    whole stripes and single-stripe operations."""
+    while pos < end:
+        s = pos // n.swidth
+        lo, hi = pos - s * n.swidth, min(n.swidth, end - s * n.swidth)
+        k = min((end - pos) // n.swidth if lo == 0 else 0, r56_batch_max(n))
+        if k > 1:
+            r56_batch(n, s, k, path, e)
+            pos = (s + k) * n.swidth
+            continue
+        r56_write(n, s, lo, hi, path, e)
+        pos = s * n.swidth + hi
+
+
+def mark_groups(n, st):
+    """A raid5/6 whose stats say its stripes run on several loops cuts
+    requests at groups of at least 1 MiB of data in whole batches
+    (raid56.c's r56_share)."""
+    if n.kind in R56 and st.get("stripe_loops", 1) > 1:
+        bm = r56_batch_max(n)
+        stripes = -(-(1 << 20) // n.swidth)
+        n.group = -(-stripes // bm) * bm * n.swidth
+    for i, k in enumerate(n.kids):
+        mark_groups(k, st["members"][i])
 
 
 def r56_batch(n, s, k, path, e):
@@ -829,6 +851,7 @@ def cmd_statsdelta(expr, first, *rest):
         off, length = int(off), int(length)
         b = json.load(open(snaps[i]))["target"]
         a = json.load(open(snaps[i + 1]))["target"]
+        mark_groups(root, b)
         # How many partial raid5/6 stripes: try every way of writing them.
         k = len(expect_io(root, op, off, length, ()).picked)
         if k > 10:

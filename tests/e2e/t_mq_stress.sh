@@ -2,7 +2,8 @@
 # variants: dev/2
 # (check.sh runs it on uring under ThreadSanitizer too; MQ_CASES="file
 # raid5" runs only those targets.)
-# Two event loops under load on a file, raid0, raid1, raid5 and raid6: fio
+# Two event loops under load on a file, raid0, raid1, raid5 and raid6 (with
+# md superblocks, owned by loop 0, and headerless, sharded): fio
 # (4 jobs pinned to both CPUs, O_DIRECT 4k-64k, crc32c verify) plus two
 # pinned unaligned writers sharing 4k blocks byte-disjointly (a lost RMW or
 # range lock shows), and for raid1/5/6 a member failed and rebuilt meanwhile.
@@ -170,6 +171,14 @@ one()
 	) &
 	fpid=$!
 
+	# A headerless raid5/6 runs its stripes on both loops.
+	case $expr in raid[56]*super=none*)
+		SHARDED=1
+		[ "$(stat_value target.stripe_loops)" = 2 ] ||
+			die "$CASE: stripe_loops is $(stat_value target.stripe_loops), not 2"
+		;;
+	*) SHARDED= ;;
+	esac
 	if [ "$red" = 1 ]; then
 		sleep 0.5
 		kill -0 $fpid 2>/dev/null || die "$CASE: fio ended before the member failed"
@@ -198,6 +207,14 @@ one()
 		wait_idle "check"
 		out=$(stat_value target.mismatch_sectors)
 		[ "$out" = 0 ] || die "$CASE: check after the rebuild: mismatch_sectors $out"
+	fi
+	if [ -n "$SHARDED" ]; then
+		# Sharded again once the sweeps ended, and parts of requests
+		# ran on the loop owning their stripes.
+		[ "$(stat_value target.stripe_loops)" = 2 ] ||
+			die "$CASE: stripe_loops $(stat_value target.stripe_loops) after the sweeps, not 2"
+		[ "$(stat_value target.pieces_handed)" -gt 0 ] ||
+			die "$CASE: no request part was handed to the other loop"
 	fi
 
 	# Every byte of the disk: fio's regions by fio (again, after the
@@ -239,4 +256,8 @@ one raid0 0 "raid0(a.img, b.img, c.img, chunk=64k, super=none)"
 one raid1 1 "raid1(a.img, b.img)"
 one raid5 1 "raid5(a.img, b.img, c.img, d.img, chunk=64k)"
 one raid6 1 "raid6(a.img, b.img, c.img, d.img, e.img, chunk=64k)"
+# Headerless: the stripes are sharded over both loops (collapsed to loop 0
+# for the rebuild and the check).
+one raid5h 1 "raid5(a.img, b.img, c.img, d.img, chunk=64k, super=none)"
+one raid6h 1 "raid6(a.img, b.img, c.img, d.img, e.img, chunk=64k, super=none)"
 log "pass (${SECONDS}s)"

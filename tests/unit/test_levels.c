@@ -8,11 +8,13 @@
 
 #include <errno.h>
 #include <stdio.h>
+#include <unistd.h>
 
 #include "blockdev/layout.h"
 #include "blockdev/levels/layer.h"
 #include "blockdev/levels/member.h"
 #include "blockdev/levels/raid56.h"
+#include "blockdev/levels/raid56_int.h"
 #include "blockdev/levels/super.h"
 
 #define MAX_IO (256u << 10) /* the largest request sent (max_io_bytes) */
@@ -811,10 +813,19 @@ struct snap {
 	uint64_t sn_member_reads, sn_degraded;
 };
 
+/* One of a parity layer's summed counters. */
+#define R56_STAT(dev, field)               \
+	({                                 \
+		struct raid56_stats st_;   \
+		raid56_stats((dev), &st_); \
+		st_.field;                 \
+	})
+
 static void take_snap(struct arr *a, struct snap *sn)
 {
-	const struct raid56_stats *st = raid56_stats(a->a_dev);
+	struct raid56_stats st_sum, *st = &st_sum;
 
+	raid56_stats(a->a_dev, st);
 	sn->sn_plan.full = st->full_stripe_writes;
 	sn->sn_plan.rmw = st->rmw_writes;
 	sn->sn_plan.rcw = st->rcw_writes;
@@ -1029,7 +1040,7 @@ START_TEST(test_raid56_merge)
 		 (unsigned long long)(e.sn_plan.rmw - b.sn_plan.rmw),
 		 (unsigned long long)(e.sn_plan.rcw - b.sn_plan.rcw),
 		 (unsigned long long)(e.sn_member_reads - b.sn_member_reads));
-	UT_EQ(raid56_stats(a.a_dev)->merged_writes, 2, "merged");
+	UT_EQ(R56_STAT(a.a_dev, merged_writes), 2, "merged");
 	io_submit(&ios[0], &loop, a.a_dev, BDEV_WRITE, 4 * K, a.a_model + 4 * K,
 		  4 * K, 0);
 	UT_CHECK(!ios[0].io_done,
@@ -1042,6 +1053,104 @@ START_TEST(test_raid56_merge)
 	check_md_r56(&a);
 	arr_close(&a);
 	loop_exit(&loop);
+}
+END_TEST
+
+/* ---- a headerless raid5 on two loops ---- */
+
+/* Run both loops (no waiting) @n times, or until @ios are done. */
+static void run_two(struct loop *la, struct loop *lb, struct io *ios, int nr,
+		    int n)
+{
+	struct io_set set = { ios, nr };
+
+	for (int i = 0; i < n && !(nr && all_done(&set)); i++) {
+		loop_run(la, 0);
+		loop_run(lb, 0);
+		if (i % 64 == 63)
+			usleep(100); /* the shape hook's poll */
+	}
+}
+
+START_TEST(test_raid5_two_loops)
+{
+	static struct loop la, lb;
+	struct io ios[13], held[2];
+	struct r56 *r;
+	struct arr a;
+	uint64_t pos;
+	int ret = loop_init(&la, 64, false);
+
+	if (ret == -ENOSYS || ret == -EPERM)
+		return;
+	ck_assert_int_eq(ret, 0);
+	ck_assert_int_eq(loop_init(&lb, 64, false), 0);
+	loop_register(&la, 0);
+	loop_register(&lb, 1);
+	arr_open(&a,
+		 "raid5(mem(size=1m), mem(size=1m), mem(size=1m), "
+		 "mem(size=1m), chunk=64k)",
+		 &la);
+	r = r56_of(a.a_l);
+	ck_assert_int_eq(bdev_tree_share(a.a_dev, 2, &la), 0);
+	UT_EQ(r->mode, R56_SHARDED, "a headerless raid5 on 2 loops");
+	/* 6 stripes of 192 KiB a group: [0, 1152k) loop 0's, then loop 1's. */
+	UT_EQ(r->group_bytes, 1152 * K, "group of %llu bytes",
+	      (unsigned long long)r->group_bytes);
+	ut_fill(&a.a_rng, a.a_model, a.a_size);
+
+	/* The whole array, written from both loops at once: every other
+	 * request goes to the other loop's stripes, one crosses groups. */
+	for (int i = 0; i < 12; i++) {
+		pos = (uint64_t)i * 256 * K;
+		io_submit(&ios[i], i % 2 ? &lb : &la, a.a_dev, BDEV_WRITE, pos,
+			  a.a_model + pos, 256 * K, 0);
+	}
+	run_two(&la, &lb, ios, 12, 100000);
+	UT_CHECK(all_done(&(struct io_set){ ios, 12 }), "writes not done");
+	for (int i = 0; i < 12; i++)
+		UT_EQ(ios[i].io_req.br_error, 0, "write %d", i);
+	UT_CHECK(R56_STAT(a.a_dev, pieces_handed) > 0,
+		 "no request part went to the other loop");
+
+	/* Loop 1 has a request in flight (its part for loop 0 not even
+	 * sent) when loop 0 collapses the array for a check. */
+	pos = 1152 * K - 64 * K;
+	io_submit(&ios[12], &lb, a.a_dev, BDEV_WRITE, pos, a.a_model + pos,
+		  128 * K, 0);
+	UT_CHECK(!ios[12].io_done, "loop 1's write ended before its part ran");
+	ck_assert_int_ge(member_scrub(&la, a.a_dev, false), 1);
+	UT_EQ(r->mode, R56_COLLAPSING, "collapsing for the check");
+	ck_assert_ptr_eq(a.a_dev->bd_owner, &la);
+	io_submit(&held[0], &la, a.a_dev, BDEV_WRITE, 0, a.a_model, 8 * K, 0);
+	for (int i = 0; i < 20; i++) {
+		loop_run(&la, 0);
+		usleep(100);
+	}
+	UT_EQ(r->mode, R56_COLLAPSING,
+	      "collapsed with loop 1's request in flight");
+	UT_CHECK(!held[0].io_done, "a write ran while the array collapsed");
+	UT_EQ(a.a_l->l_sweep_pos, 0, "the check started before the collapse");
+	/* Loop 1's next request goes to loop 0, the owner now. */
+	pos = 2 * 1152 * K;
+	io_submit(&held[1], &lb, a.a_dev, BDEV_WRITE, pos, a.a_model + pos,
+		  64 * K, 0);
+	run_two(&la, &lb, NULL, 0, 20000);
+	UT_CHECK(ios[12].io_done && held[0].io_done && held[1].io_done,
+		 "requests not done after the collapse: %d %d %d",
+		 ios[12].io_done, held[0].io_done, held[1].io_done);
+	UT_CHECK(!a.a_l->l_sweep_running, "the check did not end");
+	UT_EQ(a.a_l->l_mismatch_sectors, 0, "check: %llu mismatched",
+	      (unsigned long long)a.a_l->l_mismatch_sectors);
+	UT_EQ(r->mode, R56_SHARDED, "sharded again after the check");
+	ck_assert_ptr_null(a.a_dev->bd_owner);
+	UT_EQ(bdev_inflight(a.a_dev), 0, "in flight: %u",
+	      bdev_inflight(a.a_dev));
+	arr_check_all(&a, "after writes from two loops and a check");
+	check_md_r56(&a);
+	arr_close(&a);
+	loop_exit(&la);
+	loop_exit(&lb);
 }
 END_TEST
 
@@ -1059,7 +1168,7 @@ static uint64_t member_ios(struct arr *a, int m)
 static void check_degraded(struct arr *a, int m1, int m2)
 {
 	uint64_t io1 = member_ios(a, m1), io2 = m2 >= 0 ? member_ios(a, m2) : 0;
-	uint64_t deg = nparity_of(a) ? raid56_stats(a->a_dev)->degraded_ops : 0;
+	uint64_t deg = nparity_of(a) ? R56_STAT(a->a_dev, degraded_ops) : 0;
 	char when[64];
 
 	if (m2 >= 0)
@@ -1085,7 +1194,7 @@ static void check_degraded(struct arr *a, int m1, int m2)
 		UT_EQ(member_ios(a, m2), io2, "%s: I/O to a failed member",
 		      a->a_expr);
 	if (nparity_of(a))
-		UT_CHECK(raid56_stats(a->a_dev)->degraded_ops > deg,
+		UT_CHECK(R56_STAT(a->a_dev, degraded_ops) > deg,
 			 "%s: %s: nothing reconstructed", a->a_expr, when);
 	/* The members still hold their bytes: back in service as they are. */
 	layer_set_state(a->a_l, m1, LAYER_MEMBER_OK);
@@ -1235,6 +1344,7 @@ Suite *levels_suite(void)
 	tcase_add_test(tc, test_boundaries);
 	tcase_add_test(tc, test_raid56_plan);
 	tcase_add_test(tc, test_raid56_merge);
+	tcase_add_test(tc, test_raid5_two_loops);
 	tcase_add_test(tc, test_degraded);
 	suite_add_tcase(s, tc);
 	return s;
