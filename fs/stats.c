@@ -109,7 +109,7 @@ static void layer_json(struct json_w *w, const struct bdev *d)
 	json_kv_u64(w, "pieces", ls.pieces);
 	json_kv_u64(w, "merged", ls.merged);
 	if (l->l_sweep) {
-		json_kv_i64(w, "degraded", l->l_nr_bad);
+		json_kv_i64(w, "degraded", layer_nr_bad(l));
 		json_kv_bool(w, "sweep_running", l->l_sweep_running);
 		json_kv_double(w, "sweep_done_pct",
 			       l->l_sweep_total ? 100.0 * l->l_sweep_pos /
@@ -180,7 +180,7 @@ static void bdev_json(struct json_w *w, const struct bdev *d, const char *state)
 		json_arr_open(w);
 		for (int i = 0; i < l->l_nr; i++)
 			bdev_json(w, l->l_members[i],
-				  member_state_name(l->l_state[i]));
+				  member_state_name(layer_member_state(l, i)));
 		json_arr_close(w);
 	} else {
 		json_kv_str(w, "kind", d->bd_kind ? d->bd_kind : "?");

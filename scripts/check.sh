@@ -80,7 +80,7 @@ tsan_run() {
 if [ -x build/rawvec_tsan ]; then
 	# A shared device (file, raid0) and an owned one (raid5), so that
 	# both paths run under it; the plain run above has all five.
-	tsan_run t_mq_stress uring MQ_CASES="file raid0 raid5"
+	tsan_run t_mq_stress uring MQ_CASES="file raid0 raid5h"
 	# nbd() parts on two loops, closed from the other one; the plain run
 	# above is uring's.
 	tsan_run t_nbd_loops dev

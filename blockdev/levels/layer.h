@@ -223,10 +223,18 @@ static inline bool layer_readable(const struct layer *l, int m, uint64_t end)
 		end <= __atomic_load_n(&l->l_rebuild_pos, __ATOMIC_ACQUIRE));
 }
 
-/** layer_nr_bad() - l_nr_bad, as a level on several loops reads it. */
+/**
+ * layer_nr_bad() - members not ok, counted from their states: on a level
+ * that runs on several loops, a state another loop just changed may be
+ * ahead of l_nr_bad for an instant.
+ */
 static inline int layer_nr_bad(const struct layer *l)
 {
-	return __atomic_load_n(&l->l_nr_bad, __ATOMIC_ACQUIRE);
+	int n = 0;
+
+	for (int m = 0; m < l->l_nr; m++)
+		n += layer_member_state(l, m) != LAYER_MEMBER_OK;
+	return n;
 }
 
 /**
@@ -248,6 +256,10 @@ double layer_sweep_rate(const struct layer *l);
  * Returns whether this call changed it (two loops may try at once).
  */
 bool layer_set_state(struct layer *l, int m, enum layer_member_state st);
+
+/** layer_fail_member_io() - member @m failed I/O with @err: mark it
+ * failed, and log it when this call did. */
+void layer_fail_member_io(struct layer *l, int m, int err);
 
 /**
  * layer_create_wrapper() - a layer of @kind over the one member of @a

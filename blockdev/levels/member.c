@@ -148,7 +148,7 @@ static void rebuild_done(struct layer *l, int err)
 
 	layer_addr(l, laddr, sizeof(laddr));
 	for (int i = 0; i < l->l_nr; i++) {
-		if (l->l_state[i] != LAYER_MEMBER_REBUILDING)
+		if (layer_member_state(l, i) != LAYER_MEMBER_REBUILDING)
 			continue;
 		layer_set_state(l, i,
 				err ? LAYER_MEMBER_FAILED : LAYER_MEMBER_OK);
@@ -182,7 +182,7 @@ static int find_sweep(struct bdev *node, const char *addr, void *ctx)
 		return 0;
 	l = layer_of(node);
 	for (int i = 0; i < l->l_nr; i++) {
-		if (l->l_state[i] != LAYER_MEMBER_REBUILDING)
+		if (layer_member_state(l, i) != LAYER_MEMBER_REBUILDING)
 			continue;
 		member_addr(what, sizeof(what), addr, i);
 		snprintf(b->err, b->errlen,
@@ -215,7 +215,7 @@ static int rebuild_possible(const struct layer *l, int m, const char *addr,
 	if (!k || !k->bk_redundancy)
 		return 0;
 	for (int i = 0; i < l->l_nr; i++)
-		if (i != m && l->l_state[i] != LAYER_MEMBER_OK)
+		if (i != m && layer_member_state(l, i) != LAYER_MEMBER_OK)
 			bad++;
 	if (bad <= k->bk_redundancy(l->l_nr) - 1)
 		return 0;
@@ -248,11 +248,11 @@ int member_can_replace(struct bdev *top, const char *addr, struct layer *l,
 
 	if (member_walk(top, find_sweep, &b))
 		return -EBUSY;
-	if (l->l_state[m] != LAYER_MEMBER_FAILED) {
+	if (layer_member_state(l, m) != LAYER_MEMBER_FAILED) {
 		snprintf(err, errlen,
 			 "member %s (%s of %s) is %s: fail it first", addr,
 			 old->bd_name, l->l_kind,
-			 member_state_name(l->l_state[m]));
+			 member_state_name(layer_member_state(l, m)));
 		return -EBUSY;
 	}
 	if (l->l_sweep) {

@@ -9,23 +9,48 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* Hand the request's bytes from cursor @off on to @sh's stripe ops;
- * returns the offset reached (less than br_len when ops ran out). */
+/* Sharded (@mine), the bytes of @req from @off on that lie in @sh's
+ * groups: *@off moves to the first of them, and the result is where that
+ * group's part ends.  Otherwise all of them. */
+static uint64_t own_part(const struct r56_shard *sh, const struct bdev_req *req,
+			 uint64_t *off, bool mine)
+{
+	const struct r56 *r = r56_of(sh->sh_l);
+	uint64_t g, end;
+
+	if (!mine || *off >= req->br_len)
+		return req->br_len;
+	g = (req->br_pos + *off) / r->group_bytes;
+	g += (sh->sh_id + r->nr_shards - g % r->nr_shards) % r->nr_shards;
+	if (g * r->group_bytes > req->br_pos + *off)
+		*off = g * r->group_bytes - req->br_pos;
+	if (*off >= req->br_len)
+		return *off = req->br_len;
+	end = (g + 1) * r->group_bytes - req->br_pos;
+	return end < req->br_len ? end : req->br_len;
+}
+
+/* Hand the request's bytes from cursor @off on to @sh's stripe ops (only
+ * those in its own groups when @mine); returns the offset reached (less
+ * than br_len when ops ran out). */
 static uint64_t r56_issue(struct r56_shard *sh, struct bdev_req *req,
-			  uint64_t off, enum so_kind kind)
+			  uint64_t off, enum so_kind kind, bool mine)
 {
 	const struct r56 *r = r56_of(sh->sh_l);
 	uint64_t sdata = r->chunk * r->ndata;
 
-	while (off < req->br_len) {
+	for (;;) {
+		uint64_t part_end = own_part(sh, req, &off, mine);
 		uint64_t pos = req->br_pos + off, stripe = pos / sdata;
 		uint64_t lo = pos % sdata, hi = sdata;
 		struct stripe_op *so;
-		uint64_t nfull = lo ? 0 : (req->br_len - off) / sdata;
+		uint64_t nfull = lo ? 0 : (part_end - off) / sdata;
 		uint32_t ns = 1;
 
-		if (hi - lo > req->br_len - off)
-			hi = lo + (req->br_len - off);
+		if (off >= req->br_len)
+			break;
+		if (hi - lo > part_end - off)
+			hi = lo + (part_end - off);
 		if (kind == SO_WRITE && nfull > 1 && r->batch_max > 1) {
 			ns = nfull < r->batch_max ? (uint32_t)nfull :
 						    r->batch_max;
@@ -76,7 +101,8 @@ static void cursor_put(struct r56_cursor *c)
 	c->rc_sh->cur_free = c;
 }
 
-static void r56_defer(struct r56_shard *sh, struct bdev_req *req, uint64_t off)
+static void r56_defer(struct r56_shard *sh, struct bdev_req *req, uint64_t off,
+		      bool mine)
 {
 	struct r56_cursor *c = cursor_get(sh);
 
@@ -86,6 +112,7 @@ static void r56_defer(struct r56_shard *sh, struct bdev_req *req, uint64_t off)
 	}
 	c->rc_req = req;
 	c->rc_off = off;
+	c->rc_mine = mine;
 	fifo_push(&sh->cursors, c, rc_next);
 }
 
@@ -102,7 +129,8 @@ void r56_resume(struct r56_shard *sh)
 		struct r56_cursor *c = sh->cursors.head;
 		struct bdev_req *req = c->rc_req;
 
-		c->rc_off = r56_issue(sh, req, c->rc_off, kind_of(req));
+		c->rc_off =
+			r56_issue(sh, req, c->rc_off, kind_of(req), c->rc_mine);
 		if (c->rc_off < req->br_len)
 			return;
 		fifo_pop(&sh->cursors, rc_next);
@@ -111,16 +139,16 @@ void r56_resume(struct r56_shard *sh)
 	}
 }
 
-/* @req's stripes, all @sh's, become stripe ops (in request order behind
- * the requests already waiting for ops). */
-static void shard_submit(struct r56_shard *sh, struct bdev_req *req)
+/* @req's stripes, or with @mine those in @sh's groups, become stripe ops
+ * (in request order behind the requests already waiting for ops). */
+static void shard_submit(struct r56_shard *sh, struct bdev_req *req, bool mine)
 {
 	uint64_t off = !fifo_empty(&sh->cursors) ?
 			       0 :
-			       r56_issue(sh, req, 0, kind_of(req));
+			       r56_issue(sh, req, 0, kind_of(req), mine);
 
 	if (off < req->br_len) {
-		r56_defer(sh, req, off);
+		r56_defer(sh, req, off, mine);
 		return;
 	}
 	bdev_req_complete(req, 0);
@@ -152,7 +180,7 @@ static void piece_end(struct bdev_req *req)
 	struct r56_piece *pc = req->br_private;
 	struct r56_shard *sh = pc->pc_from;
 
-	if (pc->pc_sent && !sh->sh_id)
+	if (!sh->sh_id)
 		sh->pieces_out--;
 	pc->pc_next = sh->pieces;
 	sh->pieces = pc;
@@ -166,55 +194,58 @@ static void piece_run(struct loop_op *op, int res, unsigned flags)
 
 	(void)res;
 	(void)flags;
-	shard_submit(r->sh[loop_id(req->br_loop)], req);
+	shard_submit(r->sh[loop_id(req->br_loop)], req, true);
 }
 
 static void r56_stripes(struct layer *l, struct bdev_req *req);
 
-/* Sharded: cut @req at group boundaries; a group of this loop's goes to
- * its shard here, another loop's travels there as a piece and back. */
+/* Sharded: every loop with a group of stripes in @req takes the part
+ * from its first such group to its last and works on its own groups in
+ * it: this loop's here, another's as a piece sent there and back.  So a
+ * request makes at most one piece per loop, however many groups it spans
+ * (a discard of the whole array). */
 static void r56_split(struct layer *l, struct bdev_req *req)
 {
 	struct r56 *r = r56_of(l);
-	unsigned id = loop_id(req->br_loop);
-	struct r56_shard *mine = r->sh[id];
-	uint64_t off = 0;
+	unsigned id = loop_id(req->br_loop), n = (unsigned)r->nr_shards;
+	uint64_t g0 = req->br_pos / r->group_bytes;
+	uint64_t g1 = (req->br_pos + req->br_len - 1) / r->group_bytes;
+	bool local = false;
 
-	while (off < req->br_len) {
-		uint64_t pos = req->br_pos + off, g = pos / r->group_bytes;
-		uint64_t end = (g + 1) * r->group_bytes - req->br_pos;
-		unsigned to = (unsigned)(g % (uint64_t)r->nr_shards);
+	for (unsigned k = 0; k < n && k <= g1 - g0; k++) {
+		unsigned to = (unsigned)((g0 + k) % n);
+		uint64_t first = g0 + k, last = g1 - (g1 - first) % n;
+		uint64_t off =
+			first == g0 ? 0 : first * r->group_bytes - req->br_pos;
+		uint64_t end = (last + 1) * r->group_bytes - req->br_pos;
 		struct r56_piece *pc;
 
-		if (end > req->br_len)
-			end = req->br_len;
-		if (!off && end == req->br_len && to == id) {
-			shard_submit(mine, req);
-			return;
+		if (to == id) {
+			local = true;
+			continue;
 		}
-		pc = piece_get(mine);
+		pc = piece_get(r->sh[id]);
 		if (!pc) {
 			bdev_req_complete(req, -ENOMEM);
 			return;
 		}
-		bdev_req_child(req, &pc->pc_req, off, end - off, pos, piece_end,
-			       pc);
-		pc->pc_sent = to != id;
-		off = end;
-		if (!pc->pc_sent) {
-			shard_submit(mine, &pc->pc_req);
-			continue;
-		}
+		if (end > req->br_len)
+			end = req->br_len;
+		bdev_req_child(req, &pc->pc_req, off, end - off,
+			       req->br_pos + off, piece_end, pc);
 		if (!id)
-			mine->pieces_out++;
-		bdev_stat_add(&mine->st.pieces_handed, 1);
+			r->sh[id]->pieces_out++;
+		bdev_stat_add(&r->sh[id]->st.pieces_handed, 1);
 		pc->pc_req.br_home = req->br_loop;
 		pc->pc_req.br_loop = loop_by_id(to);
 		pc->pc_req.br_loop_op.lo_done = piece_run;
 		loop_msg(req->br_loop, pc->pc_req.br_loop,
 			 &pc->pc_req.br_loop_op);
 	}
-	bdev_req_complete(req, 0);
+	if (local)
+		shard_submit(r->sh[id], req, true);
+	else
+		bdev_req_complete(req, 0);
 }
 
 /* Loop 0 takes the array over or gives it back (the shape hook): once
@@ -234,6 +265,7 @@ static void r56_shape(struct loop_hook *h)
 		    sh0->pieces_out)
 			goto later;
 		r->mode = R56_COLLAPSED;
+		sh0->max_ops = r->max_ops; /* every stripe is its now */
 		then = r->then;
 		r->then = NULL;
 	} else if (r->mode == R56_EXPANDING) {
@@ -241,6 +273,7 @@ static void r56_shape(struct loop_hook *h)
 		    !fifo_empty(&sh0->cursors))
 			goto later;
 		r->mode = R56_SHARDED;
+		sh0->max_ops = r->shard_ops; /* so_put() frees the rest */
 		bdev_owner_give_up(&l->l_bdev);
 	} else {
 		return;
@@ -294,7 +327,12 @@ static void r56_stripes(struct layer *l, struct bdev_req *req)
 	struct r56 *r = r56_of(l);
 
 	/* Another loop gets here only while the array is sharded (or
-	 * before it saw loop 0 take it over, which then waits for it). */
+	 * before it saw loop 0 take it over, which then waits for it).  A
+	 * request with no loop is a unit test's, on one thread. */
+	if (!req->br_loop) {
+		shard_submit(&r->sh0, req, false);
+		return;
+	}
 	if (r->nr_shards > 1 && loop_id(req->br_loop)) {
 		r56_split(l, req);
 		return;
@@ -316,7 +354,7 @@ static void r56_stripes(struct layer *l, struct bdev_req *req)
 		return;
 	}
 	default:
-		shard_submit(&r->sh0, req);
+		shard_submit(&r->sh0, req, false);
 	}
 }
 
@@ -371,7 +409,7 @@ static void r56_submit(struct bdev *dev, struct bdev_req *req)
 		break;
 	}
 	/* A write or a degraded read always involves several members. */
-	layer_stats_of(l, req->br_loop)->splits++;
+	bdev_stat_add(&layer_stats_of(l, req->br_loop)->splits, 1);
 	r56_stripes(l, req);
 }
 
@@ -470,7 +508,7 @@ static int r56_share(struct bdev *dev, int nr_loops)
 		}
 		shard_init(r->sh[i], l, (unsigned)i, per);
 	}
-	r->sh0.max_ops = per;
+	r->sh0.max_ops = r->shard_ops = per;
 	stripes = ((1u << 20) + sdata - 1) / sdata;
 	stripes = (stripes + r->batch_max - 1) / r->batch_max * r->batch_max;
 	r->group_bytes = stripes * sdata;

@@ -98,15 +98,15 @@ struct r56_cursor {
 	struct bdev_req rc_sub; /* a healthy read tried through the map */
 	struct layer *rc_l;
 	struct r56_shard *rc_sh;
+	bool rc_mine; /* only the stripes in rc_sh's groups */
 };
 
-/* A part of a request cut at a group boundary (several loops): run on
- * the shard that owns the group, on its loop when that is another. */
+/* The part of a request from another loop's first group in it to its
+ * last (several loops): that loop works on its own groups in it. */
 struct r56_piece {
 	struct bdev_req pc_req; /* child of the request */
 	struct r56_piece *pc_next;
 	struct r56_shard *pc_from; /* the shard of the loop that cut it */
-	bool pc_sent;		   /* to another loop */
 };
 
 /**
@@ -167,7 +167,8 @@ struct r56 {
 	 * scratch columns (one per member, or a batch's parity). */
 	uint32_t vec_cap;
 	uint32_t scratch_cols;
-	int max_ops; /* over all shards */
+	int max_ops;   /* over all shards; shard 0's alone while collapsed */
+	int shard_ops; /* each shard's while sharded */
 	int nr_shards;
 	struct r56_shard *sh[LOOP_MAX];
 	struct r56_shard sh0;

@@ -7,7 +7,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "blockdev/core/log.h"
 #include "blockdev/levels/parity.h"
 
 static uint8_t *col(struct stripe_op *so, int member)
@@ -531,10 +530,7 @@ static void stage_end(struct bdev_req *req)
 			 * may have failed it first: this op is retried
 			 * (or, for a write, covered) all the same. */
 			failed_one = true;
-			if (layer_set_state(l, m, LAYER_MEMBER_FAILED))
-				bdev_log("%s member %d failed (%s): running degraded",
-					 l->l_kind, m,
-					 strerror(-so->so_sub[i].br_error));
+			layer_fail_member_io(l, m, so->so_sub[i].br_error);
 		}
 		if (failed_one && so->so_tries >= 0 && so->so_tries++ < 3) {
 			so_run(so);

@@ -298,7 +298,7 @@ struct stripe_op *so_get(struct r56_shard *sh)
 		sh->free_ops = so->so_next;
 		return so;
 	}
-	if (sh->nr_ops == sh->max_ops || !(so = so_alloc(sh)))
+	if (sh->nr_ops >= sh->max_ops || !(so = so_alloc(sh)))
 		return NULL;
 	sh->nr_ops++;
 	return so;
@@ -308,8 +308,14 @@ void so_put(struct stripe_op *so)
 {
 	struct r56_shard *sh = so->so_sh;
 
-	so->so_next = sh->free_ops;
-	sh->free_ops = so;
+	if (sh->nr_ops > sh->max_ops) {
+		/* Shard 0 ran a collapsed array with the others' share. */
+		sh->nr_ops--;
+		so_free(so);
+	} else {
+		so->so_next = sh->free_ops;
+		sh->free_ops = so;
+	}
 	if (!fifo_empty(&sh->cursors))
 		r56_resume(sh);
 }

@@ -1,7 +1,7 @@
 #!/bin/bash
 # variants: dev/2
 # (check.sh runs it on uring under ThreadSanitizer too; MQ_CASES="file
-# raid5" runs only those targets.)
+# raid5h" runs only those targets.)
 # Two event loops under load on a file, raid0, raid1, raid5 and raid6 (with
 # md superblocks, owned by loop 0, and headerless, sharded): fio
 # (4 jobs pinned to both CPUs, O_DIRECT 4k-64k, crc32c verify) plus two
@@ -116,6 +116,9 @@ wait_idle()
 	while [ $SECONDS -lt $end ]; do
 		st=$(sweep_state)
 		[ "$st" = idle ] && return 0
+		# A sharded array is loop 0's alone while it sweeps.
+		[ "$st" = busy ] && [ -n "$SHARDED" ] &&
+			[ "$(stat_value target.stripe_loops)" = 1 ] && COLLAPSED_SEEN=1
 		[ "$st" = busy ] || die "$CASE: $1: cannot read stats"
 		kill -0 "$RAWVEC_PID" 2>/dev/null || die "$CASE: $1: rawvec died"
 		sleep 0.1
@@ -172,17 +175,27 @@ one()
 	fpid=$!
 
 	# A headerless raid5/6 runs its stripes on both loops.
+	SHARDED= COLLAPSED_SEEN=
 	case $expr in raid[56]*super=none*)
 		SHARDED=1
 		[ "$(stat_value target.stripe_loops)" = 2 ] ||
 			die "$CASE: stripe_loops is $(stat_value target.stripe_loops), not 2"
 		;;
-	*) SHARDED= ;;
 	esac
 	if [ "$red" = 1 ]; then
 		sleep 0.5
 		kill -0 $fpid 2>/dev/null || die "$CASE: fio ended before the member failed"
-		ctl "fail 1"
+		case $expr in
+		*faulty*)
+			# Failed by its own errors, on whichever loops meet them.
+			ctl "fault 1 write_eio=1 read_eio=1"
+			for i in $(seq 50); do
+				[ "$(stat_value target.degraded)" = 1 ] && break
+				sleep 0.1
+			done
+			;;
+		*) ctl "fail 1" ;;
+		esac
 		sleep 0.2
 		replace_retry 1 "$T/img/$name/new.img"
 		log "$CASE: member 1 failed and replaced while fio runs"
@@ -208,14 +221,6 @@ one()
 		out=$(stat_value target.mismatch_sectors)
 		[ "$out" = 0 ] || die "$CASE: check after the rebuild: mismatch_sectors $out"
 	fi
-	if [ -n "$SHARDED" ]; then
-		# Sharded again once the sweeps ended, and parts of requests
-		# ran on the loop owning their stripes.
-		[ "$(stat_value target.stripe_loops)" = 2 ] ||
-			die "$CASE: stripe_loops $(stat_value target.stripe_loops) after the sweeps, not 2"
-		[ "$(stat_value target.pieces_handed)" -gt 0 ] ||
-			die "$CASE: no request part was handed to the other loop"
-	fi
 
 	# Every byte of the disk: fio's regions by fio (again, after the
 	# rebuild), the rest against the writers' bytes and zeroes.
@@ -237,6 +242,19 @@ one()
 	}
 	rm -f "$T/rest" "$T/rest.want" "$T/expect"
 
+	if [ -n "$SHARDED" ]; then
+		# Collapsed while it swept, sharded again after, and parts of
+		# requests still go to the loop owning their stripes.
+		[ -n "$COLLAPSED_SEEN" ] || die "$CASE: stripe_loops never 1 during the rebuild or check"
+		[ "$(stat_value target.stripe_loops)" = 2 ] ||
+			die "$CASE: stripe_loops $(stat_value target.stripe_loops) after the sweeps, not 2"
+		out=$(stat_value target.pieces_handed)
+		# (after the comparison above: these bytes are random)
+		dd if=/dev/urandom of="$D" bs=1M count=2 seek=$((UBASE / M + 2)) oflag=direct conv=notrunc status=none ||
+			die "$CASE: writing after the sweeps"
+		[ "$(stat_value target.pieces_handed)" -gt "$out" ] ||
+			die "$CASE: no request part was handed to the other loop after the sweeps"
+	fi
 	# Both loops served requests: both CPUs' queues (or fds) were used.
 	for i in 0 1; do
 		out=$(stat_value loops.$i.requests)
@@ -257,7 +275,8 @@ one raid1 1 "raid1(a.img, b.img)"
 one raid5 1 "raid5(a.img, b.img, c.img, d.img, chunk=64k)"
 one raid6 1 "raid6(a.img, b.img, c.img, d.img, e.img, chunk=64k)"
 # Headerless: the stripes are sharded over both loops (collapsed to loop 0
-# for the rebuild and the check).
-one raid5h 1 "raid5(a.img, b.img, c.img, d.img, chunk=64k, super=none)"
+# for the rebuild and the check); raid5h's member 1 fails by its own
+# errors, met by both loops at once.
+one raid5h 1 "raid5(a.img, faulty(b.img), c.img, d.img, chunk=64k, super=none)"
 one raid6h 1 "raid6(a.img, b.img, c.img, d.img, e.img, chunk=64k, super=none)"
 log "pass (${SECONDS}s)"

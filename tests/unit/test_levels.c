@@ -1078,7 +1078,7 @@ START_TEST(test_raid5_two_loops)
 	struct io ios[13], held[2];
 	struct r56 *r;
 	struct arr a;
-	uint64_t pos;
+	uint64_t pos, handed;
 	int ret = loop_init(&la, 64, false);
 
 	if (ret == -ENOSYS || ret == -EPERM)
@@ -1088,8 +1088,8 @@ START_TEST(test_raid5_two_loops)
 	loop_register(&la, 0);
 	loop_register(&lb, 1);
 	arr_open(&a,
-		 "raid5(mem(size=1m), mem(size=1m), mem(size=1m), "
-		 "mem(size=1m), chunk=64k)",
+		 "raid5(mem(size=4m), mem(size=4m), mem(size=4m), "
+		 "mem(size=4m), chunk=64k)",
 		 &la);
 	r = r56_of(a.a_l);
 	ck_assert_int_eq(bdev_tree_share(a.a_dev, 2, &la), 0);
@@ -1097,9 +1097,9 @@ START_TEST(test_raid5_two_loops)
 	/* 6 stripes of 192 KiB a group: [0, 1152k) loop 0's, then loop 1's. */
 	UT_EQ(r->group_bytes, 1152 * K, "group of %llu bytes",
 	      (unsigned long long)r->group_bytes);
-	ut_fill(&a.a_rng, a.a_model, a.a_size);
+	ut_fill(&a.a_rng, a.a_model, 3 << 20);
 
-	/* The whole array, written from both loops at once: every other
+	/* Its first 3 MiB, written from both loops at once: every other
 	 * request goes to the other loop's stripes, one crosses groups. */
 	for (int i = 0; i < 12; i++) {
 		pos = (uint64_t)i * 256 * K;
@@ -1112,6 +1112,33 @@ START_TEST(test_raid5_two_loops)
 		UT_EQ(ios[i].io_req.br_error, 0, "write %d", i);
 	UT_CHECK(R56_STAT(a.a_dev, pieces_handed) > 0,
 		 "no request part went to the other loop");
+
+	/* Zeroing 10 groups makes one piece, for loop 1's five. */
+	handed = R56_STAT(a.a_dev, pieces_handed);
+	pos = 3 << 20;
+	io_submit(&ios[0], &la, a.a_dev, BDEV_ZERO, pos, NULL, a.a_size - pos,
+		  0);
+	run_two(&la, &lb, ios, 1, 100000);
+	UT_EQ(ios[0].io_req.br_error, 0, "zeroing");
+	UT_EQ(R56_STAT(a.a_dev, pieces_handed) - handed, 1,
+	      "pieces for a request over 10 groups");
+
+	/* Loop 0 has a piece on loop 1 (not even sent) when it collapses
+	 * the array: the collapse waits for it. */
+	pos = 1152 * K - 64 * K;
+	io_submit(&ios[0], &la, a.a_dev, BDEV_WRITE, pos, a.a_model + pos,
+		  128 * K, 0);
+	ck_assert_int_ge(member_scrub(&la, a.a_dev, false), 1);
+	for (int i = 0; i < 20; i++) {
+		loop_run(&la, 0);
+		usleep(100);
+	}
+	UT_EQ(r->mode, R56_COLLAPSING,
+	      "collapsed with loop 0's piece on loop 1");
+	run_two(&la, &lb, NULL, 0, 20000);
+	UT_CHECK(ios[0].io_done && !a.a_l->l_sweep_running,
+		 "write or check not done");
+	UT_EQ(r->mode, R56_SHARDED, "sharded again after the check");
 
 	/* Loop 1 has a request in flight (its part for loop 0 not even
 	 * sent) when loop 0 collapses the array for a check. */
@@ -1133,8 +1160,11 @@ START_TEST(test_raid5_two_loops)
 	UT_EQ(a.a_l->l_sweep_pos, 0, "the check started before the collapse");
 	/* Loop 1's next request goes to loop 0, the owner now. */
 	pos = 2 * 1152 * K;
+	handed = a.a_dev->bd_stats_more[0].ops[BDEV_WRITE];
 	io_submit(&held[1], &lb, a.a_dev, BDEV_WRITE, pos, a.a_model + pos,
 		  64 * K, 0);
+	UT_EQ(a.a_dev->bd_stats_more[0].ops[BDEV_WRITE], handed,
+	      "loop 1 took a request after loop 0 took the array over");
 	run_two(&la, &lb, NULL, 0, 20000);
 	UT_CHECK(ios[12].io_done && held[0].io_done && held[1].io_done,
 		 "requests not done after the collapse: %d %d %d",
