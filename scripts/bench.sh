@@ -115,6 +115,8 @@
 #                   RAM (threads: 5 x RAID_MEMBER)
 #   RAID_TRANSPORT  raid: rawvec's transport, uring or dev [uring]
 #                   (threads always uses uring)
+#   THR_ONLY   threads: only these jobs (ids, blank-separated, e.g.
+#              THR_ONLY=r5sw1m8x2) [all]
 #
 # Output: a table per job on stdout; $BENCH_DIR/results.md (Markdown, for
 # docs/bench.md: one table per section run, core first);
@@ -933,7 +935,14 @@ thr_run_one() {
 
 run_threads() {
 	local nruns=0 est spec jid label rw bs qd nj cpus on tg r j t k start_time elapsed
-	local -a tgts
+	local -a tgts only=()
+	if [[ -n ${THR_ONLY:-} ]]; then
+		for spec in "${THR_JOBS[@]}"; do
+			[[ " $THR_ONLY " == *" ${spec%%|*} "* ]] && only+=("$spec")
+		done
+		((${#only[@]})) || die "THR_ONLY='$THR_ONLY' names no threads job"
+		THR_JOBS=("${only[@]}")
+	fi
 	for spec in "${THR_JOBS[@]}"; do
 		IFS='|' read -r jid label rw bs qd nj cpus on tg <<<"$spec"
 		read -r -a tgts <<<"$tg"
