@@ -46,8 +46,8 @@
 # threads: rawvec --transport=uring, one mount at a time, as
 #   t1     -o threads=1: one event loop, as before -o threads= existed
 #   auto   no threads option: the default a user gets (threads=auto: one
-#          loop per online CPU, or one when the tree holds a device that
-#          keeps state, such as raid5; pin=auto, i.e. unpinned).  What it
+#          loop per two online CPUs, or one when the tree holds a device that
+#          keeps state, such as raid1; pin=auto, i.e. unpinned).  What it
 #          chose (stats "threads", "threads_why") goes into the TSV and
 #          the report, per job.
 #   t2pin  -o threads=2,pin=on, in the pinned 2-job job only: the same two
