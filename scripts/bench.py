@@ -241,7 +241,7 @@ def check_run(s, want, kind, size):
 def cmd_rstats(path, want, kind, size):
     """Check a raid run's stats: transport, the layout, no errors or failed
     members anywhere in the tree.  Print one line: a short summary, and for
-    raid5 '<TAB>full<TAB>rmw<TAB>rcw<TAB>parity_reads<TAB>write_bytes
+    raid5/6 '<TAB>full<TAB>rmw<TAB>rcw<TAB>parity_reads<TAB>write_bytes
     <TAB>stripe_bytes' of the array."""
     with open(path) as f:
         s = json.load(f)
@@ -249,10 +249,10 @@ def cmd_rstats(path, want, kind, size):
     odd = ["%s=%s" % (k, s[k]) for k in ("copied_bytes", "rmw_writes")
            if s.get(k)]
     summary = "(rawvec stats: " + ", ".join(odd) + ")" if odd else ""
-    if kind != "raid5":
+    if kind not in ("raid5", "raid6"):
         print(summary)
         return
-    stripe = t["chunk"] * (len(t["members"]) - 1)
+    stripe = t["chunk"] * (len(t["members"]) - (1 if kind == "raid5" else 2))
     full, rmw, rcw = t["full_stripe_writes"], t["rmw_writes"], t["rcw_writes"]
     summary = ("stripes: %d full (bytes/stripe: %d), %d rmw, %d rcw, "
                "%d parity reads" % (full, t["write_bytes"] // stripe, rmw, rcw,
@@ -276,9 +276,11 @@ def cmd_sweep(path):
     else:
         print("done %d" % t["mismatch_sectors"])
 
-RAID_DESC = {"single": "1 image", "raid0": "4 members", "raid5": "5 members"}
-RAID_TARGETS = ["single", "raid0", "raid5"]
-RAID_PAIRS = [("raid0", "single"), ("raid5", "raid0")]
+RAID_DESC = {"single": "1 image", "raid0": "4 members", "raid5": "5 members",
+             "raid6": "6 members"}
+RAID_TARGETS = ["single", "raid0", "raid5", "raid6"]
+# raid6/raid5: the same 4 data chunks a stripe, Q besides P (no target).
+RAID_PAIRS = [("raid0", "single"), ("raid5", "raid0"), ("raid6", "raid5")]
 RAID_GOALS = {
     ("rr4k32", "iops", "raid0", "single"): (">=", 0.9),
     ("sw1m8", "mbs", "raid5", "raid0"): (">=", 0.6),

@@ -28,20 +28,22 @@
 # unmounted after it, so exactly one is mounted over the image at a time.
 #
 # raid: a private tmpfs is mounted at $BENCH_DIR/raid-tmpfs (unmounted on
-# exit) with five member images m0..m4 of RAID_MEMBER each and one image of
+# exit) with six member images m0..m5 of RAID_MEMBER each and one image of
 # 4 x RAID_MEMBER, all written full of random data.  The targets, rawvec
 # --transport=$RAID_TRANSPORT over
 #   single  the one image
 #   raid0   raid0(m0, m1, m2, m3, chunk=64k)
 #   raid5   raid5(m0, m1, m2, m3, m4, chunk=64k): 4 data chunks, so a
 #           256k full stripe; the same data capacity as raid0
+#   raid6   raid6(m0, ..., m5, chunk=64k): the same 4 data chunks, P and Q
 # measure the layers' CPU cost, not a disk.  Jobs: 4k randread QD32 (single,
-# raid0) and 1M seq write QD8 (single, raid0, raid5: every 1M write is 4
-# full stripes).  Reported: raid0/single (the striping layer's overhead;
-# issue target >= 0.9 at 4k QD32) and raid5/raid0 for full-stripe writes
-# (target >= 0.6), and raid5's stripe counters (full_stripe_writes vs
-# rmw_writes/rcw_writes) after each run.  After a raid5 run that rewrote the
-# whole array, a parity `check` must find 0 mismatched sectors.
+# raid0) and 1M seq write QD8 (single, raid0, raid5, raid6: every 1M write
+# is 4 full stripes).  Reported: raid0/single (the striping layer's
+# overhead; issue target >= 0.9 at 4k QD32) and raid5/raid0 for full-stripe
+# writes (target >= 0.6), raid6/raid5 (what Q costs; no target), and
+# raid5's stripe counters (full_stripe_writes vs rmw_writes/rcw_writes)
+# after each run.  After a raid5 or raid6 run that rewrote the whole array,
+# a parity `check` must find 0 mismatched sectors.
 #
 # threads: rawvec --transport=uring, one mount at a time, as
 #   t1     -o threads=1: one event loop, as before -o threads= existed
@@ -161,7 +163,7 @@ JOBS=(
 # raid: id|label|fio rw|bs|iodepth|targets (rotated like core's)
 RAID_JOBS=(
 	"rr4k32|4k randread QD32|randread|4k|32|single raid0"
-	"sw1m8|1M seq write QD8|write|1M|8|single raid0 raid5"
+	"sw1m8|1M seq write QD8|write|1M|8|single raid0 raid5 raid6"
 )
 RAID_CHUNK=64k  # the issue's chunk: raid5's full stripe is 4 x 64k = 256k
 # threads: id|label|fio rw|bs|iodepth per job|jobs|fio CPUs (pin: the jobs
@@ -339,7 +341,7 @@ RAID_MEMBER_BYTES=$(numfmt --from=iec "${RAID_MEMBER^^}" 2>/dev/null) ||
 ((RAID_MEMBER_BYTES >= 16 << 20 && RAID_MEMBER_BYTES % (1 << 20) == 0)) ||
 	die "RAID_MEMBER=$RAID_MEMBER: must be a multiple of 1M and at least 16M"
 RAID_ARRAY_BYTES=$((4 * RAID_MEMBER_BYTES))
-# Five members and the single image (threads: the members only), plus
+# Six members and the single image (threads: five members only), plus
 # room for tmpfs's own blocks.
 raid_tmpfs_bytes() { echo $(($1 * RAID_MEMBER_BYTES + (16 << 20))); }
 check_raid_ram() {
@@ -350,7 +352,7 @@ check_raid_ram() {
 	((memavail > need + (1 << 30))) ||
 		die "$sec: the tmpfs needs $((need >> 20)) MiB of RAM ($n x RAID_MEMBER=$RAID_MEMBER) plus 1 GiB to spare; MemAvailable is $((memavail >> 20)) MiB: lower RAID_MEMBER"
 }
-((!RUN_RAID)) || check_raid_ram raid 9
+((!RUN_RAID)) || check_raid_ram raid 10
 ((!RUN_THREADS)) || check_raid_ram threads 5
 
 mkdir -p "$BENCH_DIR" || die "cannot create BENCH_DIR=$BENCH_DIR"
@@ -702,6 +704,7 @@ raid_expr() {
 	single) echo "single.img" ;;
 	raid0) echo "raid0(m0.img, m1.img, m2.img, m3.img, chunk=$RAID_CHUNK)" ;;
 	raid5) echo "raid5(m0.img, m1.img, m2.img, m3.img, m4.img, chunk=$RAID_CHUNK)" ;;
+	raid6) echo "raid6(m0.img, m1.img, m2.img, m3.img, m4.img, m5.img, chunk=$RAID_CHUNK)" ;;
 	*) die "raid_expr: unknown target '$1'" ;;
 	esac
 }
@@ -711,18 +714,18 @@ raid_expr() {
 # data (so no read hits a hole).  The cleanup unmounts it, and so does
 # raid_tmpfs_done.
 prepare_raid() {
-	local mb=$((RAID_MEMBER_BYTES >> 20)) i bytes sec=raid what
+	local mb=$((RAID_MEMBER_BYTES >> 20)) i bytes sec=raid what n=6
 	if [[ ${1:-} == members ]]; then
-		bytes=$(raid_tmpfs_bytes 5) sec=threads what=""
+		bytes=$(raid_tmpfs_bytes 5) sec=threads what="" n=5
 	else
-		bytes=$(raid_tmpfs_bytes 9) what=" and one image of $((4 * mb))M"
+		bytes=$(raid_tmpfs_bytes 10) what=" and one image of $((4 * mb))M"
 	fi
 	mkdir -p "$BENCH_DIR/raid-tmpfs"
 	RAID_TMPFS=$BENCH_DIR/raid-tmpfs
 	mount -t tmpfs -o "size=$bytes,mode=0700" rawvec-bench "$RAID_TMPFS" ||
 		die "mounting a tmpfs of $((bytes >> 20)) MiB at $RAID_TMPFS failed"
-	note "$sec: filling 5 members of $RAID_MEMBER$what with random data on a tmpfs at $RAID_TMPFS"
-	for i in 0 1 2 3 4; do
+	note "$sec: filling $n members of $RAID_MEMBER$what with random data on a tmpfs at $RAID_TMPFS"
+	for ((i = 0; i < n; i++)); do
 		dd if=/dev/urandom of="$RAID_TMPFS/m$i.img" bs=1M count="$mb" \
 			iflag=fullblock status=none || die "writing $RAID_TMPFS/m$i.img failed"
 	done
@@ -772,7 +775,7 @@ raid_run_one() {
 	res=$(helper rstats "$out.stats" "$RAID_TRANSPORT" "${target/single/file}" "$RAID_ARRAY_BYTES") ||
 		die "$target: wrong transport or layout, I/O errors or failed members (see $out.stats)"
 	IFS=$'\t' read -r stats full rmw rcw preads wbytes sbytes <<<"$res"
-	if [[ $target == raid5 ]]; then
+	if [[ $target == raid[56] ]]; then
 		# Sequential writes that covered the whole array since the ramp
 		# left no stripe with old parity: a check must find nothing.
 		if [[ $rw == write ]] && ((io >= RAID_ARRAY_BYTES)); then
@@ -780,6 +783,8 @@ raid_run_one() {
 			check=$CHECK
 			stats+="; check: $check mismatched"
 		fi
+	fi
+	if [[ $target == raid5 ]]; then
 		printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$round" "$full" "$rmw" "$rcw" \
 			"$preads" "$wbytes" "$sbytes" "$check" >>"$TMPD/raid-stripes.tsv"
 	fi
@@ -856,7 +861,7 @@ run_raid() {
 		echo "date: $(date -u '+%Y-%m-%d %H:%M UTC'), kernel $(uname -r), $(nproc) CPUs"
 		echo "$RV_VERSION, --transport=$RAID_TRANSPORT; $(fio --version)"
 		echo "images on a tmpfs, full of random data: members m0..m4 of $RAID_MEMBER each, single.img of $((RAID_ARRAY_BYTES >> 20))M; every array holds $((RAID_ARRAY_BYTES >> 20))M"
-		echo "single = rawvec on single.img; raid0 = rawvec on raid0(m0..m3, chunk=$RAID_CHUNK); raid5 = rawvec on raid5(m0..m4, chunk=$RAID_CHUNK), a $((4 * $(numfmt --from=iec "${RAID_CHUNK^^}") >> 10))k full stripe"
+		echo "single = rawvec on single.img; raid0 = rawvec on raid0(m0..m3, chunk=$RAID_CHUNK); raid5 = rawvec on raid5(m0..m4, chunk=$RAID_CHUNK), a $((4 * $(numfmt --from=iec "${RAID_CHUNK^^}") >> 10))k full stripe; raid6 = rawvec on raid6(m0..m5, chunk=$RAID_CHUNK), the same data per stripe"
 		echo "fio io_uring, O_DIRECT on MOUNTPOINT/disk, ${RUNTIME}s per job after ${RAMP}s ramp, rounds: $ROUNDS, target order rotated per round and job"
 	} >"$TMPD/raid-meta"
 	raid_tmpfs_done
