@@ -248,14 +248,14 @@ static void stats_add(struct bdev_stats *out, const struct bdev_stats *s)
 {
 	const uint64_t *from = (const uint64_t *)s;
 	uint64_t *to = (uint64_t *)out;
+	uint32_t max = __atomic_load_n(&s->inflight_max, __ATOMIC_RELAXED);
 
 	/* Every field but the 32-bit pair and the maxima is a sum. */
 	for (size_t i = 0; i < offsetof(struct bdev_stats, inflight) / 8; i++)
 		to[i] += bdev_stat_read(&from[i]);
 	out->inflight += __atomic_load_n(&s->inflight, __ATOMIC_RELAXED);
-	if (s->inflight_max > out->inflight_max)
-		out->inflight_max =
-			__atomic_load_n(&s->inflight_max, __ATOMIC_RELAXED);
+	if (max > out->inflight_max)
+		out->inflight_max = max;
 	for (int k = 0; k < 2; k++) {
 		const struct bdev_lat *l = &s->lat[k];
 
