@@ -202,13 +202,10 @@ void bdev_submit(struct bdev *dev, struct bdev_req *req)
 					      req->br_len)],
 				      1);
 	}
-	if (dev->bd_owner_moves) {
-		if (st->inflight > st->inflight_max)
-			__atomic_store_n(&st->inflight_max, st->inflight,
-					 __ATOMIC_RELAXED);
-	} else {
+	if (dev->bd_owner_moves) /* counted in flight above */
+		bdev_stat_max(&st->inflight, &st->inflight_max);
+	else
 		bdev_stat_enter(&st->inflight, &st->inflight_max);
-	}
 	if (dev->bd_read_only && req->br_op != BDEV_READ &&
 	    req->br_op != BDEV_FLUSH) {
 		bdev_req_complete(req, -EROFS);
@@ -231,7 +228,7 @@ void bdev_owner_give_up(struct bdev *dev)
 
 uint32_t bdev_others_inflight(const struct bdev *dev, const struct loop *lp)
 {
-	unsigned me = lp ? lp->lp_id : 0;
+	unsigned me = loop_id(lp);
 	uint32_t n = 0;
 
 	for (int i = 0; i < dev->bd_nr_shards; i++) {

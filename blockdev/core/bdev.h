@@ -124,11 +124,16 @@ static inline uint64_t bdev_stat_read(const uint64_t *c)
 
 /* bdev_stat_enter() / bdev_stat_leave() - one more, one fewer in flight
  * in *@n, written the same way; *@max follows the highest *@n. */
+static inline void bdev_stat_max(const uint32_t *n, uint32_t *max)
+{
+	if (*n > *max)
+		__atomic_store_n(max, *n, __ATOMIC_RELAXED);
+}
+
 static inline void bdev_stat_enter(uint32_t *n, uint32_t *max)
 {
 	__atomic_store_n(n, *n + 1, __ATOMIC_RELAXED);
-	if (*n > *max)
-		__atomic_store_n(max, *n, __ATOMIC_RELAXED);
+	bdev_stat_max(n, max);
 }
 
 /* Release: bdev_others_inflight() seeing the count fall sees what the
@@ -322,7 +327,7 @@ void bdev_submit(struct bdev *dev, struct bdev_req *req);
 static inline struct bdev_stats *bdev_stats_of(struct bdev *dev,
 					       const struct loop *lp)
 {
-	unsigned id = lp ? lp->lp_id : 0;
+	unsigned id = loop_id(lp);
 
 	return id && dev->bd_stats_more ? &dev->bd_stats_more[id - 1] :
 					  &dev->bd_stats;

@@ -114,6 +114,13 @@ void loop_register(struct loop *r, unsigned id);
 /** loop_by_id() - the loop registered as @id, or NULL. */
 struct loop *loop_by_id(unsigned id);
 
+/** loop_id() - @lp's number, the shard of sharded state it writes; 0 for
+ * no loop (a unit test's request, run on its caller's thread). */
+static inline unsigned loop_id(const struct loop *lp)
+{
+	return lp ? lp->lp_id : 0;
+}
+
 /**
  * loop_pool_init() - map, lock and register @bytes of pinned memory.
  * Returns 0 or -errno (-ENOMEM / -EPERM when RLIMIT_MEMLOCK is too low).

@@ -97,7 +97,7 @@ struct layer_stats layer_stats_sum(const struct layer *l)
 
 static struct layer_io *io_get(struct layer *l, const struct loop *lp)
 {
-	unsigned id = lp ? lp->lp_id : 0;
+	unsigned id = loop_id(lp);
 	struct layer_io *io = l->l_free[id];
 	size_t nch = l->l_max_pieces, nv = l->l_vec_cap;
 	/* Whole-request children (mirrors, flushes) each need iovecs for

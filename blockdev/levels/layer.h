@@ -152,7 +152,7 @@ static inline enum layer_member_state layer_member_state(const struct layer *l,
 static inline struct layer_stats *layer_stats_of(struct layer *l,
 						 const struct loop *lp)
 {
-	return &l->l_stats[lp ? lp->lp_id : 0];
+	return &l->l_stats[loop_id(lp)];
 }
 
 /** layer_stats_sum() - @l's stats over every loop. */

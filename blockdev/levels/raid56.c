@@ -156,9 +156,10 @@ static void shard_submit(struct r56_shard *sh, struct bdev_req *req, bool mine)
 
 /* ---- several loops: stripes in groups, each group one loop's --------- */
 
-static unsigned loop_id(const struct loop *lp)
+/* The shard @lp works on: its own when the array has one per loop. */
+static struct r56_shard *shard_of(struct r56 *r, const struct loop *lp)
 {
-	return lp ? lp->lp_id : 0;
+	return r->sh[r->nr_shards > 1 ? loop_id(lp) : 0];
 }
 
 static struct r56_piece *piece_get(struct r56_shard *sh)
@@ -180,8 +181,7 @@ static void piece_end(struct bdev_req *req)
 	struct r56_piece *pc = req->br_private;
 	struct r56_shard *sh = pc->pc_from;
 
-	if (!sh->sh_id)
-		sh->pieces_out--;
+	sh->pieces_out--;
 	pc->pc_next = sh->pieces;
 	sh->pieces = pc;
 }
@@ -194,7 +194,7 @@ static void piece_run(struct loop_op *op, int res, unsigned flags)
 
 	(void)res;
 	(void)flags;
-	shard_submit(r->sh[loop_id(req->br_loop)], req, true);
+	shard_submit(shard_of(r, req->br_loop), req, true);
 }
 
 static void r56_stripes(struct layer *l, struct bdev_req *req);
@@ -233,8 +233,7 @@ static void r56_split(struct layer *l, struct bdev_req *req)
 			end = req->br_len;
 		bdev_req_child(req, &pc->pc_req, off, end - off,
 			       req->br_pos + off, piece_end, pc);
-		if (!id)
-			r->sh[id]->pieces_out++;
+		r->sh[id]->pieces_out++;
 		bdev_stat_add(&r->sh[id]->st.pieces_handed, 1);
 		pc->pc_req.br_home = req->br_loop;
 		pc->pc_req.br_loop = loop_by_id(to);
@@ -387,9 +386,8 @@ static void r56_submit(struct bdev *dev, struct bdev_req *req)
 		return;
 	case BDEV_READ:
 		if (!layer_nr_bad(l)) {
-			struct r56_cursor *c = cursor_get(
-				r->sh[r->nr_shards > 1 ? loop_id(req->br_loop) :
-							 0]);
+			struct r56_cursor *c =
+				cursor_get(shard_of(r, req->br_loop));
 
 			if (!c) {
 				bdev_req_complete(req, -ENOMEM);

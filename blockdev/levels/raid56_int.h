@@ -114,7 +114,7 @@ struct r56_piece {
  * pool, the stripe locks of the stripes it owns (active, waiting), the
  * requests waiting for its ops, its unplug hook and sequencing, and its
  * counters (bdev_stat_add: stats sums them from loop 0).  A headerless
- * array on several loops has one per loop (raid56_shard.c); otherwise
+ * array on several loops has one per loop (r56_share()); otherwise
  * everything runs on shard 0.
  */
 struct r56_shard {
@@ -132,7 +132,7 @@ struct r56_shard {
 	int last_write_reqs;  /* requests the last write op carried */
 	struct raid56_stats st;
 	struct r56_piece *pieces; /* free pieces this loop cuts */
-	uint32_t pieces_out;	  /* shard 0's: its pieces on other loops */
+	uint32_t pieces_out; /* on other loops (a collapse waits for shard 0's) */
 };
 
 /*
