@@ -104,7 +104,8 @@ static bool runs_anywhere(const struct bdev *d, int nr_loops)
 	return k &&
 	       ((k->bk_flags & BK_SHARED) ||
 		(k->bk_max_loops && k->bk_max_loops(d) >= nr_loops)) &&
-	       !d->bd_hold && !d->bd_hold_end && !d->bd_observe;
+	       ((!d->bd_hold && !d->bd_hold_end) || d->bd_hold_any_loop) &&
+	       !d->bd_observe;
 }
 
 const struct bdev *bdev_tree_first_owned(const struct bdev *top, int nr_loops)

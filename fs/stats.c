@@ -75,6 +75,8 @@ static void super_json(struct json_w *w, const struct layer *l)
 					"none");
 	json_kv_u64(w, "data_offset", (uint64_t)st.sb->data_offset * 512);
 	json_kv_u64(w, "updates", st.updates);
+	json_kv_u64(w, "acks_held", st.acks_held);
+	json_kv_u64(w, "far_failures", st.far_failures);
 	json_key(w, "devices");
 	json_arr_open(w);
 	for (int s = 0; s < l->l_nr; s++) {

@@ -249,6 +249,9 @@ struct bdev {
 	 * writes back while the superblocks do not yet record a member
 	 * failure they may have met). */
 	bool (*bd_hold_end)(struct bdev *dev, struct bdev_req *req);
+	/* The two barriers may run on any loop (md metadata of a raid5/6
+	 * sharded across loops): they do not make the device loop 0's. */
+	bool bd_hold_any_loop;
 	/* The devices this one is built from (a layer's members in slot
 	 * order; the array is the layer's), so that what walks the tree
 	 * needs to know no level.  NULL and 0 for a leaf. */

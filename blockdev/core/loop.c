@@ -248,7 +248,29 @@ again:
 	return next;
 }
 
+/* The loop whose hooks and completions this thread runs now: who a state
+ * change reached from a device's callback came from (loop_current()). */
+static _Thread_local struct loop *running;
+
+struct loop *loop_current(void)
+{
+	return running;
+}
+
+static int run_once(struct loop *r, unsigned wait_nr);
+
 int loop_run(struct loop *r, unsigned wait_nr)
+{
+	struct loop *outer = running;
+	int ret;
+
+	running = r;
+	ret = run_once(r, wait_nr);
+	running = outer;
+	return ret;
+}
+
+static int run_once(struct loop *r, unsigned wait_nr)
 {
 	struct io_uring_cqe *cqe;
 	uint64_t due = r->hooks ? run_hooks(r) : 0;

@@ -19,20 +19,20 @@
  *   the front end's transports, ring entries and counters (fs.h);
  * - sharded per loop (lp_id indexes the shard; summed when stats are
  *   read): bd_stats (bdev_stats_of()), a layer's free list and l_stats;
- *   a headerless raid5/6's stripe shards, each for the stripe groups its
- *   loop owns (raid56.h), loop 0's alone while a sweep runs;
- * - a device that keeps state of its own (every kind not BK_SHARED, one
- *   with md metadata or a trace observer) is owned by one loop
+ *   a raid5/6's stripe shards, each for the stripe groups its loop owns
+ *   (raid56.h), loop 0's alone while a sweep runs or md metadata says
+ *   clean; the writes a loop holds until md records a failure (super.c);
+ * - a device that keeps state of its own (every kind not BK_SHARED or
+ *   split per loop, one with a trace observer) is owned by one loop
  *   (bd_owner): a request from another loop is handed to it with
  *   loop_msg() and back at completion (br_home), so its state, and all it
  *   submits below, only ever runs there.  That covers raid1's barrier,
- *   held and in-flight writes (raid1.c); an md raid5/6's one stripe
- *   shard (raid56.h); faulty()'s RNG and
- *   counters; sim()'s queue model (one disk, whatever loop asks); member
+ *   held and in-flight writes (raid1.c); faulty()'s RNG and counters; sim()'s queue model (one disk, whatever loop asks); member
  *   states and the sweep cursor; the trace buffer (one per mount);
  * - owned by the loop that started it: a sweep (l_sweep_loop, and the
  *   tree its log lines name, l_sweep_top);
- * - owned by the loop given to super_attach(): an array's md metadata.
+ * - owned by the loop given to super_attach(): an array's md metadata
+ *   (other loops count the failures they meet and send them there).
  * The front end makes loop 0 the owner of all of these, and runs the
  * control file and sweeps there too.
  * Shared and read-only once serving: sizes, alignments, the tree's shape
@@ -208,6 +208,13 @@ static inline void loop_hook_arm(struct loop *r, struct loop_hook *h)
  * Returns the number dispatched or -errno (-EINTR when a signal came).
  */
 int loop_run(struct loop *r, unsigned wait_nr);
+
+/**
+ * loop_current() - the loop whose hooks or completions the calling thread
+ * is running (inside loop_run()), or NULL: for a callback that is handed
+ * no loop, such as a member's state change, to tell where it runs.
+ */
+struct loop *loop_current(void);
 
 /**
  * loop_run_until() - for start-up and shutdown, outside the event

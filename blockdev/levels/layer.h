@@ -41,6 +41,12 @@ enum layer_sweep_kind {
 	LAYER_SWEEP_REPAIR
 };
 
+/* Why a level sharded across loops is made loop 0's (l_gather). */
+enum layer_gather_why {
+	LAYER_GATHER_SWEEP = 1, /* a rebuild, check or repair runs */
+	LAYER_GATHER_MD = 2, /* md metadata: the array is clean, or resyncs */
+};
+
 /* A member slot's health, as md keeps it per rdev. */
 enum layer_member_state {
 	LAYER_MEMBER_OK,
@@ -101,6 +107,14 @@ struct layer_md_ops {
  * @l_mismatch_sectors: what the last check or repair found
  * A level keeps its own sweep step state (raid1's barrier, raid56's
  * stripe locks) behind @l_private.
+ *
+ * A level whose stripe state is sharded across loops (raid5/6 on several;
+ * NULL otherwise), for what must run on one loop (a sweep, md marking the
+ * array clean), from loop 0:
+ * @l_gather:      make it @loop's alone for the reason @why (enum
+ *                 layer_gather_why), then call @then(@arg) (at once when
+ *                 it is already)
+ * @l_scatter:     drop the reason @why; it shards again once none is left
  */
 struct layer {
 	struct bdev l_bdev;
@@ -128,6 +142,9 @@ struct layer {
 		       void (*done)(struct layer *l, int err));
 	struct loop *l_sweep_loop;
 	struct bdev *l_sweep_top;
+	void (*l_gather)(struct layer *l, struct loop *loop, unsigned why,
+			 void (*then)(void *arg), void *arg);
+	void (*l_scatter)(struct layer *l, struct loop *loop, unsigned why);
 	uint64_t l_rebuild_pos;
 	bool l_sweep_running;
 	uint64_t l_sweep_pos, l_sweep_total;

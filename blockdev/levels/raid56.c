@@ -256,7 +256,8 @@ static void r56_shape(struct loop_hook *h)
 	struct r56 *r = container_of(h, struct r56, shape);
 	struct layer *l = r->sh0.sh_l;
 	struct r56_shard *sh0 = &r->sh0;
-	void (*then)(void *) = NULL;
+	void (*then[2])(void *) = { NULL, NULL };
+	void *arg[2] = { r->then_arg[0], r->then_arg[1] };
 	struct r56_cursor *c;
 
 	if (r->mode == R56_COLLAPSING) {
@@ -265,8 +266,10 @@ static void r56_shape(struct loop_hook *h)
 			goto later;
 		r->mode = R56_COLLAPSED;
 		sh0->max_ops = r->max_ops; /* every stripe is its now */
-		then = r->then;
-		r->then = NULL;
+		for (int k = 0; k < 2; k++) {
+			then[k] = r->then[k];
+			r->then[k] = NULL;
+		}
 	} else if (r->mode == R56_EXPANDING) {
 		if (sh0->active || !fifo_empty(&sh0->waiting) ||
 		    !fifo_empty(&sh0->cursors))
@@ -285,35 +288,43 @@ static void r56_shape(struct loop_hook *h)
 		cursor_put(c);
 		c = next;
 	}
-	if (then)
-		then(r->then_arg);
+	for (int k = 0; k < 2; k++)
+		if (then[k])
+			then[k](arg[k]);
+	/* Every reason was dropped while it collapsed. */
+	if (r->mode == R56_COLLAPSED && !r->why)
+		r56_expand(l, h->lh_loop, 0);
 	return;
 later:
 	loop_hook_arm_at(h->lh_loop, h, loop_now_ns() + R56_SHAPE_POLL_NS);
 }
 
-void r56_collapse(struct layer *l, struct loop *loop, void (*then)(void *),
-		  void *arg)
+void r56_collapse(struct layer *l, struct loop *loop, unsigned why,
+		  void (*then)(void *), void *arg)
 {
 	struct r56 *r = r56_of(l);
+	int k = why == LAYER_GATHER_MD;
 
+	r->why |= why;
 	if (r->mode == R56_ONE || r->mode == R56_COLLAPSED) {
-		then(arg);
+		if (then)
+			then(arg);
 		return;
 	}
-	r->then = then;
-	r->then_arg = arg;
+	r->then[k] = then;
+	r->then_arg[k] = arg;
 	if (r->mode == R56_SHARDED)
 		bdev_owner_take(&l->l_bdev, loop);
 	r->mode = R56_COLLAPSING;
 	loop_hook_arm(loop, &r->shape);
 }
 
-void r56_expand(struct layer *l, struct loop *loop)
+void r56_expand(struct layer *l, struct loop *loop, unsigned why)
 {
 	struct r56 *r = r56_of(l);
 
-	if (r->mode != R56_COLLAPSED)
+	r->why &= ~why;
+	if (r->mode != R56_COLLAPSED || r->why)
 		return;
 	r->mode = R56_EXPANDING;
 	loop_hook_arm(loop, &r->shape);
@@ -475,11 +486,13 @@ static void r56_free(struct layer *l)
 	free(r);
 }
 
-/* A headerless array keeps nothing on the I/O path that a shard per loop
- * cannot hold; md metadata is one array's, on one loop. */
+/* The array keeps nothing on the I/O path that a shard per loop cannot
+ * hold: md metadata stays loop 0's, and its barriers run on any loop
+ * (super.c), the array collapsed whenever it is not marked active. */
 static int r56_max_loops(const struct bdev *dev)
 {
-	return layer_of((struct bdev *)dev)->l_md ? 0 : LOOP_MAX;
+	(void)dev;
+	return LOOP_MAX;
 }
 
 /* The kind's bk_share: a shard per loop, each owning every nr_loops-th
@@ -513,6 +526,15 @@ static int r56_share(struct bdev *dev, int nr_loops)
 	r->nr_shards = nr_loops;
 	r->mode = R56_SHARDED;
 	dev->bd_owner_moves = true;
+	l->l_gather = r56_collapse;
+	l->l_scatter = r56_expand;
+	if (l->l_md) {
+		/* md metadata spreads it once the superblocks say active. */
+		r->why = LAYER_GATHER_MD;
+		r->mode = R56_COLLAPSED;
+		r->sh0.max_ops = r->max_ops;
+		bdev_owner_take(dev, loop_by_id(0));
+	}
 	return 0;
 }
 

@@ -137,13 +137,14 @@ struct r56_shard {
 
 /*
  * The array on several loops (r56.mode), changed by loop 0 only:
- *   R56_ONE        one shard: one loop, or owned (md metadata, a trace)
+ *   R56_ONE        one shard: one loop, or owned (a trace, an owner above)
  *   R56_SHARDED    no owner; stripes in groups of group_bytes of data,
  *                  group g shard (g mod nr_shards)'s, on that loop
  *   R56_COLLAPSING loop 0 owns it and waits until the other loops'
  *                  requests and its own pieces on them are done; the
  *                  requests it gets meanwhile wait in @held
- *   R56_COLLAPSED  loop 0's, every stripe on shard 0 (a sweep runs)
+ *   R56_COLLAPSED  loop 0's, every stripe on shard 0, for the reasons in
+ *                  @why (a sweep runs; md: clean, or a resync is due)
  *   R56_EXPANDING  loop 0 waits for shard 0's ops to end, holding new
  *                  requests, before the array is sharded again
  */
@@ -176,8 +177,10 @@ struct r56 {
 	uint64_t group_bytes;	      /* R56_SHARDED: data bytes a group */
 	FIFO(struct r56_cursor) held; /* loop 0's, while the mode moves */
 	struct loop_hook shape;	      /* r56_shape(), on loop 0 */
-	void (*then)(void *arg);      /* once collapsed */
-	void *then_arg;
+	unsigned why; /* enum layer_gather_why: held collapsed */
+	/* once collapsed, per reason (LAYER_GATHER_SWEEP, LAYER_GATHER_MD) */
+	void (*then[2])(void *arg);
+	void *then_arg[2];
 	/* A check or repair sweep's copy of the parity read (chunk bytes per
 	 * parity), allocated when it starts: no stripe can fail for memory. */
 	uint8_t *scrub_save;
@@ -264,14 +267,16 @@ void r56_resume(struct r56_shard *sh);
 
 /**
  * r56_collapse() - from loop 0 (@loop): make the array loop 0's alone,
- * every stripe on shard 0, then call @then(@arg) (at once when it is).
- * What changes the array's state beyond a member's failure (a sweep)
- * runs collapsed.
+ * every stripe on shard 0, for the reason @why (enum layer_gather_why),
+ * then call @then(@arg) (at once when it is; NULL: nothing).  What changes
+ * the array's state beyond a member's failure (a sweep, md marking it
+ * clean) runs collapsed.  The level's l_gather on several loops.
  */
-void r56_collapse(struct layer *l, struct loop *loop, void (*then)(void *),
-		  void *arg);
+void r56_collapse(struct layer *l, struct loop *loop, unsigned why,
+		  void (*then)(void *), void *arg);
 
-/** r56_expand() - from loop 0: shard a collapsed array again. */
-void r56_expand(struct layer *l, struct loop *loop);
+/** r56_expand() - from loop 0: drop the reason @why, and shard a collapsed
+ * array again once no reason is left.  The level's l_scatter. */
+void r56_expand(struct layer *l, struct loop *loop, unsigned why);
 
 #endif

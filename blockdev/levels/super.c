@@ -1,86 +1,41 @@
-/* super: a running array's md v1.2 metadata: updates that hold writes
- * back until the superblocks say what md's would, resync and restarts. */
-#include "blockdev/levels/super.h"
+/* super: md v1.2 metadata on the write path: barriers that hold writes
+ * back until the superblocks say what md's would, updates, safe mode. */
+#include "blockdev/levels/super_int.h"
 #include "blockdev/core/log.h"
-#include "blockdev/levels/member.h"
 
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/random.h>
 #include <time.h>
 
-/* ---- a running array --------------------------------------------------- */
+void super_kick(struct super_array *md);
 
-struct super_array;
-static int new_dev(struct super_array *md, int s);
-static void resync_start(struct loop_hook *h);
-static void array_free(struct super_array *md);
-static const struct layer_md_ops md_ops;
-
-/**
- * struct super_dev - a member slot's record: which device holds it, and
- * the block its superblock is written from.
- */
-struct super_dev {
-	struct super_array *sd_md;
-	struct bdev *sd_bdev; /* the member this record describes */
-	uint32_t sd_number;   /* dev_number */
-	uint8_t sd_uuid[16];
-	uint8_t *sd_buf;
-	struct pvec sd_vec;
-	struct bdev_req sd_req;
-	int sd_stage; /* of its round: 0 flush, 1 superblock, 2 flush */
-};
-
-/**
- * struct super_array - one array's metadata.  Writes (and discards) meet
- * super_hold() in bdev_submit(): they pass only while the superblocks on
- * disk say "active" and record every member's current state; otherwise
- * they wait on @sa_held for the next superblock write.
- * @sa_want_active: what the next write should say
- * @sa_changed:     member states changed since the last write
- * @sa_io:          member superblock writes and flushes in flight
- */
-struct super_array {
-	struct layer *sa_l;
-	/* The loop that owns this array's metadata: superblock I/O, the
-	 * safe-mode timer and the resync start run on it (md's one thread
-	 * per array); the members' requests may come from any. */
-	struct loop *sa_loop;
-	struct super_info sa_sb;
-	struct super_dev sa_dev[LAYER_MAX_MEMBERS];
-	FIFO(struct bdev_req) sa_held;
-	/* completed writes waiting for the update */
-	FIFO(struct bdev_req) sa_ended;
-	int sa_io;
-	bool sa_round_active; /* what the round in flight writes */
-	bool sa_ondisk_active;
-	bool sa_want_active;
-	bool sa_changed;
-	bool sa_resync_pending;
-	bool sa_resyncing;
-	bool sa_rebuild_pending;
-	bool sa_start_write; /* super_start() writes: new, or state changed */
-	uint64_t sa_last_write_ns;
-	uint64_t sa_updates;
-	struct loop_hook sa_idle; /* safe mode: mark clean when idle */
-	struct loop_hook sa_kick; /* a state change, seen off the I/O path */
-	struct loop_hook sa_resync_hook;
-};
-
-static void kick(struct super_array *md);
-
-static uint64_t writes_in_flight(const struct layer *l)
+/* Over every loop's shard: a sharded array's writes run on all. */
+uint64_t super_writes_in_flight(const struct layer *l)
 {
-	const struct bdev_stats *st = &l->l_bdev.bd_stats;
+	struct bdev_stats st;
 	uint64_t n = 0;
 
+	bdev_stats_sum(&l->l_bdev, &st);
 	for (int op = BDEV_WRITE; op <= BDEV_ZERO; op++)
 		if (op != BDEV_FLUSH)
-			n += st->ops[op] - st->done[op];
+			n += st.ops[op] - st.done[op];
 	return n;
+}
+
+/* Every failure counted on any loop is on disk. */
+bool super_recorded(const struct super_array *md)
+{
+	return __atomic_load_n(&md->sa_fail_gen, __ATOMIC_SEQ_CST) ==
+	       __atomic_load_n(&md->sa_rec_gen, __ATOMIC_SEQ_CST);
+}
+
+/* A request a loop other than the metadata's submits or completes: only
+ * while the array is sharded, and so marked active. */
+static bool far_from(const struct super_array *md, const struct bdev_req *req)
+{
+	return req->br_loop && req->br_loop != md->sa_loop;
 }
 
 /* A failed member of raid1/5/6 misses writes and is stale from then on.
@@ -89,10 +44,11 @@ static uint64_t writes_in_flight(const struct layer *l)
  * restart. */
 static bool slot_faulty(const struct super_array *md, int s)
 {
-	return md->sa_l->l_sweep && md->sa_l->l_state[s] == LAYER_MEMBER_FAILED;
+	return md->sa_l->l_sweep &&
+	       layer_member_state(md->sa_l, s) == LAYER_MEMBER_FAILED;
 }
 
-static uint16_t slot_role(const struct super_array *md, int s)
+uint16_t super_slot_role(const struct super_array *md, int s)
 {
 	return slot_faulty(md, s) ? SUPER_ROLE_FAULTY : (uint16_t)s;
 }
@@ -111,17 +67,17 @@ static void fill(struct super_array *md, int s, bool active,
 							      SUPER_MAX_SECTOR;
 	si->feature_map = 0;
 	si->recovery_offset = 0;
-	if (l->l_state[s] == LAYER_MEMBER_REBUILDING) {
+	if (layer_member_state(l, s) == LAYER_MEMBER_REBUILDING) {
 		si->feature_map |= SUPER_FEATURE_RECOVERY_OFFSET;
 		si->recovery_offset = l->l_rebuild_pos / 512;
 	}
 	for (unsigned i = 0; i < si->max_dev; i++)
 		si->dev_roles[i] = SUPER_ROLE_SPARE;
 	for (int i = 0; i < l->l_nr; i++)
-		si->dev_roles[md->sa_dev[i].sd_number] = slot_role(md, i);
+		si->dev_roles[md->sa_dev[i].sd_number] = super_slot_role(md, i);
 }
 
-static uint64_t md_time(void)
+uint64_t super_md_time(void)
 {
 	struct timespec ts;
 
@@ -129,15 +85,48 @@ static uint64_t md_time(void)
 	return (uint64_t)ts.tv_sec & ((1ull << 40) - 1);
 }
 
+/* Let the level shard across loops again: marked active, nothing due
+ * that needs one loop. */
+void super_spread(struct super_array *md)
+{
+	struct layer *l = md->sa_l;
+
+	if (md->sa_spread || !l->l_scatter || !md->sa_ondisk_active ||
+	    !md->sa_want_active || md->sa_resync_pending || md->sa_io)
+		return;
+	md->sa_spread = true;
+	l->l_scatter(l, md->sa_loop, LAYER_GATHER_MD);
+}
+
+/* Recorded: the writes other loops hold for it may go.  Stored before
+ * the slots are read, as a far loop asks before it looks again: one of
+ * the two sees the other. */
+static void far_wake(struct super_array *md)
+{
+	__atomic_store_n(&md->sa_rec_gen, md->sa_round_gen, __ATOMIC_SEQ_CST);
+	for (unsigned i = 0; i < LOOP_MAX; i++) {
+		struct super_far *f = &md->sa_far[i];
+
+		if (i != loop_id(md->sa_loop) &&
+		    __atomic_load_n(&f->sf_asked, __ATOMIC_SEQ_CST) &&
+		    __atomic_exchange_n(&f->sf_asked, false, __ATOMIC_SEQ_CST))
+			loop_msg(md->sa_loop, loop_by_id(i), &f->sf_op);
+	}
+}
+
 static void round_done(struct super_array *md)
 {
 	md->sa_updates++;
 	md->sa_ondisk_active = md->sa_round_active;
+	far_wake(md);
 	/* Safe mode watches every active spell, however it began. */
 	if (md->sa_ondisk_active)
 		loop_hook_arm_at(md->sa_loop, &md->sa_idle,
-				 md->sa_last_write_ns + SUPER_SAFE_MODE_NS);
-	kick(md);
+				 __atomic_load_n(&md->sa_last_write_ns,
+						 __ATOMIC_RELAXED) +
+					 SUPER_SAFE_MODE_NS);
+	super_kick(md);
+	super_spread(md);
 }
 
 static void dev_end(struct bdev_req *req);
@@ -169,7 +158,7 @@ static void dev_end(struct bdev_req *req)
 	int s = (int)(d - md->sa_dev);
 
 	if (req->br_error && md->sa_l->l_members[s] == d->sd_bdev &&
-	    md->sa_l->l_state[s] != LAYER_MEMBER_FAILED) {
+	    layer_member_state(md->sa_l, s) != LAYER_MEMBER_FAILED) {
 		/* md fails a member whose superblock cannot be written. */
 		bdev_log("%s member %d (%s): superblock write failed: %s; member failed",
 			 md->sa_l->l_kind, s, d->sd_bdev->bd_name,
@@ -191,8 +180,10 @@ static void write_round(struct super_array *md)
 	struct super_info si;
 
 	md->sa_sb.events++;
-	md->sa_sb.utime = md_time();
+	md->sa_sb.utime = super_md_time();
 	md->sa_changed = false;
+	/* The states fill() reads include every failure counted so far. */
+	md->sa_round_gen = __atomic_load_n(&md->sa_fail_gen, __ATOMIC_SEQ_CST);
 	md->sa_round_active = md->sa_want_active;
 	md->sa_io = 1; /* held until every member is under way */
 	for (int s = 0; s < l->l_nr; s++) {
@@ -218,8 +209,36 @@ static void write_round(struct super_array *md)
 /* Writes that completed while an update was due: out now that it is done. */
 static void release_ended(struct super_array *md)
 {
-	while (!fifo_empty(&md->sa_ended) && !md->sa_changed && !md->sa_io)
+	while (!fifo_empty(&md->sa_ended) && !md->sa_changed && !md->sa_io &&
+	       super_recorded(md))
 		bdev_req_end(fifo_pop(&md->sa_ended, br_qnext));
+}
+
+/* On a far loop: what it held goes once every failure is recorded. */
+static void far_release_now(struct super_far *f)
+{
+	while (!fifo_empty(&f->sf_ended) && super_recorded(f->sf_md))
+		bdev_req_end(fifo_pop(&f->sf_ended, br_qnext));
+}
+
+/* Ask for a wake-up, then look again: far_wake() may have come between. */
+static void far_ask(struct super_far *f)
+{
+	__atomic_store_n(&f->sf_asked, true, __ATOMIC_SEQ_CST);
+	if (super_recorded(f->sf_md) &&
+	    __atomic_exchange_n(&f->sf_asked, false, __ATOMIC_SEQ_CST))
+		far_release_now(f);
+}
+
+void super_far_release(struct loop_op *op, int res, unsigned flags)
+{
+	struct super_far *f = container_of(op, struct super_far, sf_op);
+
+	(void)res;
+	(void)flags;
+	far_release_now(f);
+	if (!fifo_empty(&f->sf_ended))
+		far_ask(f); /* a failure counted since */
 }
 
 static void release_held(struct super_array *md)
@@ -231,7 +250,7 @@ static void release_held(struct super_array *md)
 		dev->bd_ops->submit(dev, fifo_pop(&md->sa_held, br_qnext));
 }
 
-static void kick(struct super_array *md)
+void super_kick(struct super_array *md)
 {
 	/* -o ro: nothing is written, the superblocks stay as they are. */
 	if (md->sa_io || md->sa_l->l_bdev.bd_read_only)
@@ -248,27 +267,47 @@ static void kick(struct super_array *md)
 	release_held(md);
 }
 
-static void idle_check(struct loop_hook *h)
+static void idle_gathered(void *arg);
+
+void super_idle_check(struct loop_hook *h)
 {
 	struct super_array *md = container_of(h, struct super_array, sa_idle);
-	uint64_t due = md->sa_last_write_ns + SUPER_SAFE_MODE_NS,
+	uint64_t due = __atomic_load_n(&md->sa_last_write_ns,
+				       __ATOMIC_RELAXED) +
+		       SUPER_SAFE_MODE_NS,
 		 now = loop_now_ns();
 
 	if (!md->sa_ondisk_active)
 		return;
-	if (now < due || writes_in_flight(md->sa_l) ||
+	if (now < due || super_writes_in_flight(md->sa_l) ||
 	    !fifo_empty(&md->sa_held)) {
 		loop_hook_arm_at(md->sa_loop, h,
 				 now < due ? due : now + SUPER_SAFE_MODE_NS);
+		super_spread(md); /* gathered to look, and written to since */
+		return;
+	}
+	if (md->sa_spread) {
+		/* Idle on every loop as far as loop 0 sees: make every write
+		 * come here, then look again. */
+		md->sa_spread = false;
+		md->sa_l->l_gather(md->sa_l, md->sa_loop, LAYER_GATHER_MD,
+				   idle_gathered, md);
 		return;
 	}
 	md->sa_want_active = false;
-	kick(md);
+	super_kick(md);
 }
 
-static void kick_hook(struct loop_hook *h)
+static void idle_gathered(void *arg)
 {
-	kick(container_of(h, struct super_array, sa_kick));
+	struct super_array *md = arg;
+
+	super_idle_check(&md->sa_idle);
+}
+
+void super_kick_hook(struct loop_hook *h)
+{
+	super_kick(container_of(h, struct super_array, sa_kick));
 }
 
 /*
@@ -278,25 +317,41 @@ static void kick_hook(struct loop_hook *h)
  * so a crash never leaves a failed member looking fresh behind an
  * acknowledged write.
  */
-static bool super_hold_end(struct bdev *dev, struct bdev_req *req)
-{
-	struct super_array *md = layer_of(dev)->l_md;
-
-	if (req->br_op == BDEV_READ || req->br_op == BDEV_FLUSH ||
-	    (!md->sa_changed && !md->sa_io))
-		return false;
-	fifo_push(&md->sa_ended, req, br_qnext);
-	return true;
-}
-
-/* bdev_submit()'s barrier for @dev: true when it took @req to hold. */
-static bool super_hold(struct bdev *dev, struct bdev_req *req)
+bool super_hold_end(struct bdev *dev, struct bdev_req *req)
 {
 	struct super_array *md = layer_of(dev)->l_md;
 
 	if (req->br_op == BDEV_READ || req->br_op == BDEV_FLUSH)
 		return false;
-	md->sa_last_write_ns = req->br_start_ns;
+	if (far_from(md, req)) {
+		struct super_far *f = &md->sa_far[loop_id(req->br_loop)];
+
+		if (super_recorded(md))
+			return false;
+		__atomic_fetch_add(&md->sa_acks_held, 1, __ATOMIC_RELAXED);
+		fifo_push(&f->sf_ended, req, br_qnext);
+		far_ask(f);
+		return true;
+	}
+	if (!md->sa_changed && !md->sa_io && super_recorded(md))
+		return false;
+	__atomic_fetch_add(&md->sa_acks_held, 1, __ATOMIC_RELAXED);
+	fifo_push(&md->sa_ended, req, br_qnext);
+	return true;
+}
+
+/* bdev_submit()'s barrier for @dev: true when it took @req to hold. */
+bool super_hold(struct bdev *dev, struct bdev_req *req)
+{
+	struct super_array *md = layer_of(dev)->l_md;
+
+	if (req->br_op == BDEV_READ || req->br_op == BDEV_FLUSH)
+		return false;
+	__atomic_store_n(&md->sa_last_write_ns, req->br_start_ns,
+			 __ATOMIC_RELAXED);
+	/* Sharded, so marked active: a failure pending is held at the end. */
+	if (far_from(md, req))
+		return false;
 	if (!md->sa_changed && !md->sa_io && fifo_empty(&md->sa_held) &&
 	    !md->sa_l->l_sweep)
 		return false;
@@ -308,343 +363,69 @@ static bool super_hold(struct bdev *dev, struct bdev_req *req)
 		return false;
 	}
 	fifo_push(&md->sa_held, req, br_qnext);
-	kick(md);
+	super_kick(md);
 	return true;
 }
 
+static void changed_here(struct super_array *md, int m);
+
 /* layer_set_state()'s note that member @m of @l changed state: the
- * superblocks must say so before the next write. */
-static void md_changed(struct layer *l, int m)
+ * superblocks must say so before the next write, and before a write that
+ * may have gone out degraded because of it is acknowledged. */
+void super_changed(struct layer *l, int m)
 {
 	struct super_array *md = l->l_md;
+	struct loop *here = loop_current();
+
+	/* raid0/linear: a fail changes nothing on disk. */
+	if (!l->l_sweep && md->sa_dev[m].sd_bdev == l->l_members[m])
+		return;
+	__atomic_fetch_add(&md->sa_fail_gen, 1, __ATOMIC_SEQ_CST);
+	if (here && here != md->sa_loop) {
+		/* A sharded array's stripe op met it: loop 0 records it. */
+		__atomic_fetch_or(&md->sa_far_changed, 1ull << m,
+				  __ATOMIC_SEQ_CST);
+		if (!__atomic_exchange_n(&md->sa_far_sent, true,
+					 __ATOMIC_SEQ_CST))
+			loop_msg(here, md->sa_loop, &md->sa_far_op);
+		return;
+	}
+	changed_here(md, m);
+}
+
+/* Members failed on other loops, on the metadata's loop. */
+void super_far_changed(struct loop_op *op, int res, unsigned flags)
+{
+	struct super_array *md =
+		container_of(op, struct super_array, sa_far_op);
+	uint64_t mask;
+
+	(void)res;
+	(void)flags;
+	__atomic_store_n(&md->sa_far_sent, false, __ATOMIC_SEQ_CST);
+	mask = __atomic_exchange_n(&md->sa_far_changed, 0, __ATOMIC_SEQ_CST);
+	for (int m = 0; m < LAYER_MAX_MEMBERS; m++)
+		if (mask & (1ull << m)) {
+			md->sa_far_failures++;
+			changed_here(md, m);
+		}
+}
+
+static void changed_here(struct super_array *md, int m)
+{
+	struct layer *l = md->sa_l;
 
 	/* replace put a new device in the slot: it gets an identity of
 	 * its own, so its old superblock (if any) never counts as this. */
-	if (md->sa_dev[m].sd_bdev != l->l_members[m] && new_dev(md, m))
+	if (md->sa_dev[m].sd_bdev != l->l_members[m] && super_new_dev(md, m))
 		bdev_log("%s member %d: no random bytes for its device UUID",
 			 l->l_kind, m);
-	else if (!l->l_sweep && md->sa_dev[m].sd_bdev == l->l_members[m])
-		return; /* raid0/linear: a fail changes nothing on disk */
 	md->sa_changed = true;
 	/* Called from completions and sweeps: write from the loop's next
 	 * turn, where one write covers every change of this batch. */
 	loop_hook_arm(md->sa_loop, &md->sa_kick);
 	/* A resync put off while degraded runs once a rebuild is done. */
-	if (md->sa_resync_pending && !md->sa_resyncing && !l->l_nr_bad)
+	if (md->sa_resync_pending && !md->sa_resyncing && !layer_nr_bad(l))
 		loop_hook_arm_at(md->sa_loop, &md->sa_resync_hook,
 				 loop_now_ns() + 100000000ull);
-}
-
-static int random_bytes(uint8_t *b, size_t n)
-{
-	while (n) {
-		ssize_t r = getrandom(b, n, 0);
-
-		if (r < 0)
-			return -errno;
-		b += r;
-		n -= (size_t)r;
-	}
-	return 0;
-}
-
-/* A new device in slot @s (created, or put there by replace). */
-static int new_dev(struct super_array *md, int s)
-{
-	struct super_dev *d = &md->sa_dev[s];
-	uint32_t n;
-
-	for (n = 0; n < SUPER_MAX_DEV; n++) {
-		bool used = false;
-
-		for (int i = 0; i < md->sa_l->l_nr; i++)
-			used |= i != s && md->sa_dev[i].sd_bdev &&
-				md->sa_dev[i].sd_number == n;
-		if (!used && (n != d->sd_number || !d->sd_bdev))
-			break;
-	}
-	d->sd_bdev = md->sa_l->l_members[s];
-	d->sd_number = n;
-	if (n + 1 > md->sa_sb.max_dev)
-		md->sa_sb.max_dev = n + 1;
-	return random_bytes(d->sd_uuid, 16);
-}
-
-int super_attach(struct layer *l, struct loop *loop,
-		 const struct super_plan *plan, const struct super_probe *p,
-		 int nr, const char *name)
-{
-	struct super_array *md = calloc(1, sizeof(*md));
-	int ret = -ENOMEM;
-
-	if (!md)
-		return -ENOMEM;
-	md->sa_l = l;
-	md->sa_loop = loop;
-	md->sa_idle.lh_fn = idle_check;
-	md->sa_kick.lh_fn = kick_hook;
-	md->sa_resync_hook.lh_fn = resync_start;
-	for (int s = 0; s < nr; s++) {
-		md->sa_dev[s].sd_md = md;
-		md->sa_dev[s].sd_buf = super_block_alloc();
-		if (!md->sa_dev[s].sd_buf)
-			goto out_free;
-	}
-	l->l_md = md;
-	l->l_md_ops = &md_ops;
-	if (plan->action == SUPER_PLAN_ASSEMBLE) {
-		const struct super_info *a = &p[plan->authority].sb;
-
-		md->sa_sb = *a;
-		/* Every member with a superblock keeps its identity (a failed
-		 * one the number the table marks faulty); then one without
-		 * gets a number none of them has. */
-		for (int i = 0; i < nr; i++) {
-			int s = plan->slot_of[i];
-			struct super_dev *d = &md->sa_dev[s];
-
-			if (p[i].found) {
-				d->sd_bdev = l->l_members[s];
-				d->sd_number = p[i].sb.dev_number;
-				memcpy(d->sd_uuid, p[i].sb.device_uuid, 16);
-			}
-		}
-		for (int i = 0; i < nr; i++)
-			if (!p[i].found &&
-			    (ret = new_dev(md, plan->slot_of[i])))
-				goto out_free;
-		md->sa_ondisk_active = a->resync_offset != SUPER_MAX_SECTOR;
-		md->sa_resync_pending = plan->resync;
-		for (int s = 0; s < nr; s++) {
-			if (plan->state[s] != LAYER_MEMBER_OK) {
-				md->sa_start_write = true;
-				l->l_state[s] = plan->state[s];
-				l->l_nr_bad++;
-			}
-			md->sa_rebuild_pending |= plan->state[s] ==
-						  LAYER_MEMBER_REBUILDING;
-		}
-	} else {
-		struct super_info *si = &md->sa_sb;
-
-		if ((ret = random_bytes(si->set_uuid, 16)))
-			goto out_free;
-		snprintf(si->set_name, sizeof(si->set_name), "%s", name);
-		si->ctime = si->utime = md_time();
-		si->level = l->l_bdev.bd_desc->bk_md_level;
-		si->layout = si->level >= 5 ? SUPER_LAYOUT_LEFT_SYMMETRIC : 0;
-		si->size = si->level == -1 ? 0 : l->l_member_size / 512;
-		si->chunksize = (uint32_t)(l->l_chunk / 512);
-		si->raid_disks = (uint32_t)nr;
-		si->data_offset = l->l_data_offset / 512;
-		si->super_offset = SUPER_OFFSET_BYTES / 512;
-		si->events = 0;
-		for (int s = 0; s < nr; s++)
-			if ((ret = new_dev(md, s)))
-				goto out_free;
-		md->sa_start_write = true;
-		md->sa_resync_pending = plan->resync;
-	}
-	md->sa_want_active = md->sa_ondisk_active;
-	/* Mirrors may differ until the resync: every read sees the first. */
-	l->l_reads_first = md->sa_resync_pending;
-	return 0;
-out_free:
-	l->l_md = NULL;
-	l->l_md_ops = NULL;
-	array_free(md);
-	return ret;
-}
-
-static void array_free(struct super_array *md)
-{
-	loop_hook_disarm(&md->sa_idle);
-	loop_hook_disarm(&md->sa_kick);
-	loop_hook_disarm(&md->sa_resync_hook);
-	for (int s = 0; s < LAYER_MAX_MEMBERS; s++)
-		free(md->sa_dev[s].sd_buf);
-	free(md);
-}
-
-static void resync_done(struct layer *l, int err)
-{
-	struct super_array *md = l->l_md;
-
-	bdev_log("%s resync %s: %llu mismatched sectors repaired", l->l_kind,
-		 err ? "stopped" : "done",
-		 (unsigned long long)l->l_mismatch_sectors);
-	md->sa_resyncing = false;
-	if (!err) {
-		md->sa_resync_pending = false;
-		l->l_reads_first = false;
-		md->sa_changed = true; /* the superblocks may say clean now */
-		loop_hook_arm(md->sa_loop, &md->sa_kick);
-		loop_hook_arm_at(md->sa_loop, &md->sa_idle,
-				 loop_now_ns() + SUPER_SAFE_MODE_NS);
-	}
-}
-
-/* Start the resync once no other sweep (a rebuild) runs. */
-static void resync_start(struct loop_hook *h)
-{
-	struct super_array *md =
-		container_of(h, struct super_array, sa_resync_hook);
-	struct layer *l = md->sa_l;
-	int ret;
-
-	if (!md->sa_resync_pending)
-		return;
-	if (l->l_sweep_running || l->l_nr_bad) {
-		/* Degraded: nothing to resync against; a rebuild that
-		 * completes rewrites the stripes anyway. */
-		if (l->l_sweep_running)
-			loop_hook_arm_at(md->sa_loop, h,
-					 loop_now_ns() + 100000000ull);
-		return;
-	}
-	ret = l->l_sweep(l, md->sa_loop, LAYER_SWEEP_REPAIR, resync_done);
-	md->sa_resyncing = !ret;
-	if (ret)
-		bdev_log("%s: cannot start the resync: %s", l->l_kind,
-			 strerror(-ret));
-}
-
-static bool round_over(void *arg)
-{
-	return !((struct super_array *)arg)->sa_io;
-}
-
-static int start_tree(struct bdev *top, struct bdev *d, char *err,
-		      size_t errlen)
-{
-	struct super_array *md;
-	struct layer *l;
-	int ret;
-
-	if (!bdev_is_layer(d))
-		return 0;
-	l = layer_of(d);
-	for (int i = 0; i < l->l_nr; i++)
-		if ((ret = start_tree(top, l->l_members[i], err, errlen)))
-			return ret;
-	md = l->l_md;
-	if (!md)
-		return 0;
-	if (d->bd_read_only) {
-		if (md->sa_start_write || md->sa_rebuild_pending ||
-		    md->sa_resync_pending)
-			bdev_log("%s: read-only: its superblocks stay as they are, and the rebuild or resync it needs waits for a read-write start",
-				 l->l_kind);
-		return 0;
-	}
-	d->bd_hold = super_hold;
-	d->bd_hold_end = super_hold_end;
-	if (md->sa_start_write) {
-		md->sa_changed = true;
-		kick(md);
-		ret = loop_run_until(md->sa_loop, round_over, md);
-		if (ret) {
-			snprintf(err, errlen, "%s: writing superblocks: %s",
-				 l->l_kind, strerror(-ret));
-			return ret;
-		}
-		if (l->l_nr_bad >
-		    bdev_kind_redundancy(l->l_bdev.bd_desc, l->l_nr)) {
-			snprintf(err, errlen,
-				 "%s: superblocks could not be written on enough members to run (see the log)",
-				 l->l_kind);
-			return -EIO;
-		}
-	}
-	if (md->sa_rebuild_pending) {
-		for (int s = 0; s < l->l_nr; s++)
-			if (l->l_state[s] == LAYER_MEMBER_REBUILDING)
-				l->l_rebuild_pos = 0;
-		ret = member_rebuild(md->sa_loop, top, l);
-		if (ret) {
-			snprintf(err, errlen,
-				 "%s: cannot restart the rebuild: %s",
-				 l->l_kind, strerror(-ret));
-			return ret;
-		}
-	}
-	if (md->sa_ondisk_active)
-		loop_hook_arm_at(md->sa_loop, &md->sa_idle,
-				 loop_now_ns() + SUPER_SAFE_MODE_NS);
-	if (md->sa_resync_pending)
-		loop_hook_arm(md->sa_loop, &md->sa_resync_hook);
-	return 0;
-}
-
-int super_start(struct bdev *top, char *err, size_t errlen)
-{
-	return start_tree(top, top, err, errlen);
-}
-
-static bool quiesce_tree(struct bdev *d)
-{
-	struct super_array *md;
-	struct layer *l;
-	bool done = true;
-
-	if (!bdev_is_layer(d))
-		return true;
-	l = layer_of(d);
-	for (int i = 0; i < l->l_nr; i++)
-		done &= quiesce_tree(l->l_members[i]);
-	md = l->l_md;
-	if (!md || d->bd_read_only)
-		return done;
-	if (md->sa_ondisk_active && fifo_empty(&md->sa_held) &&
-	    !writes_in_flight(l))
-		md->sa_want_active = false;
-	kick(md);
-	return done && !md->sa_io && !md->sa_changed &&
-	       md->sa_ondisk_active == md->sa_want_active;
-}
-
-bool super_quiesce(struct bdev *top)
-{
-	return quiesce_tree(top);
-}
-
-/* Superblock I/O in flight or due, or writes held: it may not be freed. */
-static bool md_busy(const struct layer *l)
-{
-	const struct super_array *md = l->l_md;
-
-	return md->sa_io || !fifo_empty(&md->sa_held) ||
-	       !fifo_empty(&md->sa_ended) || md->sa_kick.lh_armed;
-}
-
-static void md_free(struct layer *l)
-{
-	array_free(l->l_md);
-	l->l_md = NULL;
-}
-
-static const struct layer_md_ops md_ops = {
-	.changed = md_changed,
-	.busy = md_busy,
-	.free = md_free,
-};
-
-bool super_stats(const struct layer *l, struct super_stats *st)
-{
-	const struct super_array *md = l->l_md;
-
-	if (!md)
-		return false;
-	st->sb = &md->sa_sb;
-	/* What the superblocks say: a resync not yet done keeps them active. */
-	st->active = md->sa_ondisk_active || md->sa_resync_pending;
-	st->resync_pending = md->sa_resync_pending;
-	st->resyncing = md->sa_resyncing;
-	st->updates = md->sa_updates;
-	for (int s = 0; s < l->l_nr; s++) {
-		st->dev_number[s] = md->sa_dev[s].sd_number;
-		memcpy(st->dev_uuid[s], md->sa_dev[s].sd_uuid, 16);
-		st->role[s] = slot_role(md, s);
-	}
-	return true;
 }

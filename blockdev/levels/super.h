@@ -193,7 +193,9 @@ struct super_stats {
 	bool active;		     /* on disk: active (not clean) */
 	bool resync_pending;	     /* unclean shutdown, resync not done */
 	bool resyncing;
-	uint64_t updates; /* superblock writes (rounds) */
+	uint64_t updates;      /* superblock writes (rounds) */
+	uint64_t far_failures; /* member failures met on other loops */
+	uint64_t acks_held;    /* writes acknowledged only after an update */
 	uint32_t dev_number[LAYER_MAX_MEMBERS];
 	uint8_t dev_uuid[LAYER_MAX_MEMBERS][16];
 	uint16_t role[LAYER_MAX_MEMBERS];

@@ -16,6 +16,7 @@
 #include "blockdev/levels/raid56.h"
 #include "blockdev/levels/raid56_int.h"
 #include "blockdev/levels/super.h"
+#include "blockdev/members/faulty.h"
 
 #define MAX_IO (256u << 10) /* the largest request sent (max_io_bytes) */
 #define MAX_PIECES 4096
@@ -1072,6 +1073,20 @@ static void run_two(struct loop *la, struct loop *lb, struct io *ios, int nr,
 	}
 }
 
+/* Loops 0 and 1, both run by this thread; false where io_uring is not. */
+static bool two_loops_init(struct loop *la, struct loop *lb)
+{
+	int ret = loop_init(la, 64, false);
+
+	if (ret == -ENOSYS || ret == -EPERM)
+		return false;
+	ck_assert_int_eq(ret, 0);
+	ck_assert_int_eq(loop_init(lb, 64, false), 0);
+	loop_register(la, 0);
+	loop_register(lb, 1);
+	return true;
+}
+
 START_TEST(test_raid5_two_loops)
 {
 	static struct loop la, lb;
@@ -1079,14 +1094,9 @@ START_TEST(test_raid5_two_loops)
 	struct r56 *r;
 	struct arr a;
 	uint64_t pos, handed;
-	int ret = loop_init(&la, 64, false);
 
-	if (ret == -ENOSYS || ret == -EPERM)
+	if (!two_loops_init(&la, &lb))
 		return;
-	ck_assert_int_eq(ret, 0);
-	ck_assert_int_eq(loop_init(&lb, 64, false), 0);
-	loop_register(&la, 0);
-	loop_register(&lb, 1);
 	arr_open(&a,
 		 "raid5(mem(size=4m), mem(size=4m), mem(size=4m), "
 		 "mem(size=4m), chunk=64k)",
@@ -1179,6 +1189,132 @@ START_TEST(test_raid5_two_loops)
 	arr_check_all(&a, "after writes from two loops and a check");
 	check_md_r56(&a);
 	arr_close(&a);
+	loop_exit(&la);
+	loop_exit(&lb);
+}
+END_TEST
+
+/* ---- an md raid5 on two loops ---- */
+
+static struct layer *ack_l;
+static uint64_t ack_updates;
+
+/* io_end(), noting how many superblock updates were done by then. */
+static void io_end_md(struct bdev_req *req)
+{
+	struct super_stats ss;
+
+	UT_CHECK(super_stats(ack_l, &ss), "no md metadata");
+	ack_updates = ss.updates;
+	io_end(req);
+}
+
+static enum r56_mode run_until_mode(struct loop *la, struct loop *lb,
+				    const struct r56 *r, enum r56_mode want)
+{
+	for (int i = 0; i < 4000 && r->mode != want; i++) {
+		loop_run(la, 0);
+		loop_run(lb, 0);
+		usleep(100);
+	}
+	return r->mode;
+}
+
+/*
+ * md metadata stays loop 0's while the array shards: gathered on loop 0
+ * while a resync is due or the superblocks say clean, sharded once they
+ * say active; a member failure met on loop 1 is on disk before loop 1
+ * acknowledges the write that met it; idle, it is gathered again and
+ * marked clean.
+ */
+START_TEST(test_raid5_md_two_loops)
+{
+	static struct loop la, lb;
+	const char *expr = "raid5(mem(size=5m), mem(size=5m), mem(size=5m), "
+			   "faulty(mem(size=5m)), chunk=64k, super=1.2)";
+	struct bdev_layout_opts o = { .max_io_bytes = MAX_IO };
+	struct super_probe probe;
+	struct super_stats ss;
+	struct io ios[2];
+	struct bdev *dev;
+	struct layer *l;
+	struct r56 *r;
+	char err[1024];
+	uint8_t *buf = aligned_alloc(4096, 512 * K), *back;
+	uint64_t pos = 1152 * K, before; /* loop 1's first group */
+
+	if (!two_loops_init(&la, &lb))
+		return;
+	ck_assert_msg(!bdev_layout_open(expr, &la, &o, &dev, err, sizeof(err)),
+		      "%s: %s", expr, err);
+	l = ack_l = layer_of(dev);
+	r = r56_of(l);
+	ck_assert_ptr_nonnull(l->l_md);
+	/* faulty() is loop 0's; the array is not. */
+	ck_assert_int_eq(bdev_tree_share(dev, 2, &la), 1);
+	UT_EQ(r->mode, R56_COLLAPSED, "gathered while a resync is due");
+	ck_assert_ptr_eq(dev->bd_owner, &la);
+	for (int i = 0; i < 20000 && super_stats(l, &ss) && ss.resync_pending;
+	     i++)
+		run_two(&la, &lb, NULL, 0, 1);
+	UT_CHECK(!ss.resync_pending && !ss.active, "resync not done");
+	UT_EQ(r->mode, R56_COLLAPSED, "gathered while clean");
+
+	/* The first write marks it active; then it shards. */
+	for (size_t i = 0; i < 512 * K; i++)
+		buf[i] = (uint8_t)(i * 7 + i / 4096);
+	io_submit(&ios[0], &lb, dev, BDEV_WRITE, pos, buf, 256 * K, 0);
+	run_two(&la, &lb, ios, 1, 100000);
+	UT_CHECK(ios[0].io_done && !ios[0].io_req.br_error, "first write");
+	UT_EQ(run_until_mode(&la, &lb, r, R56_SHARDED), R56_SHARDED,
+	      "sharded once active");
+	ck_assert_ptr_null(dev->bd_owner);
+
+	/* Loop 1's stripe op meets member 3's failure. */
+	ck_assert_int_eq(faulty_configure(l->l_members[3], "write_eio=1", err,
+					  sizeof(err)),
+			 0);
+	UT_CHECK(super_stats(l, &ss), "md");
+	before = ss.updates;
+	io_submit(&ios[1], &lb, dev, BDEV_WRITE, pos + 256 * K, buf + 256 * K,
+		  256 * K, 0);
+	ios[1].io_req.br_end = io_end_md;
+	run_two(&la, &lb, ios + 1, 1, 100000);
+	UT_CHECK(ios[1].io_done && !ios[1].io_req.br_error, "degraded write");
+	UT_EQ(layer_member_state(l, 3), LAYER_MEMBER_FAILED, "member 3");
+	UT_CHECK(ack_updates > before,
+		 "acknowledged on loop 1 before the superblocks recorded the failure (%llu updates, %llu before)",
+		 (unsigned long long)ack_updates, (unsigned long long)before);
+	ck_assert_int_eq(super_probe_member(&la, l->l_members[0], &probe, err,
+					    sizeof(err)),
+			 0);
+	UT_EQ(probe.sb.dev_roles[3], SUPER_ROLE_FAULTY, "member 3's role");
+	UT_EQ(r->mode, R56_SHARDED, "still sharded, degraded");
+
+	/* Idle: gathered, then marked clean. */
+	UT_EQ(run_until_mode(&la, &lb, r, R56_COLLAPSED), R56_COLLAPSED,
+	      "gathered when idle");
+	for (int i = 0; i < 4000 && super_stats(l, &ss) && ss.active; i++)
+		run_two(&la, &lb, NULL, 0, 1);
+	UT_CHECK(!ss.active, "not marked clean when idle");
+
+	/* Written again from loop 1: active, sharded; the bytes are there. */
+	io_submit(&ios[0], &lb, dev, BDEV_WRITE, 0, buf, 64 * K, 0);
+	run_two(&la, &lb, ios, 1, 100000);
+	UT_CHECK(ios[0].io_done && !ios[0].io_req.br_error, "write when clean");
+	UT_EQ(run_until_mode(&la, &lb, r, R56_SHARDED), R56_SHARDED,
+	      "sharded again");
+	back = aligned_alloc(4096, 512 * K);
+	ck_assert_ptr_nonnull(back);
+	io_submit(&ios[0], &lb, dev, BDEV_READ, pos, back, 512 * K, 0);
+	run_two(&la, &lb, ios, 1, 100000);
+	UT_CHECK(ios[0].io_done && !ios[0].io_req.br_error &&
+			 !memcmp(back, buf, 512 * K),
+		 "degraded read back");
+	UT_EQ(bdev_inflight(dev), 0, "in flight");
+	bdev_destroy(dev);
+	free(buf);
+	free(back);
 	loop_exit(&la);
 	loop_exit(&lb);
 }
@@ -1375,6 +1511,7 @@ Suite *levels_suite(void)
 	tcase_add_test(tc, test_raid56_plan);
 	tcase_add_test(tc, test_raid56_merge);
 	tcase_add_test(tc, test_raid5_two_loops);
+	tcase_add_test(tc, test_raid5_md_two_loops);
 	tcase_add_test(tc, test_degraded);
 	suite_add_tcase(s, tc);
 	return s;
