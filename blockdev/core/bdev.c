@@ -65,6 +65,7 @@ void bdev_req_init(struct bdev_req *req, enum bdev_op op, uint64_t pos,
 	req->br_meta = false;
 	req->br_loop = NULL;
 	req->br_home = NULL;
+	req->br_home_counted = false;
 }
 
 int bdev_req_child(struct bdev_req *parent, struct bdev_req *child,
@@ -135,6 +136,11 @@ static void handoff_return(struct loop_op *op, int res, unsigned flags)
 	(void)flags;
 	req->br_loop = req->br_home;
 	req->br_home = NULL;
+	if (req->br_home_counted) {
+		req->br_home_counted = false;
+		bdev_stat_leave(
+			&bdev_stats_of(req->br_dev, req->br_loop)->inflight);
+	}
 	bdev_req_end(req);
 }
 

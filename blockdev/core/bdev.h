@@ -71,6 +71,10 @@ struct bdev_req {
 	bool br_meta; /* rawvec's own metadata I/O (superblocks), not the user's */
 	struct loop *br_loop;
 	struct loop *br_home; /* handed to br_dev's owner: where it returns */
+	/* Handed on by a device split per loop (nbd's parts): still in
+	 * flight on br_home's stats shard until it is back there, so that
+	 * the device never looks idle while the hand-over travels. */
+	bool br_home_counted;
 	struct loop_op br_loop_op;
 	struct iovec *br_iov;
 	int br_iov_max;

@@ -340,21 +340,27 @@ void layer_submit_all(struct layer *l, struct bdev_req *req)
 bool layer_set_state(struct layer *l, int m, enum layer_member_state st)
 {
 	uint8_t old = __atomic_load_n(&l->l_state[m], __ATOMIC_ACQUIRE);
+	bool did = false;
 
+	if (old == st)
+		return false;
+	/* The metadata counts the change before any loop can read it: a
+	 * write that then goes out degraded waits for the record. */
+	if (l->l_md_ops)
+		l->l_md_ops->changing(l, m);
 	/* A raid5/6 on several loops may fail one member from two loops at
 	 * once: one of them changes it, and l_nr_bad counts it once. */
-	do {
-		if (old == st)
-			return false;
-	} while (!__atomic_compare_exchange_n(&l->l_state[m], &old, (uint8_t)st,
-					      false, __ATOMIC_ACQ_REL,
-					      __ATOMIC_ACQUIRE));
-	if ((old == LAYER_MEMBER_OK) != (st == LAYER_MEMBER_OK))
+	while (old != st && !did)
+		did = __atomic_compare_exchange_n(&l->l_state[m], &old,
+						  (uint8_t)st, false,
+						  __ATOMIC_ACQ_REL,
+						  __ATOMIC_ACQUIRE);
+	if (did && (old == LAYER_MEMBER_OK) != (st == LAYER_MEMBER_OK))
 		__atomic_fetch_add(&l->l_nr_bad, st == LAYER_MEMBER_OK ? -1 : 1,
 				   __ATOMIC_ACQ_REL);
 	if (l->l_md_ops)
 		l->l_md_ops->changed(l, m);
-	return true;
+	return did;
 }
 
 static void layer_mapped_submit(struct bdev *dev, struct bdev_req *req)

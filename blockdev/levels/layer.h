@@ -57,11 +57,15 @@ enum layer_member_state {
 /*
  * What the engine asks of an array's metadata, so that it needs to know
  * none (md v1.2 superblocks: super.c sets these with l_md).
- * @changed: member @m's state changed: record it before the next write
+ * @changing: member @m's state is about to change, on any loop: count it
+ *           before another loop can see it (and write degraded)
+ * @changed: after @changing, whether or not this call was the one that
+ *           changed it: record it before the next write
  * @busy:    metadata I/O in flight or due, or writes held back
  * @free:    the layer is going away
  */
 struct layer_md_ops {
+	void (*changing)(struct layer *l, int m);
 	void (*changed)(struct layer *l, int m);
 	bool (*busy)(const struct layer *l);
 	void (*free)(struct layer *l);

@@ -77,6 +77,8 @@ static void fill(struct super_array *md, int s, bool active,
 		si->dev_roles[md->sa_dev[i].sd_number] = super_slot_role(md, i);
 }
 
+uint64_t super_safe_mode_ns = 200ull * 1000 * 1000;
+
 uint64_t super_md_time(void)
 {
 	struct timespec ts;
@@ -91,8 +93,9 @@ void super_spread(struct super_array *md)
 {
 	struct layer *l = md->sa_l;
 
-	if (md->sa_spread || !l->l_scatter || !md->sa_ondisk_active ||
-	    !md->sa_want_active || md->sa_resync_pending || md->sa_io)
+	if (md->sa_spread || md->sa_gathering || !l->l_scatter ||
+	    !md->sa_ondisk_active || !md->sa_want_active ||
+	    md->sa_resync_pending || md->sa_io)
 		return;
 	md->sa_spread = true;
 	l->l_scatter(l, md->sa_loop, LAYER_GATHER_MD);
@@ -124,7 +127,7 @@ static void round_done(struct super_array *md)
 		loop_hook_arm_at(md->sa_loop, &md->sa_idle,
 				 __atomic_load_n(&md->sa_last_write_ns,
 						 __ATOMIC_RELAXED) +
-					 SUPER_SAFE_MODE_NS);
+					 super_safe_mode_ns);
 	super_kick(md);
 	super_spread(md);
 }
@@ -274,15 +277,16 @@ void super_idle_check(struct loop_hook *h)
 	struct super_array *md = container_of(h, struct super_array, sa_idle);
 	uint64_t due = __atomic_load_n(&md->sa_last_write_ns,
 				       __ATOMIC_RELAXED) +
-		       SUPER_SAFE_MODE_NS,
+		       super_safe_mode_ns,
 		 now = loop_now_ns();
 
-	if (!md->sa_ondisk_active)
+	/* Gathering: idle_gathered() looks again once it is. */
+	if (!md->sa_ondisk_active || md->sa_gathering)
 		return;
 	if (now < due || super_writes_in_flight(md->sa_l) ||
 	    !fifo_empty(&md->sa_held)) {
 		loop_hook_arm_at(md->sa_loop, h,
-				 now < due ? due : now + SUPER_SAFE_MODE_NS);
+				 now < due ? due : now + super_safe_mode_ns);
 		super_spread(md); /* gathered to look, and written to since */
 		return;
 	}
@@ -290,6 +294,7 @@ void super_idle_check(struct loop_hook *h)
 		/* Idle on every loop as far as loop 0 sees: make every write
 		 * come here, then look again. */
 		md->sa_spread = false;
+		md->sa_gathering = true;
 		md->sa_l->l_gather(md->sa_l, md->sa_loop, LAYER_GATHER_MD,
 				   idle_gathered, md);
 		return;
@@ -302,6 +307,7 @@ static void idle_gathered(void *arg)
 {
 	struct super_array *md = arg;
 
+	md->sa_gathering = false;
 	super_idle_check(&md->sa_idle);
 }
 
@@ -359,7 +365,7 @@ bool super_hold(struct bdev *dev, struct bdev_req *req)
 	    !md->sa_io && fifo_empty(&md->sa_held)) {
 		if (!md->sa_idle.lh_armed)
 			loop_hook_arm_at(md->sa_loop, &md->sa_idle,
-					 req->br_start_ns + SUPER_SAFE_MODE_NS);
+					 req->br_start_ns + super_safe_mode_ns);
 		return false;
 	}
 	fifo_push(&md->sa_held, req, br_qnext);
@@ -369,7 +375,27 @@ bool super_hold(struct bdev *dev, struct bdev_req *req)
 
 static void changed_here(struct super_array *md, int m);
 
-/* layer_set_state()'s note that member @m of @l changed state: the
+/* Whether member @m's new state is the superblocks' business: raid0 and
+ * linear record only a new device in the slot (a replace); -o ro writes
+ * nothing. */
+static bool md_records(const struct layer *l, int m)
+{
+	return !l->l_bdev.bd_read_only &&
+	       (l->l_sweep ||
+		l->l_md->sa_dev[m].sd_bdev !=
+			__atomic_load_n(&l->l_members[m], __ATOMIC_ACQUIRE));
+}
+
+/* layer_set_state()'s note, on any loop, before the new state can be
+ * seen: counted, so that a write another loop then sends out degraded
+ * waits for the record too. */
+void super_changing(struct layer *l, int m)
+{
+	if (md_records(l, m))
+		__atomic_fetch_add(&l->l_md->sa_fail_gen, 1, __ATOMIC_SEQ_CST);
+}
+
+/* ... and after it (whichever loop's compare-and-swap changed it): the
  * superblocks must say so before the next write, and before a write that
  * may have gone out degraded because of it is acknowledged. */
 void super_changed(struct layer *l, int m)
@@ -377,10 +403,8 @@ void super_changed(struct layer *l, int m)
 	struct super_array *md = l->l_md;
 	struct loop *here = loop_current();
 
-	/* raid0/linear: a fail changes nothing on disk. */
-	if (!l->l_sweep && md->sa_dev[m].sd_bdev == l->l_members[m])
+	if (!md_records(l, m))
 		return;
-	__atomic_fetch_add(&md->sa_fail_gen, 1, __ATOMIC_SEQ_CST);
 	if (here && here != md->sa_loop) {
 		/* A sharded array's stripe op met it: loop 0 records it. */
 		__atomic_fetch_or(&md->sa_far_changed, 1ull << m,

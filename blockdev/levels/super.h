@@ -23,8 +23,8 @@
 #define SUPER_FEATURE_RECOVERY_OFFSET 2u
 #define SUPER_LAYOUT_LEFT_SYMMETRIC 2u /* md's raid5/raid6 default */
 /* md's safe mode: an array with no write for this long is marked clean,
- * so a crash while idle needs no resync. */
-#define SUPER_SAFE_MODE_NS (200ull * 1000 * 1000)
+ * so a crash while idle needs no resync (md's 200 ms; tests set it). */
+extern uint64_t super_safe_mode_ns;
 
 /**
  * struct super_info - the fields of struct mdp_superblock_1 (the kernel's

@@ -165,7 +165,7 @@ static void resync_done(struct layer *l, int err)
 		md->sa_changed = true; /* the superblocks may say clean now */
 		loop_hook_arm(md->sa_loop, &md->sa_kick);
 		loop_hook_arm_at(md->sa_loop, &md->sa_idle,
-				 loop_now_ns() + SUPER_SAFE_MODE_NS);
+				 loop_now_ns() + super_safe_mode_ns);
 	}
 	/* Degraded, a resync waits for a rebuild, gathered meanwhile. */
 	super_spread(md);
@@ -189,8 +189,12 @@ static void resync_start(struct loop_hook *h)
 					 loop_now_ns() + 100000000ull);
 		return;
 	}
+	/* Set first: over members that complete inside submit (mem()),
+	 * the whole resync, resync_done() included, runs in this call. */
+	md->sa_resyncing = true;
 	ret = l->l_sweep(l, md->sa_loop, LAYER_SWEEP_REPAIR, resync_done);
-	md->sa_resyncing = !ret;
+	if (ret)
+		md->sa_resyncing = false;
 	if (ret)
 		bdev_log("%s: cannot start the resync: %s", l->l_kind,
 			 strerror(-ret));
@@ -258,7 +262,7 @@ static int start_tree(struct bdev *top, struct bdev *d, char *err,
 	}
 	if (md->sa_ondisk_active)
 		loop_hook_arm_at(md->sa_loop, &md->sa_idle,
-				 loop_now_ns() + SUPER_SAFE_MODE_NS);
+				 loop_now_ns() + super_safe_mode_ns);
 	if (md->sa_resync_pending)
 		loop_hook_arm(md->sa_loop, &md->sa_resync_hook);
 	return 0;
@@ -287,8 +291,11 @@ static bool quiesce_tree(struct bdev *d)
 	    !super_writes_in_flight(l))
 		md->sa_want_active = false;
 	super_kick(md);
+	/* A failure another loop met before it stopped is recorded too. */
 	return done && !md->sa_io && !md->sa_changed &&
-	       md->sa_ondisk_active == md->sa_want_active;
+	       md->sa_ondisk_active == md->sa_want_active &&
+	       super_recorded(md) &&
+	       !__atomic_load_n(&md->sa_far_sent, __ATOMIC_SEQ_CST);
 }
 
 bool super_quiesce(struct bdev *top)
@@ -315,6 +322,7 @@ static void md_free(struct layer *l)
 }
 
 static const struct layer_md_ops md_ops = {
+	.changing = super_changing,
 	.changed = super_changed,
 	.busy = md_busy,
 	.free = md_free,

@@ -76,7 +76,8 @@ struct super_array {
 	struct loop_hook sa_idle; /* safe mode: mark clean when idle */
 	struct loop_hook sa_kick; /* a state change, seen off the I/O path */
 	struct loop_hook sa_resync_hook;
-	bool sa_spread; /* its level runs sharded: the gather is dropped */
+	bool sa_spread;	   /* its level runs sharded: the gather is dropped */
+	bool sa_gathering; /* the safe-mode timer waits for the gather */
 	uint64_t sa_fail_gen;	 /* atomic: failures counted, on any loop */
 	uint64_t sa_rec_gen;	 /* atomic: counted ones the disks record */
 	uint64_t sa_round_gen;	 /* what the round in flight records */
@@ -116,7 +117,8 @@ void super_far_release(struct loop_op *op, int res, unsigned flags);
 /* bdev_submit()'s and bdev_req_complete()'s barriers, for start_tree(). */
 bool super_hold(struct bdev *dev, struct bdev_req *req);
 bool super_hold_end(struct bdev *dev, struct bdev_req *req);
-/* layer_md_ops.changed */
+/* layer_md_ops.changing and .changed */
+void super_changing(struct layer *l, int m);
 void super_changed(struct layer *l, int m);
 
 /* ---- super_array.c ----------------------------------------------------- */

@@ -405,7 +405,9 @@ static void handed_run(struct loop_op *op, int res, unsigned flags)
  * that has one, as long as that part's loop is known (it has served a
  * request), and once only; the request comes back at completion
  * (br_home).  It is in flight on the other loop's stats shard meanwhile,
- * as each loop writes only its own shard.
+ * as each loop writes only its own shard, and on this loop's until it is
+ * back (br_home_counted): counted somewhere all the way, so a replace
+ * never sees the device idle while the message travels.
  */
 static bool hand_over(struct nbdm_dev *nd, struct nbdm_part *from,
 		      struct bdev_req *req)
@@ -420,8 +422,7 @@ static bool hand_over(struct nbdm_dev *nd, struct nbdm_part *from,
 		    !__atomic_load_n(&to->nr_live, __ATOMIC_RELAXED))
 			continue;
 		bdev_stat_add(&from->st_handed, 1);
-		bdev_stat_leave(
-			&bdev_stats_of(&nd->nd_bdev, req->br_loop)->inflight);
+		req->br_home_counted = true;
 		req->br_home = req->br_loop;
 		req->br_loop = lp;
 		req->br_loop_op.lo_done = handed_run;

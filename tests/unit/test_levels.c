@@ -16,6 +16,7 @@
 #include "blockdev/levels/raid56.h"
 #include "blockdev/levels/raid56_int.h"
 #include "blockdev/levels/super.h"
+#include "blockdev/levels/super_int.h"
 #include "blockdev/members/faulty.h"
 
 #define MAX_IO (256u << 10) /* the largest request sent (max_io_bytes) */
@@ -1197,15 +1198,12 @@ END_TEST
 /* ---- an md raid5 on two loops ---- */
 
 static struct layer *ack_l;
-static uint64_t ack_updates;
+static bool ack_recorded;
 
-/* io_end(), noting how many superblock updates were done by then. */
+/* io_end(), noting whether every failure counted was on disk by then. */
 static void io_end_md(struct bdev_req *req)
 {
-	struct super_stats ss;
-
-	UT_CHECK(super_stats(ack_l, &ss), "no md metadata");
-	ack_updates = ss.updates;
+	ack_recorded = super_recorded(ack_l->l_md);
 	io_end(req);
 }
 
@@ -1222,26 +1220,28 @@ static enum r56_mode run_until_mode(struct loop *la, struct loop *lb,
 
 /*
  * md metadata stays loop 0's while the array shards: gathered on loop 0
- * while a resync is due or the superblocks say clean, sharded once they
- * say active; a member failure met on loop 1 is on disk before loop 1
- * acknowledges the write that met it; idle, it is gathered again and
- * marked clean.
+ * while a resync runs (begun before the loops were set up) or the
+ * superblocks say clean, sharded once they say active; a member failure
+ * met on loop 1 is on disk before loop 1 acknowledges the write that met
+ * it; idle, it is gathered again and marked clean.
  */
 START_TEST(test_raid5_md_two_loops)
 {
 	static struct loop la, lb;
 	const char *expr = "raid5(mem(size=5m), mem(size=5m), mem(size=5m), "
-			   "faulty(mem(size=5m)), chunk=64k, super=1.2)";
+			   "faulty(mem(size=5m), lat_spike=1ms@1), chunk=64k, "
+			   "super=1.2)";
 	struct bdev_layout_opts o = { .max_io_bytes = MAX_IO };
 	struct super_probe probe;
 	struct super_stats ss;
 	struct io ios[2];
+	uint64_t safe_mode_ns = super_safe_mode_ns;
 	struct bdev *dev;
 	struct layer *l;
 	struct r56 *r;
 	char err[1024];
 	uint8_t *buf = aligned_alloc(4096, 512 * K), *back;
-	uint64_t pos = 1152 * K, before; /* loop 1's first group */
+	uint64_t pos = 1152 * K; /* loop 1's first group */
 
 	if (!two_loops_init(&la, &lb))
 		return;
@@ -1250,13 +1250,22 @@ START_TEST(test_raid5_md_two_loops)
 	l = ack_l = layer_of(dev);
 	r = r56_of(l);
 	ck_assert_ptr_nonnull(l->l_md);
+	/* No safe-mode idle until the test wants one. */
+	super_safe_mode_ns = 60ull * 1000 * 1000 * 1000;
+	for (int i = 0; i < 1000 && super_stats(l, &ss) && !ss.resyncing; i++)
+		loop_run(&la, 0);
+	UT_CHECK(ss.resyncing, "super=1.2 on old contents: no resync");
 	/* faulty() is loop 0's; the array is not. */
 	ck_assert_int_eq(bdev_tree_share(dev, 2, &la), 1);
-	UT_EQ(r->mode, R56_COLLAPSED, "gathered while a resync is due");
+	UT_EQ(r->mode, R56_COLLAPSED, "gathered while it resyncs");
+	UT_EQ(r->why, LAYER_GATHER_SWEEP | LAYER_GATHER_MD,
+	      "gathered for the resync and for md");
 	ck_assert_ptr_eq(dev->bd_owner, &la);
-	for (int i = 0; i < 20000 && super_stats(l, &ss) && ss.resync_pending;
-	     i++)
+	for (int i = 0; i < 100000 && super_stats(l, &ss) && ss.resync_pending;
+	     i++) {
 		run_two(&la, &lb, NULL, 0, 1);
+		usleep(50);
+	}
 	UT_CHECK(!ss.resync_pending && !ss.active, "resync not done");
 	UT_EQ(r->mode, R56_COLLAPSED, "gathered while clean");
 
@@ -1271,20 +1280,23 @@ START_TEST(test_raid5_md_two_loops)
 	ck_assert_ptr_null(dev->bd_owner);
 
 	/* Loop 1's stripe op meets member 3's failure. */
-	ck_assert_int_eq(faulty_configure(l->l_members[3], "write_eio=1", err,
+	ck_assert_int_eq(faulty_configure(l->l_members[3],
+					  "write_eio=1, lat_spike=none", err,
 					  sizeof(err)),
 			 0);
-	UT_CHECK(super_stats(l, &ss), "md");
-	before = ss.updates;
 	io_submit(&ios[1], &lb, dev, BDEV_WRITE, pos + 256 * K, buf + 256 * K,
 		  256 * K, 0);
 	ios[1].io_req.br_end = io_end_md;
 	run_two(&la, &lb, ios + 1, 1, 100000);
 	UT_CHECK(ios[1].io_done && !ios[1].io_req.br_error, "degraded write");
 	UT_EQ(layer_member_state(l, 3), LAYER_MEMBER_FAILED, "member 3");
-	UT_CHECK(ack_updates > before,
-		 "acknowledged on loop 1 before the superblocks recorded the failure (%llu updates, %llu before)",
-		 (unsigned long long)ack_updates, (unsigned long long)before);
+	UT_CHECK(ack_recorded,
+		 "acknowledged on loop 1 before the superblocks recorded the failure");
+	UT_CHECK(super_stats(l, &ss) && ss.far_failures == 1 &&
+			 ss.acks_held >= 1,
+		 "not the far path: far_failures %llu, acks_held %llu",
+		 (unsigned long long)ss.far_failures,
+		 (unsigned long long)ss.acks_held);
 	ck_assert_int_eq(super_probe_member(&la, l->l_members[0], &probe, err,
 					    sizeof(err)),
 			 0);
@@ -1292,6 +1304,8 @@ START_TEST(test_raid5_md_two_loops)
 	UT_EQ(r->mode, R56_SHARDED, "still sharded, degraded");
 
 	/* Idle: gathered, then marked clean. */
+	super_safe_mode_ns = 20ull * 1000 * 1000;
+	loop_hook_arm(&la, &l->l_md->sa_idle);
 	UT_EQ(run_until_mode(&la, &lb, r, R56_COLLAPSED), R56_COLLAPSED,
 	      "gathered when idle");
 	for (int i = 0; i < 4000 && super_stats(l, &ss) && ss.active; i++)
@@ -1299,6 +1313,7 @@ START_TEST(test_raid5_md_two_loops)
 	UT_CHECK(!ss.active, "not marked clean when idle");
 
 	/* Written again from loop 1: active, sharded; the bytes are there. */
+	super_safe_mode_ns = 60ull * 1000 * 1000 * 1000;
 	io_submit(&ios[0], &lb, dev, BDEV_WRITE, 0, buf, 64 * K, 0);
 	run_two(&la, &lb, ios, 1, 100000);
 	UT_CHECK(ios[0].io_done && !ios[0].io_req.br_error, "write when clean");
@@ -1312,6 +1327,7 @@ START_TEST(test_raid5_md_two_loops)
 			 !memcmp(back, buf, 512 * K),
 		 "degraded read back");
 	UT_EQ(bdev_inflight(dev), 0, "in flight");
+	super_safe_mode_ns = safe_mode_ns;
 	bdev_destroy(dev);
 	free(buf);
 	free(back);
