@@ -27,8 +27,9 @@
  *   (bd_owner): a request from another loop is handed to it with
  *   loop_msg() and back at completion (br_home), so its state, and all it
  *   submits below, only ever runs there.  That covers raid1's barrier,
- *   held and in-flight writes (raid1.c); faulty()'s RNG and counters; sim()'s queue model (one disk, whatever loop asks); member
- *   states and the sweep cursor; the trace buffer (one per mount);
+ *   held and in-flight writes (raid1.c); faulty()'s RNG and counters;
+ *   sim()'s queue model (one disk, whatever loop asks); member states and
+ *   the sweep cursor; the trace buffer (one per mount);
  * - owned by the loop that started it: a sweep (l_sweep_loop, and the
  *   tree its log lines name, l_sweep_top);
  * - owned by the loop given to super_attach(): an array's md metadata

@@ -528,11 +528,11 @@ static int r56_share(struct bdev *dev, int nr_loops)
 	dev->bd_owner_moves = true;
 	l->l_gather = r56_collapse;
 	l->l_scatter = r56_expand;
-	if ((l->l_md && !dev->bd_read_only) || r->why) {
-		/* md metadata spreads it once the superblocks say active; a
-		 * rebuild resumed at start-up runs on (and its reason stays). */
-		if (l->l_md && !dev->bd_read_only)
-			r->why |= LAYER_GATHER_MD;
+	/* md metadata spreads it once the superblocks say active; a rebuild
+	 * resumed at start-up runs on (and its reason stays). */
+	if (l->l_md && !dev->bd_read_only)
+		r->why |= LAYER_GATHER_MD;
+	if (r->why) {
 		r->mode = R56_COLLAPSED;
 		r->sh0.max_ops = r->max_ops;
 		bdev_owner_take(dev, loop_by_id(0));

@@ -9,8 +9,6 @@
 #include <string.h>
 #include <time.h>
 
-void super_kick(struct super_array *md);
-
 /* Over every loop's shard: a sharded array's writes run on all. */
 uint64_t super_writes_in_flight(const struct layer *l)
 {
@@ -373,7 +371,25 @@ bool super_hold(struct bdev *dev, struct bdev_req *req)
 	return true;
 }
 
-static void changed_here(struct super_array *md, int m);
+/* Member @m changed state: recorded by the next update, on this loop. */
+static void changed_here(struct super_array *md, int m)
+{
+	struct layer *l = md->sa_l;
+
+	/* replace put a new device in the slot: it gets an identity of
+	 * its own, so its old superblock (if any) never counts as this. */
+	if (md->sa_dev[m].sd_bdev != l->l_members[m] && super_new_dev(md, m))
+		bdev_log("%s member %d: no random bytes for its device UUID",
+			 l->l_kind, m);
+	md->sa_changed = true;
+	/* Called from completions and sweeps: write from the loop's next
+	 * turn, where one write covers every change of this batch. */
+	loop_hook_arm(md->sa_loop, &md->sa_kick);
+	/* A resync put off while degraded runs once a rebuild is done. */
+	if (md->sa_resync_pending && !md->sa_resyncing && !layer_nr_bad(l))
+		loop_hook_arm_at(md->sa_loop, &md->sa_resync_hook,
+				 loop_now_ns() + 100000000ull);
+}
 
 /* Whether member @m's new state is the superblocks' business: raid0 and
  * linear record only a new device in the slot (a replace); -o ro writes
@@ -433,23 +449,4 @@ void super_far_changed(struct loop_op *op, int res, unsigned flags)
 			md->sa_far_failures++;
 			changed_here(md, m);
 		}
-}
-
-static void changed_here(struct super_array *md, int m)
-{
-	struct layer *l = md->sa_l;
-
-	/* replace put a new device in the slot: it gets an identity of
-	 * its own, so its old superblock (if any) never counts as this. */
-	if (md->sa_dev[m].sd_bdev != l->l_members[m] && super_new_dev(md, m))
-		bdev_log("%s member %d: no random bytes for its device UUID",
-			 l->l_kind, m);
-	md->sa_changed = true;
-	/* Called from completions and sweeps: write from the loop's next
-	 * turn, where one write covers every change of this batch. */
-	loop_hook_arm(md->sa_loop, &md->sa_kick);
-	/* A resync put off while degraded runs once a rebuild is done. */
-	if (md->sa_resync_pending && !md->sa_resyncing && !layer_nr_bad(l))
-		loop_hook_arm_at(md->sa_loop, &md->sa_resync_hook,
-				 loop_now_ns() + 100000000ull);
 }

@@ -27,6 +27,14 @@ struct super_dev {
 	int sd_stage; /* of its round: 0 flush, 1 superblock, 2 flush */
 };
 
+/* A far loop's writes held until every failure counted is on disk. */
+struct super_far {
+	struct super_array *sf_md;
+	FIFO(struct bdev_req) sf_ended; /* completed, not yet acknowledged */
+	bool sf_asked;			/* wants sf_op when recorded */
+	struct loop_op sf_op;		/* super_far_release(), on that loop */
+};
+
 /**
  * struct super_array - one array's metadata.  Writes (and discards) meet
  * super_hold() in bdev_submit(): they pass only while the superblocks on
@@ -44,13 +52,6 @@ struct super_dev {
  * loop holds the writes it completes until the superblocks carry every
  * failure counted (@sa_rec_gen), in its @sa_far slot.
  */
-struct super_far {
-	struct super_array *sf_md;
-	FIFO(struct bdev_req) sf_ended; /* completed, not yet acknowledged */
-	bool sf_asked;			/* wants sf_op when recorded */
-	struct loop_op sf_op;		/* far_release(), on the far loop */
-};
-
 struct super_array {
 	struct layer *sa_l;
 	/* The loop that owns this array's metadata: superblock I/O, the
@@ -85,7 +86,7 @@ struct super_array {
 	bool sa_far_sent;	 /* atomic: sa_far_op is on its way here */
 	struct loop_op sa_far_op;
 	struct super_far sa_far[LOOP_MAX];
-	uint64_t sa_far_failures; /* recorded for other loops (far_changed()) */
+	uint64_t sa_far_failures; /* recorded for other loops */
 	uint64_t sa_acks_held;	  /* atomic: writes held until an update */
 };
 
