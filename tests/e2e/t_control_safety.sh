@@ -24,8 +24,9 @@
 #            rawvec mount over MNT/disk, and a loop device over MNT/disk;
 #            while a replace waits on a hung (SIGSTOPped) second mount the
 #            disk and stats are served, and the replace gives up with
-#            EINVAL at -o control_timeout=3s instead of hanging (on uring; on dev the hung mount
-#            comes back after 1 s and the replace is refused); then a good replace in a two-line
+#            EINVAL at -o control_timeout=2s instead of hanging (on
+#            uring; on dev the hung mount comes back after 0.5 s and the
+#            replace is refused); then a good replace in a two-line
 #            write with a bad second line rebuilds and fails the write;
 #   startup  members inside the mountpoint at start-up (--create MP
 #            MP/disk, raid1(a.img, MP/x.img), through a symlinked directory
@@ -196,11 +197,11 @@ fi
 
 # ---- busy: one rebuild at a time -------------------------------------------------
 if want busy; then
-	# The rebuild of 0.1 reads its source mirror through sim(bw=1m): 4 MiB
-	# take 4 s, time enough for the commands below.
+	# The rebuild of 0.1 reads its source mirror through sim(bw=1m): 2 MiB
+	# take 2 s, time enough for the commands below.
 	EXPR='raid0(raid1(sim(a.img, bw=1m), b.img), raid1(c.img, d.img), chunk=64k)'
 	newcase busy "$EXPR"
-	for m in a b c d; do make_image $m.img 4M; done
+	for m in a b c d; do make_image $m.img 2M; done
 	start_rawvec "$EXPR"
 	fill
 	ctl 'fail 0.1'
@@ -255,7 +256,7 @@ fi
 if want mount; then
 	newcase mount 'raid5(a.img, b.img, c.img, d.img, chunk=16k)'
 	for m in a b c d; do make_image $m.img 8M; done
-	start_rawvec -o control_timeout=3s 'raid5(a.img, b.img, c.img, d.img, chunk=16k)'
+	start_rawvec -o control_timeout=2s 'raid5(a.img, b.img, c.img, d.img, chunk=16k)'
 	fill
 	ctl 'fail 1'
 	keep a.img c.img d.img
@@ -291,11 +292,11 @@ if want mount; then
 	kill -STOP "$PID2"
 	timeout 60 bash -c 'echo "$1" >"$2"' _ "replace 1 $MNT2/disk" "$MNT/control" 2>"$T/stuck.err" &
 	STUCK=$!
-	sleep 1
+	sleep 0.5
 	alive "while a replace waits on a hung mount"
 	timeout 10 dd if="$D" iflag=direct bs=1M count=4 status=none | cmp -s - <(head -c 4M "$MODEL") ||
 		die "$CASE: reading the disk while a replace waits on a hung mount"
-	# Giving up after control_timeout=3s is the control path's own timer,
+	# Giving up after control_timeout=2s is the control path's own timer,
 	# the same whatever the transport: waited for on uring; on dev the
 	# hung mount comes back instead, and the replace, which then opens it,
 	# is refused.
@@ -304,8 +305,8 @@ if want mount; then
 	rc=$?
 	[ $rc = 124 ] && die "$CASE: a replace stuck on a hung mount never returned"
 	[ $rc = 0 ] && die "$CASE: a replace onto a hung mount was accepted"
-	[ "$TRANSPORT" = dev ] || grep -q "given up after 3000 ms" "$RAWVEC_LOG" ||
-		die "$CASE: no log line for the replace given up after 3000 ms: $(grep -m1 "given up" "$RAWVEC_LOG")"
+	[ "$TRANSPORT" = dev ] || grep -q "given up after 2000 ms" "$RAWVEC_LOG" ||
+		die "$CASE: no log line for the replace given up after 2000 ms: $(grep -m1 "given up" "$RAWVEC_LOG")"
 	kill -CONT "$PID2"
 	alive "after the given-up replace"
 	[ "$(state members.1.state)" = failed ] || die "$CASE: member 1 is $(state members.1.state) after the given-up replace"

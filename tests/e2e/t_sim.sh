@@ -14,7 +14,7 @@ requires fio python3
 fio_metric()
 {
 	fio --name=m --filename="$MNT/disk" --ioengine=io_uring --direct=1 \
-		--time_based --runtime=3 --ramp_time=0.5 --lat_percentiles=1 \
+		--time_based --runtime=2 --ramp_time=0.5 --lat_percentiles=1 \
 		--output-format=json "$@" \
 		>"$T/fio.json" 2>"$T/fio.err" || { cat "$T/fio.err"; die "fio $*"; }
 	python3 -c '
