@@ -110,6 +110,7 @@ static void layer_json(struct json_w *w, const struct bdev *d)
 	json_kv_u64(w, "splits", ls.splits);
 	json_kv_u64(w, "pieces", ls.pieces);
 	json_kv_u64(w, "merged", ls.merged);
+	json_kv_i64(w, "loops", layer_loops(l));
 	if (l->l_sweep) {
 		json_kv_i64(w, "degraded", layer_nr_bad(l));
 		json_kv_bool(w, "sweep_running", l->l_sweep_running);

@@ -78,10 +78,10 @@ tsan_run() {
 	record "$name[$tr,threads=2,tsan]" $? $(( $(date +%s) - start )) "$out" 60
 }
 if [ -x build/rawvec_tsan ]; then
-	# A shared device (file) and raid5/6 sharded over both loops,
+	# A shared device (file), a raid1 on both loops, and raid5/6 sharded,
 	# headerless and with md superblocks (failures met on loop 1,
 	# recorded on loop 0); the plain run above has all five.
-	tsan_run t_mq_stress uring MQ_CASES="file raid5h raid6"
+	tsan_run t_mq_stress uring MQ_CASES="file raid1 raid5h raid6"
 	# nbd() parts on two loops, closed from the other one; the plain run
 	# above is uring's.
 	tsan_run t_nbd_loops dev

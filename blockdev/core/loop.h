@@ -19,17 +19,18 @@
  *   the front end's transports, ring entries and counters (fs.h);
  * - sharded per loop (lp_id indexes the shard; summed when stats are
  *   read): bd_stats (bdev_stats_of()), a layer's free list and l_stats;
- *   a raid5/6's stripe shards, each for the stripe groups its loop owns
- *   (raid56.h), loop 0's alone while a sweep runs or md metadata says
- *   clean; the writes a loop holds until md records a failure (super.c);
+ *   a raid1's read cursor and writes in flight (raid1.c); a raid5/6's
+ *   stripe shards, each for the stripe groups its loop owns (raid56.h);
+ *   both gathered on loop 0 while a sweep runs or md metadata says clean
+ *   (layer_spread.c); the writes a loop holds until md records a failure
+ *   (super.c);
  * - a device that keeps state of its own (every kind not BK_SHARED or
  *   split per loop, one with a trace observer) is owned by one loop
  *   (bd_owner): a request from another loop is handed to it with
  *   loop_msg() and back at completion (br_home), so its state, and all it
- *   submits below, only ever runs there.  That covers raid1's barrier,
- *   held and in-flight writes (raid1.c); faulty()'s RNG and counters;
- *   sim()'s queue model (one disk, whatever loop asks); member states and
- *   the sweep cursor; the trace buffer (one per mount);
+ *   submits below, only ever runs there.  That covers faulty()'s RNG
+ *   and counters; sim()'s queue model (one disk, whatever loop asks);
+ *   the trace buffer (one per mount);
  * - owned by the loop that started it: a sweep (l_sweep_loop, and the
  *   tree its log lines name, l_sweep_top);
  * - owned by the loop given to super_attach(): an array's md metadata

@@ -62,6 +62,7 @@ void layer_destroy(struct bdev *dev)
 {
 	struct layer *l = layer_of(dev);
 
+	loop_hook_disarm(&l->l_spread.ls_hook);
 	layer_free_members(l->l_members, l->l_nr);
 	for (int i = 0; i < LOOP_MAX; i++)
 		while (l->l_free[i]) {

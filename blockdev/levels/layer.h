@@ -41,10 +41,63 @@ enum layer_sweep_kind {
 	LAYER_SWEEP_REPAIR
 };
 
-/* Why a level sharded across loops is made loop 0's (l_gather). */
+/* Why a level spread across loops is made loop 0's (layer_gather()). */
 enum layer_gather_why {
 	LAYER_GATHER_SWEEP = 1, /* a rebuild, check or repair runs */
 	LAYER_GATHER_MD = 2, /* md metadata: the array is clean, or resyncs */
+};
+
+/*
+ * A level with state on the I/O path that still runs on every loop
+ * (raid1, raid5/6: layer_spread.c), changed by loop 0 only:
+ *   LAYER_ONE        on one loop, or owned (a trace, an owner above)
+ *   LAYER_SPREAD     no owner: each loop runs its own requests, on its
+ *                    own share of the level's state
+ *   LAYER_GATHERING  loop 0 owns it and waits until the other loops'
+ *                    requests (and the level's work there) have drained;
+ *                    the requests it gets meanwhile wait in ls_held
+ *   LAYER_GATHERED   loop 0's, for the reasons in ls_why (a sweep runs;
+ *                    md: clean, or a resync is due)
+ *   LAYER_SCATTERING loop 0 waits for the level to settle, holding new
+ *                    requests, and then gives up ownership
+ */
+enum layer_spread_mode {
+	LAYER_ONE,
+	LAYER_SPREAD,
+	LAYER_GATHERING,
+	LAYER_GATHERED,
+	LAYER_SCATTERING
+};
+
+/**
+ * struct layer_spread_ops - what a spread level adds to the moves.
+ * @drained:   gathering: the level's own work on other loops is back
+ *             (NULL: their requests are all there is)
+ * @gathered:  it is loop 0's alone now (NULL: nothing to do)
+ * @settled:   scattering: nothing of loop 0's is left that another loop's
+ *             share owns (NULL: at once)
+ * @scattered: it is spread again, just before ownership is given up
+ * @go:        carry out a request held while the mode moved
+ */
+struct layer_spread_ops {
+	bool (*drained)(struct layer *l);
+	void (*gathered)(struct layer *l);
+	bool (*settled)(struct layer *l);
+	void (*scattered)(struct layer *l);
+	void (*go)(struct layer *l, struct bdev_req *req);
+};
+
+/* A layer's place on several loops; all zero for a level that never
+ * spreads (LAYER_ONE, no ops). */
+struct layer_spread {
+	const struct layer_spread_ops *ls_ops;
+	enum layer_spread_mode ls_mode;
+	unsigned ls_why; /* enum layer_gather_why: held gathered */
+	/* once gathered, per reason (LAYER_GATHER_SWEEP, LAYER_GATHER_MD) */
+	void (*ls_then[2])(void *arg);
+	void *ls_then_arg[2];
+	FIFO(struct bdev_req) ls_held; /* loop 0's, while the mode moves */
+	struct loop_hook ls_hook;      /* the moves, on loop 0 */
 };
 
 /* A member slot's health, as md keeps it per rdev. */
@@ -112,13 +165,9 @@ struct layer_md_ops {
  * A level keeps its own sweep step state (raid1's barrier, raid56's
  * stripe locks) behind @l_private.
  *
- * A level whose stripe state is sharded across loops (raid5/6 on several;
- * NULL otherwise), for what must run on one loop (a sweep, md marking the
- * array clean), from loop 0:
- * @l_gather:      make it @loop's alone for the reason @why (enum
- *                 layer_gather_why), then call @then(@arg) (at once when
- *                 it is already)
- * @l_scatter:     drop the reason @why; it shards again once none is left
+ * @l_spread:      the level on several loops (raid1, raid5/6), gathered
+ *                 on loop 0 for what must run on one (a sweep, md marking
+ *                 the array clean): layer_gather(), layer_scatter()
  */
 struct layer {
 	struct bdev l_bdev;
@@ -146,9 +195,7 @@ struct layer {
 		       void (*done)(struct layer *l, int err));
 	struct loop *l_sweep_loop;
 	struct bdev *l_sweep_top;
-	void (*l_gather)(struct layer *l, struct loop *loop, unsigned why,
-			 void (*then)(void *arg), void *arg);
-	void (*l_scatter)(struct layer *l, struct loop *loop, unsigned why);
+	struct layer_spread l_spread;
 	uint64_t l_rebuild_pos;
 	bool l_sweep_running;
 	uint64_t l_sweep_pos, l_sweep_total;
@@ -270,6 +317,41 @@ void layer_sweep_end(struct layer *l);
 
 /** layer_sweep_rate() - member bytes per second of the running or last sweep. */
 double layer_sweep_rate(const struct layer *l);
+
+/**
+ * layer_spread_start() - from a level's bk_share: @l runs on every loop
+ * with @ops, or, for the reasons in @why, starts gathered on loop 0.
+ */
+void layer_spread_start(struct layer *l, const struct layer_spread_ops *ops,
+			unsigned why);
+
+/**
+ * layer_gather() - from loop 0: make @l loop 0's alone for the reason @why
+ * (enum layer_gather_why), then call @then(@arg) (at once when it is
+ * already, or never spread; @then NULL: nothing).
+ */
+void layer_gather(struct layer *l, struct loop *loop, unsigned why,
+		  void (*then)(void *), void *arg);
+
+/** layer_scatter() - from loop 0: drop the reason @why, and spread a
+ * gathered @l again once none is left. */
+void layer_scatter(struct layer *l, struct loop *loop, unsigned why);
+
+/**
+ * layer_spread_hold() - whether @req, on loop 0 while @l's mode moves,
+ * was held (the level's ops->go runs it once the move is done).
+ */
+bool layer_spread_hold(struct layer *l, struct bdev_req *req);
+
+/** layer_loops() - the event loops @l's requests run on now (1 while
+ * gathered or owned); read on loop 0, whose the mode is. */
+int layer_loops(const struct layer *l);
+
+/** layer_spreads() - whether @l can run spread over loops at all. */
+static inline bool layer_spreads(const struct layer *l)
+{
+	return l->l_spread.ls_ops != NULL;
+}
 
 /**
  * layer_set_state() - change member @m's state, keeping l_nr_bad; an

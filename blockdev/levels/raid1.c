@@ -8,10 +8,18 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* What each loop keeps of a mirror set spread over loops (its own cache
+ * line): the round-robin cursor of its reads, and its mirrored writes in
+ * flight (chained by li_lnext). */
+struct r1_loop {
+	int next_read;
+	struct layer_io *writes;
+} __attribute__((aligned(64)));
+
 /**
  * struct raid1 - a mirror set's own state (l_private).
- * @next_read:  round-robin cursor of reads
- * @writes:     mirrored writes in flight (chained by li_lnext)
+ * @at:         per loop, indexed by loop_id(); a sweep runs gathered on
+ *   loop 0, so only at[0] has writes then
  * @sweep_lo/@sweep_hi: the member range the running sweep step copies or
  *   compares; a write into it marks it @sweep_dirty, so the step is
  *   redone.  A step redone again and again (a write storm on one range)
@@ -20,8 +28,7 @@
  *   past it.
  */
 struct raid1 {
-	int next_read;
-	struct layer_io *writes;
+	struct r1_loop at[LOOP_MAX];
 	uint64_t sweep_lo, sweep_hi;
 	bool sweep_dirty;
 	bool sweep_barrier;
@@ -54,7 +61,7 @@ static void mirror_io_end(struct bdev_req *req)
 	int err = req->br_error;
 
 	if (parent->br_op != BDEV_READ) {
-		struct layer_io **pp = &r->writes;
+		struct layer_io **pp = &r->at[io->li_loop_id].writes;
 
 		while (*pp != io)
 			pp = &(*pp)->li_lnext;
@@ -109,12 +116,12 @@ static void mirror_write(struct layer *l, struct layer_io *io)
 
 	if (in_sweep_range(r, io->li_parent))
 		r->sweep_dirty = true;
-	io->li_lnext = r->writes;
-	r->writes = io;
+	io->li_lnext = r->at[io->li_loop_id].writes;
+	r->at[io->li_loop_id].writes = io;
 	for (int i = 0; i < l->l_nr; i++) {
 		struct layer_child *c;
 
-		if (l->l_state[i] == LAYER_MEMBER_FAILED)
+		if (layer_member_state(l, i) == LAYER_MEMBER_FAILED)
 			continue;
 		c = layer_io_add_whole(l, io, i, io->li_parent->br_pos);
 		c->lc_req.br_end = layer_child_autofail_end;
@@ -130,26 +137,22 @@ static void mirror_write(struct layer *l, struct layer_io *io)
 /* A read goes to one readable mirror, the next on failure; a write to
  * every mirror not failed, succeeding if one does.  A mirror that fails
  * I/O is marked failed. */
-static void raid1_submit(struct bdev *dev, struct bdev_req *req)
+static void raid1_go(struct layer *l, struct bdev_req *req)
 {
-	struct layer *l = layer_of(dev);
 	struct raid1 *r = raid1_of(l);
 	struct layer_io *io;
 
-	if (req->br_op == BDEV_FLUSH) {
-		layer_submit_all(l, req);
-		return;
-	}
 	io = layer_io_start(l, req, mirror_io_end);
 	if (!io)
 		return;
 	if (req->br_op == BDEV_READ) {
-		int start = l->l_reads_first ? 0 : r->next_read;
+		struct r1_loop *at = &r->at[io->li_loop_id];
+		int start = l->l_reads_first ? 0 : at->next_read;
 
 		/* Spread reads: the next mirror each time, unless they may
 		 * differ, when every read must see the same one. */
 		if (!l->l_reads_first)
-			r->next_read = (start + 1) % l->l_nr;
+			at->next_read = (start + 1) % l->l_nr;
 		mirror_read(l, io, start - 1 + l->l_nr);
 		return;
 	}
@@ -161,11 +164,23 @@ static void raid1_submit(struct bdev *dev, struct bdev_req *req)
 	mirror_write(l, io);
 }
 
+static void raid1_submit(struct bdev *dev, struct bdev_req *req)
+{
+	struct layer *l = layer_of(dev);
+
+	if (req->br_op == BDEV_FLUSH) {
+		layer_submit_all(l, req);
+		return;
+	}
+	if (!layer_spread_hold(l, req))
+		raid1_go(l, req);
+}
+
 /* Whether a mirrored write to member bytes [@lo, @hi) is in flight: a
  * sweep step starting over that range must then be redone. */
 static bool writes_overlap(const struct raid1 *r, uint64_t lo, uint64_t hi)
 {
-	for (const struct layer_io *io = r->writes; io; io = io->li_lnext)
+	for (const struct layer_io *io = r->at[0].writes; io; io = io->li_lnext)
 		if (io->li_parent->br_pos < hi &&
 		    lo < io->li_parent->br_pos + io->li_parent->br_len)
 			return true;
@@ -211,6 +226,11 @@ struct r1_sweep {
 
 static void sweep_step(struct r1_sweep *sw);
 
+static void sweep_start(void *sw)
+{
+	sweep_step(sw);
+}
+
 static void sweep_agg_end(struct bdev_req *req);
 
 static void sweep_begin(struct r1_sweep *sw)
@@ -234,6 +254,7 @@ static void sweep_io(struct r1_sweep *sw, enum bdev_op op, int m, uint8_t *buf)
 static void sweep_finish(struct r1_sweep *sw)
 {
 	struct layer *l = sw->l;
+	struct loop *loop = l->l_sweep_loop;
 	void (*done)(struct layer *, int) = sw->done;
 	int err = sw->err;
 
@@ -245,6 +266,7 @@ static void sweep_finish(struct r1_sweep *sw)
 	layer_sweep_end(l);
 	if (done)
 		done(l, err);
+	layer_scatter(l, loop, LAYER_GATHER_SWEEP);
 }
 
 static void sweep_agg_end(struct bdev_req *req)
@@ -265,10 +287,10 @@ static void sweep_agg_end(struct bdev_req *req)
 			bool write = false;
 
 			if (sw->kind == LAYER_SWEEP_REBUILD)
-				write = l->l_state[i] ==
+				write = layer_member_state(l, i) ==
 					LAYER_MEMBER_REBUILDING;
 			else if (i != sw->src &&
-				 l->l_state[i] == LAYER_MEMBER_OK) {
+				 layer_member_state(l, i) == LAYER_MEMBER_OK) {
 				for (uint64_t o = 0; o < sw->len; o += 4096) {
 					uint64_t n = sw->len - o < 4096 ?
 							     sw->len - o :
@@ -322,7 +344,7 @@ static void sweep_step(struct r1_sweep *sw)
 		sw->len = SWEEP_STEP;
 	sw->src = -1;
 	for (int i = 0; i < l->l_nr && sw->src < 0; i++)
-		if (l->l_state[i] == LAYER_MEMBER_OK)
+		if (layer_member_state(l, i) == LAYER_MEMBER_OK)
 			sw->src = i;
 	if (sw->src < 0) {
 		sw->err = -EIO; /* no good mirror left to copy from */
@@ -336,8 +358,9 @@ static void sweep_step(struct r1_sweep *sw)
 	sw->stage = 0;
 	sweep_begin(sw);
 	for (int i = 0; i < l->l_nr; i++) {
-		bool read = i == sw->src || (sw->kind != LAYER_SWEEP_REBUILD &&
-					     l->l_state[i] == LAYER_MEMBER_OK);
+		bool read = i == sw->src ||
+			    (sw->kind != LAYER_SWEEP_REBUILD &&
+			     layer_member_state(l, i) == LAYER_MEMBER_OK);
 
 		if (read)
 			sweep_io(sw, BDEV_READ, i, sw->buf[i]);
@@ -368,7 +391,39 @@ static int raid1_sweep(struct layer *l, struct loop *loop,
 	sw->kind = kind;
 	sw->done = done;
 	layer_sweep_begin(l, loop, kind, l->l_member_size, 1);
-	sweep_step(sw);
+	/* Its range, barrier and the writes it watches are loop 0's: no
+	 * other loop may write meanwhile. */
+	layer_gather(l, loop, LAYER_GATHER_SWEEP, sweep_start, sw);
+	return 0;
+}
+
+/* ---- on several loops ---------------------------------------------------- */
+
+/* Nothing of a mirror set's but its read cursors and its writes in flight
+ * (per loop), and what a sweep or md metadata changes (gathered). */
+static int raid1_max_loops(const struct bdev *dev)
+{
+	(void)dev;
+	return LOOP_MAX;
+}
+
+static const struct layer_spread_ops raid1_spread_ops = {
+	.go = raid1_go,
+};
+
+/* The kind's bk_share: every loop runs its own requests; md metadata
+ * spreads it once the superblocks say active, and a rebuild resumed at
+ * start-up runs on gathered. */
+static int raid1_share(struct bdev *dev, int nr_loops)
+{
+	struct layer *l = layer_of(dev);
+
+	if (nr_loops < 2 || layer_spreads(l))
+		return 0;
+	layer_spread_start(l, &raid1_spread_ops,
+			   l->l_spread.ls_why | (l->l_md && !dev->bd_read_only ?
+							 LAYER_GATHER_MD :
+							 0));
 	return 0;
 }
 
@@ -435,4 +490,6 @@ const struct bdev_kind raid1_kind = {
 	.bk_redundancy = raid1_redundancy,
 	.bk_rebuild_needs = "one healthy mirror",
 	.bk_create = raid1_create,
+	.bk_max_loops = raid1_max_loops,
+	.bk_share = raid1_share,
 };

@@ -247,88 +247,44 @@ static void r56_split(struct layer *l, struct bdev_req *req)
 		bdev_req_complete(req, 0);
 }
 
-/* Loop 0 takes the array over or gives it back (the shape hook): once
- * the other loops' requests have drained, or shard 0's ops ended.  The
- * requests held meanwhile go first, then what waited for the collapse
- * (a sweep, which may end, and expand again, inside it). */
-static void r56_shape(struct loop_hook *h)
+/* Gathering: pieces this loop sent to others are back. */
+static bool r56_drained(struct layer *l)
 {
-	struct r56 *r = container_of(h, struct r56, shape);
-	struct layer *l = r->sh0.sh_l;
-	struct r56_shard *sh0 = &r->sh0;
-	void (*then[2])(void *) = { NULL, NULL };
-	void *arg[2] = { r->then_arg[0], r->then_arg[1] };
-	struct r56_cursor *c;
-
-	if (r->mode == R56_COLLAPSING) {
-		if (bdev_others_inflight(&l->l_bdev, h->lh_loop) ||
-		    sh0->pieces_out)
-			goto later;
-		r->mode = R56_COLLAPSED;
-		sh0->max_ops = r->max_ops; /* every stripe is its now */
-		for (int k = 0; k < 2; k++) {
-			then[k] = r->then[k];
-			r->then[k] = NULL;
-		}
-	} else if (r->mode == R56_EXPANDING) {
-		if (sh0->active || !fifo_empty(&sh0->waiting) ||
-		    !fifo_empty(&sh0->cursors))
-			goto later;
-		r->mode = R56_SHARDED;
-		sh0->max_ops = r->shard_ops; /* so_put() frees the rest */
-		bdev_owner_give_up(&l->l_bdev);
-	} else {
-		return;
-	}
-	c = fifo_take(&r->held);
-	while (c) {
-		struct r56_cursor *next = c->rc_next;
-
-		r56_stripes(l, c->rc_req);
-		cursor_put(c);
-		c = next;
-	}
-	for (int k = 0; k < 2; k++)
-		if (then[k])
-			then[k](arg[k]);
-	/* Every reason was dropped while it collapsed. */
-	if (r->mode == R56_COLLAPSED && !r->why)
-		r56_expand(l, h->lh_loop, 0);
-	return;
-later:
-	loop_hook_arm_at(h->lh_loop, h, loop_now_ns() + R56_SHAPE_POLL_NS);
+	return !r56_of(l)->sh0.pieces_out;
 }
 
-void r56_collapse(struct layer *l, struct loop *loop, unsigned why,
-		  void (*then)(void *), void *arg)
-{
-	struct r56 *r = r56_of(l);
-	int k = why == LAYER_GATHER_MD;
-
-	r->why |= why;
-	if (r->mode == R56_ONE || r->mode == R56_COLLAPSED) {
-		if (then)
-			then(arg);
-		return;
-	}
-	r->then[k] = then;
-	r->then_arg[k] = arg;
-	if (r->mode == R56_SHARDED)
-		bdev_owner_take(&l->l_bdev, loop);
-	r->mode = R56_COLLAPSING;
-	loop_hook_arm(loop, &r->shape);
-}
-
-void r56_expand(struct layer *l, struct loop *loop, unsigned why)
+/* Gathered: every stripe is shard 0's, with the whole op budget. */
+static void r56_gathered(struct layer *l)
 {
 	struct r56 *r = r56_of(l);
 
-	r->why &= ~why;
-	if (r->mode != R56_COLLAPSED || r->why)
-		return;
-	r->mode = R56_EXPANDING;
-	loop_hook_arm(loop, &r->shape);
+	r->sh0.max_ops = r->max_ops;
 }
+
+/* Scattering: shard 0's ops (which may lie in other loops' groups) are
+ * done. */
+static bool r56_settled(struct layer *l)
+{
+	struct r56_shard *sh0 = &r56_of(l)->sh0;
+
+	return !sh0->active && fifo_empty(&sh0->waiting) &&
+	       fifo_empty(&sh0->cursors);
+}
+
+static void r56_scattered(struct layer *l)
+{
+	struct r56 *r = r56_of(l);
+
+	r->sh0.max_ops = r->shard_ops; /* so_put() frees the rest */
+}
+
+static const struct layer_spread_ops r56_spread_ops = {
+	.drained = r56_drained,
+	.gathered = r56_gathered,
+	.settled = r56_settled,
+	.scattered = r56_scattered,
+	.go = r56_stripes,
+};
 
 /* A write or a degraded read: stripe ops, on the shards the array's
  * state on several loops says. */
@@ -336,9 +292,7 @@ static void r56_stripes(struct layer *l, struct bdev_req *req)
 {
 	struct r56 *r = r56_of(l);
 
-	/* Another loop gets here only while the array is sharded (or
-	 * before it saw loop 0 take it over, which then waits for it).  A
-	 * request with no loop is a unit test's, on one thread. */
+	/* A request with no loop is a unit test's, on one thread. */
 	if (!req->br_loop) {
 		shard_submit(&r->sh0, req, false);
 		return;
@@ -347,25 +301,12 @@ static void r56_stripes(struct layer *l, struct bdev_req *req)
 		r56_split(l, req);
 		return;
 	}
-	switch (r->mode) {
-	case R56_SHARDED:
+	if (layer_spread_hold(l, req))
+		return;
+	if (l->l_spread.ls_mode == LAYER_SPREAD)
 		r56_split(l, req);
-		return;
-	case R56_COLLAPSING:
-	case R56_EXPANDING: {
-		struct r56_cursor *c = cursor_get(&r->sh0);
-
-		if (!c) {
-			bdev_req_complete(req, -ENOMEM);
-			return;
-		}
-		c->rc_req = req;
-		fifo_push(&r->held, c, rc_next);
-		return;
-	}
-	default:
+	else
 		shard_submit(&r->sh0, req, false);
-	}
 }
 
 /* A healthy read failed on a member (now marked failed): read it again
@@ -476,7 +417,6 @@ static void r56_free(struct layer *l)
 
 	if (!r)
 		return;
-	loop_hook_disarm(&r->shape);
 	free(r->scrub_save);
 	for (int i = 0; i < r->nr_shards; i++) {
 		shard_free(r->sh[i]);
@@ -488,7 +428,7 @@ static void r56_free(struct layer *l)
 
 /* The array keeps nothing on the I/O path that a shard per loop cannot
  * hold: md metadata stays loop 0's, and its barriers run on any loop
- * (super.c), the array collapsed whenever it is not marked active. */
+ * (super.c), the array gathered whenever it is not marked active. */
 static int r56_max_loops(const struct bdev *dev)
 {
 	(void)dev;
@@ -524,19 +464,12 @@ static int r56_share(struct bdev *dev, int nr_loops)
 	stripes = (stripes + r->batch_max - 1) / r->batch_max * r->batch_max;
 	r->group_bytes = stripes * sdata;
 	r->nr_shards = nr_loops;
-	r->mode = R56_SHARDED;
-	dev->bd_owner_moves = true;
-	l->l_gather = r56_collapse;
-	l->l_scatter = r56_expand;
 	/* md metadata spreads it once the superblocks say active; a rebuild
 	 * resumed at start-up runs on (and its reason stays). */
-	if (l->l_md && !dev->bd_read_only)
-		r->why |= LAYER_GATHER_MD;
-	if (r->why) {
-		r->mode = R56_COLLAPSED;
-		r->sh0.max_ops = r->max_ops;
-		bdev_owner_take(dev, loop_by_id(0));
-	}
+	layer_spread_start(l, &r56_spread_ops,
+			   l->l_spread.ls_why | (l->l_md && !dev->bd_read_only ?
+							 LAYER_GATHER_MD :
+							 0));
 	return 0;
 }
 
@@ -594,7 +527,6 @@ int raid56_create(int nparity, struct bdev **members, int nr,
 	shard_init(&r->sh0, l, 0, r->max_ops);
 	r->sh[0] = &r->sh0;
 	r->nr_shards = 1;
-	r->shape.lh_fn = r56_shape;
 	l->l_private = r;
 	l->l_free_private = r56_free;
 	l->l_sweep = r56_sweep;
@@ -641,7 +573,8 @@ static int raid6_redundancy(int nr)
 static void r56_stats_fields(const struct bdev *dev, bdev_stat_fn emit,
 			     void *ctx)
 {
-	const struct r56 *r = r56_of(layer_of((struct bdev *)dev));
+	const struct layer *l = layer_of((struct bdev *)dev);
+	const struct r56 *r = r56_of(l);
 	struct raid56_stats st;
 
 	raid56_stats(dev, &st);
@@ -656,7 +589,8 @@ static void r56_stats_fields(const struct bdev *dev, bdev_stat_fn emit,
 	emit(ctx, "pieces_handed", st.pieces_handed);
 	/* Stats are read on loop 0, whose the mode is. */
 	emit(ctx, "stripe_loops",
-	     (uint64_t)(r->mode == R56_SHARDED ? r->nr_shards : 1));
+	     (uint64_t)(l->l_spread.ls_mode == LAYER_SPREAD ? r->nr_shards :
+							      1));
 }
 
 #define R56_CHUNK_OPT                                                    \

@@ -28,10 +28,11 @@ struct raid56_stats {
  * never held.
  *
  * State: the stripe-op pool, stripe locks (active, waiting), cursors,
- * unplug hook, sequencing and counters are a shard's.  A headerless
- * array on several loops has a shard per loop, each owning a group of
- * stripes in turn, and a request's groups run on their loops; it is
- * loop 0's alone (collapsed) while a sweep runs.  Otherwise one shard,
+ * unplug hook, sequencing and counters are a shard's.  An array on
+ * several loops has a shard per loop, each owning a group of stripes in
+ * turn, and a request's groups run on their loops; it is loop 0's alone
+ * (gathered, layer_gather()) while a sweep runs or md metadata says clean.
+ * Otherwise one shard,
  * on the loop that owns the array.  Each stripe op records its loop.
  */
 int raid56_create(int nparity, struct bdev **members, int nr,

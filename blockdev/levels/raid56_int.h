@@ -132,33 +132,14 @@ struct r56_shard {
 	int last_write_reqs;  /* requests the last write op carried */
 	struct raid56_stats st;
 	struct r56_piece *pieces; /* free pieces this loop cuts */
-	uint32_t pieces_out; /* on other loops (a collapse waits for shard 0's) */
+	uint32_t pieces_out; /* on other loops (a gather waits for shard 0's) */
 };
 
 /*
- * The array on several loops (r56.mode), changed by loop 0 only:
- *   R56_ONE        one shard: one loop, or owned (a trace, an owner above)
- *   R56_SHARDED    no owner; stripes in groups of group_bytes of data,
- *                  group g shard (g mod nr_shards)'s, on that loop
- *   R56_COLLAPSING loop 0 owns it and waits until the other loops'
- *                  requests and its own pieces on them are done; the
- *                  requests it gets meanwhile wait in @held
- *   R56_COLLAPSED  loop 0's, every stripe on shard 0, for the reasons in
- *                  @why (a sweep runs; md: clean, or a resync is due)
- *   R56_EXPANDING  loop 0 waits for shard 0's ops to end, holding new
- *                  requests, before the array is sharded again
+ * On several loops (the layer's l_spread): while spread, stripes are in
+ * groups of group_bytes of data, group g shard (g mod nr_shards)'s, on
+ * that loop; gathered, every stripe is shard 0's.
  */
-enum r56_mode {
-	R56_ONE,
-	R56_SHARDED,
-	R56_COLLAPSING,
-	R56_COLLAPSED,
-	R56_EXPANDING
-};
-
-/* How often loop 0 looks whether a collapse or an expansion can end. */
-#define R56_SHAPE_POLL_NS 200000ull
-
 struct r56 {
 	int nparity, ndata;
 	uint64_t chunk, stripes;
@@ -168,19 +149,12 @@ struct r56 {
 	 * scratch columns (one per member, or a batch's parity). */
 	uint32_t vec_cap;
 	uint32_t scratch_cols;
-	int max_ops;   /* over all shards; shard 0's alone while collapsed */
+	int max_ops;   /* over all shards; shard 0's alone while gathered */
 	int shard_ops; /* each shard's while sharded */
 	int nr_shards;
 	struct r56_shard *sh[LOOP_MAX];
 	struct r56_shard sh0;
-	enum r56_mode mode;
-	uint64_t group_bytes;	      /* R56_SHARDED: data bytes a group */
-	FIFO(struct r56_cursor) held; /* loop 0's, while the mode moves */
-	struct loop_hook shape;	      /* r56_shape(), on loop 0 */
-	unsigned why; /* enum layer_gather_why: held collapsed */
-	/* once collapsed, per reason (LAYER_GATHER_SWEEP, LAYER_GATHER_MD) */
-	void (*then[2])(void *arg);
-	void *then_arg[2];
+	uint64_t group_bytes; /* spread: data bytes a group */
 	/* A check or repair sweep's copy of the parity read (chunk bytes per
 	 * parity), allocated when it starts: no stripe can fail for memory. */
 	uint8_t *scrub_save;
@@ -264,19 +238,5 @@ int r56_sweep(struct layer *l, struct loop *loop, enum layer_sweep_kind kind,
 
 /** r56_resume() - hand @sh's deferred requests to ops freed meanwhile. */
 void r56_resume(struct r56_shard *sh);
-
-/**
- * r56_collapse() - from loop 0 (@loop): make the array loop 0's alone,
- * every stripe on shard 0, for the reason @why (enum layer_gather_why),
- * then call @then(@arg) (at once when it is; NULL: nothing).  What changes
- * the array's state beyond a member's failure (a sweep, md marking it
- * clean) runs collapsed.  The level's l_gather on several loops.
- */
-void r56_collapse(struct layer *l, struct loop *loop, unsigned why,
-		  void (*then)(void *), void *arg);
-
-/** r56_expand() - from loop 0: drop the reason @why, and shard a collapsed
- * array again once no reason is left.  The level's l_scatter. */
-void r56_expand(struct layer *l, struct loop *loop, unsigned why);
 
 #endif

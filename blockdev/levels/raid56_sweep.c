@@ -54,7 +54,7 @@ static void sweep_step(struct r56_sweep *sw)
 		layer_sweep_end(l);
 		if (done)
 			done(l, err);
-		r56_expand(l, l->l_sweep_loop, LAYER_GATHER_SWEEP);
+		layer_scatter(l, l->l_sweep_loop, LAYER_GATHER_SWEEP);
 		return;
 	}
 	so = sw->so;
@@ -113,6 +113,6 @@ int r56_sweep(struct layer *l, struct loop *loop, enum layer_sweep_kind kind,
 	sw->done = done;
 	layer_sweep_begin(l, loop, kind, r->stripes, r->chunk);
 	/* Its stripe locks are shard 0's: no other loop may hold one. */
-	r56_collapse(l, loop, LAYER_GATHER_SWEEP, sweep_start, sw);
+	layer_gather(l, loop, LAYER_GATHER_SWEEP, sweep_start, sw);
 	return 0;
 }

@@ -91,12 +91,12 @@ void super_spread(struct super_array *md)
 {
 	struct layer *l = md->sa_l;
 
-	if (md->sa_spread || md->sa_gathering || !l->l_scatter ||
+	if (md->sa_spread || md->sa_gathering || !layer_spreads(l) ||
 	    !md->sa_ondisk_active || !md->sa_want_active ||
 	    md->sa_resync_pending || md->sa_io)
 		return;
 	md->sa_spread = true;
-	l->l_scatter(l, md->sa_loop, LAYER_GATHER_MD);
+	layer_scatter(l, md->sa_loop, LAYER_GATHER_MD);
 }
 
 /* Recorded: the writes other loops hold for it may go.  Stored before
@@ -293,8 +293,8 @@ void super_idle_check(struct loop_hook *h)
 		 * come here, then look again. */
 		md->sa_spread = false;
 		md->sa_gathering = true;
-		md->sa_l->l_gather(md->sa_l, md->sa_loop, LAYER_GATHER_MD,
-				   idle_gathered, md);
+		layer_gather(md->sa_l, md->sa_loop, LAYER_GATHER_MD,
+			     idle_gathered, md);
 		return;
 	}
 	md->sa_want_active = false;

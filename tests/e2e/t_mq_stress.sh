@@ -2,9 +2,10 @@
 # variants: dev/2
 # (check.sh runs it on uring under ThreadSanitizer too; MQ_CASES="file
 # raid5h" runs only those targets.)
-# Two event loops under load on a file, raid0, raid1, a headerless raid5
-# and a raid6 with md superblocks (both sharded over the loops; MQ_CASES
-# adds the other two): fio
+# Two event loops under load on a file, raid0, a raid1 with md
+# superblocks (run on both loops, gathered on loop 0 to sweep), a
+# headerless raid5 and a raid6 with md superblocks (both sharded over the
+# loops; MQ_CASES adds the other two): fio
 # (4 jobs pinned to both CPUs, O_DIRECT 4k-64k, crc32c verify) plus two
 # pinned unaligned writers sharing 4k blocks byte-disjointly (a lost RMW or
 # range lock shows), and for raid1/5/6 a member failed and rebuilt meanwhile.
@@ -117,9 +118,9 @@ wait_idle()
 	while [ $SECONDS -lt $end ]; do
 		st=$(sweep_state)
 		[ "$st" = idle ] && return 0
-		# A sharded array is loop 0's alone while it sweeps.
+		# A spread array is loop 0's alone while it sweeps.
 		[ "$st" = busy ] && [ -n "$SHARDED" ] &&
-			[ "$(stat_value target.stripe_loops)" = 1 ] && COLLAPSED_SEEN=1
+			[ "$(stat_value target.loops)" = 1 ] && COLLAPSED_SEEN=1
 		[ "$st" = busy ] || die "$CASE: $1: cannot read stats"
 		kill -0 "$RAWVEC_PID" 2>/dev/null || die "$CASE: $1: rawvec died"
 		sleep 0.1
@@ -142,11 +143,14 @@ bounded()
 	wait "$1"
 }
 
-# Whether the raid5/6 runs its stripes on both loops, within 5 s.
+# Whether the raid1/5/6 runs on both loops, within 5 s (a raid5/6's
+# stripes too).
 sharded()
 {
 	local i
 	for i in $(seq $((50 * SLOW))); do
+		[ "$(stat_value target.loops)" = 2 ] || { sleep 0.1; continue; }
+		case $expr in raid1*) return 0 ;; esac
 		[ "$(stat_value target.stripe_loops)" = 2 ] && return 0
 		sleep 0.1
 	done
@@ -186,12 +190,12 @@ one()
 	) &
 	fpid=$!
 
-	# A raid5/6 runs its stripes on both loops (with md superblocks once
-	# they say active: from its first write after the resync).
+	# A raid1/5/6 runs on both loops (with md superblocks once they say
+	# active: from its first write after the resync).
 	SHARDED= COLLAPSED_SEEN=
-	case $expr in raid[56]*)
+	case $expr in raid[156]*)
 		SHARDED=1
-		sharded || die "$CASE: stripe_loops is $(stat_value target.stripe_loops), not 2"
+		sharded || die "$CASE: loops is $(stat_value target.loops), not 2"
 		;;
 	esac
 	if [ "$red" = 1 ]; then
@@ -255,20 +259,23 @@ one()
 	rm -f "$T/rest" "$T/rest.want" "$T/expect"
 
 	if [ -n "$SHARDED" ]; then
-		# Collapsed while it swept, sharded again after, and parts of
-		# requests still go to the loop owning their stripes.
+		# Gathered while it swept, spread again after, and (raid5/6)
+		# parts of requests still go to the loop owning their stripes.
 		# (An md array idle since is gathered and marked clean: the
-		# write below makes it active and sharded again.)
-		[ -n "$COLLAPSED_SEEN" ] || die "$CASE: stripe_loops never 1 during the rebuild or check"
-		out=$(stat_value target.pieces_handed)
+		# write below makes it active and spread again.)
+		[ -n "$COLLAPSED_SEEN" ] || die "$CASE: loops never 1 during the rebuild or check"
 		# (after the comparison above: these bytes are random)
 		dd if=/dev/urandom of="$D" bs=1M count=2 seek=$((UBASE / M + 2)) oflag=direct conv=notrunc status=none ||
 			die "$CASE: writing after the sweeps"
-		sharded || die "$CASE: stripe_loops $(stat_value target.stripe_loops) after the sweeps, not 2"
-		dd if=/dev/urandom of="$D" bs=1M count=2 seek=$((UBASE / M + 2)) oflag=direct conv=notrunc status=none ||
-			die "$CASE: writing after the sweeps"
-		[ "$(stat_value target.pieces_handed)" -gt "$out" ] ||
-			die "$CASE: no request part was handed to the other loop after the sweeps"
+		sharded || die "$CASE: loops $(stat_value target.loops) after the sweeps, not 2"
+		case $expr in raid[56]*)
+			out=$(stat_value target.pieces_handed)
+			dd if=/dev/urandom of="$D" bs=1M count=2 seek=$((UBASE / M + 2)) oflag=direct conv=notrunc status=none ||
+				die "$CASE: writing after the sweeps"
+			[ "$(stat_value target.pieces_handed)" -gt "$out" ] ||
+				die "$CASE: no request part was handed to the other loop after the sweeps"
+			;;
+		esac
 	fi
 	# Both loops served requests: both CPUs' queues (or fds) were used.
 	for i in 0 1; do
@@ -289,7 +296,9 @@ one()
 
 one file 0 a.img
 one raid0 0 "raid0(a.img, b.img, c.img, chunk=64k, super=none)"
-one raid1 1 "raid1(a.img, b.img)"
+# raid1 runs on both loops too (md superblocks, as --create writes them);
+# its faulty() member is loop 0's, and both loops meet its errors.
+one raid1 1 "raid1(a.img, faulty(b.img))"
 # raid5 and raid6: the stripes are sharded over both loops (collapsed to
 # loop 0 for the resync, the rebuild and the check, and with md
 # superblocks while they say clean); member 1 of raid5h and raid6 fails by

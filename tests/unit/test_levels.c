@@ -1075,6 +1075,12 @@ static void run_two(struct loop *la, struct loop *lb, struct io *ios, int nr,
 }
 
 /* Loops 0 and 1, both run by this thread; false where io_uring is not. */
+/* A raid5/6's place on several loops (its layer's). */
+static enum layer_spread_mode mode_of(const struct r56 *r)
+{
+	return r->sh0.sh_l->l_spread.ls_mode;
+}
+
 static bool two_loops_init(struct loop *la, struct loop *lb)
 {
 	int ret = loop_init(la, 64, false);
@@ -1104,7 +1110,7 @@ START_TEST(test_raid5_two_loops)
 		 &la);
 	r = r56_of(a.a_l);
 	ck_assert_int_eq(bdev_tree_share(a.a_dev, 2, &la), 0);
-	UT_EQ(r->mode, R56_SHARDED, "a headerless raid5 on 2 loops");
+	UT_EQ(mode_of(r), LAYER_SPREAD, "a headerless raid5 on 2 loops");
 	/* 6 stripes of 192 KiB a group: [0, 1152k) loop 0's, then loop 1's. */
 	UT_EQ(r->group_bytes, 1152 * K, "group of %llu bytes",
 	      (unsigned long long)r->group_bytes);
@@ -1144,12 +1150,12 @@ START_TEST(test_raid5_two_loops)
 		loop_run(&la, 0);
 		usleep(100);
 	}
-	UT_EQ(r->mode, R56_COLLAPSING,
+	UT_EQ(mode_of(r), LAYER_GATHERING,
 	      "collapsed with loop 0's piece on loop 1");
 	run_two(&la, &lb, NULL, 0, 20000);
 	UT_CHECK(ios[0].io_done && !a.a_l->l_sweep_running,
 		 "write or check not done");
-	UT_EQ(r->mode, R56_SHARDED, "sharded again after the check");
+	UT_EQ(mode_of(r), LAYER_SPREAD, "sharded again after the check");
 
 	/* Loop 1 has a request in flight (its part for loop 0 not even
 	 * sent) when loop 0 collapses the array for a check. */
@@ -1158,14 +1164,14 @@ START_TEST(test_raid5_two_loops)
 		  128 * K, 0);
 	UT_CHECK(!ios[12].io_done, "loop 1's write ended before its part ran");
 	ck_assert_int_ge(member_scrub(&la, a.a_dev, false), 1);
-	UT_EQ(r->mode, R56_COLLAPSING, "collapsing for the check");
+	UT_EQ(mode_of(r), LAYER_GATHERING, "collapsing for the check");
 	ck_assert_ptr_eq(a.a_dev->bd_owner, &la);
 	io_submit(&held[0], &la, a.a_dev, BDEV_WRITE, 0, a.a_model, 8 * K, 0);
 	for (int i = 0; i < 20; i++) {
 		loop_run(&la, 0);
 		usleep(100);
 	}
-	UT_EQ(r->mode, R56_COLLAPSING,
+	UT_EQ(mode_of(r), LAYER_GATHERING,
 	      "collapsed with loop 1's request in flight");
 	UT_CHECK(!held[0].io_done, "a write ran while the array collapsed");
 	UT_EQ(a.a_l->l_sweep_pos, 0, "the check started before the collapse");
@@ -1183,12 +1189,110 @@ START_TEST(test_raid5_two_loops)
 	UT_CHECK(!a.a_l->l_sweep_running, "the check did not end");
 	UT_EQ(a.a_l->l_mismatch_sectors, 0, "check: %llu mismatched",
 	      (unsigned long long)a.a_l->l_mismatch_sectors);
-	UT_EQ(r->mode, R56_SHARDED, "sharded again after the check");
+	UT_EQ(mode_of(r), LAYER_SPREAD, "sharded again after the check");
 	ck_assert_ptr_null(a.a_dev->bd_owner);
 	UT_EQ(bdev_inflight(a.a_dev), 0, "in flight: %u",
 	      bdev_inflight(a.a_dev));
 	arr_check_all(&a, "after writes from two loops and a check");
 	check_md_r56(&a);
+	arr_close(&a);
+	loop_exit(&la);
+	loop_exit(&lb);
+}
+END_TEST
+
+/* ---- a raid1 on two loops ---- */
+
+/*
+ * A mirror set runs on every loop, each with its own read cursor and
+ * writes, and is gathered on loop 0 for a check: the check waits for
+ * loop 1's write in flight (its sim() mirror is loop 0's, so it stays in
+ * flight until loop 0 runs it and loop 1 takes it back), and loop 0's
+ * own new writes wait for the check to start.
+ */
+START_TEST(test_raid1_two_loops)
+{
+	static struct loop la, lb;
+	struct io ios[8], held;
+	struct layer *l;
+	uint8_t *buf;
+	struct arr a;
+	uint64_t pos;
+
+	if (!two_loops_init(&la, &lb))
+		return;
+	arr_open(&a, "raid1(sim(mem(size=4m), lat=1ms), mem(size=4m))", &la);
+	l = a.a_l;
+	UT_EQ(bdev_tree_share(a.a_dev, 2, &la), 1,
+	      "owned devices (sim() alone)");
+	UT_EQ(l->l_spread.ls_mode, LAYER_SPREAD, "a raid1 on 2 loops");
+	UT_EQ(layer_loops(l), 2, "loops");
+	ut_fill(&a.a_rng, a.a_model, a.a_size);
+
+	/* Its first 2 MiB from both loops at once; loop 1's run there. */
+	for (int i = 0; i < 8; i++) {
+		pos = (uint64_t)i * 256 * K;
+		io_submit(&ios[i], i % 2 ? &lb : &la, a.a_dev, BDEV_WRITE, pos,
+			  a.a_model + pos, 256 * K, 0);
+	}
+	run_two(&la, &lb, ios, 8, 100000);
+	UT_CHECK(all_done(&(struct io_set){ ios, 8 }), "writes not done");
+	for (int i = 0; i < 8; i++)
+		UT_EQ(ios[i].io_req.br_error, 0, "write %d", i);
+	UT_EQ(a.a_dev->bd_stats_more[0].ops[BDEV_WRITE], 4,
+	      "writes loop 1 ran itself");
+	buf = aligned_alloc(4096, 512 * K);
+	ck_assert_ptr_nonnull(buf);
+	for (int i = 0; i < 2; i++) {
+		io_submit(&ios[i], &lb, a.a_dev, BDEV_READ,
+			  (uint64_t)i * 256 * K, buf + i * 256 * K, 256 * K, 0);
+	}
+	run_two(&la, &lb, ios, 2, 100000);
+	UT_CHECK(ios[0].io_done && ios[1].io_done, "loop 1's reads not done");
+	UT_CHECK(!memcmp(buf, a.a_model, 512 * K), "loop 1 read other bytes");
+	UT_EQ(a.a_dev->bd_stats_more[0].ops[BDEV_READ], 2,
+	      "reads loop 1 ran itself");
+
+	/* Loop 1's write is in flight when loop 0 gathers it for a check. */
+	pos = 2 << 20;
+	io_submit(&ios[0], &lb, a.a_dev, BDEV_WRITE, pos, a.a_model + pos,
+		  2 << 20, 0);
+	UT_CHECK(!ios[0].io_done, "loop 1's write ended before its sim() ran");
+	ck_assert_int_ge(member_scrub(&la, a.a_dev, false), 1);
+	UT_EQ(l->l_spread.ls_mode, LAYER_GATHERING, "gathering for the check");
+	ck_assert_ptr_eq(a.a_dev->bd_owner, &la);
+	UT_EQ(layer_loops(l), 1, "loops while gathering");
+	io_submit(&held, &la, a.a_dev, BDEV_WRITE, 0, a.a_model, 8 * K, 0);
+	for (int i = 0; i < 40; i++) {
+		loop_run(&la, 0);
+		usleep(100);
+	}
+	UT_EQ(l->l_spread.ls_mode, LAYER_GATHERING,
+	      "gathered with loop 1's write in flight");
+	UT_CHECK(!held.io_done, "a write ran while the array gathered");
+	UT_EQ(l->l_sweep_pos, 0, "the check started before the gather");
+	run_two(&la, &lb, NULL, 0, 40000);
+	UT_CHECK(ios[0].io_done && held.io_done,
+		 "requests not done after the gather: %d %d", ios[0].io_done,
+		 held.io_done);
+	UT_EQ(ios[0].io_req.br_error, 0, "loop 1's write");
+	UT_CHECK(!l->l_sweep_running, "the check did not end");
+	UT_EQ(l->l_mismatch_sectors, 0, "check: %llu mismatched",
+	      (unsigned long long)l->l_mismatch_sectors);
+	UT_EQ(l->l_spread.ls_mode, LAYER_SPREAD,
+	      "spread again after the check");
+	ck_assert_ptr_null(a.a_dev->bd_owner);
+	UT_EQ(bdev_inflight(a.a_dev), 0, "in flight: %u",
+	      bdev_inflight(a.a_dev));
+	arr_check_all(&a, "after writes from two loops and a check");
+	for (int m = 0; m < 2; m++)
+		for (pos = 0; pos < a.a_size; pos += 512 * K) {
+			member_read(&a, m, pos, buf, 512 * K);
+			UT_CHECK(!memcmp(buf, a.a_model + pos, 512 * K),
+				 "mirror %d differs at %llu", m,
+				 (unsigned long long)pos);
+		}
+	free(buf);
 	arr_close(&a);
 	loop_exit(&la);
 	loop_exit(&lb);
@@ -1207,15 +1311,16 @@ static void io_end_md(struct bdev_req *req)
 	io_end(req);
 }
 
-static enum r56_mode run_until_mode(struct loop *la, struct loop *lb,
-				    const struct r56 *r, enum r56_mode want)
+static enum layer_spread_mode run_until_mode(struct loop *la, struct loop *lb,
+					     const struct r56 *r,
+					     enum layer_spread_mode want)
 {
-	for (int i = 0; i < 4000 && r->mode != want; i++) {
+	for (int i = 0; i < 4000 && mode_of(r) != want; i++) {
 		loop_run(la, 0);
 		loop_run(lb, 0);
 		usleep(100);
 	}
-	return r->mode;
+	return mode_of(r);
 }
 
 /*
@@ -1257,8 +1362,9 @@ START_TEST(test_raid5_md_two_loops)
 	UT_CHECK(ss.resyncing, "super=1.2 on old contents: no resync");
 	/* faulty() is loop 0's; the array is not. */
 	ck_assert_int_eq(bdev_tree_share(dev, 2, &la), 1);
-	UT_EQ(r->mode, R56_COLLAPSED, "gathered while it resyncs");
-	UT_EQ(r->why, LAYER_GATHER_SWEEP | LAYER_GATHER_MD,
+	UT_EQ(mode_of(r), LAYER_GATHERED, "gathered while it resyncs");
+	UT_EQ(r->sh0.sh_l->l_spread.ls_why,
+	      LAYER_GATHER_SWEEP | LAYER_GATHER_MD,
 	      "gathered for the resync and for md");
 	ck_assert_ptr_eq(dev->bd_owner, &la);
 	for (int i = 0; i < 100000 && super_stats(l, &ss) && ss.resync_pending;
@@ -1267,7 +1373,7 @@ START_TEST(test_raid5_md_two_loops)
 		usleep(50);
 	}
 	UT_CHECK(!ss.resync_pending && !ss.active, "resync not done");
-	UT_EQ(r->mode, R56_COLLAPSED, "gathered while clean");
+	UT_EQ(mode_of(r), LAYER_GATHERED, "gathered while clean");
 
 	/* The first write marks it active; then it shards. */
 	for (size_t i = 0; i < 512 * K; i++)
@@ -1275,7 +1381,7 @@ START_TEST(test_raid5_md_two_loops)
 	io_submit(&ios[0], &lb, dev, BDEV_WRITE, pos, buf, 256 * K, 0);
 	run_two(&la, &lb, ios, 1, 100000);
 	UT_CHECK(ios[0].io_done && !ios[0].io_req.br_error, "first write");
-	UT_EQ(run_until_mode(&la, &lb, r, R56_SHARDED), R56_SHARDED,
+	UT_EQ(run_until_mode(&la, &lb, r, LAYER_SPREAD), LAYER_SPREAD,
 	      "sharded once active");
 	ck_assert_ptr_null(dev->bd_owner);
 
@@ -1301,12 +1407,12 @@ START_TEST(test_raid5_md_two_loops)
 					    sizeof(err)),
 			 0);
 	UT_EQ(probe.sb.dev_roles[3], SUPER_ROLE_FAULTY, "member 3's role");
-	UT_EQ(r->mode, R56_SHARDED, "still sharded, degraded");
+	UT_EQ(mode_of(r), LAYER_SPREAD, "still sharded, degraded");
 
 	/* Idle: gathered, then marked clean. */
 	super_safe_mode_ns = 20ull * 1000 * 1000;
 	loop_hook_arm(&la, &l->l_md->sa_idle);
-	UT_EQ(run_until_mode(&la, &lb, r, R56_COLLAPSED), R56_COLLAPSED,
+	UT_EQ(run_until_mode(&la, &lb, r, LAYER_GATHERED), LAYER_GATHERED,
 	      "gathered when idle");
 	for (int i = 0; i < 4000 && super_stats(l, &ss) && ss.active; i++)
 		run_two(&la, &lb, NULL, 0, 1);
@@ -1317,7 +1423,7 @@ START_TEST(test_raid5_md_two_loops)
 	io_submit(&ios[0], &lb, dev, BDEV_WRITE, 0, buf, 64 * K, 0);
 	run_two(&la, &lb, ios, 1, 100000);
 	UT_CHECK(ios[0].io_done && !ios[0].io_req.br_error, "write when clean");
-	UT_EQ(run_until_mode(&la, &lb, r, R56_SHARDED), R56_SHARDED,
+	UT_EQ(run_until_mode(&la, &lb, r, LAYER_SPREAD), LAYER_SPREAD,
 	      "sharded again");
 	back = aligned_alloc(4096, 512 * K);
 	ck_assert_ptr_nonnull(back);
@@ -1527,6 +1633,7 @@ Suite *levels_suite(void)
 	tcase_add_test(tc, test_raid56_plan);
 	tcase_add_test(tc, test_raid56_merge);
 	tcase_add_test(tc, test_raid5_two_loops);
+	tcase_add_test(tc, test_raid1_two_loops);
 	tcase_add_test(tc, test_raid5_md_two_loops);
 	tcase_add_test(tc, test_degraded);
 	suite_add_tcase(s, tc);
