@@ -186,6 +186,9 @@ void bdev_submit(struct bdev *dev, struct bdev_req *req)
 		__atomic_store_n(&st->inflight, st->inflight + 1,
 				 __ATOMIC_SEQ_CST);
 		owner = __atomic_load_n(&dev->bd_owner, __ATOMIC_SEQ_CST);
+		if (owner && req->br_op == BDEV_READ &&
+		    __atomic_load_n(&dev->bd_reads_stay, __ATOMIC_SEQ_CST))
+			owner = NULL;
 	}
 	/* A request with no loop is one of the unit tests' or a null/mem
 	 * member's, completed inside submit on the caller's thread. */

@@ -244,6 +244,11 @@ struct bdev {
 	 * a request in flight before it reads bd_owner, so that the owner
 	 * taking over can wait for the others' requests to drain. */
 	bool bd_owner_moves;
+	/* Atomic, with bd_owner_moves: reads run on the loop they come from
+	 * even while the device has an owner (a raid1 gathered on loop 0 for
+	 * md metadata alone, which only needs its writes there).  Read after
+	 * the request is counted in flight, as bd_owner is. */
+	bool bd_reads_stay;
 	/* A barrier in front of the backend: returns true when it takes
 	 * @req to submit later through bd_ops (md metadata holds writes
 	 * until the superblocks say the array is active).  NULL: none. */

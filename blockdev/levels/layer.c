@@ -303,15 +303,17 @@ void layer_child_autofail_end(struct bdev_req *req)
 	if (!req->br_error)
 		return;
 	io->li_nr_failed++;
-	layer_fail_member_io(l, m, req->br_error);
+	layer_fail_member_io(l, m, req);
 }
 
-void layer_fail_member_io(struct layer *l, int m, int err)
+void layer_fail_member_io(struct layer *l, int m, const struct bdev_req *req)
 {
+	if (req->br_dev != __atomic_load_n(&l->l_members[m], __ATOMIC_ACQUIRE))
+		return;
 	/* Two loops may meet the same dead member: one says so. */
 	if (layer_set_state(l, m, LAYER_MEMBER_FAILED))
 		bdev_log("%s member %d failed (%s): running degraded",
-			 l->l_kind, m, strerror(-err));
+			 l->l_kind, m, strerror(-req->br_error));
 }
 
 void layer_submit_one(struct layer *l, struct bdev_req *req, int m,

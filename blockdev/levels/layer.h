@@ -78,8 +78,12 @@ enum layer_spread_mode {
  *             share owns (NULL: at once)
  * @scattered: it is spread again, just before ownership is given up
  * @go:        carry out a request held while the mode moved
+ * @reads_stay: reads keep nothing the moves change (raid1's): while it
+ *             is gathered for md metadata alone they run on the loop they
+ *             come from (bd_reads_stay); a sweep gathers them too
  */
 struct layer_spread_ops {
+	bool reads_stay;
 	bool (*drained)(struct layer *l);
 	void (*gathered)(struct layer *l);
 	bool (*settled)(struct layer *l);
@@ -360,9 +364,11 @@ static inline bool layer_spreads(const struct layer *l)
  */
 bool layer_set_state(struct layer *l, int m, enum layer_member_state st);
 
-/** layer_fail_member_io() - member @m failed I/O with @err: mark it
- * failed, and log it when this call did. */
-void layer_fail_member_io(struct layer *l, int m, int err);
+/** layer_fail_member_io() - @req to member @m failed: mark it failed, and
+ * log it when this call did; nothing when @req went to a device that a
+ * replace has taken out of the slot since (its completion may come back
+ * from an owner loop after the new member went in). */
+void layer_fail_member_io(struct layer *l, int m, const struct bdev_req *req);
 
 /**
  * layer_create_wrapper() - a layer of @kind over the one member of @a

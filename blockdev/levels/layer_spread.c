@@ -57,6 +57,18 @@ later:
 	loop_hook_arm_at(h->lh_loop, h, loop_now_ns() + LAYER_SPREAD_POLL_NS);
 }
 
+/* Whether reads may run where they come from now; stored before the
+ * caller reads the other loops' in-flight counts (a gather for a sweep
+ * then waits for the reads that saw it true). */
+static bool reads_update(struct layer *l)
+{
+	struct layer_spread *s = &l->l_spread;
+	bool stay = s->ls_ops->reads_stay && !(s->ls_why & LAYER_GATHER_SWEEP);
+
+	__atomic_store_n(&l->l_bdev.bd_reads_stay, stay, __ATOMIC_SEQ_CST);
+	return stay;
+}
+
 void layer_spread_start(struct layer *l, const struct layer_spread_ops *ops,
 			unsigned why)
 {
@@ -65,6 +77,7 @@ void layer_spread_start(struct layer *l, const struct layer_spread_ops *ops,
 	s->ls_ops = ops;
 	s->ls_hook.lh_fn = spread_move;
 	s->ls_why = why;
+	reads_update(l);
 	l->l_bdev.bd_owner_moves = true;
 	if (!why) {
 		s->ls_mode = LAYER_SPREAD;
@@ -81,13 +94,17 @@ void layer_gather(struct layer *l, struct loop *loop, unsigned why,
 {
 	struct layer_spread *s = &l->l_spread;
 	int k = why == LAYER_GATHER_MD;
+	bool stayed = s->ls_ops && l->l_bdev.bd_reads_stay;
 
 	s->ls_why |= why;
-	if (s->ls_mode == LAYER_ONE || s->ls_mode == LAYER_GATHERED) {
+	if (s->ls_mode == LAYER_ONE ||
+	    (s->ls_mode == LAYER_GATHERED && (!stayed || reads_update(l)))) {
 		if (then)
 			then(arg);
 		return;
 	}
+	/* Gathered with reads on other loops: wait for those too. */
+	reads_update(l);
 	s->ls_then[k] = then;
 	s->ls_then_arg[k] = arg;
 	if (s->ls_mode == LAYER_SPREAD)
@@ -101,6 +118,8 @@ void layer_scatter(struct layer *l, struct loop *loop, unsigned why)
 	struct layer_spread *s = &l->l_spread;
 
 	s->ls_why &= ~why;
+	if (s->ls_ops)
+		reads_update(l);
 	if (s->ls_mode != LAYER_GATHERED || s->ls_why)
 		return;
 	s->ls_mode = LAYER_SCATTERING;

@@ -325,7 +325,7 @@ static void sweep_agg_end(struct bdev_req *req)
 	sweep_release(l);
 	sw->pos += sw->len;
 	if (sw->kind == LAYER_SWEEP_REBUILD)
-		l->l_rebuild_pos = sw->pos;
+		__atomic_store_n(&l->l_rebuild_pos, sw->pos, __ATOMIC_RELEASE);
 	l->l_sweep_pos = sw->pos;
 	sweep_step(sw);
 }
@@ -407,7 +407,11 @@ static int raid1_max_loops(const struct bdev *dev)
 	return LOOP_MAX;
 }
 
+/* A read changes nothing but its loop's cursor: while only md metadata
+ * gathers the mirrors on loop 0 (clean: its writes must come there), reads
+ * stay on their loops. */
 static const struct layer_spread_ops raid1_spread_ops = {
+	.reads_stay = true,
 	.go = raid1_go,
 };
 
@@ -452,7 +456,10 @@ static int raid1_create(const struct bdev_kind_args *a, struct bdev **out,
 		snprintf(err, errlen, "out of memory");
 		return -ENOMEM;
 	}
-	l->l_private = calloc(1, sizeof(struct raid1));
+	/* Its per-loop parts are a cache line each. */
+	l->l_private = aligned_alloc(64, sizeof(struct raid1));
+	if (l->l_private)
+		memset(l->l_private, 0, sizeof(struct raid1));
 	if (!l->l_private) {
 		layer_destroy(&l->l_bdev);
 		snprintf(err, errlen, "out of memory");

@@ -530,7 +530,7 @@ static void stage_end(struct bdev_req *req)
 			 * may have failed it first: this op is retried
 			 * (or, for a write, covered) all the same. */
 			failed_one = true;
-			layer_fail_member_io(l, m, so->so_sub[i].br_error);
+			layer_fail_member_io(l, m, &so->so_sub[i]);
 		}
 		if (failed_one && so->so_tries >= 0 && so->so_tries++ < 3) {
 			so_run(so);

@@ -1442,6 +1442,150 @@ START_TEST(test_raid5_md_two_loops)
 }
 END_TEST
 
+/*
+ * A replace between an owned member's completion on loop 0 and its return
+ * to loop 1: the error that comes back belongs to the member taken out,
+ * and must not fail the new one (it did: "member 1 failed" while it
+ * rebuilt).
+ */
+START_TEST(test_raid1_replace_far_error)
+{
+	static struct loop la, lb;
+	struct bdev_layout_opts o = { .no_io = true, .max_io_bytes = MAX_IO };
+	struct bdev *fresh;
+	struct io io;
+	struct arr a;
+	char err[1024];
+
+	if (!two_loops_init(&la, &lb))
+		return;
+	arr_open(&a, "raid1(mem(size=4m), faulty(mem(size=4m)))", &la);
+	UT_EQ(bdev_tree_share(a.a_dev, 2, &la), 1, "owned devices");
+	ck_assert_int_eq(faulty_configure(a.a_l->l_members[1], "write_eio=1",
+					  err, sizeof(err)),
+			 0);
+	ut_fill(&a.a_rng, a.a_model, 64 * K);
+	io_submit(&io, &lb, a.a_dev, BDEV_WRITE, 0, a.a_model, 64 * K, 0);
+	/* Handed to faulty()'s loop 0, which fails it; its way back to loop
+	 * 1 is a message that loop 1 has not taken yet. */
+	loop_run(&lb, 0);
+	for (int i = 0; i < 20; i++) {
+		loop_run(&la, 0);
+		usleep(100);
+	}
+	UT_CHECK(!io.io_done, "the write ended without loop 1");
+	UT_EQ(bdev_inflight(a.a_l->l_members[1]), 0, "faulty() in flight");
+	member_fail(a.a_l, 1);
+	ck_assert_msg(!bdev_layout_open("mem(size=4m)", &la, &o, &fresh, err,
+					sizeof(err)),
+		      "%s", err);
+	ck_assert_msg(!member_replace(&la, a.a_dev, "1", a.a_l, 1, fresh, err,
+				      sizeof(err)),
+		      "replace: %s", err);
+	UT_EQ(layer_member_state(a.a_l, 1), LAYER_MEMBER_REBUILDING,
+	      "the new member");
+	run_two(&la, &lb, &io, 1, 100000);
+	UT_CHECK(io.io_done && !io.io_req.br_error, "the write");
+	UT_CHECK(layer_member_state(a.a_l, 1) != LAYER_MEMBER_FAILED,
+		 "the old member's error failed the new one");
+	for (int i = 0; i < 100000 && a.a_l->l_sweep_running; i++)
+		run_two(&la, &lb, NULL, 0, 1);
+	UT_EQ(layer_member_state(a.a_l, 1), LAYER_MEMBER_OK, "rebuilt");
+	arr_check_all(&a, "after the replace");
+	arr_close(&a);
+	loop_exit(&la);
+	loop_exit(&lb);
+}
+END_TEST
+
+/* ---- an md raid1 on two loops ---- */
+
+/*
+ * Clean, an md raid1 is gathered on loop 0 for its writes, but reads stay
+ * on their loops; a check gathers those too, waiting for loop 1's read in
+ * flight (both mirrors are faulty(), loop 0's, so it stays in flight until
+ * loop 0 runs it and loop 1 takes it back).
+ */
+START_TEST(test_raid1_md_two_loops)
+{
+	static struct loop la, lb;
+	const char *expr = "raid1(faulty(mem(size=5m), lat_spike=1ms@1), "
+			   "faulty(mem(size=5m), lat_spike=1ms@1), super=1.2)";
+	struct bdev_layout_opts o = { .max_io_bytes = MAX_IO };
+	struct super_stats ss;
+	struct io ios[2];
+	uint64_t safe_mode_ns = super_safe_mode_ns, reads;
+	struct bdev *dev;
+	struct layer *l;
+	char err[1024];
+	uint8_t *buf = aligned_alloc(4096, 256 * K);
+
+	if (!two_loops_init(&la, &lb))
+		return;
+	ck_assert_msg(!bdev_layout_open(expr, &la, &o, &dev, err, sizeof(err)),
+		      "%s: %s", expr, err);
+	l = layer_of(dev);
+	ck_assert_ptr_nonnull(l->l_md);
+	super_safe_mode_ns = 60ull * 1000 * 1000 * 1000;
+	ck_assert_int_eq(bdev_tree_share(dev, 2, &la), 2);
+	for (int i = 0; i < 100000 && super_stats(l, &ss) &&
+			(ss.resync_pending || l->l_sweep_running);
+	     i++) {
+		run_two(&la, &lb, NULL, 0, 1);
+		usleep(50);
+	}
+	UT_CHECK(!ss.resync_pending && !ss.active, "resync not done");
+	UT_EQ(l->l_spread.ls_mode, LAYER_GATHERED, "gathered while clean");
+	UT_EQ(l->l_spread.ls_why, LAYER_GATHER_MD, "gathered for md alone");
+	ck_assert_ptr_eq(dev->bd_owner, &la);
+
+	/* Loop 1's read runs there: counted on its shard, not handed. */
+	reads = dev->bd_stats_more[0].ops[BDEV_READ];
+	io_submit(&ios[0], &lb, dev, BDEV_READ, 0, buf, 64 * K, 0);
+	UT_EQ(dev->bd_stats_more[0].ops[BDEV_READ] - reads, 1,
+	      "loop 1's read, clean: handed to loop 0");
+	UT_CHECK(!ios[0].io_done, "loop 1's read ended before its member ran");
+
+	/* A check while it is in flight waits for it. */
+	ck_assert_int_ge(member_scrub(&la, dev, false), 1);
+	UT_EQ(l->l_spread.ls_mode, LAYER_GATHERING,
+	      "a check gathered at once with loop 1's read in flight");
+	ck_assert(!dev->bd_reads_stay);
+	for (int i = 0; i < 40; i++) {
+		loop_run(&la, 0);
+		usleep(100);
+	}
+	UT_EQ(l->l_spread.ls_mode, LAYER_GATHERING,
+	      "gathered with loop 1's read not back");
+	UT_EQ(l->l_sweep_pos, 0, "the check started before the gather");
+	/* Loop 1's next read goes to loop 0 now. */
+	reads = dev->bd_stats_more[0].ops[BDEV_READ];
+	io_submit(&ios[1], &lb, dev, BDEV_READ, 64 * K, buf + 64 * K, 64 * K,
+		  0);
+	UT_EQ(dev->bd_stats_more[0].ops[BDEV_READ], reads,
+	      "loop 1 ran a read while a check gathers the array");
+	run_two(&la, &lb, ios, 2, 100000);
+	UT_CHECK(ios[0].io_done && ios[1].io_done && !ios[0].io_req.br_error &&
+			 !ios[1].io_req.br_error,
+		 "reads not done");
+	for (int i = 0; i < 100000 && l->l_sweep_running; i++) {
+		run_two(&la, &lb, NULL, 0, 1);
+		usleep(50);
+	}
+	UT_CHECK(!l->l_sweep_running, "the check did not end");
+	UT_EQ(l->l_mismatch_sectors, 0, "check: %llu mismatched",
+	      (unsigned long long)l->l_mismatch_sectors);
+	UT_EQ(l->l_spread.ls_mode, LAYER_GATHERED, "gathered again, clean");
+	ck_assert(dev->bd_reads_stay);
+	UT_EQ(bdev_inflight(dev), 0, "in flight");
+	super_safe_mode_ns = safe_mode_ns;
+	bdev_destroy(dev);
+	free(buf);
+	loop_exit(&la);
+	loop_exit(&lb);
+}
+END_TEST
+
 /* ---- degraded arrays ---- */
 
 static uint64_t member_ios(struct arr *a, int m)
@@ -1635,6 +1779,8 @@ Suite *levels_suite(void)
 	tcase_add_test(tc, test_raid5_two_loops);
 	tcase_add_test(tc, test_raid1_two_loops);
 	tcase_add_test(tc, test_raid5_md_two_loops);
+	tcase_add_test(tc, test_raid1_md_two_loops);
+	tcase_add_test(tc, test_raid1_replace_far_error);
 	tcase_add_test(tc, test_degraded);
 	suite_add_tcase(s, tc);
 	return s;
