@@ -263,7 +263,11 @@ one()
 		# parts of requests still go to the loop owning their stripes.
 		# (An md array idle since is gathered and marked clean: the
 		# write below makes it active and spread again.)
-		[ -n "$COLLAPSED_SEEN" ] || die "$CASE: loops never 1 during the rebuild or check"
+		# (raid1's rebuild of 64M on tmpfs can end between two looks:
+		# test_raid1_two_loops checks its gather.)
+		case $expr in raid[56]*)
+			[ -n "$COLLAPSED_SEEN" ] || die "$CASE: loops never 1 during the rebuild or check" ;;
+		esac
 		case $expr in raid[56]*) out=$(stat_value target.pieces_handed) ;; esac
 		# (after the comparison above: these bytes are random)
 		dd if=/dev/urandom of="$D" bs=1M count=2 seek=$((UBASE / M + 2)) oflag=direct conv=notrunc status=none ||
