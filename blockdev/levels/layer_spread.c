@@ -94,7 +94,8 @@ void layer_gather(struct layer *l, struct loop *loop, unsigned why,
 {
 	struct layer_spread *s = &l->l_spread;
 	int k = why == LAYER_GATHER_MD;
-	bool stayed = s->ls_ops && l->l_bdev.bd_reads_stay;
+	bool stayed = s->ls_ops && __atomic_load_n(&l->l_bdev.bd_reads_stay,
+						   __ATOMIC_RELAXED);
 
 	s->ls_why |= why;
 	if (s->ls_mode == LAYER_ONE ||
@@ -103,7 +104,8 @@ void layer_gather(struct layer *l, struct loop *loop, unsigned why,
 			then(arg);
 		return;
 	}
-	/* Gathered with reads on other loops: wait for those too. */
+	/* Spread, moving, or gathered with reads still on other loops: wait
+	 * for the other loops' requests. */
 	reads_update(l);
 	s->ls_then[k] = then;
 	s->ls_then_arg[k] = arg;
