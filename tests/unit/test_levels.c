@@ -1094,6 +1094,23 @@ static bool two_loops_init(struct loop *la, struct loop *lb)
 	return true;
 }
 
+/* The model's first @nr x 256 KiB written to @a, from loops @la and @lb
+ * in turn, all at once; every write done and fine. */
+static void write_from_both(struct loop *la, struct loop *lb, struct arr *a,
+			    struct io *ios, int nr)
+{
+	for (int i = 0; i < nr; i++) {
+		uint64_t pos = (uint64_t)i * 256 * K;
+
+		io_submit(&ios[i], i % 2 ? lb : la, a->a_dev, BDEV_WRITE, pos,
+			  a->a_model + pos, 256 * K, 0);
+	}
+	run_two(la, lb, ios, nr, 100000);
+	UT_CHECK(all_done(&(struct io_set){ ios, nr }), "writes not done");
+	for (int i = 0; i < nr; i++)
+		UT_EQ(ios[i].io_req.br_error, 0, "write %d", i);
+}
+
 START_TEST(test_raid5_two_loops)
 {
 	static struct loop la, lb;
@@ -1118,15 +1135,7 @@ START_TEST(test_raid5_two_loops)
 
 	/* Its first 3 MiB, written from both loops at once: every other
 	 * request goes to the other loop's stripes, one crosses groups. */
-	for (int i = 0; i < 12; i++) {
-		pos = (uint64_t)i * 256 * K;
-		io_submit(&ios[i], i % 2 ? &lb : &la, a.a_dev, BDEV_WRITE, pos,
-			  a.a_model + pos, 256 * K, 0);
-	}
-	run_two(&la, &lb, ios, 12, 100000);
-	UT_CHECK(all_done(&(struct io_set){ ios, 12 }), "writes not done");
-	for (int i = 0; i < 12; i++)
-		UT_EQ(ios[i].io_req.br_error, 0, "write %d", i);
+	write_from_both(&la, &lb, &a, ios, 12);
 	UT_CHECK(R56_STAT(a.a_dev, pieces_handed) > 0,
 		 "no request part went to the other loop");
 
@@ -1230,15 +1239,7 @@ START_TEST(test_raid1_two_loops)
 	ut_fill(&a.a_rng, a.a_model, a.a_size);
 
 	/* Its first 2 MiB from both loops at once; loop 1's run there. */
-	for (int i = 0; i < 8; i++) {
-		pos = (uint64_t)i * 256 * K;
-		io_submit(&ios[i], i % 2 ? &lb : &la, a.a_dev, BDEV_WRITE, pos,
-			  a.a_model + pos, 256 * K, 0);
-	}
-	run_two(&la, &lb, ios, 8, 100000);
-	UT_CHECK(all_done(&(struct io_set){ ios, 8 }), "writes not done");
-	for (int i = 0; i < 8; i++)
-		UT_EQ(ios[i].io_req.br_error, 0, "write %d", i);
+	write_from_both(&la, &lb, &a, ios, 8);
 	UT_EQ(a.a_dev->bd_stats_more[0].ops[BDEV_WRITE], 4,
 	      "writes loop 1 ran itself");
 	buf = aligned_alloc(4096, 512 * K);
