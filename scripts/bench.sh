@@ -58,9 +58,11 @@
 #          choice pin=auto makes (off), so only where fio's jobs are
 #          pinned does it add anything: unpinned fio threads move between
 #          CPUs and so between queues.
-#   t2     -o threads=2, in the raid5 job only: its members are headerless
-#          (made before, no --create), so the stripes are sharded between
-#          the two loops, each computing the parity of its own groups.
+#   t2     -o threads=2, in the raid5 and raid1 jobs: the raid5's members
+#          are headerless (made before, no --create), so the stripes are
+#          sharded between the two loops, each computing the parity of its
+#          own groups; the raid1 runs on both loops, each with its own
+#          read cursor.
 # Jobs, fio ioengine=io_uring, direct=1, 2-job ones with numjobs=2 (each
 # job QD16 or QD8, IOPS and bandwidth summed over the jobs):
 #   rr4k32       4k randread QD32, 1 job, on core's image (the same file,
@@ -78,6 +80,9 @@
 #                (size and offset_increment = half): full stripes only.
 #                After a run in which each job rewrote its whole half, a
 #                parity check must find 0 mismatched sectors.
+#   r1null16x2pin 4k randread 2 jobs x QD16, pinned, on raid1 of two
+#                null(size=4g): the mirror level's cost on one loop and on
+#                two (t1 and t2; no target)
 # fio runs without group_reporting, so each job's numbers stay in the JSON
 # (the parity check needs each half's bytes); bench.py sums IOPS and
 # bandwidth and weights the mean latency by I/Os, as group_reporting does.
@@ -87,7 +92,8 @@
 # r5sw1m8x2 >= 1.5, rr4k32 >= 0.97 (no loss for one job), QD1 latency
 # t1/auto >= 0.97.  The report says per job how many loops auto chose:
 # on 2 CPUs it chooses one, so that ratio is ~1; t2 vs t1 is the sharded
-# raid5's (target >= 1.5 too).  Also t2pin vs auto (no target).
+# raid5's (target >= 1.5 too) and the raid1's (no target).  Also t2pin vs
+# auto (no target).
 # Needs at least 2 CPUs: `all` skips the section on one, `threads` fails.
 #
 # The disk's speed drifts (2x within minutes), and CPU-bound numbers drift
@@ -168,7 +174,8 @@ RAID_JOBS=(
 RAID_CHUNK=64k  # the issue's chunk: raid5's full stripe is 4 x 64k = 256k
 # threads: id|label|fio rw|bs|iodepth per job|jobs|fio CPUs (pin: the jobs
 # pinned to separate CPUs; -: not)|what is mounted (image: core's image,
-# null, raid5: on the tmpfs)|targets (rotated like core's)
+# null, raid1null: raid1 of two such nulls, raid5: on the tmpfs)|targets
+# (rotated like core's)
 THR_JOBS=(
 	"rr4k32|4k randread QD32|randread|4k|32|1|-|image|t1 auto"
 	"rr4k16x2|4k randread 2 jobs x QD16|randread|4k|16|2|-|image|t1 auto"
@@ -176,6 +183,7 @@ THR_JOBS=(
 	"rr4k1|4k randread QD1|randread|4k|1|1|-|image|t1 auto"
 	"null16x2|null 4k randread 2 jobs x QD16|randread|4k|16|2|-|null|t1 auto"
 	"r5sw1m8x2|raid5 1M seq write 2 jobs x QD8|write|1M|8|2|-|raid5|t1 auto t2"
+	"r1null16x2pin|raid1 of 2 null 4k randread 2 jobs x QD16 pinned|randread|4k|16|2|pin|raid1null|t1 t2"
 )
 THR_NULL="null(size=4g)"
 THR_NULL_BYTES=$((4 << 30))
@@ -898,6 +906,7 @@ thr_run_one() {
 	case $on in
 	image) expr=$IMG kind=file size=$SIZE_BYTES ;;
 	null) expr=$THR_NULL kind=null size=$THR_NULL_BYTES ;;
+	raid1null) expr="raid1($THR_NULL, $THR_NULL)" kind=raid1 size=$THR_NULL_BYTES ;;
 	raid5) expr=$(raid_expr raid5) dir=$RAID_TMPFS kind=raid5 size=$RAID_ARRAY_BYTES ;;
 	*) die "threads: job $jid: unknown device '$on'" ;;
 	esac
