@@ -324,10 +324,16 @@ double layer_sweep_rate(const struct layer *l);
 
 /**
  * layer_spread_start() - from a level's bk_share: @l runs on every loop
- * with @ops, or, for the reasons in @why, starts gathered on loop 0.
+ * with @ops, or starts gathered on loop 0: with md metadata (spread once
+ * the superblocks say active), or for a sweep already running (a rebuild
+ * resumed at start-up, whose reason stays).
  */
-void layer_spread_start(struct layer *l, const struct layer_spread_ops *ops,
-			unsigned why);
+void layer_spread_start(struct layer *l, const struct layer_spread_ops *ops);
+
+/** layer_spread_max_loops() - a spreading level's bk_max_loops: it keeps
+ * nothing on the I/O path that a share per loop cannot hold (md metadata
+ * stays loop 0's, its barriers run on any loop), so any number. */
+int layer_spread_max_loops(const struct bdev *dev);
 
 /**
  * layer_gather() - from loop 0: make @l loop 0's alone for the reason @why

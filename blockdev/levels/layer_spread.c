@@ -69,17 +69,17 @@ static bool reads_update(struct layer *l)
 	return stay;
 }
 
-void layer_spread_start(struct layer *l, const struct layer_spread_ops *ops,
-			unsigned why)
+void layer_spread_start(struct layer *l, const struct layer_spread_ops *ops)
 {
 	struct layer_spread *s = &l->l_spread;
 
 	s->ls_ops = ops;
 	s->ls_hook.lh_fn = spread_move;
-	s->ls_why = why;
+	if (l->l_md && !l->l_bdev.bd_read_only)
+		s->ls_why |= LAYER_GATHER_MD;
 	reads_update(l);
 	l->l_bdev.bd_owner_moves = true;
-	if (!why) {
+	if (!s->ls_why) {
 		s->ls_mode = LAYER_SPREAD;
 		return;
 	}
@@ -96,17 +96,18 @@ void layer_gather(struct layer *l, struct loop *loop, unsigned why,
 	int k = why == LAYER_GATHER_MD;
 	bool stayed = s->ls_ops && __atomic_load_n(&l->l_bdev.bd_reads_stay,
 						   __ATOMIC_RELAXED);
+	bool stays;
 
 	s->ls_why |= why;
+	stays = s->ls_ops && reads_update(l);
+	/* Gathered already, unless reads that ran on other loops must now
+	 * drain too (a sweep comes while md alone gathered it). */
 	if (s->ls_mode == LAYER_ONE ||
-	    (s->ls_mode == LAYER_GATHERED && (!stayed || reads_update(l)))) {
+	    (s->ls_mode == LAYER_GATHERED && (stays || !stayed))) {
 		if (then)
 			then(arg);
 		return;
 	}
-	/* Spread, moving, or gathered with reads still on other loops: wait
-	 * for the other loops' requests. */
-	reads_update(l);
 	s->ls_then[k] = then;
 	s->ls_then_arg[k] = arg;
 	if (s->ls_mode == LAYER_SPREAD)
@@ -149,4 +150,10 @@ int layer_loops(const struct layer *l)
 	if (n < 2 || (layer_spreads(l) && l->l_spread.ls_mode != LAYER_SPREAD))
 		return 1;
 	return n;
+}
+
+int layer_spread_max_loops(const struct bdev *dev)
+{
+	(void)dev;
+	return LOOP_MAX;
 }

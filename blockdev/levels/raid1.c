@@ -399,14 +399,6 @@ static int raid1_sweep(struct layer *l, struct loop *loop,
 
 /* ---- on several loops ---------------------------------------------------- */
 
-/* Nothing of a mirror set's but its read cursors and its writes in flight
- * (per loop), and what a sweep or md metadata changes (gathered). */
-static int raid1_max_loops(const struct bdev *dev)
-{
-	(void)dev;
-	return LOOP_MAX;
-}
-
 /* A read changes nothing but its loop's cursor: while only md metadata
  * gathers the mirrors on loop 0 (clean: its writes must come there), reads
  * stay on their loops. */
@@ -415,19 +407,14 @@ static const struct layer_spread_ops raid1_spread_ops = {
 	.go = raid1_go,
 };
 
-/* The kind's bk_share: every loop runs its own requests; md metadata
- * spreads it once the superblocks say active, and a rebuild resumed at
- * start-up runs on gathered. */
+/* The kind's bk_share: every loop runs its own requests, with its own
+ * read cursor and writes in flight (struct r1_loop). */
 static int raid1_share(struct bdev *dev, int nr_loops)
 {
 	struct layer *l = layer_of(dev);
 
-	if (nr_loops < 2 || layer_spreads(l))
-		return 0;
-	layer_spread_start(l, &raid1_spread_ops,
-			   l->l_spread.ls_why | (l->l_md && !dev->bd_read_only ?
-							 LAYER_GATHER_MD :
-							 0));
+	if (nr_loops >= 2 && !layer_spreads(l))
+		layer_spread_start(l, &raid1_spread_ops);
 	return 0;
 }
 
@@ -458,13 +445,12 @@ static int raid1_create(const struct bdev_kind_args *a, struct bdev **out,
 	}
 	/* Its per-loop parts are a cache line each. */
 	l->l_private = aligned_alloc(64, sizeof(struct raid1));
-	if (l->l_private)
-		memset(l->l_private, 0, sizeof(struct raid1));
 	if (!l->l_private) {
 		layer_destroy(&l->l_bdev);
 		snprintf(err, errlen, "out of memory");
 		return -ENOMEM;
 	}
+	memset(l->l_private, 0, sizeof(struct raid1));
 	msize = layer_common_size(members, nr, data_offset, l->l_bdev.bd_align);
 	if (!msize) {
 		layer_destroy(&l->l_bdev);
@@ -497,6 +483,6 @@ const struct bdev_kind raid1_kind = {
 	.bk_redundancy = raid1_redundancy,
 	.bk_rebuild_needs = "one healthy mirror",
 	.bk_create = raid1_create,
-	.bk_max_loops = raid1_max_loops,
+	.bk_max_loops = layer_spread_max_loops,
 	.bk_share = raid1_share,
 };

@@ -426,15 +426,6 @@ static void r56_free(struct layer *l)
 	free(r);
 }
 
-/* The array keeps nothing on the I/O path that a shard per loop cannot
- * hold: md metadata stays loop 0's, and its barriers run on any loop
- * (super.c), the array gathered whenever it is not marked active. */
-static int r56_max_loops(const struct bdev *dev)
-{
-	(void)dev;
-	return LOOP_MAX;
-}
-
 /* The kind's bk_share: a shard per loop, each owning every nr_loops-th
  * group of stripes.  A group is at least 1 MiB of data and whole
  * batches, so that a batch of full stripes, and most large requests,
@@ -464,12 +455,7 @@ static int r56_share(struct bdev *dev, int nr_loops)
 	stripes = (stripes + r->batch_max - 1) / r->batch_max * r->batch_max;
 	r->group_bytes = stripes * sdata;
 	r->nr_shards = nr_loops;
-	/* md metadata spreads it once the superblocks say active; a rebuild
-	 * resumed at start-up runs on (and its reason stays). */
-	layer_spread_start(l, &r56_spread_ops,
-			   l->l_spread.ls_why | (l->l_md && !dev->bd_read_only ?
-							 LAYER_GATHER_MD :
-							 0));
+	layer_spread_start(l, &r56_spread_ops);
 	return 0;
 }
 
@@ -574,7 +560,6 @@ static void r56_stats_fields(const struct bdev *dev, bdev_stat_fn emit,
 			     void *ctx)
 {
 	const struct layer *l = layer_of((struct bdev *)dev);
-	const struct r56 *r = r56_of(l);
 	struct raid56_stats st;
 
 	raid56_stats(dev, &st);
@@ -588,9 +573,7 @@ static void r56_stats_fields(const struct bdev *dev, bdev_stat_fn emit,
 	emit(ctx, "merged_writes", st.merged_writes);
 	emit(ctx, "pieces_handed", st.pieces_handed);
 	/* Stats are read on loop 0, whose the mode is. */
-	emit(ctx, "stripe_loops",
-	     (uint64_t)(l->l_spread.ls_mode == LAYER_SPREAD ? r->nr_shards :
-							      1));
+	emit(ctx, "stripe_loops", (uint64_t)layer_loops(l));
 }
 
 #define R56_CHUNK_OPT                                                    \
@@ -612,7 +595,7 @@ const struct bdev_kind raid5_kind = {
 	.bk_rebuild_needs = "all the others",
 	.bk_create = raid5_create,
 	.bk_stats = r56_stats_fields,
-	.bk_max_loops = r56_max_loops,
+	.bk_max_loops = layer_spread_max_loops,
 	.bk_share = r56_share,
 };
 
@@ -628,6 +611,6 @@ const struct bdev_kind raid6_kind = {
 	.bk_rebuild_needs = "all but one of the others",
 	.bk_create = raid6_create,
 	.bk_stats = r56_stats_fields,
-	.bk_max_loops = r56_max_loops,
+	.bk_max_loops = layer_spread_max_loops,
 	.bk_share = r56_share,
 };
