@@ -125,6 +125,13 @@ static enum so_kind kind_of(const struct bdev_req *req)
 
 void r56_resume(struct r56_shard *sh)
 {
+	/* Over members that complete inside their submit (null(), mem()) an
+	 * op issued below ends, and frees itself, in r56_issue(): the loop
+	 * here goes on with the request, not a second resume from its old
+	 * offset. */
+	if (sh->resuming)
+		return;
+	sh->resuming = true;
 	while (!fifo_empty(&sh->cursors) && sh->free_ops) {
 		struct r56_cursor *c = sh->cursors.head;
 		struct bdev_req *req = c->rc_req;
@@ -132,11 +139,12 @@ void r56_resume(struct r56_shard *sh)
 		c->rc_off =
 			r56_issue(sh, req, c->rc_off, kind_of(req), c->rc_mine);
 		if (c->rc_off < req->br_len)
-			return;
+			break;
 		fifo_pop(&sh->cursors, rc_next);
 		cursor_put(c);
 		bdev_req_complete(req, 0); /* the submitter's reference */
 	}
+	sh->resuming = false;
 }
 
 /* @req's stripes, or with @mine those in @sh's groups, become stripe ops

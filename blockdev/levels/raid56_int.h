@@ -125,6 +125,7 @@ struct r56_shard {
 	struct stripe_op *active;
 	FIFO(struct stripe_op) waiting;	 /* for a stripe lock, oldest first */
 	FIFO(struct r56_cursor) cursors; /* requests waiting for free ops */
+	bool resuming;			 /* in r56_resume() */
 	struct r56_cursor *cur_free;
 	struct loop_hook unplug;
 	uint64_t seq_end;     /* where the last write op ended, array bytes */

@@ -11,6 +11,7 @@ struct r56_sweep {
 	enum so_kind kind;
 	uint64_t next_stripe;
 	int inflight;
+	bool stepping, step_due; /* inside sweep_step(); a stripe ended there */
 	int err;
 	void (*done)(struct layer *l, int err);
 };
@@ -35,14 +36,13 @@ static void sweep_op_done(struct stripe_op *so, int err)
 	sweep_step(sw);
 }
 
-static void sweep_step(struct r56_sweep *sw)
+/* Start the next stripe, or end the sweep (then false: @sw is gone). */
+static bool sweep_next(struct r56_sweep *sw)
 {
 	struct layer *l = sw->l;
 	struct r56 *r = r56_of(l);
 	struct stripe_op *so;
 
-	if (sw->inflight)
-		return;
 	if (sw->err || sw->next_stripe >= r->stripes) {
 		void (*done)(struct layer *, int) = sw->done;
 		int err = sw->err;
@@ -55,7 +55,7 @@ static void sweep_step(struct r56_sweep *sw)
 		if (done)
 			done(l, err);
 		layer_scatter(l, l->l_sweep_loop, LAYER_GATHER_SWEEP);
-		return;
+		return false;
 	}
 	so = sw->so;
 	so->so_kind = sw->kind;
@@ -73,6 +73,27 @@ static void sweep_step(struct r56_sweep *sw)
 	sw->inflight++;
 	l->l_sweep_pos = sw->next_stripe;
 	so_lock_or_wait(so);
+	return true;
+}
+
+/* Over members that complete inside their submit (null(), mem()) a stripe
+ * ends inside so_lock_or_wait(): the next one starts from the loop here,
+ * not a frame deeper per stripe (which overflowed the stack). */
+static void sweep_step(struct r56_sweep *sw)
+{
+	if (sw->inflight)
+		return;
+	if (sw->stepping) {
+		sw->step_due = true;
+		return;
+	}
+	sw->stepping = true;
+	do {
+		sw->step_due = false;
+		if (!sweep_next(sw))
+			return;
+	} while (sw->step_due);
+	sw->stepping = false;
 }
 
 static void sweep_start(void *sw)

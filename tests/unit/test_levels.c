@@ -1058,6 +1058,88 @@ START_TEST(test_raid56_merge)
 }
 END_TEST
 
+/*
+ * A sweep over members that complete inside their submit (null(), mem())
+ * walks its stripes one after another in one frame.  Each stripe used to
+ * start the next from inside its own completion, a frame deeper every
+ * time: the resync of raid5 over four mem(size=256m) crashed the daemon.
+ */
+START_TEST(test_raid56_sweep_inline)
+{
+	const char *expr = "raid6(null(size=256m), null(size=256m), "
+			   "null(size=256m), null(size=256m), chunk=4k)";
+	struct bdev_layout_opts o = { .no_io = true, .max_io_bytes = MAX_IO };
+	struct loop loop;
+	struct bdev *dev;
+	struct layer *l;
+	char err[1024];
+	int ret = loop_init(&loop, 64, false);
+
+	if (ret == -ENOSYS || ret == -EPERM)
+		return; /* no io_uring to run */
+	ck_assert_int_eq(ret, 0);
+	ck_assert_msg(!bdev_layout_open(expr, &loop, &o, &dev, err,
+					sizeof(err)),
+		      "%s: %s", expr, err);
+	l = layer_of(dev);
+	ck_assert_int_ge(member_scrub(&loop, dev, false), 1);
+	for (int i = 0; i < 100000 && l->l_sweep_running; i++)
+		loop_run(&loop, 0);
+	UT_CHECK(!l->l_sweep_running, "the check did not end");
+	UT_EQ(l->l_sweep_pos, r56_of(l)->stripes, "stripes checked");
+	UT_EQ(l->l_mismatch_sectors, 0, "mismatched");
+	bdev_destroy(dev);
+	loop_exit(&loop);
+}
+END_TEST
+
+/*
+ * A request waiting for a free stripe op, over members that complete
+ * inside their submit: its op ends inside the resume that issued it and
+ * frees itself, and the resume must not start again on the same request.
+ * The nested resume issued the request's bytes again from its old offset,
+ * over and over, until the stack overflowed.
+ */
+START_TEST(test_raid56_resume_inline)
+{
+	struct loop loop;
+	struct io ios[17];
+	struct arr a;
+	struct r56 *r;
+	int ret = loop_init(&loop, 64, false);
+
+	if (ret == -ENOSYS || ret == -EPERM)
+		return; /* no io_uring to run */
+	ck_assert_int_eq(ret, 0);
+	arr_open(&a,
+		 "raid5(mem(size=32m), mem(size=32m), mem(size=32m), "
+		 "mem(size=32m), chunk=1m)",
+		 &loop);
+	r = r56_of(a.a_l);
+	UT_EQ(r->max_ops, 16, "stripe ops");
+	member_fail(a.a_l, 3);
+	/* Sixteen partial writes, each held for neighbours with an op. */
+	for (int i = 0; i < 16; i++) {
+		uint64_t pos = (uint64_t)i * 3072 * K + 8 * K;
+
+		ut_fill(&a.a_rng, a.a_model + pos, 4 * K);
+		io_submit(&ios[i], &loop, a.a_dev, BDEV_WRITE, pos,
+			  a.a_model + pos, 4 * K, 0);
+	}
+	UT_EQ(r->sh0.free_ops == NULL, 1, "ops left");
+	/* A degraded read: no op for it until the writes go. */
+	io_submit(&ios[16], &loop, a.a_dev, BDEV_READ, 20 * 3072 * K, a.a_buf,
+		  64 * K, 0);
+	UT_CHECK(!ios[16].io_done, "the read found an op");
+	run_until_done(&loop, ios, 17);
+	UT_CHECK(!memcmp(a.a_buf, a.a_model + 20 * 3072 * K, 64 * K),
+		 "the read");
+	arr_check_all(&a, "after the writes");
+	arr_close(&a);
+	loop_exit(&loop);
+}
+END_TEST
+
 /* ---- a headerless raid5 on two loops ---- */
 
 /* Run both loops (no waiting) @n times, or until @ios are done. */
@@ -1781,6 +1863,8 @@ Suite *levels_suite(void)
 	tcase_add_test(tc, test_raid1_two_loops);
 	tcase_add_test(tc, test_raid5_md_two_loops);
 	tcase_add_test(tc, test_raid1_md_two_loops);
+	tcase_add_test(tc, test_raid56_sweep_inline);
+	tcase_add_test(tc, test_raid56_resume_inline);
 	tcase_add_test(tc, test_raid1_replace_far_error);
 	tcase_add_test(tc, test_degraded);
 	suite_add_tcase(s, tc);
