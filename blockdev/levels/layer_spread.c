@@ -5,6 +5,22 @@
 /* How often loop 0 looks whether the other loops have drained. */
 #define LAYER_SPREAD_POLL_NS 200000ull
 
+/* Whether reads may run where they come from now; stored before the
+ * caller reads the other loops' in-flight counts (a gather for a sweep
+ * then waits for the reads that saw it true).  Never while it gathers:
+ * the gather waits for the other loops' requests to drain, and a loop that
+ * kept reading would keep it gathering, and every write held, for ever. */
+static bool reads_update(struct layer *l)
+{
+	struct layer_spread *s = &l->l_spread;
+	bool stay = s->ls_ops->reads_stay &&
+		    !(s->ls_why & LAYER_GATHER_SWEEP) &&
+		    s->ls_mode != LAYER_GATHERING;
+
+	__atomic_store_n(&l->l_bdev.bd_reads_stay, stay, __ATOMIC_SEQ_CST);
+	return stay;
+}
+
 /* Loop 0 takes the level over or gives it back (its hook): once the other
  * loops' requests have drained, or the level has settled.  The requests
  * held meanwhile go first, then what waited for the gather (a sweep,
@@ -23,6 +39,7 @@ static void spread_move(struct loop_hook *h)
 		    (o->drained && !o->drained(l)))
 			goto later;
 		s->ls_mode = LAYER_GATHERED;
+		reads_update(l);
 		if (o->gathered)
 			o->gathered(l);
 		for (int k = 0; k < 2; k++) {
@@ -57,18 +74,6 @@ later:
 	loop_hook_arm_at(h->lh_loop, h, loop_now_ns() + LAYER_SPREAD_POLL_NS);
 }
 
-/* Whether reads may run where they come from now; stored before the
- * caller reads the other loops' in-flight counts (a gather for a sweep
- * then waits for the reads that saw it true). */
-static bool reads_update(struct layer *l)
-{
-	struct layer_spread *s = &l->l_spread;
-	bool stay = s->ls_ops->reads_stay && !(s->ls_why & LAYER_GATHER_SWEEP);
-
-	__atomic_store_n(&l->l_bdev.bd_reads_stay, stay, __ATOMIC_SEQ_CST);
-	return stay;
-}
-
 void layer_spread_start(struct layer *l, const struct layer_spread_ops *ops)
 {
 	struct layer_spread *s = &l->l_spread;
@@ -96,7 +101,7 @@ void layer_gather(struct layer *l, struct loop *loop, unsigned why,
 	int k = why == LAYER_GATHER_MD;
 	bool stayed = s->ls_ops && __atomic_load_n(&l->l_bdev.bd_reads_stay,
 						   __ATOMIC_RELAXED);
-	bool stays;
+	bool stays, spread;
 
 	s->ls_why |= why;
 	stays = s->ls_ops && reads_update(l);
@@ -110,9 +115,12 @@ void layer_gather(struct layer *l, struct loop *loop, unsigned why,
 	}
 	s->ls_then[k] = then;
 	s->ls_then_arg[k] = arg;
-	if (s->ls_mode == LAYER_SPREAD)
-		bdev_owner_take(&l->l_bdev, loop);
+	spread = s->ls_mode == LAYER_SPREAD;
 	s->ls_mode = LAYER_GATHERING;
+	if (s->ls_ops)
+		reads_update(l); /* false: before the owner, which reads see */
+	if (spread)
+		bdev_owner_take(&l->l_bdev, loop);
 	loop_hook_arm(loop, &s->ls_hook);
 }
 

@@ -1669,6 +1669,126 @@ START_TEST(test_raid1_md_two_loops)
 }
 END_TEST
 
+/*
+ * An md array gathering to be marked clean while loop 1 keeps reading.
+ * Reads that stay on their loop are counted there, and the gather waits
+ * for loop 1's requests to drain: it waited for ever, and every write
+ * with it.  While it gathers, reads go to loop 0 as writes do.  (Mirrors
+ * and stripes are faulty(), loop 0's, so a read from loop 1 is in flight
+ * there most of the time.)
+ */
+static const char *const gather_reads_exprs[] = {
+	"raid1(faulty(mem(size=5m)), faulty(mem(size=5m)), super=1.2)",
+	"raid5(faulty(mem(size=5m)), faulty(mem(size=5m)), "
+	"faulty(mem(size=5m)), faulty(mem(size=5m)), chunk=64k, super=1.2)",
+};
+
+static struct bdev *reader_dev;
+static struct loop *reader_loop;
+static bool readers_on;
+static uint64_t reads_done;
+static uint8_t reader_buf[64 * K] __attribute__((aligned(4096)));
+
+static void reader_end(struct bdev_req *req)
+{
+	struct io *io = req->br_private;
+
+	reads_done++;
+	if (!readers_on || req->br_error) {
+		io->io_done = true;
+		return;
+	}
+	io_submit(io, reader_loop, reader_dev, BDEV_READ, 0, reader_buf, 64 * K,
+		  0);
+	io->io_req.br_end = reader_end;
+}
+
+START_TEST(test_spread_gather_reads)
+{
+	static struct loop la, lb;
+	const char *expr = gather_reads_exprs[_i];
+	struct bdev_layout_opts o = { .max_io_bytes = MAX_IO };
+	uint64_t safe_mode_ns = super_safe_mode_ns, before;
+	struct super_stats ss;
+	struct io io, rd[4];
+	struct bdev *dev;
+	struct layer *l;
+	char err[1024];
+	static uint8_t buf[64 * K] __attribute__((aligned(4096)));
+	int i;
+
+	if (!two_loops_init(&la, &lb))
+		return;
+	ck_assert_msg(!bdev_layout_open(expr, &la, &o, &dev, err, sizeof(err)),
+		      "%s: %s", expr, err);
+	l = layer_of(dev);
+	super_safe_mode_ns = 60ull * 1000 * 1000 * 1000;
+	ck_assert_int_eq(bdev_tree_share(dev, 2, &la), _i ? 4 : 2);
+	for (i = 0; i < 100000 && super_stats(l, &ss) &&
+		    (ss.resync_pending || l->l_sweep_running);
+	     i++) {
+		run_two(&la, &lb, NULL, 0, 1);
+		usleep(50);
+	}
+	memset(buf, 7, sizeof(buf));
+	io_submit(&io, &la, dev, BDEV_WRITE, 0, buf, 64 * K, 0);
+	run_two(&la, &lb, &io, 1, 100000);
+	UT_CHECK(io.io_done && !io.io_req.br_error, "%s: write", expr);
+	for (i = 0; i < 4000 && l->l_spread.ls_mode != LAYER_SPREAD; i++) {
+		run_two(&la, &lb, NULL, 0, 1);
+		usleep(100);
+	}
+	UT_EQ(l->l_spread.ls_mode, LAYER_SPREAD, "%s: spread once active",
+	      expr);
+
+	/* Loop 1 reads without a pause; the array goes idle. */
+	reader_dev = dev;
+	reader_loop = &lb;
+	readers_on = true;
+	for (i = 0; i < 4; i++) {
+		io_submit(&rd[i], &lb, dev, BDEV_READ, 0, reader_buf, 64 * K,
+			  0);
+		rd[i].io_req.br_end = reader_end;
+	}
+	super_safe_mode_ns = 20ull * 1000 * 1000;
+	loop_hook_arm(&la, &l->l_md->sa_idle);
+	for (i = 0; i < 20000 && (l->l_spread.ls_mode != LAYER_GATHERED ||
+				  (super_stats(l, &ss) && ss.active));
+	     i++) {
+		run_two(&la, &lb, NULL, 0, 1);
+		usleep(50);
+	}
+	UT_EQ(l->l_spread.ls_mode, LAYER_GATHERED,
+	      "%s: never gathered while loop 1 kept reading", expr);
+	UT_CHECK(super_stats(l, &ss) && !ss.active, "%s: not marked clean",
+		 expr);
+	before = reads_done;
+	for (i = 0; i < 200; i++)
+		run_two(&la, &lb, NULL, 0, 1);
+	UT_CHECK(reads_done > before, "%s: reads stopped", expr);
+
+	/* A write meanwhile is not held behind the reads. */
+	super_safe_mode_ns = 60ull * 1000 * 1000 * 1000;
+	io_submit(&io, &la, dev, BDEV_WRITE, 64 * K, buf, 64 * K, 0);
+	for (i = 0; i < 20000 && !io.io_done; i++) {
+		run_two(&la, &lb, NULL, 0, 1);
+		usleep(50);
+	}
+	UT_CHECK(io.io_done && !io.io_req.br_error,
+		 "%s: a write waited behind loop 1's reads", expr);
+	readers_on = false;
+	run_two(&la, &lb, rd, 4, 100000);
+	for (i = 0; i < 4; i++)
+		UT_CHECK(rd[i].io_done && !rd[i].io_req.br_error,
+			 "%s: reader %d", expr, i);
+	UT_EQ(bdev_inflight(dev), 0, "%s: in flight", expr);
+	super_safe_mode_ns = safe_mode_ns;
+	bdev_destroy(dev);
+	loop_exit(&la);
+	loop_exit(&lb);
+}
+END_TEST
+
 /* ---- degraded arrays ---- */
 
 static uint64_t member_ios(struct arr *a, int m)
@@ -1863,6 +1983,7 @@ Suite *levels_suite(void)
 	tcase_add_test(tc, test_raid1_two_loops);
 	tcase_add_test(tc, test_raid5_md_two_loops);
 	tcase_add_test(tc, test_raid1_md_two_loops);
+	tcase_add_loop_test(tc, test_spread_gather_reads, 0, 2);
 	tcase_add_test(tc, test_raid56_sweep_inline);
 	tcase_add_test(tc, test_raid56_resume_inline);
 	tcase_add_test(tc, test_raid1_replace_far_error);
