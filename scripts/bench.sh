@@ -83,6 +83,10 @@
 #   r1null16x2pin 4k randread 2 jobs x QD16, pinned, on raid1 of two
 #                null(size=4g): the mirror level's cost on one loop and on
 #                two (t1 and t2; no target)
+#   r5md16x2pin  4k randread 2 jobs x QD16, pinned, on a clean md raid5 of
+#                four mem(size=64m), chunk 64k: gathered on loop 0 for md,
+#                its healthy reads on both loops at t2 (t1 and t2; no
+#                target)
 # fio runs without group_reporting, so each job's numbers stay in the JSON
 # (the parity check needs each half's bytes); bench.py sums IOPS and
 # bandwidth and weights the mean latency by I/Os, as group_reporting does.
@@ -174,7 +178,8 @@ RAID_JOBS=(
 RAID_CHUNK=64k  # the issue's chunk: raid5's full stripe is 4 x 64k = 256k
 # threads: id|label|fio rw|bs|iodepth per job|jobs|fio CPUs (pin: the jobs
 # pinned to separate CPUs; -: not)|what is mounted (image: core's image,
-# null, raid1null: raid1 of two such nulls, raid5: on the tmpfs)|targets
+# null, raid1null: raid1 of two such nulls, raid5: on the tmpfs,
+# raid5md: md raid5 of mem() members)|targets
 # (rotated like core's)
 THR_JOBS=(
 	"rr4k32|4k randread QD32|randread|4k|32|1|-|image|t1 auto"
@@ -184,6 +189,7 @@ THR_JOBS=(
 	"null16x2|null 4k randread 2 jobs x QD16|randread|4k|16|2|-|null|t1 auto"
 	"r5sw1m8x2|raid5 1M seq write 2 jobs x QD8|write|1M|8|2|-|raid5|t1 auto t2"
 	"r1null16x2pin|raid1 of 2 null 4k randread 2 jobs x QD16 pinned|randread|4k|16|2|pin|raid1null|t1 t2"
+	"r5md16x2pin|md raid5 of 4 mem 4k randread 2 jobs x QD16 pinned|randread|4k|16|2|pin|raid5md|t1 t2"
 )
 THR_NULL="null(size=4g)"
 THR_NULL_BYTES=$((4 << 30))
@@ -908,6 +914,11 @@ thr_run_one() {
 	null) expr=$THR_NULL kind=null size=$THR_NULL_BYTES ;;
 	raid1null) expr="raid1($THR_NULL, $THR_NULL)" kind=raid1 size=$THR_NULL_BYTES ;;
 	raid5) expr=$(raid_expr raid5) dir=$RAID_TMPFS kind=raid5 size=$RAID_ARRAY_BYTES ;;
+	raid5md)
+		# md keeps 1 MiB of each member for its superblock; new, it
+		# resyncs (in well under the ramp) and is then clean.
+		expr="raid5(mem(size=64m), mem(size=64m), mem(size=64m), mem(size=64m), chunk=64k, super=1.2)"
+		kind=raid5 size=$((3 * (63 << 20))) ;;
 	*) die "threads: job $jid: unknown device '$on'" ;;
 	esac
 	fsize=$size
@@ -995,8 +1006,8 @@ run_threads() {
 	{
 		echo "date: $(date -u '+%Y-%m-%d %H:%M UTC'), kernel $(uname -r), $(nproc) CPUs"
 		echo "$RV_VERSION, --transport=uring; $(fio --version)"
-		echo "t1 = rawvec -o threads=1; auto = rawvec with no threads option (threads=auto, pin=auto); t2pin = rawvec -o threads=2,pin=on (pinned 2-job job only); t2 = rawvec -o threads=2 (raid5 job only: headerless, stripes sharded over both loops)"
-		echo "image: core's, $SIZE, fully written, on $fstype; null: $THR_NULL; raid5: raid5(m0..m4, chunk=$RAID_CHUNK) of $RAID_MEMBER members on a tmpfs, full of random data, each fio job writing its own half"
+		echo "t1 = rawvec -o threads=1; auto = rawvec with no threads option (threads=auto, pin=auto); t2pin = rawvec -o threads=2,pin=on (pinned 2-job job only); t2 = rawvec -o threads=2 (raid5: headerless, stripes sharded over both loops; raid1 of two nulls; md raid5 of mem members, clean, its reads on both loops)"
+		echo "image: core's, $SIZE, fully written, on $fstype; null: $THR_NULL; raid5: raid5(m0..m4, chunk=$RAID_CHUNK) of $RAID_MEMBER members on a tmpfs, full of random data, each fio job writing its own half; raid5md: raid5 of four mem(size=64m), chunk=64k, super=1.2"
 		echo "fio io_uring, O_DIRECT on MOUNTPOINT/disk, ${RUNTIME}s per job after ${RAMP}s ramp; 2-job jobs: numjobs=2, IOPS and MB/s summed; pinned: cpus_allowed=$THR_CPUS, cpus_allowed_policy=split; rounds: $ROUNDS, target order rotated per round and job"
 	} >"$TMPD/thr-meta"
 	raid_tmpfs_done

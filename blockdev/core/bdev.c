@@ -153,6 +153,27 @@ static void handoff_run(struct loop_op *op, int res, unsigned flags)
 	bdev_submit(req->br_dev, req);
 }
 
+static void move_run(struct loop_op *op, int res, unsigned flags)
+{
+	struct bdev_req *req = container_of(op, struct bdev_req, br_loop_op);
+	struct bdev *dev = req->br_dev;
+	struct bdev_stats *st = bdev_stats_of(dev, req->br_loop);
+
+	(void)res;
+	(void)flags;
+	bdev_stat_enter(&st->inflight, &st->inflight_max);
+	dev->bd_ops->submit(dev, req);
+}
+
+void bdev_req_move(struct bdev_req *req, struct loop *to)
+{
+	bdev_stat_leave(&bdev_stats_of(req->br_dev, req->br_loop)->inflight);
+	req->br_home = req->br_loop;
+	req->br_loop = to;
+	req->br_loop_op.lo_done = move_run;
+	loop_msg(req->br_home, to, &req->br_loop_op);
+}
+
 void bdev_req_end(struct bdev_req *req)
 {
 	struct bdev_req *parent = req->br_parent;

@@ -371,6 +371,16 @@ int bdev_share(struct bdev *dev, int nr_loops, struct loop *owner);
  */
 void bdev_owner_take(struct bdev *dev, struct loop *owner);
 
+/**
+ * bdev_req_move() - carry on with @req, already submitted to its device on
+ * its loop, on @to: for a device that finds only then that the work is
+ * @to's (raid5/6's stripe ops, while loop 0 owns the array).  It leaves
+ * this loop's in-flight count, goes to the device's submit again on @to
+ * (counted in flight there, not again in ops), and completes back here.
+ * @req is not a handed-over one (br_home NULL): it came in on its loop.
+ */
+void bdev_req_move(struct bdev_req *req, struct loop *to);
+
 /** bdev_owner_give_up() - requests to @dev run on their own loops again. */
 void bdev_owner_give_up(struct bdev *dev);
 

@@ -78,9 +78,11 @@ enum layer_spread_mode {
  *             share owns (NULL: at once)
  * @scattered: it is spread again, just before ownership is given up
  * @go:        carry out a request held while the mode moved
- * @reads_stay: reads keep nothing the moves change (raid1's): while it
- *             is gathered for md metadata alone they run on the loop they
- *             come from (bd_reads_stay); a sweep gathers them too
+ * @reads_stay: reads keep nothing the moves change (raid1's, and raid5/6's
+ *             healthy reads: one that needs stripe ops moves to loop 0,
+ *             bdev_req_move()): while it is gathered for md metadata alone
+ *             they run on the loop they come from (bd_reads_stay); a sweep
+ *             gathers them too
  */
 struct layer_spread_ops {
 	bool reads_stay;

@@ -287,6 +287,7 @@ static void r56_scattered(struct layer *l)
 }
 
 static const struct layer_spread_ops r56_spread_ops = {
+	.reads_stay = true,
 	.drained = r56_drained,
 	.gathered = r56_gathered,
 	.settled = r56_settled,
@@ -317,6 +318,23 @@ static void r56_stripes(struct layer *l, struct bdev_req *req)
 		shard_submit(&r->sh0, req, false);
 }
 
+/* Stripe ops are loop 0's while it owns the array (gathered, or moving):
+ * a request another loop took meanwhile moves there.  Those are the reads
+ * that stayed on their loop (bd_reads_stay) and turn out to need stripe
+ * ops, and a request counted just before loop 0 took the array over. */
+static bool r56_moved(struct layer *l, struct bdev_req *req)
+{
+	struct loop *owner =
+		req->br_loop && loop_id(req->br_loop) ?
+			__atomic_load_n(&l->l_bdev.bd_owner, __ATOMIC_SEQ_CST) :
+			NULL;
+
+	if (!owner || owner == req->br_loop)
+		return false;
+	bdev_req_move(req, owner);
+	return true;
+}
+
 /* A healthy read failed on a member (now marked failed): read it again
  * through stripe ops, which reconstruct from parity. */
 static void healthy_read_end(struct bdev_req *sub)
@@ -332,7 +350,8 @@ static void healthy_read_end(struct bdev_req *sub)
 		bdev_req_complete(req, sub->br_error);
 		return;
 	}
-	r56_stripes(l, req);
+	if (!r56_moved(l, req))
+		r56_stripes(l, req);
 }
 
 static void r56_submit(struct bdev *dev, struct bdev_req *req)
@@ -366,6 +385,8 @@ static void r56_submit(struct bdev *dev, struct bdev_req *req)
 	default:
 		break;
 	}
+	if (r56_moved(l, req))
+		return;
 	/* A write or a degraded read always involves several members. */
 	bdev_stat_add(&layer_stats_of(l, req->br_loop)->splits, 1);
 	r56_stripes(l, req);

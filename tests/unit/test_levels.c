@@ -1670,6 +1670,101 @@ START_TEST(test_raid1_md_two_loops)
 END_TEST
 
 /*
+ * Clean, an md raid5 is gathered on loop 0 for its writes, but its healthy
+ * reads stay on their loops (they were all handed to loop 0); a read that
+ * then needs stripe ops, because a member fails under it or is failed
+ * already, moves to loop 0, which owns every stripe: loop 1's shard runs
+ * no stripe op while the array is gathered.
+ */
+START_TEST(test_raid5_md_reads_stay)
+{
+	static struct loop la, lb;
+	const char *expr = "raid5(mem(size=5m), mem(size=5m), mem(size=5m), "
+			   "faulty(mem(size=5m)), chunk=64k, super=1.2)";
+	struct bdev_layout_opts o = { .max_io_bytes = MAX_IO };
+	struct super_stats ss;
+	struct io io;
+	uint64_t safe_mode_ns = super_safe_mode_ns, reads;
+	struct bdev *dev;
+	struct layer *l;
+	struct r56 *r;
+	char err[1024];
+	uint8_t *buf, *back;
+
+	if (!two_loops_init(&la, &lb))
+		return;
+	buf = aligned_alloc(4096, 768 * K);
+	ck_assert_ptr_nonnull(buf);
+	ck_assert_msg(!bdev_layout_open(expr, &la, &o, &dev, err, sizeof(err)),
+		      "%s: %s", expr, err);
+	l = layer_of(dev);
+	r = r56_of(l);
+	super_safe_mode_ns = 20ull * 1000 * 1000;
+	ck_assert_int_eq(bdev_tree_share(dev, 2, &la), 1);
+	for (size_t i = 0; i < 768 * K; i++)
+		buf[i] = (uint8_t)(i * 13 + i / 4096);
+	io_submit(&io, &la, dev, BDEV_WRITE, 0, buf, 768 * K, 0);
+	run_two(&la, &lb, &io, 1, 100000);
+	UT_CHECK(io.io_done && !io.io_req.br_error, "write");
+	for (int i = 0; i < 100000 && super_stats(l, &ss) &&
+			(ss.resync_pending || ss.active || l->l_sweep_running ||
+			 mode_of(r) != LAYER_GATHERED);
+	     i++) {
+		run_two(&la, &lb, NULL, 0, 1);
+		usleep(50);
+	}
+	UT_CHECK(!ss.resync_pending && !ss.active, "not clean");
+	UT_EQ(mode_of(r), LAYER_GATHERED, "gathered while clean");
+	UT_EQ(l->l_spread.ls_why, LAYER_GATHER_MD, "gathered for md alone");
+	super_safe_mode_ns = 60ull * 1000 * 1000 * 1000;
+	back = aligned_alloc(4096, 768 * K);
+	ck_assert_ptr_nonnull(back);
+
+	/* Healthy: runs on loop 1, counted on its shard. */
+	reads = dev->bd_stats_more[0].ops[BDEV_READ];
+	io_submit(&io, &lb, dev, BDEV_READ, 0, back, 256 * K, 0);
+	UT_EQ(dev->bd_stats_more[0].ops[BDEV_READ] - reads, 1,
+	      "loop 1's read, clean: handed to loop 0");
+	run_two(&la, &lb, &io, 1, 100000);
+	UT_CHECK(io.io_done && !io.io_req.br_error &&
+			 !memcmp(back, buf, 256 * K),
+		 "healthy read from loop 1");
+
+	/* Member 3 (stripe 1's first data chunk) fails under loop 1's read:
+	 * read again on loop 0. */
+	ck_assert_int_eq(faulty_configure(l->l_members[3], "read_eio=1", err,
+					  sizeof(err)),
+			 0);
+	memset(back, 0, 768 * K);
+	io_submit(&io, &lb, dev, BDEV_READ, 0, back, 256 * K, 0);
+	run_two(&la, &lb, &io, 1, 100000);
+	UT_CHECK(io.io_done && !io.io_req.br_error &&
+			 !memcmp(back, buf, 256 * K),
+		 "read from loop 1 as member 3 fails");
+	UT_EQ(layer_member_state(l, 3), LAYER_MEMBER_FAILED, "member 3");
+	UT_CHECK(r->sh0.st.degraded_ops > 0, "loop 0 reconstructed nothing");
+
+	/* Degraded already: straight to loop 0. */
+	memset(back, 0, 768 * K);
+	io_submit(&io, &lb, dev, BDEV_READ, 128 * K, back, 256 * K, 0);
+	run_two(&la, &lb, &io, 1, 100000);
+	UT_CHECK(io.io_done && !io.io_req.br_error &&
+			 !memcmp(back, buf + 128 * K, 256 * K),
+		 "degraded read from loop 1");
+	UT_EQ(mode_of(r), LAYER_GATHERED, "still gathered");
+	UT_EQ(r->sh[1]->st.degraded_ops + r->sh[1]->st.pieces_handed, 0,
+	      "loop 1's shard ran stripe ops while loop 0 owned them all");
+	UT_EQ(bdev_inflight(dev), 0, "in flight");
+	super_safe_mode_ns = safe_mode_ns;
+	bdev_destroy(dev);
+	free(buf);
+	free(back);
+	loop_exit(&la);
+	loop_exit(&lb);
+}
+END_TEST
+
+/*
  * An md array gathering to be marked clean while loop 1 keeps reading.
  * Reads that stay on their loop are counted there, and the gather waits
  * for loop 1's requests to drain: it waited for ever, and every write
@@ -1983,6 +2078,7 @@ Suite *levels_suite(void)
 	tcase_add_test(tc, test_raid1_two_loops);
 	tcase_add_test(tc, test_raid5_md_two_loops);
 	tcase_add_test(tc, test_raid1_md_two_loops);
+	tcase_add_test(tc, test_raid5_md_reads_stay);
 	tcase_add_loop_test(tc, test_spread_gather_reads, 0, 2);
 	tcase_add_test(tc, test_raid56_sweep_inline);
 	tcase_add_test(tc, test_raid56_resume_inline);
