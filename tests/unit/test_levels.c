@@ -1406,6 +1406,32 @@ static enum layer_spread_mode run_until_mode(struct loop *la, struct loop *lb,
 	return mode_of(r);
 }
 
+/* The end of an md test on two loops: nothing left in flight, the
+ * safe-mode delay back to @safe_mode_ns, the array and loops gone. */
+static void md_loops_close(struct bdev *dev, struct loop *la, struct loop *lb,
+			   uint64_t safe_mode_ns)
+{
+	UT_EQ(bdev_inflight(dev), 0, "in flight");
+	super_safe_mode_ns = safe_mode_ns;
+	bdev_destroy(dev);
+	loop_exit(la);
+	loop_exit(lb);
+}
+
+/* Read [@pos, +@len) into @back from loop @lb; @what unless it reads
+ * @want. */
+static void read_on(struct loop *la, struct loop *lb, struct bdev *dev,
+		    uint64_t pos, uint8_t *back, const uint8_t *want,
+		    size_t len, const char *what)
+{
+	struct io io;
+
+	io_submit(&io, lb, dev, BDEV_READ, pos, back, len, 0);
+	run_two(la, lb, &io, 1, 100000);
+	UT_CHECK(io.io_done && !io.io_req.br_error && !memcmp(back, want, len),
+		 "%s", what);
+}
+
 /*
  * md metadata stays loop 0's while the array shards: gathered on loop 0
  * while a resync runs (begun before the loops were set up) or the
@@ -1510,18 +1536,10 @@ START_TEST(test_raid5_md_two_loops)
 	      "sharded again");
 	back = aligned_alloc(4096, 512 * K);
 	ck_assert_ptr_nonnull(back);
-	io_submit(&ios[0], &lb, dev, BDEV_READ, pos, back, 512 * K, 0);
-	run_two(&la, &lb, ios, 1, 100000);
-	UT_CHECK(ios[0].io_done && !ios[0].io_req.br_error &&
-			 !memcmp(back, buf, 512 * K),
-		 "degraded read back");
-	UT_EQ(bdev_inflight(dev), 0, "in flight");
-	super_safe_mode_ns = safe_mode_ns;
-	bdev_destroy(dev);
+	read_on(&la, &lb, dev, pos, back, buf, 512 * K, "degraded read back");
+	md_loops_close(dev, &la, &lb, safe_mode_ns);
 	free(buf);
 	free(back);
-	loop_exit(&la);
-	loop_exit(&lb);
 }
 END_TEST
 
@@ -1660,12 +1678,8 @@ START_TEST(test_raid1_md_two_loops)
 	      (unsigned long long)l->l_mismatch_sectors);
 	UT_EQ(l->l_spread.ls_mode, LAYER_GATHERED, "gathered again, clean");
 	ck_assert(dev->bd_reads_stay);
-	UT_EQ(bdev_inflight(dev), 0, "in flight");
-	super_safe_mode_ns = safe_mode_ns;
-	bdev_destroy(dev);
+	md_loops_close(dev, &la, &lb, safe_mode_ns);
 	free(buf);
-	loop_exit(&la);
-	loop_exit(&lb);
 }
 END_TEST
 
@@ -1736,31 +1750,21 @@ START_TEST(test_raid5_md_reads_stay)
 					  sizeof(err)),
 			 0);
 	memset(back, 0, 768 * K);
-	io_submit(&io, &lb, dev, BDEV_READ, 0, back, 256 * K, 0);
-	run_two(&la, &lb, &io, 1, 100000);
-	UT_CHECK(io.io_done && !io.io_req.br_error &&
-			 !memcmp(back, buf, 256 * K),
-		 "read from loop 1 as member 3 fails");
+	read_on(&la, &lb, dev, 0, back, buf, 256 * K,
+		"read from loop 1 as member 3 fails");
 	UT_EQ(layer_member_state(l, 3), LAYER_MEMBER_FAILED, "member 3");
 	UT_CHECK(r->sh0.st.degraded_ops > 0, "loop 0 reconstructed nothing");
 
 	/* Degraded already: straight to loop 0. */
 	memset(back, 0, 768 * K);
-	io_submit(&io, &lb, dev, BDEV_READ, 128 * K, back, 256 * K, 0);
-	run_two(&la, &lb, &io, 1, 100000);
-	UT_CHECK(io.io_done && !io.io_req.br_error &&
-			 !memcmp(back, buf + 128 * K, 256 * K),
-		 "degraded read from loop 1");
+	read_on(&la, &lb, dev, 128 * K, back, buf + 128 * K, 256 * K,
+		"degraded read from loop 1");
 	UT_EQ(mode_of(r), LAYER_GATHERED, "still gathered");
 	UT_EQ(r->sh[1]->st.degraded_ops + r->sh[1]->st.pieces_handed, 0,
 	      "loop 1's shard ran stripe ops while loop 0 owned them all");
-	UT_EQ(bdev_inflight(dev), 0, "in flight");
-	super_safe_mode_ns = safe_mode_ns;
-	bdev_destroy(dev);
+	md_loops_close(dev, &la, &lb, safe_mode_ns);
 	free(buf);
 	free(back);
-	loop_exit(&la);
-	loop_exit(&lb);
 }
 END_TEST
 
@@ -1876,11 +1880,7 @@ START_TEST(test_spread_gather_reads)
 	for (i = 0; i < 4; i++)
 		UT_CHECK(rd[i].io_done && !rd[i].io_req.br_error,
 			 "%s: reader %d", expr, i);
-	UT_EQ(bdev_inflight(dev), 0, "%s: in flight", expr);
-	super_safe_mode_ns = safe_mode_ns;
-	bdev_destroy(dev);
-	loop_exit(&la);
-	loop_exit(&lb);
+	md_loops_close(dev, &la, &lb, safe_mode_ns);
 }
 END_TEST
 
