@@ -193,7 +193,8 @@ int layout_parse_node(struct parser *p, struct lnode **out)
 		n->uri_len = p->s + p->pos - n->uri;
 		if (!n->uri_len)
 			return layout_fail_at(p, p->pos,
-					      "%s() needs a URI first", k->bk_name);
+					      "%s() needs a URI first",
+					      k->bk_name);
 		layout_skip_ws(p);
 		if (p->s[p->pos] == ')') {
 			p->pos++;
@@ -201,8 +202,9 @@ int layout_parse_node(struct parser *p, struct lnode **out)
 		}
 		if (p->s[p->pos] != ',')
 			return layout_fail_at(p, p->pos,
-					      p->s[p->pos] ? "expected ',' or ')'" :
-							     "missing ')'");
+					      p->s[p->pos] ?
+						      "expected ',' or ')'" :
+						      "missing ')'");
 		p->pos++;
 	}
 	for (;;) {
@@ -407,6 +409,25 @@ static char *future_path(const char *path)
  * checked first, so that a bad expression leaves no trace: levels, member
  * counts, options, missing files, and twins among files to be created.
  */
+/* A member too many that is a bare word (slice(a.img, 1g, 2g)) may be an
+ * option given without its key: "; options are key=value: slice(M,
+ * offset=SIZE, size=SIZE)", the kind's usage from its --help line; ""
+ * when it is a function, or the kind has no options. */
+static void key_hint(const struct bdev_kind *k, const struct lnode *extra,
+		     char *buf, size_t len)
+{
+	const char *u = k->bk_help ? k->bk_help : "", *end;
+
+	buf[0] = '\0';
+	while (*u == ' ')
+		u++;
+	end = strchr(u, ')');
+	if (extra->func || !end || !memchr(u, '=', (size_t)(end - u)))
+		return;
+	snprintf(buf, len, "; options are key=value: %.*s", (int)(end + 1 - u),
+		 u);
+}
+
 int layout_check_node(struct parser *p, struct lnode *n, char **future,
 		      int *nr_future)
 {
@@ -464,13 +485,19 @@ int layout_check_node(struct parser *p, struct lnode *n, char **future,
 	if (n->nr_kids > k->bk_max_members && !k->bk_max_members)
 		return layout_fail_at(p, n->kids[0]->at, "%s takes no members",
 				      k->bk_name);
-	if (n->nr_kids > k->bk_max_members && k->bk_max_members == 1)
-		return layout_fail_at(p, n->kids[1]->at, "%s takes one member",
-				      k->bk_name);
-	if (n->nr_kids > k->bk_max_members)
-		return layout_fail_at(p, n->kids[k->bk_max_members]->at,
-				      "%s takes at most %d members", k->bk_name,
-				      k->bk_max_members);
+	if (n->nr_kids > k->bk_max_members) {
+		const struct lnode *extra = n->kids[k->bk_max_members];
+		char hint[160];
+
+		key_hint(k, extra, hint, sizeof(hint));
+		if (k->bk_max_members == 1)
+			return layout_fail_at(p, extra->at,
+					      "%s takes one member%s",
+					      k->bk_name, hint);
+		return layout_fail_at(p, extra->at,
+				      "%s takes at most %d members%s",
+				      k->bk_name, k->bk_max_members, hint);
+	}
 	for (int i = 0; i < n->nr_kids; i++) {
 		ret = layout_check_node(p, n->kids[i], future, nr_future);
 		if (ret)

@@ -258,6 +258,11 @@ static const struct bad bad[] = {
 	{ "raid0(raid1(" N1 "), " N1 ")", "raid1 needs at least 2 members, got 1",
 	  "raid1", 1, 0 },
 	{ "slice(" N1 ", " N1 ")", "slice takes one member", "null", 2, 0 },
+	/* An option without its key reads as a member: say what it takes. */
+	{ "slice(" N1 ", 4m, 40m)", "slice takes one member; options are key=value: "
+	  "slice(M, offset=SIZE, size=SIZE)", "4m", 1, 0 },
+	{ "faulty(" N1 ", 0.1)", "faulty takes one member; options are key=value: "
+	  "faulty(M, read_eio=P, ...", "0.1", 1, 0 },
 	{ "null(mem(size=1m), size=1m)", "null takes no members", "mem", 1, 0 },
 	/* Chunks: not a power of two, below 4k, not a size, too big. */
 	{ "raid5(" N1 ", " N1 ", " N1 ", chunk=48k)",
