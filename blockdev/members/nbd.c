@@ -10,7 +10,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
-#include <sys/socket.h>
 #include <unistd.h>
 
 static struct nbdm_dev *to_nbd(struct bdev *dev)
@@ -41,65 +40,7 @@ void nbdm_put(struct nbdm_dev *nd)
 		nbdm_free(nd);
 }
 
-static void conn_arm(struct nbdm_conn *c);
-static void part_drain(struct nbdm_part *p);
 static void part_start_waiting(struct nbdm_part *p);
-
-/* Shut @c's socket and close its handle.  A poll on it may still wait in
- * the SQ: submitted first, it holds this socket, which the shutdown wakes,
- * and not whatever file takes the number next. */
-static void conn_close(struct nbdm_conn *c)
-{
-	struct nbdm_poll *p = c->pin.armed ? &c->pin : &c->pout;
-
-	if (p->armed)
-		loop_flush(p->np_loop);
-	if (c->fd >= 0)
-		shutdown(c->fd, SHUT_RDWR);
-	nbd_close(c->h);
-	c->h = NULL;
-	c->fd = -1;
-}
-
-/* Live connections over every part. */
-static unsigned dev_live(const struct nbdm_dev *nd)
-{
-	unsigned n = 0;
-
-	for (int i = 0; i < nd->nr_parts; i++)
-		n += __atomic_load_n(&nd->parts[i].nr_live, __ATOMIC_RELAXED);
-	return n;
-}
-
-/* Mark @c dead and close it: after nbd_close() libnbd touches none of its
- * commands' buffers again, so they can be failed and reused.  It is
- * connected again later, from its part's loop. */
-static void conn_kill(struct nbdm_conn *c, const char *why)
-{
-	struct nbdm_part *p = c->part;
-	struct nbdm_dev *nd = p->nd;
-
-	if (c->dead)
-		return;
-	c->dead = true;
-	__atomic_sub_fetch(&p->nr_live, 1, __ATOMIC_RELAXED);
-	bdev_stat_add(&p->st_conns_lost, 1);
-	bdev_log("%s: connection %d lost: %s%s", nd->nd_bdev.bd_name,
-		 (int)(c - nd->conns), why,
-		 dev_live(nd) ? "" :
-				"; the member fails its I/O until it is back");
-	conn_close(c);
-	for (int i = 0; i < p->nr_cmds; i++) {
-		struct nbdm_cmd *cmd = &p->cmds[i];
-
-		if (cmd->req && cmd->conn == c && !cmd->done) {
-			cmd->err = -EIO;
-			cmd->done = true;
-			fifo_push(&p->done, cmd, next);
-		}
-	}
-	nbdm_reconnect_later(c);
-}
 
 /* The length of a ranged op's step that starts with @left bytes to go. */
 static uint64_t range_step(uint64_t left)
@@ -177,7 +118,7 @@ static void cmd_issue(struct nbdm_cmd *cmd, enum bdev_op op, void *buf,
 	cmd->done = true;
 	fifo_push(&c->part->done, cmd, next);
 	if (nbd_aio_is_dead(c->h) || nbd_aio_is_closed(c->h))
-		conn_kill(c, nbdm_why("closed"));
+		nbdm_conn_kill(c, nbdm_why("closed"));
 }
 
 static void cmd_put(struct nbdm_part *p, struct nbdm_cmd *cmd)
@@ -190,7 +131,7 @@ static void cmd_put(struct nbdm_part *p, struct nbdm_cmd *cmd)
 
 /* Finish what libnbd called back, outside its lock; what they complete
  * may submit to this device again, which only queues more here. */
-static void part_drain(struct nbdm_part *p)
+void nbdm_part_drain(struct nbdm_part *p)
 {
 	struct nbdm_cmd *cmd;
 
@@ -219,7 +160,7 @@ static void part_drain(struct nbdm_part *p)
 				cmd->start_ns = loop_now_ns();
 				cmd_issue(cmd, req->br_op, NULL,
 					  range_step(cmd->left), cmd->pos);
-				conn_arm(c);
+				nbdm_conn_arm(c);
 				continue;
 			}
 		}
@@ -229,112 +170,6 @@ static void part_drain(struct nbdm_part *p)
 	}
 	p->draining = false;
 	part_start_waiting(p);
-}
-
-static void poll_done(struct loop_op *op, int res, unsigned flags);
-
-/* Poll @np's fd (the socket, or the part's eventfd) on its part's loop. */
-static void poll_arm(struct nbdm_poll *np, unsigned mask)
-{
-	struct loop *lp = np->part->loop;
-	struct io_uring_sqe *sqe = loop_sqe(lp, &np->op);
-
-	io_uring_prep_poll_add(sqe, np->conn ? np->conn->fd : np->part->efd,
-			       mask);
-	np->np_loop = lp;
-	np->np_gen = np->conn ? np->conn->gen : 0;
-	np->armed = true;
-	__atomic_add_fetch(&np->part->nd->refs, 1, __ATOMIC_RELAXED);
-}
-
-/* Poll for what libnbd waits on: replies (always, while connected) and
- * room to send when a request did not fit in the socket. */
-static void conn_arm(struct nbdm_conn *c)
-{
-	unsigned dir;
-
-	if (c->dead || !c->part->loop)
-		return;
-	dir = nbd_aio_get_direction(c->h);
-	if (!dir && (nbd_aio_is_dead(c->h) || nbd_aio_is_closed(c->h))) {
-		/* libnbd queues a command even when sending it kills the
-		 * handle: a handle waiting for nothing may be dead. */
-		conn_kill(c, nbdm_why("closed"));
-		return;
-	}
-	if ((dir & LIBNBD_AIO_DIRECTION_READ) && !c->pin.armed)
-		poll_arm(&c->pin, POLLIN);
-	if ((dir & LIBNBD_AIO_DIRECTION_WRITE) && !c->pout.armed)
-		poll_arm(&c->pout, POLLOUT);
-}
-
-/*
- * Whether a reply is there to read now.  The poll that said so may be
- * stale: a command issued since can have run libnbd's state machine and
- * read it.  Told "readable" when idle, libnbd 1.14 leaves READY to wait
- * for a reply, and commands issued meanwhile queue behind it unsent: with
- * none on the wire the connection stops for good (seen here under raid1
- * with conns=2 until timeout= failed it).
- */
-static bool sock_readable(int fd)
-{
-	struct pollfd pfd = { .fd = fd, .events = POLLIN };
-
-	return poll(&pfd, 1, 0) == 1;
-}
-
-static void part_close(struct nbdm_part *p);
-
-static void poll_done(struct loop_op *op, int res, unsigned flags)
-{
-	struct nbdm_poll *np = container_of(op, struct nbdm_poll, op);
-	struct nbdm_conn *c = np->conn;
-	struct nbdm_part *p = np->part;
-	struct nbdm_dev *nd = p->nd;
-	int r = 0;
-
-	(void)flags;
-	np->armed = false;
-	if (np->np_loop != p->loop)
-		/* Armed before nbdm_split() moved its connection to another
-		 * part, and cancelled there. */
-		goto out;
-	if (!c) {
-		/* The eventfd: a reconnecting thread is done, or the device
-		 * was destroyed (on another thread, or on this one after its
-		 * part was closed).  Its read may swallow the wake-up that
-		 * destroying sent, so the device is asked again after it. */
-		if (!__atomic_load_n(&nd->dying, __ATOMIC_ACQUIRE))
-			nbdm_reconnect_done(p);
-		if (__atomic_load_n(&nd->dying, __ATOMIC_ACQUIRE))
-			part_close(p);
-		else
-			poll_arm(np, POLLIN);
-		goto out;
-	}
-	if (__atomic_load_n(&nd->dying, __ATOMIC_ACQUIRE))
-		goto out;
-	if (c->dead || np->np_gen != c->gen) {
-		/* A poll of a handle closed since: poll the new one. */
-		conn_arm(c);
-		goto out;
-	}
-	if (res < 0) {
-		conn_kill(c, strerror(-res));
-	} else if (np == &c->pin) {
-		if ((nbd_aio_get_direction(c->h) & LIBNBD_AIO_DIRECTION_READ) &&
-		    sock_readable(c->fd))
-			r = nbd_aio_notify_read(c->h);
-	} else if (nbd_aio_get_direction(c->h) & LIBNBD_AIO_DIRECTION_WRITE) {
-		r = nbd_aio_notify_write(c->h);
-	}
-	if (!c->dead &&
-	    (r < 0 || nbd_aio_is_dead(c->h) || nbd_aio_is_closed(c->h)))
-		conn_kill(c, nbdm_why("the server closed it"));
-	conn_arm(c);
-	part_drain(p);
-out:
-	nbdm_put(nd);
 }
 
 /* The part's live connection with the fewest commands in flight. */
@@ -474,8 +309,8 @@ static void part_start(struct nbdm_part *p, struct bdev_req *req, int nr)
 		cmd_issue(cmd, req->br_op, NULL, range_step(req->br_len),
 			  req->br_pos);
 	}
-	conn_arm(c);
-	part_drain(p);
+	nbdm_conn_arm(c);
+	nbdm_part_drain(p);
 }
 
 static void part_start_waiting(struct nbdm_part *p)
@@ -505,12 +340,12 @@ static void part_submit(struct nbdm_part *p, struct bdev_req *req, int nr)
 static void part_adopt(struct nbdm_part *p, struct loop *lp)
 {
 	__atomic_store_n(&p->loop, lp, __ATOMIC_RELEASE);
-	poll_arm(&p->pefd, POLLIN);
+	nbdm_poll_arm(&p->pefd, POLLIN);
 	for (int i = 0; i < p->nr_conns; i++) {
 		struct nbdm_conn *c = p->conns[i];
 
 		if (!c->dead)
-			conn_arm(c);
+			nbdm_conn_arm(c);
 		else if (!c->reconnecting)
 			/* Lost before nbdm_split() moved it here. */
 			nbdm_reconnect_later(c);
@@ -579,7 +414,7 @@ static void timer_run(struct loop_hook *h)
 				 "a request took more than timeout=%" PRIu64
 				 "ms",
 				 tmo / 1000000);
-			conn_kill(cmd->conn, why);
+			nbdm_conn_kill(cmd->conn, why);
 			continue;
 		}
 		if (!oldest || cmd->start_ns < oldest)
@@ -587,7 +422,7 @@ static void timer_run(struct loop_hook *h)
 	}
 	if (oldest)
 		loop_hook_arm_at(p->loop, h, oldest + tmo);
-	part_drain(p);
+	nbdm_part_drain(p);
 }
 
 void nbdm_part_wake(struct nbdm_part *p)
@@ -602,12 +437,12 @@ void nbdm_part_wake(struct nbdm_part *p)
 /* Close @p's hooks and connections, on its loop or with that loop gone.
  * The polls let go once they return (at exit the ring goes first, and
  * what they hold goes with the process). */
-static void part_close(struct nbdm_part *p)
+void nbdm_part_close(struct nbdm_part *p)
 {
 	loop_hook_disarm(&p->timer);
 	loop_hook_disarm(&p->retry);
 	for (int i = 0; i < p->nr_conns; i++)
-		conn_close(p->conns[i]);
+		nbdm_conn_close(p->conns[i]);
 	if (p->pefd.armed) {
 		loop_flush(p->pefd.np_loop);
 		nbdm_part_wake(p);
@@ -624,7 +459,7 @@ void nbdm_destroy(struct bdev *dev)
 		struct loop *lp = __atomic_load_n(&p->loop, __ATOMIC_ACQUIRE);
 
 		if (!lp || loop_is_mine(lp))
-			part_close(p);
+			nbdm_part_close(p);
 		else
 			/* Its loop runs on another thread: its eventfd's poll
 			 * sees dying and closes it there. */
@@ -646,7 +481,7 @@ int nbdm_part_init(struct nbdm_dev *nd, int i)
 	p->timer.lh_fn = timer_run;
 	p->retry.lh_fn = nbdm_reconnect_run;
 	p->pefd.part = p;
-	p->pefd.op.lo_done = poll_done;
+	p->pefd.op.lo_done = nbdm_poll_done;
 	p->efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	if (p->efd < 0)
 		return -errno;
@@ -665,7 +500,7 @@ int nbdm_init(struct nbdm_dev *nd)
 		c->fd = -1;
 		c->dead = true;
 		c->pin.conn = c->pout.conn = c;
-		c->pin.op.lo_done = c->pout.op.lo_done = poll_done;
+		c->pin.op.lo_done = c->pout.op.lo_done = nbdm_poll_done;
 	}
 	return nbdm_part_init(nd, 0);
 }
@@ -682,14 +517,4 @@ int nbdm_part_cmds(struct nbdm_part *p, int nr)
 	for (int j = nr - 1; j >= 0; j--)
 		cmd_put(p, &p->cmds[j]);
 	return 0;
-}
-
-void nbdm_conn_up(struct nbdm_conn *c, struct nbd_handle *h)
-{
-	c->h = h;
-	c->fd = nbd_aio_get_fd(h);
-	c->dead = false;
-	c->gen++;
-	__atomic_add_fetch(&c->part->nr_live, 1, __ATOMIC_RELAXED);
-	conn_arm(c);
 }

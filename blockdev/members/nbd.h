@@ -1,5 +1,5 @@
-/* nbd: what the NBD member's I/O (nbd.c) and its opening (nbd_open.c)
- * share: the device, its connections and its command slots. */
+/* nbd: what the NBD member's I/O (nbd.c), its sockets (nbd_conn.c) and its
+ * opening (nbd_open.c) share: the device, connections, command slots. */
 #ifndef RAWVEC_NBD_H
 #define RAWVEC_NBD_H
 
@@ -157,6 +157,30 @@ void nbdm_reconnect_done(struct nbdm_part *p);
 /** nbdm_conn_up() - @c runs on handle @h from now on: count it live and
  * poll it on its part's loop (none yet at start-up). */
 void nbdm_conn_up(struct nbdm_conn *c, struct nbd_handle *h);
+
+/*
+ * The connection's side (nbd_conn.c), on its part's loop.
+ * nbdm_conn_arm() - poll for what libnbd waits on: replies while connected,
+ * room to send when a command did not fit.  nbdm_conn_kill() - @c failed
+ * (@why is logged): close it, fail its commands onto the done list, and
+ * connect it again later.  nbdm_conn_close() - shut its socket and close
+ * its handle.  nbdm_poll_arm() - poll @np's fd (the socket, or the part's
+ * eventfd) for @mask.  nbdm_poll_done() - every such poll's completion.
+ */
+void nbdm_conn_arm(struct nbdm_conn *c);
+void nbdm_conn_kill(struct nbdm_conn *c, const char *why);
+void nbdm_conn_close(struct nbdm_conn *c);
+void nbdm_poll_arm(struct nbdm_poll *np, unsigned mask);
+void nbdm_poll_done(struct loop_op *op, int res, unsigned flags);
+
+/**
+ * The part's side (nbd.c).  nbdm_part_drain() - complete the commands
+ * libnbd called back, outside its lock, and start what waited for slots.
+ * nbdm_part_close() - close @p's hooks and connections, on its loop or with
+ * that loop gone.
+ */
+void nbdm_part_drain(struct nbdm_part *p);
+void nbdm_part_close(struct nbdm_part *p);
 
 /** nbdm_part_cmds() - @nr free command slots for @p, in place of what it
  * had (before any I/O); 0 or -ENOMEM. */
