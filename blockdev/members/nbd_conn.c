@@ -118,8 +118,9 @@ static bool sock_readable(int fd)
 /* A simple reply's header: what must be queued before another read pays. */
 #define NBD_REPLY_HEADER_BYTES 16
 /* Below this many commands in flight, reading replies back to back measured
- * 10% slower at 4k QD3-6 (why is not known; QD8 and up gained 8-30%): there
- * each reply waits for its own poll. */
+ * 10% slower at 4k QD3-6 (QD8 and up gained 8-30%): the few requests bunch
+ * into waves and the loop sleeps between them (docs/bench.md).  There each
+ * reply waits for its own poll. */
 #define NBD_BATCH_MIN_INFLIGHT 8
 /* Replies read per wake-up at most, so one busy connection cannot hold the
  * loop while the others and the FUSE queues wait. */
