@@ -173,7 +173,7 @@ void nbdm_conn_close(struct nbdm_conn *c);
 void nbdm_poll_arm(struct nbdm_poll *np, unsigned mask);
 void nbdm_poll_done(struct loop_op *op, int res, unsigned flags);
 
-/**
+/*
  * The part's side (nbd.c).  nbdm_part_drain() - complete the commands
  * libnbd called back, outside its lock, and start what waited for slots.
  * nbdm_part_close() - close @p's hooks and connections, on its loop or with

@@ -117,21 +117,24 @@ static bool sock_readable(int fd)
 
 /* A simple reply's header: what must be queued before another read pays. */
 #define NBD_REPLY_HEADER_BYTES 16
-/* Below this many commands in flight, reading replies back to back measured
+/* Below this many commands in flight, the poll(2) checks a "readable", and
+ * each reply waits for its own poll: reading replies back to back measured
  * 10% slower at 4k QD3-6 (QD8 and up gained 8-30%): the few requests bunch
- * into waves and the loop sleeps between them (docs/bench.md).  There each
- * reply waits for its own poll. */
+ * into waves and the loop sleeps between them (docs/bench.md). */
 #define NBD_BATCH_MIN_INFLIGHT 8
-/* Replies read per wake-up at most, so one busy connection cannot hold the
- * loop while the others and the FUSE queues wait. */
-#define NBD_BATCH_MAX_REPLIES 16
+/* Reads of the socket per wake-up at most (a read takes one reply, or what
+ * of it has come), so one busy connection cannot hold the loop while the
+ * others and the FUSE queues wait. */
+#define NBD_BATCH_MAX_READS 16
 
 /*
  * Tell libnbd its socket is readable, as the poll said.  Resting in READY
  * with commands in flight, every command libnbd holds is on the wire: a
- * stale "readable" only makes it wait for a reply that is coming anyway,
- * and what is issued meanwhile goes out behind that reply.  Only then is
- * the poll(2) spared: it was one syscall of five per request.
+ * stale "readable" (seen 5 times in 1.5M) only makes it wait for a reply
+ * that is coming anyway, and what is issued meanwhile goes out behind that
+ * reply.  With many in flight the first of them ends the wait, so only
+ * then is the poll(2) spared: it was one syscall of five per request.  With
+ * one in flight the wait could be a whole FLUSH.
  *
  * libnbd reads one reply per call on a plain socket and has no way to say
  * more is buffered, so under load each reply cost a poll re-armed and a
@@ -146,11 +149,12 @@ static int conn_notify_read(struct nbdm_conn *c)
 {
 	if (!(nbd_aio_get_direction(c->h) & LIBNBD_AIO_DIRECTION_READ))
 		return 0;
-	if (!(nbd_aio_is_ready(c->h) && nbd_aio_in_flight(c->h) > 0) &&
+	if (!(nbd_aio_is_ready(c->h) &&
+	      nbd_aio_in_flight(c->h) >= NBD_BATCH_MIN_INFLIGHT) &&
 	    !sock_readable(c->fd))
 		return 0;
 	int r = nbd_aio_notify_read(c->h);
-	for (int i = 0; !r && i < NBD_BATCH_MAX_REPLIES; i++) {
+	for (int i = 1; !r && i < NBD_BATCH_MAX_READS; i++) {
 		int queued_bytes = 0;
 
 		if (!nbd_aio_is_ready(c->h) ||
