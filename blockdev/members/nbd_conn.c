@@ -127,6 +127,22 @@ static bool sock_readable(int fd)
  * others and the FUSE queues wait. */
 #define NBD_BATCH_MAX_READS 16
 
+/* libnbd rests in READY with at least NBD_BATCH_MIN_INFLIGHT commands on
+ * the wire: replies are coming, so reading needs no poll(2) first. */
+static bool conn_busy(struct nbdm_conn *c)
+{
+	return nbd_aio_is_ready(c->h) &&
+	       nbd_aio_in_flight(c->h) >= NBD_BATCH_MIN_INFLIGHT;
+}
+
+/* Bytes queued on @fd to read; 0 if FIONREAD fails. */
+static int sock_queued_bytes(int fd)
+{
+	int n = 0;
+
+	return ioctl(fd, FIONREAD, &n) < 0 ? 0 : n;
+}
+
 /*
  * Tell libnbd its socket is readable, as the poll said.  Resting in READY
  * with commands in flight, every command libnbd holds is on the wire: a
@@ -149,19 +165,12 @@ static int conn_notify_read(struct nbdm_conn *c)
 {
 	if (!(nbd_aio_get_direction(c->h) & LIBNBD_AIO_DIRECTION_READ))
 		return 0;
-	if (!(nbd_aio_is_ready(c->h) &&
-	      nbd_aio_in_flight(c->h) >= NBD_BATCH_MIN_INFLIGHT) &&
-	    !sock_readable(c->fd))
+	if (!conn_busy(c) && !sock_readable(c->fd))
 		return 0;
 	int r = nbd_aio_notify_read(c->h);
-	for (int i = 1; !r && i < NBD_BATCH_MAX_READS; i++) {
-		int queued_bytes = 0;
-
-		if (!nbd_aio_is_ready(c->h) ||
-		    nbd_aio_in_flight(c->h) < NBD_BATCH_MIN_INFLIGHT)
-			break;
-		if (ioctl(c->fd, FIONREAD, &queued_bytes) < 0 ||
-		    queued_bytes < NBD_REPLY_HEADER_BYTES)
+	for (int reads = 1; !r && reads < NBD_BATCH_MAX_READS; reads++) {
+		if (!conn_busy(c) ||
+		    sock_queued_bytes(c->fd) < NBD_REPLY_HEADER_BYTES)
 			break;
 		r = nbd_aio_notify_read(c->h);
 	}
