@@ -76,6 +76,8 @@ enum {
 				 * sharded stats: runs on every loop at once */
 	BK_URI = 1 << 8,	/* its first argument is a URI, taken as
 				 * written up to the next ',' or ')' */
+	BK_IN_MEMORY = 1 << 9,	/* its bytes are this process's memory:
+				 * no request waits on a disk */
 };
 
 /** bdev_stat_fn - one numeric stats field, "@name": @val. */

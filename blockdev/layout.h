@@ -47,6 +47,15 @@ int bdev_layout_open(const char *expr, struct loop *loop,
 int bdev_layout_leaves(const char *expr, char **out, int max);
 
 /**
+ * bdev_layout_in_memory() - whether every member @expr names, under
+ * levels only, is of a BK_IN_MEMORY kind (null, mem): then nothing waits
+ * on a disk and the event loops are the limit.  False for a path, any
+ * other member kind (nbd, and sim or faulty, which keep state of their
+ * own), and a syntax error.  Opens nothing.
+ */
+bool bdev_layout_in_memory(const char *expr);
+
+/**
  * bdev_parse_size() - "4096", "64k", "1G" (k/m/g/t, powers of 1024) in the
  * first @len bytes of @s into bytes.  Returns 0, or -EINVAL for an empty
  * or malformed number, zero, or a value that overflows 64 bits.

@@ -549,3 +549,40 @@ int bdev_layout_leaves(const char *expr, char **out, int max)
 	layout_free_tree(root);
 	return nr;
 }
+
+static bool node_in_memory(const struct lnode *n)
+{
+	const struct bdev_kind *k =
+		n->func ? bdev_kind_find(n->name, n->name_len) : NULL;
+
+	if (!k)
+		return false;
+	if (k->bk_flags & BK_IN_MEMORY)
+		return true;
+	for (const struct bdev_kind *const *l = bdev_levels; *l; l++)
+		if (*l == k) {
+			for (int i = 0; i < n->nr_kids; i++)
+				if (!node_in_memory(n->kids[i]))
+					return false;
+			return n->nr_kids > 0;
+		}
+	return false;
+}
+
+bool bdev_layout_in_memory(const char *expr)
+{
+	char err[512];
+	struct parser p = {
+		.s = expr, .err = err, .errlen = sizeof(err), .hi = UINT64_MAX
+	};
+	struct lnode *root = NULL;
+	struct stat st;
+	bool in_memory;
+
+	if (!stat(expr, &st) || !strpbrk(expr, "(),"))
+		return false;
+	/* Text after the expression fails the open: the answer is moot. */
+	in_memory = !layout_parse_node(&p, &root) && node_in_memory(root);
+	layout_free_tree(root);
+	return in_memory;
+}

@@ -3,6 +3,7 @@
 #include "fs/fs.h"
 #include "fs/args.h"
 #include "blockdev/kind.h"
+#include "blockdev/layout.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -110,9 +111,12 @@ int rv_pool_split(struct rv_fs *fs, bool expect_ring, int *dev_slots,
  * How many loops: -o threads=N, or one per two online CPUs (up to the
  * queue count): every FUSE request costs the kernel and the application
  * about as much CPU as the loop that serves it, so half the CPUs are
- * left to them.  On this 2-CPU VM a second loop measured no gain
- * (docs/bench.md, 2026-12-01: disk-bound 4k jobs 0.95-1.00x one loop,
- * null() 2 jobs 0.68x), so auto runs one there.  And one when a device
+ * left to them.  On this 2-CPU VM a second loop measured no gain over an
+ * image (docs/bench.md, 2026-12-02: disk-bound 4k jobs 0.98-1.06x one
+ * loop, QD1 0.95x), so auto runs one there.  Over members in memory the
+ * loops are the limit and a second one never lost where it was measured
+ * (2026-12-03: null and mem, 1 and 2 jobs, QD1 to 1M raid5 writes,
+ * medians 0.99-2.7x), so auto runs one per CPU.  And one when a device
  * keeps state (rv_loops_rechoose()).
  */
 void rv_loops_choose(struct rv_fs *fs, const struct rv_opts *o)
@@ -127,16 +131,21 @@ void rv_loops_choose(struct rv_fs *fs, const struct rv_opts *o)
 			 fs->nr_loops < o->threads ?
 				 ", one per FUSE queue at most" :
 				 "");
+	} else if (bdev_layout_in_memory(o->target)) {
+		fs->nr_loops = cpus < fs->nr_queues ? cpus : fs->nr_queues;
+		snprintf(why, sizeof(why),
+			 "auto: one per CPU (%d online), since every member is in memory and the loops, not a disk, are the limit",
+			 cpus);
 	} else {
 		int half = cpus / 2;
 
 		fs->nr_loops = half < fs->nr_queues ? half : fs->nr_queues;
-		if (fs->nr_loops > LOOP_MAX)
-			fs->nr_loops = LOOP_MAX;
 		snprintf(why, sizeof(why),
 			 "auto: one per two CPUs (%d online), half left to the applications and the kernel",
 			 cpus);
 	}
+	if (fs->nr_loops > LOOP_MAX)
+		fs->nr_loops = LOOP_MAX;
 	if (fs->nr_loops < 1)
 		fs->nr_loops = 1;
 	fs->threads_set = o->threads != 0;

@@ -80,6 +80,10 @@
 #                (size and offset_increment = half): full stripes only.
 #                After a run in which each job rewrote its whole half, a
 #                parity check must find 0 mismatched sectors.
+#   r5mem1m8x2   the same over raid5 of five mem(RAID_MEMBER) (chunk 64k,
+#                headerless): parity and member copies in the loops alone,
+#                no tmpfs io-wq copy beside them, so auto runs a loop per
+#                CPU and computes parity on each
 #   r1null16x2pin 4k randread 2 jobs x QD16, pinned, on raid1 of two
 #                null(size=4g): the mirror level's cost on one loop and on
 #                two (t1 and t2; no target)
@@ -93,9 +97,10 @@
 # Reported: auto vs t1, the median of the per-round ratios, "> 1: auto is
 # better": auto/t1 for IOPS and MB/s, t1/auto for QD1 latency.  Issue
 # targets (2 CPUs): rr4k16x2 >= 1.15, rr4k16x2pin >= 1.15, null16x2 >= 1.3,
-# r5sw1m8x2 >= 1.5, rr4k32 >= 0.97 (no loss for one job), QD1 latency
+# r5sw1m8x2 >= 1.5 (also r5mem1m8x2), rr4k32 >= 0.97 (no loss for one job), QD1 latency
 # t1/auto >= 0.97.  The report says per job how many loops auto chose:
-# on 2 CPUs it chooses one, so that ratio is ~1; t2 vs t1 is the sharded
+# on 2 CPUs it chooses one over files (that ratio is then ~1) and two
+# over null and mem (null16x2, r5mem1m8x2); t2 vs t1 is the sharded
 # raid5's (target >= 1.5 too) and the raid1's (no target).  Also t2pin vs
 # auto (no target).
 # Needs at least 2 CPUs: `all` skips the section on one, `threads` fails.
@@ -179,7 +184,8 @@ RAID_CHUNK=64k  # the issue's chunk: raid5's full stripe is 4 x 64k = 256k
 # threads: id|label|fio rw|bs|iodepth per job|jobs|fio CPUs (pin: the jobs
 # pinned to separate CPUs; -: not)|what is mounted (image: core's image,
 # null, raid1null: raid1 of two such nulls, raid5: on the tmpfs,
-# raid5md: md raid5 of mem() members)|targets
+# raid5mem: raid5 of five mem() members, raid5md: md raid5 of mem()
+# members)|targets
 # (rotated like core's)
 THR_JOBS=(
 	"rr4k32|4k randread QD32|randread|4k|32|1|-|image|t1 auto"
@@ -188,6 +194,7 @@ THR_JOBS=(
 	"rr4k1|4k randread QD1|randread|4k|1|1|-|image|t1 auto"
 	"null16x2|null 4k randread 2 jobs x QD16|randread|4k|16|2|-|null|t1 auto"
 	"r5sw1m8x2|raid5 1M seq write 2 jobs x QD8|write|1M|8|2|-|raid5|t1 auto t2"
+	"r5mem1m8x2|raid5 of 5 mem 1M seq write 2 jobs x QD8|write|1M|8|2|-|raid5mem|t1 auto"
 	"r1null16x2pin|raid1 of 2 null 4k randread 2 jobs x QD16 pinned|randread|4k|16|2|pin|raid1null|t1 t2"
 	"r5md16x2pin|md raid5 of 4 mem 4k randread 2 jobs x QD16 pinned|randread|4k|16|2|pin|raid5md|t1 t2"
 )
@@ -914,6 +921,9 @@ thr_run_one() {
 	null) expr=$THR_NULL kind=null size=$THR_NULL_BYTES ;;
 	raid1null) expr="raid1($THR_NULL, $THR_NULL)" kind=raid1 size=$THR_NULL_BYTES ;;
 	raid5) expr=$(raid_expr raid5) dir=$RAID_TMPFS kind=raid5 size=$RAID_ARRAY_BYTES ;;
+	raid5mem)
+		expr="raid5($(printf 'mem(size=%s), ' "$RAID_MEMBER"{,,,,})chunk=$RAID_CHUNK)"
+		kind=raid5 size=$RAID_ARRAY_BYTES ;;
 	raid5md)
 		# md keeps 1 MiB of each member for its superblock; new, it
 		# resyncs (in well under the ramp) and is then clean.
@@ -924,7 +934,7 @@ thr_run_one() {
 	fsize=$size
 	((nj == 1)) || fopts+=("--numjobs=$nj")
 	[[ $cpus == pin ]] && fopts+=("--cpus_allowed=$THR_CPUS" --cpus_allowed_policy=split)
-	if [[ $on == raid5 ]]; then
+	if [[ $on == raid5* && $on != raid5md ]]; then
 		# Each job its own part of the array, written in order.
 		fsize=$((size / nj))
 		((nj == 1)) || fopts+=("--offset_increment=$fsize")
@@ -938,7 +948,7 @@ thr_run_one() {
 		die "threads: $target on $on: wrong transport, loops or layout, I/O errors or failed members (see $out.stats)"
 	IFS=$'\t' read -r nl pin msgs lreq stats why <<<"$res"
 	((nj == 1)) || stats+="; per job $perjob"
-	if [[ $on == raid5 ]]; then
+	if [[ $on == raid5 || $on == raid5mem ]]; then
 		res=$(helper rstats "$out.stats" uring raid5 "$size") ||
 			die "threads: raid5: bad stats (see $out.stats)"
 		IFS=$'\t' read -r _ full rmw rcw _ <<<"$res"
@@ -1007,7 +1017,7 @@ run_threads() {
 		echo "date: $(date -u '+%Y-%m-%d %H:%M UTC'), kernel $(uname -r), $(nproc) CPUs"
 		echo "$RV_VERSION, --transport=uring; $(fio --version)"
 		echo "t1 = rawvec -o threads=1; auto = rawvec with no threads option (threads=auto, pin=auto); t2pin = rawvec -o threads=2,pin=on (pinned 2-job job only); t2 = rawvec -o threads=2 (raid5: headerless, stripes sharded over both loops; raid1 of two nulls; md raid5 of mem members, clean, its reads on both loops)"
-		echo "image: core's, $SIZE, fully written, on $fstype; null: $THR_NULL; raid5: raid5(m0..m4, chunk=$RAID_CHUNK) of $RAID_MEMBER members on a tmpfs, full of random data, each fio job writing its own half; raid5md: raid5 of four mem(size=64m), chunk=64k, super=1.2"
+		echo "image: core's, $SIZE, fully written, on $fstype; null: $THR_NULL; raid5: raid5(m0..m4, chunk=$RAID_CHUNK) of $RAID_MEMBER members on a tmpfs, full of random data, each fio job writing its own half; raid5mem: the same over five mem(size=$RAID_MEMBER); raid5md: raid5 of four mem(size=64m), chunk=64k, super=1.2"
 		echo "fio io_uring, O_DIRECT on MOUNTPOINT/disk, ${RUNTIME}s per job after ${RAMP}s ramp; 2-job jobs: numjobs=2, IOPS and MB/s summed; pinned: cpus_allowed=$THR_CPUS, cpus_allowed_policy=split; rounds: $ROUNDS, target order rotated per round and job"
 	} >"$TMPD/thr-meta"
 	raid_tmpfs_done

@@ -284,7 +284,7 @@ static int mem_create(const struct bdev_kind_args *a, struct bdev **out,
 const struct bdev_kind mem_kind = {
 	.bk_name = "mem",
 	.bk_help = "  mem(size=SIZE)                    RAM, locked\n",
-	.bk_flags = BK_SHARED,
+	.bk_flags = BK_SHARED | BK_IN_MEMORY,
 	.bk_opts = {
 		{ "size", BDEV_OPT_SIZE, offsetof(struct bdev_kind_args, ka_size), true },
 	},

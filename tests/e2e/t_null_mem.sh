@@ -2,8 +2,9 @@
 # transports: uring dev
 # null() reads zeroes and drops writes; mem() keeps what is written, in RAM,
 # also as raid5 members (fio verify); raid5/6 sweeps over them end; both
-# show their kind in stats, and a null()/mem() without size= is refused
-# with exit 2.
+# show their kind in stats; threads=auto runs a loop per CPU over them
+# (one per two CPUs over a file); and a null()/mem() without size= is
+# refused with exit 2.
 . "$(dirname "$0")/lib.sh"
 requires_transport
 requires fio python3
@@ -47,6 +48,25 @@ stop_rawvec
 	grep -q 'scrub done: 0 mismatched' "$RAWVEC_LOG" || die "raid6 of null: no scrub done in $(tail -3 "$RAWVEC_LOG")"
 	stop_rawvec
 }
+
+# threads=auto: over members in memory the loops are the limit, so one per
+# CPU; over a file one per two CPUs (at most one per FUSE queue, 64).
+cpus=$(nproc) queues=$(getconf _NPROCESSORS_CONF)
+want_mem=$((cpus < queues ? cpus : queues))
+want_file=$((cpus / 2 < queues ? cpus / 2 : queues))
+[ $want_mem -gt 64 ] && want_mem=64
+[ $want_file -gt 64 ] && want_file=64
+[ $want_file -ge 1 ] || want_file=1
+truncate -s 16m "$T/file.img"
+for e in 'null(size=64m)' 'raid1(mem(size=8m), null(size=8m))' "$T/file.img"; do
+	start_rawvec -o threads=auto "$e"
+	want=$want_mem
+	[ "$e" = "$T/file.img" ] && want=$want_file
+	[ "$(stat_value threads)" = $want ] ||
+		die "threads=auto over $e: $(stat_value threads) loops ($(stat_value threads_why)), want $want"
+	log "threads=auto over $e: $want ($(stat_value threads_why))"
+	stop_rawvec
+done
 
 for e in 'null()' 'mem(a.img)' 'null(size=0)' 'mem(size=1g, chunk=4k)'; do
 	out=$("$RAWVEC" -f "$MNT" "$e" 2>&1)

@@ -548,6 +548,35 @@ START_TEST(test_leaves)
 }
 END_TEST
 
+/* The members that make threads=auto run one loop per CPU. */
+START_TEST(test_in_memory)
+{
+	/* clang-format off */
+	static const struct {
+		const char *expr;
+		bool want;
+	} t[] = {
+		{ "null(size=1g)", true },
+		{ "mem(size=64m)", true },
+		{ "raid5(mem(size=1m), mem(size=1m), mem(size=1m), chunk=64k, super=1.2)", true },
+		{ "linear(slice(null(size=4m), offset=1m), raid1(mem(size=1m), null(size=1m)))", true },
+		{ "raid0(null(size=1m), a.img)", false },
+		{ "a.img", false },
+		{ "raid1(null(size=1m), sim(null(size=1m)))", false },
+		{ "faulty(mem(size=1m))", false },
+		{ "nbd(nbd+unix:///?socket=/x.sock)", false },
+		{ "md(a.img, b.img)", false },
+		{ "raid0(null(size=1m), null(size=1m)", false },
+		{ "raid0()", false },
+	};
+	/* clang-format on */
+
+	for (size_t i = 0; i < sizeof(t) / sizeof(t[0]); i++)
+		UT_EQ(bdev_layout_in_memory(t[i].expr), t[i].want, "%s",
+		      t[i].expr);
+}
+END_TEST
+
 START_TEST(test_sizes_and_durations)
 {
 	/* clang-format off */
@@ -616,6 +645,7 @@ Suite *layout_suite(void)
 	tcase_add_test(tc, test_refuses);
 	tcase_add_test(tc, test_create_leaves_nothing);
 	tcase_add_test(tc, test_leaves);
+	tcase_add_test(tc, test_in_memory);
 	tcase_add_test(tc, test_sizes_and_durations);
 	suite_add_tcase(s, tc);
 	return s;
