@@ -37,7 +37,8 @@ void rv_usage(FILE *f)
 		"                          a device that keeps state: sim, faulty,\n"
 		"                          -o trace; raid1 runs on every loop,\n"
 		"                          raid5/6 shard their stripes)\n"
-		"  -o pin=auto|on|off      pin each loop to its queues' CPUs (auto: off)\n"
+		"  -o pin=auto|on|off      pin each loop to its queues' CPUs (auto: on\n"
+		"                          with several loops over null or mem, else off)\n"
 		"  -o trace=FILE           record every device's I/O into FILE\n"
 		"                          (read it with `rawvec trace FILE`)\n"
 		"  -o log=FILE             append the log to FILE (default: stderr\n"
@@ -189,8 +190,10 @@ static int parse_o(struct rv_opts *o, char *list)
 				return -EINVAL;
 			}
 		} else if (!strncmp(tok, "pin=", 4)) {
-			if (!strcmp(tok + 4, "auto") || !strcmp(tok + 4, "off"))
+			if (!strcmp(tok + 4, "auto"))
 				o->pin = 0;
+			else if (!strcmp(tok + 4, "off"))
+				o->pin = -1;
 			else if (!strcmp(tok + 4, "on"))
 				o->pin = 1;
 			else {

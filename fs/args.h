@@ -33,7 +33,7 @@ struct rv_opts {
 	mode_t disk_umask;
 	enum rv_transport_kind transport;
 	int threads; /* 0: auto */
-	int pin; /* 1: on; 0: off (auto measured no better: docs/bench.md) */
+	int pin;     /* 1: on, -1: off, 0: auto (on over members in memory) */
 	uint64_t control_timeout_ns; /* -o control_timeout=, 10 s */
 };
 

@@ -139,6 +139,7 @@ struct rv_fs {
 	const char *threads_why; /* how nr_loops was chosen, for log and stats */
 	bool threads_set;	 /* -o threads=N */
 	bool pin;
+	bool pin_auto;	/* pin=auto chose @pin: off again at one loop */
 	int nr_started; /* other loops whose threads run */
 	int nr_drained;
 	bool loop_failed;    /* another loop failed: the mount ends with 1 */

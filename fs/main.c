@@ -327,7 +327,8 @@ static int share_tree(struct rv_fs *fs)
 	}
 	rv_log("threads: %d event loop%s (%s)%s%s", fs->nr_loops,
 	       fs->nr_loops == 1 ? "" : "s", fs->threads_why,
-	       fs->pin ? ", each pinned to its queues' CPUs" : "",
+	       fs->pin && !fs->pin_auto ? ", each pinned to its queues' CPUs" :
+					  "",
 	       owned && fs->nr_loops > 1 ?
 		       "; devices that keep state run on loop 0" :
 		       "");

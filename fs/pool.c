@@ -103,6 +103,7 @@ int rv_pool_split(struct rv_fs *fs, bool expect_ring, int *dev_slots,
 	/* threads=auto: a pool too small to share is one loop's. */
 	fs->threads_why = "auto: one, since the pool is too small to share";
 	fs->nr_loops = 1;
+	fs->pin &= !fs->pin_auto;
 	fs->max_write = 0; /* the failed split left it at its smallest */
 	return rv_pool_split(fs, expect_ring, dev_slots, bounces);
 }
@@ -118,11 +119,19 @@ int rv_pool_split(struct rv_fs *fs, bool expect_ring, int *dev_slots,
  * (2026-12-03: null and mem, 1 and 2 jobs, QD1 to 1M raid5 writes,
  * medians 0.99-2.7x), so auto runs one per CPU.  And one when a device
  * keeps state (rv_loops_rechoose()).
+ *
+ * pin=auto pins the loops over members in memory: a loop on the CPU of
+ * the application thread it serves is woken there, and on this VM a
+ * cross-CPU wake-up costs ~25 us.  Measured against unpinned loops: null
+ * QD1 18-22 us against 36-66 us (4 us with fio pinned too), QD4 1.8-2x,
+ * 2 jobs 1.3-1.5x, one job at QD32 0.92-1.12x.  Over a disk its interrupt's CPU
+ * decides instead, and pinning measured no better (docs/bench.md).
  */
 void rv_loops_choose(struct rv_fs *fs, const struct rv_opts *o)
 {
-	static char why[160];
+	static char why[240];
 	int cpus = get_nprocs();
+	bool in_memory = bdev_layout_in_memory(o->target);
 
 	if (o->threads) {
 		fs->nr_loops = o->threads < fs->nr_queues ? o->threads :
@@ -131,7 +140,7 @@ void rv_loops_choose(struct rv_fs *fs, const struct rv_opts *o)
 			 fs->nr_loops < o->threads ?
 				 ", one per FUSE queue at most" :
 				 "");
-	} else if (bdev_layout_in_memory(o->target)) {
+	} else if (in_memory) {
 		fs->nr_loops = cpus < fs->nr_queues ? cpus : fs->nr_queues;
 		snprintf(why, sizeof(why),
 			 "auto: one per CPU (%d online), since every member is in memory and the loops, not a disk, are the limit",
@@ -150,7 +159,11 @@ void rv_loops_choose(struct rv_fs *fs, const struct rv_opts *o)
 		fs->nr_loops = 1;
 	fs->threads_set = o->threads != 0;
 	fs->threads_why = why;
-	fs->pin = o->pin > 0;
+	fs->pin_auto = !o->pin && in_memory && fs->nr_loops > 1;
+	fs->pin = o->pin > 0 || fs->pin_auto;
+	if (fs->pin_auto)
+		snprintf(why + strlen(why), sizeof(why) - strlen(why),
+			 "; each pinned to its queues' CPUs (pin=auto: over members in memory a loop is then woken on the CPU of the thread it serves)");
 }
 
 /*
@@ -174,6 +187,7 @@ int rv_loops_rechoose(struct rv_fs *fs, const struct rv_opts *o,
 		 d->bd_observe ? " (traced)" : "");
 	fs->threads_why = why;
 	fs->nr_loops = 1;
+	fs->pin &= !fs->pin_auto;
 	/* From the current max_write down: the tree is built for it. */
 	return rv_pool_split(fs, expect_ring, dev_slots, bounces);
 }

@@ -48,17 +48,18 @@
 # threads: rawvec --transport=uring, one mount at a time, as
 #   t1     -o threads=1: one event loop, as before -o threads= existed
 #   auto   no threads option: the default a user gets (threads=auto: one
-#          loop per two online CPUs, or one when the tree holds a device that
-#          keeps state, such as raid1; pin=auto, i.e. unpinned).  What it
-#          chose (stats "threads", "threads_why") goes into the TSV and
-#          the report, per job.
-#   t2pin  -o threads=2,pin=on, in the pinned 2-job job only: the same two
-#          loops as auto on 2 CPUs, each pinned to its queue's CPU, which
-#          is then the CPU of the fio job feeding it.  It measures the
-#          choice pin=auto makes (off), so only where fio's jobs are
+#          loop per two online CPUs, one per CPU when every member is null
+#          or mem, one when the tree holds a device that keeps state;
+#          pin=auto: pinned with several loops over null and mem, else
+#          not).  What it chose (stats "threads", "pinned", "threads_why")
+#          goes into the TSV and the report, per job.
+#   t2pin  -o threads=2,pin=on, in the pinned 2-job job only: two loops
+#          over the image, each pinned to its queue's CPU, which is then
+#          the CPU of the fio job feeding it.  It measures the choice
+#          pin=auto makes over a disk (off), so only where fio's jobs are
 #          pinned does it add anything: unpinned fio threads move between
 #          CPUs and so between queues.
-#   t2     -o threads=2, in the raid5 and raid1 jobs: the raid5's members
+#   t2     -o threads=2 (pin=auto), in the raid5 and raid1 jobs: the raid5's members
 #          are headerless (made before, no --create), so the stripes are
 #          sharded between the two loops, each computing the parity of its
 #          own groups; the raid1 runs on both loops, each with its own
@@ -74,6 +75,8 @@
 #   rr4k1        4k randread QD1, on the image: mean latency
 #   null16x2     4k randread 2 jobs x QD16 on null(size=4g): no disk, the
 #                loops' own ceiling
+#   null4k1      4k randread QD1 on null(size=4g): the FUSE round trip and
+#                its wake-ups alone (no target)
 #   r5sw1m8x2    1M seq write 2 jobs x QD8 over raid5(m0..m4, chunk=64k) of
 #                the raid section's tmpfs set-up (members only, no
 #                single.img); each job writes its own half of the array
@@ -193,6 +196,7 @@ THR_JOBS=(
 	"rr4k16x2pin|4k randread 2 jobs x QD16 pinned|randread|4k|16|2|pin|image|t1 auto t2pin"
 	"rr4k1|4k randread QD1|randread|4k|1|1|-|image|t1 auto"
 	"null16x2|null 4k randread 2 jobs x QD16|randread|4k|16|2|-|null|t1 auto"
+	"null4k1|null 4k randread QD1|randread|4k|1|1|-|null|t1 auto"
 	"r5sw1m8x2|raid5 1M seq write 2 jobs x QD8|write|1M|8|2|-|raid5|t1 auto t2"
 	"r5mem1m8x2|raid5 of 5 mem 1M seq write 2 jobs x QD8|write|1M|8|2|-|raid5mem|t1 auto"
 	"r1null16x2pin|raid1 of 2 null 4k randread 2 jobs x QD16 pinned|randread|4k|16|2|pin|raid1null|t1 t2"

@@ -51,6 +51,7 @@ stop_rawvec
 
 # threads=auto: over members in memory the loops are the limit, so one per
 # CPU; over a file one per two CPUs (at most one per FUSE queue, 64).
+# pin=auto pins several loops over members in memory, and nothing else.
 cpus=$(nproc) queues=$(getconf _NPROCESSORS_CONF)
 want_mem=$((cpus < queues ? cpus : queues))
 want_file=$((cpus / 2 < queues ? cpus / 2 : queues))
@@ -64,9 +65,16 @@ for e in 'null(size=64m)' 'raid1(mem(size=8m), null(size=8m))' "$T/file.img"; do
 	[ "$e" = "$T/file.img" ] && want=$want_file
 	[ "$(stat_value threads)" = $want ] ||
 		die "threads=auto over $e: $(stat_value threads) loops ($(stat_value threads_why)), want $want"
-	log "threads=auto over $e: $want ($(stat_value threads_why))"
+	pin=false
+	[ $want -gt 1 ] && [ "$e" != "$T/file.img" ] && pin=true
+	[ "$(stat_value pinned)" = $pin ] ||
+		die "pin=auto over $e with $want loops: pinned $(stat_value pinned), want $pin"
+	log "threads=auto over $e: $want, pinned $pin ($(stat_value threads_why))"
 	stop_rawvec
 done
+start_rawvec -o threads=auto,pin=off 'null(size=64m)'
+[ "$(stat_value pinned)" = false ] || die "pin=off: pinned $(stat_value pinned)"
+stop_rawvec
 
 for e in 'null()' 'mem(a.img)' 'null(size=0)' 'mem(size=1g, chunk=4k)'; do
 	out=$("$RAWVEC" -f "$MNT" "$e" 2>&1)
