@@ -6,6 +6,7 @@
 #include "blockdev/layout.h"
 
 #include <errno.h>
+#include <sched.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/resource.h>
@@ -104,6 +105,7 @@ int rv_pool_split(struct rv_fs *fs, bool expect_ring, int *dev_slots,
 	fs->threads_why = "auto: one, since the pool is too small to share";
 	fs->nr_loops = 1;
 	fs->pin &= !fs->pin_auto;
+	fs->pin_auto = false;
 	fs->max_write = 0; /* the failed split left it at its smallest */
 	return rv_pool_split(fs, expect_ring, dev_slots, bounces);
 }
@@ -124,14 +126,27 @@ int rv_pool_split(struct rv_fs *fs, bool expect_ring, int *dev_slots,
  * the application thread it serves is woken there, and on this VM a
  * cross-CPU wake-up costs ~25 us.  Measured against unpinned loops: null
  * QD1 18-22 us against 36-66 us (4 us with fio pinned too), QD4 1.8-2x,
- * 2 jobs 1.3-1.5x, one job at QD32 0.92-1.12x.  Over a disk its interrupt's CPU
- * decides instead, and pinning measured no better (docs/bench.md).
+ * 2 jobs 1.3-1.5x, one job at QD32 0.92-1.12x; over /dev/fuse QD1 7-8
+ * against 16-17 us.  Over a disk its interrupt's CPU decides instead, and
+ * pinning measured no better (docs/bench.md).  Not when rawvec was started
+ * on fewer CPUs (taskset): the user placed it, and pinning would undo that.
  */
 void rv_loops_choose(struct rv_fs *fs, const struct rv_opts *o)
 {
 	static char why[240];
-	int cpus = get_nprocs();
+	int online = get_nprocs(), cpus = online;
 	bool in_memory = bdev_layout_in_memory(o->target);
+	char where[48];
+	cpu_set_t set;
+
+	if (!sched_getaffinity(0, sizeof(set), &set) &&
+	    CPU_COUNT(&set) < online)
+		cpus = CPU_COUNT(&set);
+	if (cpus < online)
+		snprintf(where, sizeof(where), "%d of %d online allowed", cpus,
+			 online);
+	else
+		snprintf(where, sizeof(where), "%d online", cpus);
 
 	if (o->threads) {
 		fs->nr_loops = o->threads < fs->nr_queues ? o->threads :
@@ -143,15 +158,15 @@ void rv_loops_choose(struct rv_fs *fs, const struct rv_opts *o)
 	} else if (in_memory) {
 		fs->nr_loops = cpus < fs->nr_queues ? cpus : fs->nr_queues;
 		snprintf(why, sizeof(why),
-			 "auto: one per CPU (%d online), since every member is in memory and the loops, not a disk, are the limit",
-			 cpus);
+			 "auto: one per CPU (%s), since every member is in memory and the loops, not a disk, are the limit",
+			 where);
 	} else {
 		int half = cpus / 2;
 
 		fs->nr_loops = half < fs->nr_queues ? half : fs->nr_queues;
 		snprintf(why, sizeof(why),
-			 "auto: one per two CPUs (%d online), half left to the applications and the kernel",
-			 cpus);
+			 "auto: one per two CPUs (%s), half left to the applications and the kernel",
+			 where);
 	}
 	if (fs->nr_loops > LOOP_MAX)
 		fs->nr_loops = LOOP_MAX;
@@ -159,7 +174,8 @@ void rv_loops_choose(struct rv_fs *fs, const struct rv_opts *o)
 		fs->nr_loops = 1;
 	fs->threads_set = o->threads != 0;
 	fs->threads_why = why;
-	fs->pin_auto = !o->pin && in_memory && fs->nr_loops > 1;
+	fs->pin_auto = !o->pin && in_memory && fs->nr_loops > 1 &&
+		       cpus == online;
 	fs->pin = o->pin > 0 || fs->pin_auto;
 	if (fs->pin_auto)
 		snprintf(why + strlen(why), sizeof(why) - strlen(why),
@@ -188,6 +204,7 @@ int rv_loops_rechoose(struct rv_fs *fs, const struct rv_opts *o,
 	fs->threads_why = why;
 	fs->nr_loops = 1;
 	fs->pin &= !fs->pin_auto;
+	fs->pin_auto = false;
 	/* From the current max_write down: the tree is built for it. */
 	return rv_pool_split(fs, expect_ring, dev_slots, bounces);
 }

@@ -412,14 +412,15 @@ def cmd_tfio(path, rw, njobs):
         "/".join("%.0f" % x["iops"] for x in secs)))
 
 # What each threads target must have run: (loops or None, pinned).
-# None: what pin=auto chose (on with several loops over null and mem).
+# None: what pin=auto chooses: on with several loops over members in memory.
 THR_WANT = {"t1": (1, False), "auto": (None, None), "t2pin": (2, True),
             "t2": (2, None)}
 
-def cmd_tstats(path, kind, size, target):
+def cmd_tstats(path, kind, size, target, in_memory):
     """Check a threads run's stats: the ring transport, the layout, no
     errors, and the loops and pinning its options ask for (auto: whatever
-    it chose, said to be auto).  Print 'threads<TAB>pinned
+    it chose, said to be auto; pin=auto: pinned just when in_memory is "1"
+    and there are several loops).  Print 'threads<TAB>pinned
     (0/1)<TAB>msgs_sent<TAB>requests per loop (a,b)<TAB>a summary<TAB>
     threads_why'."""
     with open(path) as f:
@@ -432,7 +433,9 @@ def cmd_tstats(path, kind, size, target):
     wn, wpin = THR_WANT[target]
     if wn is not None and n != wn:
         die("%s ran %d loops (%s), not %d" % (target, n, why, wn))
-    if wpin is not None and bool(pinned) != wpin:
+    if wpin is None:
+        wpin = in_memory == "1" and n > 1
+    if bool(pinned) != wpin:
         die("%s ran with pinned=%s, not %s" % (target, pinned, wpin))
     if target == "auto" and not why.startswith("auto"):
         die("with no threads option, threads_why is '%s', not auto's" % why)

@@ -378,7 +378,9 @@ check_raid_ram() {
 		die "$sec: the tmpfs needs $((need >> 20)) MiB of RAM ($n x RAID_MEMBER=$RAID_MEMBER) plus 1 GiB to spare; MemAvailable is $((memavail >> 20)) MiB: lower RAID_MEMBER"
 }
 ((!RUN_RAID)) || check_raid_ram raid 10
-((!RUN_THREADS)) || check_raid_ram threads 5
+# threads: the five tmpfs members, and r5mem1m8x2's five mem() members
+# of the same size while they are still there.
+((!RUN_THREADS)) || check_raid_ram threads 10
 
 mkdir -p "$BENCH_DIR" || die "cannot create BENCH_DIR=$BENCH_DIR"
 BENCH_DIR=$(cd "$BENCH_DIR" && pwd -P)
@@ -916,7 +918,7 @@ thr_opts() {
 thr_run_one() {
 	local round=$1 spec=$2 target=$3 jid label rw bs qd nj cpus on _tg out res
 	local expr dir=. kind size fsize iops bw lat minio perjob nl pin msgs lreq
-	local stats why check=- full rmw rcw
+	local stats why check=- full rmw rcw in_mem
 	local -a fopts=()
 	IFS='|' read -r jid label rw bs qd nj cpus on _tg <<<"$spec"
 	out=$THR_RUNS/r$round-$jid-$target
@@ -938,7 +940,7 @@ thr_run_one() {
 	fsize=$size
 	((nj == 1)) || fopts+=("--numjobs=$nj")
 	[[ $cpus == pin ]] && fopts+=("--cpus_allowed=$THR_CPUS" --cpus_allowed_policy=split)
-	if [[ $on == raid5* && $on != raid5md ]]; then
+	if [[ $on == raid5 || $on == raid5mem ]]; then
 		# Each job its own part of the array, written in order.
 		fsize=$((size / nj))
 		((nj == 1)) || fopts+=("--offset_increment=$fsize")
@@ -948,7 +950,12 @@ thr_run_one() {
 	res=$(helper tfio "$out.json" "$rw" "$nj") || die "fio $label on $target: bad result"
 	IFS=$'\t' read -r iops bw lat minio perjob <<<"$res"
 	cat "$MNT/stats" >"$out.stats" || die "reading $MNT/stats failed"
-	res=$(helper tstats "$out.stats" "$kind" "$size" "$target") ||
+	# pin=auto pins several loops over members in memory, when rawvec may
+	# run on every online CPU.
+	in_mem=0
+	[[ $on == null || $on == raid1null || $on == raid5mem || $on == raid5md ]] &&
+		(($(nproc) == $(getconf _NPROCESSORS_ONLN))) && in_mem=1
+	res=$(helper tstats "$out.stats" "$kind" "$size" "$target" "$in_mem") ||
 		die "threads: $target on $on: wrong transport, loops or layout, I/O errors or failed members (see $out.stats)"
 	IFS=$'\t' read -r nl pin msgs lreq stats why <<<"$res"
 	((nj == 1)) || stats+="; per job $perjob"
@@ -1020,7 +1027,7 @@ run_threads() {
 	{
 		echo "date: $(date -u '+%Y-%m-%d %H:%M UTC'), kernel $(uname -r), $(nproc) CPUs"
 		echo "$RV_VERSION, --transport=uring; $(fio --version)"
-		echo "t1 = rawvec -o threads=1; auto = rawvec with no threads option (threads=auto, pin=auto); t2pin = rawvec -o threads=2,pin=on (pinned 2-job job only); t2 = rawvec -o threads=2 (raid5: headerless, stripes sharded over both loops; raid1 of two nulls; md raid5 of mem members, clean, its reads on both loops)"
+		echo "t1 = rawvec -o threads=1; auto = rawvec with no threads option (threads=auto, pin=auto); t2pin = rawvec -o threads=2,pin=on (pinned 2-job job only); t2 = rawvec -o threads=2 (raid5: headerless, stripes sharded over both loops; raid1 of two nulls; md raid5 of mem members, clean, its reads on both loops; over the nulls and mem members pin=auto pins the two loops, since 2026-12-03)"
 		echo "image: core's, $SIZE, fully written, on $fstype; null: $THR_NULL; raid5: raid5(m0..m4, chunk=$RAID_CHUNK) of $RAID_MEMBER members on a tmpfs, full of random data, each fio job writing its own half; raid5mem: the same over five mem(size=$RAID_MEMBER); raid5md: raid5 of four mem(size=64m), chunk=64k, super=1.2"
 		echo "fio io_uring, O_DIRECT on MOUNTPOINT/disk, ${RUNTIME}s per job after ${RAMP}s ramp; 2-job jobs: numjobs=2, IOPS and MB/s summed; pinned: cpus_allowed=$THR_CPUS, cpus_allowed_policy=split; rounds: $ROUNDS, target order rotated per round and job"
 	} >"$TMPD/thr-meta"

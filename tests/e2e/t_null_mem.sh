@@ -51,8 +51,10 @@ stop_rawvec
 
 # threads=auto: over members in memory the loops are the limit, so one per
 # CPU; over a file one per two CPUs (at most one per FUSE queue, 64).
-# pin=auto pins several loops over members in memory, and nothing else.
-cpus=$(nproc) queues=$(getconf _NPROCESSORS_CONF)
+# pin=auto pins several loops over members in memory, unless rawvec may
+# run on fewer CPUs than are online, and nothing else; one loop (a trace
+# makes it one) is never pinned by auto.
+cpus=$(nproc) queues=$(getconf _NPROCESSORS_CONF) online=$(getconf _NPROCESSORS_ONLN)
 want_mem=$((cpus < queues ? cpus : queues))
 want_file=$((cpus / 2 < queues ? cpus / 2 : queues))
 [ $want_mem -gt 64 ] && want_mem=64
@@ -66,7 +68,7 @@ for e in 'null(size=64m)' 'raid1(mem(size=8m), null(size=8m))' "$T/file.img"; do
 	[ "$(stat_value threads)" = $want ] ||
 		die "threads=auto over $e: $(stat_value threads) loops ($(stat_value threads_why)), want $want"
 	pin=false
-	[ $want -gt 1 ] && [ "$e" != "$T/file.img" ] && pin=true
+	[ $want -gt 1 ] && [ "$e" != "$T/file.img" ] && [ $cpus = $online ] && pin=true
 	[ "$(stat_value pinned)" = $pin ] ||
 		die "pin=auto over $e with $want loops: pinned $(stat_value pinned), want $pin"
 	log "threads=auto over $e: $want, pinned $pin ($(stat_value threads_why))"
@@ -74,6 +76,10 @@ for e in 'null(size=64m)' 'raid1(mem(size=8m), null(size=8m))' "$T/file.img"; do
 done
 start_rawvec -o threads=auto,pin=off 'null(size=64m)'
 [ "$(stat_value pinned)" = false ] || die "pin=off: pinned $(stat_value pinned)"
+stop_rawvec
+start_rawvec -o threads=auto,trace="$T/null.trace" 'null(size=64m)'
+[ "$(stat_value threads)" = 1 ] && [ "$(stat_value pinned)" = false ] ||
+	die "traced null: $(stat_value threads) loops, pinned $(stat_value pinned), want 1 unpinned"
 stop_rawvec
 
 for e in 'null()' 'mem(a.img)' 'null(size=0)' 'mem(size=1g, chunk=4k)'; do
