@@ -8,7 +8,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 static int check_twin(struct parser *p, struct lnode *n, struct bdev *d,
@@ -332,12 +331,9 @@ int bdev_layout_open(const char *expr, struct loop *loop,
 				     .create_size = opts->create_size };
 	struct bdev_kind_args a = { .ka_path = expr, .ka_file = &fo };
 	struct lnode *root = NULL;
-	struct stat st;
 	int ret;
 
-	/* An existing file is a path even if its name has parentheses; a
-	 * name with none of "()," is a path too. */
-	if (!stat(expr, &st) || !strpbrk(expr, "(),"))
+	if (layout_is_path(expr))
 		return bdev_kind_path()->bk_create(&a, out, err, errlen);
 	ret = layout_parse_node(&p, &root);
 	if (!ret) {

@@ -63,6 +63,9 @@ struct parser {
 int layout_fail_at(struct parser *p, size_t at, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 void layout_skip_ws(struct parser *p);
+/* Whether @expr is a path, not an expression: an existing file, even if
+ * its name has parentheses, or a name with none of "(),". */
+bool layout_is_path(const char *expr);
 /* One node and everything under it; 0 or -EINVAL (a message in p->err). */
 int layout_parse_node(struct parser *p, struct lnode **out);
 void layout_free_tree(struct lnode *n);

@@ -523,24 +523,38 @@ static int collect_leaves(const struct lnode *n, char **out, int *nr, int max)
 	return 0;
 }
 
-int bdev_layout_leaves(const char *expr, char **out, int max)
+bool layout_is_path(const char *expr)
+{
+	struct stat st;
+
+	return !stat(expr, &st) || !strpbrk(expr, "(),");
+}
+
+/* Parse @expr for a look at its shape, opening nothing: 0 or -EINVAL.  A
+ * syntax error keeps in *@root what came before it. */
+static int parse_for_look(const char *expr, struct lnode **root)
 {
 	char err[512];
 	struct parser p = {
 		.s = expr, .err = err, .errlen = sizeof(err), .hi = UINT64_MAX
 	};
-	struct lnode *root = NULL;
-	struct stat st;
+
+	*root = NULL;
+	return layout_parse_node(&p, root);
+}
+
+int bdev_layout_leaves(const char *expr, char **out, int max)
+{
+	struct lnode *root;
 	int nr = 0;
 
-	if (!stat(expr, &st) || !strpbrk(expr, "(),")) {
+	if (layout_is_path(expr)) {
 		if (!max)
 			return 0;
 		out[0] = strdup(expr);
 		return out[0] ? 1 : -ENOMEM;
 	}
-	layout_parse_node(&p,
-			  &root); /* a syntax error keeps what came before it */
+	parse_for_look(expr, &root);
 	if (root && collect_leaves(root, out, &nr, max)) {
 		while (nr--)
 			free(out[nr]);
@@ -571,18 +585,13 @@ static bool node_in_memory(const struct lnode *n)
 
 bool bdev_layout_in_memory(const char *expr)
 {
-	char err[512];
-	struct parser p = {
-		.s = expr, .err = err, .errlen = sizeof(err), .hi = UINT64_MAX
-	};
-	struct lnode *root = NULL;
-	struct stat st;
+	struct lnode *root;
 	bool in_memory;
 
-	if (!stat(expr, &st) || !strpbrk(expr, "(),"))
+	if (layout_is_path(expr))
 		return false;
 	/* Text after the expression fails the open: the answer is moot. */
-	in_memory = !layout_parse_node(&p, &root) && node_in_memory(root);
+	in_memory = !parse_for_look(expr, &root) && node_in_memory(root);
 	layout_free_tree(root);
 	return in_memory;
 }

@@ -86,6 +86,16 @@ static int size_pool(struct rv_fs *fs, bool expect_ring,
 	return -EINVAL;
 }
 
+/* threads=auto falls back to one loop, for @why: unpinned, if pin=auto
+ * had pinned it. */
+static void one_loop(struct rv_fs *fs, const char *why)
+{
+	fs->threads_why = why;
+	fs->nr_loops = 1;
+	fs->pin &= !fs->pin_auto;
+	fs->pin_auto = false;
+}
+
 /* Each loop gets an equal share of the pool, carved the same way. */
 int rv_pool_split(struct rv_fs *fs, bool expect_ring, int *dev_slots,
 		  int *bounces)
@@ -102,10 +112,7 @@ int rv_pool_split(struct rv_fs *fs, bool expect_ring, int *dev_slots,
 	if (fs->nr_loops == 1 || fs->threads_set)
 		return EXIT_USAGE;
 	/* threads=auto: a pool too small to share is one loop's. */
-	fs->threads_why = "auto: one, since the pool is too small to share";
-	fs->nr_loops = 1;
-	fs->pin &= !fs->pin_auto;
-	fs->pin_auto = false;
+	one_loop(fs, "auto: one, since the pool is too small to share");
 	fs->max_write = 0; /* the failed split left it at its smallest */
 	return rv_pool_split(fs, expect_ring, dev_slots, bounces);
 }
@@ -201,10 +208,7 @@ int rv_loops_rechoose(struct rv_fs *fs, const struct rv_opts *o,
 		 "auto: one, since %s%s keeps state that loop 0 owns",
 		 d->bd_kind ? d->bd_kind : "a device",
 		 d->bd_observe ? " (traced)" : "");
-	fs->threads_why = why;
-	fs->nr_loops = 1;
-	fs->pin &= !fs->pin_auto;
-	fs->pin_auto = false;
+	one_loop(fs, why);
 	/* From the current max_write down: the tree is built for it. */
 	return rv_pool_split(fs, expect_ring, dev_slots, bounces);
 }
