@@ -350,8 +350,12 @@ static void healthy_read_end(struct bdev_req *sub)
 		bdev_req_complete(req, sub->br_error);
 		return;
 	}
-	if (!r56_moved(l, req))
+	/* The pass from parity is a split of its own, whichever loop runs
+	 * it: r56_submit() counts it where it moved to. */
+	if (!r56_moved(l, req)) {
+		bdev_stat_add(&layer_stats_of(l, req->br_loop)->splits, 1);
 		r56_stripes(l, req);
+	}
 }
 
 static void r56_submit(struct bdev *dev, struct bdev_req *req)

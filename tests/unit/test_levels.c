@@ -1698,7 +1698,7 @@ START_TEST(test_raid5_md_reads_stay)
 	struct bdev_layout_opts o = { .max_io_bytes = MAX_IO };
 	struct super_stats ss;
 	struct io io;
-	uint64_t safe_mode_ns = super_safe_mode_ns, reads;
+	uint64_t safe_mode_ns = super_safe_mode_ns, reads, splits;
 	struct bdev *dev;
 	struct layer *l;
 	struct r56 *r;
@@ -1750,9 +1750,12 @@ START_TEST(test_raid5_md_reads_stay)
 					  sizeof(err)),
 			 0);
 	memset(back, 0, 768 * K);
+	splits = layer_stats_sum(l).splits;
 	read_on(&la, &lb, dev, 0, back, buf, 256 * K,
 		"read from loop 1 as member 3 fails");
 	UT_EQ(layer_member_state(l, 3), LAYER_MEMBER_FAILED, "member 3");
+	/* Its healthy pass over four members, and the pass from parity. */
+	UT_EQ(layer_stats_sum(l).splits - splits, 2, "splits, moved read");
 	UT_CHECK(r->sh0.st.degraded_ops > 0, "loop 0 reconstructed nothing");
 
 	/* Degraded already: straight to loop 0. */
@@ -1985,6 +1988,8 @@ static void write_degraded(struct arr *a, int m)
 START_TEST(test_degraded)
 {
 	uint8_t *buf = aligned_alloc(4096, 64 * K);
+	char err[1024];
+	uint64_t splits;
 	struct arr a;
 	int nr;
 
@@ -2041,6 +2046,26 @@ START_TEST(test_degraded)
 	layer_set_state(a.a_l, 0, LAYER_MEMBER_OK);
 	layer_set_state(a.a_l, 4, LAYER_MEMBER_OK);
 	write_degraded(&a, 2);
+	arr_close(&a);
+
+	/* A healthy read that fails over to parity is two passes, and the
+	 * second counts as a split wherever the stripe is owned: it was
+	 * counted only when it moved to another loop. */
+	arr_open(&a,
+		 "raid5(faulty(mem(size=256k)), mem(size=256k), mem(size=256k), "
+		 "chunk=16k)",
+		 NULL);
+	arr_fill(&a);
+	ck_assert_int_eq(faulty_configure(a.a_l->l_members[0], "read_eio=1",
+					  err, sizeof(err)),
+			 0);
+	splits = layer_stats_sum(a.a_l).splits;
+	UT_EQ(do_io(NULL, a.a_dev, BDEV_READ, 0, buf, 4096, 0), 0,
+	      "raid5, read over from parity as member 0 fails");
+	UT_CHECK(!memcmp(buf, a.a_model, 4096), "raid5, reconstructed bytes");
+	UT_EQ(layer_member_state(a.a_l, 0), LAYER_MEMBER_FAILED, "member 0");
+	UT_EQ(layer_stats_sum(a.a_l).splits - splits, 1,
+	      "splits of a one-member read done again from parity");
 	arr_close(&a);
 
 	/* No redundancy: EIO where the failed member holds data, and only
