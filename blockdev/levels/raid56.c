@@ -335,6 +335,17 @@ static bool r56_moved(struct layer *l, struct bdev_req *req)
 	return true;
 }
 
+/* A write, a degraded read or a read again from parity: stripe ops,
+ * which always involve several members (a split, counted on the loop that
+ * runs them). */
+static void r56_go_stripes(struct layer *l, struct bdev_req *req)
+{
+	if (r56_moved(l, req))
+		return;
+	bdev_stat_add(&layer_stats_of(l, req->br_loop)->splits, 1);
+	r56_stripes(l, req);
+}
+
 /* A healthy read failed on a member (now marked failed): read it again
  * through stripe ops, which reconstruct from parity. */
 static void healthy_read_end(struct bdev_req *sub)
@@ -350,12 +361,8 @@ static void healthy_read_end(struct bdev_req *sub)
 		bdev_req_complete(req, sub->br_error);
 		return;
 	}
-	/* The pass from parity is a split of its own, whichever loop runs
-	 * it: r56_submit() counts it where it moved to. */
-	if (!r56_moved(l, req)) {
-		bdev_stat_add(&layer_stats_of(l, req->br_loop)->splits, 1);
-		r56_stripes(l, req);
-	}
+	/* The pass from parity is a split of its own. */
+	r56_go_stripes(l, req);
 }
 
 static void r56_submit(struct bdev *dev, struct bdev_req *req)
@@ -389,11 +396,7 @@ static void r56_submit(struct bdev *dev, struct bdev_req *req)
 	default:
 		break;
 	}
-	if (r56_moved(l, req))
-		return;
-	/* A write or a degraded read always involves several members. */
-	bdev_stat_add(&layer_stats_of(l, req->br_loop)->splits, 1);
-	r56_stripes(l, req);
+	r56_go_stripes(l, req);
 }
 
 void raid56_stats(const struct bdev *dev, struct raid56_stats *out)
