@@ -26,12 +26,15 @@ struct r1_loop {
  *   raises @sweep_barrier: new writes into the range then wait on
  *   @held until the step is done, so a rebuild always gets
  *   past it.
+ * @sweep_waiting: the sweep, while its step waits for the writes in
+ *   flight into its range to end before it is redone
  */
 struct raid1 {
 	struct r1_loop at[LOOP_MAX];
 	uint64_t sweep_lo, sweep_hi;
 	bool sweep_dirty;
 	bool sweep_barrier;
+	struct r1_sweep *sweep_waiting;
 	FIFO(struct layer_io) held;
 };
 
@@ -49,6 +52,8 @@ static bool in_sweep_range(const struct raid1 *r, const struct bdev_req *req)
 }
 
 static void mirror_read(struct layer *l, struct layer_io *io, int after);
+static bool writes_overlap(const struct raid1 *r, uint64_t lo, uint64_t hi);
+static void sweep_step(struct r1_sweep *sw);
 
 /* All mirrors done: a read that failed tries the next mirror; a write
  * succeeds if one mirror holds the data. */
@@ -58,6 +63,7 @@ static void mirror_io_end(struct bdev_req *req)
 	struct bdev_req *parent = io->li_parent;
 	struct layer *l = io->li_layer;
 	struct raid1 *r = raid1_of(l);
+	struct r1_sweep *resume = NULL;
 	int err = req->br_error;
 
 	if (parent->br_op != BDEV_READ) {
@@ -67,8 +73,14 @@ static void mirror_io_end(struct bdev_req *req)
 			pp = &(*pp)->li_lnext;
 		*pp = io->li_lnext;
 		/* A sweep step that copied this range may have raced it. */
-		if (in_sweep_range(r, parent))
+		if (in_sweep_range(r, parent)) {
 			r->sweep_dirty = true;
+			if (r->sweep_waiting &&
+			    !writes_overlap(r, r->sweep_lo, r->sweep_hi)) {
+				resume = r->sweep_waiting;
+				r->sweep_waiting = NULL;
+			}
+		}
 	}
 	if (err) {
 		if (parent->br_op == BDEV_READ) {
@@ -80,6 +92,8 @@ static void mirror_io_end(struct bdev_req *req)
 			err = 0; /* some mirror holds the data */
 	}
 	layer_io_finish(io, err);
+	if (resume)
+		sweep_step(resume);
 }
 
 static void mirror_read(struct layer *l, struct layer_io *io, int after)
@@ -214,7 +228,8 @@ struct r1_sweep {
 	uint64_t pos, len;
 	int src;
 	int stage;
-	int redos; /* of the current step */
+	int redos;    /* of the current step */
+	bool counted; /* its mismatches, on its first clean read */
 	int err;
 	uint8_t *buf[LAYER_MAX_MEMBERS];
 	struct pvec vec[LAYER_MAX_MEMBERS];
@@ -223,8 +238,6 @@ struct r1_sweep {
 	bool mismatch[LAYER_MAX_MEMBERS];
 	void (*done)(struct layer *l, int err);
 };
-
-static void sweep_step(struct r1_sweep *sw);
 
 static void sweep_start(void *sw)
 {
@@ -269,6 +282,25 @@ static void sweep_finish(struct r1_sweep *sw)
 	layer_scatter(l, loop, LAYER_GATHER_SWEEP);
 }
 
+/* A user write into the step's range meanwhile: the mirrors may have been
+ * read half written, or overwritten with older data.  Do the step again
+ * once the writes in flight there are done (not at once, or a sweep over
+ * members that complete inside their submit recurses until they are), and
+ * hold new writes back if that keeps happening, or a write storm there
+ * stalls the sweep. */
+static void sweep_redo(struct r1_sweep *sw)
+{
+	struct raid1 *r = raid1_of(sw->l);
+
+	if (++sw->redos >= SWEEP_REDOS_BEFORE_BARRIER)
+		r->sweep_barrier = true;
+	if (writes_overlap(r, r->sweep_lo, r->sweep_hi)) {
+		r->sweep_waiting = sw; /* mirror_io_end() resumes it */
+		return;
+	}
+	sweep_step(sw);
+}
+
 static void sweep_agg_end(struct bdev_req *req)
 {
 	struct r1_sweep *sw = req->br_private;
@@ -280,6 +312,12 @@ static void sweep_agg_end(struct bdev_req *req)
 		return;
 	}
 	if (sw->stage == 0) {
+		/* Mirrors read while a write went to them differ by a race,
+		 * not a mismatch. */
+		if (raid1_of(l)->sweep_dirty) {
+			sweep_redo(sw);
+			return;
+		}
 		/* Reads done: decide what to write. */
 		sw->stage = 1;
 		sweep_begin(sw);
@@ -298,8 +336,9 @@ static void sweep_agg_end(struct bdev_req *req)
 
 					if (memcmp(sw->buf[i] + o,
 						   sw->buf[sw->src] + o, n)) {
-						l->l_mismatch_sectors +=
-							n / 512;
+						if (!sw->counted)
+							l->l_mismatch_sectors +=
+								n / 512;
 						write = sw->kind ==
 							LAYER_SWEEP_REPAIR;
 					}
@@ -309,19 +348,17 @@ static void sweep_agg_end(struct bdev_req *req)
 				sweep_io(sw, BDEV_WRITE, i, sw->buf[sw->src]);
 			}
 		}
+		sw->counted = true;
 		bdev_req_complete(&sw->agg, 0);
 		return;
 	}
-	/* A user write into the range meanwhile may have been overwritten
-	 * with older data: redo the step, and hold new writes back if that
-	 * keeps happening, or a write storm there stalls the sweep. */
+	/* A check wrote nothing a user write could have raced. */
 	if (raid1_of(l)->sweep_dirty && sw->kind != LAYER_SWEEP_CHECK) {
-		if (++sw->redos >= SWEEP_REDOS_BEFORE_BARRIER)
-			raid1_of(l)->sweep_barrier = true;
-		sweep_step(sw);
+		sweep_redo(sw);
 		return;
 	}
 	sw->redos = 0;
+	sw->counted = false;
 	sweep_release(l);
 	sw->pos += sw->len;
 	if (sw->kind == LAYER_SWEEP_REBUILD)
