@@ -136,6 +136,7 @@ struct rv_loop {
 struct rv_fs {
 	struct rv_loop loops[LOOP_MAX];
 	int nr_loops;
+	uint32_t inflight_max_seen; /* the stats file's (bdev_stat_mark()) */
 	const char *threads_why; /* how nr_loops was chosen, for log and stats */
 	bool threads_set;	 /* -o threads=N */
 	bool pin;

@@ -140,7 +140,7 @@ static void dev_json(struct json_w *w, const char *key, dev_t dev)
 	json_kv_str(w, key, s);
 }
 
-static void bdev_json(struct json_w *w, const struct bdev *d, const char *state)
+static void bdev_json(struct json_w *w, struct bdev *d, const char *state)
 {
 	static struct bdev_stats sum; /* 4 KiB: off the stack of a recursion */
 	const struct bdev_stats *s = &sum;
@@ -201,19 +201,32 @@ static void bdev_json(struct json_w *w, const struct bdev *d, const char *state)
 	json_obj_close(w);
 }
 
-/* Every loop's counters, summed (inflight_max: the largest loop's). */
-static void sum_loops(const struct rv_fs *fs, struct rv_counters *c,
-		      struct bdev_rw_ctx *rw)
+/* What the stats file shows of the loops, each read once, so that the
+ * top-level counts are the sums of the per-loop ones shown beside them. */
+struct loops_snap {
+	struct rv_counters sum;
+	struct bdev_rw_ctx rw;
+	uint64_t requests[LOOP_MAX], msgs_sent[LOOP_MAX];
+};
+
+/* Every loop's counters, summed. */
+static void sum_loops(struct rv_fs *fs, struct loops_snap *snap)
 {
-	memset(c, 0, sizeof(*c));
-	memset(rw, 0, sizeof(*rw));
+	struct rv_counters *c = &snap->sum;
+	struct bdev_rw_ctx *rw = &snap->rw;
+
+	memset(snap, 0, sizeof(*snap));
 	for (int i = 0; i < fs->nr_loops; i++) {
 		const struct rv_counters *l = &fs->loops[i].cnt;
 		const struct bdev_rw_ctx *r = &fs->loops[i].rwc;
 		uint32_t m =
 			__atomic_load_n(&l->inflight_max, __ATOMIC_RELAXED);
 
-		c->requests += bdev_stat_read(&l->requests);
+		snap->requests[i] = bdev_stat_read(&l->requests);
+		snap->msgs_sent[i] =
+			__atomic_load_n(&fs->loops[i].loop.msgs_sent,
+					__ATOMIC_RELAXED);
+		c->requests += snap->requests[i];
 		c->reads += bdev_stat_read(&l->reads);
 		c->writes += bdev_stat_read(&l->writes);
 		c->read_bytes += bdev_stat_read(&l->read_bytes);
@@ -233,10 +246,12 @@ static void sum_loops(const struct rv_fs *fs, struct rv_counters *c,
 		rw->unaligned_reads += bdev_stat_read(&r->unaligned_reads);
 		rw->lock_waits += bdev_stat_read(&r->lock_waits);
 	}
+	bdev_stat_mark(&fs->inflight_max_seen, c->inflight, &c->inflight_max);
 }
 
 /* The loops: how many, why, and each one's share of the requests. */
-static void loops_json(struct json_w *w, const struct rv_fs *fs)
+static void loops_json(struct json_w *w, const struct rv_fs *fs,
+		       const struct loops_snap *snap)
 {
 	json_kv_u64(w, "threads", (uint64_t)fs->nr_loops);
 	json_kv_str(w, "threads_why", fs->threads_why ? fs->threads_why : "");
@@ -244,14 +259,10 @@ static void loops_json(struct json_w *w, const struct rv_fs *fs)
 	json_key(w, "loops");
 	json_arr_open(w);
 	for (int i = 0; i < fs->nr_loops; i++) {
-		const struct rv_loop *rl = &fs->loops[i];
-
 		json_obj_open(w);
-		json_kv_u64(w, "queues", (uint64_t)rl->nr_queues);
-		json_kv_u64(w, "requests", bdev_stat_read(&rl->cnt.requests));
-		json_kv_u64(w, "msgs_sent",
-			    __atomic_load_n(&rl->loop.msgs_sent,
-					    __ATOMIC_RELAXED));
+		json_kv_u64(w, "queues", (uint64_t)fs->loops[i].nr_queues);
+		json_kv_u64(w, "requests", snap->requests[i]);
+		json_kv_u64(w, "msgs_sent", snap->msgs_sent[i]);
 		json_obj_close(w);
 	}
 	json_arr_close(w);
@@ -259,13 +270,12 @@ static void loops_json(struct json_w *w, const struct rv_fs *fs)
 
 ssize_t rv_stats_json(struct rv_fs *fs, char *buf, size_t len)
 {
-	static struct rv_counters cnt;
-	static struct bdev_rw_ctx rwc;
-	const struct rv_counters *c = &cnt;
-	const struct bdev_rw_ctx *rw = &rwc;
+	static struct loops_snap snap;
+	const struct rv_counters *c = &snap.sum;
+	const struct bdev_rw_ctx *rw = &snap.rw;
 	struct json_w w;
 
-	sum_loops(fs, &cnt, &rwc);
+	sum_loops(fs, &snap);
 	/* A few fields to a line at the top, for a person reading it. */
 	json_w_init(&w, buf, len);
 	json_obj_open(&w);
@@ -274,7 +284,7 @@ ssize_t rv_stats_json(struct rv_fs *fs, char *buf, size_t len)
 	json_newline(&w);
 	json_kv_bool(&w, "ring_task_flags", fs->loops[0].loop.task_flags);
 	json_newline(&w);
-	loops_json(&w, fs);
+	loops_json(&w, fs, &snap);
 	json_newline(&w);
 	json_kv_u64(&w, "max_write", fs->max_write);
 	json_newline(&w);

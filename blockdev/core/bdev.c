@@ -294,12 +294,14 @@ static void stats_add(struct bdev_stats *out, const struct bdev_stats *s)
 	}
 }
 
-void bdev_stats_sum(const struct bdev *dev, struct bdev_stats *out)
+void bdev_stats_sum(struct bdev *dev, struct bdev_stats *out)
 {
 	memset(out, 0, sizeof(*out));
 	stats_add(out, &dev->bd_stats);
 	for (int i = 0; dev->bd_stats_more && i < dev->bd_nr_shards - 1; i++)
 		stats_add(out, &dev->bd_stats_more[i]);
+	bdev_stat_mark(&dev->bd_inflight_max_seen, out->inflight,
+		       &out->inflight_max);
 }
 
 uint32_t bdev_inflight(const struct bdev *dev)

@@ -140,6 +140,18 @@ static inline void bdev_stat_enter(uint32_t *n, uint32_t *max)
 	bdev_stat_max(n, max);
 }
 
+/* bdev_stat_mark() - a high-water mark summed over loops: *@max, the
+ * largest loop's, raised to the @total in flight now and to the mark
+ * *@seen kept from the last sum, which it then keeps.  On one thread. */
+static inline void bdev_stat_mark(uint32_t *seen, uint32_t total, uint32_t *max)
+{
+	if (total > *max)
+		*max = total;
+	if (*seen > *max)
+		*max = *seen;
+	*seen = *max;
+}
+
 /* Release: bdev_others_inflight() seeing the count fall sees what the
  * request's loop did before. */
 static inline void bdev_stat_leave(uint32_t *n)
@@ -234,6 +246,7 @@ struct bdev {
 	struct bdev_stats bd_stats;	  /* loop 0's; see bdev_stats_of() */
 	struct bdev_stats *bd_stats_more; /* loops 1..: bdev_share() */
 	int bd_nr_shards;
+	uint32_t bd_inflight_max_seen; /* by bdev_stats_sum(), its caller's */
 	/* NULL: requests may run on any loop at once (the device keeps no
 	 * state but its sharded stats).  Otherwise the one loop its state
 	 * belongs to: a request from another loop is handed to it and back
@@ -347,10 +360,13 @@ static inline struct bdev_stats *bdev_stats_of(struct bdev *dev,
 
 /**
  * bdev_stats_sum() - @dev's stats over every loop into @out: counters and
- * histograms summed, maxima the largest; inflight_max is the largest of
- * one loop's, a lower bound of the device's.
+ * histograms summed, maxima the largest.  inflight_max is the high-water
+ * mark as far as it shows without a counter the loops share on the hot
+ * path: the largest of each loop's own, of the total in flight at each
+ * call and of the last call's, so it never falls and is never below
+ * inflight.  Called on one thread (loop 0's).
  */
-void bdev_stats_sum(const struct bdev *dev, struct bdev_stats *out);
+void bdev_stats_sum(struct bdev *dev, struct bdev_stats *out);
 
 /** bdev_inflight() - @dev's requests in flight, over every loop. */
 uint32_t bdev_inflight(const struct bdev *dev);

@@ -10,7 +10,7 @@
 #include <time.h>
 
 /* Over every loop's shard: a sharded array's writes run on all. */
-uint64_t super_writes_in_flight(const struct layer *l)
+uint64_t super_writes_in_flight(struct layer *l)
 {
 	struct bdev_stats st;
 	uint64_t n = 0;

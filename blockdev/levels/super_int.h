@@ -102,7 +102,7 @@ void super_spread(struct super_array *md);
 bool super_recorded(const struct super_array *md);
 
 /** super_writes_in_flight() - writes to @l in flight, over every loop. */
-uint64_t super_writes_in_flight(const struct layer *l);
+uint64_t super_writes_in_flight(struct layer *l);
 
 /** super_md_time() - now as md keeps times: seconds, in the low 40 bits. */
 uint64_t super_md_time(void);

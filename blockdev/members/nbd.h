@@ -108,6 +108,7 @@ struct nbdm_dev {
 	int nr_conns;
 	struct nbdm_part parts[NBD_MAX_CONNS];
 	int nr_parts;
+	uint32_t inflight_max_seen; /* the stats reader's (bdev_stat_mark()) */
 	uint64_t timeout_ns, connect_timeout_ns;
 	uint64_t max_payload;
 	int nr_cmds_min; /* command slots the biggest request takes */

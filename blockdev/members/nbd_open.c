@@ -525,13 +525,13 @@ void nbdm_reconnect_done(struct nbdm_part *p)
 	}
 }
 
-/* Every part's counters, summed (inflight_max: the largest part's). */
+/* Every part's counters, summed (inflight_max: bdev_stat_mark()). */
 struct part_sums {
-	uint64_t live, lost, reconnects, timeouts, cmds, handed, inflight,
-		inflight_max;
+	uint64_t live, lost, reconnects, timeouts, cmds, handed;
+	uint32_t inflight, inflight_max;
 };
 
-static void sum_parts(const struct nbdm_dev *nd, struct part_sums *s)
+static void sum_parts(struct nbdm_dev *nd, struct part_sums *s)
 {
 	memset(s, 0, sizeof(*s));
 	for (int i = 0; i < nd->nr_parts; i++) {
@@ -550,12 +550,14 @@ static void sum_parts(const struct nbdm_dev *nd, struct part_sums *s)
 		if (m > s->inflight_max)
 			s->inflight_max = m;
 	}
+	bdev_stat_mark(&nd->inflight_max_seen, s->inflight, &s->inflight_max);
 }
 
 static void nbdm_stats_fields(const struct bdev *dev, bdev_stat_fn emit,
 			      void *ctx)
 {
-	const struct nbdm_dev *nd = (const struct nbdm_dev *)dev;
+	/* The stats reader keeps the high-water mark it saw. */
+	struct nbdm_dev *nd = (struct nbdm_dev *)dev;
 	struct part_sums s;
 
 	sum_parts(nd, &s);

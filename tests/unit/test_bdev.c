@@ -807,6 +807,37 @@ START_TEST(test_accounting_random)
 }
 END_TEST
 
+/* Summed over loops, the high-water mark of requests in flight is at
+ * least the total in flight at any sum, and does not fall after it: each
+ * loop's own mark is only its share (two loops at 3 each had 6 in flight,
+ * and the sum said 3). */
+START_TEST(test_stats_sum_mark)
+{
+	struct bdev_stats *sh[2];
+	struct bdev_stats sum;
+	struct fake f;
+
+	fake_init(&f, true);
+	ck_assert_int_eq(bdev_share(&f.f_dev, 2, NULL), 0);
+	sh[0] = &f.f_dev.bd_stats;
+	sh[1] = &f.f_dev.bd_stats_more[0];
+	for (int i = 0; i < 3; i++)
+		for (int s = 0; s < 2; s++)
+			bdev_stat_enter(&sh[s]->inflight, &sh[s]->inflight_max);
+	bdev_stats_sum(&f.f_dev, &sum);
+	UT_EQ(sum.inflight, 6, "in flight over two loops");
+	UT_EQ(sum.inflight_max, 6, "high-water mark with 6 in flight");
+	for (int i = 0; i < 3; i++)
+		for (int s = 0; s < 2; s++)
+			bdev_stat_leave(&sh[s]->inflight);
+	bdev_stats_sum(&f.f_dev, &sum);
+	UT_EQ(sum.inflight, 0, "in flight once all ended");
+	UT_EQ(sum.inflight_max, 6, "high-water mark once all ended");
+	free(f.f_dev.bd_stats_more);
+	f.f_dev.bd_stats_more = NULL;
+}
+END_TEST
+
 /* Latency buckets tile the line without gaps, each at most 1/8 of its
  * lower bound wide, so percentiles read from them are within 12.5%. */
 START_TEST(test_lat_buckets)
@@ -1282,6 +1313,7 @@ Suite *bdev_suite(void)
 	tcase_add_test(tc, test_sync_complete_before_drop);
 	tcase_add_test(tc, test_layer_stack);
 	tcase_add_test(tc, test_accounting_random);
+	tcase_add_test(tc, test_stats_sum_mark);
 	tcase_add_test(tc, test_read_only);
 	tcase_add_test(tc, test_lat_buckets);
 	tcase_add_test(tc, test_lat_percentile);
