@@ -588,6 +588,26 @@ static struct rv_ctl *ctl_get(struct rv_fs *fs)
 	return c;
 }
 
+/* Whether @text is lines of text: a NUL would end it early (what follows
+ * unread), a carriage return would hide in the log and make "1\r" no
+ * address; the log shows which byte is neither. */
+static bool ctl_is_text(const char *text, size_t len)
+{
+	for (size_t i = 0; i < len; i++) {
+		unsigned char b = (unsigned char)text[i];
+
+		if ((b >= 0x20 && b != 0x7f) || b == '\n' || b == '\t')
+			continue;
+		rv_log("control: byte %zu of the %zu written is 0x%02x (%s), not text: control takes lines of text, each ending in \\n",
+		       i, len, b,
+		       b == 0	 ? "a NUL" :
+		       b == '\r' ? "a carriage return: write \\n, not \\r\\n" :
+				   "a control character");
+		return false;
+	}
+	return true;
+}
+
 int rv_control(struct rv_fs *fs, struct rv_req *req, const char *text,
 	       size_t len, rv_control_done_fn done)
 {
@@ -599,6 +619,8 @@ int rv_control(struct rv_fs *fs, struct rv_req *req, const char *text,
 		rv_log("control: command too long (%zu bytes)", len);
 		return -EINVAL;
 	}
+	if (!ctl_is_text(text, len))
+		return -EINVAL;
 	if (!c || !(job = calloc(1, sizeof(*job)))) {
 		rv_log("control: out of memory");
 		return -EINVAL;

@@ -32,13 +32,26 @@ int member_lookup(struct bdev *top, const char *addr, struct layer **parent,
 
 	*parent = NULL;
 	for (;;) {
-		char *end;
-		long i = strtol(p, &end, 10);
+		const char *end = p;
+		long i = 0;
 		struct layer *l;
 
-		if (end == p || i < 0 || (*end && *end != '.')) {
+		/* Digits alone, as member_addr() writes them: strtol() would
+		 * also take "+1", "-0" and " 1". */
+		while (*end >= '0' && *end <= '9') {
+			if (i <= LAYER_MAX_MEMBERS)
+				i = i * 10 + (*end - '0');
+			end++;
+		}
+		if (end == p || (*end && *end != '.')) {
 			snprintf(err, errlen,
 				 "'%s' is not a member address like 2 or 1.0",
+				 addr);
+			return -EINVAL;
+		}
+		if (*p == '0' && end - p > 1) {
+			snprintf(err, errlen,
+				 "'%s': a member number has no leading zero (1, not 01)",
 				 addr);
 			return -EINVAL;
 		}

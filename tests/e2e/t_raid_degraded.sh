@@ -18,10 +18,11 @@
 #   - punch-hole and zero-range on raid5 and raid6, healthy and degraded,
 #     4k-aligned and not: reads return zeroes there, the rest is kept;
 #   - bad control commands (fail 9, fail x, fail 1.0 on flat arrays,
-#     replace 0 /nonexistent/dir/x.img, replace of a member that is not
-#     failed, unknown words, missing or extra arguments, check on an array
-#     without redundancy) fail the write with EINVAL, change nothing, and
-#     the daemon lives.
+#     fail 01, fail +1, fail -0, replace 0 /nonexistent/dir/x.img, replace
+#     of a member that is not failed, unknown words, missing or extra
+#     arguments, check on an array without redundancy, a NUL, a carriage
+#     return or another control byte in the write) fail the write with
+#     EINVAL, change nothing, and the daemon lives.
 # Failures that leave the daemon usable (fsync, errno) are collected and
 # reported at the end, so that every case runs; an I/O that never
 # completes (15 s) is a failure too: that daemon is killed and the next
@@ -228,6 +229,26 @@ bad_ctl()
 	alive "after '$cmd'"
 }
 
+# bad_ctl_bytes PYBYTES WHY: a write of the bytes PYBYTES (a Python bytes
+# literal) to control fails with EINVAL, and the log names WHY.
+bad_ctl_bytes()
+{
+	local e
+	e=$(python3 - "$MNT/control" "$1" <<-'EOF'
+		import ast, errno, os, sys
+		fd = os.open(sys.argv[1], os.O_WRONLY)
+		try:
+		    os.write(fd, ast.literal_eval(sys.argv[2]))
+		    print("accepted")
+		except OSError as e:
+		    print(errno.errorcode.get(e.errno, e.errno))
+	EOF
+	)
+	[ "$e" = EINVAL ] || die "$CASE: control took $1 with $e, want EINVAL"
+	grep -qF "$2" "$RAWVEC_LOG" || die "$CASE: no log line says '$2' for $1"
+	alive "after $1"
+}
+
 # surviving MEMBERS...: after unmount, the members not failed hold md's
 # layout of the model.
 surviving()
@@ -279,6 +300,10 @@ bad_ctl 'fail 9'
 bad_ctl 'fail 4'
 bad_ctl 'fail x'
 bad_ctl 'fail -1'
+bad_ctl 'fail -0'
+bad_ctl 'fail +1'
+bad_ctl 'fail 01'
+bad_ctl 'fail 00'
 bad_ctl 'fail 1.0'
 bad_ctl 'fail 1.'
 bad_ctl 'fail'
@@ -293,6 +318,12 @@ bad_ctl 'replace 2'
 bad_ctl 'frobnicate'
 bad_ctl 'FAIL 1'
 bad_ctl 'check now'
+# Only what is text: what follows a NUL used to go unread ("fail 1").
+bad_ctl_bytes "b'fail 1\\x00garbage\\n'" "is 0x00 (a NUL)"
+bad_ctl_bytes "b'fail 1\\r\\n'" "is 0x0d (a carriage return"
+bad_ctl_bytes "b'fail 1\\x1b\\n'" "is 0x1b (a control character)"
+grep -qF "a member number has no leading zero (1, not 01)" "$RAWVEC_LOG" ||
+	die "$CASE: no log line says why 'fail 01' was refused"
 [ "$(members_states)" = "ok ok failed ok" ] ||
 	die "$CASE: bad commands changed the member states: $(members_states)"
 verify "after the bad commands"
