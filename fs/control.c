@@ -545,26 +545,46 @@ static void ctl_efd_done(struct loop_op *op, int res, unsigned flags)
 		ctl_arm_efd(c);
 }
 
-static void ctl_timeout(struct loop_hook *h)
+/* Stop waiting for the worker of the job in hand, which fails with
+ * EINVAL, and log @why; the worker frees what it opens.  Nothing to do
+ * once the worker has finished: its eventfd wake-up is on the way. */
+static void ctl_abandon(struct rv_ctl *c, const char *why)
 {
-	struct rv_ctl *c = container_of(h, struct rv_ctl, timeout);
 	struct ctl_job *job = c->job;
 	bool abandoned = false;
 
-	if (!job)
+	if (!job || !job->prep)
 		return;
 	pthread_mutex_lock(&job->prep->lock);
 	if (!job->prep->finished)
 		abandoned = job->prep->abandoned = true;
 	pthread_mutex_unlock(&job->prep->lock);
 	if (!abandoned)
-		return; /* its eventfd wake-up is on the way */
-	rv_log("control: '%s': given up after %llu ms (-o control_timeout=): checking and opening the path did not finish (a hung filesystem or mount, or a server slow to answer?); what it opens is closed again",
-	       job->cmd,
-	       (unsigned long long)(c->fs->ctl_timeout_ns / 1000000ull));
+		return;
+	rv_log("control: '%s': given up %s; what it opens is closed again",
+	       job->cmd, why);
+	loop_hook_disarm(&c->timeout);
 	c->job = NULL;
 	job->done(job->req, -EINVAL);
 	free(job);
+}
+
+static void ctl_timeout(struct loop_hook *h)
+{
+	struct rv_ctl *c = container_of(h, struct rv_ctl, timeout);
+	char why[256];
+
+	snprintf(why, sizeof(why),
+		 "after %llu ms (-o control_timeout=): checking and opening the path did not finish (a hung filesystem or mount, or a server slow to answer?)",
+		 (unsigned long long)(c->fs->ctl_timeout_ns / 1000000ull));
+	ctl_abandon(c, why);
+}
+
+void rv_control_stop(struct rv_fs *fs)
+{
+	if (fs->ctl)
+		ctl_abandon(fs->ctl,
+			    "while checking and opening the path: rawvec is stopping");
 }
 
 static struct rv_ctl *ctl_get(struct rv_fs *fs)

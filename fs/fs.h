@@ -202,6 +202,13 @@ int rv_control(struct rv_fs *fs, struct rv_req *req, const char *text,
 	       size_t len, rv_control_done_fn done);
 
 /**
+ * rv_control_stop() - the mount is stopping: a replace still opening its
+ * path is given up (its write fails with EINVAL), so that a hung path or
+ * a slow server cannot hold the stop for control_timeout.
+ */
+void rv_control_stop(struct rv_fs *fs);
+
+/**
  * rv_stats_json() - the stats file's text into @buf of @len bytes, NUL
  * terminated.  Returns its length, or -ENOSPC when it does not fit.
  */

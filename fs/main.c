@@ -435,6 +435,7 @@ static int serve(struct rv_fs *fs, const struct rv_opts *o)
 		}
 		if (fs->stopping && !stop_sent) {
 			stop_sent = true;
+			rv_control_stop(fs);
 			rv_loops_stop(fs);
 		}
 		ret = loop_run(&l0->loop, 1);

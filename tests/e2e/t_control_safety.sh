@@ -28,6 +28,11 @@
 #            uring; on dev the hung mount comes back after 0.5 s and the
 #            replace is refused); then a good replace in a two-line
 #            write with a bad second line rebuilds and fails the write;
+#   stop     SIGTERM while a replace waits on an NBD server that never
+#            answers (control_timeout=60s): rawvec gives the replace up
+#            (EINVAL, the log says it is stopping) and exits 0 within 5 s
+#            (it waited out the control timeout), the surviving image
+#            holds the model;
 #   startup  members inside the mountpoint at start-up (--create MP
 #            MP/disk, raid1(a.img, MP/x.img), through a symlinked directory
 #            and a dangling symlink) exit 2 and create nothing.
@@ -42,7 +47,7 @@ REF=$E2E_DIR/raid_ref.py
 D=$MNT/disk
 MODEL=$T/model
 CASE=
-CASES=${CTL_CASES:-members nested addr busy hopeless mount startup}
+CASES=${CTL_CASES:-members nested addr busy hopeless mount stop startup}
 K=1024
 
 want() { case " $CASES " in *" $1 "*) return 0 ;; esac; return 1; }
@@ -326,6 +331,44 @@ if want mount; then
 	verify "after the rebuild"
 	stop_rawvec
 	ref mdcheck raid5 $((16 * K)) "$MODEL" a.img n.img c.img d.img || die "$CASE: member images"
+fi
+
+# ---- stop: SIGTERM while a replace waits on a silent server ------------------------
+if want stop; then
+	newcase stop 'raid1(a.img, b.img)'
+	make_image a.img 8M
+	make_image b.img 8M
+	# Accepts connections and never says a word: the NBD handshake waits.
+	"$PYTHON" -c '
+import socket, sys
+s = socket.socket(socket.AF_UNIX)
+s.bind(sys.argv[1]); s.listen(8)
+held = []
+while True:
+    held.append(s.accept()[0])
+' "$T/stop/silent.sock" &
+	track_pid $!
+	for i in $(seq 100); do [ -S "$T/stop/silent.sock" ] && break; sleep 0.05; done
+	start_rawvec -o control_timeout=60s 'raid1(a.img, b.img)'
+	fill
+	ctl 'fail 1'
+	timeout 90 bash -c 'echo "$1" >"$2"' _ \
+		"replace 1 nbd(nbd+unix:///?socket=$T/stop/silent.sock)" "$MNT/control" \
+		2>"$T/stuck.err" &
+	STUCK=$!
+	sleep 0.5
+	alive "while a replace waits on a silent server"
+	kill -TERM "$RAWVEC_PID"
+	wait_rawvec_exit 5
+	[ "$RAWVEC_STATUS" = 0 ] || die "$CASE: rawvec exited $RAWVEC_STATUS after SIGTERM"
+	wait "$STUCK"
+	rc=$?
+	[ $rc = 124 ] && die "$CASE: the replace write never returned"
+	[ $rc = 0 ] && die "$CASE: the replace onto a silent server was accepted"
+	grep -q "given up while checking and opening the path: rawvec is stopping" "$RAWVEC_LOG" ||
+		die "$CASE: no log line for the replace given up at the stop: $(grep -m1 "given up" "$RAWVEC_LOG")"
+	cmp -s a.img "$MODEL" || die "$CASE: a.img does not hold the model after the stop"
+	log "$CASE: stopped within 5 s with a replace waiting on a silent server"
 fi
 
 # ---- startup: members inside the mountpoint -----------------------------------------
