@@ -340,6 +340,37 @@ static int prep_start(struct rv_ctl *c, struct ctl_job *job, const char *path,
 	return 0;
 }
 
+/* check or repair (@cmd) on every layer that can be: 0 or -errno, why in
+ * @err. */
+static int run_scrub(struct rv_fs *fs, const char *cmd, char *err,
+		     size_t errlen)
+{
+	char why[1024];
+	int ret = member_scrub(&fs->loops[0].loop, fs->dev, cmd[0] == 'r', why,
+			       sizeof(why));
+
+	if (ret == -EBUSY) {
+		snprintf(err, errlen, "a rebuild or scrub is running");
+		return ret;
+	}
+	if (ret < 0) {
+		snprintf(err, errlen, "%s", strerror(-ret));
+		return ret;
+	}
+	if (ret == 0) {
+		if (why[0])
+			snprintf(err, errlen, "%s", why);
+		else
+			snprintf(err, errlen, "no redundant layer to %s", cmd);
+		return -EINVAL;
+	}
+	if (why[0])
+		rv_log("control: %s: skipped: %s", cmd, why);
+	rv_log("control: %s started on %d layer%s", cmd, ret,
+	       ret == 1 ? "" : "s");
+	return 0;
+}
+
 static int run_line(struct rv_ctl *c, struct ctl_job *job, char *line)
 {
 	struct rv_fs *fs = c->fs;
@@ -419,20 +450,9 @@ static int run_line(struct rv_ctl *c, struct ctl_job *job, char *line)
 		return 0;
 	}
 	if ((!strcmp(cmd, "check") || !strcmp(cmd, "repair")) && !a1) {
-		ret = member_scrub(&fs->loops[0].loop, fs->dev, cmd[0] == 'r');
-		if (ret == 0) {
-			snprintf(err, sizeof(err), "no redundant layer to %s",
-				 cmd);
-			ret = -EINVAL;
-		}
-		if (ret < 0) {
-			if (ret == -EBUSY)
-				snprintf(err, sizeof(err),
-					 "a rebuild or scrub is running");
+		ret = run_scrub(fs, cmd, err, sizeof(err));
+		if (ret)
 			goto bad;
-		}
-		rv_log("control: %s started on %d layer%s", cmd, ret,
-		       ret == 1 ? "" : "s");
 		return 0;
 	}
 	snprintf(err, sizeof(err),

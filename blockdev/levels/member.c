@@ -358,8 +358,38 @@ static void scrub_done(struct layer *l, int err)
 		 (unsigned long long)l->l_mismatch_sectors);
 }
 
-static int scrub_tree(struct loop *loop, struct bdev *top, struct bdev *d,
-		      bool repair, bool start)
+struct scrub_ctx {
+	struct loop *loop;
+	struct bdev *top;
+	bool repair;
+	char *why; /* the first layer skipped, and why */
+	size_t whylen;
+};
+
+/* A level missing as many members as it can do without has nothing left
+ * to compare its data with: a raid5 missing one reads it back from
+ * parity, which then always agrees.  Such a check would count 0 and
+ * prove nothing. */
+static bool scrub_skips(const struct scrub_ctx *s, const struct layer *l)
+{
+	int bad = layer_nr_bad(l);
+	struct find_ctx f = { .want = &l->l_bdev };
+	char desc[MEMBER_ADDR_MAX + 32];
+
+	if (bad < bdev_kind_redundancy(l->l_bdev.bd_desc, l->l_nr))
+		return false;
+	if (s->why && !s->why[0]) {
+		if (!member_walk(s->top, find_node, &f))
+			snprintf(f.addr, sizeof(f.addr), "?");
+		layer_desc(l, f.addr, desc, sizeof(desc));
+		snprintf(s->why, s->whylen,
+			 "%s is degraded (%d of its %d members failed): it has no redundancy left to check its data against; replace a failed member first",
+			 desc, bad, l->l_nr);
+	}
+	return true;
+}
+
+static int scrub_tree(const struct scrub_ctx *s, struct bdev *d, bool start)
 {
 	struct layer *l;
 	int n = 0, r;
@@ -368,24 +398,30 @@ static int scrub_tree(struct loop *loop, struct bdev *top, struct bdev *d,
 		return 0;
 	l = layer_of(d);
 	for (int i = 0; i < l->l_nr; i++) {
-		r = scrub_tree(loop, top, l->l_members[i], repair, start);
+		r = scrub_tree(s, l->l_members[i], start);
 		if (r < 0)
 			return r;
 		n += r;
 	}
-	if (!l->l_sweep)
+	if (!l->l_sweep || scrub_skips(s, l))
 		return n;
 	if (!start)
 		return l->l_sweep_running ? -EBUSY : n + 1;
-	l->l_sweep_top = top;
-	r = l->l_sweep(l, loop, repair ? LAYER_SWEEP_REPAIR : LAYER_SWEEP_CHECK,
+	l->l_sweep_top = s->top;
+	r = l->l_sweep(l, s->loop,
+		       s->repair ? LAYER_SWEEP_REPAIR : LAYER_SWEEP_CHECK,
 		       scrub_done);
 	return r < 0 ? r : n + 1;
 }
 
-int member_scrub(struct loop *loop, struct bdev *top, bool repair)
+int member_scrub(struct loop *loop, struct bdev *top, bool repair, char *why,
+		 size_t whylen)
 {
-	int r = scrub_tree(loop, top, top, repair, false);
+	struct scrub_ctx s = { loop, top, repair, why, whylen };
+	int r;
 
-	return r < 0 ? r : scrub_tree(loop, top, top, repair, true);
+	if (why && whylen)
+		why[0] = '\0';
+	r = scrub_tree(&s, top, false);
+	return r < 0 ? r : scrub_tree(&s, top, true);
 }

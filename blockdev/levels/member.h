@@ -62,9 +62,12 @@ int member_rebuild(struct loop *loop, struct bdev *top, struct layer *l);
 
 /**
  * member_scrub() - start a check (or @repair) on every redundant layer
- * under @top, on @loop.  Returns the number started, or -EBUSY when one is running.
+ * under @top, on @loop, but those degraded past their redundancy (nothing
+ * left to check against): the first of these, and why, into @why (may be
+ * NULL).  Returns the number started, or -EBUSY when one is running.
  */
-int member_scrub(struct loop *loop, struct bdev *top, bool repair);
+int member_scrub(struct loop *loop, struct bdev *top, bool repair, char *why,
+		 size_t whylen);
 
 /** member_state_name() - "ok", "failed", "rebuilding". */
 const char *member_state_name(int state);

@@ -20,9 +20,9 @@
 #   - bad control commands (fail 9, fail x, fail 1.0 on flat arrays,
 #     fail 01, fail +1, fail -0, replace 0 /nonexistent/dir/x.img, replace
 #     of a member that is not failed, unknown words, missing or extra
-#     arguments, check on an array without redundancy, a NUL, a carriage
-#     return or another control byte in the write) fail the write with
-#     EINVAL, change nothing, and the daemon lives.
+#     arguments, check on an array without redundancy or degraded past
+#     it, a NUL, a carriage return or another control byte in the write)
+#     fail the write with EINVAL, change nothing, and the daemon lives.
 # Failures that leave the daemon usable (fsync, errno) are collected and
 # reported at the end, so that every case runs; an I/O that never
 # completes (15 s) is a failure too: that daemon is killed and the next
@@ -318,6 +318,11 @@ bad_ctl 'replace 2'
 bad_ctl 'frobnicate'
 bad_ctl 'FAIL 1'
 bad_ctl 'check now'
+# Degraded past its redundancy, the raid5 has nothing to check against.
+bad_ctl 'check'
+bad_ctl 'repair'
+grep -qF "raid5 (the top) is degraded (1 of its 4 members failed): it has no redundancy left to check its data against" "$RAWVEC_LOG" ||
+	die "$CASE: no log line says why a check of the degraded raid5 was refused"
 # Only what is text: what follows a NUL used to go unread ("fail 1").
 bad_ctl_bytes "b'fail 1\\x00garbage\\n'" "is 0x00 (a NUL)"
 bad_ctl_bytes "b'fail 1\\r\\n'" "is 0x0d (a carriage return"

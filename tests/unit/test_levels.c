@@ -1082,7 +1082,7 @@ START_TEST(test_raid56_sweep_inline)
 					sizeof(err)),
 		      "%s: %s", expr, err);
 	l = layer_of(dev);
-	ck_assert_int_ge(member_scrub(&loop, dev, false), 1);
+	ck_assert_int_ge(member_scrub(&loop, dev, false, NULL, 0), 1);
 	for (int i = 0; i < 100000 && l->l_sweep_running; i++)
 		loop_run(&loop, 0);
 	UT_CHECK(!l->l_sweep_running, "the check did not end");
@@ -1236,7 +1236,7 @@ START_TEST(test_raid5_two_loops)
 	pos = 1152 * K - 64 * K;
 	io_submit(&ios[0], &la, a.a_dev, BDEV_WRITE, pos, a.a_model + pos,
 		  128 * K, 0);
-	ck_assert_int_ge(member_scrub(&la, a.a_dev, false), 1);
+	ck_assert_int_ge(member_scrub(&la, a.a_dev, false, NULL, 0), 1);
 	for (int i = 0; i < 20; i++) {
 		loop_run(&la, 0);
 		usleep(100);
@@ -1254,7 +1254,7 @@ START_TEST(test_raid5_two_loops)
 	io_submit(&ios[12], &lb, a.a_dev, BDEV_WRITE, pos, a.a_model + pos,
 		  128 * K, 0);
 	UT_CHECK(!ios[12].io_done, "loop 1's write ended before its part ran");
-	ck_assert_int_ge(member_scrub(&la, a.a_dev, false), 1);
+	ck_assert_int_ge(member_scrub(&la, a.a_dev, false, NULL, 0), 1);
 	UT_EQ(mode_of(r), LAYER_GATHERING, "collapsing for the check");
 	ck_assert_ptr_eq(a.a_dev->bd_owner, &la);
 	io_submit(&held[0], &la, a.a_dev, BDEV_WRITE, 0, a.a_model, 8 * K, 0);
@@ -1341,7 +1341,7 @@ START_TEST(test_raid1_two_loops)
 	io_submit(&ios[0], &lb, a.a_dev, BDEV_WRITE, pos, a.a_model + pos,
 		  2 << 20, 0);
 	UT_CHECK(!ios[0].io_done, "loop 1's write ended before its sim() ran");
-	ck_assert_int_ge(member_scrub(&la, a.a_dev, false), 1);
+	ck_assert_int_ge(member_scrub(&la, a.a_dev, false, NULL, 0), 1);
 	UT_EQ(l->l_spread.ls_mode, LAYER_GATHERING, "gathering for the check");
 	ck_assert_ptr_eq(a.a_dev->bd_owner, &la);
 	UT_EQ(layer_loops(l), 1, "loops while gathering");
@@ -1663,7 +1663,8 @@ START_TEST(test_raid1_sweep_races_write)
 						  "lat_spike=none", err,
 						  sizeof(err)),
 				 0);
-		ck_assert_int_ge(member_scrub(&loop, a.a_dev, repair), 1);
+		ck_assert_int_ge(member_scrub(&loop, a.a_dev, repair, NULL, 0),
+				 1);
 		run_sweep_and(&loop, l, &w);
 		UT_EQ(w.io_req.br_error, 0, "the write");
 		UT_EQ(l->l_mismatch_sectors - before, repair ? 8 : 0,
@@ -1730,7 +1731,7 @@ START_TEST(test_raid1_md_two_loops)
 	UT_CHECK(!ios[0].io_done, "loop 1's read ended before its member ran");
 
 	/* A check while it is in flight waits for it. */
-	ck_assert_int_ge(member_scrub(&la, dev, false), 1);
+	ck_assert_int_ge(member_scrub(&la, dev, false, NULL, 0), 1);
 	UT_EQ(l->l_spread.ls_mode, LAYER_GATHERING,
 	      "a check gathered at once with loop 1's read in flight");
 	ck_assert(!dev->bd_reads_stay);
