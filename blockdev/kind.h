@@ -78,6 +78,7 @@ enum {
 				 * written up to the next ',' or ')' */
 	BK_IN_MEMORY = 1 << 9,	/* its bytes are this process's memory:
 				 * no request waits on a disk */
+	BK_NO_DATA = 1 << 10,	/* keeps nothing written to it (null()) */
 };
 
 /** bdev_stat_fn - one numeric stats field, "@name": @val. */

@@ -51,6 +51,7 @@ struct ctl_prep {
 	int nr_ids;
 	uint64_t old_size;
 	uint32_t align;
+	bool array_keeps_data; /* a sibling of the member keeps what it is written */
 	char addr[MEMBER_ADDR_MAX];
 	/* results */
 	struct bdev *dev;
@@ -138,6 +139,26 @@ static int check_opened(struct bdev *node, const char *addr, void *ctx)
 	return ret;
 }
 
+/* A leaf that keeps nothing written to it: its name, in @ctx. */
+static int find_no_data(struct bdev *node, const char *addr, void *ctx)
+{
+	(void)addr;
+	if (bdev_is_layer(node) || !node->bd_desc ||
+	    !(node->bd_desc->bk_flags & BK_NO_DATA))
+		return 0;
+	*(const char **)ctx = node->bd_kind;
+	return 1;
+}
+
+/* A leaf that keeps what is written to it. */
+static int find_data(struct bdev *node, const char *addr, void *ctx)
+{
+	(void)addr;
+	(void)ctx;
+	return !bdev_is_layer(node) &&
+	       !(node->bd_desc && (node->bd_desc->bk_flags & BK_NO_DATA));
+}
+
 static int unlink_created(struct bdev *node, const char *addr, void *ctx)
 {
 	(void)addr;
@@ -158,6 +179,7 @@ static int prep_open(struct ctl_prep *p)
 {
 	struct leaf_ctx lc = { .p = p };
 	char *leaves[CTL_MAX_LEAVES];
+	const char *kind = NULL;
 	struct stat st;
 	int n, ret = 0;
 
@@ -192,6 +214,14 @@ static int prep_open(struct ctl_prep *p)
 			 (unsigned long long)p->dev->bd_size, p->addr,
 			 (unsigned long long)p->old_size);
 		ret = -ENOSPC;
+	}
+	if (!ret && p->array_keeps_data &&
+	    member_walk(p->dev, find_no_data, &kind)) {
+		/* Rebuilt "ok", it would serve zeroes where the data was. */
+		snprintf(p->err, sizeof(p->err),
+			 "%s: %s() keeps nothing written to it, and the array's other members hold data: as member %s it would read back zeroes in their place (an image, a block device or mem() keeps it)",
+			 p->path, kind, p->addr);
+		ret = -EINVAL;
 	}
 	if (!ret && p->dev->bd_align > p->align) {
 		snprintf(p->err, sizeof(p->err),
@@ -314,6 +344,10 @@ static int prep_start(struct rv_ctl *c, struct ctl_job *job, const char *path,
 	p->old_size = job->l->l_members[job->m]->bd_size;
 	p->lopts.create_size = p->old_size;
 	p->align = job->l->l_bdev.bd_align;
+	for (int i = 0; i < job->l->l_nr; i++)
+		if (i != job->m &&
+		    member_walk(job->l->l_members[i], find_data, NULL))
+			p->array_keeps_data = true;
 	snprintf(p->addr, sizeof(p->addr), "%s", job->addr);
 	p->path = strdup(path);
 	p->mountpoint = strdup(fs->mountpoint ? fs->mountpoint : ".");

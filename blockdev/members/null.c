@@ -62,7 +62,7 @@ static int null_create(const struct bdev_kind_args *a, struct bdev **out,
 const struct bdev_kind null_kind = {
 	.bk_name = "null",
 	.bk_help = "  null(size=SIZE)                   reads zeroes, drops writes\n",
-	.bk_flags = BK_SHARED | BK_IN_MEMORY,
+	.bk_flags = BK_SHARED | BK_IN_MEMORY | BK_NO_DATA,
 	.bk_opts = {
 		{ "size", BDEV_OPT_SIZE, offsetof(struct bdev_kind_args, ka_size), true },
 	},

@@ -1,7 +1,8 @@
 #!/bin/bash
 # transports: uring dev
 # null() reads zeroes and drops writes; mem() keeps what is written, in RAM,
-# also as raid5 members (fio verify); raid5/6 sweeps over them end; both
+# also as raid5 members (fio verify); a failed member of an array holding
+# data is not replaced by a null(); raid5/6 sweeps over them end; both
 # show their kind in stats; threads=auto runs a loop per CPU over them
 # (one per two CPUs over a file); and a null()/mem() without size= is
 # refused with exit 2.
@@ -31,6 +32,31 @@ fio --name=v --filename="$MNT/disk" --rw=randwrite --bs=4k --iodepth=16 \
 	--ioengine=io_uring --direct=1 --size=24m --verify=crc32c --do_verify=1 \
 	--verify_state_save=0 --directory="$T" >"$T/fio.out" 2>&1 ||
 	{ cat "$T/fio.out"; die "fio verify on raid5 of mem members"; }
+stop_rawvec
+
+# A failed member of an array holding data is not replaced by null(),
+# alone or inside a layout: rebuilt "ok", it read back zeroes in place of
+# the data (and dropped what was written after).  mem() keeps it, and an
+# array of null() members alone may take another.
+start_rawvec 'raid1(mem(size=8m), mem(size=8m))'
+head -c 8M /dev/urandom >"$T/r1"
+dd if="$T/r1" of="$MNT/disk" bs=1M oflag=direct conv=notrunc status=none || die "raid1 of mem: fill"
+ctl 'fail 1'
+for r in 'null(size=8m)' 'linear(null(size=8m))'; do
+	echo "replace 1 $r" >"$MNT/control" 2>/dev/null && die "replace 1 $r was accepted"
+	grep -qF "$r: null() keeps nothing written to it, and the array's other members hold data" "$RAWVEC_LOG" ||
+		die "no log line says why 'replace 1 $r' was refused: $(grep -F "'replace 1 $r'" "$RAWVEC_LOG")"
+done
+[ "$(stat_value target.members.1.state)" = failed ] || die "member 1 is $(stat_value target.members.1.state) after the refusals"
+ctl 'replace 1 mem(size=8m)'
+for i in $(seq 100); do [ "$(stat_value target.sweep_running)" = false ] && break; sleep 0.1; done
+ctl 'fail 0'
+dd if="$MNT/disk" bs=1M iflag=direct status=none >"$T/r1.back" || die "raid1: read from the rebuilt mem()"
+same_bytes "$T/r1.back" "$T/r1" "raid1: the mem() rebuilt"
+stop_rawvec
+start_rawvec 'raid1(null(size=8m), null(size=8m))'
+ctl 'fail 1'
+ctl 'replace 1 null(size=8m)'
 stop_rawvec
 
 # Members that complete inside their submit: a resync and a check walk
