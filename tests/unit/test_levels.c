@@ -2018,6 +2018,41 @@ static void check_degraded(struct arr *a, int m1, int m2)
 		layer_set_state(a->a_l, m2, LAYER_MEMBER_OK);
 }
 
+/* Member addresses are what member_addr() writes, and nothing else:
+ * strtol() took "+1", "-0" and " 1" too. */
+START_TEST(test_member_lookup)
+{
+	static const char *const bad[] = { "",	  "01",	 "+1",
+					   "-0",  " 1",	 "1 ",
+					   "1.",  ".1",	 "0x1",
+					   "2",	  "0.0", "99999999999999999999",
+					   "0.+0" };
+	struct layer *l;
+	struct arr a;
+	char err[256];
+	int m;
+
+	arr_open(&a, "raid1(mem(size=1m), raid0(mem(size=1m), mem(size=1m)))",
+		 NULL);
+	UT_EQ(member_lookup(a.a_dev, "1", &l, &m, err, sizeof(err)), 0, "1");
+	UT_CHECK(l == a.a_l && m == 1, "1: the wrong member");
+	UT_EQ(member_lookup(a.a_dev, "1.0", &l, &m, err, sizeof(err)), 0,
+	      "1.0");
+	UT_CHECK(l == layer_of(a.a_l->l_members[1]) && m == 0,
+		 "1.0: the wrong member");
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		const char *addr = bad[i];
+
+		err[0] = '\0';
+		UT_EQ(member_lookup(a.a_dev, addr, &l, &m, err, sizeof(err)),
+		      -EINVAL, "'%s' was taken", addr);
+		UT_CHECK(strstr(err, addr) != NULL,
+			 "'%s': the message does not name it: %s", addr, err);
+	}
+	arr_close(&a);
+}
+END_TEST
+
 /* Written while degraded, read back while degraded. */
 static void write_degraded(struct arr *a, int m)
 {
@@ -2193,6 +2228,7 @@ Suite *levels_suite(void)
 	tcase_add_test(tc, test_raid56_resume_inline);
 	tcase_add_test(tc, test_raid1_replace_far_error);
 	tcase_add_test(tc, test_degraded);
+	tcase_add_test(tc, test_member_lookup);
 	suite_add_tcase(s, tc);
 	return s;
 }
