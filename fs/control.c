@@ -22,6 +22,7 @@
 #include "blockdev/kind.h"
 #include "blockdev/layout.h"
 #include "blockdev/levels/member.h"
+#include "blockdev/members/faulty.h"
 #include "fs/pathcheck.h"
 
 #define CTL_TEXT_MAX 4096
@@ -634,11 +635,22 @@ static void ctl_timeout(struct loop_hook *h)
 	ctl_abandon(c, why);
 }
 
+static int release_spikes(struct bdev *node, const char *addr, void *ctx)
+{
+	(void)addr;
+	(void)ctx;
+	if (node->bd_desc == &faulty_kind)
+		faulty_release(node);
+	return 0;
+}
+
 void rv_control_stop(struct rv_fs *fs)
 {
 	if (fs->ctl)
 		ctl_abandon(fs->ctl,
 			    "while checking and opening the path: rawvec is stopping");
+	if (fs->dev)
+		member_walk(fs->dev, release_spikes, NULL);
 }
 
 static struct rv_ctl *ctl_get(struct rv_fs *fs)

@@ -204,7 +204,8 @@ int rv_control(struct rv_fs *fs, struct rv_req *req, const char *text,
 /**
  * rv_control_stop() - the mount is stopping: a replace still opening its
  * path is given up (its write fails with EINVAL), so that a hung path or
- * a slow server cannot hold the stop for control_timeout.
+ * a slow server cannot hold the stop for control_timeout, and requests a
+ * faulty() latency spike holds go on at once.
  */
 void rv_control_stop(struct rv_fs *fs);
 

@@ -1,9 +1,11 @@
 /* faulty: fault injection over one member, in the spirit of dm-flakey and
  * nbdkit's error filter: error rates, a bad range, errors after N I/Os and
- * latency spikes (an io_uring timeout before the request reaches the member). */
+ * latency spikes (held on a list, due on a loop hook, before the request
+ * reaches the member). */
 #include "blockdev/members/faulty.h"
 
 #include <errno.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -12,12 +14,14 @@
 
 /* A request held back by a latency spike. */
 struct spike {
-	struct loop_op timer;
-	struct __kernel_timespec due; /* read by the kernel at submit */
+	uint64_t due_ns;
 	struct bdev_req *req;
-	struct layer *l;
 	struct spike *next;
 };
+
+/* A spike longer than this holds its application, unkillable in the
+ * kernel, longer than any test of a slow disk needs. */
+#define FAULTY_SPIKE_MAX_NS (60ull * 1000 * 1000 * 1000)
 
 struct faulty {
 	double read_eio, write_eio; /* probability per request */
@@ -27,6 +31,11 @@ struct faulty {
 	double spike_rate;	    /* ... this fraction of requests */
 	uint64_t nr_ios;
 	uint64_t rng;
+	struct layer *l;
+	/* Held, oldest (first due) first: every spike lasts spike_ns, and a
+	 * change of the faults releases them all. */
+	struct spike *held, *held_tail;
+	struct loop_hook due_hook;
 	struct spike *free_spikes;
 	struct faulty_stats st;
 };
@@ -46,16 +55,48 @@ static double next_unit(struct faulty *f)
 	       (double)(1ull << 53);
 }
 
-static void spike_done(struct loop_op *op, int res, unsigned flags)
+/* Send the held requests of @list on to the member, in order.  A request
+ * may complete inside its submit and bring a new one, held anew. */
+static void spikes_send(struct faulty *f, struct spike *list)
 {
-	struct spike *sp = container_of(op, struct spike, timer);
-	struct faulty *f = faulty_of(sp->l);
+	while (list) {
+		struct spike *sp = list;
+		struct bdev_req *req = sp->req;
 
-	(void)res; /* -ETIME: the timeout fired, as wanted */
-	(void)flags;
-	layer_submit_one(sp->l, sp->req, 0, sp->req->br_pos);
-	sp->next = f->free_spikes;
-	f->free_spikes = sp;
+		list = sp->next;
+		sp->next = f->free_spikes;
+		f->free_spikes = sp;
+		layer_submit_one(f->l, req, 0, req->br_pos);
+	}
+}
+
+static void spikes_due(struct loop_hook *h)
+{
+	struct faulty *f = container_of(h, struct faulty, due_hook);
+	uint64_t now = loop_now_ns();
+	struct spike *due = f->held, **pp = &f->held;
+
+	while (*pp && (*pp)->due_ns <= now)
+		pp = &(*pp)->next;
+	f->held = *pp;
+	*pp = NULL;
+	if (!f->held)
+		f->held_tail = NULL;
+	else
+		loop_hook_arm_at(h->lh_loop, h, f->held->due_ns);
+	if (f->held != due)
+		spikes_send(f, due);
+}
+
+/* Every held request goes on now: the faults changed, or the mount
+ * stops. */
+static void spikes_release(struct faulty *f)
+{
+	struct spike *all = f->held;
+
+	f->held = f->held_tail = NULL;
+	loop_hook_disarm(&f->due_hook);
+	spikes_send(f, all);
 }
 
 /* Hold @req back for spike_ns; false when no memory (it goes on at once). */
@@ -65,15 +106,21 @@ static bool delay(struct layer *l, struct faulty *f, struct bdev_req *req)
 
 	if (!req->br_loop) /* nothing to time it on: a loopless caller */
 		return false;
+	(void)l;
 	if (sp)
 		f->free_spikes = sp->next;
 	else if (!(sp = calloc(1, sizeof(*sp))))
 		return false;
 	sp->req = req;
-	sp->l = l;
-	sp->timer.lo_done = spike_done;
-	loop_timer_at(req->br_loop, &sp->timer, &sp->due,
-		      loop_now_ns() + f->spike_ns);
+	sp->due_ns = loop_now_ns() + f->spike_ns;
+	sp->next = NULL;
+	if (f->held_tail)
+		f->held_tail->next = sp;
+	else
+		f->held = sp;
+	f->held_tail = sp;
+	if (f->held == sp)
+		loop_hook_arm_at(req->br_loop, &f->due_hook, sp->due_ns);
 	return true;
 }
 
@@ -113,6 +160,14 @@ static void faulty_free(struct layer *l)
 {
 	struct faulty *f = faulty_of(l);
 
+	loop_hook_disarm(&f->due_hook);
+	/* Only at exit, with nothing left to answer: the held go too. */
+	while (f->held) {
+		struct spike *sp = f->held;
+
+		f->held = sp->next;
+		free(sp);
+	}
 	while (f->free_spikes) {
 		struct spike *sp = f->free_spikes;
 
@@ -132,12 +187,19 @@ const struct faulty_stats *faulty_stats(const struct bdev *dev)
 	return &faulty_of(layer_of((struct bdev *)dev))->st;
 }
 
+/* A probability in decimal: strtod() alone also takes "0x1", "inf" and
+ * "1e-400" (0, out of range). */
 static int parse_rate(const char *v, double *out)
 {
 	char *end;
-	double d = strtod(v, &end);
+	double d;
 
-	if (end == v || *end || !(d >= 0 && d <= 1))
+	if (!*v || strspn(v, "0123456789.eE+-") != strlen(v))
+		return -EINVAL;
+	errno = 0;
+	d = strtod(v, &end);
+	if (end == v || *end || errno == ERANGE || !(d >= 0 && d <= 1) ||
+	    (d > 0 && !isnormal(d)))
 		return -EINVAL;
 	*out = d;
 	return 0;
@@ -170,8 +232,11 @@ static int faulty_set(void *ctx, const char *key, const char *v)
 	if (!strcmp(key, "write_eio"))
 		return parse_rate(v, &n->write_eio);
 	if (!strcmp(key, "after")) {
+		if (*v < '0' || *v > '9')
+			return -EINVAL;
+		errno = 0;
 		n->after = strtoull(v, &end, 10);
-		return end == v || *end || *v == '-' ? -EINVAL : 0;
+		return *end || errno == ERANGE ? -EINVAL : 0;
 	}
 	if (!strcmp(key, "lat_spike")) {
 		/* lat_spike=DUR@P, or lat_spike=none */
@@ -183,6 +248,7 @@ static int faulty_set(void *ctx, const char *key, const char *v)
 			return 0;
 		}
 		if (!at || bdev_parse_duration(v, at - v, &n->spike_ns) ||
+		    n->spike_ns > FAULTY_SPIKE_MAX_NS ||
 		    parse_rate(at + 1, &n->spike_rate))
 			return -EINVAL;
 		return 0;
@@ -202,14 +268,23 @@ int faulty_configure(struct bdev *dev, const char *opts, char *err,
 {
 	struct faulty *f = faulty_of(layer_of(dev)), n = *f;
 
-	/* All or nothing: a bad option changes none. */
+	/* All or nothing: a bad option changes none.  Only the options are
+	 * parsed into @n: the held requests and the hook stay as they are. */
 	if (layer_parse_opts(opts, faulty_set, &n,
 			     "read_eio=P, write_eio=P with P in 0..1, at=LO..HI|none, after=N, "
-			     "lat_spike=DUR@P|none",
+			     "lat_spike=DUR@P|none with DUR up to 60s",
 			     err, errlen))
 		return -EINVAL;
 	*f = n;
+	/* What an earlier spike holds is not kept waiting by faults that
+	 * changed: it goes on now, under the new ones. */
+	spikes_release(f);
 	return 0;
+}
+
+void faulty_release(struct bdev *dev)
+{
+	spikes_release(faulty_of(layer_of(dev)));
 }
 
 /* Wrap the one member of @a, with the options (ka_opts) faulty.h lists. */
@@ -225,6 +300,8 @@ static int faulty_create(const struct bdev_kind_args *a, struct bdev **out,
 	if (ret)
 		return ret;
 	faulty_of(l)->rng = 0x9e3779b97f4a7c15ull;
+	faulty_of(l)->l = l;
+	faulty_of(l)->due_hook.lh_fn = spikes_due;
 	if (faulty_configure(&l->l_bdev, a->ka_opts, err, errlen)) {
 		layer_destroy(&l->l_bdev);
 		return -EINVAL;

@@ -17,13 +17,18 @@ struct faulty_stats {
  * write_eio=P (probabilities 0..1 per request), at=LO..HI (member bytes
  * where every read and write fails), after=N (requests that pass before
  * every one fails), lat_spike=DUR@P (a fraction P of reads and writes
- * reach the member DUR late, timed on the request's loop).
+ * reach the member DUR late, DUR up to 60 s, timed on the request's
+ * loop).
  */
 extern const struct bdev_kind faulty_kind;
 
-/** faulty_configure() - change @dev's faults; unnamed ones stay. */
+/** faulty_configure() - change @dev's faults; unnamed ones stay.  The
+ * requests a latency spike holds go on to the member at once. */
 int faulty_configure(struct bdev *dev, const char *opts, char *err,
 		     size_t errlen);
+
+/** faulty_release() - send every request a spike holds on now (a stop). */
+void faulty_release(struct bdev *dev);
 
 const struct faulty_stats *faulty_stats(const struct bdev *dev);
 

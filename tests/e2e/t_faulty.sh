@@ -5,7 +5,9 @@
 # raid1 is survived (the member is failed, data comes from parity or the
 # mirror); after=N passes N requests; lat_spike=DUR@P delays about P of
 # the requests by DUR, seen in the latency histograms, and can be switched
-# off at run time; bad fault options fail with EINVAL or exit 2.
+# off at run time, which sends on what a spike holds, as a stop does; bad
+# fault options (a spike over 60 s, a rate in hex, an after= past 64 bits)
+# fail with EINVAL or exit 2.
 . "$(dirname "$0")/lib.sh"
 requires_transport
 requires python3
@@ -74,7 +76,30 @@ dd if="$MNT/disk" of=/dev/null bs=4k count=50 iflag=direct status=none || die "r
 [ "$(stat_value target.members.0.injected_spikes)" = "$spikes" ] || die "spikes after lat_spike=none"
 expect_fail "lat_spike without a rate" sh -c "printf 'fault 0 lat_spike=5ms\n' >'$MNT/control'"
 expect_fail "lat_spike rate above 1" sh -c "printf 'fault 0 lat_spike=5ms@2\n' >'$MNT/control'"
-stop_rawvec
+expect_fail "lat_spike over 60 s" sh -c "printf 'fault 0 lat_spike=61s@1\n' >'$MNT/control'"
+expect_fail "read_eio in hex" sh -c "printf 'fault 0 read_eio=0x1\n' >'$MNT/control'"
+expect_fail "after= past 64 bits" sh -c "printf 'fault 0 after=99999999999999999999999\n' >'$MNT/control'"
+# A read held by a 60 s spike goes on when the faults change: lat_spike=
+# none used to leave it held (dd unkillable, a stop waiting it out).
+printf 'fault 0 lat_spike=60s@1\n' >"$MNT/control" || die "fault lat_spike=60s@1 refused"
+timeout 30 dd if="$MNT/disk" of=/dev/null bs=4k count=1 iflag=direct status=none &
+held=$!
+sleep 0.5
+kill -0 $held 2>/dev/null || die "the read was not held by lat_spike=60s@1"
+printf 'fault 0 lat_spike=none\n' >"$MNT/control" || die "fault lat_spike=none refused"
+for i in $(seq 40); do kill -0 $held 2>/dev/null || break; sleep 0.05; done
+kill -0 $held 2>/dev/null && die "the read is still held 2 s after lat_spike=none"
+wait $held || die "the released read failed"
+# And a stop sends what a spike holds on, instead of waiting it out.
+printf 'fault 0 lat_spike=60s@1\n' >"$MNT/control" || die "fault lat_spike=60s@1 refused"
+timeout 30 dd if="$MNT/disk" of=/dev/null bs=4k count=1 iflag=direct status=none &
+held=$!
+sleep 0.5
+kill -TERM "$RAWVEC_PID"
+wait_rawvec_exit 5
+[ "$RAWVEC_STATUS" = 0 ] || die "rawvec exited $RAWVEC_STATUS on SIGTERM with a held read"
+wait $held
+log "a read held by a 60 s spike went on at lat_spike=none, and at SIGTERM"
 out=$("$RAWVEC" -f "$MNT" 'faulty(null(size=1m), lat_spike=fast@0.1)' 2>&1)
 rc=$?
 [ $rc = 2 ] || die "lat_spike=fast@0.1: exit $rc, want 2 ($out)"

@@ -2018,6 +2018,55 @@ static void check_degraded(struct arr *a, int m1, int m2)
 		layer_set_state(a->a_l, m2, LAYER_MEMBER_OK);
 }
 
+/*
+ * A request a latency spike holds goes on as soon as the faults change
+ * (it waited out the spike, lat_spike=none or not: a 40 s spike kept dd
+ * unkillable and a stop waiting), and faults that make no sense are
+ * refused: spikes over 60 s, rates in hex, out of range or denormal, an
+ * after= that overflows.
+ */
+START_TEST(test_faulty_spike_release)
+{
+	static const char *const bad[] = {
+		"lat_spike=61s@1", "lat_spike=100000s@1",
+		"read_eio=0x1",	   "read_eio=1e-400",
+		"read_eio=inf",	   "write_eio=nan",
+		"read_eio=",	   "after=99999999999999999999999",
+		"after=-1",	   "after=+1",
+	};
+	struct loop loop;
+	struct arr a;
+	struct io r;
+	char err[256];
+	int ret = loop_init(&loop, 64, false);
+
+	if (ret == -ENOSYS || ret == -EPERM)
+		return; /* no io_uring to run */
+	ck_assert_int_eq(ret, 0);
+	arr_open(&a, "faulty(mem(size=1m), lat_spike=60s@1)", &loop);
+	io_submit(&r, &loop, a.a_dev, BDEV_READ, 0, a.a_buf, 4 * K, 0);
+	for (int i = 0; i < 20; i++) {
+		loop_run(&loop, 0);
+		usleep(100);
+	}
+	UT_CHECK(!r.io_done, "the read was not held by its spike");
+	ck_assert_int_eq(faulty_configure(a.a_dev, "lat_spike=none", err,
+					  sizeof(err)),
+			 0);
+	UT_CHECK(r.io_done, "the read is still held after lat_spike=none");
+	UT_EQ(r.io_req.br_error, 0, "the read");
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+		UT_EQ(faulty_configure(a.a_dev, bad[i], err, sizeof(err)),
+		      -EINVAL, "'%s' was taken", bad[i]);
+	ck_assert_int_eq(faulty_configure(a.a_dev,
+					  "lat_spike=60s@1, read_eio=1e-3, after=7",
+					  err, sizeof(err)),
+			 0);
+	arr_close(&a);
+	loop_exit(&loop);
+}
+END_TEST
+
 /* Member addresses are what member_addr() writes, and nothing else:
  * strtol() took "+1", "-0" and " 1" too. */
 START_TEST(test_member_lookup)
@@ -2229,6 +2278,7 @@ Suite *levels_suite(void)
 	tcase_add_test(tc, test_raid1_replace_far_error);
 	tcase_add_test(tc, test_degraded);
 	tcase_add_test(tc, test_member_lookup);
+	tcase_add_test(tc, test_faulty_spike_release);
 	suite_add_tcase(s, tc);
 	return s;
 }
