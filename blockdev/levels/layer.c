@@ -308,6 +308,10 @@ void layer_child_autofail_end(struct bdev_req *req)
 
 void layer_fail_member_io(struct layer *l, int m, const struct bdev_req *req)
 {
+	/* A zeroing or discard the member cannot do says nothing of its
+	 * health: failing it took a whole array down on one fallocate. */
+	if (req->br_error == -EOPNOTSUPP)
+		return;
 	if (req->br_dev != __atomic_load_n(&l->l_members[m], __ATOMIC_ACQUIRE))
 		return;
 	/* Two loops may meet the same dead member: one says so. */

@@ -373,7 +373,8 @@ static inline bool layer_spreads(const struct layer *l)
 bool layer_set_state(struct layer *l, int m, enum layer_member_state st);
 
 /** layer_fail_member_io() - @req to member @m failed: mark it failed, and
- * log it when this call did; nothing when @req went to a device that a
+ * log it when this call did; nothing when @req failed with -EOPNOTSUPP
+ * (a zeroing the member cannot do), or went to a device that a
  * replace has taken out of the slot since (its completion may come back
  * from an owner loop after the new member went in). */
 void layer_fail_member_io(struct layer *l, int m, const struct bdev_req *req);

@@ -88,8 +88,10 @@ static void mirror_io_end(struct bdev_req *req)
 			mirror_read(l, io, io->li_member);
 			return;
 		}
-		if (io->li_nr_failed < io->li_nr_children)
-			err = 0; /* some mirror holds the data */
+		/* Some mirror holds the data, but not if one could not zero:
+		 * the caller hears the mirrors may differ there. */
+		if (io->li_nr_failed < io->li_nr_children && err != -EOPNOTSUPP)
+			err = 0;
 	}
 	layer_io_finish(io, err);
 	if (resume)

@@ -516,6 +516,13 @@ static void stage_end(struct bdev_req *req)
 	struct layer *l = so->so_l;
 	int err = req->br_error;
 
+	if (err == -EOPNOTSUPP) {
+		/* A member that cannot zero (an nbd() without WRITE_ZEROES)
+		 * is not failed, and a retry would meet the same: the
+		 * caller hears it. */
+		so_finish(so, err);
+		return;
+	}
 	if (err) {
 		/* A member that fails I/O is failed, as md does; then the
 		 * stripe is tried again degraded while parity allows. */

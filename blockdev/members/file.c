@@ -79,6 +79,19 @@ static void file_done(struct loop_op *op, int res, unsigned flags)
 		bdev_req_complete(req, res);
 		return;
 	}
+	if (res == -EOPNOTSUPP && req->br_op == BDEV_ZERO &&
+	    !req->br_dev->bd_is_blockdev) {
+		/* No ZERO_RANGE in this filesystem (tmpfs): a hole reads
+		 * back zeroes as well, and every one that holds images
+		 * punches them.  Synchronous, as the fallback above. */
+		res = fallocate(to_file(req->br_dev)->fd_fd,
+				FALLOC_FL_KEEP_SIZE | FALLOC_FL_PUNCH_HOLE,
+				(off_t)req->br_pos, (off_t)req->br_len) ?
+			      -errno :
+			      0;
+		bdev_req_complete(req, res);
+		return;
+	}
 	if (res < 0) {
 		bdev_req_complete(req, res);
 		return;
