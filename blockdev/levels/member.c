@@ -353,9 +353,17 @@ static void scrub_done(struct layer *l, int err)
 
 	layer_addr(l, addr, sizeof(addr));
 	layer_desc(l, addr, desc, sizeof(desc));
-	bdev_log("%s: scrub %s: %llu mismatched sectors", desc,
-		 err ? "stopped" : "done",
-		 (unsigned long long)l->l_mismatch_sectors);
+	if (err)
+		bdev_log("%s: scrub stopped at %.0f%% (%s): %llu mismatched sectors in the part checked",
+			 desc,
+			 l->l_sweep_total ?
+				 100.0 * l->l_sweep_pos / l->l_sweep_total :
+				 0.0,
+			 strerror(-err),
+			 (unsigned long long)l->l_mismatch_sectors);
+	else
+		bdev_log("%s: scrub done: %llu mismatched sectors", desc,
+			 (unsigned long long)l->l_mismatch_sectors);
 }
 
 struct scrub_ctx {

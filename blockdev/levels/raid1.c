@@ -309,6 +309,11 @@ static void sweep_agg_end(struct bdev_req *req)
 	struct layer *l = sw->l;
 
 	if (req->br_error) {
+		/* A mirror that fails the sweep's I/O is failed, as one that
+		 * fails a user's: a check that met a dead mirror left it ok. */
+		for (int i = 0; i < l->l_nr; i++)
+			if (sw->sub[i].br_error)
+				layer_fail_member_io(l, i, &sw->sub[i]);
 		sw->err = req->br_error;
 		sweep_finish(sw);
 		return;

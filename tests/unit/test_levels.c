@@ -1682,6 +1682,36 @@ START_TEST(test_raid1_sweep_races_write)
 }
 END_TEST
 
+/* A mirror that fails a check's read is failed, as one that fails a
+ * user's read: the check stopped and left it ok, to fail the next read. */
+START_TEST(test_raid1_check_fails_mirror)
+{
+	struct loop loop;
+	struct layer *l;
+	struct arr a;
+	char err[256];
+	int ret = loop_init(&loop, 64, false);
+
+	if (ret == -ENOSYS || ret == -EPERM)
+		return; /* no io_uring to run */
+	ck_assert_int_eq(ret, 0);
+	arr_open(&a, "raid1(mem(size=4m), faulty(mem(size=4m)))", &loop);
+	l = a.a_l;
+	ck_assert_int_eq(faulty_configure(l->l_members[1], "read_eio=1", err,
+					  sizeof(err)),
+			 0);
+	ck_assert_int_ge(member_scrub(&loop, a.a_dev, false, NULL, 0), 1);
+	for (int i = 0; i < 1000 && l->l_sweep_running; i++)
+		loop_run(&loop, 0);
+	UT_CHECK(!l->l_sweep_running, "the check did not end");
+	UT_EQ(layer_member_state(l, 1), LAYER_MEMBER_FAILED,
+	      "mirror 1 after it failed the check's read");
+	UT_EQ(layer_member_state(l, 0), LAYER_MEMBER_OK, "mirror 0");
+	arr_close(&a);
+	loop_exit(&loop);
+}
+END_TEST
+
 /* ---- an md raid1 on two loops ---- */
 
 /*
@@ -2271,6 +2301,7 @@ Suite *levels_suite(void)
 	tcase_add_test(tc, test_raid5_md_two_loops);
 	tcase_add_test(tc, test_raid1_md_two_loops);
 	tcase_add_test(tc, test_raid1_sweep_races_write);
+	tcase_add_test(tc, test_raid1_check_fails_mirror);
 	tcase_add_test(tc, test_raid5_md_reads_stay);
 	tcase_add_loop_test(tc, test_spread_gather_reads, 0, 2);
 	tcase_add_test(tc, test_raid56_sweep_inline);
