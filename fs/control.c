@@ -53,6 +53,7 @@ struct ctl_prep {
 	uint64_t old_size;
 	uint32_t align;
 	bool array_keeps_data; /* a sibling of the member keeps what it is written */
+	bool tree_has_md;      /* an array of the tree keeps md superblocks */
 	char addr[MEMBER_ADDR_MAX];
 	/* results */
 	struct bdev *dev;
@@ -140,26 +141,6 @@ static int check_opened(struct bdev *node, const char *addr, void *ctx)
 	return ret;
 }
 
-/* A leaf that keeps nothing written to it: its name, in @ctx. */
-static int find_no_data(struct bdev *node, const char *addr, void *ctx)
-{
-	(void)addr;
-	if (bdev_is_layer(node) || !node->bd_desc ||
-	    !(node->bd_desc->bk_flags & BK_NO_DATA))
-		return 0;
-	*(const char **)ctx = node->bd_kind;
-	return 1;
-}
-
-/* A leaf that keeps what is written to it. */
-static int find_data(struct bdev *node, const char *addr, void *ctx)
-{
-	(void)addr;
-	(void)ctx;
-	return !bdev_is_layer(node) &&
-	       !(node->bd_desc && (node->bd_desc->bk_flags & BK_NO_DATA));
-}
-
 static int unlink_created(struct bdev *node, const char *addr, void *ctx)
 {
 	(void)addr;
@@ -217,10 +198,19 @@ static int prep_open(struct ctl_prep *p)
 		ret = -ENOSPC;
 	}
 	if (!ret && p->array_keeps_data &&
-	    member_walk(p->dev, find_no_data, &kind)) {
+	    (kind = member_find_kind(p->dev, BK_NO_DATA))) {
 		/* Rebuilt "ok", it would serve zeroes where the data was. */
 		snprintf(p->err, sizeof(p->err),
 			 "%s: %s() keeps nothing written to it, and the array's other members hold data: as member %s it would read back zeroes in their place (an image, a block device or mem() keeps it)",
+			 p->path, kind, p->addr);
+		ret = -EINVAL;
+	}
+	if (!ret && p->tree_has_md &&
+	    (kind = member_find_kind(p->dev, BK_ARRAY))) {
+		/* Opened here it is headerless, and at the next start the
+		 * parent's superblock in its first member reads as its own. */
+		snprintf(p->err, sizeof(p->err),
+			 "%s: a %s in a replacement gets no md superblocks of its own, and the next start would take the array's superblock in its first member for one; replace member %s with an image or a device (or fail and replace the members of a nested array one by one)",
 			 p->path, kind, p->addr);
 		ret = -EINVAL;
 	}
@@ -346,9 +336,9 @@ static int prep_start(struct rv_ctl *c, struct ctl_job *job, const char *path,
 	p->lopts.create_size = p->old_size;
 	p->align = job->l->l_bdev.bd_align;
 	for (int i = 0; i < job->l->l_nr; i++)
-		if (i != job->m &&
-		    member_walk(job->l->l_members[i], find_data, NULL))
+		if (i != job->m && member_keeps_data(job->l->l_members[i]))
 			p->array_keeps_data = true;
+	p->tree_has_md = member_has_md(fs->dev);
 	snprintf(p->addr, sizeof(p->addr), "%s", job->addr);
 	p->path = strdup(path);
 	p->mountpoint = strdup(fs->mountpoint ? fs->mountpoint : ".");

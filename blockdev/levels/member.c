@@ -433,3 +433,52 @@ int member_scrub(struct loop *loop, struct bdev *top, bool repair, char *why,
 	r = scrub_tree(&s, top, false);
 	return r < 0 ? r : scrub_tree(&s, top, true);
 }
+
+struct kind_ctx {
+	unsigned flags;
+	const char *name;
+};
+
+static int find_kind(struct bdev *node, const char *addr, void *ctx)
+{
+	struct kind_ctx *k = ctx;
+
+	(void)addr;
+	if (!node->bd_desc || !(node->bd_desc->bk_flags & k->flags))
+		return 0;
+	k->name = node->bd_desc->bk_name;
+	return 1;
+}
+
+const char *member_find_kind(struct bdev *top, unsigned flags)
+{
+	struct kind_ctx k = { flags, NULL };
+
+	member_walk(top, find_kind, &k);
+	return k.name;
+}
+
+static int find_data(struct bdev *node, const char *addr, void *ctx)
+{
+	(void)addr;
+	(void)ctx;
+	return !bdev_is_layer(node) &&
+	       !(node->bd_desc && (node->bd_desc->bk_flags & BK_NO_DATA));
+}
+
+bool member_keeps_data(struct bdev *top)
+{
+	return member_walk(top, find_data, NULL) > 0;
+}
+
+static int find_md(struct bdev *node, const char *addr, void *ctx)
+{
+	(void)addr;
+	(void)ctx;
+	return bdev_is_layer(node) && layer_of(node)->l_md;
+}
+
+bool member_has_md(struct bdev *top)
+{
+	return member_walk(top, find_md, NULL) > 0;
+}

@@ -69,6 +69,17 @@ int member_rebuild(struct loop *loop, struct bdev *top, struct layer *l);
 int member_scrub(struct loop *loop, struct bdev *top, bool repair, char *why,
 		 size_t whylen);
 
+/** member_find_kind() - the kind name of the first node under @top (itself
+ * included) whose kind has one of the BK_* @flags, or NULL. */
+const char *member_find_kind(struct bdev *top, unsigned flags);
+
+/** member_keeps_data() - whether a leaf under @top keeps what is written
+ * to it (one whose kind is not BK_NO_DATA). */
+bool member_keeps_data(struct bdev *top);
+
+/** member_has_md() - whether an array under @top keeps md superblocks. */
+bool member_has_md(struct bdev *top);
+
 /** member_state_name() - "ok", "failed", "rebuilding". */
 const char *member_state_name(int state);
 

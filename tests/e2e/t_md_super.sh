@@ -341,4 +341,15 @@ start_rawvec 'raid0(raid1(a.img, b.img), raid1(c.img, d.img), chunk=64k)'
 [ "$(stat_value target.super.level)" = raid0 ] || die "$CASE: outer array lost"
 same_as_model "nested, after a restart"
 stop_rawvec
+# A nested array as a replacement would be headerless, and the next start
+# took the raid1's superblock in its first member for its own (exit 2):
+# refused.  An image in its place gets the raid1's superblock.
+start_rawvec --create 16m 'raid1(raid1(a2.img, b2.img), raid1(c2.img, d2.img))'
+fill_model
+ctl 'fail 1'
+echo "replace 1 raid1(e.img, f.img)" >"$MNT/control" 2>/dev/null && die "$CASE: a nested raid1 as a replacement was accepted"
+grep -qF "raid1(e.img, f.img): a raid1 in a replacement gets no md superblocks of its own" "$RAWVEC_LOG" ||
+	die "$CASE: no log line says why the nested replacement was refused"
+XX
+stop_rawvec
 log pass
