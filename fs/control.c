@@ -426,9 +426,10 @@ static int run_line(struct rv_ctl *c, struct ctl_job *job, char *line)
 		ret = member_lookup(fs->dev, a1, &l, &m, err, sizeof(err));
 		if (ret)
 			goto bad;
-		member_fail(l, m);
-		rv_log("control: member %s (%s of %s) marked failed", a1,
-		       l->l_members[m]->bd_name, l->l_kind);
+		rv_log("control: member %s (%s of %s) %s", a1,
+		       l->l_members[m]->bd_name, l->l_kind,
+		       member_fail(l, m) ? "marked failed" :
+					   "is failed already");
 		return 0;
 	}
 	if (!strcmp(cmd, "replace") && a1 && a2 &&

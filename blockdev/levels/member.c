@@ -150,9 +150,9 @@ static void layer_desc(const struct layer *l, const char *addr, char *buf,
 		snprintf(buf, len, "%s (member %s)", l->l_kind, addr);
 }
 
-void member_fail(struct layer *l, int m)
+bool member_fail(struct layer *l, int m)
 {
-	layer_set_state(l, m, LAYER_MEMBER_FAILED);
+	return layer_set_state(l, m, LAYER_MEMBER_FAILED);
 }
 
 static void rebuild_done(struct layer *l, int err)

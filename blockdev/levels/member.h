@@ -27,8 +27,9 @@ int member_walk(struct bdev *top,
 		int (*fn)(struct bdev *node, const char *addr, void *ctx),
 		void *ctx);
 
-/** member_fail() - mark member @m of @l failed; no I/O goes to it. */
-void member_fail(struct layer *l, int m);
+/** member_fail() - mark member @m of @l failed; no I/O goes to it.
+ * Returns false when it was failed already (nothing changed). */
+bool member_fail(struct layer *l, int m);
 
 /**
  * member_can_replace() - whether member @m of @l, at @addr under @top, may

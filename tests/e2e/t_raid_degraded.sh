@@ -289,6 +289,9 @@ start_rawvec "$EXPR"
 fill
 ctl 'fail 2'
 [ "$(members_states)" = "ok ok failed ok" ] || die "$CASE: states after fail 2: $(members_states)"
+ctl 'fail 2'
+grep -qF "member 2 (" "$RAWVEC_LOG" && grep -q "member 2 (.*) is failed already" "$RAWVEC_LOG" ||
+	die "$CASE: a second 'fail 2' did not say member 2 is failed already"
 verify "member 2 failed"
 d0=$(stat_field target.degraded_ops) || exit 1
 [ "$d0" -gt 0 ] || die "$CASE: degraded reads counted no degraded_ops"
