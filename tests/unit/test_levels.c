@@ -100,6 +100,18 @@ static int do_io(struct loop *loop, struct bdev *dev, enum bdev_op op,
 	return io.io_req.br_error;
 }
 
+/* An event loop to run requests on, or false when this kernel or sandbox
+ * has no io_uring to give (the test then has nothing to run). */
+static bool one_loop_init(struct loop *loop)
+{
+	int ret = loop_init(loop, 64, false);
+
+	if (ret == -ENOSYS || ret == -EPERM)
+		return false;
+	ck_assert_int_eq(ret, 0);
+	return true;
+}
+
 /* ---- an array under test, and a model of its bytes ---- */
 
 struct arr {
@@ -1013,11 +1025,9 @@ START_TEST(test_raid56_merge)
 	struct io ios[3];
 	struct snap b, e;
 	struct arr a;
-	int ret = loop_init(&loop, 64, false);
 
-	if (ret == -ENOSYS || ret == -EPERM)
+	if (!one_loop_init(&loop))
 		return; /* no io_uring to run */
-	ck_assert_int_eq(ret, 0);
 	arr_open(&a,
 		 "raid5(mem(size=512k), mem(size=512k), mem(size=512k), "
 		 "mem(size=512k), chunk=64k)",
@@ -1073,11 +1083,9 @@ START_TEST(test_raid56_sweep_inline)
 	struct bdev *dev;
 	struct layer *l;
 	char err[1024];
-	int ret = loop_init(&loop, 64, false);
 
-	if (ret == -ENOSYS || ret == -EPERM)
+	if (!one_loop_init(&loop))
 		return; /* no io_uring to run */
-	ck_assert_int_eq(ret, 0);
 	ck_assert_msg(!bdev_layout_open(expr, &loop, &o, &dev, err,
 					sizeof(err)),
 		      "%s: %s", expr, err);
@@ -1106,11 +1114,9 @@ START_TEST(test_raid56_resume_inline)
 	struct io ios[17];
 	struct arr a;
 	struct r56 *r;
-	int ret = loop_init(&loop, 64, false);
 
-	if (ret == -ENOSYS || ret == -EPERM)
+	if (!one_loop_init(&loop))
 		return; /* no io_uring to run */
-	ck_assert_int_eq(ret, 0);
 	arr_open(&a,
 		 "raid5(mem(size=32m), mem(size=32m), mem(size=32m), "
 		 "mem(size=32m), chunk=1m)",
@@ -1165,11 +1171,8 @@ static enum layer_spread_mode mode_of(const struct r56 *r)
 
 static bool two_loops_init(struct loop *la, struct loop *lb)
 {
-	int ret = loop_init(la, 64, false);
-
-	if (ret == -ENOSYS || ret == -EPERM)
+	if (!one_loop_init(la))
 		return false;
-	ck_assert_int_eq(ret, 0);
 	ck_assert_int_eq(loop_init(lb, 64, false), 0);
 	loop_register(la, 0);
 	loop_register(lb, 1);
@@ -1632,11 +1635,9 @@ START_TEST(test_raid1_sweep_races_write)
 	struct io w;
 	char err[256];
 	uint8_t *buf = aligned_alloc(4096, 4 * K);
-	int ret = loop_init(&loop, 64, false);
 
-	if (ret == -ENOSYS || ret == -EPERM)
+	if (!one_loop_init(&loop))
 		return; /* no io_uring to run */
-	ck_assert_int_eq(ret, 0);
 	ck_assert_ptr_nonnull(buf);
 	arr_open(&a, expr, &loop);
 	l = a.a_l;
@@ -1690,11 +1691,9 @@ START_TEST(test_raid1_check_fails_mirror)
 	struct layer *l;
 	struct arr a;
 	char err[256];
-	int ret = loop_init(&loop, 64, false);
 
-	if (ret == -ENOSYS || ret == -EPERM)
+	if (!one_loop_init(&loop))
 		return; /* no io_uring to run */
-	ck_assert_int_eq(ret, 0);
 	arr_open(&a, "raid1(mem(size=4m), faulty(mem(size=4m)))", &loop);
 	l = a.a_l;
 	ck_assert_int_eq(faulty_configure(l->l_members[1], "read_eio=1", err,
@@ -2068,11 +2067,9 @@ START_TEST(test_faulty_spike_release)
 	struct arr a;
 	struct io r;
 	char err[256];
-	int ret = loop_init(&loop, 64, false);
 
-	if (ret == -ENOSYS || ret == -EPERM)
+	if (!one_loop_init(&loop))
 		return; /* no io_uring to run */
-	ck_assert_int_eq(ret, 0);
 	arr_open(&a, "faulty(mem(size=1m), lat_spike=60s@1)", &loop);
 	io_submit(&r, &loop, a.a_dev, BDEV_READ, 0, a.a_buf, 4 * K, 0);
 	for (int i = 0; i < 20; i++) {
