@@ -316,8 +316,13 @@ void layer_fail_member_io(struct layer *l, int m, const struct bdev_req *req)
 		return;
 	/* Two loops may meet the same dead member: one says so. */
 	if (layer_set_state(l, m, LAYER_MEMBER_FAILED))
-		bdev_log("%s member %d failed (%s): running degraded",
-			 l->l_kind, m, strerror(-req->br_error));
+		bdev_log("%s member %d failed (%s): %s", l->l_kind, m,
+			 strerror(-req->br_error),
+			 layer_nr_bad(l) <=
+					 bdev_kind_redundancy(l->l_bdev.bd_desc,
+							      l->l_nr) ?
+				 "running degraded" :
+				 "beyond its redundancy: I/O that needs the member fails");
 }
 
 void layer_submit_one(struct layer *l, struct bdev_req *req, int m,

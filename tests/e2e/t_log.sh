@@ -21,7 +21,7 @@ make_image "$T/b.img" 8M zero
 L=$T/daemon.log
 echo "a line from before" >"$L"
 out=$(timeout 20 "$RAWVEC" "$(transport_opt)" -o log="$L" "$MNT" \
-	"raid1($T/a.img, faulty($T/b.img))" 2>&1)
+	"raid1(faulty($T/a.img), faulty($T/b.img))" 2>&1)
 rc=$?
 [ $rc = 0 ] || die "daemon start with -o log=: exit $rc: $out"
 pid=$(pgrep -f -- "$MNT raid1")
@@ -42,6 +42,12 @@ dd if=/dev/urandom of="$MNT/disk" bs=4k count=1 oflag=direct conv=notrunc status
 	die "raid1 did not survive a write error on one mirror"
 grep -q "raid1 member 1 failed .*running degraded" "$L" ||
 	die "the member failure is not in the log: $(cat "$L")"
+# The last mirror failing is not "running degraded".
+echo 'fault 0 write_eio=1' >"$MNT/control" || die "fault 0 write_eio=1 refused"
+dd if=/dev/urandom of="$MNT/disk" bs=4k count=1 oflag=direct conv=notrunc status=none 2>/dev/null &&
+	die "a write with both mirrors failing succeeded"
+grep -q "raid1 member 0 failed (Input/output error): beyond its redundancy: I/O that needs the member fails" "$L" ||
+	die "the last mirror's failure is not logged as beyond redundancy: $(grep 'member 0 failed' "$L")"
 grep -q "rawvec: rawvec:" "$L" && die "doubled prefix in the log: $(grep 'rawvec: rawvec:' "$L")"
 
 fusermount3 -u "$MNT" || die "fusermount3 -u"
