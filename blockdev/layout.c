@@ -173,11 +173,6 @@ static int build_array(struct parser *p, struct lnode *n,
 		ret = layout_fail_at(p, n->at, "%s: %s", level, msg);
 		goto out_members;
 	}
-	if (plan.note[0] && !(plan.action == SUPER_PLAN_NONE &&
-			      n->super == SUPER_AUTO && p->said_headerless))
-		bdev_log("%s: %s", level, plan.note);
-	p->said_headerless |= plan.action == SUPER_PLAN_NONE &&
-			      n->super == SUPER_AUTO;
 	slots = calloc(nr, sizeof(*slots));
 	if (!slots) {
 		ret = -ENOMEM;
@@ -221,6 +216,13 @@ static int build_array(struct parser *p, struct lnode *n,
 		bdev_destroy(*out);
 		goto out;
 	}
+	/* Said once the array stands: members too small for its chunk
+	 * made "new array with md v1.2 superblocks" a line before exit 2. */
+	if (plan.note[0] && !(plan.action == SUPER_PLAN_NONE &&
+			      n->super == SUPER_AUTO && p->said_headerless))
+		bdev_log("%s: %s", level, plan.note);
+	p->said_headerless |= plan.action == SUPER_PLAN_NONE &&
+			      n->super == SUPER_AUTO;
 	if (plan.action != SUPER_PLAN_NONE) {
 		ret = super_attach(layer_of(*out), p->loop, &plan, pr, nr,
 				   n->md_name);
