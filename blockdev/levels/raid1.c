@@ -231,6 +231,7 @@ struct r1_sweep {
 	int src;
 	int stage;
 	int redos;    /* of the current step */
+	int retries;  /* of the current step, after a mirror failed */
 	bool counted; /* its mismatches, on its first clean read */
 	int err;
 	uint8_t *buf[LAYER_MAX_MEMBERS];
@@ -284,6 +285,23 @@ static void sweep_finish(struct r1_sweep *sw)
 	layer_scatter(l, loop, LAYER_GATHER_SWEEP);
 }
 
+/* Whether the mirrors left can still do the sweep: a rebuild needs its
+ * member still rebuilding and one to copy from, a check or repair two to
+ * compare. */
+static bool sweep_can_go_on(const struct r1_sweep *sw)
+{
+	const struct layer *l = sw->l;
+	int ok = 0, rebuilding = 0;
+
+	for (int i = 0; i < l->l_nr; i++) {
+		ok += layer_member_state(l, i) == LAYER_MEMBER_OK;
+		rebuilding += layer_member_state(l, i) ==
+			      LAYER_MEMBER_REBUILDING;
+	}
+	return sw->kind == LAYER_SWEEP_REBUILD ? ok >= 1 && rebuilding >= 1 :
+						 ok >= 2;
+}
+
 /* A user write into the step's range meanwhile: the mirrors may have been
  * read half written, or overwritten with older data.  Do the step again
  * once the writes in flight there are done (not at once, or a sweep over
@@ -310,10 +328,27 @@ static void sweep_agg_end(struct bdev_req *req)
 
 	if (req->br_error) {
 		/* A mirror that fails the sweep's I/O is failed, as one that
-		 * fails a user's: a check that met a dead mirror left it ok. */
-		for (int i = 0; i < l->l_nr; i++)
-			if (sw->sub[i].br_error)
+		 * fails a user's: a check that met a dead mirror left it ok.
+		 * The step is done again with the mirrors left, while they
+		 * can still do it.  The member a rebuild writes is
+		 * rebuild_done()'s to fail, and ends it. */
+		bool dest_failed = false;
+
+		for (int i = 0; i < l->l_nr; i++) {
+			int st = layer_member_state(l, i);
+
+			if (!sw->sub[i].br_error)
+				continue;
+			if (st == LAYER_MEMBER_OK)
 				layer_fail_member_io(l, i, &sw->sub[i]);
+			dest_failed |= st == LAYER_MEMBER_REBUILDING;
+			sw->sub[i].br_error = 0; /* not this step's again */
+		}
+		if (!dest_failed && sweep_can_go_on(sw) &&
+		    ++sw->retries < l->l_nr) {
+			sweep_step(sw);
+			return;
+		}
 		sw->err = req->br_error;
 		sweep_finish(sw);
 		return;
@@ -365,6 +400,7 @@ static void sweep_agg_end(struct bdev_req *req)
 		return;
 	}
 	sw->redos = 0;
+	sw->retries = 0;
 	sw->counted = false;
 	sweep_release(l);
 	sw->pos += sw->len;

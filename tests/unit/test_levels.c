@@ -1684,7 +1684,8 @@ START_TEST(test_raid1_sweep_races_write)
 END_TEST
 
 /* A mirror that fails a check's read is failed, as one that fails a
- * user's read: the check stopped and left it ok, to fail the next read. */
+ * user's read: the check stopped and left it ok, to fail the next read.
+ * With two mirrors left to compare, the check goes on to the end. */
 START_TEST(test_raid1_check_fails_mirror)
 {
 	struct loop loop;
@@ -1706,6 +1707,24 @@ START_TEST(test_raid1_check_fails_mirror)
 	UT_EQ(layer_member_state(l, 1), LAYER_MEMBER_FAILED,
 	      "mirror 1 after it failed the check's read");
 	UT_EQ(layer_member_state(l, 0), LAYER_MEMBER_OK, "mirror 0");
+	UT_CHECK(l->l_sweep_pos < l->l_sweep_total,
+		 "a check with one mirror left went on");
+	arr_close(&a);
+
+	arr_open(&a, "raid1(mem(size=4m), mem(size=4m), faulty(mem(size=4m)))",
+		 &loop);
+	l = a.a_l;
+	ck_assert_int_eq(faulty_configure(l->l_members[2], "read_eio=1", err,
+					  sizeof(err)),
+			 0);
+	ck_assert_int_ge(member_scrub(&loop, a.a_dev, false, NULL, 0), 1);
+	for (int i = 0; i < 1000 && l->l_sweep_running; i++)
+		loop_run(&loop, 0);
+	UT_CHECK(!l->l_sweep_running, "the 3-mirror check did not end");
+	UT_EQ(layer_member_state(l, 2), LAYER_MEMBER_FAILED, "mirror 2");
+	UT_EQ(l->l_sweep_pos, l->l_sweep_total,
+	      "the check of the two mirrors left stopped short");
+	UT_EQ(l->l_mismatch_sectors, 0, "mismatched");
 	arr_close(&a);
 	loop_exit(&loop);
 }
