@@ -1683,6 +1683,29 @@ START_TEST(test_raid1_sweep_races_write)
 }
 END_TEST
 
+/* Open @expr on @loop, make its last member, a faulty(), fail every read,
+ * and run a check to its end; the layer. */
+static struct layer *check_with_bad_last(struct arr *a, struct loop *loop,
+					 const char *expr)
+{
+	struct layer *l;
+	char err[256];
+
+	arr_open(a, expr, loop);
+	l = a->a_l;
+	ck_assert_int_eq(faulty_configure(l->l_members[l->l_nr - 1],
+					  "read_eio=1", err, sizeof(err)),
+			 0);
+	ck_assert_int_ge(member_scrub(loop, a->a_dev, false, NULL, 0), 1);
+	for (int i = 0; i < 1000 && l->l_sweep_running; i++)
+		loop_run(loop, 0);
+	UT_CHECK(!l->l_sweep_running, "%s: the check did not end", expr);
+	UT_EQ(layer_member_state(l, l->l_nr - 1), LAYER_MEMBER_FAILED,
+	      "%s: the last mirror after it failed the check's read", expr);
+	UT_EQ(layer_member_state(l, 0), LAYER_MEMBER_OK, "%s: mirror 0", expr);
+	return l;
+}
+
 /* A mirror that fails a check's read is failed, as one that fails a
  * user's read: the check stopped and left it ok, to fail the next read.
  * With two mirrors left to compare, the check goes on to the end. */
@@ -1691,37 +1714,16 @@ START_TEST(test_raid1_check_fails_mirror)
 	struct loop loop;
 	struct layer *l;
 	struct arr a;
-	char err[256];
 
 	if (!one_loop_init(&loop))
 		return; /* no io_uring to run */
-	arr_open(&a, "raid1(mem(size=4m), faulty(mem(size=4m)))", &loop);
-	l = a.a_l;
-	ck_assert_int_eq(faulty_configure(l->l_members[1], "read_eio=1", err,
-					  sizeof(err)),
-			 0);
-	ck_assert_int_ge(member_scrub(&loop, a.a_dev, false, NULL, 0), 1);
-	for (int i = 0; i < 1000 && l->l_sweep_running; i++)
-		loop_run(&loop, 0);
-	UT_CHECK(!l->l_sweep_running, "the check did not end");
-	UT_EQ(layer_member_state(l, 1), LAYER_MEMBER_FAILED,
-	      "mirror 1 after it failed the check's read");
-	UT_EQ(layer_member_state(l, 0), LAYER_MEMBER_OK, "mirror 0");
+	l = check_with_bad_last(&a, &loop,
+				"raid1(mem(size=4m), faulty(mem(size=4m)))");
 	UT_CHECK(l->l_sweep_pos < l->l_sweep_total,
 		 "a check with one mirror left went on");
 	arr_close(&a);
-
-	arr_open(&a, "raid1(mem(size=4m), mem(size=4m), faulty(mem(size=4m)))",
-		 &loop);
-	l = a.a_l;
-	ck_assert_int_eq(faulty_configure(l->l_members[2], "read_eio=1", err,
-					  sizeof(err)),
-			 0);
-	ck_assert_int_ge(member_scrub(&loop, a.a_dev, false, NULL, 0), 1);
-	for (int i = 0; i < 1000 && l->l_sweep_running; i++)
-		loop_run(&loop, 0);
-	UT_CHECK(!l->l_sweep_running, "the 3-mirror check did not end");
-	UT_EQ(layer_member_state(l, 2), LAYER_MEMBER_FAILED, "mirror 2");
+	l = check_with_bad_last(&a, &loop,
+				"raid1(mem(size=4m), mem(size=4m), faulty(mem(size=4m)))");
 	UT_EQ(l->l_sweep_pos, l->l_sweep_total,
 	      "the check of the two mirrors left stopped short");
 	UT_EQ(l->l_mismatch_sectors, 0, "mismatched");
