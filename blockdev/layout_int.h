@@ -8,7 +8,7 @@
 #include "blockdev/levels/layer.h"
 #include "blockdev/levels/super.h"
 
-#define MAX_KEYS 5
+#define MAX_KEYS 6
 #define MAX_LEAVES (LAYER_MAX_MEMBERS * 4) /* member files in one expression */
 #define DEFAULT_CHUNK (512 * 1024)	   /* md's default */
 

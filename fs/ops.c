@@ -30,7 +30,8 @@ static const char control_help[] =
 	"  check               verify parity and mirrors, count mismatches (see stats)\n"
 	"  repair              like check, and rewrite what mismatches\n"
 	"  fault ADDR K=V ...  change a faulty() member: read_eio=P write_eio=P\n"
-	"                      at=LO..HI|none after=N lat_spike=DUR@P|none\n";
+	"                      at=LO..HI|none unreadable=LO..HI|none after=N\n"
+	"                      lat_spike=DUR@P|none\n";
 
 /* A stats file open: the JSON is taken once, at open, so one read(2) loop
  * sees one consistent snapshot. */

@@ -123,6 +123,7 @@ static void layer_json(struct json_w *w, const struct bdev *d)
 			       0);
 		json_kv_u64(w, "rebuild_pos", l->l_rebuild_pos);
 		json_kv_u64(w, "mismatch_sectors", l->l_mismatch_sectors);
+		json_kv_u64(w, "rewritten_sectors", l->l_rewritten_sectors);
 		json_kv_u64(w, "sweep_held_writes", ls.held_writes);
 	}
 	super_json(w, l);

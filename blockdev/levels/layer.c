@@ -435,7 +435,7 @@ void layer_sweep_begin(struct layer *l, struct loop *loop,
 	l->l_sweep_unit = unit;
 	l->l_sweep_start_ns = loop_now_ns();
 	if (kind != LAYER_SWEEP_REBUILD)
-		l->l_mismatch_sectors = 0;
+		l->l_mismatch_sectors = l->l_rewritten_sectors = 0;
 }
 
 void layer_sweep_end(struct layer *l)

@@ -168,6 +168,8 @@ struct layer_md_ops {
  *                 @l_sweep_unit bytes), @l_sweep_start_ns/@l_sweep_end_ns:
  *                 progress, set by layer_sweep_begin()/layer_sweep_end()
  * @l_mismatch_sectors: what the last check or repair found
+ * @l_rewritten_sectors: what it wrote back onto members that could not
+ *                 read it (latent sector errors), from the others
  * A level keeps its own sweep step state (raid1's barrier, raid56's
  * stripe locks) behind @l_private.
  *
@@ -208,6 +210,7 @@ struct layer {
 	uint64_t l_sweep_unit;
 	uint64_t l_sweep_start_ns, l_sweep_end_ns;
 	uint64_t l_mismatch_sectors;
+	uint64_t l_rewritten_sectors;
 };
 
 /*

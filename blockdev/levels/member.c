@@ -349,21 +349,25 @@ int member_replace(struct loop *loop, struct bdev *top, const char *addr,
 
 static void scrub_done(struct layer *l, int err)
 {
-	char addr[MEMBER_ADDR_MAX], desc[MEMBER_ADDR_MAX + 32];
+	char addr[MEMBER_ADDR_MAX], desc[MEMBER_ADDR_MAX + 32], more[80] = "";
 
 	layer_addr(l, addr, sizeof(addr));
 	layer_desc(l, addr, desc, sizeof(desc));
+	if (l->l_rewritten_sectors)
+		snprintf(more, sizeof(more),
+			 "; %llu sectors rewritten that a member could not read",
+			 (unsigned long long)l->l_rewritten_sectors);
 	if (err)
-		bdev_log("%s: scrub stopped at %.0f%% (%s): %llu mismatched sectors in the part checked",
+		bdev_log("%s: scrub stopped at %.0f%% (%s): %llu mismatched sectors in the part checked%s",
 			 desc,
 			 l->l_sweep_total ?
 				 100.0 * l->l_sweep_pos / l->l_sweep_total :
 				 0.0,
 			 strerror(-err),
-			 (unsigned long long)l->l_mismatch_sectors);
+			 (unsigned long long)l->l_mismatch_sectors, more);
 	else
-		bdev_log("%s: scrub done: %llu mismatched sectors", desc,
-			 (unsigned long long)l->l_mismatch_sectors);
+		bdev_log("%s: scrub done: %llu mismatched sectors%s", desc,
+			 (unsigned long long)l->l_mismatch_sectors, more);
 }
 
 struct scrub_ctx {

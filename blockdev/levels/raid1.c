@@ -1,5 +1,6 @@
 /* raid1: mirroring; writes go to every mirror, reads alternate between
  * them and fall back to another mirror on error; rebuild and scrub. */
+#include "blockdev/core/log.h"
 #include "blockdev/levels/layer.h"
 #include "blockdev/levels/layer_io.h"
 
@@ -233,12 +234,15 @@ struct r1_sweep {
 	int redos;    /* of the current step */
 	int retries;  /* of the current step, after a mirror failed */
 	bool counted; /* its mismatches, on its first clean read */
+	bool wrote;   /* a check's step rewrote an unreadable mirror */
 	int err;
 	uint8_t *buf[LAYER_MAX_MEMBERS];
 	struct pvec vec[LAYER_MAX_MEMBERS];
 	struct bdev_req sub[LAYER_MAX_MEMBERS];
 	struct bdev_req agg;
-	bool mismatch[LAYER_MAX_MEMBERS];
+	/* Mirrors that could not read the step: written from @src until the
+	 * step is done clean, then read back (stage 2). */
+	bool unreadable[LAYER_MAX_MEMBERS];
 	void (*done)(struct layer *l, int err);
 };
 
@@ -321,12 +325,86 @@ static void sweep_redo(struct r1_sweep *sw)
 	sweep_step(sw);
 }
 
+/*
+ * A check or repair whose step one mirror read and another could not
+ * writes it back onto that one, as md does: a disk remaps a sector it
+ * could not read once it is written, and failing a mirror for one latent
+ * sector error would leave the array a disk away from losing data.
+ * Whether the step's read errors became such rewrites: some mirror read
+ * it.
+ */
+static bool sweep_unreadable(struct r1_sweep *sw)
+{
+	struct layer *l = sw->l;
+	int good = -1;
+
+	if (sw->stage != 0 || sw->kind == LAYER_SWEEP_REBUILD)
+		return false;
+	for (int i = 0; i < l->l_nr && good < 0; i++)
+		if (layer_member_state(l, i) == LAYER_MEMBER_OK &&
+		    !sw->sub[i].br_error)
+			good = i;
+	if (good < 0)
+		return false;
+	for (int i = 0; i < l->l_nr; i++) {
+		if (!sw->sub[i].br_error)
+			continue;
+		sw->unreadable[i] = layer_member_state(l, i) == LAYER_MEMBER_OK;
+		sw->sub[i].br_error = 0;
+	}
+	if (sw->unreadable[sw->src])
+		sw->src = good;
+	return true;
+}
+
+/* Stage 1 wrote the step onto mirrors that could not read it: read it
+ * back from them, and a mirror that still cannot is failed.  Whether
+ * there was one. */
+static bool sweep_read_back(struct r1_sweep *sw)
+{
+	struct layer *l = sw->l;
+	bool any = false;
+
+	for (int i = 0; i < l->l_nr; i++) {
+		if (!sw->unreadable[i] ||
+		    layer_member_state(l, i) != LAYER_MEMBER_OK)
+			continue;
+		if (!any) {
+			sw->stage = 2;
+			sweep_begin(sw);
+		}
+		any = true;
+		sweep_io(sw, BDEV_READ, i, sw->buf[i]);
+	}
+	if (any)
+		bdev_req_complete(&sw->agg, 0);
+	return any;
+}
+
+/* The step is done clean: count and log the mirrors it rewrote. */
+static void sweep_rewritten(struct r1_sweep *sw)
+{
+	struct layer *l = sw->l;
+
+	for (int i = 0; i < l->l_nr; i++) {
+		if (!sw->unreadable[i])
+			continue;
+		sw->unreadable[i] = false;
+		if (layer_member_state(l, i) != LAYER_MEMBER_OK)
+			continue;
+		l->l_rewritten_sectors += sw->len / 512;
+		bdev_log("%s member %d could not read member bytes %llu..%llu: rewritten from member %d",
+			 l->l_kind, i, (unsigned long long)sw->pos,
+			 (unsigned long long)(sw->pos + sw->len), sw->src);
+	}
+}
+
 static void sweep_agg_end(struct bdev_req *req)
 {
 	struct r1_sweep *sw = req->br_private;
 	struct layer *l = sw->l;
 
-	if (req->br_error) {
+	if (req->br_error && !sweep_unreadable(sw)) {
 		/* A mirror that fails the sweep's I/O is failed, as one that
 		 * fails a user's: a check that met a dead mirror left it ok.
 		 * The step is done again with the mirrors left, while they
@@ -369,6 +447,9 @@ static void sweep_agg_end(struct bdev_req *req)
 			if (sw->kind == LAYER_SWEEP_REBUILD)
 				write = layer_member_state(l, i) ==
 					LAYER_MEMBER_REBUILDING;
+			else if (sw->unreadable[i])
+				write = layer_member_state(l, i) ==
+					LAYER_MEMBER_OK;
 			else if (i != sw->src &&
 				 layer_member_state(l, i) == LAYER_MEMBER_OK) {
 				for (uint64_t o = 0; o < sw->len; o += 4096) {
@@ -388,20 +469,27 @@ static void sweep_agg_end(struct bdev_req *req)
 			}
 			if (write) {
 				sweep_io(sw, BDEV_WRITE, i, sw->buf[sw->src]);
+				sw->wrote = true;
 			}
 		}
 		sw->counted = true;
 		bdev_req_complete(&sw->agg, 0);
 		return;
 	}
-	/* A check wrote nothing a user write could have raced. */
-	if (raid1_of(l)->sweep_dirty && sw->kind != LAYER_SWEEP_CHECK) {
+	/* A check wrote nothing a user write could have raced, unless it
+	 * rewrote a mirror that could not read. */
+	if (raid1_of(l)->sweep_dirty &&
+	    (sw->kind != LAYER_SWEEP_CHECK || sw->wrote)) {
 		sweep_redo(sw);
 		return;
 	}
+	if (sw->stage == 1 && sweep_read_back(sw))
+		return;
+	sweep_rewritten(sw);
 	sw->redos = 0;
 	sw->retries = 0;
 	sw->counted = false;
+	sw->wrote = false;
 	sweep_release(l);
 	sw->pos += sw->len;
 	if (sw->kind == LAYER_SWEEP_REBUILD)
@@ -422,7 +510,12 @@ static void sweep_step(struct r1_sweep *sw)
 	sw->len = l->l_member_size - sw->pos;
 	if (sw->len > SWEEP_STEP)
 		sw->len = SWEEP_STEP;
+	/* From a mirror that read this step, if one could not. */
 	sw->src = -1;
+	for (int i = 0; i < l->l_nr && sw->src < 0; i++)
+		if (layer_member_state(l, i) == LAYER_MEMBER_OK &&
+		    !sw->unreadable[i])
+			sw->src = i;
 	for (int i = 0; i < l->l_nr && sw->src < 0; i++)
 		if (layer_member_state(l, i) == LAYER_MEMBER_OK)
 			sw->src = i;

@@ -1,7 +1,7 @@
 /* faulty: fault injection over one member, in the spirit of dm-flakey and
- * nbdkit's error filter: error rates, a bad range, errors after N I/Os and
- * latency spikes (held on a list, due on a loop hook, before the request
- * reaches the member). */
+ * nbdkit's error filter: error rates, a bad range, sectors unreadable until
+ * rewritten, errors after N I/Os and latency spikes (held on a list, due on
+ * a loop hook, before the request reaches the member). */
 #include "blockdev/members/faulty.h"
 
 #include <errno.h>
@@ -23,12 +23,22 @@ struct spike {
  * kernel, longer than any test of a slow disk needs. */
 #define FAULTY_SPIKE_MAX_NS (60ull * 1000 * 1000 * 1000)
 
+/* unreadable=LO..HI keeps a bit per sector: 256 KiB at most. */
+#define FAULTY_UNREADABLE_MAX_BYTES (1ull << 30)
+#define FAULTY_SECTOR 512u
+
 struct faulty {
 	double read_eio, write_eio; /* probability per request */
 	uint64_t bad_lo, bad_hi;    /* [lo, hi): reads and writes fail */
-	uint64_t after;		    /* requests that pass before all fail */
-	uint64_t spike_ns;	    /* lat_spike=DUR@P: delay ... */
-	double spike_rate;	    /* ... this fraction of requests */
+	/* [lo, hi): a read touching a sector whose bit is set fails, and a
+	 * write clears the bits of the sectors it covers, as a disk remaps a
+	 * pending sector; unr_new: given anew, every sector unreadable */
+	uint64_t unr_lo, unr_hi;
+	uint64_t *unr_map;
+	bool unr_new;
+	uint64_t after;	   /* requests that pass before all fail */
+	uint64_t spike_ns; /* lat_spike=DUR@P: delay ... */
+	double spike_rate; /* ... this fraction of requests */
 	uint64_t nr_ios;
 	uint64_t rng;
 	struct layer *l;
@@ -124,6 +134,54 @@ static bool delay(struct layer *l, struct faulty *f, struct bdev_req *req)
 	return true;
 }
 
+/* The sectors of [@pos, @pos + @len) inside the unreadable range, as bit
+ * numbers [*@lo, *@hi); false when none.  @whole: only sectors it covers
+ * whole (a write remaps no sector it half writes). */
+static bool unr_bits(const struct faulty *f, uint64_t pos, uint64_t len,
+		     bool whole, uint64_t *lo, uint64_t *hi)
+{
+	uint64_t a = pos > f->unr_lo ? pos : f->unr_lo;
+	uint64_t b = pos + len < f->unr_hi ? pos + len : f->unr_hi;
+
+	if (!f->unr_map || a >= b)
+		return false;
+	a -= f->unr_lo;
+	b -= f->unr_lo;
+	*lo = whole ? (a + FAULTY_SECTOR - 1) / FAULTY_SECTOR :
+		      a / FAULTY_SECTOR;
+	*hi = whole ? b / FAULTY_SECTOR :
+		      (b + FAULTY_SECTOR - 1) / FAULTY_SECTOR;
+	return *lo < *hi;
+}
+
+static bool unreadable(const struct faulty *f, const struct bdev_req *req)
+{
+	uint64_t lo, hi;
+
+	if (!unr_bits(f, req->br_pos, req->br_len, false, &lo, &hi))
+		return false;
+	for (uint64_t i = lo; i < hi; i++)
+		if (f->unr_map[i / 64] & (1ull << (i % 64)))
+			return true;
+	return false;
+}
+
+static void unr_rewritten(struct faulty *f, const struct bdev_req *req)
+{
+	uint64_t lo, hi;
+
+	if (!unr_bits(f, req->br_pos, req->br_len, true, &lo, &hi))
+		return;
+	for (uint64_t i = lo; i < hi; i++) {
+		uint64_t bit = 1ull << (i % 64);
+
+		if (f->unr_map[i / 64] & bit) {
+			f->unr_map[i / 64] &= ~bit;
+			f->st.unreadable_sectors--;
+		}
+	}
+}
+
 static void faulty_submit(struct bdev *dev, struct bdev_req *req)
 {
 	struct layer *l = layer_of(dev);
@@ -141,7 +199,10 @@ static void faulty_submit(struct bdev *dev, struct bdev_req *req)
 		fail = (rate > 0 && next_unit(f) < rate) ||
 		       (req->br_pos < f->bad_hi &&
 			f->bad_lo < req->br_pos + req->br_len) ||
-		       (f->after && f->nr_ios > f->after);
+		       (f->after && f->nr_ios > f->after) ||
+		       (req->br_op == BDEV_READ && unreadable(f, req));
+		if (!fail && req->br_op == BDEV_WRITE)
+			unr_rewritten(f, req);
 	}
 	if (fail) {
 		f->st.injected[req->br_op]++;
@@ -161,6 +222,7 @@ static void faulty_free(struct layer *l)
 	struct faulty *f = faulty_of(l);
 
 	loop_hook_disarm(&f->due_hook);
+	free(f->unr_map);
 	/* Only at exit, with nothing left to answer: the held go too. */
 	while (f->held) {
 		struct spike *sp = f->held;
@@ -260,7 +322,40 @@ static int faulty_set(void *ctx, const char *key, const char *v)
 		n->bad_lo = n->bad_hi = 0;
 		return 0;
 	}
+	if (!strcmp(key, "unreadable")) {
+		/* unreadable=LO..HI (bytes of this member), or none */
+		n->unr_new = true;
+		if (!strcmp(v, "none")) {
+			n->unr_lo = n->unr_hi = 0;
+			return 0;
+		}
+		if (parse_range(v, &n->unr_lo, &n->unr_hi) ||
+		    n->unr_lo % FAULTY_SECTOR || n->unr_hi % FAULTY_SECTOR ||
+		    n->unr_hi - n->unr_lo > FAULTY_UNREADABLE_MAX_BYTES)
+			return -EINVAL;
+		return 0;
+	}
 	return -ENOENT;
+}
+
+/* A new unreadable range: every sector of it unreadable, until written. */
+static int unr_renew(struct faulty *n)
+{
+	uint64_t bits = (n->unr_hi - n->unr_lo) / FAULTY_SECTOR;
+
+	n->unr_new = false;
+	n->unr_map = NULL;
+	n->st.unreadable_sectors = 0;
+	if (!bits)
+		return 0;
+	n->unr_map = malloc((bits + 63) / 64 * sizeof(uint64_t));
+	if (!n->unr_map)
+		return -ENOMEM;
+	memset(n->unr_map, 0xff, (bits + 63) / 64 * sizeof(uint64_t));
+	if (bits % 64)
+		n->unr_map[bits / 64] = (1ull << (bits % 64)) - 1;
+	n->st.unreadable_sectors = bits;
+	return 0;
 }
 
 int faulty_configure(struct bdev *dev, const char *opts, char *err,
@@ -271,10 +366,18 @@ int faulty_configure(struct bdev *dev, const char *opts, char *err,
 	/* All or nothing: a bad option changes none.  Only the options are
 	 * parsed into @n: the held requests and the hook stay as they are. */
 	if (layer_parse_opts(opts, faulty_set, &n,
-			     "read_eio=P, write_eio=P with P in 0..1, at=LO..HI|none, after=N, "
-			     "lat_spike=DUR@P|none with DUR up to 60s",
+			     "read_eio=P, write_eio=P with P in 0..1, at=LO..HI|none, "
+			     "unreadable=LO..HI|none in 512-byte sectors, at most 1g, "
+			     "after=N, lat_spike=DUR@P|none with DUR up to 60s",
 			     err, errlen))
 		return -EINVAL;
+	if (n.unr_new) {
+		if (unr_renew(&n)) {
+			snprintf(err, errlen, "faulty: out of memory");
+			return -ENOMEM;
+		}
+		free(f->unr_map);
+	}
 	*f = n;
 	/* What an earlier spike holds is not kept waiting by faults that
 	 * changed: it goes on now, under the new ones. */
@@ -318,12 +421,13 @@ static void faulty_stats_fields(const struct bdev *dev, bdev_stat_fn emit,
 	emit(ctx, "injected_read_errors", st->injected[BDEV_READ]);
 	emit(ctx, "injected_write_errors", st->injected[BDEV_WRITE]);
 	emit(ctx, "injected_spikes", st->spikes);
+	emit(ctx, "unreadable_sectors", st->unreadable_sectors);
 }
 
 const struct bdev_kind faulty_kind = {
 	.bk_name = "faulty",
 	.bk_help =
-		"  faulty(M, read_eio=P, write_eio=P, at=LO..HI, after=N, lat_spike=DUR@P)\n"
+		"  faulty(M, read_eio=P, write_eio=P, at=LO..HI, unreadable=LO..HI, after=N, lat_spike=DUR@P)\n"
 		"                                    fails or delays I/O on demand\n",
 	.bk_min_members = 1,
 	.bk_max_members = 1,

@@ -5,17 +5,20 @@
 
 #include "blockdev/levels/layer.h"
 
-/** struct faulty_stats - errors injected per op, and requests delayed. */
+/** struct faulty_stats - errors injected per op, requests delayed, and
+ * the sectors of unreadable=LO..HI not yet written. */
 struct faulty_stats {
 	uint64_t injected[BDEV_NR_OPS];
 	uint64_t spikes;
+	uint64_t unreadable_sectors;
 };
 
 /**
  * faulty_kind - faulty(M, ...), its one member owned from creation on.
  * Options, "key=value" separated by commas or spaces: read_eio=P,
  * write_eio=P (probabilities 0..1 per request), at=LO..HI (member bytes
- * where every read and write fails), after=N (requests that pass before
+ * where every read and write fails), unreadable=LO..HI (member bytes whose
+ * sectors fail reads until a write covers them), after=N (requests that pass before
  * every one fails), lat_spike=DUR@P (a fraction P of reads and writes
  * reach the member DUR late, DUR up to 60 s, timed on the request's
  * loop).

@@ -14,6 +14,9 @@
 #   - `repair`: the same count; then `check` again: 0;
 #   - the data reads back unchanged throughout, and after unmount every
 #     member equals md's layout of the data again.
+# A raid1 mirror with latent sector errors (faulty's unreadable=, set after
+# the fill): `check` writes the step back from the other mirror and the
+# mirror stays in the array, as md keeps it; the mirrors then agree.
 . "$(dirname "$0")/lib.sh"
 requires_transport
 has_python || skip "requires python3"
@@ -158,5 +161,28 @@ for m in a b c d; do make_image $m.img 4M; done
 POKES="d.img:$((64 * K + 3)) d.img:$((1 * M + 8192))"
 scrub_case raid10 $((64 * K)) 16 "$((3 * 64 * K + 3)) $((33 * 64 * K + 8192))" \
 	'raid0(raid1(a.img, b.img), raid1(c.img, d.img), chunk=64k)' a.img b.img c.img d.img
+
+# ---- raid1: 8k of mirror 1 unreadable until rewritten ---------------------
+newcase raid1-unreadable
+make_image a.img 8M; make_image b.img 8M
+start_rawvec 'raid1(a.img, faulty(b.img))'
+fill_model
+ctl "fault 1 unreadable=$((3 * M))..$((3 * M + 8 * K))"
+[ "$(stat_value target.members.1.unreadable_sectors)" = 16 ] ||
+	die "$CASE: unreadable_sectors after fault: $(cat "$T/stats.json")"
+got=$(scrub check) || exit 1
+[ "$got" = 0 ] || die "$CASE: check counts $got mismatched sectors, want 0"
+for f in members.1.state:ok members.1.unreadable_sectors:0 degraded:0 \
+	rewritten_sectors:$((M / 512)); do
+	v=$(stat_value "target.${f%:*}") || exit 1
+	[ "$v" = "${f##*:}" ] || die "$CASE: ${f%:*} is $v after the check, want ${f##*:}"
+done
+grep -q "raid1 member 1 could not read member bytes $((3 * M))..$((4 * M)): rewritten from member 0" \
+	"$RAWVEC_LOG" || die "$CASE: no rewrite in the log: $(tail -5 "$RAWVEC_LOG")"
+grep -q "scrub done: 0 mismatched sectors; $((M / 512)) sectors rewritten that a member could not read" \
+	"$RAWVEC_LOG" || die "$CASE: no scrub summary in the log: $(tail -5 "$RAWVEC_LOG")"
+verify "after the check"
+stop_rawvec
+cmp a.img b.img || die "$CASE: the mirrors differ after the check"
 
 log "pass (${SECONDS}s)"

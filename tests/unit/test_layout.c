@@ -144,7 +144,7 @@ static const struct good good[] = {
 	{ "null(size=10g)", "null", 10 * G, "", 0, 0 },
 	{ "mem(size=1m)", "mem", M, "", 0, 0 },
 	{ "faulty(null(size=16m), read_eio=0.001, write_eio=0, at=4m..8m, after=1000, "
-	  "lat_spike=50ms@0.01)", "faulty", 16 * M, "null", 0, 0 },
+	  "lat_spike=50ms@0.01, unreadable=1m..1028k)", "faulty", 16 * M, "null", 0, 0 },
 	{ "sim(null(size=16m), lat=200us, bw=500m, qd=32)", "sim", 16 * M, "null", 0, 0 },
 	/* md's default chunk; the smallest chunk; the array options. */
 	{ "raid0(null(size=4m), null(size=4m))", "raid0", 8 * M, "null,null", 512 * K, 0 },
@@ -335,10 +335,14 @@ static const struct bad bad[] = {
 	  "name=01234567890123456789012345678901: 1 to 31 characters", "name=", 1, 5 },
 	{ "md(" N1 ", super=none)",
 	  "md() assembles from superblocks: super=none makes no sense here", NULL, 1, 0 },
-	{ "raid0(" N1 ", " N1 ", a=1, b=2, c=3, d=4, e=5, f=6)", "too many options",
-	  "f=6", 1, 0 },
+	{ "raid0(" N1 ", " N1 ", a=1, b=2, c=3, d=4, e=5, f=6, g=7)", "too many options",
+	  "g=7", 1, 0 },
 	{ "faulty(" N1 ", read_eio=2)", "faulty: bad value '2' for read_eio (...", NULL, 1, 0 },
 	{ "faulty(" N1 ", rate=1)", "faulty: unknown option 'rate' (...", NULL, 1, 0 },
+	{ "faulty(" N1 ", unreadable=1000..4096)",
+	  "faulty: bad value '1000..4096' for unreadable (...", NULL, 1, 0 },
+	{ "faulty(" N1 ", unreadable=0..2g)", "faulty: bad value '0..2g' for unreadable (...",
+	  NULL, 1, 0 },
 	{ "sim(" N1 ", lat=fast)", "sim: bad value 'fast' for lat (...", NULL, 1, 0 },
 	/* An NBD URI is one argument, its '=' and '?' its own; options come
 	 * after it and are checked before anything connects. */

@@ -936,6 +936,7 @@ static void write_expect(struct arr *a, uint64_t pos, uint64_t len,
 }
 
 #define K 1024ull
+#define M (1024 * K)
 #define R5x6                                                     \
 	"raid5(mem(size=256k), mem(size=256k), mem(size=256k), " \
 	"mem(size=256k), mem(size=256k), mem(size=256k), chunk=16k)"
@@ -1732,6 +1733,70 @@ START_TEST(test_raid1_check_fails_mirror)
 }
 END_TEST
 
+/*
+ * A latent sector error: 8k of mirror 1 cannot be read until written.  A
+ * check or repair writes that step back onto it from mirror 0, reads it
+ * back, and leaves it in the array (md does the same); the old code
+ * failed the mirror.  One that cannot take the write either is failed.
+ */
+START_TEST(test_raid1_check_rewrites_unreadable)
+{
+	const char *expr = "raid1(mem(size=4m), "
+			   "faulty(mem(size=4m), unreadable=1048576..1056768))";
+	struct loop loop;
+	struct layer *l;
+	struct arr a;
+	char err[256];
+
+	if (!one_loop_init(&loop))
+		return; /* no io_uring to run */
+	for (int repair = 0; repair < 2; repair++) {
+		const struct faulty_stats *fs;
+
+		arr_open(&a, expr, &loop);
+		l = a.a_l;
+		fs = faulty_stats(l->l_members[1]);
+		/* Written around the bad sectors, not over them. */
+		arr_write(&a, 0, MAX_IO);
+		arr_write(&a, 2 * M, MAX_IO);
+		UT_EQ(fs->unreadable_sectors, 16, "unreadable before");
+		ck_assert_int_ge(member_scrub(&loop, a.a_dev, repair, NULL, 0),
+				 1);
+		for (int i = 0; i < 1000 && l->l_sweep_running; i++)
+			loop_run(&loop, 0);
+		UT_CHECK(!l->l_sweep_running, "the sweep did not end");
+		UT_EQ(layer_member_state(l, 1), LAYER_MEMBER_OK,
+		      "%s: the mirror that could not read 8k",
+		      repair ? "repair" : "check");
+		UT_EQ(l->l_sweep_pos, l->l_sweep_total, "the sweep's end");
+		UT_EQ(fs->unreadable_sectors, 0, "unreadable after");
+		UT_EQ(l->l_rewritten_sectors, M / 512, "rewritten: its step");
+		UT_EQ(l->l_mismatch_sectors, 0, "mismatched");
+		for (int m = 0; m < 2; m++) {
+			member_read(&a, m, M, a.a_buf, MAX_IO);
+			UT_CHECK(!memcmp(a.a_buf, a.a_model + M, MAX_IO),
+				 "mirror %d differs after the rewrite", m);
+		}
+		arr_check_all(&a, "after the sweep");
+		arr_close(&a);
+	}
+	arr_open(&a, expr, &loop);
+	l = a.a_l;
+	ck_assert_int_eq(faulty_configure(l->l_members[1], "write_eio=1", err,
+					  sizeof(err)),
+			 0);
+	ck_assert_int_ge(member_scrub(&loop, a.a_dev, false, NULL, 0), 1);
+	for (int i = 0; i < 1000 && l->l_sweep_running; i++)
+		loop_run(&loop, 0);
+	UT_CHECK(!l->l_sweep_running, "the sweep did not end");
+	UT_EQ(layer_member_state(l, 1), LAYER_MEMBER_FAILED,
+	      "the mirror that could neither read nor write");
+	UT_EQ(l->l_rewritten_sectors, 0, "rewritten");
+	arr_close(&a);
+	loop_exit(&loop);
+}
+END_TEST
+
 /* ---- an md raid1 on two loops ---- */
 
 /*
@@ -2320,6 +2385,7 @@ Suite *levels_suite(void)
 	tcase_add_test(tc, test_raid1_md_two_loops);
 	tcase_add_test(tc, test_raid1_sweep_races_write);
 	tcase_add_test(tc, test_raid1_check_fails_mirror);
+	tcase_add_test(tc, test_raid1_check_rewrites_unreadable);
 	tcase_add_test(tc, test_raid5_md_reads_stay);
 	tcase_add_loop_test(tc, test_spread_gather_reads, 0, 2);
 	tcase_add_test(tc, test_raid56_sweep_inline);
