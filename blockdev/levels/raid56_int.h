@@ -71,6 +71,10 @@ struct stripe_op {
 	/* Slots (data..., P, Q) unreadable when the op planned its reads:
 	 * fixed for the op, as a rebuild may move on meanwhile. */
 	uint64_t so_unreadable;
+	/* Slots a scrub could not read while parity still covered them:
+	 * rebuilt from the others, written back and read back, as md
+	 * rewrites a read error (so_tries -2: the read-back stage). */
+	uint64_t so_rewrite;
 	bool so_has_req;
 	/* Plugged: a partial-stripe write held in the wait list (until the
 	 * ring's next submit, or so_hold_ns longer), so that neighbours

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "blockdev/core/log.h"
 #include "blockdev/levels/parity.h"
 
 static uint8_t *col(struct stripe_op *so, int member)
@@ -89,6 +90,7 @@ static void plan(struct stripe_op *so)
 			lost++;
 		}
 	}
+	so->so_unreadable |= so->so_rewrite; /* a scrub's: rebuilt */
 	if (so->so_kind == SO_READ) {
 		/* With more members out than parity covers, reads go the
 		 * RECON way: EIO where a stripe lacks more than parity
@@ -462,6 +464,13 @@ static void write_stage(struct stripe_op *so)
 					stage_io(so, BDEV_WRITE, slots[i], 0, w,
 						 blk[i], NULL,
 						 (struct pvec_iter){ 0 });
+		/* What a member could not read, rebuilt: back onto it. */
+		for (int i = 0; i < n; i++)
+			if ((so->so_rewrite & (1ull << i)) &&
+			    !(so->so_kind == SO_REPAIR && i >= r->ndata) &&
+			    layer_member_state(l, slots[i]) == LAYER_MEMBER_OK)
+				stage_io(so, BDEV_WRITE, slots[i], 0, w, blk[i],
+					 NULL, (struct pvec_iter){ 0 });
 		break;
 	case SO_REBUILD:
 		for (int i = 0; i < n; i++)
@@ -510,6 +519,76 @@ static void write_stage(struct stripe_op *so)
 	stage_submit(so);
 }
 
+/*
+ * A scrub's read stage failed on members while parity still covers what
+ * they hold: rebuild their columns from the others and write them back
+ * (write_stage()) instead of failing them, as md does.  A scrub exists to
+ * find latent sector errors while another copy holds the data; failing the
+ * member for one would leave the array without redundancy.  Whether the
+ * stripe is run again so.
+ */
+static bool scrub_rewrites(struct stripe_op *so)
+{
+	struct layer *l = so->so_l;
+	struct r56 *r = r56_of(l);
+	int slots[LAYER_MAX_MEMBERS], n = r->ndata + r->nparity;
+	uint64_t bad = 0;
+
+	if ((so->so_kind != SO_CHECK && so->so_kind != SO_REPAIR) ||
+	    so->so_tries < 0)
+		return false;
+	raid56_layout(l, so->so_stripe, slots);
+	for (int k = 0; k < so->so_nr_sub; k++)
+		for (int i = 0; i < n && so->so_sub[k].br_error; i++)
+			if (slots[i] == so->so_sub_member[k])
+				bad |= 1ull << i;
+	if (__builtin_popcountll(bad | so->so_unreadable) > r->nparity)
+		return false;
+	/* Each time a slot more: at most nparity times. */
+	so->so_rewrite |= bad;
+	return true;
+}
+
+/* The rewritten columns, read back: a member that still cannot read
+ * them is failed (stage_end()). */
+static void scrub_read_back(struct stripe_op *so)
+{
+	struct layer *l = so->so_l;
+	struct r56 *r = r56_of(l);
+	int slots[LAYER_MAX_MEMBERS];
+
+	raid56_layout(l, so->so_stripe, slots);
+	stage_begin(so);
+	for (int i = 0; i < r->ndata + r->nparity; i++)
+		if ((so->so_rewrite & (1ull << i)) &&
+		    layer_member_state(l, slots[i]) == LAYER_MEMBER_OK)
+			stage_io(so, BDEV_READ, slots[i], 0,
+				 so->so_c1 - so->so_c0, col(so, slots[i]), NULL,
+				 (struct pvec_iter){ 0 });
+	so->so_tries = -2;
+	stage_submit(so);
+}
+
+static void scrub_rewritten(struct stripe_op *so)
+{
+	struct layer *l = so->so_l;
+	struct r56 *r = r56_of(l);
+	uint64_t mpos = so->so_stripe * l->l_chunk + so->so_c0;
+	uint64_t w = so->so_c1 - so->so_c0;
+	int slots[LAYER_MAX_MEMBERS];
+
+	raid56_layout(l, so->so_stripe, slots);
+	for (int i = 0; i < r->ndata + r->nparity; i++) {
+		if (!(so->so_rewrite & (1ull << i)) ||
+		    layer_member_state(l, slots[i]) != LAYER_MEMBER_OK)
+			continue;
+		l->l_rewritten_sectors += w / 512;
+		bdev_log("%s member %d could not read member bytes %llu..%llu: rewritten from the others",
+			 l->l_kind, slots[i], (unsigned long long)mpos,
+			 (unsigned long long)(mpos + w));
+	}
+}
+
 static void stage_end(struct bdev_req *req)
 {
 	struct stripe_op *so = req->br_private;
@@ -521,6 +600,10 @@ static void stage_end(struct bdev_req *req)
 		 * is not failed, and a retry would meet the same: the
 		 * caller hears it. */
 		so_finish(so, err);
+		return;
+	}
+	if (err && scrub_rewrites(so)) {
+		so_run(so);
 		return;
 	}
 	if (err) {
@@ -551,9 +634,15 @@ static void stage_end(struct bdev_req *req)
 		so_finish(so, err);
 		return;
 	}
+	if (so->so_tries == -1 && so->so_rewrite) {
+		scrub_read_back(so);
+		return;
+	}
 	if (so->so_tries < 0 || so->so_mode == MODE_DIRECT) {
 		/* A direct read that failed is tried again above, planned
 		 * anew (the member failed: reconstructed then). */
+		if (so->so_tries == -2)
+			scrub_rewritten(so);
 		so_finish(so, 0);
 		return;
 	}

@@ -14,9 +14,11 @@
 #   - `repair`: the same count; then `check` again: 0;
 #   - the data reads back unchanged throughout, and after unmount every
 #     member equals md's layout of the data again.
-# A raid1 mirror with latent sector errors (faulty's unreadable=, set after
-# the fill): `check` writes the step back from the other mirror and the
-# mirror stays in the array, as md keeps it; the mirrors then agree.
+# A raid1 mirror and a raid5 member with latent sector errors (faulty's
+# unreadable=, set after the fill): `check` writes what they could not read
+# back from the other mirror or from parity, and they stay in the array, as
+# md keeps them; the mirrors then agree, the raid5 members equal md's
+# layout.
 . "$(dirname "$0")/lib.sh"
 requires_transport
 has_python || skip "requires python3"
@@ -162,27 +164,44 @@ POKES="d.img:$((64 * K + 3)) d.img:$((1 * M + 8192))"
 scrub_case raid10 $((64 * K)) 16 "$((3 * 64 * K + 3)) $((33 * 64 * K + 8192))" \
 	'raid0(raid1(a.img, b.img), raid1(c.img, d.img), chunk=64k)' a.img b.img c.img d.img
 
+# unreadable_case EXPR MEMBER REWRITTEN LOGLINE: start EXPR, fill it, make
+# 8k of MEMBER (a faulty()) unreadable, check; REWRITTEN sectors written
+# back and LOGLINE in the log, the member still ok, the data unchanged.
+unreadable_case()
+{
+	local expr=$1 m=$2 want=$3 line=$4 f v got
+	start_rawvec "$expr"
+	fill_model
+	ctl "fault $m unreadable=$((3 * M))..$((3 * M + 8 * K))"
+	[ "$(stat_value target.members.$m.unreadable_sectors)" = 16 ] ||
+		die "$CASE: unreadable_sectors after fault: $(cat "$T/stats.json")"
+	got=$(scrub check) || exit 1
+	[ "$got" = 0 ] || die "$CASE: check counts $got mismatched sectors, want 0"
+	for f in members.$m.state:ok members.$m.unreadable_sectors:0 degraded:0 \
+		rewritten_sectors:$want; do
+		v=$(stat_value "target.${f%:*}") || exit 1
+		[ "$v" = "${f##*:}" ] || die "$CASE: ${f%:*} is $v after the check, want ${f##*:}"
+	done
+	grep -q "$line" "$RAWVEC_LOG" || die "$CASE: no '$line' in the log: $(tail -5 "$RAWVEC_LOG")"
+	grep -q "scrub done: 0 mismatched sectors; $want sectors rewritten that a member could not read" \
+		"$RAWVEC_LOG" || die "$CASE: no scrub summary in the log: $(tail -5 "$RAWVEC_LOG")"
+	verify "after the check"
+	stop_rawvec
+}
+
 # ---- raid1: 8k of mirror 1 unreadable until rewritten ---------------------
 newcase raid1-unreadable
 make_image a.img 8M; make_image b.img 8M
-start_rawvec 'raid1(a.img, faulty(b.img))'
-fill_model
-ctl "fault 1 unreadable=$((3 * M))..$((3 * M + 8 * K))"
-[ "$(stat_value target.members.1.unreadable_sectors)" = 16 ] ||
-	die "$CASE: unreadable_sectors after fault: $(cat "$T/stats.json")"
-got=$(scrub check) || exit 1
-[ "$got" = 0 ] || die "$CASE: check counts $got mismatched sectors, want 0"
-for f in members.1.state:ok members.1.unreadable_sectors:0 degraded:0 \
-	rewritten_sectors:$((M / 512)); do
-	v=$(stat_value "target.${f%:*}") || exit 1
-	[ "$v" = "${f##*:}" ] || die "$CASE: ${f%:*} is $v after the check, want ${f##*:}"
-done
-grep -q "raid1 member 1 could not read member bytes $((3 * M))..$((4 * M)): rewritten from member 0" \
-	"$RAWVEC_LOG" || die "$CASE: no rewrite in the log: $(tail -5 "$RAWVEC_LOG")"
-grep -q "scrub done: 0 mismatched sectors; $((M / 512)) sectors rewritten that a member could not read" \
-	"$RAWVEC_LOG" || die "$CASE: no scrub summary in the log: $(tail -5 "$RAWVEC_LOG")"
-verify "after the check"
-stop_rawvec
+unreadable_case 'raid1(a.img, faulty(b.img))' 1 $((M / 512)) \
+	"raid1 member 1 could not read member bytes $((3 * M))..$((4 * M)): rewritten from member 0"
 cmp a.img b.img || die "$CASE: the mirrors differ after the check"
+
+# ---- raid5: 8k of member 3, one 64k column rebuilt from the others -----------
+newcase raid5-unreadable
+for m in a b c d; do make_image $m.img 8M; done
+unreadable_case 'raid5(a.img, b.img, c.img, faulty(d.img), chunk=64k)' 3 $((64 * K / 512)) \
+	"raid5 member 3 could not read member bytes $((3 * M))..$((3 * M + 64 * K)): rewritten from the others"
+ref mdcheck raid5 $((64 * K)) "$MODEL" a.img b.img c.img d.img ||
+	die "$CASE: members after the check"
 
 log "pass (${SECONDS}s)"

@@ -1797,6 +1797,95 @@ START_TEST(test_raid1_check_rewrites_unreadable)
 }
 END_TEST
 
+/*
+ * The same in raid5 and raid6: a stripe whose column a member cannot read
+ * is rebuilt from the others, written back and read back, and the member
+ * stays in the array (raid6: two members in one stripe).  A second check
+ * finds parity consistent and nothing left to rewrite.
+ */
+START_TEST(test_raid56_check_rewrites_unreadable)
+{
+#define R56_BAD "faulty(mem(size=4m), unreadable=1048576..1056768)"
+	static const struct {
+		const char *expr;
+		int nr_bad;
+	} cases[] = {
+		{ "raid5(mem(size=4m), mem(size=4m), mem(size=4m), " R56_BAD
+		  ", chunk=64k)",
+		  1 },
+		{ "raid6(mem(size=4m), mem(size=4m), " R56_BAD
+		  ", mem(size=4m), " R56_BAD ", chunk=64k)",
+		  2 },
+	};
+#undef R56_BAD
+	struct loop loop;
+
+	if (!one_loop_init(&loop))
+		return; /* no io_uring to run */
+	for (size_t c = 0; c < sizeof(cases) / sizeof(cases[0]); c++) {
+		for (int repair = 0; repair < 2; repair++) {
+			struct layer *l;
+			struct arr a;
+
+			arr_open(&a, cases[c].expr, &loop);
+			l = a.a_l;
+			arr_write(&a, 0, MAX_IO);
+			for (int pass = 0; pass < 2; pass++) {
+				ck_assert_int_ge(member_scrub(&loop, a.a_dev,
+							      repair && !pass,
+							      NULL, 0),
+						 1);
+				for (int i = 0; i < 1000 && l->l_sweep_running;
+				     i++)
+					loop_run(&loop, 0);
+				UT_CHECK(!l->l_sweep_running,
+					 "%s: the sweep did not end",
+					 cases[c].expr);
+				UT_EQ(layer_nr_bad(l), 0, "%s: %s %d: failed",
+				      cases[c].expr,
+				      repair ? "repair" : "check", pass);
+				UT_EQ(l->l_rewritten_sectors,
+				      pass ? 0 : cases[c].nr_bad * 128,
+				      "%s: %s %d: rewritten", cases[c].expr,
+				      repair ? "repair" : "check", pass);
+				UT_EQ(l->l_mismatch_sectors, 0,
+				      "%s: %s %d: mismatched", cases[c].expr,
+				      repair ? "repair" : "check", pass);
+			}
+			for (int m = 0; m < l->l_nr; m++)
+				if (l->l_members[m]->bd_desc == &faulty_kind)
+					UT_EQ(faulty_stats(l->l_members[m])
+						      ->unreadable_sectors,
+					      0, "member %d unreadable after",
+					      m);
+			arr_check_all(&a, "after the sweeps");
+			arr_close(&a);
+		}
+	}
+	/* A member that reads nothing back is failed. */
+	{
+		struct layer *l;
+		struct arr a;
+		char err[256];
+
+		arr_open(&a, cases[0].expr, &loop);
+		l = a.a_l;
+		ck_assert_int_eq(faulty_configure(l->l_members[3], "read_eio=1",
+						  err, sizeof(err)),
+				 0);
+		ck_assert_int_ge(member_scrub(&loop, a.a_dev, false, NULL, 0),
+				 1);
+		for (int i = 0; i < 1000 && l->l_sweep_running; i++)
+			loop_run(&loop, 0);
+		UT_EQ(layer_member_state(l, 3), LAYER_MEMBER_FAILED,
+		      "a member that fails every read");
+		UT_EQ(l->l_rewritten_sectors, 0, "rewritten");
+		arr_close(&a);
+	}
+	loop_exit(&loop);
+}
+END_TEST
+
 /* ---- an md raid1 on two loops ---- */
 
 /*
@@ -2386,6 +2475,7 @@ Suite *levels_suite(void)
 	tcase_add_test(tc, test_raid1_sweep_races_write);
 	tcase_add_test(tc, test_raid1_check_fails_mirror);
 	tcase_add_test(tc, test_raid1_check_rewrites_unreadable);
+	tcase_add_test(tc, test_raid56_check_rewrites_unreadable);
 	tcase_add_test(tc, test_raid5_md_reads_stay);
 	tcase_add_loop_test(tc, test_spread_gather_reads, 0, 2);
 	tcase_add_test(tc, test_raid56_sweep_inline);
