@@ -124,6 +124,9 @@ static void layer_json(struct json_w *w, const struct bdev *d)
 		json_kv_u64(w, "rebuild_pos", l->l_rebuild_pos);
 		json_kv_u64(w, "mismatch_sectors", l->l_mismatch_sectors);
 		json_kv_u64(w, "rewritten_sectors", l->l_rewritten_sectors);
+		json_kv_u64(w, "corrected_sectors",
+			    __atomic_load_n(&l->l_corrected_sectors,
+					    __ATOMIC_RELAXED));
 		json_kv_u64(w, "sweep_held_writes", ls.held_writes);
 	}
 	super_json(w, l);

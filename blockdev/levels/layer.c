@@ -303,7 +303,8 @@ void layer_child_autofail_end(struct bdev_req *req)
 	if (!req->br_error)
 		return;
 	io->li_nr_failed++;
-	layer_fail_member_io(l, m, req);
+	if (req->br_op != BDEV_READ || !l->l_mend_reads)
+		layer_fail_member_io(l, m, req);
 }
 
 void layer_fail_member_io(struct layer *l, int m, const struct bdev_req *req)

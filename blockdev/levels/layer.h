@@ -154,7 +154,9 @@ struct layer_md_ops {
  * Member health, kept as md keeps it per rdev and recorded by super.c:
  * @l_state:       enum layer_member_state of each member
  * @l_nr_bad:      members not LAYER_MEMBER_OK
- * @l_autofail:    a member failing mapped I/O is marked failed
+ * @l_autofail:    a member failing mapped I/O is marked failed, unless
+ * @l_mend_reads:  it is a read, which the level mends: raid5/6 read it
+ *                 again through a stripe op, which rebuilds and rewrites it
  * @l_reads_first: set by the metadata while a resync is pending: members
  *                 may differ, so a mirrored level reads the first
  *
@@ -170,6 +172,8 @@ struct layer_md_ops {
  * @l_mismatch_sectors: what the last check or repair found
  * @l_rewritten_sectors: what it wrote back onto members that could not
  *                 read it (latent sector errors), from the others
+ * @l_corrected_sectors: the same for user reads, since the mount (md's
+ *                 corrected read errors); atomic, any loop adds
  * A level keeps its own sweep step state (raid1's barrier, raid56's
  * stripe locks) behind @l_private.
  *
@@ -197,6 +201,7 @@ struct layer {
 	uint8_t l_state[LAYER_MAX_MEMBERS];
 	int l_nr_bad;
 	bool l_autofail;
+	bool l_mend_reads;
 	bool l_reads_first;
 	int (*l_sweep)(struct layer *l, struct loop *loop,
 		       enum layer_sweep_kind kind,
@@ -211,6 +216,7 @@ struct layer {
 	uint64_t l_sweep_start_ns, l_sweep_end_ns;
 	uint64_t l_mismatch_sectors;
 	uint64_t l_rewritten_sectors;
+	uint64_t l_corrected_sectors;
 };
 
 /*

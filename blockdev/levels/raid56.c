@@ -69,6 +69,7 @@ static uint64_t r56_issue(struct r56_shard *sh, struct bdev_req *req,
 		so->so_lo = lo;
 		so->so_hi = hi;
 		so->so_tries = 0;
+		so->so_rewrite = 0;
 		so->so_has_req = true;
 		so->so_loop = req->br_loop;
 		so->so_peers = NULL;
@@ -346,8 +347,9 @@ static void r56_go_stripes(struct layer *l, struct bdev_req *req)
 	r56_stripes(l, req);
 }
 
-/* A healthy read failed on a member (now marked failed): read it again
- * through stripe ops, which reconstruct from parity. */
+/* A healthy read failed on a member: read it again through stripe ops,
+ * which rebuild what the member cannot read from parity and write it
+ * back, or fail the member (stage_end()). */
 static void healthy_read_end(struct bdev_req *sub)
 {
 	struct r56_cursor *c = sub->br_private;
@@ -357,7 +359,7 @@ static void healthy_read_end(struct bdev_req *sub)
 	int bad = layer_nr_bad(l);
 
 	cursor_put(c);
-	if (!sub->br_error || bad > r->nparity || !bad) {
+	if (!sub->br_error || bad > r->nparity) {
 		bdev_req_complete(req, sub->br_error);
 		return;
 	}
@@ -553,6 +555,7 @@ int raid56_create(int nparity, struct bdev **members, int nr,
 	l->l_free_private = r56_free;
 	l->l_sweep = r56_sweep;
 	l->l_autofail = true;
+	l->l_mend_reads = true;
 	/* Stripe ops work in whole 4k columns, like md's stripe pages. */
 	if (l->l_bdev.bd_align < 4096)
 		l->l_bdev.bd_align = 4096;

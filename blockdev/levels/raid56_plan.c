@@ -426,6 +426,22 @@ static void batch_write_stage(struct stripe_op *so)
 	stage_submit(so);
 }
 
+/* What a member could not read, rebuilt: back onto it (a repair has
+ * queued its parity columns already). */
+static void rewrite_stage(struct stripe_op *so, const int *slots, uint8_t **blk)
+{
+	struct layer *l = so->so_l;
+	struct r56 *r = r56_of(l);
+
+	for (int i = 0; i < r->ndata + r->nparity; i++)
+		if ((so->so_rewrite & (1ull << i)) &&
+		    !(so->so_kind == SO_REPAIR && i >= r->ndata) &&
+		    layer_member_state(l, slots[i]) == LAYER_MEMBER_OK)
+			stage_io(so, BDEV_WRITE, slots[i], 0,
+				 so->so_c1 - so->so_c0, blk[i], NULL,
+				 (struct pvec_iter){ 0 });
+}
+
 static void write_stage(struct stripe_op *so)
 {
 	struct layer *l = so->so_l;
@@ -453,6 +469,7 @@ static void write_stage(struct stripe_op *so)
 				pvec_copy_from(so->so_vec,
 					       req_slice(so, 0, j, a, b),
 					       blk[j] + (a - so->so_c0), b - a);
+		rewrite_stage(so, slots, blk);
 		break;
 	case SO_CHECK:
 	case SO_REPAIR:
@@ -464,13 +481,7 @@ static void write_stage(struct stripe_op *so)
 					stage_io(so, BDEV_WRITE, slots[i], 0, w,
 						 blk[i], NULL,
 						 (struct pvec_iter){ 0 });
-		/* What a member could not read, rebuilt: back onto it. */
-		for (int i = 0; i < n; i++)
-			if ((so->so_rewrite & (1ull << i)) &&
-			    !(so->so_kind == SO_REPAIR && i >= r->ndata) &&
-			    layer_member_state(l, slots[i]) == LAYER_MEMBER_OK)
-				stage_io(so, BDEV_WRITE, slots[i], 0, w, blk[i],
-					 NULL, (struct pvec_iter){ 0 });
+		rewrite_stage(so, slots, blk);
 		break;
 	case SO_REBUILD:
 		for (int i = 0; i < n; i++)
@@ -534,8 +545,9 @@ static bool scrub_rewrites(struct stripe_op *so)
 	int slots[LAYER_MAX_MEMBERS], n = r->ndata + r->nparity;
 	uint64_t bad = 0;
 
-	if ((so->so_kind != SO_CHECK && so->so_kind != SO_REPAIR) ||
-	    so->so_tries < 0)
+	if ((so->so_kind != SO_READ && so->so_kind != SO_CHECK &&
+	     so->so_kind != SO_REPAIR) ||
+	    so->so_nstripes > 1 || so->so_tries < 0)
 		return false;
 	raid56_layout(l, so->so_stripe, slots);
 	for (int k = 0; k < so->so_nr_sub; k++)
@@ -582,7 +594,11 @@ static void scrub_rewritten(struct stripe_op *so)
 		if (!(so->so_rewrite & (1ull << i)) ||
 		    layer_member_state(l, slots[i]) != LAYER_MEMBER_OK)
 			continue;
-		l->l_rewritten_sectors += w / 512;
+		if (so->so_kind == SO_READ)
+			__atomic_fetch_add(&l->l_corrected_sectors, w / 512,
+					   __ATOMIC_RELAXED);
+		else
+			l->l_rewritten_sectors += w / 512;
 		bdev_log("%s member %d could not read member bytes %llu..%llu: rewritten from the others",
 			 l->l_kind, slots[i], (unsigned long long)mpos,
 			 (unsigned long long)(mpos + w));

@@ -18,7 +18,8 @@
 # unreadable=, set after the fill): `check` writes what they could not read
 # back from the other mirror or from parity, and they stay in the array, as
 # md keeps them; the mirrors then agree, the raid5 members equal md's
-# layout.
+# layout.  A plain read that meets the raid5 member's bad sectors does the
+# same (md's read-error correction: corrected_sectors).
 . "$(dirname "$0")/lib.sh"
 requires_transport
 has_python || skip "requires python3"
@@ -203,5 +204,24 @@ unreadable_case 'raid5(a.img, b.img, c.img, faulty(d.img), chunk=64k)' 3 $((64 *
 	"raid5 member 3 could not read member bytes $((3 * M))..$((3 * M + 64 * K)): rewritten from the others"
 ref mdcheck raid5 $((64 * K)) "$MODEL" a.img b.img c.img d.img ||
 	die "$CASE: members after the check"
+
+# ---- raid5: 8k of a data chunk met by a read of the disk ------------------
+# Member 3 holds parity in stripe 48 (member bytes 3M..) and data in 49.
+newcase raid5-read-unreadable
+for m in a b c d; do make_image $m.img 8M; done
+start_rawvec 'raid5(a.img, b.img, c.img, faulty(d.img), chunk=64k)'
+fill_model
+ctl "fault 3 unreadable=$((3 * M + 64 * K))..$((3 * M + 72 * K))"
+verify "reading over the bad sectors"
+for f in members.3.state:ok members.3.unreadable_sectors:0 degraded:0 \
+	corrected_sectors:$((64 * K / 512)); do
+	v=$(stat_value "target.${f%:*}") || exit 1
+	[ "$v" = "${f##*:}" ] || die "$CASE: ${f%:*} is $v after the read, want ${f##*:}"
+done
+grep -q "raid5 member 3 could not read member bytes $((3 * M + 64 * K))..$((3 * M + 128 * K)): rewritten from the others" \
+	"$RAWVEC_LOG" || die "$CASE: no rewrite in the log: $(tail -5 "$RAWVEC_LOG")"
+stop_rawvec
+ref mdcheck raid5 $((64 * K)) "$MODEL" a.img b.img c.img d.img ||
+	die "$CASE: members after the read"
 
 log "pass (${SECONDS}s)"

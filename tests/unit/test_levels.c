@@ -1886,6 +1886,45 @@ START_TEST(test_raid56_check_rewrites_unreadable)
 }
 END_TEST
 
+/*
+ * A user read that meets a latent sector error on a raid5 member: it is
+ * read again from parity, the column is written back onto the member and
+ * read back, and the member stays in the array (md's read-error
+ * correction); the old code failed it.  Member 3 holds the first data
+ * chunk of stripe 17 (array bytes 3264k..3328k).
+ */
+START_TEST(test_raid5_read_rewrites_unreadable)
+{
+	const char *expr = "raid5(mem(size=4m), mem(size=4m), mem(size=4m), "
+			   "faulty(mem(size=4m), unreadable=1114112..1122304), "
+			   "chunk=64k)";
+	struct loop loop;
+	struct layer *l;
+	struct arr a;
+
+	if (!one_loop_init(&loop))
+		return; /* no io_uring to run */
+	arr_open(&a, expr, &loop);
+	l = a.a_l;
+	arr_write(&a, 3072 * K, 192 * K); /* up to the bad chunk, not over */
+	UT_EQ(faulty_stats(l->l_members[3])->unreadable_sectors, 16,
+	      "unreadable before");
+	arr_check_all(&a, "reading over the bad sectors");
+	UT_EQ(layer_nr_bad(l), 0, "failed members");
+	UT_EQ(l->l_corrected_sectors, 128, "corrected: the chunk's column");
+	UT_EQ(faulty_stats(l->l_members[3])->unreadable_sectors, 0,
+	      "unreadable after");
+	ck_assert_int_ge(member_scrub(&loop, a.a_dev, false, NULL, 0), 1);
+	for (int i = 0; i < 1000 && l->l_sweep_running; i++)
+		loop_run(&loop, 0);
+	UT_EQ(l->l_mismatch_sectors + l->l_rewritten_sectors, 0,
+	      "a check after it");
+	arr_check_all(&a, "again");
+	arr_close(&a);
+	loop_exit(&loop);
+}
+END_TEST
+
 /* ---- an md raid1 on two loops ---- */
 
 /*
@@ -2041,8 +2080,11 @@ START_TEST(test_raid5_md_reads_stay)
 	read_on(&la, &lb, dev, 0, back, buf, 256 * K,
 		"read from loop 1 as member 3 fails");
 	UT_EQ(layer_member_state(l, 3), LAYER_MEMBER_FAILED, "member 3");
-	/* Its healthy pass over four members, and the pass from parity. */
-	UT_EQ(layer_stats_sum(l).splits - splits, 2, "splits, moved read");
+	/* Its healthy pass over four members, again on loop 0 (a read error
+	 * alone fails no member: it may be one bad sector, which the pass
+	 * from parity writes back), and that pass, whose read back of member
+	 * 3 fails it. */
+	UT_EQ(layer_stats_sum(l).splits - splits, 3, "splits, moved read");
 	UT_CHECK(r->sh0.st.degraded_ops > 0, "loop 0 reconstructed nothing");
 
 	/* Degraded already: straight to loop 0. */
@@ -2476,6 +2518,7 @@ Suite *levels_suite(void)
 	tcase_add_test(tc, test_raid1_check_fails_mirror);
 	tcase_add_test(tc, test_raid1_check_rewrites_unreadable);
 	tcase_add_test(tc, test_raid56_check_rewrites_unreadable);
+	tcase_add_test(tc, test_raid5_read_rewrites_unreadable);
 	tcase_add_test(tc, test_raid5_md_reads_stay);
 	tcase_add_loop_test(tc, test_spread_gather_reads, 0, 2);
 	tcase_add_test(tc, test_raid56_sweep_inline);
