@@ -47,6 +47,7 @@ struct layer_io {
 	int li_nr_children;
 	int li_nr_failed;
 	int li_member;
+	uint64_t li_bad; /* raid1: the mirrors a read failed on */
 	struct layer_io *li_lnext;
 	struct layer_child *li_child;
 	struct layer_piece *li_piece;

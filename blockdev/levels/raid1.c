@@ -8,6 +8,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "blockdev/core/log.h"
+
 /* ---- reads and writes ---------------------------------------------------- */
 
 static bool in_sweep_range(const struct raid1 *r, const struct bdev_req *req)
@@ -18,8 +20,64 @@ static bool in_sweep_range(const struct raid1 *r, const struct bdev_req *req)
 
 static void mirror_read(struct layer *l, struct layer_io *io, int after);
 
-/* All mirrors done: a read that failed tries the next mirror; a write
- * succeeds if one mirror holds the data. */
+/* A read error to mend, on its way to the fix loop. */
+struct r1_mend_msg {
+	struct loop_op op;
+	struct layer *l;
+	struct r1_fix fix;
+};
+
+static void mend_arrive(struct loop_op *op, int res, unsigned flags)
+{
+	struct r1_mend_msg *msg = container_of(op, struct r1_mend_msg, op);
+
+	(void)res;
+	(void)flags;
+	r1_fix_add(msg->l, op->lo_to, &msg->fix);
+	free(msg);
+}
+
+/*
+ * @req was read from one mirror after it failed on the mirrors in @bad.
+ * Failing them would leave the set a disk short for what may be one bad
+ * sector, which a write remaps: as md does, they get the range written
+ * back from a mirror that reads it (a fix, run where sweeps run: loop 0
+ * while the set is spread), and only one that still cannot read or write
+ * it is failed.  No loop to run a fix on, or no memory: failed now.
+ */
+static void mend(struct layer *l, const struct bdev_req *req, uint64_t bad)
+{
+	struct loop *to = layer_spreads(l) ? loop_by_id(0) : req->br_loop;
+
+	for (int m = 0; m < l->l_nr; m++) {
+		struct r1_fix fix = { req->br_pos, req->br_pos + req->br_len,
+				      m };
+		struct r1_mend_msg *msg = NULL;
+
+		if (!(bad & (1ull << m)))
+			continue;
+		if (to && to == req->br_loop) {
+			r1_fix_add(l, to, &fix);
+			continue;
+		}
+		if (to)
+			msg = malloc(sizeof(*msg));
+		if (!msg) {
+			if (layer_set_state(l, m, LAYER_MEMBER_FAILED))
+				bdev_log("%s member %d failed: its read error cannot be mended here",
+					 l->l_kind, m);
+			continue;
+		}
+		msg->op.lo_done = mend_arrive;
+		msg->l = l;
+		msg->fix = fix;
+		loop_msg(req->br_loop, to, &msg->op);
+	}
+}
+
+/* All mirrors done: a read that failed tries the next mirror, and those
+ * it failed on are mended once one read it; a write succeeds if one
+ * mirror holds the data. */
 static void mirror_io_end(struct bdev_req *req)
 {
 	struct layer_io *io = req->br_private;
@@ -48,6 +106,7 @@ static void mirror_io_end(struct bdev_req *req)
 	if (err) {
 		if (parent->br_op == BDEV_READ) {
 			/* Try the next readable mirror, if there is one. */
+			io->li_bad |= 1ull << io->li_member;
 			mirror_read(l, io, io->li_member);
 			return;
 		}
@@ -56,6 +115,8 @@ static void mirror_io_end(struct bdev_req *req)
 		if (io->li_nr_failed < io->li_nr_children && err != -EOPNOTSUPP)
 			err = 0;
 	}
+	if (parent->br_op == BDEV_READ && io->li_bad)
+		mend(l, parent, io->li_bad);
 	layer_io_finish(io, err);
 	if (resume)
 		r1_sweep_step(resume);
@@ -70,7 +131,7 @@ static void mirror_read(struct layer *l, struct layer_io *io, int after)
 		int m = (after + k) % l->l_nr;
 		struct layer_child *c;
 
-		if (!layer_readable(l, m, end))
+		if (!layer_readable(l, m, end) || (io->li_bad & (1ull << m)))
 			continue;
 		/* Re-arm the io for this attempt (mirror_io_end may be
 		 * retrying). */
@@ -132,6 +193,7 @@ static void raid1_go(struct layer *l, struct bdev_req *req)
 		 * differ, when every read must see the same one. */
 		if (!l->l_reads_first)
 			at->next_read = (start + 1) % l->l_nr;
+		io->li_bad = 0;
 		mirror_read(l, io, start - 1 + l->l_nr);
 		return;
 	}
@@ -229,6 +291,7 @@ static int raid1_create(const struct bdev_kind_args *a, struct bdev **out,
 		return -EINVAL;
 	}
 	l->l_member_size = msize;
+	l->l_mend_reads = true;
 	l->l_data_offset = data_offset;
 	l->l_bdev.bd_size = msize;
 	l->l_sweep = r1_sweep;

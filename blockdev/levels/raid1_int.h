@@ -16,6 +16,17 @@ struct r1_loop {
 
 struct r1_sweep;
 
+/* Bytes [@lo, @hi) of mirror @m failed a user's read that another mirror
+ * served: a fix (a quiet check of the range) writes them back from it. */
+struct r1_fix {
+	uint64_t lo, hi;
+	int m;
+};
+
+/* Fixes waiting at most: a mirror that needs more is failed, as md fails
+ * one after its 20th corrected read error. */
+#define R1_FIXES_MAX 16
+
 /**
  * struct raid1 - a mirror set's own state (l_private).
  * @at:         per loop, indexed by loop_id(); a sweep runs gathered on
@@ -28,6 +39,10 @@ struct r1_sweep;
  *   past it.
  * @sweep_waiting: the sweep, while its step waits for the writes in
  *   flight into its range to end before it is redone
+ * @fixes/@nr_fixes: read errors to mend, oldest first, loop 0's (the fix
+ *   loop's: the read's own while the set runs on one loop)
+ * @fixing: a fix sweep runs; @sweep_next: a rebuild, check or repair
+ *   asked for meanwhile, started once it ends
  */
 struct raid1 {
 	struct r1_loop at[LOOP_MAX];
@@ -36,6 +51,10 @@ struct raid1 {
 	bool sweep_barrier;
 	struct r1_sweep *sweep_waiting;
 	FIFO(struct layer_io) held;
+	struct r1_fix fixes[R1_FIXES_MAX];
+	int nr_fixes;
+	bool fixing;
+	struct r1_sweep *sweep_next;
 };
 
 static inline struct raid1 *raid1_of(const struct layer *l)
@@ -61,5 +80,10 @@ void r1_sweep_step(struct r1_sweep *sw);
  * -ENOMEM. */
 int r1_sweep(struct layer *l, struct loop *loop, enum layer_sweep_kind kind,
 	     void (*done)(struct layer *l, int err));
+
+/** r1_fix_add() - on the fix loop @loop: queue @fix, and start fixing
+ * unless a sweep runs (it starts them when it ends).  A mirror with too
+ * many waiting is failed. */
+void r1_fix_add(struct layer *l, struct loop *loop, const struct r1_fix *fix);
 
 #endif

@@ -39,6 +39,8 @@ struct r1_sweep {
 	int retries;  /* of the current step, after a mirror failed */
 	bool counted; /* its mismatches, on its first clean read */
 	bool wrote;   /* a check's step rewrote an unreadable mirror */
+	bool fix;     /* a quiet check of the ranges in raid1's fixes */
+	uint64_t end; /* of the range it sweeps: the member's, or a fix's */
 	int err;
 	uint8_t *buf[LAYER_MAX_MEMBERS];
 	struct pvec vec[LAYER_MAX_MEMBERS];
@@ -75,22 +77,63 @@ static void sweep_io(struct r1_sweep *sw, enum bdev_op op, int m, uint8_t *buf)
 	layer_member_submit(sw->l, m, sub);
 }
 
+static struct r1_sweep *sweep_alloc(struct layer *l)
+{
+	struct r1_sweep *sw = calloc(1, sizeof(*sw));
+
+	if (!sw)
+		return NULL;
+	for (int i = 0; i < l->l_nr; i++) {
+		if (posix_memalign((void **)&sw->buf[i], 4096, SWEEP_STEP)) {
+			while (i--)
+				free(sw->buf[i]);
+			free(sw);
+			return NULL;
+		}
+	}
+	sw->l = l;
+	sw->end = l->l_member_size;
+	return sw;
+}
+
+static void sweep_free(struct r1_sweep *sw)
+{
+	for (int i = 0; i < sw->l->l_nr; i++)
+		free(sw->buf[i]);
+	free(sw);
+}
+
+static bool fix_start(struct layer *l, struct loop *loop);
+
+/* The sweep is over: a rebuild, check or repair asked for while it fixed
+ * starts now, and fixes asked for while it ran start once it is over. */
 static void sweep_finish(struct r1_sweep *sw)
 {
 	struct layer *l = sw->l;
+	struct raid1 *r = raid1_of(l);
 	struct loop *loop = l->l_sweep_loop;
 	void (*done)(struct layer *, int) = sw->done;
+	struct r1_sweep *next = NULL;
 	int err = sw->err;
+	bool fix = sw->fix;
 
-	for (int i = 0; i < l->l_nr; i++)
-		free(sw->buf[i]);
-	free(sw);
-	raid1_of(l)->sweep_lo = raid1_of(l)->sweep_hi = 0;
+	sweep_free(sw);
+	r->sweep_lo = r->sweep_hi = 0;
 	sweep_release(l);
-	layer_sweep_end(l);
-	if (done)
-		done(l, err);
-	layer_scatter(l, loop, LAYER_GATHER_SWEEP);
+	if (fix) {
+		r->fixing = false;
+		next = r->sweep_next;
+		r->sweep_next = NULL;
+	} else {
+		layer_sweep_end(l);
+		if (done)
+			done(l, err);
+	}
+	/* Gathered still: these start at once, and scatter when done. */
+	if (next)
+		layer_gather(l, loop, LAYER_GATHER_SWEEP, sweep_start, next);
+	else if (!fix_start(l, loop))
+		layer_scatter(l, loop, LAYER_GATHER_SWEEP);
 }
 
 /* Whether the mirrors left can still do the sweep: a rebuild needs its
@@ -196,7 +239,11 @@ static void sweep_rewritten(struct r1_sweep *sw)
 		sw->unreadable[i] = false;
 		if (layer_member_state(l, i) != LAYER_MEMBER_OK)
 			continue;
-		l->l_rewritten_sectors += sw->len / 512;
+		if (sw->fix)
+			__atomic_fetch_add(&l->l_corrected_sectors,
+					   sw->len / 512, __ATOMIC_RELAXED);
+		else
+			l->l_rewritten_sectors += sw->len / 512;
 		bdev_log("%s member %d could not read member bytes %llu..%llu: rewritten from member %d",
 			 l->l_kind, i, (unsigned long long)sw->pos,
 			 (unsigned long long)(sw->pos + sw->len), sw->src);
@@ -263,7 +310,7 @@ static void sweep_agg_end(struct bdev_req *req)
 
 					if (memcmp(sw->buf[i] + o,
 						   sw->buf[sw->src] + o, n)) {
-						if (!sw->counted)
+						if (!sw->counted && !sw->fix)
 							l->l_mismatch_sectors +=
 								n / 512;
 						write = sw->kind ==
@@ -298,8 +345,91 @@ static void sweep_agg_end(struct bdev_req *req)
 	sw->pos += sw->len;
 	if (sw->kind == LAYER_SWEEP_REBUILD)
 		__atomic_store_n(&l->l_rebuild_pos, sw->pos, __ATOMIC_RELEASE);
-	l->l_sweep_pos = sw->pos;
+	if (!sw->fix)
+		l->l_sweep_pos = sw->pos;
 	r1_sweep_step(sw);
+}
+
+/* A fix's next range: the oldest waiting whose mirror is still in the
+ * array; false when none is left. */
+static bool fix_next(struct r1_sweep *sw)
+{
+	struct raid1 *r = raid1_of(sw->l);
+
+	while (r->nr_fixes) {
+		struct r1_fix f = r->fixes[0];
+
+		memmove(&r->fixes[0], &r->fixes[1],
+			--r->nr_fixes * sizeof(r->fixes[0]));
+		if (layer_member_state(sw->l, f.m) != LAYER_MEMBER_OK)
+			continue;
+		sw->pos = f.lo;
+		sw->end = f.hi;
+		return true;
+	}
+	return false;
+}
+
+/* Start a fix sweep over the fixes waiting; whether one started. */
+static bool fix_start(struct layer *l, struct loop *loop)
+{
+	struct raid1 *r = raid1_of(l);
+	struct r1_sweep *sw;
+
+	if (!r->nr_fixes)
+		return false;
+	sw = sweep_alloc(l);
+	if (!sw) {
+		/* No memory to mend: fail the mirrors, as before mending. */
+		while (r->nr_fixes--)
+			if (layer_set_state(l, r->fixes[r->nr_fixes].m,
+					    LAYER_MEMBER_FAILED))
+				bdev_log("%s member %d failed: no memory to mend its read error",
+					 l->l_kind, r->fixes[r->nr_fixes].m);
+		r->nr_fixes = 0;
+		return false;
+	}
+	sw->kind = LAYER_SWEEP_CHECK;
+	sw->fix = true;
+	if (!fix_next(sw)) {
+		sweep_free(sw);
+		return false;
+	}
+	r->fixing = true;
+	l->l_sweep_loop = loop;
+	layer_gather(l, loop, LAYER_GATHER_SWEEP, sweep_start, sw);
+	return true;
+}
+
+void r1_fix_add(struct layer *l, struct loop *loop, const struct r1_fix *fix)
+{
+	struct raid1 *r = raid1_of(l);
+	int same = 0;
+
+	if (layer_member_state(l, fix->m) != LAYER_MEMBER_OK)
+		return;
+	for (int i = 0; i < r->nr_fixes; i++) {
+		struct r1_fix *f = &r->fixes[i];
+
+		if (f->m != fix->m)
+			continue;
+		same++;
+		if (f->lo <= fix->hi && fix->lo <= f->hi) {
+			/* Met again, or next to it: one range. */
+			f->lo = f->lo < fix->lo ? f->lo : fix->lo;
+			f->hi = f->hi > fix->hi ? f->hi : fix->hi;
+			return;
+		}
+	}
+	if (r->nr_fixes == R1_FIXES_MAX) {
+		if (layer_set_state(l, fix->m, LAYER_MEMBER_FAILED))
+			bdev_log("%s member %d failed: %d read errors wait to be mended already, %d of them its own",
+				 l->l_kind, fix->m, R1_FIXES_MAX, same);
+		return;
+	}
+	r->fixes[r->nr_fixes++] = *fix;
+	if (!r->fixing && !l->l_sweep_running)
+		fix_start(l, loop);
 }
 
 void r1_sweep_step(struct r1_sweep *sw)
@@ -307,11 +437,11 @@ void r1_sweep_step(struct r1_sweep *sw)
 	struct layer *l = sw->l;
 	struct raid1 *r = raid1_of(l);
 
-	if (sw->pos >= l->l_member_size) {
+	if (sw->pos >= sw->end && !(sw->fix && fix_next(sw))) {
 		sweep_finish(sw);
 		return;
 	}
-	sw->len = l->l_member_size - sw->pos;
+	sw->len = sw->end - sw->pos;
 	if (sw->len > SWEEP_STEP)
 		sw->len = SWEEP_STEP;
 	/* From a mirror that read this step, if one could not. */
@@ -352,21 +482,17 @@ int r1_sweep(struct layer *l, struct loop *loop, enum layer_sweep_kind kind,
 
 	if (l->l_sweep_running)
 		return -EBUSY;
-	sw = calloc(1, sizeof(*sw));
+	sw = sweep_alloc(l);
 	if (!sw)
 		return -ENOMEM;
-	for (int i = 0; i < l->l_nr; i++) {
-		if (posix_memalign((void **)&sw->buf[i], 4096, SWEEP_STEP)) {
-			while (i--)
-				free(sw->buf[i]);
-			free(sw);
-			return -ENOMEM;
-		}
-	}
-	sw->l = l;
 	sw->kind = kind;
 	sw->done = done;
 	layer_sweep_begin(l, loop, kind, l->l_member_size, 1);
+	if (raid1_of(l)->fixing) {
+		/* Mending read errors: this starts once that is done. */
+		raid1_of(l)->sweep_next = sw;
+		return 0;
+	}
 	/* Its range, barrier and the writes it watches are loop 0's: no
 	 * other loop may write meanwhile. */
 	layer_gather(l, loop, LAYER_GATHER_SWEEP, sweep_start, sw);

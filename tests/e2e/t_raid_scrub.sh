@@ -18,8 +18,8 @@
 # unreadable=, set after the fill): `check` writes what they could not read
 # back from the other mirror or from parity, and they stay in the array, as
 # md keeps them; the mirrors then agree, the raid5 members equal md's
-# layout.  A plain read that meets the raid5 member's bad sectors does the
-# same (md's read-error correction: corrected_sectors).
+# layout.  A plain read that meets the bad sectors does the same (md's
+# read-error correction: corrected_sectors), on raid1 and raid5.
 . "$(dirname "$0")/lib.sh"
 requires_transport
 has_python || skip "requires python3"
@@ -204,6 +204,31 @@ unreadable_case 'raid5(a.img, b.img, c.img, faulty(d.img), chunk=64k)' 3 $((64 *
 	"raid5 member 3 could not read member bytes $((3 * M))..$((3 * M + 64 * K)): rewritten from the others"
 ref mdcheck raid5 $((64 * K)) "$MODEL" a.img b.img c.img d.img ||
 	die "$CASE: members after the check"
+
+# ---- raid1: the same 8k met by a read of the disk -----------------------------
+# Reads alternate between the mirrors: two passes meet mirror 1 for sure.
+newcase raid1-read-unreadable
+make_image a.img 8M; make_image b.img 8M
+start_rawvec 'raid1(a.img, faulty(b.img))'
+fill_model
+ctl "fault 1 unreadable=$((3 * M))..$((3 * M + 8 * K))"
+verify "reading over the bad sectors"
+verify "reading over them again"
+for i in $(seq 50); do
+	[ "$(stat_value target.corrected_sectors)" != 0 ] && break
+	sleep 0.1
+done
+v=$(stat_value target.corrected_sectors) || exit 1
+[ "$v" -ge 16 ] || die "$CASE: corrected_sectors is $v after the reads, want the read's range"
+log "$CASE: $(grep 'could not read' "$RAWVEC_LOG")"
+for f in members.1.state:ok members.1.unreadable_sectors:0 degraded:0; do
+	v=$(stat_value "target.${f%:*}") || exit 1
+	[ "$v" = "${f##*:}" ] || die "$CASE: ${f%:*} is $v after the reads, want ${f##*:}"
+done
+grep -q "raid1 member 1 could not read member bytes .*: rewritten from member 0" "$RAWVEC_LOG" ||
+	die "$CASE: no rewrite in the log: $(tail -5 "$RAWVEC_LOG")"
+stop_rawvec
+cmp a.img b.img || die "$CASE: the mirrors differ after the reads"
 
 # ---- raid5: 8k of a data chunk met by a read of the disk ------------------
 # Member 3 holds parity in stripe 48 (member bytes 3M..) and data in 49.

@@ -14,6 +14,7 @@
 #include "blockdev/levels/layer.h"
 #include "blockdev/levels/member.h"
 #include "blockdev/levels/raid56.h"
+#include "blockdev/levels/raid1_int.h"
 #include "blockdev/levels/raid56_int.h"
 #include "blockdev/levels/super.h"
 #include "blockdev/levels/super_int.h"
@@ -1798,6 +1799,110 @@ START_TEST(test_raid1_check_rewrites_unreadable)
 END_TEST
 
 /*
+ * A user read that meets a latent sector error on a raid1 mirror is served
+ * by the other, and the range is written back onto the mirror, read back,
+ * and the mirror stays (md's read-error correction; the old code failed
+ * it).  A mirror that cannot read back is failed.  Where no mirror can
+ * read a range, the read fails and no mirror is failed for it.
+ */
+START_TEST(test_raid1_read_mends_unreadable)
+{
+	const char *bad = "unreadable=1048576..1056768";
+	char expr[256], err[256];
+	struct loop loop;
+	struct layer *l;
+	struct arr a;
+
+	if (!one_loop_init(&loop))
+		return; /* no io_uring to run */
+	snprintf(expr, sizeof(expr),
+		 "raid1(mem(size=4m), faulty(mem(size=4m), %s))", bad);
+	arr_open(&a, expr, &loop);
+	l = a.a_l;
+	arr_write(&a, 0, MAX_IO);
+	/* Reads alternate between the mirrors: one of the two meets it. */
+	for (int i = 0; i < 4; i++)
+		UT_EQ(do_io(&loop, a.a_dev, BDEV_READ, M, a.a_buf, MAX_IO, 0),
+		      0, "read %d over the bad sectors", i);
+	for (int i = 0; i < 1000 && !l->l_corrected_sectors; i++)
+		loop_run(&loop, 0);
+	UT_EQ(layer_member_state(l, 1), LAYER_MEMBER_OK, "the mirror");
+	UT_EQ(l->l_corrected_sectors, MAX_IO / 512, "corrected: the read");
+	UT_EQ(faulty_stats(l->l_members[1])->unreadable_sectors, 0,
+	      "unreadable after");
+	arr_check_all(&a, "after the fix");
+	UT_EQ(l->l_corrected_sectors, MAX_IO / 512, "corrected again");
+	ck_assert_int_eq(faulty_configure(l->l_members[1], "read_eio=1", err,
+					  sizeof(err)),
+			 0);
+	for (int i = 0; i < 2; i++)
+		UT_EQ(do_io(&loop, a.a_dev, BDEV_READ, 0, a.a_buf, MAX_IO, 0),
+		      0, "read %d with a mirror that reads nothing", i);
+	for (int i = 0; i < 1000 && !layer_nr_bad(l); i++)
+		loop_run(&loop, 0);
+	UT_EQ(layer_member_state(l, 1), LAYER_MEMBER_FAILED,
+	      "a mirror that reads nothing back");
+	arr_close(&a);
+
+	snprintf(expr, sizeof(expr),
+		 "raid1(faulty(mem(size=4m), %s), faulty(mem(size=4m), %s))",
+		 bad, bad);
+	arr_open(&a, expr, &loop);
+	l = a.a_l;
+	UT_EQ(do_io(&loop, a.a_dev, BDEV_READ, M, a.a_buf, 4096, 0), -EIO,
+	      "a read no mirror can serve");
+	UT_EQ(layer_nr_bad(l), 0, "mirrors failed for it");
+	arr_write(&a, M, 8 * K);
+	arr_check(&a, M, 8 * K, "once written");
+	arr_close(&a);
+	loop_exit(&loop);
+}
+END_TEST
+
+/*
+ * Read errors wait for their fix on a list of R1_FIXES_MAX: while the
+ * first fix's write back is held (a latency spike), reads that meet 16
+ * more bad ranges of mirror 1 fill it, and the 17th fails the mirror
+ * instead of growing it.  Every read still returns its data.
+ */
+START_TEST(test_raid1_mends_bounded)
+{
+	const char *expr = "raid1(mem(size=8m), faulty(mem(size=8m), "
+			   "unreadable=0..8m, lat_spike=1s@1))";
+	struct loop loop;
+	struct layer *l;
+	struct arr a;
+	char err[256];
+	int reads = 0;
+
+	if (!one_loop_init(&loop))
+		return; /* no io_uring to run */
+	arr_open(&a, expr, &loop);
+	l = a.a_l;
+	/* Every other read goes to mirror 1; 64k apart, none adjacent. */
+	for (uint64_t pos = 0; layer_nr_bad(l) == 0 && pos < 8 * M;
+	     pos += 64 * K) {
+		UT_EQ(do_io(&loop, a.a_dev, BDEV_READ, pos, a.a_buf, 4096, 0),
+		      0, "read at %llu", (unsigned long long)pos);
+		reads++;
+	}
+	UT_EQ(layer_member_state(l, 1), LAYER_MEMBER_FAILED,
+	      "mirror 1 after %d reads", reads);
+	/* The first fix runs; R1_FIXES_MAX wait; the next one fails it. */
+	UT_EQ(reads, 2 * (R1_FIXES_MAX + 2), "reads before it failed");
+	/* The held write back goes on; the fixes of a failed mirror end. */
+	ck_assert_int_eq(faulty_configure(l->l_members[1], "lat_spike=none",
+					  err, sizeof(err)),
+			 0);
+	for (int i = 0; i < 100000 && raid1_of(l)->fixing; i++)
+		loop_run(&loop, 0);
+	UT_CHECK(!raid1_of(l)->fixing, "the fix did not end");
+	arr_close(&a);
+	loop_exit(&loop);
+}
+END_TEST
+
+/*
  * The same in raid5 and raid6: a stripe whose column a member cannot read
  * is rebuilt from the others, written back and read back, and the member
  * stays in the array (raid6: two members in one stripe).  A second check
@@ -2518,6 +2623,8 @@ Suite *levels_suite(void)
 	tcase_add_test(tc, test_raid1_check_fails_mirror);
 	tcase_add_test(tc, test_raid1_check_rewrites_unreadable);
 	tcase_add_test(tc, test_raid56_check_rewrites_unreadable);
+	tcase_add_test(tc, test_raid1_read_mends_unreadable);
+	tcase_add_test(tc, test_raid1_mends_bounded);
 	tcase_add_test(tc, test_raid5_read_rewrites_unreadable);
 	tcase_add_test(tc, test_raid5_md_reads_stay);
 	tcase_add_loop_test(tc, test_spread_gather_reads, 0, 2);
