@@ -41,7 +41,8 @@ static const char usage_text[] =
 	"stripe, read-modify-write, reconstruct-write), the writes merged into a\n"
 	"neighbour's stripe write, and the member reads partial writes cost.\n"
 	"\n"
-	"Exit status: 0 done or interrupted, 1 stats unreadable, 2 bad usage.\n";
+	"Exit status: 0 done or interrupted, 1 stats unreadable during the run,\n"
+	"2 bad usage or MOUNTPOINT not a rawvec mount.\n";
 
 static bool digit(char c)
 {
@@ -453,6 +454,17 @@ int rv_stat_main(int argc, char **argv)
 
 	first_ns = (uint64_t)((interval < 1 ? interval : 1) * 1e9);
 	step_ns = (uint64_t)(interval * 1e9);
+	/* A path that is no mount of ours is the caller's mistake. */
+	if (access(mnt, F_OK)) {
+		fprintf(stderr, "rawvec stat: %s: %s\n", mnt, strerror(errno));
+		return 2;
+	}
+	if (access(path, F_OK) && errno == ENOENT) {
+		fprintf(stderr,
+			"rawvec stat: %s: not a rawvec mount (it has no stats file)\n",
+			mnt);
+		return 2;
+	}
 	if (snap_read(prev, path))
 		return 1;
 	next = prev->t_ns + first_ns;

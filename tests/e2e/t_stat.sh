@@ -98,7 +98,13 @@ done
 mkdir "$T/plain"
 out=$("$RAWVEC" stat "$T/plain" 1 1 2>&1)
 rc=$?
-[ $rc = 1 ] || die "non-mount: exit $rc, want 1"
-echo "$out" | grep -qF "$T/plain/stats: No such file or directory" || die "non-mount: message: $out"
-log "refused bad usage (2) and a plain directory (1): $out"
+[ $rc = 2 ] || die "non-mount: exit $rc, want 2"
+echo "$out" | grep -qxF "rawvec stat: $T/plain: not a rawvec mount (it has no stats file)" ||
+	die "non-mount: message: $out"
+out2=$("$RAWVEC" stat "$T/none" 1 1 2>&1)
+rc=$?
+[ $rc = 2 ] || die "no such path: exit $rc, want 2"
+echo "$out2" | grep -qxF "rawvec stat: $T/none: No such file or directory" ||
+	die "no such path: message: $out2"
+log "refused bad usage, a plain directory and a missing one (2): $out; $out2"
 log pass
