@@ -34,7 +34,10 @@ static void trace_usage(FILE *f)
 	      "control address; the top device has none) the requests, bytes, errors,\n"
 	      "latency percentiles and a heat map of the offsets it served.\n"
 	      "  --csv   every record instead: start_us,addr,kind,op,offset,length,\n"
-	      "          latency_us,result (0 or -errno), in completion order\n",
+	      "          latency_us,result (0 or -errno), in completion order\n"
+	      "\n"
+	      "Exit status: 0 done, 1 out of memory or output unwritable, 2 bad usage\n"
+	      "or FILE missing or not a rawvec trace.\n",
 	      f);
 }
 
@@ -244,7 +247,7 @@ int rv_trace_main(int argc, char **argv)
 {
 	struct trace_file t = { 0 };
 	struct summary s = { 0 };
-	bool csv = false;
+	bool csv = false, bad_file = false;
 	int ret = 0;
 
 	for (int i = 1; i < argc; i++) {
@@ -268,6 +271,11 @@ int rv_trace_main(int argc, char **argv)
 		return 2;
 	}
 	ret = trace_open(&t);
+	if (ret && ret != -ENOMEM) {
+		/* No such file, or none of ours: the caller's mistake. */
+		bad_file = true;
+		goto out;
+	}
 	if (ret)
 		goto out;
 	if (csv) {
@@ -295,5 +303,5 @@ out:
 	free(t.devs);
 	if (t.f)
 		fclose(t.f);
-	return ret ? 1 : 0;
+	return bad_file ? 2 : ret ? 1 : 0;
 }

@@ -79,6 +79,13 @@ expect_fail "trace of a non-trace" "$RAWVEC" trace /etc/hostname
 expect_fail "trace of a missing file" "$RAWVEC" trace "$T/none"
 out=$("$RAWVEC" trace 2>&1); rc=$?
 [ $rc = 2 ] || die "rawvec trace without a file: exit $rc, want 2"
+out=$("$RAWVEC" trace "$T/none" 2>&1); rc=$?
+[ $rc = 2 ] || die "rawvec trace of a missing file: exit $rc, want 2 ($out)"
+[ "$out" = "rawvec trace: $T/none: No such file or directory" ] || die "missing file: $out"
+echo "not a trace" >"$T/text"
+out=$("$RAWVEC" trace "$T/text" 2>&1); rc=$?
+[ $rc = 2 ] || die "rawvec trace of a text file: exit $rc, want 2 ($out)"
+[ "$out" = "rawvec trace: $T/text: not a rawvec trace" ] || die "text file: $out"
 out=$("$RAWVEC" -f -o trace="$T/no/such/dir/t" "$MNT" "$T/m0.img" 2>&1); rc=$?
 [ $rc = 2 ] || die "-o trace into a missing directory: exit $rc, want 2 ($out)"
 echo "$out" | grep -q "$T/no/such/dir/t" || die "-o trace error does not name the file: $out"
