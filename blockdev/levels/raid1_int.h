@@ -24,8 +24,11 @@ struct r1_fix {
 };
 
 /* Fixes waiting at most: a mirror that needs more is failed, as md fails
- * one after its 20th corrected read error. */
+ * one after its 20th corrected read error.  Ranges of one mirror closer
+ * than R1_FIX_GAP_BYTES wait as one (a bad area read at a queue depth
+ * fills no list): a fix rewrites only the steps the mirror cannot read. */
 #define R1_FIXES_MAX 16
+#define R1_FIX_GAP_BYTES (1ull << 20)
 
 /**
  * struct raid1 - a mirror set's own state (l_private).

@@ -414,8 +414,9 @@ void r1_fix_add(struct layer *l, struct loop *loop, const struct r1_fix *fix)
 		if (f->m != fix->m)
 			continue;
 		same++;
-		if (f->lo <= fix->hi && fix->lo <= f->hi) {
-			/* Met again, or next to it: one range. */
+		if (f->lo <= fix->hi + R1_FIX_GAP_BYTES &&
+		    fix->lo <= f->hi + R1_FIX_GAP_BYTES) {
+			/* Met again, or near it: one range. */
 			f->lo = f->lo < fix->lo ? f->lo : fix->lo;
 			f->hi = f->hi > fix->hi ? f->hi : fix->hi;
 			return;

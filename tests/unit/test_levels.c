@@ -1862,13 +1862,14 @@ END_TEST
 /*
  * Read errors wait for their fix on a list of R1_FIXES_MAX: while the
  * first fix's write back is held (a latency spike), reads that meet 16
- * more bad ranges of mirror 1 fill it, and the 17th fails the mirror
- * instead of growing it.  Every read still returns its data.
+ * more bad ranges of mirror 1, more than R1_FIX_GAP_BYTES apart, fill it,
+ * and the 17th fails the mirror instead of growing it.  Every read still
+ * returns its data.  Ranges closer than that wait as one.
  */
 START_TEST(test_raid1_mends_bounded)
 {
-	const char *expr = "raid1(mem(size=8m), faulty(mem(size=8m), "
-			   "unreadable=0..8m, lat_spike=1s@1))";
+	const char *expr = "raid1(mem(size=32m), faulty(mem(size=32m), "
+			   "unreadable=0..32m, lat_spike=1s@1))";
 	struct loop loop;
 	struct layer *l;
 	struct arr a;
@@ -1879,9 +1880,10 @@ START_TEST(test_raid1_mends_bounded)
 		return; /* no io_uring to run */
 	arr_open(&a, expr, &loop);
 	l = a.a_l;
-	/* Every other read goes to mirror 1; 64k apart, none adjacent. */
-	for (uint64_t pos = 0; layer_nr_bad(l) == 0 && pos < 8 * M;
-	     pos += 64 * K) {
+	/* Every other read goes to mirror 1: its ranges 1152k apart, more
+	 * than R1_FIX_GAP_BYTES. */
+	for (uint64_t pos = 0; layer_nr_bad(l) == 0 && pos < 32 * M;
+	     pos += 576 * K) {
 		UT_EQ(do_io(&loop, a.a_dev, BDEV_READ, pos, a.a_buf, 4096, 0),
 		      0, "read at %llu", (unsigned long long)pos);
 		reads++;
@@ -1897,6 +1899,24 @@ START_TEST(test_raid1_mends_bounded)
 	for (int i = 0; i < 100000 && raid1_of(l)->fixing; i++)
 		loop_run(&loop, 0);
 	UT_CHECK(!raid1_of(l)->fixing, "the fix did not end");
+	arr_close(&a);
+
+	/* 64 reads 64k apart, 32 of them on mirror 1: one range waits. */
+	arr_open(&a, expr, &loop);
+	l = a.a_l;
+	for (uint64_t pos = 0; pos < 4 * M; pos += 64 * K)
+		UT_EQ(do_io(&loop, a.a_dev, BDEV_READ, pos, a.a_buf, 4096, 0),
+		      0, "read at %llu", (unsigned long long)pos);
+	UT_EQ(layer_nr_bad(l), 0, "failed after reads close together");
+	UT_EQ(raid1_of(l)->nr_fixes, 1, "fixes waiting");
+	ck_assert_int_eq(faulty_configure(l->l_members[1], "lat_spike=none",
+					  err, sizeof(err)),
+			 0);
+	for (int i = 0; i < 100000 && raid1_of(l)->fixing; i++)
+		loop_run(&loop, 0);
+	UT_EQ(layer_member_state(l, 1), LAYER_MEMBER_OK, "the mirror mended");
+	for (uint64_t pos = 0; pos < 4 * M; pos += MAX_IO)
+		arr_check(&a, pos, MAX_IO, "after the fixes");
 	arr_close(&a);
 	loop_exit(&loop);
 }
