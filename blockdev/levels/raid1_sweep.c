@@ -245,8 +245,11 @@ static void sweep_rewritten(struct r1_sweep *sw)
 		else
 			l->l_rewritten_sectors += sw->len / 512;
 		bdev_log("%s member %d could not read member bytes %llu..%llu: rewritten from member %d",
-			 l->l_kind, i, (unsigned long long)sw->pos,
-			 (unsigned long long)(sw->pos + sw->len), sw->src);
+			 l->l_kind, i,
+			 (unsigned long long)(l->l_data_offset + sw->pos),
+			 (unsigned long long)(l->l_data_offset + sw->pos +
+					      sw->len),
+			 sw->src);
 	}
 }
 

@@ -90,7 +90,9 @@ static void plan(struct stripe_op *so)
 			lost++;
 		}
 	}
-	so->so_unreadable |= so->so_rewrite; /* a scrub's: rebuilt */
+	/* What a member could not read: rebuilt from the others. */
+	so->so_unreadable |= so->so_rewrite;
+	lost = __builtin_popcountll(so->so_unreadable);
 	if (so->so_kind == SO_READ) {
 		/* With more members out than parity covers, reads go the
 		 * RECON way: EIO where a stripe lacks more than parity
@@ -531,23 +533,22 @@ static void write_stage(struct stripe_op *so)
 }
 
 /*
- * A scrub's read stage failed on members while parity still covers what
- * they hold: rebuild their columns from the others and write them back
- * (write_stage()) instead of failing them, as md does.  A scrub exists to
- * find latent sector errors while another copy holds the data; failing the
- * member for one would leave the array without redundancy.  Whether the
- * stripe is run again so.
+ * An op's read stage (a user read, the reads of a partial write, a
+ * scrub's) failed on members while parity still covers what they hold:
+ * rebuild their columns from the others and write them back
+ * (write_stage()) instead of failing them, as md does.  A latent sector
+ * error is remapped by a write, and failing the member for one would leave
+ * the array without redundancy.  Whether the stripe is run again so.
  */
-static bool scrub_rewrites(struct stripe_op *so)
+static bool mend_rewrites(struct stripe_op *so)
 {
 	struct layer *l = so->so_l;
 	struct r56 *r = r56_of(l);
 	int slots[LAYER_MAX_MEMBERS], n = r->ndata + r->nparity;
 	uint64_t bad = 0;
 
-	if ((so->so_kind != SO_READ && so->so_kind != SO_CHECK &&
-	     so->so_kind != SO_REPAIR) ||
-	    so->so_nstripes > 1 || so->so_tries < 0)
+	if (so->so_kind == SO_REBUILD || so->so_nstripes > 1 ||
+	    so->so_tries < 0)
 		return false;
 	raid56_layout(l, so->so_stripe, slots);
 	for (int k = 0; k < so->so_nr_sub; k++)
@@ -563,7 +564,7 @@ static bool scrub_rewrites(struct stripe_op *so)
 
 /* The rewritten columns, read back: a member that still cannot read
  * them is failed (stage_end()). */
-static void scrub_read_back(struct stripe_op *so)
+static void mend_read_back(struct stripe_op *so)
 {
 	struct layer *l = so->so_l;
 	struct r56 *r = r56_of(l);
@@ -581,11 +582,13 @@ static void scrub_read_back(struct stripe_op *so)
 	stage_submit(so);
 }
 
-static void scrub_rewritten(struct stripe_op *so)
+static void mend_done(struct stripe_op *so)
 {
 	struct layer *l = so->so_l;
 	struct r56 *r = r56_of(l);
-	uint64_t mpos = so->so_stripe * l->l_chunk + so->so_c0;
+	/* Logged as the member's own bytes, as unreadable= takes them. */
+	uint64_t mpos =
+		l->l_data_offset + so->so_stripe * l->l_chunk + so->so_c0;
 	uint64_t w = so->so_c1 - so->so_c0;
 	int slots[LAYER_MAX_MEMBERS];
 
@@ -594,7 +597,7 @@ static void scrub_rewritten(struct stripe_op *so)
 		if (!(so->so_rewrite & (1ull << i)) ||
 		    layer_member_state(l, slots[i]) != LAYER_MEMBER_OK)
 			continue;
-		if (so->so_kind == SO_READ)
+		if (so->so_has_req) /* a user's read or write */
 			__atomic_fetch_add(&l->l_corrected_sectors, w / 512,
 					   __ATOMIC_RELAXED);
 		else
@@ -618,7 +621,7 @@ static void stage_end(struct bdev_req *req)
 		so_finish(so, err);
 		return;
 	}
-	if (err && scrub_rewrites(so)) {
+	if (err && mend_rewrites(so)) {
 		so_run(so);
 		return;
 	}
@@ -651,14 +654,14 @@ static void stage_end(struct bdev_req *req)
 		return;
 	}
 	if (so->so_tries == -1 && so->so_rewrite) {
-		scrub_read_back(so);
+		mend_read_back(so);
 		return;
 	}
 	if (so->so_tries < 0 || so->so_mode == MODE_DIRECT) {
 		/* A direct read that failed is tried again above, planned
 		 * anew (the member failed: reconstructed then). */
 		if (so->so_tries == -2)
-			scrub_rewritten(so);
+			mend_done(so);
 		so_finish(so, 0);
 		return;
 	}

@@ -206,20 +206,24 @@ ref mdcheck raid5 $((64 * K)) "$MODEL" a.img b.img c.img d.img ||
 	die "$CASE: members after the check"
 
 # ---- raid1: the same 8k met by a read of the disk -----------------------------
-# Reads alternate between the mirrors: two passes meet mirror 1 for sure.
+# Reads alternate between the mirrors, on each loop: of 8 reads of the bad
+# 8k, one loop makes two at least, and one of those meets mirror 1.
 newcase raid1-read-unreadable
 make_image a.img 8M; make_image b.img 8M
 start_rawvec 'raid1(a.img, faulty(b.img))'
 fill_model
 ctl "fault 1 unreadable=$((3 * M))..$((3 * M + 8 * K))"
+for i in 1 2 3 4 5 6 7 8; do
+	dd if="$D" of=/dev/null bs=8k count=1 skip=$((3 * M / 8192)) iflag=direct status=none ||
+		die "$CASE: read $i of the bad 8k failed"
+done
 verify "reading over the bad sectors"
-verify "reading over them again"
 for i in $(seq 50); do
 	[ "$(stat_value target.corrected_sectors)" != 0 ] && break
 	sleep 0.1
 done
 v=$(stat_value target.corrected_sectors) || exit 1
-[ "$v" -ge 16 ] || die "$CASE: corrected_sectors is $v after the reads, want the read's range"
+[ "$v" -ge 16 ] || die "$CASE: corrected_sectors is $v after the reads, want a read's range"
 log "$CASE: $(grep 'could not read' "$RAWVEC_LOG")"
 for f in members.1.state:ok members.1.unreadable_sectors:0 degraded:0; do
 	v=$(stat_value "target.${f%:*}") || exit 1
@@ -248,5 +252,25 @@ grep -q "raid5 member 3 could not read member bytes $((3 * M + 64 * K))..$((3 * 
 stop_rawvec
 ref mdcheck raid5 $((64 * K)) "$MODEL" a.img b.img c.img d.img ||
 	die "$CASE: members after the read"
+
+# ---- the same with md superblocks: data 1M into each member ----------------
+# The log names the member's own bytes, as unreadable= takes them: member
+# bytes 3M+64k are data bytes 2M+64k, data chunk 0 of stripe 33 on member 3.
+newcase raid5-md-read-unreadable
+for m in a b c d; do make_image $m.img 8M; done
+n0=$(wc -l <"$RAWVEC_LOG") # the log so far: the cases above
+start_rawvec 'raid5(a.img, b.img, c.img, faulty(d.img), chunk=64k, super=1.2)'
+for i in $(seq 100); do
+	[ "$(stat_value target.sweep_running)" = false ] && break
+	sleep 0.1
+done
+fill_model
+ctl "fault 3 unreadable=$((3 * M + 64 * K))..$((3 * M + 72 * K))"
+verify "reading over the bad sectors"
+[ "$(stat_value target.members.3.state)" = ok ] || die "$CASE: member 3 failed"
+tail -n +$((n0 + 1)) "$RAWVEC_LOG" >"$T/log.case"
+grep -qF "raid5 member 3 could not read member bytes $((3 * M + 64 * K))..$((3 * M + 128 * K)): rewritten from the others" \
+	"$T/log.case" || die "$CASE: no rewrite of member bytes 3M+64k in the log: $(grep 'could not read' "$T/log.case")"
+stop_rawvec
 
 log "pass (${SECONDS}s)"

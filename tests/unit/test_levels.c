@@ -2026,6 +2026,7 @@ START_TEST(test_raid5_read_rewrites_unreadable)
 	struct loop loop;
 	struct layer *l;
 	struct arr a;
+	char err[256];
 
 	if (!one_loop_init(&loop))
 		return; /* no io_uring to run */
@@ -2045,6 +2046,20 @@ START_TEST(test_raid5_read_rewrites_unreadable)
 	UT_EQ(l->l_mismatch_sectors + l->l_rewritten_sectors, 0,
 	      "a check after it");
 	arr_check_all(&a, "again");
+	/* A partial write whose reconstruct-write reads meet them: 64k of
+	 * data chunk 1 and 4k of chunk 2 read the rest from chunk 0. */
+	ck_assert_int_eq(faulty_configure(l->l_members[3],
+					  "unreadable=1114112..1122304", err,
+					  sizeof(err)),
+			 0);
+	arr_write(&a, 3328 * K, 68 * K);
+	UT_EQ(layer_nr_bad(l), 0, "failed members after the write");
+	UT_CHECK(l->l_corrected_sectors > 128, "corrected by the write: %llu",
+		 (unsigned long long)l->l_corrected_sectors);
+	arr_check_all(&a, "after the write");
+	UT_EQ(layer_nr_bad(l), 0, "failed members after reading");
+	UT_EQ(faulty_stats(l->l_members[3])->unreadable_sectors, 0,
+	      "unreadable after the write and the reads");
 	arr_close(&a);
 	loop_exit(&loop);
 }
