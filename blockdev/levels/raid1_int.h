@@ -23,8 +23,9 @@ struct r1_fix {
 	int m;
 };
 
-/* Fixes waiting at most: a mirror that needs more is failed, as md fails
- * one after its 20th corrected read error.  Ranges of one mirror closer
+/* Fixes waiting at most: one more is left out, until a read meets it
+ * again (failing the mirror it came from failed one mirror for another's
+ * errors, and then the other for want of a copy).  Ranges of one mirror closer
  * than R1_FIX_GAP_BYTES wait as one (a bad area read at a queue depth
  * fills no list): a fix rewrites only the steps the mirror cannot read. */
 #define R1_FIXES_MAX 16
@@ -56,6 +57,7 @@ struct raid1 {
 	FIFO(struct layer_io) held;
 	struct r1_fix fixes[R1_FIXES_MAX];
 	int nr_fixes;
+	bool fixes_full; /* one was left out, and logged, since it filled */
 	bool fixing;
 	struct r1_sweep *sweep_next;
 };
@@ -85,8 +87,8 @@ int r1_sweep(struct layer *l, struct loop *loop, enum layer_sweep_kind kind,
 	     void (*done)(struct layer *l, int err));
 
 /** r1_fix_add() - on the fix loop @loop: queue @fix, and start fixing
- * unless a sweep runs (it starts them when it ends).  A mirror with too
- * many waiting is failed. */
+ * unless a sweep runs (it starts them when it ends).  With R1_FIXES_MAX
+ * waiting, @fix is left out. */
 void r1_fix_add(struct layer *l, struct loop *loop, const struct r1_fix *fix);
 
 #endif

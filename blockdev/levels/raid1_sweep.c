@@ -26,6 +26,7 @@ static void sweep_release(struct layer *l)
 /* ---- rebuild, check, repair: a sweep in steps over the members ------- */
 
 #define SWEEP_STEP (1u << 20)
+#define SWEEP_PAGE 4096u /* md mends read errors a page at a time */
 /* Redos of one step before new writes into it are held back. */
 #define SWEEP_REDOS_BEFORE_BARRIER 2
 
@@ -41,6 +42,9 @@ struct r1_sweep {
 	bool wrote;   /* a check's step rewrote an unreadable mirror */
 	bool fix;     /* a quiet check of the ranges in raid1's fixes */
 	uint64_t end; /* of the range it sweeps: the member's, or a fix's */
+	/* A step no mirror read whole, done again a page at a time up to
+	 * piece_end (0: not), and its sectors no mirror read. */
+	uint64_t piece_lo, piece_end, lost_sectors;
 	int err;
 	uint8_t *buf[LAYER_MAX_MEMBERS];
 	struct pvec vec[LAYER_MAX_MEMBERS];
@@ -253,12 +257,70 @@ static void sweep_rewritten(struct r1_sweep *sw)
 	}
 }
 
+/* The step is done: on to the next. */
+static void sweep_advance(struct r1_sweep *sw)
+{
+	struct layer *l = sw->l;
+
+	sw->redos = 0;
+	sw->retries = 0;
+	sw->counted = false;
+	sw->wrote = false;
+	sweep_release(l);
+	sw->pos += sw->len;
+	if (sw->piece_end && sw->pos >= sw->piece_end) {
+		if (sw->lost_sectors)
+			bdev_log("%s member bytes %llu..%llu: %llu sectors no mirror can read, left as they are (a read of them fails)",
+				 l->l_kind,
+				 (unsigned long long)(l->l_data_offset +
+						      sw->piece_lo),
+				 (unsigned long long)(l->l_data_offset +
+						      sw->piece_end),
+				 (unsigned long long)sw->lost_sectors);
+		sw->piece_end = sw->lost_sectors = 0;
+	}
+	if (sw->kind == LAYER_SWEEP_REBUILD)
+		__atomic_store_n(&l->l_rebuild_pos, sw->pos, __ATOMIC_RELEASE);
+	if (!sw->fix)
+		l->l_sweep_pos = sw->pos;
+	r1_sweep_step(sw);
+}
+
+/*
+ * No mirror read the whole step of a check, repair or fix: each may have
+ * a bad sector in another page of it, which md, working in pages, mends
+ * from the other.  The step is done again a page at a time.  A page no
+ * mirror reads is lost on all of them, and failing them for it would lose
+ * the rest of the array too: it is counted, logged and left, and a read
+ * of it fails.  Whether it was that.
+ */
+static bool sweep_no_reader(struct r1_sweep *sw)
+{
+	if (sw->stage != 0 || sw->kind == LAYER_SWEEP_REBUILD)
+		return false;
+	for (int i = 0; i < sw->l->l_nr; i++) {
+		sw->sub[i].br_error = 0;
+		sw->unreadable[i] = false;
+	}
+	if (sw->len > SWEEP_PAGE) {
+		sw->piece_lo = sw->pos;
+		sw->piece_end = sw->pos + sw->len;
+		r1_sweep_step(sw);
+		return true;
+	}
+	sw->lost_sectors += sw->len / 512;
+	sweep_advance(sw);
+	return true;
+}
+
 static void sweep_agg_end(struct bdev_req *req)
 {
 	struct r1_sweep *sw = req->br_private;
 	struct layer *l = sw->l;
 
 	if (req->br_error && !sweep_unreadable(sw)) {
+		if (sweep_no_reader(sw))
+			return;
 		/* A mirror that fails the sweep's I/O is failed, as one that
 		 * fails a user's: a check that met a dead mirror left it ok.
 		 * The step is done again with the mirrors left, while they
@@ -340,17 +402,7 @@ static void sweep_agg_end(struct bdev_req *req)
 	if (sw->stage == 1 && sweep_read_back(sw))
 		return;
 	sweep_rewritten(sw);
-	sw->redos = 0;
-	sw->retries = 0;
-	sw->counted = false;
-	sw->wrote = false;
-	sweep_release(l);
-	sw->pos += sw->len;
-	if (sw->kind == LAYER_SWEEP_REBUILD)
-		__atomic_store_n(&l->l_rebuild_pos, sw->pos, __ATOMIC_RELEASE);
-	if (!sw->fix)
-		l->l_sweep_pos = sw->pos;
-	r1_sweep_step(sw);
+	sweep_advance(sw);
 }
 
 /* A fix's next range: the oldest waiting whose mirror is still in the
@@ -364,7 +416,10 @@ static bool fix_next(struct r1_sweep *sw)
 
 		memmove(&r->fixes[0], &r->fixes[1],
 			--r->nr_fixes * sizeof(r->fixes[0]));
-		if (layer_member_state(sw->l, f.m) != LAYER_MEMBER_OK)
+		r->fixes_full = false;
+		/* Nothing to copy from with one mirror left. */
+		if (layer_member_state(sw->l, f.m) != LAYER_MEMBER_OK ||
+		    !sweep_can_go_on(sw))
 			continue;
 		sw->pos = f.lo;
 		sw->end = f.hi;
@@ -426,9 +481,12 @@ void r1_fix_add(struct layer *l, struct loop *loop, const struct r1_fix *fix)
 		}
 	}
 	if (r->nr_fixes == R1_FIXES_MAX) {
-		if (layer_set_state(l, fix->m, LAYER_MEMBER_FAILED))
-			bdev_log("%s member %d failed: %d read errors wait to be mended already, %d of them its own",
+		/* Left unmended: a read that meets it again asks again.
+		 * Failing a mirror here failed one for another's errors. */
+		if (!r->fixes_full)
+			bdev_log("%s member %d: %d read errors wait to be mended already (%d of them its own): this one is left until a read meets it again",
 				 l->l_kind, fix->m, R1_FIXES_MAX, same);
+		r->fixes_full = true;
 		return;
 	}
 	r->fixes[r->nr_fixes++] = *fix;
@@ -448,6 +506,10 @@ void r1_sweep_step(struct r1_sweep *sw)
 	sw->len = sw->end - sw->pos;
 	if (sw->len > SWEEP_STEP)
 		sw->len = SWEEP_STEP;
+	if (sw->piece_end)
+		sw->len = sw->piece_end - sw->pos < SWEEP_PAGE ?
+				  sw->piece_end - sw->pos :
+				  SWEEP_PAGE;
 	/* From a mirror that read this step, if one could not. */
 	sw->src = -1;
 	for (int i = 0; i < l->l_nr && sw->src < 0; i++)

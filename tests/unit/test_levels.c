@@ -1863,8 +1863,10 @@ END_TEST
  * Read errors wait for their fix on a list of R1_FIXES_MAX: while the
  * first fix's write back is held (a latency spike), reads that meet 16
  * more bad ranges of mirror 1, more than R1_FIX_GAP_BYTES apart, fill it,
- * and the 17th fails the mirror instead of growing it.  Every read still
- * returns its data.  Ranges closer than that wait as one.
+ * and the 17th is left out until a read meets it again; no mirror is
+ * failed for it (that failed the other mirror, once, for this one's
+ * errors).  Every read returns its data.  Ranges closer than that wait as
+ * one.
  */
 START_TEST(test_raid1_mends_bounded)
 {
@@ -1881,24 +1883,32 @@ START_TEST(test_raid1_mends_bounded)
 	arr_open(&a, expr, &loop);
 	l = a.a_l;
 	/* Every other read goes to mirror 1: its ranges 1152k apart, more
-	 * than R1_FIX_GAP_BYTES. */
-	for (uint64_t pos = 0; layer_nr_bad(l) == 0 && pos < 32 * M;
+	 * than R1_FIX_GAP_BYTES.  The first fix runs, R1_FIXES_MAX wait, and
+	 * the last is left out. */
+	for (uint64_t pos = 0; pos < 2 * (R1_FIXES_MAX + 2) * 576 * K;
 	     pos += 576 * K) {
 		UT_EQ(do_io(&loop, a.a_dev, BDEV_READ, pos, a.a_buf, 4096, 0),
 		      0, "read at %llu", (unsigned long long)pos);
 		reads++;
 	}
-	UT_EQ(layer_member_state(l, 1), LAYER_MEMBER_FAILED,
-	      "mirror 1 after %d reads", reads);
-	/* The first fix runs; R1_FIXES_MAX wait; the next one fails it. */
-	UT_EQ(reads, 2 * (R1_FIXES_MAX + 2), "reads before it failed");
-	/* The held write back goes on; the fixes of a failed mirror end. */
+	UT_EQ(layer_nr_bad(l), 0, "failed after %d reads", reads);
+	UT_EQ(raid1_of(l)->nr_fixes, R1_FIXES_MAX, "fixes waiting");
+	/* The held write back goes on, and every fix waiting. */
 	ck_assert_int_eq(faulty_configure(l->l_members[1], "lat_spike=none",
 					  err, sizeof(err)),
 			 0);
 	for (int i = 0; i < 100000 && raid1_of(l)->fixing; i++)
 		loop_run(&loop, 0);
 	UT_CHECK(!raid1_of(l)->fixing, "the fix did not end");
+	UT_EQ(l->l_corrected_sectors, (R1_FIXES_MAX + 1) * 8, "corrected");
+	/* The one left out, met again. */
+	for (int i = 0; i < 2; i++)
+		UT_EQ(do_io(&loop, a.a_dev, BDEV_READ,
+			    (2 * R1_FIXES_MAX + 3) * 576 * K, a.a_buf, 4096, 0),
+		      0, "the read left out, again");
+	UT_EQ(l->l_corrected_sectors, (R1_FIXES_MAX + 2) * 8,
+	      "corrected after it");
+	UT_EQ(layer_nr_bad(l), 0, "failed members");
 	arr_close(&a);
 
 	/* 64 reads 64k apart, 32 of them on mirror 1: one range waits. */
@@ -1917,6 +1927,57 @@ START_TEST(test_raid1_mends_bounded)
 	UT_EQ(layer_member_state(l, 1), LAYER_MEMBER_OK, "the mirror mended");
 	for (uint64_t pos = 0; pos < 4 * M; pos += MAX_IO)
 		arr_check(&a, pos, MAX_IO, "after the fixes");
+	arr_close(&a);
+	loop_exit(&loop);
+}
+END_TEST
+
+/*
+ * Each mirror has a bad page in the same 1 MiB step, in different pages:
+ * no mirror reads the step whole, so it is done again a page at a time,
+ * and each page is written back from the mirror that reads it (md works in
+ * pages); the old code failed both mirrors.  A page no mirror reads is
+ * left, and fails no mirror.
+ */
+START_TEST(test_raid1_check_pages)
+{
+	const char *expr =
+		"raid1(faulty(mem(size=4m), unreadable=2097152..2101248), "
+		"faulty(mem(size=4m), unreadable=2621440..2625536))";
+	const char *both =
+		"raid1(faulty(mem(size=4m), unreadable=2097152..2101248), "
+		"faulty(mem(size=4m), unreadable=2097152..2101248))";
+	struct loop loop;
+	struct layer *l;
+	struct arr a;
+
+	if (!one_loop_init(&loop))
+		return; /* no io_uring to run */
+	arr_open(&a, expr, &loop);
+	l = a.a_l;
+	arr_write(&a, 0, MAX_IO);
+	ck_assert_int_ge(member_scrub(&loop, a.a_dev, false, NULL, 0), 1);
+	for (int i = 0; i < 10000 && l->l_sweep_running; i++)
+		loop_run(&loop, 0);
+	UT_EQ(layer_nr_bad(l), 0, "failed mirrors");
+	UT_EQ(l->l_sweep_pos, l->l_sweep_total, "the check's end");
+	UT_EQ(l->l_rewritten_sectors, 16, "rewritten: two pages");
+	UT_EQ(l->l_mismatch_sectors, 0, "mismatched");
+	for (int m = 0; m < 2; m++)
+		UT_EQ(faulty_stats(l->l_members[m])->unreadable_sectors, 0,
+		      "mirror %d unreadable after", m);
+	arr_check_all(&a, "after the check");
+	arr_close(&a);
+
+	arr_open(&a, both, &loop);
+	l = a.a_l;
+	ck_assert_int_ge(member_scrub(&loop, a.a_dev, true, NULL, 0), 1);
+	for (int i = 0; i < 10000 && l->l_sweep_running; i++)
+		loop_run(&loop, 0);
+	UT_EQ(layer_nr_bad(l), 0, "failed for a page none reads");
+	UT_EQ(l->l_sweep_pos, l->l_sweep_total, "the repair's end");
+	UT_EQ(do_io(&loop, a.a_dev, BDEV_READ, 2 * M, a.a_buf, 4096, 0), -EIO,
+	      "a read of the page");
 	arr_close(&a);
 	loop_exit(&loop);
 }
@@ -2660,6 +2721,7 @@ Suite *levels_suite(void)
 	tcase_add_test(tc, test_raid56_check_rewrites_unreadable);
 	tcase_add_test(tc, test_raid1_read_mends_unreadable);
 	tcase_add_test(tc, test_raid1_mends_bounded);
+	tcase_add_test(tc, test_raid1_check_pages);
 	tcase_add_test(tc, test_raid5_read_rewrites_unreadable);
 	tcase_add_test(tc, test_raid5_md_reads_stay);
 	tcase_add_loop_test(tc, test_spread_gather_reads, 0, 2);
