@@ -608,6 +608,50 @@ static void mend_done(struct stripe_op *so)
 	}
 }
 
+/* The next page of a scrub done by pages; false when there is none. */
+static bool scrub_next_page(struct stripe_op *so)
+{
+	if (!so->so_page_end || so->so_c1 >= so->so_page_end)
+		return false;
+	so->so_c0 = so->so_c1;
+	so->so_c1 = so->so_c0 + 4096 < so->so_page_end ? so->so_c0 + 4096 :
+							 so->so_page_end;
+	so->so_kind = so->so_page_kind; /* scrub() marks a clean one */
+	so->so_rewrite = 0;
+	so->so_tries = 0;
+	so_run(so);
+	return true;
+}
+
+/*
+ * A scrub's stripe in which more members failed reads than parity covers,
+ * maybe each in a page of its own: done again a page at a time (md mends
+ * in pages).  A page that still lacks too many is lost: logged and left,
+ * and no member is failed for it.  Whether it took the stripe so.
+ */
+static bool scrub_by_pages(struct stripe_op *so)
+{
+	struct layer *l = so->so_l;
+	uint64_t at = l->l_data_offset + so->so_stripe * l->l_chunk;
+
+	if ((so->so_kind != SO_CHECK && so->so_kind != SO_REPAIR) ||
+	    so->so_tries < 0 ||
+	    (!so->so_page_end && so->so_c1 - so->so_c0 <= 4096))
+		return false;
+	if (!so->so_page_end) {
+		so->so_page_end = so->so_c1;
+		so->so_page_kind = so->so_kind;
+		so->so_c1 = so->so_c0; /* scrub_next_page() takes the first */
+	} else {
+		bdev_log("%s member bytes %llu..%llu: more members cannot read them than parity covers, left as they are",
+			 l->l_kind, (unsigned long long)(at + so->so_c0),
+			 (unsigned long long)(at + so->so_c1));
+	}
+	if (!scrub_next_page(so))
+		so_finish(so, 0);
+	return true;
+}
+
 static void stage_end(struct bdev_req *req)
 {
 	struct stripe_op *so = req->br_private;
@@ -625,6 +669,8 @@ static void stage_end(struct bdev_req *req)
 		so_run(so);
 		return;
 	}
+	if (err && scrub_by_pages(so))
+		return;
 	if (err) {
 		/* A member that fails I/O is failed, as md does; then the
 		 * stripe is tried again degraded while parity allows. */
@@ -662,7 +708,8 @@ static void stage_end(struct bdev_req *req)
 		 * anew (the member failed: reconstructed then). */
 		if (so->so_tries == -2)
 			mend_done(so);
-		so_finish(so, 0);
+		if (!scrub_next_page(so))
+			so_finish(so, 0);
 		return;
 	}
 	write_stage(so);

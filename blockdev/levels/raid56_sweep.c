@@ -67,6 +67,7 @@ static bool sweep_next(struct r56_sweep *sw)
 	so->so_c1 = r->chunk;
 	so->so_tries = 0;
 	so->so_rewrite = 0;
+	so->so_page_end = 0;
 	so->so_has_req = false;
 	so->so_loop = l->l_sweep_loop;
 	so->so_done = sweep_op_done;
