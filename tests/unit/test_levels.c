@@ -1619,6 +1619,18 @@ static void run_sweep_and(struct loop *loop, struct layer *l, struct io *w)
 		 w->io_done);
 }
 
+/* A check (or with @repair a repair) of @a on @loop, run to its end. */
+static void scrub_to_end(struct arr *a, struct loop *loop, bool repair)
+{
+	struct layer *l = a->a_l;
+
+	ck_assert_int_ge(member_scrub(loop, a->a_dev, repair, NULL, 0), 1);
+	for (int i = 0; i < 100000 && l->l_sweep_running; i++)
+		loop_run(loop, 0);
+	UT_CHECK(!l->l_sweep_running, "%s: the %s did not end", a->a_expr,
+		 repair ? "repair" : "check");
+}
+
 /*
  * A check or repair reads the mirrors while a write is in flight to them:
  * it has landed on mirror 0 but not yet on mirror 1, held there by a
@@ -1761,11 +1773,7 @@ START_TEST(test_raid1_check_rewrites_unreadable)
 		arr_write(&a, 0, MAX_IO);
 		arr_write(&a, 2 * M, MAX_IO);
 		UT_EQ(fs->unreadable_sectors, 16, "unreadable before");
-		ck_assert_int_ge(member_scrub(&loop, a.a_dev, repair, NULL, 0),
-				 1);
-		for (int i = 0; i < 1000 && l->l_sweep_running; i++)
-			loop_run(&loop, 0);
-		UT_CHECK(!l->l_sweep_running, "the sweep did not end");
+		scrub_to_end(&a, &loop, repair);
 		UT_EQ(layer_member_state(l, 1), LAYER_MEMBER_OK,
 		      "%s: the mirror that could not read 8k",
 		      repair ? "repair" : "check");
@@ -1786,10 +1794,7 @@ START_TEST(test_raid1_check_rewrites_unreadable)
 	ck_assert_int_eq(faulty_configure(l->l_members[1], "write_eio=1", err,
 					  sizeof(err)),
 			 0);
-	ck_assert_int_ge(member_scrub(&loop, a.a_dev, false, NULL, 0), 1);
-	for (int i = 0; i < 1000 && l->l_sweep_running; i++)
-		loop_run(&loop, 0);
-	UT_CHECK(!l->l_sweep_running, "the sweep did not end");
+	scrub_to_end(&a, &loop, false);
 	UT_EQ(layer_member_state(l, 1), LAYER_MEMBER_FAILED,
 	      "the mirror that could neither read nor write");
 	UT_EQ(l->l_rewritten_sectors, 0, "rewritten");
@@ -1956,9 +1961,7 @@ START_TEST(test_raid1_check_pages)
 	arr_open(&a, expr, &loop);
 	l = a.a_l;
 	arr_write(&a, 0, MAX_IO);
-	ck_assert_int_ge(member_scrub(&loop, a.a_dev, false, NULL, 0), 1);
-	for (int i = 0; i < 10000 && l->l_sweep_running; i++)
-		loop_run(&loop, 0);
+	scrub_to_end(&a, &loop, false);
 	UT_EQ(layer_nr_bad(l), 0, "failed mirrors");
 	UT_EQ(l->l_sweep_pos, l->l_sweep_total, "the check's end");
 	UT_EQ(l->l_rewritten_sectors, 16, "rewritten: two pages");
@@ -1971,9 +1974,7 @@ START_TEST(test_raid1_check_pages)
 
 	arr_open(&a, both, &loop);
 	l = a.a_l;
-	ck_assert_int_ge(member_scrub(&loop, a.a_dev, true, NULL, 0), 1);
-	for (int i = 0; i < 10000 && l->l_sweep_running; i++)
-		loop_run(&loop, 0);
+	scrub_to_end(&a, &loop, true);
 	UT_EQ(layer_nr_bad(l), 0, "failed for a page none reads");
 	UT_EQ(l->l_sweep_pos, l->l_sweep_total, "the repair's end");
 	UT_EQ(do_io(&loop, a.a_dev, BDEV_READ, 2 * M, a.a_buf, 4096, 0), -EIO,
@@ -2017,16 +2018,7 @@ START_TEST(test_raid56_check_rewrites_unreadable)
 			l = a.a_l;
 			arr_write(&a, 0, MAX_IO);
 			for (int pass = 0; pass < 2; pass++) {
-				ck_assert_int_ge(member_scrub(&loop, a.a_dev,
-							      repair && !pass,
-							      NULL, 0),
-						 1);
-				for (int i = 0; i < 1000 && l->l_sweep_running;
-				     i++)
-					loop_run(&loop, 0);
-				UT_CHECK(!l->l_sweep_running,
-					 "%s: the sweep did not end",
-					 cases[c].expr);
+				scrub_to_end(&a, &loop, repair && !pass);
 				UT_EQ(layer_nr_bad(l), 0, "%s: %s %d: failed",
 				      cases[c].expr,
 				      repair ? "repair" : "check", pass);
@@ -2059,10 +2051,7 @@ START_TEST(test_raid56_check_rewrites_unreadable)
 		ck_assert_int_eq(faulty_configure(l->l_members[3], "read_eio=1",
 						  err, sizeof(err)),
 				 0);
-		ck_assert_int_ge(member_scrub(&loop, a.a_dev, false, NULL, 0),
-				 1);
-		for (int i = 0; i < 1000 && l->l_sweep_running; i++)
-			loop_run(&loop, 0);
+		scrub_to_end(&a, &loop, false);
 		UT_EQ(layer_member_state(l, 3), LAYER_MEMBER_FAILED,
 		      "a member that fails every read");
 		UT_EQ(l->l_rewritten_sectors, 0, "rewritten");
@@ -2100,9 +2089,7 @@ START_TEST(test_raid5_check_pages)
 		arr_open(&a, exprs[c], &loop);
 		l = a.a_l;
 		arr_write(&a, 0, MAX_IO);
-		ck_assert_int_ge(member_scrub(&loop, a.a_dev, c, NULL, 0), 1);
-		for (int i = 0; i < 10000 && l->l_sweep_running; i++)
-			loop_run(&loop, 0);
+		scrub_to_end(&a, &loop, c);
 		UT_EQ(layer_nr_bad(l), 0, "case %d: failed members", c);
 		UT_EQ(l->l_sweep_pos, l->l_sweep_total, "case %d: the end", c);
 		UT_EQ(l->l_rewritten_sectors, c ? 0 : 16, "case %d: rewritten",
@@ -2150,9 +2137,7 @@ START_TEST(test_raid5_read_rewrites_unreadable)
 	UT_EQ(l->l_corrected_sectors, 128, "corrected: the chunk's column");
 	UT_EQ(faulty_stats(l->l_members[3])->unreadable_sectors, 0,
 	      "unreadable after");
-	ck_assert_int_ge(member_scrub(&loop, a.a_dev, false, NULL, 0), 1);
-	for (int i = 0; i < 1000 && l->l_sweep_running; i++)
-		loop_run(&loop, 0);
+	scrub_to_end(&a, &loop, false);
 	UT_EQ(l->l_mismatch_sectors + l->l_rewritten_sectors, 0,
 	      "a check after it");
 	arr_check_all(&a, "again");
