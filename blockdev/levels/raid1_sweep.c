@@ -302,11 +302,13 @@ static bool sweep_no_reader(struct r1_sweep *sw)
 		sw->sub[i].br_error = 0;
 		sw->unreadable[i] = false;
 	}
-	if (sw->len > SWEEP_PAGE) {
+	if (!sw->piece_end) {
 		sw->piece_lo = sw->pos;
 		sw->piece_end = sw->pos + sw->len;
-		r1_sweep_step(sw);
-		return true;
+		if (sw->len > SWEEP_PAGE) {
+			r1_sweep_step(sw);
+			return true;
+		}
 	}
 	sw->lost_sectors += sw->len / 512;
 	sweep_advance(sw);

@@ -76,9 +76,10 @@ struct stripe_op {
 	 * rewrites a read error (so_tries -2: the read-back stage). */
 	uint64_t so_rewrite;
 	/* A scrub done a page of columns at a time, up to so_page_end (0:
-	 * not), as the so_page_kind it began as. */
+	 * not), as the so_page_kind it began as; pages it found lost. */
 	uint64_t so_page_end;
 	enum so_kind so_page_kind;
+	uint32_t so_lost_pages;
 	bool so_has_req;
 	/* Plugged: a partial-stripe write held in the wait list (until the
 	 * ring's next submit, or so_hold_ns longer), so that neighbours

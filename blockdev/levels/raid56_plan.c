@@ -532,14 +532,10 @@ static void write_stage(struct stripe_op *so)
 	stage_submit(so);
 }
 
-/*
- * An op's read stage (a user read, the reads of a partial write, a
- * scrub's) failed on members while parity still covers what they hold:
- * rebuild their columns from the others and write them back
- * (write_stage()) instead of failing them, as md does.  A latent sector
- * error is remapped by a write, and failing the member for one would leave
- * the array without redundancy.  Whether the stripe is run again so.
- */
+/* An op's reads (a user's, a partial write's, a scrub's) failed on members
+ * parity still covers: their columns are rebuilt and written back, as md
+ * does (a write remaps a latent sector error; failing the member for one
+ * leaves the array without redundancy).  Whether the stripe runs again so. */
 static bool mend_rewrites(struct stripe_op *so)
 {
 	struct layer *l = so->so_l;
@@ -608,9 +604,19 @@ static void mend_done(struct stripe_op *so)
 	}
 }
 
-/* The next page of a scrub done by pages; false when there is none. */
+/* The next page of a scrub done by pages; false when there is none (then
+ * the pages lost are logged, once a stripe). */
 static bool scrub_next_page(struct stripe_op *so)
 {
+	struct layer *l = so->so_l;
+	uint64_t at = l->l_data_offset + so->so_stripe * l->l_chunk;
+
+	if (so->so_page_end && so->so_c1 >= so->so_page_end &&
+	    so->so_lost_pages)
+		bdev_log("%s member bytes %llu..%llu: %u pages more members cannot read than parity covers, left as they are",
+			 l->l_kind, (unsigned long long)at,
+			 (unsigned long long)(at + so->so_page_end),
+			 so->so_lost_pages);
 	if (!so->so_page_end || so->so_c1 >= so->so_page_end)
 		return false;
 	so->so_c0 = so->so_c1;
@@ -623,17 +629,11 @@ static bool scrub_next_page(struct stripe_op *so)
 	return true;
 }
 
-/*
- * A scrub's stripe in which more members failed reads than parity covers,
- * maybe each in a page of its own: done again a page at a time (md mends
- * in pages).  A page that still lacks too many is lost: logged and left,
- * and no member is failed for it.  Whether it took the stripe so.
- */
+/* A scrub's stripe with more failed reads than parity covers, maybe each
+ * in a page of its own, is done again a page at a time (md mends in pages);
+ * a page still lacking too many is lost, failing no member.  Whether so. */
 static bool scrub_by_pages(struct stripe_op *so)
 {
-	struct layer *l = so->so_l;
-	uint64_t at = l->l_data_offset + so->so_stripe * l->l_chunk;
-
 	if ((so->so_kind != SO_CHECK && so->so_kind != SO_REPAIR) ||
 	    so->so_tries < 0 ||
 	    (!so->so_page_end && so->so_c1 - so->so_c0 <= 4096))
@@ -642,10 +642,9 @@ static bool scrub_by_pages(struct stripe_op *so)
 		so->so_page_end = so->so_c1;
 		so->so_page_kind = so->so_kind;
 		so->so_c1 = so->so_c0; /* scrub_next_page() takes the first */
+		so->so_lost_pages = 0;
 	} else {
-		bdev_log("%s member bytes %llu..%llu: more members cannot read them than parity covers, left as they are",
-			 l->l_kind, (unsigned long long)(at + so->so_c0),
-			 (unsigned long long)(at + so->so_c1));
+		so->so_lost_pages++;
 	}
 	if (!scrub_next_page(so))
 		so_finish(so, 0);
@@ -696,6 +695,8 @@ static void stage_end(struct bdev_req *req)
 		if (failed_one && so->so_tries < 0 &&
 		    layer_nr_bad(l) <= r56_of(l)->nparity)
 			err = 0;
+		if (!err && scrub_next_page(so))
+			return; /* a page's member failed: on to the next */
 		so_finish(so, err);
 		return;
 	}

@@ -2104,6 +2104,31 @@ START_TEST(test_raid5_check_pages)
 		}
 		arr_close(&a);
 	}
+	/* raid6, three members bad in pages 1, 2 and 3 of stripe 0; the
+	 * first cannot take its page back and is failed: the pages after it
+	 * are still mended (the old code ended the stripe there). */
+	{
+		struct layer *l;
+		struct arr a;
+
+		arr_open(&a,
+			 "raid6(mem(size=4m), "
+			 "faulty(mem(size=4m), unreadable=4096..8192, write_eio=1), "
+			 "faulty(mem(size=4m), unreadable=8192..12288), "
+			 "faulty(mem(size=4m), unreadable=12288..16384), "
+			 "mem(size=4m), chunk=64k)",
+			 &loop);
+		l = a.a_l;
+		scrub_to_end(&a, &loop, false);
+		UT_EQ(layer_member_state(l, 1), LAYER_MEMBER_FAILED,
+		      "the member that cannot write");
+		UT_EQ(layer_nr_bad(l), 1, "failed members");
+		UT_EQ(l->l_rewritten_sectors, 16, "rewritten: pages 2 and 3");
+		for (int m = 2; m < 4; m++)
+			UT_EQ(faulty_stats(l->l_members[m])->unreadable_sectors,
+			      0, "member %d unreadable after", m);
+		arr_close(&a);
+	}
 	loop_exit(&loop);
 }
 END_TEST
