@@ -1619,6 +1619,30 @@ static void run_sweep_and(struct loop *loop, struct layer *l, struct io *w)
 		 w->io_done);
 }
 
+static void scrub_to_end(struct arr *a, struct loop *loop, bool repair);
+
+/* A check of @expr whose member @m, a faulty(), has @faults too: the
+ * member is failed (it cannot take back, or read back, what it could not
+ * read), and nothing counts as rewritten. */
+static void check_fails(struct loop *loop, const char *expr, int m,
+			const char *faults)
+{
+	struct layer *l;
+	struct arr a;
+	char err[256];
+
+	arr_open(&a, expr, loop);
+	l = a.a_l;
+	ck_assert_int_eq(faulty_configure(l->l_members[m], faults, err,
+					  sizeof(err)),
+			 0);
+	scrub_to_end(&a, loop, false);
+	UT_EQ(layer_member_state(l, m), LAYER_MEMBER_FAILED,
+	      "%s: member %d with %s", expr, m, faults);
+	UT_EQ(l->l_rewritten_sectors, 0, "%s: rewritten", expr);
+	arr_close(&a);
+}
+
 /* A check (or with @repair a repair) of @a on @loop, run to its end. */
 static void scrub_to_end(struct arr *a, struct loop *loop, bool repair)
 {
@@ -1759,7 +1783,6 @@ START_TEST(test_raid1_check_rewrites_unreadable)
 	struct loop loop;
 	struct layer *l;
 	struct arr a;
-	char err[256];
 
 	if (!one_loop_init(&loop))
 		return; /* no io_uring to run */
@@ -1789,16 +1812,7 @@ START_TEST(test_raid1_check_rewrites_unreadable)
 		arr_check_all(&a, "after the sweep");
 		arr_close(&a);
 	}
-	arr_open(&a, expr, &loop);
-	l = a.a_l;
-	ck_assert_int_eq(faulty_configure(l->l_members[1], "write_eio=1", err,
-					  sizeof(err)),
-			 0);
-	scrub_to_end(&a, &loop, false);
-	UT_EQ(layer_member_state(l, 1), LAYER_MEMBER_FAILED,
-	      "the mirror that could neither read nor write");
-	UT_EQ(l->l_rewritten_sectors, 0, "rewritten");
-	arr_close(&a);
+	check_fails(&loop, expr, 1, "write_eio=1");
 	loop_exit(&loop);
 }
 END_TEST
@@ -2041,22 +2055,7 @@ START_TEST(test_raid56_check_rewrites_unreadable)
 		}
 	}
 	/* A member that reads nothing back is failed. */
-	{
-		struct layer *l;
-		struct arr a;
-		char err[256];
-
-		arr_open(&a, cases[0].expr, &loop);
-		l = a.a_l;
-		ck_assert_int_eq(faulty_configure(l->l_members[3], "read_eio=1",
-						  err, sizeof(err)),
-				 0);
-		scrub_to_end(&a, &loop, false);
-		UT_EQ(layer_member_state(l, 3), LAYER_MEMBER_FAILED,
-		      "a member that fails every read");
-		UT_EQ(l->l_rewritten_sectors, 0, "rewritten");
-		arr_close(&a);
-	}
+	check_fails(&loop, cases[0].expr, 3, "read_eio=1");
 	loop_exit(&loop);
 }
 END_TEST
