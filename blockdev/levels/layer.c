@@ -326,6 +326,21 @@ void layer_fail_member_io(struct layer *l, int m, const struct bdev_req *req)
 				 "beyond its redundancy: I/O that needs the member fails");
 }
 
+void layer_rewritten(struct layer *l, int m, uint64_t pos, uint64_t len,
+		     bool by_user, const char *from)
+{
+	uint64_t at = l->l_data_offset + pos;
+
+	if (by_user)
+		__atomic_fetch_add(&l->l_corrected_sectors, len / 512,
+				   __ATOMIC_RELAXED);
+	else
+		l->l_rewritten_sectors += len / 512;
+	bdev_log("%s member %d could not read member bytes %llu..%llu: rewritten from %s",
+		 l->l_kind, m, (unsigned long long)at,
+		 (unsigned long long)(at + len), from);
+}
+
 void layer_submit_one(struct layer *l, struct bdev_req *req, int m,
 		      uint64_t pos)
 {

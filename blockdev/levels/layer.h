@@ -388,6 +388,14 @@ bool layer_set_state(struct layer *l, int m, enum layer_member_state st);
  * from an owner loop after the new member went in). */
 void layer_fail_member_io(struct layer *l, int m, const struct bdev_req *req);
 
+/** layer_rewritten() - member @m could not read data bytes [@pos, +
+ * @len), which were written back from @from and read back: count them
+ * (l_corrected_sectors for a user's I/O, @by_user, else the sweep's
+ * l_rewritten_sectors) and log them in the member's own bytes, as
+ * faulty()'s unreadable= takes them. */
+void layer_rewritten(struct layer *l, int m, uint64_t pos, uint64_t len,
+		     bool by_user, const char *from);
+
 /**
  * layer_create_wrapper() - a layer of @kind over the one member of @a
  * (owned from here on, also on failure) that passes its size through,

@@ -8,8 +8,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "blockdev/core/log.h"
-
 /* ---- reads and writes ---------------------------------------------------- */
 
 static bool in_sweep_range(const struct raid1 *r, const struct bdev_req *req)
@@ -63,9 +61,7 @@ static void mend(struct layer *l, const struct bdev_req *req, uint64_t bad)
 		if (to)
 			msg = malloc(sizeof(*msg));
 		if (!msg) {
-			if (layer_set_state(l, m, LAYER_MEMBER_FAILED))
-				bdev_log("%s member %d failed: its read error cannot be mended here",
-					 l->l_kind, m);
+			r1_fail_unmended(l, m, to ? "no memory" : "no loop");
 			continue;
 		}
 		msg->op.lo_done = mend_arrive;

@@ -86,6 +86,10 @@ void r1_sweep_step(struct r1_sweep *sw);
 int r1_sweep(struct layer *l, struct loop *loop, enum layer_sweep_kind kind,
 	     void (*done)(struct layer *l, int err));
 
+/** r1_fail_unmended() - fail mirror @m, whose read error cannot be
+ * mended for the reason @why (no memory, no loop), as before mending. */
+void r1_fail_unmended(struct layer *l, int m, const char *why);
+
 /** r1_fix_add() - on the fix loop @loop: queue @fix, and start fixing
  * unless a sweep runs (it starts them when it ends).  With R1_FIXES_MAX
  * waiting, @fix is left out. */

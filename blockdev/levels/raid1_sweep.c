@@ -3,6 +3,7 @@
 #include "blockdev/levels/raid1_int.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -236,6 +237,7 @@ static bool sweep_read_back(struct r1_sweep *sw)
 static void sweep_rewritten(struct r1_sweep *sw)
 {
 	struct layer *l = sw->l;
+	char from[24];
 
 	for (int i = 0; i < l->l_nr; i++) {
 		if (!sw->unreadable[i])
@@ -243,17 +245,8 @@ static void sweep_rewritten(struct r1_sweep *sw)
 		sw->unreadable[i] = false;
 		if (layer_member_state(l, i) != LAYER_MEMBER_OK)
 			continue;
-		if (sw->fix)
-			__atomic_fetch_add(&l->l_corrected_sectors,
-					   sw->len / 512, __ATOMIC_RELAXED);
-		else
-			l->l_rewritten_sectors += sw->len / 512;
-		bdev_log("%s member %d could not read member bytes %llu..%llu: rewritten from member %d",
-			 l->l_kind, i,
-			 (unsigned long long)(l->l_data_offset + sw->pos),
-			 (unsigned long long)(l->l_data_offset + sw->pos +
-					      sw->len),
-			 sw->src);
+		snprintf(from, sizeof(from), "member %d", sw->src);
+		layer_rewritten(l, i, sw->pos, sw->len, sw->fix, from);
 	}
 }
 
@@ -440,12 +433,8 @@ static bool fix_start(struct layer *l, struct loop *loop)
 		return false;
 	sw = sweep_alloc(l);
 	if (!sw) {
-		/* No memory to mend: fail the mirrors, as before mending. */
-		while (r->nr_fixes--)
-			if (layer_set_state(l, r->fixes[r->nr_fixes].m,
-					    LAYER_MEMBER_FAILED))
-				bdev_log("%s member %d failed: no memory to mend its read error",
-					 l->l_kind, r->fixes[r->nr_fixes].m);
+		for (int i = 0; i < r->nr_fixes; i++)
+			r1_fail_unmended(l, r->fixes[i].m, "no memory");
 		r->nr_fixes = 0;
 		return false;
 	}
@@ -459,6 +448,13 @@ static bool fix_start(struct layer *l, struct loop *loop)
 	l->l_sweep_loop = loop;
 	layer_gather(l, loop, LAYER_GATHER_SWEEP, sweep_start, sw);
 	return true;
+}
+
+void r1_fail_unmended(struct layer *l, int m, const char *why)
+{
+	if (layer_set_state(l, m, LAYER_MEMBER_FAILED))
+		bdev_log("%s member %d failed: its read error cannot be mended (%s)",
+			 l->l_kind, m, why);
 }
 
 void r1_fix_add(struct layer *l, struct loop *loop, const struct r1_fix *fix)

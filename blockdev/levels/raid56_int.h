@@ -71,7 +71,7 @@ struct stripe_op {
 	/* Slots (data..., P, Q) unreadable when the op planned its reads:
 	 * fixed for the op, as a rebuild may move on meanwhile. */
 	uint64_t so_unreadable;
-	/* Slots a scrub could not read while parity still covered them:
+	/* Slots the op could not read while parity still covered them:
 	 * rebuilt from the others, written back and read back, as md
 	 * rewrites a read error (so_tries -2: the read-back stage). */
 	uint64_t so_rewrite;

@@ -74,7 +74,7 @@ static void plan(struct stripe_op *so)
 	struct layer *l = so->so_l;
 	struct r56 *r = r56_of(l);
 	uint64_t mend = so->so_stripe * l->l_chunk + so->so_c1, a, b;
-	int slots[LAYER_MAX_MEMBERS], lost = 0, full = 0, nt = 0;
+	int slots[LAYER_MAX_MEMBERS], lost, full = 0, nt = 0;
 
 	so->so_unreadable = 0;
 	if (so->so_nstripes > 1) {
@@ -85,10 +85,8 @@ static void plan(struct stripe_op *so)
 	}
 	raid56_layout(l, so->so_stripe, slots);
 	for (int i = 0; i < r->ndata + r->nparity; i++) {
-		if (!layer_readable(l, slots[i], mend)) {
+		if (!layer_readable(l, slots[i], mend))
 			so->so_unreadable |= 1ull << i;
-			lost++;
-		}
 	}
 	/* What a member could not read: rebuilt from the others. */
 	so->so_unreadable |= so->so_rewrite;
@@ -582,26 +580,16 @@ static void mend_done(struct stripe_op *so)
 {
 	struct layer *l = so->so_l;
 	struct r56 *r = r56_of(l);
-	/* Logged as the member's own bytes, as unreadable= takes them. */
-	uint64_t mpos =
-		l->l_data_offset + so->so_stripe * l->l_chunk + so->so_c0;
-	uint64_t w = so->so_c1 - so->so_c0;
 	int slots[LAYER_MAX_MEMBERS];
 
 	raid56_layout(l, so->so_stripe, slots);
-	for (int i = 0; i < r->ndata + r->nparity; i++) {
-		if (!(so->so_rewrite & (1ull << i)) ||
-		    layer_member_state(l, slots[i]) != LAYER_MEMBER_OK)
-			continue;
-		if (so->so_has_req) /* a user's read or write */
-			__atomic_fetch_add(&l->l_corrected_sectors, w / 512,
-					   __ATOMIC_RELAXED);
-		else
-			l->l_rewritten_sectors += w / 512;
-		bdev_log("%s member %d could not read member bytes %llu..%llu: rewritten from the others",
-			 l->l_kind, slots[i], (unsigned long long)mpos,
-			 (unsigned long long)(mpos + w));
-	}
+	for (int i = 0; i < r->ndata + r->nparity; i++)
+		if ((so->so_rewrite & (1ull << i)) &&
+		    layer_member_state(l, slots[i]) == LAYER_MEMBER_OK)
+			layer_rewritten(l, slots[i],
+					so->so_stripe * l->l_chunk + so->so_c0,
+					so->so_c1 - so->so_c0, so->so_has_req,
+					"the others");
 }
 
 /* The next page of a scrub done by pages; false when there is none (then
